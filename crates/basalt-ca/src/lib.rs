@@ -1,0 +1,1 @@
+//! The certificate authority: the only holder of issuer keys

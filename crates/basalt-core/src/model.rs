@@ -1,0 +1,494 @@
+//! The ACME objects (RFC 8555 §7.1) as Basalt stores and passes them between services.
+
+use std::fmt;
+use std::net::IpAddr;
+use std::str::FromStr;
+
+use serde::Deserialize;
+use serde::Serialize;
+use time::OffsetDateTime;
+
+use crate::AccountId;
+use crate::AuthzId;
+use crate::Error;
+use crate::OrderId;
+use crate::Serial;
+
+/// The type of an identifier (RFC 8555 §9.7.7, RFC 8738).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum IdentifierType {
+    /// A DNS name.
+    Dns,
+    /// An IP address (RFC 8738).
+    Ip,
+}
+
+/// A name a certificate is requested for (RFC 8555 §7.1.3 `identifiers`).
+#[derive(Clone, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+pub struct Identifier {
+    /// `dns` or `ip`.
+    #[serde(rename = "type")]
+    pub kind: IdentifierType,
+    /// The name or address.
+    pub value: String,
+}
+
+impl Identifier {
+    /// A DNS identifier.
+    pub fn dns(value: impl Into<String>) -> Self {
+        Self {
+            kind: IdentifierType::Dns,
+            value: value.into(),
+        }
+    }
+
+    /// An IP identifier.
+    pub fn ip(value: impl Into<String>) -> Self {
+        Self {
+            kind: IdentifierType::Ip,
+            value: value.into(),
+        }
+    }
+}
+
+impl fmt::Display for Identifier {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.value)
+    }
+}
+
+/// Implements `as_str`, `Display` and `FromStr` for a unit enum from one table of
+/// wire names, so the RFC strings are written once.
+macro_rules! wire_names {
+    ($ty:ident { $($variant:ident => $name:literal),+ $(,)? }) => {
+        impl $ty {
+            /// The name RFC 8555 gives this value.
+            pub fn as_str(self) -> &'static str {
+                match self {
+                    $(Self::$variant => $name,)+
+                }
+            }
+        }
+
+        impl fmt::Display for $ty {
+            fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                f.write_str(self.as_str())
+            }
+        }
+
+        impl FromStr for $ty {
+            type Err = Error;
+
+            fn from_str(s: &str) -> Result<Self, Error> {
+                match s {
+                    $($name => Ok(Self::$variant),)+
+                    _ => Err(Error::malformed(format!(
+                        "{s:?} is not a valid {}",
+                        stringify!($ty)
+                    ))),
+                }
+            }
+        }
+    };
+}
+
+/// RFC 8555 §7.1.6 account status.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum AccountStatus {
+    /// Deactivated by its holder.
+    Deactivated,
+    /// Revoked by the server.
+    Revoked,
+    /// In use.
+    Valid,
+}
+
+wire_names!(AccountStatus { Deactivated => "deactivated", Revoked => "revoked", Valid => "valid" });
+
+/// RFC 8555 §7.1.6 order status.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum OrderStatus {
+    /// Failed, or an authorization failed or expired.
+    Invalid,
+    /// Some authorization is still pending.
+    Pending,
+    /// The CA is issuing the certificate.
+    Processing,
+    /// Every authorization is valid: the order can be finalized.
+    Ready,
+    /// The certificate is issued.
+    Valid,
+}
+
+wire_names!(OrderStatus {
+    Invalid => "invalid",
+    Pending => "pending",
+    Processing => "processing",
+    Ready => "ready",
+    Valid => "valid",
+});
+
+/// RFC 8555 §7.1.6 authorization status.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum AuthzStatus {
+    /// Deactivated by the client.
+    Deactivated,
+    /// Past its expiry.
+    Expired,
+    /// Its challenge failed.
+    Invalid,
+    /// Waiting for a challenge to be answered.
+    Pending,
+    /// Revoked by the server.
+    Revoked,
+    /// A challenge succeeded.
+    Valid,
+}
+
+wire_names!(AuthzStatus {
+    Deactivated => "deactivated",
+    Expired => "expired",
+    Invalid => "invalid",
+    Pending => "pending",
+    Revoked => "revoked",
+    Valid => "valid",
+});
+
+/// RFC 8555 §7.1.6 challenge status.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum ChallengeStatus {
+    /// The validation failed.
+    Invalid,
+    /// Not yet answered.
+    Pending,
+    /// The client asked for validation; it is under way.
+    Processing,
+    /// The validation succeeded.
+    Valid,
+}
+
+wire_names!(ChallengeStatus {
+    Invalid => "invalid",
+    Pending => "pending",
+    Processing => "processing",
+    Valid => "valid",
+});
+
+/// A challenge type (RFC 8555 §8, RFC 8737).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+pub enum ChallengeType {
+    /// RFC 8555 §8.4.
+    #[serde(rename = "dns-01")]
+    Dns01,
+    /// RFC 8555 §8.3.
+    #[serde(rename = "http-01")]
+    Http01,
+    /// RFC 8737.
+    #[serde(rename = "tls-alpn-01")]
+    TlsAlpn01,
+}
+
+wire_names!(ChallengeType {
+    Dns01 => "dns-01",
+    Http01 => "http-01",
+    TlsAlpn01 => "tls-alpn-01",
+});
+
+/// An ACME account (RFC 8555 §7.1.2).
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Account {
+    /// Chosen by the SA.
+    pub id: AccountId,
+    /// The account's public key as a JWK (RFC 7517), in JSON.
+    pub key_jwk: String,
+    /// The key's RFC 7638 thumbprint (base64url of SHA-256): the lookup key and the
+    /// suffix of every key authorization.
+    pub key_thumbprint: String,
+    /// Contact URLs (`mailto:`).
+    pub contacts: Vec<String>,
+    /// Its status.
+    pub status: AccountStatus,
+    /// When it was created.
+    pub created_at: OffsetDateTime,
+}
+
+/// What the SA needs to create an account.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct NewAccount {
+    /// See [`Account::key_jwk`].
+    pub key_jwk: String,
+    /// See [`Account::key_thumbprint`].
+    pub key_thumbprint: String,
+    /// See [`Account::contacts`].
+    pub contacts: Vec<String>,
+}
+
+/// What a validator saw while validating (RFC 8555 §8.3, Boulder's
+/// `ValidationRecord`), kept for audit.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ValidationRecord {
+    /// The URL fetched (http-01), one record per hop.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub url: Option<String>,
+    /// The name looked up.
+    pub hostname: String,
+    /// The port connected to.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub port: Option<u16>,
+    /// Every address the name resolved to.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub addresses_resolved: Vec<IpAddr>,
+    /// The address connected to.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub address_used: Option<IpAddr>,
+}
+
+/// A challenge of an authorization (RFC 8555 §7.1.5, §8).
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Challenge {
+    /// Its type; unique within its authorization.
+    pub kind: ChallengeType,
+    /// The random token (base64url, 128 bits or more).
+    pub token: String,
+    /// Its status.
+    pub status: ChallengeStatus,
+    /// When it was validated.
+    pub validated: Option<OffsetDateTime>,
+    /// Why it failed.
+    pub error: Option<Error>,
+    /// What the validator saw.
+    pub validation_records: Vec<ValidationRecord>,
+}
+
+impl Challenge {
+    /// A new, pending challenge.
+    pub fn pending(kind: ChallengeType, token: String) -> Self {
+        Self {
+            kind,
+            token,
+            status: ChallengeStatus::Pending,
+            validated: None,
+            error: None,
+            validation_records: Vec::new(),
+        }
+    }
+}
+
+/// An authorization (RFC 8555 §7.1.4).
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Authz {
+    /// Chosen by the SA.
+    pub id: AuthzId,
+    /// The account it belongs to.
+    pub account_id: AccountId,
+    /// What it authorizes (without any `*.` prefix).
+    pub identifier: Identifier,
+    /// Its status, with expiry taken into account.
+    pub status: AuthzStatus,
+    /// When it expires.
+    pub expires: OffsetDateTime,
+    /// Whether it was created for a wildcard name.
+    pub wildcard: bool,
+    /// Its challenges.
+    pub challenges: Vec<Challenge>,
+}
+
+impl Authz {
+    /// The challenge of type `kind`, if the authorization offers it.
+    pub fn challenge(&self, kind: ChallengeType) -> Option<&Challenge> {
+        self.challenges.iter().find(|c| c.kind == kind)
+    }
+}
+
+/// An authorization to create with a new order.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct NewAuthz {
+    /// What it authorizes.
+    pub identifier: Identifier,
+    /// Whether it was created for a wildcard name.
+    pub wildcard: bool,
+    /// When it expires if it stays pending.
+    pub expires: OffsetDateTime,
+    /// Its challenges, all pending.
+    pub challenges: Vec<Challenge>,
+}
+
+/// An order (RFC 8555 §7.1.3).
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Order {
+    /// Chosen by the SA.
+    pub id: OrderId,
+    /// The account it belongs to.
+    pub account_id: AccountId,
+    /// The names requested, sorted.
+    pub identifiers: Vec<Identifier>,
+    /// Its status, computed from its authorizations and its own progress.
+    pub status: OrderStatus,
+    /// When it expires.
+    pub expires: OffsetDateTime,
+    /// Its authorizations, one per identifier.
+    pub authz_ids: Vec<AuthzId>,
+    /// Why it became invalid.
+    pub error: Option<Error>,
+    /// The certificate, once issued.
+    pub certificate_serial: Option<Serial>,
+    /// When it was created.
+    pub created_at: OffsetDateTime,
+}
+
+/// An order to create, with authorizations for the identifiers that need them.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct NewOrder {
+    /// The account it belongs to.
+    pub account_id: AccountId,
+    /// The names requested.
+    pub identifiers: Vec<Identifier>,
+    /// When it expires.
+    pub expires: OffsetDateTime,
+    /// The authorizations to create with it.
+    pub authzs: Vec<NewAuthz>,
+}
+
+/// A certificate's revocation status.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum CertStatus {
+    /// Not revoked.
+    Good,
+    /// Revoked.
+    Revoked,
+}
+
+wire_names!(CertStatus { Good => "good", Revoked => "revoked" });
+
+/// RFC 5280 §5.3.1 CRL reason codes that a subscriber may use (RFC 8555 §7.6).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(into = "u8", try_from = "u8")]
+pub enum RevocationReason {
+    /// 0
+    Unspecified,
+    /// 1
+    KeyCompromise,
+    /// 3
+    AffiliationChanged,
+    /// 4
+    Superseded,
+    /// 5
+    CessationOfOperation,
+    /// 9
+    PrivilegeWithdrawn,
+}
+
+impl RevocationReason {
+    /// The RFC 5280 code.
+    pub fn code(self) -> u8 {
+        match self {
+            Self::Unspecified => 0,
+            Self::KeyCompromise => 1,
+            Self::AffiliationChanged => 3,
+            Self::Superseded => 4,
+            Self::CessationOfOperation => 5,
+            Self::PrivilegeWithdrawn => 9,
+        }
+    }
+}
+
+impl From<RevocationReason> for u8 {
+    fn from(reason: RevocationReason) -> Self {
+        reason.code()
+    }
+}
+
+impl TryFrom<u8> for RevocationReason {
+    type Error = Error;
+
+    /// Codes 2 (cACompromise), 6 (certificateHold), 8 (removeFromCRL) and 10
+    /// (aACompromise) are not for subscribers; 7 is unused (RFC 5280).
+    fn try_from(code: u8) -> Result<Self, Error> {
+        Ok(match code {
+            0 => Self::Unspecified,
+            1 => Self::KeyCompromise,
+            3 => Self::AffiliationChanged,
+            4 => Self::Superseded,
+            5 => Self::CessationOfOperation,
+            9 => Self::PrivilegeWithdrawn,
+            _ => {
+                return Err(Error::new(
+                    crate::ErrorKind::BadRevocationReason,
+                    format!("revocation reason {code} is not allowed"),
+                ));
+            }
+        })
+    }
+}
+
+/// A certificate as the SA keeps it.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct CertificateRecord {
+    /// Its serial.
+    pub serial: Serial,
+    /// The account it was issued to.
+    pub account_id: AccountId,
+    /// The certificate, DER.
+    pub der: Vec<u8>,
+    /// The issuer chain up to (not including) the root, DER, nearest first.
+    pub chain: Vec<Vec<u8>>,
+    /// notBefore.
+    pub issued_at: OffsetDateTime,
+    /// notAfter.
+    pub expires_at: OffsetDateTime,
+    /// Revocation status.
+    pub status: CertStatus,
+    /// When it was revoked.
+    pub revoked_at: Option<OffsetDateTime>,
+    /// Why it was revoked.
+    pub revocation_reason: Option<RevocationReason>,
+}
+
+/// A certificate the CA has just signed.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct IssuedCertificate {
+    /// Its serial.
+    pub serial: Serial,
+    /// The certificate, DER.
+    pub der: Vec<u8>,
+    /// The issuer chain, DER, nearest first.
+    pub chain: Vec<Vec<u8>>,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn wire_names_round_trip() {
+        for kind in [ChallengeType::Dns01, ChallengeType::Http01, ChallengeType::TlsAlpn01] {
+            assert_eq!(kind.as_str().parse::<ChallengeType>().unwrap(), kind);
+            assert_eq!(serde_json::to_string(&kind).unwrap(), format!("\"{kind}\""));
+        }
+        assert!("http-02".parse::<ChallengeType>().is_err());
+        assert_eq!("ready".parse::<OrderStatus>().unwrap(), OrderStatus::Ready);
+    }
+
+    #[test]
+    fn revocation_reasons_follow_rfc5280() {
+        for code in [0, 1, 3, 4, 5, 9] {
+            assert_eq!(RevocationReason::try_from(code).unwrap().code(), code);
+        }
+        for code in [2, 6, 7, 8, 10, 11] {
+            let err = RevocationReason::try_from(code).unwrap_err();
+            assert_eq!(err.kind, crate::ErrorKind::BadRevocationReason);
+        }
+    }
+
+    #[test]
+    fn identifier_json_uses_type() {
+        let json = serde_json::to_string(&Identifier::dns("a.example")).unwrap();
+        assert_eq!(json, r#"{"type":"dns","value":"a.example"}"#);
+    }
+}

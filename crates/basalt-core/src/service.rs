@@ -1,0 +1,211 @@
+//! The contracts each service offers the others.
+//!
+//! A service holds its peers as `Arc<dyn Trait>`: in production a gRPC client from
+//! basalt-grpc, in tests the implementation itself or a fake. The traits are narrow
+//! on purpose (Boulder's `sa/proto/subsets.go`): the WFE only ever sees
+//! [`StorageReadOnly`].
+
+use async_trait::async_trait;
+use time::OffsetDateTime;
+
+use crate::Account;
+use crate::AccountId;
+use crate::Authz;
+use crate::AuthzId;
+use crate::AuthzStatus;
+use crate::CertStatus;
+use crate::CertificateRecord;
+use crate::ChallengeType;
+use crate::Error;
+use crate::Identifier;
+use crate::IssuedCertificate;
+use crate::NewAccount;
+use crate::NewOrder;
+use crate::Order;
+use crate::OrderId;
+use crate::RevocationReason;
+use crate::Serial;
+use crate::ValidationRecord;
+
+/// Reads from the storage authority (clients: WFE, RA, OCSP).
+#[async_trait]
+pub trait StorageReadOnly: Send + Sync + 'static {
+    /// The account `id`.
+    async fn account(&self, id: AccountId) -> Result<Account, Error>;
+    /// The account whose key has this RFC 7638 thumbprint.
+    async fn account_by_key(&self, key_thumbprint: &str) -> Result<Account, Error>;
+    /// The order `id`, its status computed from its authorizations.
+    async fn order(&self, id: OrderId) -> Result<Order, Error>;
+    /// The authorization `id`.
+    async fn authz(&self, id: AuthzId) -> Result<Authz, Error>;
+    /// The certificate with this serial, with its revocation status.
+    async fn certificate(&self, serial: &Serial) -> Result<CertificateRecord, Error>;
+}
+
+/// The outcome of a validation, to record on an authorization.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct AuthzOutcome {
+    /// [`AuthzStatus::Valid`] or [`AuthzStatus::Invalid`].
+    pub status: AuthzStatus,
+    /// When the validation ended.
+    pub validated_at: OffsetDateTime,
+    /// The authorization's new expiry (a valid authorization lives longer).
+    pub expires: OffsetDateTime,
+    /// What the validator saw.
+    pub records: Vec<ValidationRecord>,
+    /// Why it failed.
+    pub error: Option<Error>,
+}
+
+/// Writes to the storage authority (clients: RA, CA).
+#[async_trait]
+pub trait Storage: StorageReadOnly {
+    /// Creates an account; [`crate::ErrorKind::Conflict`] if the key is taken.
+    async fn new_account(&self, account: NewAccount) -> Result<Account, Error>;
+    /// Creates an order and its authorizations in one transaction.
+    async fn new_order(&self, order: NewOrder) -> Result<Order, Error>;
+    /// Marks a pending challenge as processing; fails if the authorization is not pending.
+    async fn set_challenge_processing(&self, id: AuthzId, kind: ChallengeType)
+    -> Result<(), Error>;
+    /// Records a validation's outcome on the authorization and its challenge.
+    async fn finalize_authz(
+        &self,
+        id: AuthzId,
+        kind: ChallengeType,
+        outcome: AuthzOutcome,
+    ) -> Result<(), Error>;
+    /// Moves a ready order to processing; [`crate::ErrorKind::OrderNotReady`] otherwise.
+    async fn set_order_processing(&self, id: OrderId) -> Result<(), Error>;
+    /// Marks a processing order valid with its certificate.
+    async fn finalize_order(&self, id: OrderId, serial: &Serial) -> Result<(), Error>;
+    /// Marks an order invalid with the reason.
+    async fn set_order_error(&self, id: OrderId, error: &Error) -> Result<(), Error>;
+    /// Records a serial before anything is signed with it; fails if it was ever used.
+    async fn add_serial(
+        &self,
+        serial: &Serial,
+        account_id: AccountId,
+        created_at: OffsetDateTime,
+        expires_at: OffsetDateTime,
+    ) -> Result<(), Error>;
+    /// Records the linted precertificate before the issuer key signs the certificate.
+    async fn add_precertificate(
+        &self,
+        serial: &Serial,
+        der: &[u8],
+        account_id: AccountId,
+        issued_at: OffsetDateTime,
+    ) -> Result<(), Error>;
+    /// Records an issued certificate and its chain.
+    async fn add_certificate(&self, certificate: &CertificateRecord) -> Result<(), Error>;
+    /// Revokes a certificate; [`crate::ErrorKind::AlreadyRevoked`] if it was.
+    async fn revoke_certificate(
+        &self,
+        serial: &Serial,
+        reason: RevocationReason,
+        revoked_at: OffsetDateTime,
+    ) -> Result<(), Error>;
+}
+
+/// A revocation request that the WFE has authenticated.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct RevokeRequest {
+    /// The certificate to revoke.
+    pub serial: Serial,
+    /// RFC 5280 reason.
+    pub reason: RevocationReason,
+    /// The account that signed the request.
+    pub account_id: AccountId,
+}
+
+/// The registration authority (clients: WFE, admin).
+#[async_trait]
+pub trait RegistrationAuthority: Send + Sync + 'static {
+    /// Registers an account (RFC 8555 §7.3).
+    async fn new_account(&self, account: NewAccount) -> Result<Account, Error>;
+    /// Creates an order for these identifiers (RFC 8555 §7.4).
+    async fn new_order(
+        &self,
+        account_id: AccountId,
+        identifiers: Vec<Identifier>,
+    ) -> Result<Order, Error>;
+    /// Starts validating a challenge (RFC 8555 §7.5.1); the caller owns the authorization.
+    async fn perform_validation(&self, id: AuthzId, kind: ChallengeType) -> Result<Authz, Error>;
+    /// Finalizes an order with a CSR (RFC 8555 §7.4); the caller owns the order.
+    async fn finalize_order(&self, id: OrderId, csr_der: Vec<u8>) -> Result<Order, Error>;
+    /// Revokes a certificate (RFC 8555 §7.6).
+    async fn revoke_certificate(&self, request: RevokeRequest) -> Result<(), Error>;
+}
+
+/// What the VA is asked to check.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ValidateRequest {
+    /// The identifier being validated.
+    pub identifier: Identifier,
+    /// The challenge type.
+    pub challenge: ChallengeType,
+    /// The challenge token.
+    pub token: String,
+    /// The expected key authorization (token "." thumbprint).
+    pub key_authorization: String,
+    /// The account's URL, for CAA `accounturi` (RFC 8657).
+    pub account_uri: String,
+}
+
+/// What the VA found.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct ValidationResult {
+    /// What the validator saw.
+    pub records: Vec<ValidationRecord>,
+    /// Why validation failed; `None` on success.
+    pub problem: Option<Error>,
+}
+
+/// The validation authority (client: RA).
+#[async_trait]
+pub trait ValidationAuthority: Send + Sync + 'static {
+    /// Checks a challenge. Validation failures are in the result; `Err` means the
+    /// check could not be made.
+    async fn validate(&self, request: ValidateRequest) -> Result<ValidationResult, Error>;
+}
+
+/// What the CA is asked to sign.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct IssueRequest {
+    /// The CSR, DER; the RA has checked it against the order.
+    pub csr_der: Vec<u8>,
+    /// The account the certificate is for.
+    pub account_id: AccountId,
+    /// The order being finalized.
+    pub order_id: OrderId,
+    /// The names the certificate must carry, as the RA approved them.
+    pub identifiers: Vec<Identifier>,
+}
+
+/// The certificate authority (client: RA).
+#[async_trait]
+pub trait CertificateAuthority: Send + Sync + 'static {
+    /// Signs a certificate: serial recorded, linted, precertificate stored, signed,
+    /// stored (see DESIGN.md, the issuance flow).
+    async fn issue_certificate(&self, request: IssueRequest) -> Result<IssuedCertificate, Error>;
+}
+
+/// One certificate's status, for the CA to sign an OCSP response about.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct OcspRequestEntry {
+    /// The certificate.
+    pub serial: Serial,
+    /// Its status.
+    pub status: CertStatus,
+    /// When it was revoked.
+    pub revoked_at: Option<OffsetDateTime>,
+    /// Why it was revoked.
+    pub reason: Option<RevocationReason>,
+}
+
+/// Revocation signing (client: the OCSP responder and CRL updater).
+#[async_trait]
+pub trait RevocationSigner: Send + Sync + 'static {
+    /// Signs one OCSP response (RFC 6960, DER) per entry, in order.
+    async fn sign_ocsp(&self, entries: Vec<OcspRequestEntry>) -> Result<Vec<Vec<u8>>, Error>;
+}

@@ -1,0 +1,1 @@
+//! The OCSP responder: revocation status over HTTP

@@ -1,0 +1,1 @@
+//! Identifier and CSR policy: pure decisions with no I/O

@@ -1,0 +1,1 @@
+//! The registration authority: account, order and authorization lifecycle, finalize, revocation

@@ -1,0 +1,1 @@
+//! The storage authority: the only process with a database connection

@@ -1,0 +1,1 @@
+//! Logging and audit events for Basalt's services

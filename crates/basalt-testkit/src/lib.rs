@@ -1,0 +1,1 @@
+//! Test support for Basalt: a test PKI and helpers

@@ -1,0 +1,1 @@
+//! The validation authority: ACME challenge validation

@@ -1,0 +1,1 @@
+//! The ACME web front end (RFC 8555) over HTTPS
