@@ -1,1 +1,26 @@
-//! The certificate authority: the only holder of issuer keys
+//! The certificate authority: the only holder of issuer keys.
+//!
+//! [`Ca`] implements [`basalt_core::CertificateAuthority`] (serial recorded, linting
+//! certificate linted and stored as the precertificate, then the issuer signature
+//! over the same TBS) and [`basalt_core::RevocationSigner`] (OCSP responses signed by
+//! the issuer). [`pki`] makes the files `basalt dev` needs. The gRPC adapter lives
+//! elsewhere and only wraps these types.
+
+mod config;
+mod issuance;
+mod issuer;
+pub mod lint;
+mod ocsp;
+pub mod pki;
+
+pub use config::CaConfig;
+pub use config::IssuerConfig;
+pub use config::OcspSigningConfig;
+pub use config::ProfileConfig;
+pub use issuance::Ca;
+pub use issuance::Profile;
+pub use issuer::Issuer;
+pub use ocsp::sign_ocsp_response;
+
+#[cfg(test)]
+mod test_support;

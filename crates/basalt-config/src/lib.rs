@@ -110,7 +110,8 @@ impl FromStr for ConfigDuration {
     fn from_str(s: &str) -> Result<Self, String> {
         let split = s.find(|c: char| !c.is_ascii_digit()).unwrap_or(s.len());
         let (number, unit) = s.split_at(split);
-        let invalid = || format!("invalid duration {s:?}: expected e.g. \"500ms\", \"30s\", \"2h\"");
+        let invalid =
+            || format!("invalid duration {s:?}: expected e.g. \"500ms\", \"30s\", \"2h\"");
         let number: u64 = number.parse().map_err(|_| invalid())?;
         let seconds = |n: u64| Duration::from_secs(n);
         let duration = match unit {
@@ -129,10 +130,10 @@ impl fmt::Display for ConfigDuration {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         let ms = self.0.as_millis();
         match ms {
-            _ if ms % 86_400_000 == 0 && ms > 0 => write!(f, "{}d", ms / 86_400_000),
-            _ if ms % 3_600_000 == 0 && ms > 0 => write!(f, "{}h", ms / 3_600_000),
-            _ if ms % 60_000 == 0 && ms > 0 => write!(f, "{}m", ms / 60_000),
-            _ if ms % 1000 == 0 => write!(f, "{}s", ms / 1000),
+            _ if ms.is_multiple_of(86_400_000) && ms > 0 => write!(f, "{}d", ms / 86_400_000),
+            _ if ms.is_multiple_of(3_600_000) && ms > 0 => write!(f, "{}h", ms / 3_600_000),
+            _ if ms.is_multiple_of(60_000) && ms > 0 => write!(f, "{}m", ms / 60_000),
+            _ if ms.is_multiple_of(1000) => write!(f, "{}s", ms / 1000),
             _ => write!(f, "{ms}ms"),
         }
     }
@@ -170,9 +171,15 @@ mod tests {
             assert_eq!(parsed.0, Duration::from_secs(secs));
             assert_eq!(parsed.to_string(), text);
         }
-        assert_eq!("250ms".parse::<ConfigDuration>().unwrap().0, Duration::from_millis(250));
+        assert_eq!(
+            "250ms".parse::<ConfigDuration>().unwrap().0,
+            Duration::from_millis(250)
+        );
         for bad in ["", "s", "10", "10 s", "-1s", "1y"] {
-            assert!(bad.parse::<ConfigDuration>().is_err(), "{bad:?} was accepted");
+            assert!(
+                bad.parse::<ConfigDuration>().is_err(),
+                "{bad:?} was accepted"
+            );
         }
     }
 

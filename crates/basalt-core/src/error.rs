@@ -18,7 +18,7 @@ use crate::Identifier;
 /// Deliberately not `#[non_exhaustive]`: the WFE's mapping to problem documents
 /// matches every kind, so adding one fails to compile until it is mapped.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
-#[serde(rename_all = "camelCase")]
+#[serde(try_from = "String", into = "&'static str")]
 pub enum ErrorKind {
     /// The request named an account that does not exist.
     AccountDoesNotExist,
@@ -69,6 +69,33 @@ pub enum ErrorKind {
     /// The identifier type is not supported.
     UnsupportedIdentifier,
 }
+
+wire_names!(ErrorKind {
+    AccountDoesNotExist => "accountDoesNotExist",
+    AlreadyRevoked => "alreadyRevoked",
+    BadCsr => "badCSR",
+    BadNonce => "badNonce",
+    BadPublicKey => "badPublicKey",
+    BadRevocationReason => "badRevocationReason",
+    BadSignatureAlgorithm => "badSignatureAlgorithm",
+    Caa => "caa",
+    Conflict => "conflict",
+    Connection => "connection",
+    Dns => "dns",
+    IncorrectResponse => "incorrectResponse",
+    Internal => "internal",
+    InvalidContact => "invalidContact",
+    Malformed => "malformed",
+    NotFound => "notFound",
+    OrderNotReady => "orderNotReady",
+    RateLimited => "rateLimited",
+    RejectedIdentifier => "rejectedIdentifier",
+    Tls => "tls",
+    Unauthorized => "unauthorized",
+    Unavailable => "unavailable",
+    UnsupportedContact => "unsupportedContact",
+    UnsupportedIdentifier => "unsupportedIdentifier",
+});
 
 /// A problem with one identifier of a request (RFC 8555 §6.7.1).
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
@@ -149,6 +176,20 @@ impl Error {
     }
 }
 
+impl TryFrom<String> for ErrorKind {
+    type Error = Error;
+
+    fn try_from(name: String) -> Result<Self, Error> {
+        name.parse()
+    }
+}
+
+impl From<ErrorKind> for &'static str {
+    fn from(kind: ErrorKind) -> Self {
+        kind.as_str()
+    }
+}
+
 impl fmt::Display for Error {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         write!(f, "{:?}: {}", self.kind, self.detail)
@@ -163,8 +204,8 @@ mod tests {
 
     #[test]
     fn error_round_trips_through_json() {
-        let err = Error::new(ErrorKind::RejectedIdentifier, "no")
-            .with_subproblems(vec![SubError {
+        let err =
+            Error::new(ErrorKind::RejectedIdentifier, "no").with_subproblems(vec![SubError {
                 identifier: Identifier::dns("a.example"),
                 kind: ErrorKind::RejectedIdentifier,
                 detail: "blocked".into(),

@@ -89,7 +89,7 @@ impl FromStr for Serial {
     fn from_str(s: &str) -> Result<Self, Error> {
         let invalid = || Error::malformed(format!("{s:?} is not a hex serial number"));
         if s.is_empty()
-            || s.len() % 2 != 0
+            || !s.len().is_multiple_of(2)
             || s.len() > 40
             || !s.bytes().all(|b| b.is_ascii_hexdigit())
         {
@@ -97,7 +97,10 @@ impl FromStr for Serial {
         }
         let bytes = (0..s.len())
             .step_by(2)
-            .map(|i| s.get(i..i + 2).and_then(|pair| u8::from_str_radix(pair, 16).ok()))
+            .map(|i| {
+                s.get(i..i + 2)
+                    .and_then(|pair| u8::from_str_radix(pair, 16).ok())
+            })
             .collect::<Option<Vec<u8>>>()
             .ok_or_else(invalid)?;
         Self::from_bytes(&bytes)

@@ -7,6 +7,41 @@
 //! backed in production by gRPC clients and in tests by in-process values.
 #![warn(missing_docs)]
 
+/// Implements `as_str`, `Display` and `FromStr` for a unit enum from one table of
+/// wire names, so the RFC strings are written once.
+macro_rules! wire_names {
+    ($ty:ident { $($variant:ident => $name:literal),+ $(,)? }) => {
+        impl $ty {
+            /// The name RFC 8555 gives this value.
+            pub fn as_str(self) -> &'static str {
+                match self {
+                    $(Self::$variant => $name,)+
+                }
+            }
+        }
+
+        impl std::fmt::Display for $ty {
+            fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+                f.write_str(self.as_str())
+            }
+        }
+
+        impl std::str::FromStr for $ty {
+            type Err = $crate::Error;
+
+            fn from_str(s: &str) -> Result<Self, $crate::Error> {
+                match s {
+                    $($name => Ok(Self::$variant),)+
+                    _ => Err($crate::Error::malformed(format!(
+                        "{s:?} is not a valid {}",
+                        stringify!($ty)
+                    ))),
+                }
+            }
+        }
+    };
+}
+
 mod clock;
 mod error;
 mod ids;
@@ -23,6 +58,6 @@ pub use model::{
 };
 pub use service::{
     AuthzOutcome, CertificateAuthority, IssueRequest, OcspRequestEntry, RegistrationAuthority,
-    RevocationSigner, RevokeRequest, Storage, StorageReadOnly,
-    ValidateRequest, ValidationAuthority, ValidationResult,
+    RevocationSigner, RevokeRequest, Storage, StorageReadOnly, ValidateRequest,
+    ValidationAuthority, ValidationResult,
 };

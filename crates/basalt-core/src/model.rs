@@ -2,7 +2,6 @@
 
 use std::fmt;
 use std::net::IpAddr;
-use std::str::FromStr;
 
 use serde::Deserialize;
 use serde::Serialize;
@@ -56,41 +55,6 @@ impl fmt::Display for Identifier {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.write_str(&self.value)
     }
-}
-
-/// Implements `as_str`, `Display` and `FromStr` for a unit enum from one table of
-/// wire names, so the RFC strings are written once.
-macro_rules! wire_names {
-    ($ty:ident { $($variant:ident => $name:literal),+ $(,)? }) => {
-        impl $ty {
-            /// The name RFC 8555 gives this value.
-            pub fn as_str(self) -> &'static str {
-                match self {
-                    $(Self::$variant => $name,)+
-                }
-            }
-        }
-
-        impl fmt::Display for $ty {
-            fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-                f.write_str(self.as_str())
-            }
-        }
-
-        impl FromStr for $ty {
-            type Err = Error;
-
-            fn from_str(s: &str) -> Result<Self, Error> {
-                match s {
-                    $($name => Ok(Self::$variant),)+
-                    _ => Err(Error::malformed(format!(
-                        "{s:?} is not a valid {}",
-                        stringify!($ty)
-                    ))),
-                }
-            }
-        }
-    };
 }
 
 /// RFC 8555 §7.1.6 account status.
@@ -467,7 +431,11 @@ mod tests {
 
     #[test]
     fn wire_names_round_trip() {
-        for kind in [ChallengeType::Dns01, ChallengeType::Http01, ChallengeType::TlsAlpn01] {
+        for kind in [
+            ChallengeType::Dns01,
+            ChallengeType::Http01,
+            ChallengeType::TlsAlpn01,
+        ] {
             assert_eq!(kind.as_str().parse::<ChallengeType>().unwrap(), kind);
             assert_eq!(serde_json::to_string(&kind).unwrap(), format!("\"{kind}\""));
         }

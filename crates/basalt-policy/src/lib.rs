@@ -1,1 +1,12 @@
-//! Identifier and CSR policy: pure decisions with no I/O
+//! Identifier and CSR policy: pure decisions with no I/O.
+//!
+//! The RA asks this crate whether it is willing to issue for a set of identifiers
+//! ([`IdentifierPolicy::check`], [`check_identifier`]) and whether a CSR matches an
+//! order ([`check_csr`]). Nothing here touches the network, the clock or storage, so
+//! every rule can be tested from a table.
+
+mod csr;
+mod identifier;
+
+pub use csr::{CsrInfo, check_csr};
+pub use identifier::{IdentifierPolicy, check_identifier};

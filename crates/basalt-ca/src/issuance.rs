@@ -1,0 +1,495 @@
+//! Issuance: CSR in, linted and recorded certificate out.
+//!
+//! The order of operations is the CA's central invariant (DESIGN.md): the serial is
+//! recorded, then the same certificate is signed with a throwaway key and linted,
+//! the linting certificate is stored as the precertificate record, and only then
+//! does the issuer key sign, producing a certificate whose TBS must be byte for
+//! byte the one that was linted.
+
+use std::net::IpAddr;
+use std::sync::Arc;
+use std::time::Duration;
+
+use async_trait::async_trait;
+use basalt_core::CertStatus;
+use basalt_core::CertificateAuthority;
+use basalt_core::CertificateRecord;
+use basalt_core::Clock;
+use basalt_core::Error;
+use basalt_core::ErrorKind;
+use basalt_core::IdentifierType;
+use basalt_core::IssueRequest;
+use basalt_core::IssuedCertificate;
+use basalt_core::Serial;
+use basalt_core::Storage;
+use der::Encode;
+use der::asn1::Ia5String;
+use der::asn1::ObjectIdentifier;
+use rcgen::CertificateParams;
+use rcgen::CrlDistributionPoint;
+use rcgen::CustomExtension;
+use rcgen::DistinguishedName;
+use rcgen::ExtendedKeyUsagePurpose;
+use rcgen::IsCa;
+use rcgen::KeyUsagePurpose;
+use rcgen::SanType;
+use rcgen::SerialNumber;
+use rcgen::SubjectPublicKeyInfo;
+use ring::rand::SecureRandom;
+use ring::rand::SystemRandom;
+use time::OffsetDateTime;
+use tracing::error;
+use tracing::info;
+use x509_cert::ext::pkix::AccessDescription;
+use x509_cert::ext::pkix::AuthorityInfoAccessSyntax;
+use x509_cert::ext::pkix::name::GeneralName;
+use x509_parser::certificate::X509Certificate;
+use x509_parser::certification_request::X509CertificationRequest;
+use x509_parser::oid_registry::OID_EC_P256;
+use x509_parser::oid_registry::OID_KEY_TYPE_EC_PUBLIC_KEY;
+use x509_parser::oid_registry::OID_NIST_EC_P384;
+use x509_parser::oid_registry::OID_PKCS1_RSAENCRYPTION;
+use x509_parser::prelude::FromDer;
+use x509_parser::public_key::PublicKey;
+
+use crate::CaConfig;
+use crate::Issuer;
+use crate::lint;
+
+/// id-pe-authorityInfoAccess (RFC 5280 §4.2.2.1).
+const OID_AUTHORITY_INFO_ACCESS: &[u64] = &[1, 3, 6, 1, 5, 5, 7, 1, 1];
+/// id-ad-ocsp (RFC 5280 §4.2.2.1).
+const ID_AD_OCSP: ObjectIdentifier = ObjectIdentifier::new_unwrap("1.3.6.1.5.5.7.48.1");
+/// Serial numbers are 20 octets: the most RFC 5280 §4.1.2.2 allows, about 159
+/// random bits (the Baseline Requirements ask for 64).
+const SERIAL_LEN: usize = 20;
+/// Default subscriber certificate lifetime.
+const DEFAULT_VALIDITY: Duration = Duration::from_secs(90 * 86_400);
+/// Default backdating of notBefore (Boulder's).
+const DEFAULT_BACKDATE: Duration = Duration::from_secs(3600);
+/// Default nextUpdate - thisUpdate of OCSP responses.
+pub(crate) const DEFAULT_OCSP_VALIDITY: Duration = Duration::from_secs(4 * 86_400);
+
+/// The shape of issued certificates.
+///
+/// Subjects are empty: like Let's Encrypt today, the CA puts no common name in
+/// the subject, so the names live only in the (then critical) subjectAltName.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Profile {
+    /// Lifetime, from the (backdated) notBefore; notAfter is notBefore + validity - 1s
+    /// because RFC 5280 validity includes both ends.
+    pub validity: Duration,
+    /// How far notBefore lies before the time of issuance.
+    pub backdate: Duration,
+    /// The CRL distribution point URL, if any.
+    pub crl_url: Option<String>,
+    /// The OCSP responder URL for the AIA extension, if any.
+    pub ocsp_url: Option<String>,
+}
+
+impl Default for Profile {
+    fn default() -> Self {
+        Self {
+            validity: DEFAULT_VALIDITY,
+            backdate: DEFAULT_BACKDATE,
+            crl_url: None,
+            ocsp_url: None,
+        }
+    }
+}
+
+impl Profile {
+    /// notBefore and notAfter for a certificate issued at `now`.
+    fn validity_window(
+        &self,
+        now: OffsetDateTime,
+    ) -> Result<(OffsetDateTime, OffsetDateTime), Error> {
+        let to_time = |d: Duration| {
+            time::Duration::try_from(d)
+                .map_err(|_| Error::internal("profile duration out of range"))
+        };
+        let now = now
+            .replace_nanosecond(0)
+            .map_err(|_| Error::internal("cannot truncate the current time"))?;
+        let not_before = now
+            .checked_sub(to_time(self.backdate)?)
+            .ok_or_else(|| Error::internal("notBefore out of range"))?;
+        let not_after = not_before
+            .checked_add(to_time(self.validity)?)
+            .and_then(|t| t.checked_sub(time::Duration::SECOND))
+            .ok_or_else(|| Error::internal("notAfter out of range"))?;
+        Ok((not_before, not_after))
+    }
+}
+
+/// The certificate authority: signs certificates ([`CertificateAuthority`]) and OCSP
+/// responses ([`basalt_core::RevocationSigner`]) with one issuer.
+pub struct Ca {
+    pub(crate) issuer: Issuer,
+    profile: Profile,
+    storage: Arc<dyn Storage>,
+    pub(crate) clock: Arc<dyn Clock>,
+    pub(crate) ocsp_validity: Duration,
+}
+
+impl Ca {
+    /// A CA issuing from `issuer` with `profile`, recording in `storage`.
+    pub fn new(
+        issuer: Issuer,
+        profile: Profile,
+        storage: Arc<dyn Storage>,
+        clock: Arc<dyn Clock>,
+    ) -> Self {
+        Self {
+            issuer,
+            profile,
+            storage,
+            clock,
+            ocsp_validity: DEFAULT_OCSP_VALIDITY,
+        }
+    }
+
+    /// The CA described by the `[issuer]`, `[profile]` and `[ocsp]` blocks of its
+    /// config file: loads the issuer files.
+    pub fn from_config(
+        config: &CaConfig,
+        storage: Arc<dyn Storage>,
+        clock: Arc<dyn Clock>,
+    ) -> Result<Self, Error> {
+        let issuer = Issuer::from_config(&config.issuer)?;
+        Ok(
+            Self::new(issuer, config.profile.to_profile(), storage, clock)
+                .with_ocsp_validity(config.ocsp.validity.0),
+        )
+    }
+
+    /// Sets nextUpdate - thisUpdate of signed OCSP responses (default 4 days).
+    pub fn with_ocsp_validity(mut self, validity: Duration) -> Self {
+        self.ocsp_validity = validity;
+        self
+    }
+
+    /// The issuer.
+    pub fn issuer(&self) -> &Issuer {
+        &self.issuer
+    }
+
+    /// The profile.
+    pub fn profile(&self) -> &Profile {
+        &self.profile
+    }
+
+    /// The certificate parameters for a subscriber certificate.
+    fn params(
+        &self,
+        serial: &[u8],
+        names: Vec<SanType>,
+        subject_key: &SubjectKey,
+        not_before: OffsetDateTime,
+        not_after: OffsetDateTime,
+    ) -> Result<CertificateParams, Error> {
+        let mut params = CertificateParams::default();
+        params.distinguished_name = DistinguishedName::new();
+        params.serial_number = Some(SerialNumber::from_slice(serial));
+        params.not_before = not_before;
+        params.not_after = not_after;
+        params.subject_alt_names = names;
+        params.is_ca = IsCa::ExplicitNoCa;
+        params.key_usages = vec![KeyUsagePurpose::DigitalSignature];
+        if subject_key.is_rsa {
+            params.key_usages.push(KeyUsagePurpose::KeyEncipherment);
+        }
+        params.extended_key_usages = vec![ExtendedKeyUsagePurpose::ServerAuth];
+        params.use_authority_key_identifier_extension = true;
+        if let Some(url) = &self.profile.crl_url {
+            params.crl_distribution_points = vec![CrlDistributionPoint {
+                uris: vec![url.clone()],
+            }];
+        }
+        if let Some(url) = &self.profile.ocsp_url {
+            params.custom_extensions = vec![ocsp_aia_extension(url)?];
+        }
+        Ok(params)
+    }
+
+    /// Signs `params` with a throwaway key, lints the result and returns its DER.
+    fn linting_certificate(
+        &self,
+        params: &CertificateParams,
+        subject_key: &SubjectKey,
+    ) -> Result<Result<Vec<u8>, Vec<lint::LintError>>, Error> {
+        let signer = self.issuer.linting_signer()?;
+        let cert = params
+            .signed_by(&subject_key.spki, &signer)
+            .map_err(|err| {
+                Error::internal(format!("cannot build the linting certificate: {err}"))
+            })?;
+        let der = cert.der().to_vec();
+        let (_, parsed) = X509Certificate::from_der(&der).map_err(|err| {
+            Error::internal(format!("cannot parse the linting certificate: {err}"))
+        })?;
+        let errors = lint::lint(&parsed);
+        Ok(if errors.is_empty() {
+            Ok(der)
+        } else {
+            Err(errors)
+        })
+    }
+
+    /// Signs `params` with the issuer key and checks the result against the linted TBS.
+    fn sign_certificate(
+        &self,
+        params: &CertificateParams,
+        subject_key: &SubjectKey,
+        linted_der: &[u8],
+    ) -> Result<Vec<u8>, Error> {
+        let cert = params
+            .signed_by(&subject_key.spki, self.issuer.signer())
+            .map_err(|err| Error::internal(format!("cannot sign the certificate: {err}")))?;
+        let der = cert.der().to_vec();
+        let (_, real) = X509Certificate::from_der(&der).map_err(|err| {
+            Error::internal(format!("cannot parse the signed certificate: {err}"))
+        })?;
+        let (_, linted) = X509Certificate::from_der(linted_der).map_err(|err| {
+            Error::internal(format!("cannot parse the linting certificate: {err}"))
+        })?;
+        if real.tbs_certificate.as_ref() != linted.tbs_certificate.as_ref() {
+            return Err(Error::internal(
+                "the signed certificate differs from the linted certificate",
+            ));
+        }
+        let (_, issuer) = X509Certificate::from_der(self.issuer.cert_der()).map_err(|err| {
+            Error::internal(format!("cannot parse the issuer certificate: {err}"))
+        })?;
+        real.verify_signature(Some(issuer.public_key()))
+            .map_err(|err| {
+                Error::internal(format!("the issuer signature does not verify: {err}"))
+            })?;
+        Ok(der)
+    }
+}
+
+#[async_trait]
+impl CertificateAuthority for Ca {
+    async fn issue_certificate(&self, request: IssueRequest) -> Result<IssuedCertificate, Error> {
+        let subject_key = parse_csr(&request.csr_der)?;
+        let names = subject_alt_names(&request)?;
+        let names_text = request
+            .identifiers
+            .iter()
+            .map(|id| id.value.as_str())
+            .collect::<Vec<_>>()
+            .join(",");
+        let serial_bytes = new_serial()?;
+        let serial = Serial::from_bytes(&serial_bytes)?;
+        let now = self.clock.now();
+        let (not_before, not_after) = self.profile.validity_window(now)?;
+        let params = self.params(&serial_bytes, names, &subject_key, not_before, not_after)?;
+
+        // Step 1: the serial is on record before anything is signed with it.
+        self.storage
+            .add_serial(&serial, request.account_id, now, not_after)
+            .await?;
+
+        // Step 2: the linting certificate, signed by a throwaway key.
+        let linted = match self.linting_certificate(&params, &subject_key)? {
+            Ok(der) => der,
+            Err(errors) => {
+                let rules = errors.iter().map(|e| e.rule).collect::<Vec<_>>().join(",");
+                let details = errors
+                    .iter()
+                    .map(ToString::to_string)
+                    .collect::<Vec<_>>()
+                    .join("; ");
+                error!(
+                    target: "audit",
+                    serial = %serial,
+                    account_id = %request.account_id,
+                    order_id = %request.order_id,
+                    names = %names_text,
+                    rules = %rules,
+                    details = %details,
+                    "certificate failed linting, not signed"
+                );
+                return Err(Error::internal(format!(
+                    "certificate failed lints: {details}"
+                )));
+            }
+        };
+
+        // Step 3: the precertificate record, before the issuer key is used.
+        self.storage
+            .add_precertificate(&serial, &linted, request.account_id, not_before)
+            .await?;
+
+        // Step 4: the real signature, over exactly the linted TBS.
+        let der = match self.sign_certificate(&params, &subject_key, &linted) {
+            Ok(der) => der,
+            Err(err) => {
+                error!(
+                    target: "audit",
+                    serial = %serial,
+                    account_id = %request.account_id,
+                    order_id = %request.order_id,
+                    names = %names_text,
+                    error = %err.detail,
+                    "issuer signing failed, certificate discarded"
+                );
+                return Err(err);
+            }
+        };
+
+        let chain = self.issuer.chain().to_vec();
+        self.storage
+            .add_certificate(&CertificateRecord {
+                serial: serial.clone(),
+                account_id: request.account_id,
+                der: der.clone(),
+                chain: chain.clone(),
+                issued_at: not_before,
+                expires_at: not_after,
+                status: CertStatus::Good,
+                revoked_at: None,
+                revocation_reason: None,
+            })
+            .await?;
+        info!(
+            target: "audit",
+            serial = %serial,
+            account_id = %request.account_id,
+            order_id = %request.order_id,
+            names = %names_text,
+            not_before = %not_before,
+            not_after = %not_after,
+            "certificate issued"
+        );
+        Ok(IssuedCertificate { serial, der, chain })
+    }
+}
+
+/// The public key of a CSR whose self-signature verified.
+struct SubjectKey {
+    spki: SubjectPublicKeyInfo,
+    is_rsa: bool,
+}
+
+fn bad_csr(detail: impl Into<String>) -> Error {
+    Error::new(ErrorKind::BadCsr, detail)
+}
+
+/// Parses a CSR, checks its signature and returns its public key: nothing else of
+/// the CSR goes into the certificate.
+///
+/// The CSR is read with x509-parser rather than rcgen's
+/// `CertificateSigningRequestParams::from_der`, which refuses CSRs carrying any
+/// extension it does not model (OCSP must-staple, for one), although the CA
+/// ignores every extension anyway.
+fn parse_csr(der: &[u8]) -> Result<SubjectKey, Error> {
+    let (rest, csr) = X509CertificationRequest::from_der(der)
+        .map_err(|err| bad_csr(format!("cannot parse the CSR: {err}")))?;
+    if !rest.is_empty() {
+        return Err(bad_csr("trailing data after the CSR"));
+    }
+    csr.verify_signature()
+        .map_err(|_| bad_csr("the CSR's signature is invalid"))?;
+    let spki = &csr.certification_request_info.subject_pki;
+    let bad_key = |detail: String| Error::new(ErrorKind::BadPublicKey, detail);
+    let is_rsa = if spki.algorithm.algorithm == OID_PKCS1_RSAENCRYPTION {
+        match spki.parsed() {
+            Ok(PublicKey::RSA(rsa)) if (2048..=8192).contains(&rsa.key_size()) => true,
+            Ok(key) => {
+                return Err(bad_key(format!(
+                    "RSA keys must have 2048 to 8192 bits, not {}",
+                    key.key_size()
+                )));
+            }
+            Err(_) => return Err(bad_key("invalid RSA public key".into())),
+        }
+    } else if spki.algorithm.algorithm == OID_KEY_TYPE_EC_PUBLIC_KEY {
+        let curve = spki
+            .algorithm
+            .parameters
+            .as_ref()
+            .and_then(|params| params.as_oid().ok());
+        match curve {
+            Some(curve) if curve == OID_EC_P256 || curve == OID_NIST_EC_P384 => false,
+            _ => return Err(bad_key("ECDSA keys must be on P-256 or P-384".into())),
+        }
+    } else {
+        return Err(bad_key(
+            "the CSR's key must be ECDSA (P-256, P-384) or RSA".into(),
+        ));
+    };
+    let spki = SubjectPublicKeyInfo::from_der(spki.raw)
+        .map_err(|err| bad_key(format!("unsupported public key: {err}")))?;
+    Ok(SubjectKey { spki, is_rsa })
+}
+
+/// The subjectAltName entries, from the identifiers the RA approved (never from
+/// the CSR).
+fn subject_alt_names(request: &IssueRequest) -> Result<Vec<SanType>, Error> {
+    if request.identifiers.is_empty() {
+        return Err(Error::malformed("no identifiers to issue for"));
+    }
+    let mut identifiers = request.identifiers.clone();
+    identifiers.sort();
+    identifiers.dedup();
+    identifiers
+        .iter()
+        .map(|id| match id.kind {
+            IdentifierType::Dns => dns_san(&id.value),
+            IdentifierType::Ip => id
+                .value
+                .parse::<IpAddr>()
+                .map(SanType::IpAddress)
+                .map_err(|_| Error::malformed(format!("{:?} is not an IP address", id.value))),
+        })
+        .collect()
+}
+
+/// A dNSName entry; rcgen checks it is IA5 (ASCII).
+fn dns_san(name: &str) -> Result<SanType, Error> {
+    name.try_into()
+        .map(SanType::DnsName)
+        .map_err(|_| Error::malformed(format!("{name:?} is not a valid DNS name")))
+}
+
+/// 20 random octets forming a positive INTEGER whose DER encoding is exactly 20
+/// octets: the first octet has its high bit clear and is not zero.
+pub(crate) fn new_serial() -> Result<[u8; SERIAL_LEN], Error> {
+    let rng = SystemRandom::new();
+    let mut serial = [0u8; SERIAL_LEN];
+    // Redraw until the masked first octet is non-zero (1 in 128 draws is redrawn),
+    // which keeps every serial uniformly distributed.
+    for _ in 0..64 {
+        rng.fill(&mut serial)
+            .map_err(|_| Error::internal("the system random number generator failed"))?;
+        serial[0] &= 0x7f;
+        if serial[0] != 0 {
+            return Ok(serial);
+        }
+    }
+    Err(Error::internal(
+        "the system random number generator looks broken",
+    ))
+}
+
+/// The authorityInfoAccess extension naming the OCSP responder.
+fn ocsp_aia_extension(url: &str) -> Result<CustomExtension, Error> {
+    let location = Ia5String::new(url)
+        .map_err(|_| Error::internal(format!("OCSP URL {url:?} is not ASCII")))?;
+    let aia = AuthorityInfoAccessSyntax(vec![AccessDescription {
+        access_method: ID_AD_OCSP,
+        access_location: GeneralName::UniformResourceIdentifier(location),
+    }]);
+    let der = aia
+        .to_der()
+        .map_err(|err| Error::internal(format!("cannot encode the AIA extension: {err}")))?;
+    Ok(CustomExtension::from_oid_content(
+        OID_AUTHORITY_INFO_ACCESS,
+        der,
+    ))
+}
+
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,475 @@
+use std::collections::HashSet;
+
+use basalt_core::AccountId;
+use basalt_core::FixedClock;
+use basalt_core::Identifier;
+use basalt_core::OrderId;
+use rcgen::DnType;
+use rcgen::KeyPair;
+use x509_parser::extensions::DistributionPointName;
+use x509_parser::extensions::GeneralName as X509GeneralName;
+use x509_parser::extensions::ParsedExtension;
+
+use super::*;
+use crate::pki;
+use crate::test_support::Call;
+use crate::test_support::FakeStorage;
+use crate::test_support::fixed_now;
+use crate::test_support::test_issuer;
+
+const RSA_KEY_A: &str = include_str!("../../testdata/rsa-2048-a.key");
+const RSA_KEY_B: &str = include_str!("../../testdata/rsa-2048-b.key");
+
+/// A CSR whose own names and subject must be ignored by the CA.
+fn csr(key: &KeyPair) -> Vec<u8> {
+    let mut params = CertificateParams::new(vec!["evil.example".to_owned()]).unwrap();
+    params.distinguished_name = DistinguishedName::new();
+    params
+        .distinguished_name
+        .push(DnType::CommonName, "evil.example");
+    params.serialize_request(key).unwrap().der().to_vec()
+}
+
+fn request(csr_der: Vec<u8>, identifiers: Vec<Identifier>) -> IssueRequest {
+    IssueRequest {
+        csr_der,
+        account_id: AccountId(7),
+        order_id: OrderId(9),
+        identifiers,
+    }
+}
+
+fn ca_with(issuer: Issuer, profile: Profile) -> (Ca, Arc<FakeStorage>) {
+    let storage = Arc::new(FakeStorage::default());
+    let clock = Arc::new(FixedClock::new(fixed_now()));
+    (Ca::new(issuer, profile, storage.clone(), clock), storage)
+}
+
+fn parse(der: &[u8]) -> X509Certificate<'_> {
+    let (rest, cert) = X509Certificate::from_der(der).unwrap();
+    assert!(rest.is_empty());
+    cert
+}
+
+fn ski(cert: &X509Certificate<'_>) -> Vec<u8> {
+    cert.iter_extensions()
+        .find_map(|ext| match ext.parsed_extension() {
+            ParsedExtension::SubjectKeyIdentifier(id) => Some(id.0.to_vec()),
+            _ => None,
+        })
+        .unwrap()
+}
+
+fn aki(cert: &X509Certificate<'_>) -> Vec<u8> {
+    cert.iter_extensions()
+        .find_map(|ext| match ext.parsed_extension() {
+            ParsedExtension::AuthorityKeyIdentifier(aki) => {
+                aki.key_identifier.as_ref().map(|id| id.0.to_vec())
+            }
+            _ => None,
+        })
+        .unwrap()
+}
+
+#[tokio::test]
+async fn issues_a_linted_recorded_certificate_that_chains_to_the_root() {
+    let (issuer, root) = test_issuer();
+    let intermediate_der = issuer.cert_der().to_vec();
+    let (ca, storage) = ca_with(issuer, Profile::default());
+    let subject_key = KeyPair::generate().unwrap();
+    let identifiers = vec![
+        Identifier::dns("b.example"),
+        Identifier::dns("a.example"),
+        Identifier::ip("192.0.2.1"),
+        Identifier::ip("2001:db8::1"),
+    ];
+    let issued = ca
+        .issue_certificate(request(csr(&subject_key), identifiers))
+        .await
+        .unwrap();
+
+    // Chain: root -> intermediate -> leaf.
+    let root_cert = parse(&root.cert_der);
+    let intermediate = parse(&intermediate_der);
+    let leaf = parse(&issued.der);
+    root_cert.verify_signature(None).unwrap();
+    intermediate
+        .verify_signature(Some(root_cert.public_key()))
+        .unwrap();
+    leaf.verify_signature(Some(intermediate.public_key()))
+        .unwrap();
+    assert!(leaf.verify_signature(Some(root_cert.public_key())).is_err());
+    assert_eq!(issued.chain, vec![intermediate_der.clone()]);
+    assert_eq!(leaf.issuer().as_raw(), intermediate.subject().as_raw());
+    assert_eq!(aki(&leaf), ski(&intermediate));
+
+    // Names come from the identifiers only; the subject is empty.
+    let san = leaf.subject_alternative_name().unwrap().unwrap();
+    assert!(san.critical, "SAN must be critical with an empty subject");
+    let names: Vec<String> = san
+        .value
+        .general_names
+        .iter()
+        .map(|name| match name {
+            X509GeneralName::DNSName(dns) => dns.to_string(),
+            X509GeneralName::IPAddress(ip) => format!("ip:{ip:?}"),
+            other => panic!("unexpected name {other:?}"),
+        })
+        .collect();
+    assert_eq!(
+        names,
+        [
+            "a.example".to_string(),
+            "b.example".to_string(),
+            format!("ip:{:?}", [192u8, 0, 2, 1].as_slice()),
+            format!(
+                "ip:{:?}",
+                "2001:db8::1"
+                    .parse::<std::net::Ipv6Addr>()
+                    .unwrap()
+                    .octets()
+                    .as_slice()
+            ),
+        ]
+    );
+    assert_eq!(leaf.subject().iter().count(), 0);
+    assert_eq!(
+        leaf.public_key().subject_public_key.data.as_ref(),
+        subject_key.public_key_raw()
+    );
+
+    // Profile.
+    let eku = leaf.extended_key_usage().unwrap().unwrap().value;
+    assert!(eku.server_auth && !eku.client_auth && eku.other.is_empty());
+    let ku = leaf.key_usage().unwrap().unwrap().value;
+    assert!(ku.digital_signature() && !ku.key_encipherment() && !ku.key_cert_sign());
+    assert!(!leaf.is_ca());
+    assert!(leaf.basic_constraints().unwrap().is_some());
+    assert!(!ski(&leaf).is_empty());
+    let serial = leaf.raw_serial();
+    assert_eq!(serial.len(), 20, "{serial:02x?}");
+    assert!(serial[0] != 0 && serial[0] & 0x80 == 0);
+    assert_eq!(serial, issued.serial.as_bytes());
+    let validity = leaf.validity();
+    assert_eq!(
+        validity.not_before.timestamp(),
+        fixed_now().unix_timestamp() - 3600
+    );
+    assert_eq!(
+        validity.not_after.timestamp() - validity.not_before.timestamp(),
+        90 * 86_400 - 1
+    );
+    assert!(
+        leaf.get_extension_unique(&x509_parser::oid_registry::OID_PKIX_AUTHORITY_INFO_ACCESS)
+            .unwrap()
+            .is_none()
+    );
+
+    // Storage: serial, then precertificate (the linted TBS), then certificate.
+    let calls = storage.calls();
+    assert_eq!(calls.len(), 3, "{calls:?}");
+    assert_eq!(calls[0], Call::Serial(issued.serial.clone()));
+    let Call::Precertificate(pre_serial, pre_der) = &calls[1] else {
+        panic!("expected a precertificate, got {:?}", calls[1]);
+    };
+    assert_eq!(pre_serial, &issued.serial);
+    let precert = parse(pre_der);
+    assert_eq!(
+        precert.tbs_certificate.as_ref(),
+        leaf.tbs_certificate.as_ref()
+    );
+    assert_ne!(
+        pre_der, &issued.der,
+        "the linting certificate has another signature"
+    );
+    assert!(
+        precert
+            .verify_signature(Some(intermediate.public_key()))
+            .is_err()
+    );
+    let Call::Certificate(record) = &calls[2] else {
+        panic!("expected a certificate, got {:?}", calls[2]);
+    };
+    assert_eq!(record.der, issued.der);
+    assert_eq!(record.serial, issued.serial);
+    assert_eq!(record.account_id, AccountId(7));
+    assert_eq!(record.chain, issued.chain);
+    assert_eq!(record.status, CertStatus::Good);
+    assert_eq!(
+        record.issued_at.unix_timestamp(),
+        validity.not_before.timestamp()
+    );
+    assert_eq!(
+        record.expires_at.unix_timestamp(),
+        validity.not_after.timestamp()
+    );
+}
+
+#[tokio::test]
+async fn profile_urls_become_crl_and_aia_extensions() {
+    let (issuer, _) = test_issuer();
+    let profile = Profile {
+        validity: Duration::from_secs(7 * 86_400),
+        backdate: Duration::ZERO,
+        crl_url: Some("http://crl.example/1.crl".into()),
+        ocsp_url: Some("http://ocsp.example/".into()),
+    };
+    let (ca, _) = ca_with(issuer, profile);
+    let key = KeyPair::generate().unwrap();
+    let issued = ca
+        .issue_certificate(request(csr(&key), vec![Identifier::dns("a.example")]))
+        .await
+        .unwrap();
+    let leaf = parse(&issued.der);
+    assert_eq!(
+        leaf.validity().not_before.timestamp(),
+        fixed_now().unix_timestamp()
+    );
+    let mut saw_aia = false;
+    let mut saw_crl = false;
+    for ext in leaf.iter_extensions() {
+        match ext.parsed_extension() {
+            ParsedExtension::AuthorityInfoAccess(aia) => {
+                let descriptions: Vec<_> = aia.iter().collect();
+                assert_eq!(descriptions.len(), 1);
+                assert_eq!(
+                    descriptions[0].access_method,
+                    x509_parser::oid_registry::OID_PKIX_ACCESS_DESCRIPTOR_OCSP
+                );
+                assert_eq!(
+                    descriptions[0].access_location,
+                    X509GeneralName::URI("http://ocsp.example/")
+                );
+                saw_aia = true;
+            }
+            ParsedExtension::CRLDistributionPoints(points) => {
+                let Some(DistributionPointName::FullName(names)) =
+                    &points.points[0].distribution_point
+                else {
+                    panic!("no full name in {points:?}");
+                };
+                assert_eq!(names, &[X509GeneralName::URI("http://crl.example/1.crl")]);
+                saw_crl = true;
+            }
+            _ => {}
+        }
+    }
+    assert!(saw_aia && saw_crl);
+}
+
+#[tokio::test]
+async fn csr_with_bad_signature_is_refused_before_anything_is_recorded() {
+    let (issuer, _) = test_issuer();
+    let (ca, storage) = ca_with(issuer, Profile::default());
+    let key = KeyPair::generate().unwrap();
+    let mut der = csr(&key);
+    // The signature BIT STRING is last; flip a bit inside the ECDSA `s` integer.
+    let last = der.len() - 1;
+    der[last] ^= 0x01;
+    let err = ca
+        .issue_certificate(request(der, vec![Identifier::dns("a.example")]))
+        .await
+        .unwrap_err();
+    assert_eq!(err.kind, ErrorKind::BadCsr, "{err}");
+    assert!(err.detail.contains("signature is invalid"), "{err}");
+    assert!(storage.calls().is_empty());
+
+    for garbage in [
+        Vec::new(),
+        vec![0x30, 0x03, 0x02, 0x01, 0x00],
+        b"not a csr".to_vec(),
+    ] {
+        let err = ca
+            .issue_certificate(request(garbage, vec![Identifier::dns("a.example")]))
+            .await
+            .unwrap_err();
+        assert_eq!(err.kind, ErrorKind::BadCsr, "{err}");
+    }
+    // Trailing bytes after a valid CSR are refused too.
+    let mut trailing = csr(&key);
+    trailing.push(0);
+    let err = ca
+        .issue_certificate(request(trailing, vec![Identifier::dns("a.example")]))
+        .await
+        .unwrap_err();
+    assert_eq!(err.kind, ErrorKind::BadCsr, "{err}");
+    assert!(storage.calls().is_empty());
+}
+
+#[tokio::test]
+async fn lint_failure_signs_nothing_with_the_issuer_key() {
+    let (issuer, _) = test_issuer();
+    let (ca, storage) = ca_with(issuer, Profile::default());
+    let key = KeyPair::generate().unwrap();
+    let err = ca
+        .issue_certificate(request(
+            csr(&key),
+            vec![
+                Identifier::dns("a.example"),
+                Identifier::dns("Mixed.Example"),
+            ],
+        ))
+        .await
+        .unwrap_err();
+    assert_eq!(err.kind, ErrorKind::Internal);
+    assert!(err.detail.contains("names_lowercase"), "{}", err.detail);
+    // The serial was recorded first; no precertificate and no certificate follow.
+    let calls = storage.calls();
+    assert_eq!(calls.len(), 1, "{calls:?}");
+    assert!(matches!(calls[0], Call::Serial(_)));
+}
+
+#[tokio::test]
+async fn too_long_validity_fails_lints() {
+    let (issuer, _) = test_issuer();
+    let profile = Profile {
+        validity: Duration::from_secs(400 * 86_400),
+        ..Profile::default()
+    };
+    let (ca, storage) = ca_with(issuer, profile);
+    let key = KeyPair::generate().unwrap();
+    let err = ca
+        .issue_certificate(request(csr(&key), vec![Identifier::dns("a.example")]))
+        .await
+        .unwrap_err();
+    assert!(
+        err.detail.contains("validity_max_398_days"),
+        "{}",
+        err.detail
+    );
+    assert_eq!(storage.calls().len(), 1);
+}
+
+#[tokio::test]
+async fn refused_serial_stops_issuance() {
+    let (issuer, _) = test_issuer();
+    let storage = Arc::new(FakeStorage {
+        refuse_serials: true,
+        ..FakeStorage::default()
+    });
+    let clock = Arc::new(FixedClock::new(fixed_now()));
+    let ca = Ca::new(issuer, Profile::default(), storage.clone(), clock);
+    let key = KeyPair::generate().unwrap();
+    let err = ca
+        .issue_certificate(request(csr(&key), vec![Identifier::dns("a.example")]))
+        .await
+        .unwrap_err();
+    assert_eq!(err.kind, ErrorKind::Conflict);
+    assert!(storage.calls().is_empty());
+}
+
+#[tokio::test]
+async fn bad_identifiers_and_keys_are_refused() {
+    let (issuer, _) = test_issuer();
+    let (ca, storage) = ca_with(issuer, Profile::default());
+    let key = KeyPair::generate().unwrap();
+    for identifiers in [
+        vec![],
+        vec![Identifier::ip("300.1.1.1")],
+        vec![Identifier::dns("bücher.example")],
+    ] {
+        let err = ca
+            .issue_certificate(request(csr(&key), identifiers.clone()))
+            .await
+            .unwrap_err();
+        assert_eq!(err.kind, ErrorKind::Malformed, "{identifiers:?}: {err}");
+    }
+    let ed = KeyPair::generate_for(&rcgen::PKCS_ED25519).unwrap();
+    let err = ca
+        .issue_certificate(request(csr(&ed), vec![Identifier::dns("a.example")]))
+        .await
+        .unwrap_err();
+    assert_eq!(err.kind, ErrorKind::BadPublicKey, "{err}");
+    assert!(storage.calls().is_empty());
+}
+
+#[tokio::test]
+async fn rsa_subject_keys_get_key_encipherment() {
+    let (issuer, _) = test_issuer();
+    let (ca, _) = ca_with(issuer, Profile::default());
+    let key = KeyPair::from_pem(RSA_KEY_A).unwrap();
+    let issued = ca
+        .issue_certificate(request(csr(&key), vec![Identifier::dns("rsa.example")]))
+        .await
+        .unwrap();
+    let leaf = parse(&issued.der);
+    let ku = leaf.key_usage().unwrap().unwrap().value;
+    assert!(ku.digital_signature() && ku.key_encipherment());
+}
+
+#[tokio::test]
+async fn rsa_issuer_signs_the_linted_tbs() {
+    let root = pki::new_root(pki::ROOT_CN, 1, 3650, fixed_now()).unwrap();
+    let rsa_key = KeyPair::from_pem(RSA_KEY_B).unwrap();
+    let mut params = CertificateParams::default();
+    params.distinguished_name = DistinguishedName::new();
+    params
+        .distinguished_name
+        .push(DnType::CommonName, "Basalt Test RSA Intermediate");
+    params.is_ca = IsCa::Ca(rcgen::BasicConstraints::Constrained(0));
+    params.key_usages = vec![
+        KeyUsagePurpose::KeyCertSign,
+        KeyUsagePurpose::DigitalSignature,
+    ];
+    params.not_before = fixed_now() - time::Duration::days(1);
+    params.not_after = fixed_now() + time::Duration::days(365);
+    let root_issuer = rcgen::Issuer::from_params(&root.params, &root.key);
+    let cert = params.signed_by(&rsa_key, &root_issuer).unwrap();
+    let issuer = Issuer::from_der(cert.der().to_vec(), rsa_key).unwrap();
+    let (ca, storage) = ca_with(issuer, Profile::default());
+
+    let key = KeyPair::generate().unwrap();
+    let issued = ca
+        .issue_certificate(request(csr(&key), vec![Identifier::dns("a.example")]))
+        .await
+        .unwrap();
+    let leaf = parse(&issued.der);
+    let intermediate = parse(cert.der());
+    leaf.verify_signature(Some(intermediate.public_key()))
+        .unwrap();
+    let calls = storage.calls();
+    let Call::Precertificate(_, pre_der) = &calls[1] else {
+        panic!("expected a precertificate, got {calls:?}");
+    };
+    assert_eq!(
+        parse(pre_der).tbs_certificate.as_ref(),
+        leaf.tbs_certificate.as_ref()
+    );
+}
+
+#[test]
+fn issuer_refuses_a_key_that_does_not_match() {
+    let (issuer, root) = test_issuer();
+    let other = KeyPair::generate().unwrap();
+    let err = Issuer::from_der(issuer.cert_der().to_vec(), other).unwrap_err();
+    assert!(err.detail.contains("does not match"), "{}", err.detail);
+    // A self-signed root is a CA too, but a leaf is not an issuer.
+    let root_issuer = Issuer::from_der(root.cert_der.clone(), root.key);
+    assert!(root_issuer.is_ok());
+}
+
+#[test]
+fn serials_are_positive_20_octets_and_distinct() {
+    let mut seen = HashSet::new();
+    for _ in 0..2000 {
+        let serial = new_serial().unwrap();
+        assert!((1..=0x7f).contains(&serial[0]));
+        assert_eq!(Serial::from_bytes(&serial).unwrap().as_bytes().len(), 20);
+        assert!(seen.insert(serial));
+    }
+}
+
+#[test]
+fn validity_window_is_backdated_and_inclusive() {
+    let profile = Profile::default();
+    let now = fixed_now() + time::Duration::milliseconds(1500);
+    let (not_before, not_after) = profile.validity_window(now).unwrap();
+    assert_eq!(
+        not_before,
+        fixed_now() + time::Duration::seconds(1) - time::Duration::hours(1)
+    );
+    assert_eq!(
+        not_after - not_before,
+        time::Duration::days(90) - time::Duration::SECOND
+    );
+}

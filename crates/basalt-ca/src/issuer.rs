@@ -1,0 +1,289 @@
+//! The issuer: the certificate and private key that sign subscriber certificates.
+
+use std::fmt;
+use std::path::Path;
+use std::path::PathBuf;
+
+use basalt_core::Error;
+use rcgen::KeyPair;
+use rcgen::PublicKeyData;
+use rcgen::SignatureAlgorithm;
+use rcgen::SigningKey;
+use x509_parser::certificate::X509Certificate;
+use x509_parser::extensions::ParsedExtension;
+use x509_parser::pem::Pem;
+use x509_parser::prelude::FromDer;
+
+use crate::config::IssuerConfig;
+
+/// An issuing CA: its certificate, its private key and the chain sent with every
+/// certificate it signs.
+///
+/// The key is checked against the certificate when loaded, and the certificate
+/// must be a CA with a subject key identifier (which becomes the authority key
+/// identifier of every certificate it signs).
+pub struct Issuer {
+    cert_der: Vec<u8>,
+    signer: rcgen::Issuer<'static, KeyPair>,
+    subject_key_id: Vec<u8>,
+    subject_der: Vec<u8>,
+    public_key_bits: Vec<u8>,
+    chain: Vec<Vec<u8>>,
+}
+
+impl Issuer {
+    /// Loads the issuer certificate (PEM) and its PKCS#8 private key (PEM). The chain
+    /// is the issuer certificate alone.
+    pub fn load(cert: &Path, key: &Path) -> Result<Self, Error> {
+        Self::load_with_chain(cert, key, &[])
+    }
+
+    /// Loads the issuer as [`Issuer::load`] does, then appends the certificates of
+    /// each `chain` PEM file (nearest first) to the chain sent with each certificate.
+    pub fn load_with_chain(cert: &Path, key: &Path, chain: &[PathBuf]) -> Result<Self, Error> {
+        let cert_pem = read_file(cert)?;
+        let key_pem = read_file(key)?;
+        let key_pem = String::from_utf8(key_pem)
+            .map_err(|_| Error::internal(format!("issuer key {} is not PEM", key.display())))?;
+        let mut issuer = Self::from_pem(&cert_pem, &key_pem)?;
+        for path in chain {
+            let certs = pem_certificates(&read_file(path)?)
+                .map_err(|err| Error::internal(format!("{}: {}", path.display(), err.detail)))?;
+            issuer.chain.extend(certs);
+        }
+        Ok(issuer)
+    }
+
+    /// Loads the issuer named by the `[issuer]` config block.
+    pub fn from_config(config: &IssuerConfig) -> Result<Self, Error> {
+        Self::load_with_chain(&config.cert, &config.key, &config.chain)
+    }
+
+    /// An issuer from a PEM certificate (the first one in `cert_pem` is the issuer)
+    /// and a PEM PKCS#8 private key.
+    pub fn from_pem(cert_pem: &[u8], key_pem: &str) -> Result<Self, Error> {
+        let cert_der = pem_certificates(cert_pem)?
+            .into_iter()
+            .next()
+            .ok_or_else(|| Error::internal("no certificate in the issuer certificate file"))?;
+        let key = KeyPair::from_pem(key_pem)
+            .map_err(|err| Error::internal(format!("cannot load the issuer key: {err}")))?;
+        Self::from_der(cert_der, key)
+    }
+
+    /// An issuer from a DER certificate and a key pair.
+    pub fn from_der(cert_der: Vec<u8>, key: KeyPair) -> Result<Self, Error> {
+        let alg = key.algorithm();
+        if !is_supported_issuer_algorithm(alg) {
+            return Err(Error::internal(format!(
+                "issuer key algorithm {alg:?} is not supported: use ECDSA P-256, P-384 or RSA"
+            )));
+        }
+        let (rest, cert) = X509Certificate::from_der(&cert_der).map_err(|err| {
+            Error::internal(format!("cannot parse the issuer certificate: {err}"))
+        })?;
+        if !rest.is_empty() {
+            return Err(Error::internal(
+                "trailing data after the issuer certificate",
+            ));
+        }
+        if cert.public_key().subject_public_key.data.as_ref() != key.der_bytes() {
+            return Err(Error::internal(
+                "the issuer key does not match the issuer certificate's public key",
+            ));
+        }
+        if !cert.is_ca() {
+            return Err(Error::internal(
+                "the issuer certificate is not a CA certificate",
+            ));
+        }
+        let subject_key_id = cert
+            .iter_extensions()
+            .find_map(|ext| match ext.parsed_extension() {
+                ParsedExtension::SubjectKeyIdentifier(id) => Some(id.0.to_vec()),
+                _ => None,
+            })
+            .ok_or_else(|| {
+                Error::internal("the issuer certificate has no subject key identifier")
+            })?;
+        // rcgen rebuilds the issuer name from its attributes; it supports one
+        // attribute per RDN only (and would panic on an empty RDN).
+        if cert.subject().iter().any(|rdn| rdn.iter().count() != 1) {
+            return Err(Error::internal(
+                "the issuer certificate's subject must have exactly one attribute per RDN",
+            ));
+        }
+        let subject_der = cert.subject().as_raw().to_vec();
+        let public_key_bits = cert.public_key().subject_public_key.data.to_vec();
+        let signer = rcgen::Issuer::from_ca_cert_der(&cert_der.as_slice().into(), key)
+            .map_err(|err| Error::internal(format!("cannot use the issuer certificate: {err}")))?;
+        let issuer = Self {
+            chain: vec![cert_der.clone()],
+            cert_der,
+            signer,
+            subject_key_id,
+            subject_der,
+            public_key_bits,
+        };
+        issuer.check_name_round_trip()?;
+        Ok(issuer)
+    }
+
+    /// The issuer certificate, DER.
+    pub fn cert_der(&self) -> &[u8] {
+        &self.cert_der
+    }
+
+    /// The chain sent with every certificate, DER, nearest first (the issuer
+    /// certificate, then any configured chain certificates).
+    pub fn chain(&self) -> &[Vec<u8>] {
+        &self.chain
+    }
+
+    /// The issuer's subject key identifier.
+    pub fn subject_key_id(&self) -> &[u8] {
+        &self.subject_key_id
+    }
+
+    /// The issuer's subject name, DER.
+    pub fn subject_der(&self) -> &[u8] {
+        &self.subject_der
+    }
+
+    /// The issuer's subjectPublicKey bits (for OCSP key hashes).
+    pub fn public_key_bits(&self) -> &[u8] {
+        &self.public_key_bits
+    }
+
+    /// The signature algorithm of the issuer key.
+    pub fn algorithm(&self) -> &'static SignatureAlgorithm {
+        self.signer.key().algorithm()
+    }
+
+    /// The rcgen issuer holding the real key.
+    pub(crate) fn signer(&self) -> &rcgen::Issuer<'static, KeyPair> {
+        &self.signer
+    }
+
+    /// Signs `message` with the issuer key (the DER signature X.509 wants).
+    pub(crate) fn sign(&self, message: &[u8]) -> Result<Vec<u8>, Error> {
+        self.signer
+            .key()
+            .sign(message)
+            .map_err(|err| Error::internal(format!("issuer key failed to sign: {err}")))
+    }
+
+    /// An rcgen issuer with this issuer's name and key identifier but a throwaway
+    /// key that claims the issuer's algorithm, so that what it signs has the same
+    /// TBS bytes as what the real key would sign.
+    pub(crate) fn linting_signer(&self) -> Result<rcgen::Issuer<'static, LintKey>, Error> {
+        let key = LintKey::generate(self.algorithm())?;
+        rcgen::Issuer::from_ca_cert_der(&self.cert_der.as_slice().into(), key)
+            .map_err(|err| Error::internal(format!("cannot use the issuer certificate: {err}")))
+    }
+
+    /// rcgen writes the issuer name from parsed attributes; make sure that gives
+    /// back the issuer certificate's subject byte for byte, or chains would break.
+    fn check_name_round_trip(&self) -> Result<(), Error> {
+        let probe_key = KeyPair::generate_for(&rcgen::PKCS_ECDSA_P256_SHA256)
+            .map_err(|err| Error::internal(format!("cannot generate a probe key: {err}")))?;
+        let signer = self.linting_signer()?;
+        let mut params = rcgen::CertificateParams::default();
+        params.serial_number = Some(rcgen::SerialNumber::from_slice(&[1]));
+        let probe = params
+            .signed_by(&probe_key, &signer)
+            .map_err(|err| Error::internal(format!("cannot sign a probe certificate: {err}")))?;
+        let (_, probe) = X509Certificate::from_der(probe.der())
+            .map_err(|err| Error::internal(format!("cannot parse the probe certificate: {err}")))?;
+        if probe.issuer().as_raw() != self.subject_der.as_slice() {
+            return Err(Error::internal(
+                "the issuer certificate's subject name cannot be reproduced exactly \
+                 (unsupported attribute types or string encodings)",
+            ));
+        }
+        Ok(())
+    }
+}
+
+impl fmt::Debug for Issuer {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Issuer")
+            .field("algorithm", self.algorithm())
+            .field("subject_key_id", &self.subject_key_id)
+            .field("chain_len", &self.chain.len())
+            .finish_non_exhaustive()
+    }
+}
+
+/// A throwaway key that signs linting certificates. It reports the issuer's
+/// signature algorithm, so the TBS it signs is byte-identical to the real one.
+///
+/// For an ECDSA issuer it is a fresh key of the same curve, so the linting
+/// certificate's signature is genuine. ring cannot generate RSA keys, so for an
+/// RSA issuer it is a P-256 key labelled with the RSA algorithm: the linting
+/// certificate's signature then does not verify, which does not matter because
+/// it is never served or trusted; only its TBS is linted and compared.
+pub(crate) struct LintKey {
+    key: KeyPair,
+    alg: &'static SignatureAlgorithm,
+}
+
+impl LintKey {
+    fn generate(alg: &'static SignatureAlgorithm) -> Result<Self, Error> {
+        let key_alg = if alg == &rcgen::PKCS_ECDSA_P384_SHA384 {
+            &rcgen::PKCS_ECDSA_P384_SHA384
+        } else {
+            &rcgen::PKCS_ECDSA_P256_SHA256
+        };
+        let key = KeyPair::generate_for(key_alg)
+            .map_err(|err| Error::internal(format!("cannot generate a linting key: {err}")))?;
+        Ok(Self { key, alg })
+    }
+}
+
+impl PublicKeyData for LintKey {
+    fn der_bytes(&self) -> &[u8] {
+        self.key.der_bytes()
+    }
+
+    fn algorithm(&self) -> &'static SignatureAlgorithm {
+        self.alg
+    }
+}
+
+impl SigningKey for LintKey {
+    fn sign(&self, msg: &[u8]) -> Result<Vec<u8>, rcgen::Error> {
+        self.key.sign(msg)
+    }
+}
+
+fn is_supported_issuer_algorithm(alg: &SignatureAlgorithm) -> bool {
+    [
+        &rcgen::PKCS_ECDSA_P256_SHA256,
+        &rcgen::PKCS_ECDSA_P384_SHA384,
+        &rcgen::PKCS_RSA_SHA256,
+        &rcgen::PKCS_RSA_SHA384,
+        &rcgen::PKCS_RSA_SHA512,
+    ]
+    .contains(&alg)
+}
+
+fn read_file(path: &Path) -> Result<Vec<u8>, Error> {
+    std::fs::read(path)
+        .map_err(|err| Error::internal(format!("cannot read {}: {err}", path.display())))
+}
+
+/// Every `CERTIFICATE` block of a PEM file, DER, in order.
+pub(crate) fn pem_certificates(pem: &[u8]) -> Result<Vec<Vec<u8>>, Error> {
+    let mut certs = Vec::new();
+    for block in Pem::iter_from_buffer(pem) {
+        let block = block.map_err(|err| Error::internal(format!("invalid PEM: {err}")))?;
+        if block.label == "CERTIFICATE" {
+            certs.push(block.contents);
+        }
+    }
+    if certs.is_empty() {
+        return Err(Error::internal("no CERTIFICATE block in PEM data"));
+    }
+    Ok(certs)
+}

@@ -1,0 +1,307 @@
+//! OCSP response signing (RFC 6960), by the issuer key itself.
+//!
+//! The responses are the minimal profile of RFC 5019 that Let's Encrypt serves: one
+//! SingleResponse each, responderID by key hash, SHA-1 CertIDs, no nonce and no
+//! embedded certificates, since the issuer signs directly.
+
+use std::time::Duration;
+
+use async_trait::async_trait;
+use basalt_core::CertStatus;
+use basalt_core::Error;
+use basalt_core::OcspRequestEntry;
+use basalt_core::RevocationReason;
+use basalt_core::RevocationSigner;
+use der::Encode;
+use der::asn1::Any;
+use der::asn1::BitString;
+use der::asn1::Null;
+use der::asn1::ObjectIdentifier;
+use der::asn1::OctetString;
+use ring::digest;
+use time::OffsetDateTime;
+use x509_cert::ext::pkix::CrlReason;
+use x509_cert::serial_number::SerialNumber;
+use x509_cert::spki::AlgorithmIdentifierOwned;
+use x509_ocsp::BasicOcspResponse;
+use x509_ocsp::CertId;
+use x509_ocsp::OcspGeneralizedTime;
+use x509_ocsp::OcspResponse;
+use x509_ocsp::ResponderId;
+use x509_ocsp::ResponseData;
+use x509_ocsp::RevokedInfo;
+use x509_ocsp::SingleResponse;
+use x509_ocsp::Version;
+
+use crate::Ca;
+use crate::Issuer;
+
+/// id-sha1 (RFC 3279 §2.2.1), the CertID hash every OCSP client understands.
+const ID_SHA1: ObjectIdentifier = ObjectIdentifier::new_unwrap("1.3.14.3.2.26");
+const ECDSA_WITH_SHA256: ObjectIdentifier = ObjectIdentifier::new_unwrap("1.2.840.10045.4.3.2");
+const ECDSA_WITH_SHA384: ObjectIdentifier = ObjectIdentifier::new_unwrap("1.2.840.10045.4.3.3");
+const SHA256_WITH_RSA: ObjectIdentifier = ObjectIdentifier::new_unwrap("1.2.840.113549.1.1.11");
+const SHA384_WITH_RSA: ObjectIdentifier = ObjectIdentifier::new_unwrap("1.2.840.113549.1.1.12");
+const SHA512_WITH_RSA: ObjectIdentifier = ObjectIdentifier::new_unwrap("1.2.840.113549.1.1.13");
+
+#[async_trait]
+impl RevocationSigner for Ca {
+    async fn sign_ocsp(&self, entries: Vec<OcspRequestEntry>) -> Result<Vec<Vec<u8>>, Error> {
+        let now = self.clock.now();
+        entries
+            .iter()
+            .map(|entry| sign_ocsp_response(&self.issuer, entry, now, self.ocsp_validity))
+            .collect()
+    }
+}
+
+/// One DER `OCSPResponse` (status successful) about `entry`, valid from `now` for
+/// `validity`.
+pub fn sign_ocsp_response(
+    issuer: &Issuer,
+    entry: &OcspRequestEntry,
+    now: OffsetDateTime,
+    validity: Duration,
+) -> Result<Vec<u8>, Error> {
+    let encoding =
+        |err: der::Error| Error::internal(format!("cannot encode an OCSP response: {err}"));
+    let key_hash = sha1(issuer.public_key_bits());
+    let this_update = generalized_time(now)?;
+    let next_update = now
+        .checked_add(
+            time::Duration::try_from(validity)
+                .map_err(|_| Error::internal("OCSP validity out of range"))?,
+        )
+        .ok_or_else(|| Error::internal("OCSP nextUpdate out of range"))
+        .and_then(generalized_time)?;
+    let cert_status = match entry.status {
+        CertStatus::Good => x509_ocsp::CertStatus::good(),
+        CertStatus::Revoked => {
+            let revoked_at = entry.revoked_at.ok_or_else(|| {
+                Error::malformed(format!(
+                    "revoked certificate {} has no revocation time",
+                    entry.serial
+                ))
+            })?;
+            x509_ocsp::CertStatus::revoked(RevokedInfo {
+                revocation_time: generalized_time(revoked_at)?,
+                revocation_reason: entry.reason.map(crl_reason),
+            })
+        }
+    };
+    let single = SingleResponse {
+        cert_id: CertId {
+            hash_algorithm: AlgorithmIdentifierOwned {
+                oid: ID_SHA1,
+                parameters: Some(Any::from(Null)),
+            },
+            issuer_name_hash: OctetString::new(sha1(issuer.subject_der())).map_err(encoding)?,
+            issuer_key_hash: OctetString::new(key_hash.clone()).map_err(encoding)?,
+            serial_number: SerialNumber::new(entry.serial.as_bytes()).map_err(encoding)?,
+        },
+        cert_status,
+        this_update,
+        next_update: Some(next_update),
+        single_extensions: None,
+    };
+    let tbs_response_data = ResponseData {
+        version: Version::V1,
+        responder_id: ResponderId::ByKey(OctetString::new(key_hash).map_err(encoding)?),
+        produced_at: this_update,
+        responses: vec![single],
+        response_extensions: None,
+    };
+    let tbs = tbs_response_data.to_der().map_err(encoding)?;
+    let signature = issuer.sign(&tbs)?;
+    let basic = BasicOcspResponse {
+        tbs_response_data,
+        signature_algorithm: signature_algorithm(issuer)?,
+        signature: BitString::from_bytes(&signature).map_err(encoding)?,
+        certs: None,
+    };
+    OcspResponse::successful(basic)
+        .and_then(|response| response.to_der())
+        .map_err(encoding)
+}
+
+/// The AlgorithmIdentifier of the issuer key's signatures.
+fn signature_algorithm(issuer: &Issuer) -> Result<AlgorithmIdentifierOwned, Error> {
+    let alg = issuer.algorithm();
+    let (oid, null_params) = if alg == &rcgen::PKCS_ECDSA_P256_SHA256 {
+        (ECDSA_WITH_SHA256, false)
+    } else if alg == &rcgen::PKCS_ECDSA_P384_SHA384 {
+        (ECDSA_WITH_SHA384, false)
+    } else if alg == &rcgen::PKCS_RSA_SHA256 {
+        (SHA256_WITH_RSA, true)
+    } else if alg == &rcgen::PKCS_RSA_SHA384 {
+        (SHA384_WITH_RSA, true)
+    } else if alg == &rcgen::PKCS_RSA_SHA512 {
+        (SHA512_WITH_RSA, true)
+    } else {
+        return Err(Error::internal(format!(
+            "cannot sign OCSP responses with {alg:?}"
+        )));
+    };
+    Ok(AlgorithmIdentifierOwned {
+        oid,
+        // RFC 4055 §5: RSA PKCS#1 v1.5 identifiers carry NULL; RFC 5758 §3.2: ECDSA
+        // identifiers carry none.
+        parameters: null_params.then(|| Any::from(Null)),
+    })
+}
+
+fn crl_reason(reason: RevocationReason) -> CrlReason {
+    match reason {
+        RevocationReason::Unspecified => CrlReason::Unspecified,
+        RevocationReason::KeyCompromise => CrlReason::KeyCompromise,
+        RevocationReason::AffiliationChanged => CrlReason::AffiliationChanged,
+        RevocationReason::Superseded => CrlReason::Superseded,
+        RevocationReason::CessationOfOperation => CrlReason::CessationOfOperation,
+        RevocationReason::PrivilegeWithdrawn => CrlReason::PrivilegeWithdrawn,
+    }
+}
+
+fn sha1(data: &[u8]) -> Vec<u8> {
+    digest::digest(&digest::SHA1_FOR_LEGACY_USE_ONLY, data)
+        .as_ref()
+        .to_vec()
+}
+
+fn generalized_time(at: OffsetDateTime) -> Result<OcspGeneralizedTime, Error> {
+    let seconds = u64::try_from(at.unix_timestamp())
+        .map_err(|_| Error::internal("OCSP times before 1970 cannot be encoded"))?;
+    der::DateTime::from_unix_duration(Duration::from_secs(seconds))
+        .map(OcspGeneralizedTime::from)
+        .map_err(|err| Error::internal(format!("cannot encode time {at}: {err}")))
+}
+
+#[cfg(test)]
+mod tests {
+    use std::sync::Arc;
+
+    use basalt_core::FixedClock;
+    use basalt_core::Serial;
+    use der::Decode;
+    use ring::signature::ECDSA_P256_SHA256_ASN1;
+    use ring::signature::UnparsedPublicKey;
+    use x509_ocsp::OcspResponseStatus;
+
+    use super::*;
+    use crate::Profile;
+    use crate::test_support::FakeStorage;
+    use crate::test_support::fixed_now;
+    use crate::test_support::test_issuer;
+
+    fn decode(der: &[u8]) -> BasicOcspResponse {
+        let response = OcspResponse::from_der(der).unwrap();
+        assert_eq!(response.response_status, OcspResponseStatus::Successful);
+        let bytes = response.response_bytes.unwrap();
+        assert_eq!(
+            bytes.response_type,
+            ObjectIdentifier::new_unwrap("1.3.6.1.5.5.7.48.1.1")
+        );
+        BasicOcspResponse::from_der(bytes.response.as_bytes()).unwrap()
+    }
+
+    fn verify(issuer: &Issuer, basic: &BasicOcspResponse) -> Result<(), ring::error::Unspecified> {
+        let tbs = basic.tbs_response_data.to_der().unwrap();
+        UnparsedPublicKey::new(&ECDSA_P256_SHA256_ASN1, issuer.public_key_bits())
+            .verify(&tbs, basic.signature.raw_bytes())
+    }
+
+    #[tokio::test]
+    async fn good_and_revoked_responses_verify() {
+        let (issuer, _root) = test_issuer();
+        let clock = Arc::new(FixedClock::new(fixed_now()));
+        let ca = Ca::new(
+            issuer,
+            Profile::default(),
+            Arc::new(FakeStorage::default()),
+            clock,
+        )
+        .with_ocsp_validity(Duration::from_secs(3 * 86_400));
+        let good: Serial = "7f0102030405060708".parse().unwrap();
+        let revoked: Serial = "0a0b0c0d0e0f1011".parse().unwrap();
+        let revoked_at = fixed_now() - time::Duration::hours(5);
+        let responses = ca
+            .sign_ocsp(vec![
+                OcspRequestEntry {
+                    serial: good.clone(),
+                    status: CertStatus::Good,
+                    revoked_at: None,
+                    reason: None,
+                },
+                OcspRequestEntry {
+                    serial: revoked.clone(),
+                    status: CertStatus::Revoked,
+                    revoked_at: Some(revoked_at),
+                    reason: Some(RevocationReason::KeyCompromise),
+                },
+            ])
+            .await
+            .unwrap();
+        assert_eq!(responses.len(), 2);
+
+        let basic = decode(&responses[0]);
+        verify(ca.issuer(), &basic).expect("signature verifies with the issuer key");
+        assert_eq!(basic.signature_algorithm.oid, ECDSA_WITH_SHA256);
+        let data = &basic.tbs_response_data;
+        assert_eq!(
+            data.responder_id,
+            ResponderId::ByKey(OctetString::new(sha1(ca.issuer().public_key_bits())).unwrap())
+        );
+        let single = &data.responses[0];
+        assert_eq!(single.cert_id.serial_number.as_bytes(), good.as_bytes());
+        assert_eq!(single.cert_id.hash_algorithm.oid, ID_SHA1);
+        assert_eq!(
+            single.cert_id.issuer_name_hash.as_bytes(),
+            sha1(ca.issuer().subject_der())
+        );
+        assert_eq!(single.cert_status, x509_ocsp::CertStatus::good());
+        let this_update = single.this_update.0.to_unix_duration().as_secs();
+        let next_update = single.next_update.unwrap().0.to_unix_duration().as_secs();
+        assert_eq!(this_update as i64, fixed_now().unix_timestamp());
+        assert_eq!(next_update - this_update, 3 * 86_400);
+        assert!(data.nonce().is_none());
+
+        let basic = decode(&responses[1]);
+        verify(ca.issuer(), &basic).expect("signature verifies with the issuer key");
+        let single = &basic.tbs_response_data.responses[0];
+        assert_eq!(single.cert_id.serial_number.as_bytes(), revoked.as_bytes());
+        let x509_ocsp::CertStatus::Revoked(info) = single.cert_status else {
+            panic!("expected revoked, got {:?}", single.cert_status);
+        };
+        assert_eq!(info.revocation_reason, Some(CrlReason::KeyCompromise));
+        assert_eq!(
+            info.revocation_time.0.to_unix_duration().as_secs() as i64,
+            revoked_at.unix_timestamp()
+        );
+
+        // A response altered after signing no longer verifies.
+        let mut tampered = basic.clone();
+        tampered.tbs_response_data.responses[0].cert_status = x509_ocsp::CertStatus::good();
+        assert!(verify(ca.issuer(), &tampered).is_err());
+    }
+
+    #[tokio::test]
+    async fn revoked_without_time_is_refused() {
+        let (issuer, _root) = test_issuer();
+        let clock = Arc::new(FixedClock::new(fixed_now()));
+        let ca = Ca::new(
+            issuer,
+            Profile::default(),
+            Arc::new(FakeStorage::default()),
+            clock,
+        );
+        let err = ca
+            .sign_ocsp(vec![OcspRequestEntry {
+                serial: "01".parse().unwrap(),
+                status: CertStatus::Revoked,
+                revoked_at: None,
+                reason: None,
+            }])
+            .await
+            .unwrap_err();
+        assert_eq!(err.kind, basalt_core::ErrorKind::Malformed);
+    }
+}

@@ -1,0 +1,297 @@
+use std::sync::Arc;
+
+use basalt_core::AccountId;
+use basalt_core::CertificateAuthority;
+use basalt_core::FixedClock;
+use basalt_core::Identifier;
+use basalt_core::IssueRequest;
+use basalt_core::OrderId;
+use x509_parser::certificate::X509Certificate;
+use x509_parser::extensions::GeneralName;
+use x509_parser::extensions::ParsedExtension;
+use x509_parser::prelude::FromDer;
+
+use super::*;
+use crate::Ca;
+use crate::Issuer;
+use crate::Profile;
+use crate::issuer::pem_certificates;
+use crate::test_support::FakeStorage;
+use crate::test_support::TempDir;
+use crate::test_support::fixed_now;
+
+fn clock() -> FixedClock {
+    FixedClock::new(fixed_now())
+}
+
+fn load(path: &Path) -> Vec<u8> {
+    let pem = fs::read(path).unwrap();
+    let mut certs = pem_certificates(&pem).unwrap();
+    assert_eq!(certs.len(), 1);
+    certs.remove(0)
+}
+
+fn parse(der: &[u8]) -> X509Certificate<'_> {
+    X509Certificate::from_der(der).unwrap().1
+}
+
+fn key_id(cert: &X509Certificate<'_>, authority: bool) -> Vec<u8> {
+    cert.iter_extensions()
+        .find_map(|ext| match ext.parsed_extension() {
+            ParsedExtension::SubjectKeyIdentifier(id) if !authority => Some(id.0.to_vec()),
+            ParsedExtension::AuthorityKeyIdentifier(aki) if authority => {
+                aki.key_identifier.as_ref().map(|id| id.0.to_vec())
+            }
+            _ => None,
+        })
+        .unwrap()
+}
+
+fn common_name(cert: &X509Certificate<'_>) -> String {
+    cert.subject()
+        .iter_common_name()
+        .next()
+        .unwrap()
+        .as_str()
+        .unwrap()
+        .to_owned()
+}
+
+fn san_values(cert: &X509Certificate<'_>) -> Vec<String> {
+    cert.subject_alternative_name()
+        .unwrap()
+        .unwrap()
+        .value
+        .general_names
+        .iter()
+        .map(|name| match name {
+            GeneralName::DNSName(dns) => dns.to_string(),
+            GeneralName::IPAddress(ip) => format!("ip{ip:?}"),
+            other => panic!("unexpected {other:?}"),
+        })
+        .collect()
+}
+
+#[cfg(unix)]
+fn assert_owner_only(path: &Path) {
+    use std::os::unix::fs::PermissionsExt;
+    let mode = fs::metadata(path).unwrap().permissions().mode() & 0o777;
+    assert_eq!(mode, 0o600, "{} has mode {mode:o}", path.display());
+}
+
+#[cfg(not(unix))]
+fn assert_owner_only(_: &Path) {}
+
+#[tokio::test]
+async fn hierarchy_chains_and_issues() {
+    let dir = TempDir::new();
+    let out = dir.path().join("pki");
+    let hierarchy = generate_hierarchy(&out, &clock()).unwrap();
+    assert_eq!(hierarchy.root.cert, out.join("root.pem"));
+    assert_eq!(hierarchy.intermediate.key, out.join("intermediate.key"));
+    assert_owner_only(&hierarchy.root.key);
+    assert_owner_only(&hierarchy.intermediate.key);
+
+    let root_der = load(&hierarchy.root.cert);
+    let intermediate_der = load(&hierarchy.intermediate.cert);
+    let root = parse(&root_der);
+    let intermediate = parse(&intermediate_der);
+    root.verify_signature(None).unwrap();
+    intermediate
+        .verify_signature(Some(root.public_key()))
+        .unwrap();
+    assert_eq!(common_name(&root), ROOT_CN);
+    assert_eq!(common_name(&intermediate), INTERMEDIATE_CN);
+    let bc = root.basic_constraints().unwrap().unwrap().value;
+    assert!(bc.ca && bc.path_len_constraint == Some(1));
+    let bc = intermediate.basic_constraints().unwrap().unwrap().value;
+    assert!(bc.ca && bc.path_len_constraint == Some(0));
+    let ku = intermediate.key_usage().unwrap().unwrap().value;
+    assert!(ku.key_cert_sign() && ku.crl_sign() && ku.digital_signature());
+    assert_eq!(key_id(&intermediate, true), key_id(&root, false));
+    let days = |cert: &X509Certificate<'_>| {
+        (cert.validity().not_after.timestamp() - fixed_now().unix_timestamp()) / 86_400
+    };
+    assert_eq!(days(&root), 3650);
+    assert_eq!(days(&intermediate), 1825);
+
+    // The files load as the CA's issuer, and its leaves chain root -> intermediate -> leaf.
+    let issuer = Issuer::load(&hierarchy.intermediate.cert, &hierarchy.intermediate.key).unwrap();
+    assert_eq!(issuer.chain(), std::slice::from_ref(&intermediate_der));
+    let storage = Arc::new(FakeStorage::default());
+    let ca = Ca::new(
+        issuer,
+        Profile::default(),
+        storage.clone(),
+        Arc::new(clock()),
+    );
+    let subject_key = KeyPair::generate().unwrap();
+    let csr = CertificateParams::default()
+        .serialize_request(&subject_key)
+        .unwrap();
+    let issued = ca
+        .issue_certificate(IssueRequest {
+            csr_der: csr.der().to_vec(),
+            account_id: AccountId(1),
+            order_id: OrderId(2),
+            identifiers: vec![
+                Identifier::dns("www.example.org"),
+                Identifier::ip("127.0.0.1"),
+            ],
+        })
+        .await
+        .unwrap();
+    let leaf = parse(&issued.der);
+    leaf.verify_signature(Some(intermediate.public_key()))
+        .unwrap();
+    assert_eq!(key_id(&leaf, true), key_id(&intermediate, false));
+    assert_eq!(san_values(&leaf), ["www.example.org", "ip[127, 0, 0, 1]"]);
+    assert!(
+        leaf.extended_key_usage()
+            .unwrap()
+            .unwrap()
+            .value
+            .server_auth
+    );
+    assert_eq!(leaf.raw_serial().len(), 20);
+    assert!(leaf.raw_serial()[0] & 0x80 == 0);
+
+    // The root key belongs to the root certificate.
+    let root_key = KeyPair::from_pem(&fs::read_to_string(&hierarchy.root.key).unwrap()).unwrap();
+    assert_eq!(
+        root.public_key().subject_public_key.data.as_ref(),
+        root_key.public_key_raw()
+    );
+    // A key that does not match its certificate is refused.
+    assert!(Issuer::load(&hierarchy.intermediate.cert, &hierarchy.root.key).is_err());
+}
+
+#[test]
+fn issuer_chain_files_are_appended() {
+    let dir = TempDir::new();
+    let hierarchy = generate_hierarchy(dir.path(), &clock()).unwrap();
+    let issuer = Issuer::load_with_chain(
+        &hierarchy.intermediate.cert,
+        &hierarchy.intermediate.key,
+        std::slice::from_ref(&hierarchy.root.cert),
+    )
+    .unwrap();
+    assert_eq!(
+        issuer.chain(),
+        &[
+            load(&hierarchy.intermediate.cert),
+            load(&hierarchy.root.cert)
+        ]
+    );
+    let missing = dir.path().join("missing.pem");
+    assert!(
+        Issuer::load_with_chain(
+            &hierarchy.intermediate.cert,
+            &hierarchy.intermediate.key,
+            &[missing]
+        )
+        .is_err()
+    );
+}
+
+#[test]
+fn internal_pki_leaves_are_for_client_and_server() {
+    let dir = TempDir::new();
+    let pki = generate_internal_pki(dir.path(), &["ra.basalt", "sa.basalt"], &clock()).unwrap();
+    assert_eq!(pki.ca.cert, dir.path().join("internal-ca.pem"));
+    assert_owner_only(&pki.ca.key);
+    let ca_der = load(&pki.ca.cert);
+    let ca = parse(&ca_der);
+    assert_eq!(pki.leaves.len(), 2);
+    for (name, paths) in &pki.leaves {
+        assert_eq!(paths.cert, dir.path().join(format!("{name}.pem")));
+        assert_owner_only(&paths.key);
+        let der = load(&paths.cert);
+        let leaf = parse(&der);
+        leaf.verify_signature(Some(ca.public_key())).unwrap();
+        assert_eq!(san_values(&leaf), [name.as_str()]);
+        let eku = leaf.extended_key_usage().unwrap().unwrap().value;
+        assert!(eku.server_auth && eku.client_auth);
+        assert!(!leaf.is_ca());
+        let days = (leaf.validity().not_after.timestamp() - fixed_now().unix_timestamp()) / 86_400;
+        assert_eq!(days, 730);
+        let key = KeyPair::from_pem(&fs::read_to_string(&paths.key).unwrap()).unwrap();
+        assert_eq!(
+            leaf.public_key().subject_public_key.data.as_ref(),
+            key.public_key_raw()
+        );
+    }
+    for bad in ["../escape", ".hidden", "", "a/b"] {
+        let err = generate_internal_pki(dir.path(), &[bad], &clock()).unwrap_err();
+        assert_eq!(err.kind, basalt_core::ErrorKind::Internal, "{bad:?}");
+    }
+}
+
+#[test]
+fn server_cert_is_signed_by_the_api_ca() {
+    let dir = TempDir::new();
+    let api_ca = generate_api_ca(dir.path(), &clock()).unwrap();
+    assert_owner_only(&api_ca.key);
+    let cert_out = dir.path().join("wfe").join("https.pem");
+    let key_out = dir.path().join("wfe").join("https.key");
+    let trust = generate_server_cert(
+        &api_ca,
+        &["localhost", "127.0.0.1", "::1"],
+        &cert_out,
+        &key_out,
+        &clock(),
+    )
+    .unwrap();
+    assert_eq!(trust, dir.path().join("api-ca.pem"));
+    assert_owner_only(&key_out);
+    let ca_der = load(&trust);
+    let ca = parse(&ca_der);
+    assert_eq!(common_name(&ca), API_CA_CN);
+    let der = load(&cert_out);
+    let leaf = parse(&der);
+    leaf.verify_signature(Some(ca.public_key())).unwrap();
+    assert_eq!(
+        san_values(&leaf),
+        [
+            "localhost".to_string(),
+            "ip[127, 0, 0, 1]".to_string(),
+            format!("ip{:?}", std::net::Ipv6Addr::LOCALHOST.octets().as_slice()),
+        ]
+    );
+    let eku = leaf.extended_key_usage().unwrap().unwrap().value;
+    assert!(eku.server_auth && !eku.client_auth);
+    assert!(generate_server_cert(&api_ca, &[], &cert_out, &key_out, &clock()).is_err());
+}
+
+#[test]
+fn ca_from_config_loads_the_dev_hierarchy() {
+    let dir = TempDir::new();
+    let hierarchy = generate_hierarchy(dir.path(), &clock()).unwrap();
+    let text = format!(
+        r#"
+        [grpc]
+        listen = "127.0.0.1:0"
+        allowed_clients = {{}}
+        [tls]
+        cert = "ca.pem"
+        key = "ca.key"
+        ca = "internal-ca.pem"
+        [sa]
+        address = "127.0.0.1:1"
+        server_name = "sa.basalt"
+        [issuer]
+        cert = {cert:?}
+        key = {key:?}
+        chain = [{root:?}]
+        [ocsp]
+        validity = "2d"
+        "#,
+        cert = hierarchy.intermediate.cert,
+        key = hierarchy.intermediate.key,
+        root = hierarchy.root.cert,
+    );
+    let config: crate::CaConfig = basalt_config::parse(&text).unwrap();
+    let ca = Ca::from_config(&config, Arc::new(FakeStorage::default()), Arc::new(clock())).unwrap();
+    assert_eq!(ca.issuer().chain().len(), 2);
+    assert_eq!(ca.profile(), &Profile::default());
+}

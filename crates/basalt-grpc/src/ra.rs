@@ -1,0 +1,276 @@
+//! The registration authority over gRPC: [`RaClient`] for the WFE and admin,
+//! [`ra_server`] to serve any [`RegistrationAuthority`].
+
+use std::sync::Arc;
+
+use async_trait::async_trait;
+use basalt_core::Account;
+use basalt_core::AccountId;
+use basalt_core::Authz;
+use basalt_core::AuthzId;
+use basalt_core::ChallengeType;
+use basalt_core::Error;
+use basalt_core::Identifier;
+use basalt_core::NewAccount;
+use basalt_core::Order;
+use basalt_core::OrderId;
+use basalt_core::RegistrationAuthority;
+use basalt_core::RevokeRequest;
+use basalt_proto::ra as pb;
+use basalt_proto::ra::registration_authority_client::RegistrationAuthorityClient;
+use basalt_proto::ra::registration_authority_server::RegistrationAuthorityServer;
+use basalt_proto::types;
+use tonic::Request;
+use tonic::Response;
+use tonic::Status;
+
+use crate::GrpcChannel;
+use crate::not_yet;
+use crate::status::StatusExt;
+use crate::status::to_status;
+
+/// Calls the RA.
+#[derive(Clone, Debug)]
+pub struct RaClient(GrpcChannel);
+
+impl RaClient {
+    /// A client over `channel`.
+    pub fn new(channel: GrpcChannel) -> Self {
+        Self(channel)
+    }
+
+    fn client(&self) -> RegistrationAuthorityClient<tonic::transport::Channel> {
+        RegistrationAuthorityClient::new(self.0.channel.clone())
+    }
+}
+
+#[async_trait]
+impl RegistrationAuthority for RaClient {
+    async fn new_account(&self, account: NewAccount) -> Result<Account, Error> {
+        let request = self.0.request(pb::NewAccountRequest {
+            key_jwk: account.key_jwk,
+            key_thumbprint: account.key_thumbprint,
+            contacts: account.contacts,
+        });
+        self.client()
+            .new_account(request)
+            .await
+            .map_status()?
+            .try_into()
+    }
+
+    async fn new_order(
+        &self,
+        account_id: AccountId,
+        identifiers: Vec<Identifier>,
+    ) -> Result<Order, Error> {
+        let request = self.0.request(pb::NewOrderRequest {
+            account_id: account_id.0,
+            identifiers: basalt_proto::to_vec(identifiers),
+        });
+        self.client()
+            .new_order(request)
+            .await
+            .map_status()?
+            .try_into()
+    }
+
+    async fn perform_validation(&self, id: AuthzId, kind: ChallengeType) -> Result<Authz, Error> {
+        let request = self.0.request(pb::PerformValidationRequest {
+            authz_id: id.0,
+            challenge_type: kind.as_str().to_owned(),
+        });
+        self.client()
+            .perform_validation(request)
+            .await
+            .map_status()?
+            .try_into()
+    }
+
+    async fn finalize_order(&self, id: OrderId, csr_der: Vec<u8>) -> Result<Order, Error> {
+        let request = self.0.request(pb::FinalizeOrderRequest {
+            order_id: id.0,
+            csr: csr_der,
+        });
+        self.client()
+            .finalize_order(request)
+            .await
+            .map_status()?
+            .try_into()
+    }
+
+    async fn revoke_certificate(&self, request: RevokeRequest) -> Result<(), Error> {
+        let request = self.0.request(pb::RevokeByAccountRequest {
+            serial: request.serial.to_string(),
+            reason: u32::from(request.reason.code()),
+            account_id: request.account_id.0,
+        });
+        self.client()
+            .revoke_by_account(request)
+            .await
+            .map_status()?;
+        Ok(())
+    }
+}
+
+/// Serves a [`RegistrationAuthority`] over gRPC.
+pub struct RaService<T>(Arc<T>);
+
+type GrpcResult<T> = Result<Response<T>, Status>;
+
+fn reply<T, P: From<T>>(result: Result<T, Error>) -> GrpcResult<P> {
+    result
+        .map(|value| Response::new(P::from(value)))
+        .map_err(to_status)
+}
+
+#[async_trait]
+impl<T: RegistrationAuthority> pb::registration_authority_server::RegistrationAuthority
+    for RaService<T>
+{
+    async fn new_account(
+        &self,
+        request: Request<pb::NewAccountRequest>,
+    ) -> GrpcResult<types::Account> {
+        let request = request.into_inner();
+        reply(
+            self.0
+                .new_account(NewAccount {
+                    key_jwk: request.key_jwk,
+                    key_thumbprint: request.key_thumbprint,
+                    contacts: request.contacts,
+                })
+                .await,
+        )
+    }
+
+    async fn update_account_contacts(
+        &self,
+        _request: Request<pb::UpdateAccountContactsRequest>,
+    ) -> GrpcResult<types::Account> {
+        Err(not_yet("account contact updates"))
+    }
+
+    async fn deactivate_account(
+        &self,
+        _request: Request<pb::DeactivateAccountRequest>,
+    ) -> GrpcResult<types::Account> {
+        Err(not_yet("account deactivation"))
+    }
+
+    async fn rollover_account_key(
+        &self,
+        _request: Request<pb::RolloverAccountKeyRequest>,
+    ) -> GrpcResult<types::Account> {
+        Err(not_yet("account key rollover"))
+    }
+
+    async fn new_order(&self, request: Request<pb::NewOrderRequest>) -> GrpcResult<types::Order> {
+        let request = request.into_inner();
+        let identifiers = basalt_proto::try_vec(request.identifiers).map_err(to_status)?;
+        reply(
+            self.0
+                .new_order(AccountId(request.account_id), identifiers)
+                .await,
+        )
+    }
+
+    async fn perform_validation(
+        &self,
+        request: Request<pb::PerformValidationRequest>,
+    ) -> GrpcResult<types::Authorization> {
+        let request = request.into_inner();
+        let kind = basalt_proto::parse_field(&request.challenge_type, "challenge_type")
+            .map_err(to_status)?;
+        reply(
+            self.0
+                .perform_validation(AuthzId(request.authz_id), kind)
+                .await,
+        )
+    }
+
+    async fn deactivate_authorization(
+        &self,
+        _request: Request<pb::DeactivateAuthorizationRequest>,
+    ) -> GrpcResult<types::Authorization> {
+        Err(not_yet("authorization deactivation"))
+    }
+
+    async fn finalize_order(
+        &self,
+        request: Request<pb::FinalizeOrderRequest>,
+    ) -> GrpcResult<types::Order> {
+        let request = request.into_inner();
+        reply(
+            self.0
+                .finalize_order(OrderId(request.order_id), request.csr)
+                .await,
+        )
+    }
+
+    async fn revoke_by_account(
+        &self,
+        request: Request<pb::RevokeByAccountRequest>,
+    ) -> GrpcResult<types::Empty> {
+        let request = request.into_inner();
+        let revoke = (|| {
+            Ok::<_, Error>(RevokeRequest {
+                serial: basalt_proto::serial(&request.serial)?,
+                reason: basalt_proto::reason(request.reason)?,
+                account_id: AccountId(request.account_id),
+            })
+        })()
+        .map_err(to_status)?;
+        self.0
+            .revoke_certificate(revoke)
+            .await
+            .map(|()| Response::new(types::Empty {}))
+            .map_err(to_status)
+    }
+
+    async fn revoke_by_certificate_key(
+        &self,
+        _request: Request<pb::RevokeByCertificateKeyRequest>,
+    ) -> GrpcResult<types::Empty> {
+        Err(not_yet("revocation by certificate key"))
+    }
+
+    async fn administratively_revoke(
+        &self,
+        _request: Request<pb::AdministrativelyRevokeRequest>,
+    ) -> GrpcResult<types::Empty> {
+        Err(not_yet("administrative revocation"))
+    }
+
+    async fn block_key(&self, _request: Request<pb::BlockKeyRequest>) -> GrpcResult<types::Empty> {
+        Err(not_yet("key blocking"))
+    }
+
+    async fn add_rate_limit_override(
+        &self,
+        _request: Request<pb::AddRateLimitOverrideRequest>,
+    ) -> GrpcResult<types::Empty> {
+        Err(not_yet("rate-limit overrides"))
+    }
+
+    async fn add_eab_key(
+        &self,
+        _request: Request<pb::AddEabKeyRequest>,
+    ) -> GrpcResult<pb::AddEabKeyResponse> {
+        Err(not_yet("external account binding"))
+    }
+
+    async fn add_incident(
+        &self,
+        _request: Request<pb::AddIncidentRequest>,
+    ) -> GrpcResult<types::Empty> {
+        Err(not_yet("incidents"))
+    }
+}
+
+/// The tonic service for an RA, ready for [`crate::GrpcServer::add_service`].
+pub fn ra_server<T: RegistrationAuthority>(
+    ra: Arc<T>,
+) -> RegistrationAuthorityServer<RaService<T>> {
+    RegistrationAuthorityServer::new(RaService(ra))
+}

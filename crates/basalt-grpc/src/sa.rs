@@ -1,0 +1,624 @@
+//! The storage authority over gRPC: [`SaClient`] for its callers, [`SaService`] to
+//! serve any [`Storage`] implementation.
+
+use std::pin::Pin;
+use std::sync::Arc;
+
+use async_trait::async_trait;
+use basalt_core::Account;
+use basalt_core::AccountId;
+use basalt_core::Authz;
+use basalt_core::AuthzId;
+use basalt_core::AuthzOutcome;
+use basalt_core::CertificateRecord;
+use basalt_core::ChallengeType;
+use basalt_core::Error;
+use basalt_core::NewAccount;
+use basalt_core::NewAuthz;
+use basalt_core::NewOrder;
+use basalt_core::Order;
+use basalt_core::OrderId;
+use basalt_core::RevocationReason;
+use basalt_core::Serial;
+use basalt_core::Storage;
+use basalt_core::StorageReadOnly;
+use basalt_proto::required;
+use basalt_proto::required_time;
+use basalt_proto::sa as pb;
+use basalt_proto::sa::storage_client::StorageClient;
+use basalt_proto::sa::storage_read_only_client::StorageReadOnlyClient;
+use basalt_proto::timestamp;
+use basalt_proto::types;
+use time::OffsetDateTime;
+use tonic::Request;
+use tonic::Response;
+use tonic::Status;
+
+use crate::GrpcChannel;
+use crate::not_yet;
+use crate::status::StatusExt;
+use crate::status::to_status;
+
+/// Calls the SA's `StorageReadOnly` and `Storage` services.
+#[derive(Clone, Debug)]
+pub struct SaClient(GrpcChannel);
+
+impl SaClient {
+    /// A client over `channel`.
+    pub fn new(channel: GrpcChannel) -> Self {
+        Self(channel)
+    }
+
+    fn reader(&self) -> StorageReadOnlyClient<tonic::transport::Channel> {
+        StorageReadOnlyClient::new(self.0.channel.clone())
+    }
+
+    fn writer(&self) -> StorageClient<tonic::transport::Channel> {
+        StorageClient::new(self.0.channel.clone())
+    }
+}
+
+#[async_trait]
+impl StorageReadOnly for SaClient {
+    async fn account(&self, id: AccountId) -> Result<Account, Error> {
+        let request = self.0.request(pb::GetAccountRequest { id: id.0 });
+        self.reader()
+            .get_account(request)
+            .await
+            .map_status()?
+            .try_into()
+    }
+
+    async fn account_by_key(&self, key_thumbprint: &str) -> Result<Account, Error> {
+        let request = self.0.request(pb::GetAccountByKeyRequest {
+            key_thumbprint: key_thumbprint.to_owned(),
+        });
+        self.reader()
+            .get_account_by_key(request)
+            .await
+            .map_status()?
+            .try_into()
+    }
+
+    async fn order(&self, id: OrderId) -> Result<Order, Error> {
+        let request = self.0.request(pb::GetOrderRequest { id: id.0 });
+        self.reader()
+            .get_order(request)
+            .await
+            .map_status()?
+            .try_into()
+    }
+
+    async fn authz(&self, id: AuthzId) -> Result<Authz, Error> {
+        let request = self.0.request(pb::GetAuthorizationRequest { id: id.0 });
+        self.reader()
+            .get_authorization(request)
+            .await
+            .map_status()?
+            .try_into()
+    }
+
+    async fn certificate(&self, serial: &Serial) -> Result<CertificateRecord, Error> {
+        let request = self.0.request(pb::GetCertificateRequest {
+            serial: serial.to_string(),
+        });
+        self.reader()
+            .get_certificate(request)
+            .await
+            .map_status()?
+            .try_into()
+    }
+}
+
+#[async_trait]
+impl Storage for SaClient {
+    async fn new_account(&self, account: NewAccount) -> Result<Account, Error> {
+        let request = self.0.request(pb::NewAccountRequest {
+            key_jwk: account.key_jwk,
+            key_thumbprint: account.key_thumbprint,
+            contacts: account.contacts,
+        });
+        self.writer()
+            .new_account(request)
+            .await
+            .map_status()?
+            .try_into()
+    }
+
+    async fn new_order(&self, order: NewOrder) -> Result<Order, Error> {
+        let request = self.0.request(pb::NewOrderRequest {
+            account_id: order.account_id.0,
+            identifiers: basalt_proto::to_vec(order.identifiers),
+            expires: Some(timestamp(order.expires)),
+            authorizations: order
+                .authzs
+                .into_iter()
+                .map(|authz| pb::NewAuthorization {
+                    identifier: Some(authz.identifier.into()),
+                    wildcard: authz.wildcard,
+                    expires: Some(timestamp(authz.expires)),
+                    challenges: basalt_proto::to_vec(authz.challenges),
+                })
+                .collect(),
+        });
+        self.writer()
+            .new_order(request)
+            .await
+            .map_status()?
+            .try_into()
+    }
+
+    async fn set_challenge_processing(
+        &self,
+        id: AuthzId,
+        kind: ChallengeType,
+    ) -> Result<(), Error> {
+        let request = self.0.request(pb::SetChallengeProcessingRequest {
+            authz_id: id.0,
+            challenge_type: kind.as_str().to_owned(),
+        });
+        self.writer()
+            .set_challenge_processing(request)
+            .await
+            .map_status()?;
+        Ok(())
+    }
+
+    async fn finalize_authz(
+        &self,
+        id: AuthzId,
+        kind: ChallengeType,
+        outcome: AuthzOutcome,
+    ) -> Result<(), Error> {
+        let request = self.0.request(pb::FinalizeAuthorizationRequest {
+            authz_id: id.0,
+            challenge_type: kind.as_str().to_owned(),
+            status: outcome.status.as_str().to_owned(),
+            validated_at: Some(timestamp(outcome.validated_at)),
+            expires: Some(timestamp(outcome.expires)),
+            records: basalt_proto::to_vec(outcome.records),
+            error: outcome.error.map(Into::into),
+        });
+        self.writer()
+            .finalize_authorization(request)
+            .await
+            .map_status()?;
+        Ok(())
+    }
+
+    async fn set_order_processing(&self, id: OrderId) -> Result<(), Error> {
+        let request = self
+            .0
+            .request(pb::SetOrderProcessingRequest { order_id: id.0 });
+        self.writer()
+            .set_order_processing(request)
+            .await
+            .map_status()?;
+        Ok(())
+    }
+
+    async fn finalize_order(&self, id: OrderId, serial: &Serial) -> Result<(), Error> {
+        let request = self.0.request(pb::FinalizeOrderRequest {
+            order_id: id.0,
+            serial: serial.to_string(),
+        });
+        self.writer().finalize_order(request).await.map_status()?;
+        Ok(())
+    }
+
+    async fn set_order_error(&self, id: OrderId, error: &Error) -> Result<(), Error> {
+        let request = self.0.request(pb::SetOrderErrorRequest {
+            order_id: id.0,
+            error: Some(error.clone().into()),
+        });
+        self.writer().set_order_error(request).await.map_status()?;
+        Ok(())
+    }
+
+    async fn add_serial(
+        &self,
+        serial: &Serial,
+        account_id: AccountId,
+        created_at: OffsetDateTime,
+        expires_at: OffsetDateTime,
+    ) -> Result<(), Error> {
+        let request = self.0.request(pb::AddSerialRequest {
+            serial: serial.to_string(),
+            account_id: account_id.0,
+            created_at: Some(timestamp(created_at)),
+            expires_at: Some(timestamp(expires_at)),
+        });
+        self.writer().add_serial(request).await.map_status()?;
+        Ok(())
+    }
+
+    async fn add_precertificate(
+        &self,
+        serial: &Serial,
+        der: &[u8],
+        account_id: AccountId,
+        issued_at: OffsetDateTime,
+    ) -> Result<(), Error> {
+        let request = self.0.request(pb::AddPrecertificateRequest {
+            serial: serial.to_string(),
+            der: der.to_vec(),
+            account_id: account_id.0,
+            issued_at: Some(timestamp(issued_at)),
+        });
+        self.writer()
+            .add_precertificate(request)
+            .await
+            .map_status()?;
+        Ok(())
+    }
+
+    async fn add_certificate(&self, certificate: &CertificateRecord) -> Result<(), Error> {
+        let request = self.0.request(pb::AddCertificateRequest {
+            certificate: Some(certificate.clone().into()),
+        });
+        self.writer().add_certificate(request).await.map_status()?;
+        Ok(())
+    }
+
+    async fn revoke_certificate(
+        &self,
+        serial: &Serial,
+        reason: RevocationReason,
+        revoked_at: OffsetDateTime,
+    ) -> Result<(), Error> {
+        let request = self.0.request(pb::RevokeCertificateRequest {
+            serial: serial.to_string(),
+            reason: u32::from(reason.code()),
+            revoked_at: Some(timestamp(revoked_at)),
+        });
+        self.writer()
+            .revoke_certificate(request)
+            .await
+            .map_status()?;
+        Ok(())
+    }
+}
+
+/// Serves a [`Storage`] implementation as the SA's two gRPC services.
+pub struct SaService<T>(Arc<T>);
+
+impl<T> SaService<T> {
+    /// Wraps the storage.
+    pub fn new(storage: Arc<T>) -> Self {
+        Self(storage)
+    }
+}
+
+impl<T> Clone for SaService<T> {
+    fn clone(&self) -> Self {
+        Self(self.0.clone())
+    }
+}
+
+type GrpcResult<T> = Result<Response<T>, Status>;
+
+fn reply<T, P: From<T>>(result: Result<T, Error>) -> GrpcResult<P> {
+    result
+        .map(|value| Response::new(P::from(value)))
+        .map_err(to_status)
+}
+
+fn empty(result: Result<(), Error>) -> GrpcResult<types::Empty> {
+    result
+        .map(|()| Response::new(types::Empty {}))
+        .map_err(to_status)
+}
+
+fn serial(text: &str) -> Result<Serial, Status> {
+    basalt_proto::serial(text).map_err(to_status)
+}
+
+#[async_trait]
+impl<T: Storage> pb::storage_read_only_server::StorageReadOnly for SaService<T> {
+    async fn get_account(
+        &self,
+        request: Request<pb::GetAccountRequest>,
+    ) -> GrpcResult<types::Account> {
+        reply(self.0.account(AccountId(request.into_inner().id)).await)
+    }
+
+    async fn get_account_by_key(
+        &self,
+        request: Request<pb::GetAccountByKeyRequest>,
+    ) -> GrpcResult<types::Account> {
+        reply(
+            self.0
+                .account_by_key(&request.into_inner().key_thumbprint)
+                .await,
+        )
+    }
+
+    async fn get_order(&self, request: Request<pb::GetOrderRequest>) -> GrpcResult<types::Order> {
+        reply(self.0.order(OrderId(request.into_inner().id)).await)
+    }
+
+    async fn get_orders_for_account(
+        &self,
+        _request: Request<pb::GetOrdersForAccountRequest>,
+    ) -> GrpcResult<pb::GetOrdersForAccountResponse> {
+        Err(not_yet("listing an account's orders"))
+    }
+
+    async fn get_authorization(
+        &self,
+        request: Request<pb::GetAuthorizationRequest>,
+    ) -> GrpcResult<types::Authorization> {
+        reply(self.0.authz(AuthzId(request.into_inner().id)).await)
+    }
+
+    async fn get_valid_authorizations(
+        &self,
+        _request: Request<pb::GetValidAuthorizationsRequest>,
+    ) -> GrpcResult<pb::GetValidAuthorizationsResponse> {
+        Err(not_yet("authorization reuse"))
+    }
+
+    async fn get_certificate(
+        &self,
+        request: Request<pb::GetCertificateRequest>,
+    ) -> GrpcResult<types::Certificate> {
+        let serial = serial(&request.into_inner().serial)?;
+        reply(self.0.certificate(&serial).await)
+    }
+
+    async fn key_blocked(
+        &self,
+        _request: Request<pb::KeyBlockedRequest>,
+    ) -> GrpcResult<pb::KeyBlockedResponse> {
+        Err(not_yet("the blocked-keys list"))
+    }
+
+    async fn get_ocsp_response(
+        &self,
+        _request: Request<pb::GetOcspResponseRequest>,
+    ) -> GrpcResult<pb::GetOcspResponseResponse> {
+        Err(not_yet("stored OCSP responses"))
+    }
+
+    type GetRevokedCertificatesStream =
+        Pin<Box<dyn tokio_stream::Stream<Item = Result<pb::RevokedCertificate, Status>> + Send>>;
+
+    async fn get_revoked_certificates(
+        &self,
+        _request: Request<pb::GetRevokedCertificatesRequest>,
+    ) -> GrpcResult<Self::GetRevokedCertificatesStream> {
+        Err(not_yet("CRL shards"))
+    }
+}
+
+#[async_trait]
+impl<T: Storage> pb::storage_server::Storage for SaService<T> {
+    async fn new_account(
+        &self,
+        request: Request<pb::NewAccountRequest>,
+    ) -> GrpcResult<types::Account> {
+        let request = request.into_inner();
+        reply(
+            self.0
+                .new_account(NewAccount {
+                    key_jwk: request.key_jwk,
+                    key_thumbprint: request.key_thumbprint,
+                    contacts: request.contacts,
+                })
+                .await,
+        )
+    }
+
+    async fn update_account(
+        &self,
+        _request: Request<pb::UpdateAccountRequest>,
+    ) -> GrpcResult<types::Account> {
+        Err(not_yet("account updates"))
+    }
+
+    async fn new_order(&self, request: Request<pb::NewOrderRequest>) -> GrpcResult<types::Order> {
+        let order = (|| {
+            let request = request.into_inner();
+            Ok::<_, Error>(NewOrder {
+                account_id: AccountId(request.account_id),
+                identifiers: basalt_proto::try_vec(request.identifiers)?,
+                expires: required_time(request.expires, "expires")?,
+                authzs: request
+                    .authorizations
+                    .into_iter()
+                    .map(|authz| {
+                        Ok(NewAuthz {
+                            identifier: required(authz.identifier, "identifier")?.try_into()?,
+                            wildcard: authz.wildcard,
+                            expires: required_time(authz.expires, "expires")?,
+                            challenges: basalt_proto::try_vec(authz.challenges)?,
+                        })
+                    })
+                    .collect::<Result<_, Error>>()?,
+            })
+        })()
+        .map_err(to_status)?;
+        reply(self.0.new_order(order).await)
+    }
+
+    async fn set_challenge_processing(
+        &self,
+        request: Request<pb::SetChallengeProcessingRequest>,
+    ) -> GrpcResult<types::Empty> {
+        let request = request.into_inner();
+        let kind = basalt_proto::parse_field(&request.challenge_type, "challenge_type")
+            .map_err(to_status)?;
+        empty(
+            self.0
+                .set_challenge_processing(AuthzId(request.authz_id), kind)
+                .await,
+        )
+    }
+
+    async fn finalize_authorization(
+        &self,
+        request: Request<pb::FinalizeAuthorizationRequest>,
+    ) -> GrpcResult<types::Empty> {
+        let request = request.into_inner();
+        let parsed = (|| {
+            let kind = basalt_proto::parse_field(&request.challenge_type, "challenge_type")?;
+            let outcome = AuthzOutcome {
+                status: basalt_proto::parse_field(&request.status, "status")?,
+                validated_at: required_time(request.validated_at, "validated_at")?,
+                expires: required_time(request.expires, "expires")?,
+                records: basalt_proto::try_vec(request.records)?,
+                error: request.error.map(Error::try_from).transpose()?,
+            };
+            Ok::<_, Error>((kind, outcome))
+        })()
+        .map_err(to_status)?;
+        let (kind, outcome) = parsed;
+        empty(
+            self.0
+                .finalize_authz(AuthzId(request.authz_id), kind, outcome)
+                .await,
+        )
+    }
+
+    async fn deactivate_authorization(
+        &self,
+        _request: Request<pb::DeactivateAuthorizationRequest>,
+    ) -> GrpcResult<types::Empty> {
+        Err(not_yet("authorization deactivation"))
+    }
+
+    async fn set_order_processing(
+        &self,
+        request: Request<pb::SetOrderProcessingRequest>,
+    ) -> GrpcResult<types::Empty> {
+        empty(
+            self.0
+                .set_order_processing(OrderId(request.into_inner().order_id))
+                .await,
+        )
+    }
+
+    async fn finalize_order(
+        &self,
+        request: Request<pb::FinalizeOrderRequest>,
+    ) -> GrpcResult<types::Empty> {
+        let request = request.into_inner();
+        let serial = serial(&request.serial)?;
+        empty(
+            self.0
+                .finalize_order(OrderId(request.order_id), &serial)
+                .await,
+        )
+    }
+
+    async fn set_order_error(
+        &self,
+        request: Request<pb::SetOrderErrorRequest>,
+    ) -> GrpcResult<types::Empty> {
+        let request = request.into_inner();
+        let error = required(request.error, "error")
+            .and_then(Error::try_from)
+            .map_err(to_status)?;
+        empty(
+            self.0
+                .set_order_error(OrderId(request.order_id), &error)
+                .await,
+        )
+    }
+
+    async fn add_serial(&self, request: Request<pb::AddSerialRequest>) -> GrpcResult<types::Empty> {
+        let request = request.into_inner();
+        let serial = serial(&request.serial)?;
+        let created_at = required_time(request.created_at, "created_at").map_err(to_status)?;
+        let expires_at = required_time(request.expires_at, "expires_at").map_err(to_status)?;
+        empty(
+            self.0
+                .add_serial(
+                    &serial,
+                    AccountId(request.account_id),
+                    created_at,
+                    expires_at,
+                )
+                .await,
+        )
+    }
+
+    async fn add_precertificate(
+        &self,
+        request: Request<pb::AddPrecertificateRequest>,
+    ) -> GrpcResult<types::Empty> {
+        let request = request.into_inner();
+        let serial = serial(&request.serial)?;
+        let issued_at = required_time(request.issued_at, "issued_at").map_err(to_status)?;
+        empty(
+            self.0
+                .add_precertificate(
+                    &serial,
+                    &request.der,
+                    AccountId(request.account_id),
+                    issued_at,
+                )
+                .await,
+        )
+    }
+
+    async fn add_certificate(
+        &self,
+        request: Request<pb::AddCertificateRequest>,
+    ) -> GrpcResult<types::Empty> {
+        let certificate = required(request.into_inner().certificate, "certificate")
+            .and_then(CertificateRecord::try_from)
+            .map_err(to_status)?;
+        empty(self.0.add_certificate(&certificate).await)
+    }
+
+    async fn revoke_certificate(
+        &self,
+        request: Request<pb::RevokeCertificateRequest>,
+    ) -> GrpcResult<types::Empty> {
+        let request = request.into_inner();
+        let serial = serial(&request.serial)?;
+        let reason = basalt_proto::reason(request.reason).map_err(to_status)?;
+        let revoked_at = required_time(request.revoked_at, "revoked_at").map_err(to_status)?;
+        empty(self.0.revoke_certificate(&serial, reason, revoked_at).await)
+    }
+
+    async fn block_key(&self, _request: Request<pb::BlockKeyRequest>) -> GrpcResult<types::Empty> {
+        Err(not_yet("the blocked-keys list"))
+    }
+
+    async fn store_ocsp_response(
+        &self,
+        _request: Request<pb::StoreOcspResponseRequest>,
+    ) -> GrpcResult<types::Empty> {
+        Err(not_yet("stored OCSP responses"))
+    }
+
+    async fn lease_crl_shard(
+        &self,
+        _request: Request<pb::LeaseCrlShardRequest>,
+    ) -> GrpcResult<pb::LeaseCrlShardResponse> {
+        Err(not_yet("CRL shards"))
+    }
+
+    async fn update_crl_shard(
+        &self,
+        _request: Request<pb::UpdateCrlShardRequest>,
+    ) -> GrpcResult<types::Empty> {
+        Err(not_yet("CRL shards"))
+    }
+}
+
+/// The tonic services for an SA, ready for [`crate::GrpcServer::add_service`].
+pub fn sa_servers<T: Storage>(
+    storage: Arc<T>,
+) -> (
+    pb::storage_read_only_server::StorageReadOnlyServer<SaService<T>>,
+    pb::storage_server::StorageServer<SaService<T>>,
+) {
+    let service = SaService::new(storage);
+    (
+        pb::storage_read_only_server::StorageReadOnlyServer::new(service.clone()),
+        pb::storage_server::StorageServer::new(service),
+    )
+}

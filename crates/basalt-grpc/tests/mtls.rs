@@ -1,0 +1,260 @@
+//! Real gRPC over mutual TLS on loopback: allow-lists, error transport, health.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+use std::collections::BTreeMap;
+use std::path::PathBuf;
+use std::sync::Arc;
+
+use async_trait::async_trait;
+use basalt_config::ConfigDuration;
+use basalt_config::GrpcClientConfig;
+use basalt_config::GrpcServerConfig;
+use basalt_config::TlsConfig;
+use basalt_core::CertStatus;
+use basalt_core::CertificateAuthority;
+use basalt_core::Error;
+use basalt_core::ErrorKind;
+use basalt_core::Identifier;
+use basalt_core::IssueRequest;
+use basalt_core::IssuedCertificate;
+use basalt_core::OcspRequestEntry;
+use basalt_core::RevocationSigner;
+use basalt_grpc::CaClient;
+use basalt_grpc::GrpcChannel;
+use basalt_grpc::GrpcServer;
+use basalt_grpc::service_names;
+use rcgen::BasicConstraints;
+use rcgen::CertificateParams;
+use rcgen::ExtendedKeyUsagePurpose;
+use rcgen::IsCa;
+use rcgen::Issuer;
+use rcgen::KeyPair;
+use tokio::sync::oneshot;
+
+/// An internal CA and a certificate for each name, written to a fresh directory.
+struct TestPki {
+    dir: PathBuf,
+}
+
+impl TestPki {
+    fn new(names: &[&str]) -> Self {
+        let dir = std::env::temp_dir().join(format!(
+            "basalt-grpc-test-{}-{}",
+            std::process::id(),
+            rand_suffix()
+        ));
+        std::fs::create_dir_all(&dir).unwrap();
+        let ca_key = KeyPair::generate().unwrap();
+        let mut ca_params = CertificateParams::new(Vec::<String>::new()).unwrap();
+        ca_params.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
+        let ca_cert = ca_params.self_signed(&ca_key).unwrap();
+        std::fs::write(dir.join("internal-ca.pem"), ca_cert.pem()).unwrap();
+        let issuer = Issuer::new(ca_params, ca_key);
+        for name in names {
+            let key = KeyPair::generate().unwrap();
+            let mut params = CertificateParams::new(vec![(*name).to_owned()]).unwrap();
+            params.extended_key_usages = vec![
+                ExtendedKeyUsagePurpose::ServerAuth,
+                ExtendedKeyUsagePurpose::ClientAuth,
+            ];
+            let cert = params.signed_by(&key, &issuer).unwrap();
+            std::fs::write(dir.join(format!("{name}.pem")), cert.pem()).unwrap();
+            std::fs::write(dir.join(format!("{name}.key")), key.serialize_pem()).unwrap();
+        }
+        Self { dir }
+    }
+
+    fn tls(&self, name: &str) -> TlsConfig {
+        TlsConfig {
+            cert: self.dir.join(format!("{name}.pem")),
+            key: self.dir.join(format!("{name}.key")),
+            ca: self.dir.join("internal-ca.pem"),
+        }
+    }
+}
+
+impl Drop for TestPki {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.dir);
+    }
+}
+
+fn rand_suffix() -> u64 {
+    use std::hash::BuildHasher;
+    std::collections::hash_map::RandomState::new().hash_one(0u8)
+}
+
+/// A CA that refuses CSRs it cannot parse and otherwise returns a fixed answer.
+struct FakeCa;
+
+#[async_trait]
+impl CertificateAuthority for FakeCa {
+    async fn issue_certificate(&self, request: IssueRequest) -> Result<IssuedCertificate, Error> {
+        if request.csr_der.is_empty() {
+            return Err(Error::new(ErrorKind::BadCsr, "empty CSR"));
+        }
+        Ok(IssuedCertificate {
+            serial: "7f01".parse()?,
+            der: request.csr_der,
+            chain: vec![],
+        })
+    }
+}
+
+#[async_trait]
+impl RevocationSigner for FakeCa {
+    async fn sign_ocsp(&self, entries: Vec<OcspRequestEntry>) -> Result<Vec<Vec<u8>>, Error> {
+        Ok(entries
+            .iter()
+            .map(|e| e.serial.as_bytes().to_vec())
+            .collect())
+    }
+}
+
+struct RunningCa {
+    address: String,
+    stop: Option<oneshot::Sender<()>>,
+}
+
+impl Drop for RunningCa {
+    fn drop(&mut self) {
+        if let Some(stop) = self.stop.take() {
+            let _ = stop.send(());
+        }
+    }
+}
+
+async fn start_ca(pki: &TestPki) -> RunningCa {
+    let mut allowed = BTreeMap::new();
+    allowed.insert(
+        service_names::CERTIFICATE_AUTHORITY.to_owned(),
+        vec!["ra".to_owned()],
+    );
+    allowed.insert(
+        service_names::REVOCATION_SIGNER.to_owned(),
+        vec!["ocsp".to_owned()],
+    );
+    let grpc = GrpcServerConfig {
+        listen: "127.0.0.1:0".parse().unwrap(),
+        allowed_clients: allowed,
+    };
+    let (issuer, signer) = basalt_grpc::ca_servers(Arc::new(FakeCa));
+    let server = GrpcServer::bind(&grpc, &pki.tls("ca"))
+        .await
+        .unwrap()
+        .add_service(issuer)
+        .add_service(signer);
+    let address = server.local_addr().unwrap().to_string();
+    let (stop, stopped) = oneshot::channel::<()>();
+    tokio::spawn(server.serve(async move {
+        let _ = stopped.await;
+    }));
+    RunningCa {
+        address,
+        stop: Some(stop),
+    }
+}
+
+fn channel(pki: &TestPki, client: &str, ca: &RunningCa) -> GrpcChannel {
+    let config = GrpcClientConfig {
+        address: ca.address.clone(),
+        server_name: "ca".to_owned(),
+        timeout: ConfigDuration(std::time::Duration::from_secs(5)),
+    };
+    GrpcChannel::new(&config, &pki.tls(client)).unwrap()
+}
+
+fn issue_request(csr: &[u8]) -> IssueRequest {
+    IssueRequest {
+        csr_der: csr.to_vec(),
+        account_id: basalt_core::AccountId(1),
+        order_id: basalt_core::OrderId(2),
+        identifiers: vec![Identifier::dns("a.example")],
+    }
+}
+
+fn install_provider() {
+    let _ = rustls::crypto::ring::default_provider().install_default();
+}
+
+#[tokio::test]
+async fn ca_refuses_clients_not_on_its_allow_list() {
+    install_provider();
+    let pki = TestPki::new(&["ca", "ra", "wfe", "ocsp"]);
+    let ca = start_ca(&pki).await;
+
+    let from_ra = CaClient::new(channel(&pki, "ra", &ca));
+    let issued = from_ra
+        .issue_certificate(issue_request(b"csr"))
+        .await
+        .unwrap();
+    assert_eq!(issued.serial.to_string(), "7f01");
+
+    // The WFE holds a valid internal certificate, but is not on the CA's list.
+    let from_wfe = CaClient::new(channel(&pki, "wfe", &ca));
+    let err = from_wfe
+        .issue_certificate(issue_request(b"csr"))
+        .await
+        .unwrap_err();
+    assert_eq!(err.kind, ErrorKind::Internal, "{err}");
+    assert!(err.detail.contains("PermissionDenied"), "{err}");
+
+    // Allow-lists are per gRPC service: the RA may issue but not sign OCSP.
+    let entry = OcspRequestEntry {
+        serial: "01".parse().unwrap(),
+        status: CertStatus::Good,
+        revoked_at: None,
+        reason: None,
+    };
+    let err = from_ra.sign_ocsp(vec![entry.clone()]).await.unwrap_err();
+    assert!(err.detail.contains("PermissionDenied"), "{err}");
+    let from_ocsp = CaClient::new(channel(&pki, "ocsp", &ca));
+    assert_eq!(
+        from_ocsp.sign_ocsp(vec![entry]).await.unwrap(),
+        vec![vec![1]]
+    );
+}
+
+#[tokio::test]
+async fn errors_cross_the_wire_whole() {
+    install_provider();
+    let pki = TestPki::new(&["ca", "ra"]);
+    let ca = start_ca(&pki).await;
+    let err = CaClient::new(channel(&pki, "ra", &ca))
+        .issue_certificate(issue_request(b""))
+        .await
+        .unwrap_err();
+    assert_eq!(err, Error::new(ErrorKind::BadCsr, "empty CSR"));
+}
+
+#[tokio::test]
+async fn health_answers_any_internal_client_and_nobody_else() {
+    install_provider();
+    let pki = TestPki::new(&["ca", "wfe"]);
+    let ca = start_ca(&pki).await;
+    let health = channel(&pki, "wfe", &ca);
+    assert!(
+        health
+            .check_health(service_names::CERTIFICATE_AUTHORITY)
+            .await
+            .unwrap()
+    );
+
+    // A certificate from another CA does not get past the handshake.
+    let stranger = TestPki::new(&["ra"]);
+    let tls = TlsConfig {
+        ca: pki.dir.join("internal-ca.pem"),
+        ..stranger.tls("ra")
+    };
+    let config = GrpcClientConfig {
+        address: ca.address.clone(),
+        server_name: "ca".to_owned(),
+        timeout: ConfigDuration(std::time::Duration::from_secs(5)),
+    };
+    let err = GrpcChannel::new(&config, &tls)
+        .unwrap()
+        .check_health(service_names::CERTIFICATE_AUTHORITY)
+        .await
+        .unwrap_err();
+    assert_eq!(err.kind, ErrorKind::Unavailable, "{err}");
+}

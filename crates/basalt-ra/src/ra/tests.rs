@@ -1,0 +1,893 @@
+//! The RA against in-memory fakes of the SA, VA and CA.
+
+use std::collections::HashMap;
+use std::sync::Arc;
+use std::sync::Mutex;
+
+use async_trait::async_trait;
+use basalt_core::CertStatus;
+use basalt_core::CertificateRecord;
+use basalt_core::FixedClock;
+use basalt_core::IssuedCertificate;
+use basalt_core::RevocationReason;
+use basalt_core::Serial;
+use basalt_core::StorageReadOnly;
+use basalt_core::ValidationRecord;
+use rcgen::CertificateParams;
+use rcgen::DistinguishedName;
+use rcgen::KeyPair;
+
+use super::*;
+
+/// Just enough of an SA: maps behind one lock, order status computed from the
+/// order's own progress and then from its authorizations.
+#[derive(Default)]
+struct FakeSa {
+    state: Mutex<State>,
+}
+
+#[derive(Default)]
+struct State {
+    next_id: i64,
+    accounts: HashMap<AccountId, Account>,
+    orders: HashMap<OrderId, Order>,
+    authzs: HashMap<AuthzId, Authz>,
+    certificates: HashMap<Serial, CertificateRecord>,
+}
+
+impl State {
+    fn id(&mut self) -> i64 {
+        self.next_id += 1;
+        self.next_id
+    }
+
+    fn order_status(&self, order: &Order) -> OrderStatus {
+        if matches!(
+            order.status,
+            OrderStatus::Invalid | OrderStatus::Processing | OrderStatus::Valid
+        ) {
+            return order.status;
+        }
+        let statuses: Vec<AuthzStatus> = order
+            .authz_ids
+            .iter()
+            .map(|id| self.authzs[id].status)
+            .collect();
+        if statuses.iter().all(|s| *s == AuthzStatus::Valid) {
+            OrderStatus::Ready
+        } else if statuses.contains(&AuthzStatus::Pending)
+            && statuses
+                .iter()
+                .all(|s| matches!(s, AuthzStatus::Pending | AuthzStatus::Valid))
+        {
+            OrderStatus::Pending
+        } else {
+            OrderStatus::Invalid
+        }
+    }
+}
+
+impl FakeSa {
+    fn lock(&self) -> std::sync::MutexGuard<'_, State> {
+        self.state.lock().unwrap()
+    }
+
+    fn add_certificate_for(&self, account_id: AccountId, serial: &str) -> Serial {
+        let serial: Serial = serial.parse().unwrap();
+        let at = t0();
+        self.lock().certificates.insert(
+            serial.clone(),
+            CertificateRecord {
+                serial: serial.clone(),
+                account_id,
+                der: vec![0x30],
+                chain: Vec::new(),
+                issued_at: at,
+                expires_at: at + time::Duration::days(90),
+                status: CertStatus::Good,
+                revoked_at: None,
+                revocation_reason: None,
+            },
+        );
+        serial
+    }
+}
+
+#[async_trait]
+impl StorageReadOnly for FakeSa {
+    async fn account(&self, id: AccountId) -> Result<Account, Error> {
+        self.lock()
+            .accounts
+            .get(&id)
+            .cloned()
+            .ok_or_else(|| Error::new(ErrorKind::AccountDoesNotExist, "no such account"))
+    }
+
+    async fn account_by_key(&self, key_thumbprint: &str) -> Result<Account, Error> {
+        self.lock()
+            .accounts
+            .values()
+            .find(|a| a.key_thumbprint == key_thumbprint)
+            .cloned()
+            .ok_or_else(|| Error::new(ErrorKind::AccountDoesNotExist, "no such account"))
+    }
+
+    async fn order(&self, id: OrderId) -> Result<Order, Error> {
+        let state = self.lock();
+        let mut order = state
+            .orders
+            .get(&id)
+            .cloned()
+            .ok_or_else(|| Error::not_found("no such order"))?;
+        order.status = state.order_status(&order);
+        Ok(order)
+    }
+
+    async fn authz(&self, id: AuthzId) -> Result<Authz, Error> {
+        self.lock()
+            .authzs
+            .get(&id)
+            .cloned()
+            .ok_or_else(|| Error::not_found("no such authorization"))
+    }
+
+    async fn certificate(&self, serial: &Serial) -> Result<CertificateRecord, Error> {
+        self.lock()
+            .certificates
+            .get(serial)
+            .cloned()
+            .ok_or_else(|| Error::not_found("no such serial in the fake"))
+    }
+}
+
+#[async_trait]
+impl Storage for FakeSa {
+    async fn new_account(&self, account: NewAccount) -> Result<Account, Error> {
+        let mut state = self.lock();
+        if state
+            .accounts
+            .values()
+            .any(|a| a.key_thumbprint == account.key_thumbprint)
+        {
+            return Err(Error::conflict("key in use"));
+        }
+        let account = Account {
+            id: AccountId(state.id()),
+            key_jwk: account.key_jwk,
+            key_thumbprint: account.key_thumbprint,
+            contacts: account.contacts,
+            status: AccountStatus::Valid,
+            created_at: t0(),
+        };
+        state.accounts.insert(account.id, account.clone());
+        Ok(account)
+    }
+
+    async fn new_order(&self, order: NewOrder) -> Result<Order, Error> {
+        let mut state = self.lock();
+        let mut authz_ids = Vec::new();
+        for authz in order.authzs {
+            let id = AuthzId(state.id());
+            authz_ids.push(id);
+            state.authzs.insert(
+                id,
+                Authz {
+                    id,
+                    account_id: order.account_id,
+                    identifier: authz.identifier,
+                    status: AuthzStatus::Pending,
+                    expires: authz.expires,
+                    wildcard: authz.wildcard,
+                    challenges: authz.challenges,
+                },
+            );
+        }
+        let order = Order {
+            id: OrderId(state.id()),
+            account_id: order.account_id,
+            identifiers: order.identifiers,
+            status: OrderStatus::Pending,
+            expires: order.expires,
+            authz_ids,
+            error: None,
+            certificate_serial: None,
+            created_at: t0(),
+        };
+        state.orders.insert(order.id, order.clone());
+        Ok(order)
+    }
+
+    async fn set_challenge_processing(
+        &self,
+        id: AuthzId,
+        kind: ChallengeType,
+    ) -> Result<(), Error> {
+        let mut state = self.lock();
+        let authz = state
+            .authzs
+            .get_mut(&id)
+            .ok_or_else(|| Error::not_found("no such authorization"))?;
+        if authz.status != AuthzStatus::Pending {
+            return Err(Error::malformed("authorization is not pending"));
+        }
+        let challenge = authz
+            .challenges
+            .iter_mut()
+            .find(|c| c.kind == kind)
+            .ok_or_else(|| Error::malformed("no such challenge"))?;
+        challenge.status = ChallengeStatus::Processing;
+        Ok(())
+    }
+
+    async fn finalize_authz(
+        &self,
+        id: AuthzId,
+        kind: ChallengeType,
+        outcome: AuthzOutcome,
+    ) -> Result<(), Error> {
+        let mut state = self.lock();
+        let authz = state
+            .authzs
+            .get_mut(&id)
+            .ok_or_else(|| Error::not_found("no such authorization"))?;
+        authz.status = outcome.status;
+        authz.expires = outcome.expires;
+        let challenge = authz
+            .challenges
+            .iter_mut()
+            .find(|c| c.kind == kind)
+            .ok_or_else(|| Error::malformed("no such challenge"))?;
+        challenge.status = match outcome.status {
+            AuthzStatus::Valid => ChallengeStatus::Valid,
+            _ => ChallengeStatus::Invalid,
+        };
+        challenge.validated = Some(outcome.validated_at);
+        challenge.error = outcome.error;
+        challenge.validation_records = outcome.records;
+        Ok(())
+    }
+
+    async fn set_order_processing(&self, id: OrderId) -> Result<(), Error> {
+        let mut state = self.lock();
+        let order = state
+            .orders
+            .get(&id)
+            .cloned()
+            .ok_or_else(|| Error::not_found("no such order"))?;
+        if state.order_status(&order) != OrderStatus::Ready {
+            return Err(Error::new(ErrorKind::OrderNotReady, "not ready"));
+        }
+        if let Some(order) = state.orders.get_mut(&id) {
+            order.status = OrderStatus::Processing;
+        }
+        Ok(())
+    }
+
+    async fn finalize_order(&self, id: OrderId, serial: &Serial) -> Result<(), Error> {
+        let mut state = self.lock();
+        let order = state
+            .orders
+            .get_mut(&id)
+            .ok_or_else(|| Error::not_found("no such order"))?;
+        if order.status != OrderStatus::Processing {
+            return Err(Error::new(ErrorKind::OrderNotReady, "not processing"));
+        }
+        order.status = OrderStatus::Valid;
+        order.certificate_serial = Some(serial.clone());
+        Ok(())
+    }
+
+    async fn set_order_error(&self, id: OrderId, error: &Error) -> Result<(), Error> {
+        let mut state = self.lock();
+        let order = state
+            .orders
+            .get_mut(&id)
+            .ok_or_else(|| Error::not_found("no such order"))?;
+        order.status = OrderStatus::Invalid;
+        order.error = Some(error.clone());
+        Ok(())
+    }
+
+    async fn add_serial(
+        &self,
+        _serial: &Serial,
+        _account_id: AccountId,
+        _created_at: OffsetDateTime,
+        _expires_at: OffsetDateTime,
+    ) -> Result<(), Error> {
+        Err(Error::internal("the RA never adds serials"))
+    }
+
+    async fn add_precertificate(
+        &self,
+        _serial: &Serial,
+        _der: &[u8],
+        _account_id: AccountId,
+        _issued_at: OffsetDateTime,
+    ) -> Result<(), Error> {
+        Err(Error::internal("the RA never adds precertificates"))
+    }
+
+    async fn add_certificate(&self, _certificate: &CertificateRecord) -> Result<(), Error> {
+        Err(Error::internal("the RA never adds certificates"))
+    }
+
+    async fn revoke_certificate(
+        &self,
+        serial: &Serial,
+        reason: RevocationReason,
+        revoked_at: OffsetDateTime,
+    ) -> Result<(), Error> {
+        let mut state = self.lock();
+        let certificate = state
+            .certificates
+            .get_mut(serial)
+            .ok_or_else(|| Error::not_found("no such serial"))?;
+        if certificate.status == CertStatus::Revoked {
+            return Err(Error::new(ErrorKind::AlreadyRevoked, "already revoked"));
+        }
+        certificate.status = CertStatus::Revoked;
+        certificate.revoked_at = Some(revoked_at);
+        certificate.revocation_reason = Some(reason);
+        Ok(())
+    }
+}
+
+/// A VA that answers every request with the same, configurable result.
+struct FakeVa {
+    result: Mutex<Result<ValidationResult, Error>>,
+    requests: Mutex<Vec<ValidateRequest>>,
+}
+
+impl FakeVa {
+    fn set(&self, result: Result<ValidationResult, Error>) {
+        *self.result.lock().unwrap() = result;
+    }
+}
+
+#[async_trait]
+impl ValidationAuthority for FakeVa {
+    async fn validate(&self, request: ValidateRequest) -> Result<ValidationResult, Error> {
+        self.requests.lock().unwrap().push(request);
+        self.result.lock().unwrap().clone()
+    }
+}
+
+/// A CA that returns a fixed certificate (or error) and records its calls.
+struct FakeCa {
+    result: Mutex<Result<IssuedCertificate, Error>>,
+    calls: Mutex<Vec<IssueRequest>>,
+}
+
+#[async_trait]
+impl CertificateAuthority for FakeCa {
+    async fn issue_certificate(&self, request: IssueRequest) -> Result<IssuedCertificate, Error> {
+        self.calls.lock().unwrap().push(request);
+        self.result.lock().unwrap().clone()
+    }
+}
+
+/// 2030-01-01T00:00:00Z, when every test starts.
+fn t0() -> OffsetDateTime {
+    OffsetDateTime::from_unix_timestamp(1_893_456_000).unwrap()
+}
+
+const PREFIX: &str = "https://acme.example/acme/acct/";
+const THUMBPRINT: &str = "thumbprint-of-account-key";
+
+struct Harness {
+    ra: Ra,
+    sa: Arc<FakeSa>,
+    va: Arc<FakeVa>,
+    ca: Arc<FakeCa>,
+    clock: FixedClock,
+}
+
+fn harness() -> Harness {
+    let sa = Arc::new(FakeSa::default());
+    let va = Arc::new(FakeVa {
+        result: Mutex::new(Ok(ValidationResult {
+            records: vec![ValidationRecord {
+                url: Some("http://a.example/.well-known/acme-challenge/x".into()),
+                hostname: "a.example".into(),
+                port: Some(80),
+                addresses_resolved: vec!["192.0.2.1".parse().unwrap()],
+                address_used: Some("192.0.2.1".parse().unwrap()),
+            }],
+            problem: None,
+        })),
+        requests: Mutex::new(Vec::new()),
+    });
+    let ca = Arc::new(FakeCa {
+        result: Mutex::new(Ok(IssuedCertificate {
+            serial: "7f01020304050607".parse().unwrap(),
+            der: vec![0x30, 0x00],
+            chain: vec![vec![0x30, 0x01]],
+        })),
+        calls: Mutex::new(Vec::new()),
+    });
+    let clock = FixedClock::new(t0());
+    let ra = Ra::new(
+        RaSettings::with_defaults(PREFIX),
+        sa.clone(),
+        va.clone(),
+        ca.clone(),
+        Arc::new(clock.clone()),
+    );
+    Harness {
+        ra,
+        sa,
+        va,
+        ca,
+        clock,
+    }
+}
+
+impl Harness {
+    async fn account(&self, thumbprint: &str) -> Account {
+        self.ra
+            .new_account(NewAccount {
+                key_jwk: "{}".into(),
+                key_thumbprint: thumbprint.into(),
+                contacts: vec!["mailto:admin@a.example".into()],
+            })
+            .await
+            .unwrap()
+    }
+
+    async fn order(&self, account: &Account, names: &[&str]) -> Order {
+        let ids = names.iter().copied().map(Identifier::dns).collect();
+        self.ra.new_order(account.id, ids).await.unwrap()
+    }
+
+    /// Validates every authorization of `order` and waits for the outcomes.
+    async fn validate_all(&self, order: &Order) {
+        for id in &order.authz_ids {
+            self.ra
+                .perform_validation(*id, ChallengeType::Http01)
+                .await
+                .unwrap();
+        }
+        self.ra.wait_for_validations().await;
+    }
+
+    async fn ready_order(&self, names: &[&str]) -> Order {
+        let account = self.account(THUMBPRINT).await;
+        let order = self.order(&account, names).await;
+        self.validate_all(&order).await;
+        let order = self.sa.order(order.id).await.unwrap();
+        assert_eq!(order.status, OrderStatus::Ready);
+        order
+    }
+}
+
+fn csr(names: &[&str]) -> Vec<u8> {
+    let key = KeyPair::generate().unwrap();
+    let mut params =
+        CertificateParams::new(names.iter().map(|n| n.to_string()).collect::<Vec<_>>()).unwrap();
+    params.distinguished_name = DistinguishedName::new();
+    params.serialize_request(&key).unwrap().der().to_vec()
+}
+
+#[tokio::test]
+async fn new_order_creates_one_http01_authz_per_identifier() {
+    let h = harness();
+    let account = h.account(THUMBPRINT).await;
+    let order = h
+        .order(&account, &["b.example", "a.example", "b.example"])
+        .await;
+    assert_eq!(order.status, OrderStatus::Pending);
+    assert_eq!(
+        order.identifiers,
+        vec![Identifier::dns("a.example"), Identifier::dns("b.example")]
+    );
+    let now = h.clock.now();
+    assert_eq!(order.expires, now + time::Duration::days(7));
+    assert_eq!(order.authz_ids.len(), 2);
+    let mut tokens = Vec::new();
+    for (id, identifier) in order.authz_ids.iter().zip(&order.identifiers) {
+        let authz = h.sa.authz(*id).await.unwrap();
+        assert_eq!(&authz.identifier, identifier);
+        assert_eq!(authz.account_id, account.id);
+        assert_eq!(authz.status, AuthzStatus::Pending);
+        assert_eq!(authz.expires, now + time::Duration::days(7));
+        assert!(!authz.wildcard);
+        assert_eq!(authz.challenges.len(), 1);
+        let challenge = &authz.challenges[0];
+        assert_eq!(challenge.kind, ChallengeType::Http01);
+        assert_eq!(challenge.status, ChallengeStatus::Pending);
+        let token = URL_SAFE_NO_PAD.decode(&challenge.token).unwrap();
+        assert!(token.len() * 8 >= 128, "token {:?}", challenge.token);
+        assert!(!challenge.token.contains('='));
+        tokens.push(challenge.token.clone());
+    }
+    assert_ne!(tokens[0], tokens[1], "tokens must be random");
+}
+
+#[tokio::test]
+async fn bad_identifiers_give_one_error_with_subproblems() {
+    let h = harness();
+    let account = h.account(THUMBPRINT).await;
+    let ids = vec![
+        Identifier::dns("ok.example"),
+        Identifier::dns("Upper.example"),
+        Identifier::dns("*.example.com"),
+        Identifier::dns("no_underscore.example"),
+    ];
+    let err = h.ra.new_order(account.id, ids).await.unwrap_err();
+    assert_eq!(err.kind, ErrorKind::RejectedIdentifier);
+    let bad: Vec<&str> = err
+        .subproblems
+        .iter()
+        .map(|p| p.identifier.value.as_str())
+        .collect();
+    assert_eq!(
+        bad,
+        vec!["*.example.com", "Upper.example", "no_underscore.example"]
+    );
+    assert!(h.sa.lock().orders.is_empty(), "no order may be stored");
+}
+
+#[tokio::test]
+async fn successful_validation_makes_the_order_ready() {
+    let h = harness();
+    let account = h.account(THUMBPRINT).await;
+    let order = h.order(&account, &["a.example"]).await;
+    let authz_id = order.authz_ids[0];
+    let returned =
+        h.ra.perform_validation(authz_id, ChallengeType::Http01)
+            .await
+            .unwrap();
+    // The answer is re-read from the SA after the challenge was marked processing
+    // (the background task may already have finished).
+    assert_ne!(
+        returned.challenges[0].status,
+        ChallengeStatus::Pending,
+        "{returned:?}"
+    );
+    h.ra.wait_for_validations().await;
+
+    let authz = h.sa.authz(authz_id).await.unwrap();
+    assert_eq!(authz.status, AuthzStatus::Valid);
+    assert_eq!(authz.expires, h.clock.now() + time::Duration::days(30));
+    let challenge = &authz.challenges[0];
+    assert_eq!(challenge.status, ChallengeStatus::Valid);
+    assert_eq!(challenge.validated, Some(h.clock.now()));
+    assert_eq!(challenge.validation_records.len(), 1);
+
+    let requests = h.va.requests.lock().unwrap().clone();
+    assert_eq!(requests.len(), 1);
+    let request = &requests[0];
+    assert_eq!(request.identifier, Identifier::dns("a.example"));
+    assert_eq!(request.challenge, ChallengeType::Http01);
+    assert_eq!(request.token, challenge.token);
+    assert_eq!(
+        request.key_authorization,
+        format!("{}.{THUMBPRINT}", challenge.token)
+    );
+    assert_eq!(request.account_uri, format!("{PREFIX}{}", account.id));
+
+    let order = h.sa.order(order.id).await.unwrap();
+    assert_eq!(order.status, OrderStatus::Ready);
+
+    // Now valid: a second attempt is refused and the VA is not asked again.
+    let err =
+        h.ra.perform_validation(authz_id, ChallengeType::Http01)
+            .await
+            .unwrap_err();
+    assert_eq!(err.kind, ErrorKind::Malformed);
+    assert!(err.detail.contains("not pending"), "{}", err.detail);
+    assert_eq!(h.va.requests.lock().unwrap().len(), 1);
+}
+
+#[tokio::test]
+async fn validation_failure_makes_the_authz_invalid() {
+    let h = harness();
+    let problem = Error::new(
+        ErrorKind::IncorrectResponse,
+        "the key authorization differs",
+    );
+    h.va.set(Ok(ValidationResult {
+        records: Vec::new(),
+        problem: Some(problem.clone()),
+    }));
+    let account = h.account(THUMBPRINT).await;
+    let order = h.order(&account, &["a.example"]).await;
+    let before = h.sa.authz(order.authz_ids[0]).await.unwrap();
+    h.validate_all(&order).await;
+
+    let authz = h.sa.authz(order.authz_ids[0]).await.unwrap();
+    assert_eq!(authz.status, AuthzStatus::Invalid);
+    assert_eq!(
+        authz.expires, before.expires,
+        "an invalid authz keeps its expiry"
+    );
+    assert_eq!(authz.challenges[0].status, ChallengeStatus::Invalid);
+    assert_eq!(authz.challenges[0].error, Some(problem));
+    assert_eq!(
+        h.sa.order(order.id).await.unwrap().status,
+        OrderStatus::Invalid
+    );
+}
+
+#[tokio::test]
+async fn va_errors_become_invalid_outcomes() {
+    let h = harness();
+    let account = h.account(THUMBPRINT).await;
+
+    h.va.set(Err(Error::new(ErrorKind::Connection, "connection refused")));
+    let order = h.order(&account, &["a.example"]).await;
+    h.validate_all(&order).await;
+    let authz = h.sa.authz(order.authz_ids[0]).await.unwrap();
+    assert_eq!(authz.status, AuthzStatus::Invalid);
+    let error = authz.challenges[0].error.clone().unwrap();
+    assert_eq!(error.kind, ErrorKind::Connection);
+    assert_eq!(error.detail, "connection refused");
+
+    // Internal details stay in the logs.
+    h.va.set(Err(Error::internal("resolver pool exhausted at 10.0.0.3")));
+    let order = h.order(&account, &["b.example"]).await;
+    h.validate_all(&order).await;
+    let authz = h.sa.authz(order.authz_ids[0]).await.unwrap();
+    let error = authz.challenges[0].error.clone().unwrap();
+    assert_eq!(error.kind, ErrorKind::Internal);
+    assert_eq!(error.detail, VALIDATION_INTERNAL);
+}
+
+#[tokio::test]
+async fn perform_validation_checks_the_challenge_and_expiry() {
+    let h = harness();
+    let account = h.account(THUMBPRINT).await;
+    let order = h.order(&account, &["a.example"]).await;
+    let id = order.authz_ids[0];
+    let err =
+        h.ra.perform_validation(id, ChallengeType::Dns01)
+            .await
+            .unwrap_err();
+    assert_eq!(err.kind, ErrorKind::Malformed);
+    assert_eq!(err.detail, "challenge type dns-01 is not offered");
+
+    h.clock.advance(time::Duration::days(8));
+    let err =
+        h.ra.perform_validation(id, ChallengeType::Http01)
+            .await
+            .unwrap_err();
+    assert_eq!(err.kind, ErrorKind::Malformed);
+    assert!(err.detail.contains("expired"), "{}", err.detail);
+    assert!(h.va.requests.lock().unwrap().is_empty());
+}
+
+#[tokio::test]
+async fn repeated_validation_while_processing_starts_no_second_check() {
+    let h = harness();
+    let account = h.account(THUMBPRINT).await;
+    let order = h.order(&account, &["a.example"]).await;
+    let id = order.authz_ids[0];
+    // As if an earlier request had started a validation that is still running.
+    h.sa.set_challenge_processing(id, ChallengeType::Http01)
+        .await
+        .unwrap();
+    let authz =
+        h.ra.perform_validation(id, ChallengeType::Http01)
+            .await
+            .unwrap();
+    h.ra.wait_for_validations().await;
+    assert_eq!(authz.challenges[0].status, ChallengeStatus::Processing);
+    assert!(h.va.requests.lock().unwrap().is_empty());
+}
+
+#[tokio::test]
+async fn finalize_of_a_pending_order_is_not_ready() {
+    let h = harness();
+    let account = h.account(THUMBPRINT).await;
+    let order = h.order(&account, &["a.example"]).await;
+    let err =
+        h.ra.finalize_order(order.id, csr(&["a.example"]))
+            .await
+            .unwrap_err();
+    assert_eq!(err.kind, ErrorKind::OrderNotReady);
+    assert!(err.detail.contains("pending"), "{}", err.detail);
+    assert!(h.ca.calls.lock().unwrap().is_empty());
+}
+
+#[tokio::test]
+async fn finalize_with_mismatched_csr_is_bad_csr_and_keeps_the_order_ready() {
+    let h = harness();
+    let order = h.ready_order(&["a.example", "b.example"]).await;
+    for names in [&["a.example"][..], &["a.example", "b.example", "c.example"]] {
+        let err = h.ra.finalize_order(order.id, csr(names)).await.unwrap_err();
+        assert_eq!(err.kind, ErrorKind::BadCsr, "{names:?}");
+    }
+    let err =
+        h.ra.finalize_order(order.id, b"garbage".to_vec())
+            .await
+            .unwrap_err();
+    assert_eq!(err.kind, ErrorKind::BadCsr);
+    assert!(
+        h.ca.calls.lock().unwrap().is_empty(),
+        "the CA must not be called"
+    );
+    assert_eq!(
+        h.sa.order(order.id).await.unwrap().status,
+        OrderStatus::Ready
+    );
+}
+
+#[tokio::test]
+async fn finalize_issues_and_marks_the_order_valid() {
+    let h = harness();
+    let order = h.ready_order(&["a.example", "b.example"]).await;
+    let der = csr(&["b.example", "a.example"]);
+    let finalized = h.ra.finalize_order(order.id, der.clone()).await.unwrap();
+    assert_eq!(finalized.status, OrderStatus::Valid);
+    assert_eq!(
+        finalized.certificate_serial,
+        Some("7f01020304050607".parse().unwrap())
+    );
+    let calls = h.ca.calls.lock().unwrap().clone();
+    assert_eq!(
+        calls,
+        vec![IssueRequest {
+            csr_der: der,
+            account_id: order.account_id,
+            order_id: order.id,
+            identifiers: order.identifiers.clone(),
+        }]
+    );
+    // A valid order cannot be finalized again.
+    let err =
+        h.ra.finalize_order(order.id, csr(&["a.example", "b.example"]))
+            .await
+            .unwrap_err();
+    assert_eq!(err.kind, ErrorKind::OrderNotReady);
+    assert_eq!(h.ca.calls.lock().unwrap().len(), 1);
+}
+
+#[tokio::test]
+async fn ca_error_makes_the_order_invalid_without_leaking_details() {
+    let h = harness();
+    let order = h.ready_order(&["a.example"]).await;
+    let cause = Error::internal("HSM session closed: slot 3");
+    *h.ca.result.lock().unwrap() = Err(cause.clone());
+    let err =
+        h.ra.finalize_order(order.id, csr(&["a.example"]))
+            .await
+            .unwrap_err();
+    assert_eq!(err, cause);
+    let order = h.sa.order(order.id).await.unwrap();
+    assert_eq!(order.status, OrderStatus::Invalid);
+    assert_eq!(order.error, Some(Error::internal(FINALIZE_INTERNAL)));
+
+    // A non-internal CA error is stored as it is.
+    let h = harness();
+    let order = h.ready_order(&["a.example"]).await;
+    let cause = Error::new(ErrorKind::BadCsr, "lint failed: name too long");
+    *h.ca.result.lock().unwrap() = Err(cause.clone());
+    h.ra.finalize_order(order.id, csr(&["a.example"]))
+        .await
+        .unwrap_err();
+    assert_eq!(h.sa.order(order.id).await.unwrap().error, Some(cause));
+}
+
+#[tokio::test]
+async fn revocation_checks_the_owner_and_passes_already_revoked_through() {
+    let h = harness();
+    let owner = h.account("owner").await;
+    let other = h.account("other").await;
+    let serial = h.sa.add_certificate_for(owner.id, "0a0b0c0d0e0f1011");
+
+    let err =
+        h.ra.revoke_certificate(RevokeRequest {
+            serial: serial.clone(),
+            reason: RevocationReason::KeyCompromise,
+            account_id: other.id,
+        })
+        .await
+        .unwrap_err();
+    assert_eq!(err.kind, ErrorKind::Unauthorized);
+    assert_eq!(err.detail, "the certificate was not issued to this account");
+    assert_eq!(
+        h.sa.certificate(&serial).await.unwrap().status,
+        CertStatus::Good
+    );
+
+    let request = RevokeRequest {
+        serial: serial.clone(),
+        reason: RevocationReason::Superseded,
+        account_id: owner.id,
+    };
+    h.ra.revoke_certificate(request.clone()).await.unwrap();
+    let record = h.sa.certificate(&serial).await.unwrap();
+    assert_eq!(record.status, CertStatus::Revoked);
+    assert_eq!(record.revoked_at, Some(h.clock.now()));
+    assert_eq!(record.revocation_reason, Some(RevocationReason::Superseded));
+
+    let err = h.ra.revoke_certificate(request).await.unwrap_err();
+    assert_eq!(err.kind, ErrorKind::AlreadyRevoked);
+}
+
+#[tokio::test]
+async fn revoking_an_unknown_serial_is_not_found() {
+    let h = harness();
+    let account = h.account(THUMBPRINT).await;
+    let err =
+        h.ra.revoke_certificate(RevokeRequest {
+            serial: "01".parse().unwrap(),
+            reason: RevocationReason::Unspecified,
+            account_id: account.id,
+        })
+        .await
+        .unwrap_err();
+    assert_eq!(err.kind, ErrorKind::NotFound);
+    assert_eq!(err.detail, "certificate not found");
+}
+
+#[tokio::test]
+async fn new_account_checks_contacts() {
+    let h = harness();
+    let new = |contacts: &[&str]| NewAccount {
+        key_jwk: "{}".into(),
+        key_thumbprint: format!("key-{}", contacts.join("|")),
+        contacts: contacts.iter().map(|c| c.to_string()).collect(),
+    };
+    for good in [
+        &[][..],
+        &["mailto:admin@a.example"],
+        &[
+            "mailto:first.last+tag@Mail.Example.com",
+            "MAILTO:b@a.example",
+        ],
+    ] {
+        h.ra.new_account(new(good)).await.unwrap();
+    }
+    let cases = [
+        ("https://a.example/contact", ErrorKind::UnsupportedContact),
+        ("tel:+15555550100", ErrorKind::UnsupportedContact),
+        ("admin@a.example", ErrorKind::UnsupportedContact),
+        (
+            "mailto:admin@a.example?subject=hi",
+            ErrorKind::InvalidContact,
+        ),
+        ("mailto:a@a.example,b@a.example", ErrorKind::InvalidContact),
+        ("mailto:a%40b@a.example", ErrorKind::InvalidContact),
+        ("mailto:", ErrorKind::InvalidContact),
+        ("mailto:admin", ErrorKind::InvalidContact),
+        ("mailto:@a.example", ErrorKind::InvalidContact),
+        ("mailto:a..b@a.example", ErrorKind::InvalidContact),
+        ("mailto:a b@a.example", ErrorKind::InvalidContact),
+        ("mailto:admin@localhost", ErrorKind::InvalidContact),
+        ("mailto:admin@a..example", ErrorKind::InvalidContact),
+        ("mailto:admin@192.0.2.1", ErrorKind::InvalidContact),
+    ];
+    for (contact, kind) in cases {
+        let err = h.ra.new_account(new(&[contact])).await.unwrap_err();
+        assert_eq!(err.kind, kind, "{contact:?}: {err}");
+    }
+    let many: Vec<String> = (0..11).map(|i| format!("mailto:a{i}@a.example")).collect();
+    let many: Vec<&str> = many.iter().map(String::as_str).collect();
+    let err = h.ra.new_account(new(&many)).await.unwrap_err();
+    assert_eq!(err.kind, ErrorKind::InvalidContact);
+    // Only the valid accounts were stored.
+    assert_eq!(h.sa.lock().accounts.len(), 3);
+}
+
+#[tokio::test]
+async fn orders_do_not_outlive_their_authorizations() {
+    let mut settings = RaSettings::with_defaults(PREFIX);
+    settings.order_lifetime = Duration::from_secs(30 * 86_400);
+    settings.pending_authz_lifetime = Duration::from_secs(86_400);
+    let h = harness();
+    let ra = Ra::new(
+        settings,
+        h.sa.clone(),
+        h.va.clone(),
+        h.ca.clone(),
+        Arc::new(h.clock.clone()),
+    );
+    let account = h.account(THUMBPRINT).await;
+    let order = ra
+        .new_order(account.id, vec![Identifier::dns("a.example")])
+        .await
+        .unwrap();
+    assert_eq!(order.expires, h.clock.now() + time::Duration::days(1));
+}

@@ -1,0 +1,1136 @@
+//! The SQLite engine: the embedded default (`basalt dev`, single-node labs).
+//!
+//! Plain `sqlx::query` with `.bind()` and hand-written row mapping (no sqlx macros,
+//! which would compile the whole database stack a second time). Every write that
+//! reads before it writes runs in a `BEGIN IMMEDIATE` transaction, so two connections
+//! never race on the same row and a WAL reader never has to upgrade to a writer.
+
+use std::fmt;
+use std::str::FromStr;
+use std::sync::Arc;
+use std::time::Duration;
+
+use async_trait::async_trait;
+use basalt_core::Account;
+use basalt_core::AccountId;
+use basalt_core::AccountStatus;
+use basalt_core::Authz;
+use basalt_core::AuthzId;
+use basalt_core::AuthzOutcome;
+use basalt_core::AuthzStatus;
+use basalt_core::CertStatus;
+use basalt_core::CertificateRecord;
+use basalt_core::Challenge;
+use basalt_core::ChallengeStatus;
+use basalt_core::ChallengeType;
+use basalt_core::Clock;
+use basalt_core::Error;
+use basalt_core::ErrorKind;
+use basalt_core::Identifier;
+use basalt_core::IdentifierType;
+use basalt_core::NewAccount;
+use basalt_core::NewOrder;
+use basalt_core::Order;
+use basalt_core::OrderId;
+use basalt_core::OrderStatus;
+use basalt_core::RevocationReason;
+use basalt_core::Serial;
+use basalt_core::Storage;
+use basalt_core::StorageReadOnly;
+use serde::Serialize;
+use serde::de::DeserializeOwned;
+use sqlx::Row;
+use sqlx::Sqlite;
+use sqlx::SqliteConnection;
+use sqlx::SqlitePool;
+use sqlx::Transaction;
+use sqlx::sqlite::SqliteConnectOptions;
+use sqlx::sqlite::SqliteJournalMode;
+use sqlx::sqlite::SqlitePoolOptions;
+use sqlx::sqlite::SqliteRow;
+use sqlx::sqlite::SqliteSynchronous;
+use time::OffsetDateTime;
+use tracing::error;
+use tracing::info;
+use tracing::warn;
+
+use crate::DatabaseConfig;
+use crate::config::DEFAULT_MAX_CONNECTIONS;
+use crate::status;
+use crate::status::OrderFacts;
+
+/// How long a connection waits for another one's write lock before giving up.
+const BUSY_TIMEOUT: Duration = Duration::from_secs(5);
+
+/// One schema change, applied once, in its own transaction.
+struct Migration {
+    version: i64,
+    name: &'static str,
+    sql: &'static str,
+}
+
+/// The SQLite schema history, oldest first. Never edit an applied file: add one.
+const MIGRATIONS: &[Migration] = &[Migration {
+    version: 1,
+    name: "initial",
+    sql: include_str!("../migrations/sqlite/0001_initial.sql"),
+}];
+
+/// The storage authority's database, on SQLite.
+///
+/// Implements [`StorageReadOnly`] and [`Storage`]. IDs are random positive `i64`s
+/// chosen here; times are stored as unix seconds, so they come back truncated to the
+/// second; statuses that depend on time are computed on read with the injected clock.
+#[derive(Clone)]
+pub struct SqlStorage {
+    pool: SqlitePool,
+    clock: Arc<dyn Clock>,
+}
+
+impl fmt::Debug for SqlStorage {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("SqlStorage")
+            .field("pool", &self.pool)
+            .finish_non_exhaustive()
+    }
+}
+
+impl SqlStorage {
+    /// Opens `url` (`sqlite://PATH`, created if missing, or `sqlite::memory:` for tests)
+    /// with a pool of 5 connections, and applies pending migrations.
+    pub async fn connect(url: &str, clock: Arc<dyn Clock>) -> Result<Self, Error> {
+        Self::connect_with(url, DEFAULT_MAX_CONNECTIONS, clock).await
+    }
+
+    /// Opens the database that `[database]` names, and applies pending migrations.
+    pub async fn from_config(
+        config: &DatabaseConfig,
+        clock: Arc<dyn Clock>,
+    ) -> Result<Self, Error> {
+        Self::connect_with(&config.url, config.max_connections, clock).await
+    }
+
+    async fn connect_with(
+        url: &str,
+        max_connections: u32,
+        clock: Arc<dyn Clock>,
+    ) -> Result<Self, Error> {
+        if !url.starts_with("sqlite:") {
+            return Err(Error::internal(
+                "unsupported database url: expected sqlite://PATH or sqlite::memory:",
+            ));
+        }
+        if max_connections == 0 {
+            return Err(Error::internal(
+                "database max_connections must be at least 1",
+            ));
+        }
+        let options = SqliteConnectOptions::from_str(url)
+            .map_err(|err| Error::internal(format!("invalid database url: {err}")))?
+            .create_if_missing(true)
+            .journal_mode(SqliteJournalMode::Wal)
+            // FULL: a commit the SA acknowledged survives a power cut, not only a crash.
+            .synchronous(SqliteSynchronous::Full)
+            .foreign_keys(true)
+            .busy_timeout(BUSY_TIMEOUT);
+        let in_memory = url.contains(":memory:") || url.contains("mode=memory");
+        let pool_options = if in_memory {
+            // An in-memory database lives as long as one connection to it: keep exactly
+            // one, forever.
+            SqlitePoolOptions::new()
+                .max_connections(1)
+                .min_connections(1)
+                .idle_timeout(None)
+                .max_lifetime(None)
+        } else {
+            SqlitePoolOptions::new().max_connections(max_connections)
+        };
+        let pool = pool_options
+            .connect_with(options)
+            .await
+            .map_err(db_error("opening the database"))?;
+        let storage = Self { pool, clock };
+        storage.migrate().await?;
+        Ok(storage)
+    }
+
+    /// Applies every migration the database has not seen yet, each in its own
+    /// transaction, recorded in `schema_migrations`. Safe to run again, and from two
+    /// processes at once.
+    pub async fn migrate(&self) -> Result<(), Error> {
+        sqlx::query(
+            "CREATE TABLE IF NOT EXISTS schema_migrations (
+                version BIGINT NOT NULL PRIMARY KEY,
+                applied_at BIGINT NOT NULL
+            )",
+        )
+        .execute(&self.pool)
+        .await
+        .map_err(db_error("creating schema_migrations"))?;
+
+        for migration in MIGRATIONS {
+            let mut tx = self.begin_write().await?;
+            let applied = sqlx::query("SELECT version FROM schema_migrations WHERE version = ?")
+                .bind(migration.version)
+                .fetch_optional(&mut *tx)
+                .await
+                .map_err(db_error("reading schema_migrations"))?;
+            if applied.is_some() {
+                continue;
+            }
+            sqlx::raw_sql(migration.sql)
+                .execute(&mut *tx)
+                .await
+                .map_err(db_error("applying a migration"))?;
+            sqlx::query("INSERT INTO schema_migrations (version, applied_at) VALUES (?, ?)")
+                .bind(migration.version)
+                .bind(unix(self.clock.now()))
+                .execute(&mut *tx)
+                .await
+                .map_err(db_error("recording a migration"))?;
+            commit(tx).await?;
+            info!(
+                version = migration.version,
+                name = migration.name,
+                "database migration applied"
+            );
+        }
+
+        let latest: Option<i64> =
+            sqlx::query("SELECT MAX(version) AS latest FROM schema_migrations")
+                .fetch_one(&self.pool)
+                .await
+                .and_then(|row| row.try_get("latest"))
+                .map_err(db_error("reading schema_migrations"))?;
+        let known = MIGRATIONS.last().map_or(0, |m| m.version);
+        if latest.is_some_and(|latest| latest > known) {
+            warn!(
+                database_version = latest,
+                code_version = known,
+                "the database schema is newer than this binary"
+            );
+        }
+        Ok(())
+    }
+
+    /// Closes every connection; for a graceful shutdown.
+    pub async fn close(&self) {
+        self.pool.close().await;
+    }
+
+    /// Now, truncated to what the database keeps (whole seconds), so what a write
+    /// returns equals what a later read returns.
+    fn now(&self) -> Result<OffsetDateTime, Error> {
+        from_unix(unix(self.clock.now()))
+    }
+
+    async fn begin_write(&self) -> Result<Transaction<'static, Sqlite>, Error> {
+        self.pool
+            .begin_with("BEGIN IMMEDIATE")
+            .await
+            .map_err(db_error("starting a transaction"))
+    }
+
+    async fn begin_read(&self) -> Result<Transaction<'static, Sqlite>, Error> {
+        self.pool
+            .begin()
+            .await
+            .map_err(db_error("starting a transaction"))
+    }
+}
+
+#[async_trait]
+impl StorageReadOnly for SqlStorage {
+    async fn account(&self, id: AccountId) -> Result<Account, Error> {
+        let row = sqlx::query(
+            "SELECT id, key_jwk, key_thumbprint, contacts, status, created_at
+             FROM accounts WHERE id = ?",
+        )
+        .bind(id.0)
+        .fetch_optional(&self.pool)
+        .await
+        .map_err(db_error("reading an account"))?
+        .ok_or_else(|| Error::not_found(format!("account {id} not found")))?;
+        account_from_row(&row)
+    }
+
+    async fn account_by_key(&self, key_thumbprint: &str) -> Result<Account, Error> {
+        let row = sqlx::query(
+            "SELECT id, key_jwk, key_thumbprint, contacts, status, created_at
+             FROM accounts WHERE key_thumbprint = ?",
+        )
+        .bind(key_thumbprint)
+        .fetch_optional(&self.pool)
+        .await
+        .map_err(db_error("reading an account"))?
+        .ok_or_else(|| Error::not_found("no account has this key"))?;
+        account_from_row(&row)
+    }
+
+    async fn order(&self, id: OrderId) -> Result<Order, Error> {
+        let now = self.clock.now();
+        let mut tx = self.begin_read().await?;
+        let order = load_order(&mut tx, id, now).await?;
+        commit(tx).await?;
+        Ok(order)
+    }
+
+    async fn authz(&self, id: AuthzId) -> Result<Authz, Error> {
+        let now = self.clock.now();
+        let mut tx = self.begin_read().await?;
+        let authz = load_authz(&mut tx, id, now).await?;
+        commit(tx).await?;
+        Ok(authz)
+    }
+
+    async fn certificate(&self, serial: &Serial) -> Result<CertificateRecord, Error> {
+        let mut tx = self.begin_read().await?;
+        let certificate = load_certificate(&mut tx, serial).await?;
+        commit(tx).await?;
+        Ok(certificate)
+    }
+}
+
+#[async_trait]
+impl Storage for SqlStorage {
+    async fn new_account(&self, account: NewAccount) -> Result<Account, Error> {
+        let id = AccountId(new_id());
+        let created_at = self.now()?;
+        let inserted = sqlx::query(
+            "INSERT INTO accounts (id, key_jwk, key_thumbprint, contacts, status, created_at)
+             VALUES (?, ?, ?, ?, ?, ?)",
+        )
+        .bind(id.0)
+        .bind(&account.key_jwk)
+        .bind(&account.key_thumbprint)
+        .bind(to_json(&account.contacts)?)
+        .bind(AccountStatus::Valid.as_str())
+        .bind(unix(created_at))
+        .execute(&self.pool)
+        .await;
+        if let Err(err) = inserted {
+            // Either the key is taken, or (once in about 2^62 accounts) the random ID is.
+            if is_unique_violation(&err)
+                && self.account_by_key(&account.key_thumbprint).await.is_ok()
+            {
+                return Err(Error::conflict("an account with this key already exists"));
+            }
+            return Err(db_error("storing an account")(err));
+        }
+        info!(account_id = %id, "account created");
+        Ok(Account {
+            id,
+            key_jwk: account.key_jwk,
+            key_thumbprint: account.key_thumbprint,
+            contacts: account.contacts,
+            status: AccountStatus::Valid,
+            created_at,
+        })
+    }
+
+    async fn new_order(&self, order: NewOrder) -> Result<Order, Error> {
+        if order.identifiers.is_empty() {
+            return Err(Error::malformed("an order needs at least one identifier"));
+        }
+        for authz in &order.authzs {
+            if authz.challenges.is_empty() {
+                return Err(Error::malformed(format!(
+                    "the authorization for {} offers no challenge",
+                    authz.identifier
+                )));
+            }
+            for (i, challenge) in authz.challenges.iter().enumerate() {
+                if authz.challenges[..i]
+                    .iter()
+                    .any(|c| c.kind == challenge.kind)
+                {
+                    return Err(Error::malformed(format!(
+                        "the authorization for {} offers {} twice",
+                        authz.identifier, challenge.kind
+                    )));
+                }
+            }
+        }
+        let mut identifiers = order.identifiers;
+        identifiers.sort();
+        identifiers.dedup();
+        let now = self.now()?;
+
+        let mut tx = self.begin_write().await?;
+        let account = sqlx::query("SELECT id FROM accounts WHERE id = ?")
+            .bind(order.account_id.0)
+            .fetch_optional(&mut *tx)
+            .await
+            .map_err(db_error("reading an account"))?;
+        if account.is_none() {
+            return Err(Error::not_found(format!(
+                "account {} not found",
+                order.account_id
+            )));
+        }
+
+        let order_id = OrderId(new_id());
+        sqlx::query(
+            "INSERT INTO orders (id, account_id, identifiers, expires, began_processing, created_at)
+             VALUES (?, ?, ?, ?, 0, ?)",
+        )
+        .bind(order_id.0)
+        .bind(order.account_id.0)
+        .bind(to_json(&identifiers)?)
+        .bind(unix(order.expires))
+        .bind(unix(now))
+        .execute(&mut *tx)
+        .await
+        .map_err(db_error("storing an order"))?;
+
+        for (position, authz) in order.authzs.iter().enumerate() {
+            let authz_id = AuthzId(new_id());
+            sqlx::query(
+                "INSERT INTO authzs (id, account_id, identifier_type, identifier_value, status,
+                                     expires, wildcard, created_at)
+                 VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+            )
+            .bind(authz_id.0)
+            .bind(order.account_id.0)
+            .bind(identifier_type_str(authz.identifier.kind))
+            .bind(&authz.identifier.value)
+            .bind(AuthzStatus::Pending.as_str())
+            .bind(unix(authz.expires))
+            .bind(i64::from(authz.wildcard))
+            .bind(unix(now))
+            .execute(&mut *tx)
+            .await
+            .map_err(db_error("storing an authorization"))?;
+            sqlx::query("INSERT INTO order_authzs (order_id, authz_id, position) VALUES (?, ?, ?)")
+                .bind(order_id.0)
+                .bind(authz_id.0)
+                .bind(position_value(position)?)
+                .execute(&mut *tx)
+                .await
+                .map_err(db_error("linking an authorization to its order"))?;
+            for (position, challenge) in authz.challenges.iter().enumerate() {
+                insert_challenge(&mut tx, authz_id, position, challenge).await?;
+            }
+        }
+
+        let stored = load_order(&mut tx, order_id, self.clock.now()).await?;
+        commit(tx).await?;
+        info!(
+            order_id = %order_id,
+            account_id = %order.account_id,
+            authzs = order.authzs.len(),
+            "order created"
+        );
+        Ok(stored)
+    }
+
+    async fn set_challenge_processing(
+        &self,
+        id: AuthzId,
+        kind: ChallengeType,
+    ) -> Result<(), Error> {
+        let now = self.clock.now();
+        let mut tx = self.begin_write().await?;
+        let authz = load_authz(&mut tx, id, now).await?;
+        if authz.status != AuthzStatus::Pending {
+            return Err(Error::malformed(format!(
+                "authorization {id} is {}, not pending",
+                authz.status
+            )));
+        }
+        let challenge = authz.challenge(kind).ok_or_else(|| {
+            Error::not_found(format!("authorization {id} has no {kind} challenge"))
+        })?;
+        if challenge.status != ChallengeStatus::Pending {
+            return Err(Error::malformed(format!(
+                "the {kind} challenge of authorization {id} is {}, not pending",
+                challenge.status
+            )));
+        }
+        sqlx::query(
+            "UPDATE challenges SET status = ? WHERE authz_id = ? AND kind = ? AND status = ?",
+        )
+        .bind(ChallengeStatus::Processing.as_str())
+        .bind(id.0)
+        .bind(kind.as_str())
+        .bind(ChallengeStatus::Pending.as_str())
+        .execute(&mut *tx)
+        .await
+        .map_err(db_error("updating a challenge"))?;
+        commit(tx).await?;
+        info!(authz_id = %id, challenge = %kind, "challenge processing");
+        Ok(())
+    }
+
+    async fn finalize_authz(
+        &self,
+        id: AuthzId,
+        kind: ChallengeType,
+        outcome: AuthzOutcome,
+    ) -> Result<(), Error> {
+        let challenge_status = match outcome.status {
+            AuthzStatus::Valid => ChallengeStatus::Valid,
+            AuthzStatus::Invalid => ChallengeStatus::Invalid,
+            other => {
+                return Err(Error::malformed(format!(
+                    "an authorization is finalized as valid or invalid, not {other}"
+                )));
+            }
+        };
+        let now = self.clock.now();
+        let mut tx = self.begin_write().await?;
+        let authz = load_authz(&mut tx, id, now).await?;
+        if authz.status != AuthzStatus::Pending {
+            return Err(Error::malformed(format!(
+                "authorization {id} is {}, not pending",
+                authz.status
+            )));
+        }
+        let challenge = authz.challenge(kind).ok_or_else(|| {
+            Error::not_found(format!("authorization {id} has no {kind} challenge"))
+        })?;
+        if !matches!(
+            challenge.status,
+            ChallengeStatus::Pending | ChallengeStatus::Processing
+        ) {
+            return Err(Error::malformed(format!(
+                "the {kind} challenge of authorization {id} is already {}",
+                challenge.status
+            )));
+        }
+        sqlx::query("UPDATE authzs SET status = ?, expires = ? WHERE id = ? AND status = ?")
+            .bind(outcome.status.as_str())
+            .bind(unix(outcome.expires))
+            .bind(id.0)
+            .bind(AuthzStatus::Pending.as_str())
+            .execute(&mut *tx)
+            .await
+            .map_err(db_error("updating an authorization"))?;
+        let error = outcome.error.as_ref().map(to_json).transpose()?;
+        sqlx::query(
+            "UPDATE challenges SET status = ?, validated = ?, validation_records = ?, error = ?
+             WHERE authz_id = ? AND kind = ?",
+        )
+        .bind(challenge_status.as_str())
+        .bind(unix(outcome.validated_at))
+        .bind(to_json(&outcome.records)?)
+        .bind(error)
+        .bind(id.0)
+        .bind(kind.as_str())
+        .execute(&mut *tx)
+        .await
+        .map_err(db_error("updating a challenge"))?;
+        commit(tx).await?;
+        info!(
+            authz_id = %id,
+            challenge = %kind,
+            status = %outcome.status,
+            identifier = %authz.identifier,
+            "authorization finalized"
+        );
+        Ok(())
+    }
+
+    async fn set_order_processing(&self, id: OrderId) -> Result<(), Error> {
+        let now = self.clock.now();
+        let mut tx = self.begin_write().await?;
+        let order = load_order(&mut tx, id, now).await?;
+        if order.status != OrderStatus::Ready {
+            return Err(Error::new(
+                ErrorKind::OrderNotReady,
+                format!("order {id} is {}, not ready", order.status),
+            ));
+        }
+        let updated = sqlx::query(
+            "UPDATE orders SET began_processing = 1
+             WHERE id = ? AND began_processing = 0 AND error IS NULL
+                   AND certificate_serial IS NULL",
+        )
+        .bind(id.0)
+        .execute(&mut *tx)
+        .await
+        .map_err(db_error("updating an order"))?;
+        if updated.rows_affected() != 1 {
+            return Err(Error::new(
+                ErrorKind::OrderNotReady,
+                format!("order {id} is already processing"),
+            ));
+        }
+        commit(tx).await?;
+        info!(order_id = %id, "order processing");
+        Ok(())
+    }
+
+    async fn finalize_order(&self, id: OrderId, serial: &Serial) -> Result<(), Error> {
+        let now = self.clock.now();
+        let mut tx = self.begin_write().await?;
+        let order = load_order(&mut tx, id, now).await?;
+        let certificate = sqlx::query("SELECT account_id FROM certificates WHERE serial = ?")
+            .bind(serial.to_string())
+            .fetch_optional(&mut *tx)
+            .await
+            .map_err(db_error("reading a certificate"))?;
+        let Some(certificate) = certificate else {
+            return Err(Error::internal(format!(
+                "certificate {serial} is not stored; refusing to finalize order {id} with it"
+            )));
+        };
+        if get::<i64>(&certificate, "account_id")? != order.account_id.0 {
+            return Err(Error::internal(format!(
+                "certificate {serial} belongs to another account than order {id}"
+            )));
+        }
+        let updated = sqlx::query(
+            "UPDATE orders SET certificate_serial = ?
+             WHERE id = ? AND began_processing = 1 AND certificate_serial IS NULL
+                   AND error IS NULL",
+        )
+        .bind(serial.to_string())
+        .bind(id.0)
+        .execute(&mut *tx)
+        .await
+        .map_err(db_error("updating an order"))?;
+        if updated.rows_affected() != 1 {
+            return Err(Error::new(
+                ErrorKind::OrderNotReady,
+                format!("order {id} is {}, not processing", order.status),
+            ));
+        }
+        commit(tx).await?;
+        info!(order_id = %id, serial = %serial, "order valid");
+        Ok(())
+    }
+
+    async fn set_order_error(&self, id: OrderId, error: &Error) -> Result<(), Error> {
+        let mut tx = self.begin_write().await?;
+        let updated = sqlx::query(
+            "UPDATE orders SET error = ?, began_processing = 0
+             WHERE id = ? AND certificate_serial IS NULL",
+        )
+        .bind(to_json(error)?)
+        .bind(id.0)
+        .execute(&mut *tx)
+        .await
+        .map_err(db_error("updating an order"))?;
+        if updated.rows_affected() != 1 {
+            let exists = sqlx::query("SELECT id FROM orders WHERE id = ?")
+                .bind(id.0)
+                .fetch_optional(&mut *tx)
+                .await
+                .map_err(db_error("reading an order"))?;
+            return Err(match exists {
+                Some(_) => {
+                    Error::malformed(format!("order {id} is valid; it cannot be marked invalid"))
+                }
+                None => Error::not_found(format!("order {id} not found")),
+            });
+        }
+        commit(tx).await?;
+        info!(order_id = %id, error = %error, "order invalid");
+        Ok(())
+    }
+
+    async fn add_serial(
+        &self,
+        serial: &Serial,
+        account_id: AccountId,
+        created_at: OffsetDateTime,
+        expires_at: OffsetDateTime,
+    ) -> Result<(), Error> {
+        let inserted = sqlx::query(
+            "INSERT INTO serials (serial, account_id, created_at, expires_at) VALUES (?, ?, ?, ?)",
+        )
+        .bind(serial.to_string())
+        .bind(account_id.0)
+        .bind(unix(created_at))
+        .bind(unix(expires_at))
+        .execute(&self.pool)
+        .await;
+        match inserted {
+            Ok(_) => {
+                info!(serial = %serial, account_id = %account_id, "serial reserved");
+                Ok(())
+            }
+            Err(err) if is_unique_violation(&err) => {
+                warn!(serial = %serial, "serial reuse refused");
+                Err(Error::conflict(format!("serial {serial} already used")))
+            }
+            Err(err) => Err(db_error("storing a serial")(err)),
+        }
+    }
+
+    async fn add_precertificate(
+        &self,
+        serial: &Serial,
+        der: &[u8],
+        account_id: AccountId,
+        issued_at: OffsetDateTime,
+    ) -> Result<(), Error> {
+        let mut tx = self.begin_write().await?;
+        let reserved = sqlx::query("SELECT account_id FROM serials WHERE serial = ?")
+            .bind(serial.to_string())
+            .fetch_optional(&mut *tx)
+            .await
+            .map_err(db_error("reading a serial"))?;
+        let Some(reserved) = reserved else {
+            return Err(Error::internal(format!(
+                "serial {serial} was never reserved; refusing its precertificate"
+            )));
+        };
+        if get::<i64>(&reserved, "account_id")? != account_id.0 {
+            return Err(Error::internal(format!(
+                "serial {serial} was reserved for another account than {account_id}"
+            )));
+        }
+        let inserted = sqlx::query(
+            "INSERT INTO precertificates (serial, account_id, der, issued_at) VALUES (?, ?, ?, ?)",
+        )
+        .bind(serial.to_string())
+        .bind(account_id.0)
+        .bind(der)
+        .bind(unix(issued_at))
+        .execute(&mut *tx)
+        .await;
+        match inserted {
+            Ok(_) => {}
+            Err(err) if is_unique_violation(&err) => {
+                return Err(Error::conflict(format!(
+                    "a precertificate with serial {serial} is already stored"
+                )));
+            }
+            Err(err) => return Err(db_error("storing a precertificate")(err)),
+        }
+        commit(tx).await?;
+        info!(serial = %serial, account_id = %account_id, "precertificate stored");
+        Ok(())
+    }
+
+    async fn add_certificate(&self, certificate: &CertificateRecord) -> Result<(), Error> {
+        let serial = &certificate.serial;
+        let now = self.clock.now();
+        let mut tx = self.begin_write().await?;
+        let precertificate = sqlx::query("SELECT account_id FROM precertificates WHERE serial = ?")
+            .bind(serial.to_string())
+            .fetch_optional(&mut *tx)
+            .await
+            .map_err(db_error("reading a precertificate"))?;
+        let Some(precertificate) = precertificate else {
+            return Err(Error::internal(format!(
+                "no precertificate with serial {serial} is stored; refusing the certificate"
+            )));
+        };
+        if get::<i64>(&precertificate, "account_id")? != certificate.account_id.0 {
+            return Err(Error::internal(format!(
+                "the precertificate {serial} belongs to another account than {}",
+                certificate.account_id
+            )));
+        }
+        let inserted = sqlx::query(
+            "INSERT INTO certificates (serial, account_id, der, issued_at, expires_at)
+             VALUES (?, ?, ?, ?, ?)",
+        )
+        .bind(serial.to_string())
+        .bind(certificate.account_id.0)
+        .bind(&certificate.der)
+        .bind(unix(certificate.issued_at))
+        .bind(unix(certificate.expires_at))
+        .execute(&mut *tx)
+        .await;
+        match inserted {
+            Ok(_) => {}
+            Err(err) if is_unique_violation(&err) => {
+                return Err(Error::conflict(format!(
+                    "a certificate with serial {serial} is already stored"
+                )));
+            }
+            Err(err) => return Err(db_error("storing a certificate")(err)),
+        }
+        for (position, der) in certificate.chain.iter().enumerate() {
+            sqlx::query("INSERT INTO certificate_chains (serial, position, der) VALUES (?, ?, ?)")
+                .bind(serial.to_string())
+                .bind(position_value(position)?)
+                .bind(der)
+                .execute(&mut *tx)
+                .await
+                .map_err(db_error("storing a certificate chain"))?;
+        }
+        // A new certificate is good whatever the record says: revocation goes through
+        // `revoke_certificate`, so it is audited.
+        sqlx::query(
+            "INSERT INTO certificate_status (serial, status, not_after, last_updated)
+             VALUES (?, ?, ?, ?)",
+        )
+        .bind(serial.to_string())
+        .bind(CertStatus::Good.as_str())
+        .bind(unix(certificate.expires_at))
+        .bind(unix(now))
+        .execute(&mut *tx)
+        .await
+        .map_err(db_error("storing a certificate status"))?;
+        commit(tx).await?;
+        info!(
+            serial = %serial,
+            account_id = %certificate.account_id,
+            "certificate stored"
+        );
+        Ok(())
+    }
+
+    async fn revoke_certificate(
+        &self,
+        serial: &Serial,
+        reason: RevocationReason,
+        revoked_at: OffsetDateTime,
+    ) -> Result<(), Error> {
+        let now = self.clock.now();
+        let mut tx = self.begin_write().await?;
+        let row = sqlx::query("SELECT status FROM certificate_status WHERE serial = ?")
+            .bind(serial.to_string())
+            .fetch_optional(&mut *tx)
+            .await
+            .map_err(db_error("reading a certificate status"))?
+            .ok_or_else(|| Error::not_found(format!("certificate {serial} not found")))?;
+        let current: CertStatus = parse_wire(&get::<String>(&row, "status")?, "status")?;
+        if current == CertStatus::Revoked {
+            return Err(Error::new(
+                ErrorKind::AlreadyRevoked,
+                format!("certificate {serial} is already revoked"),
+            ));
+        }
+        sqlx::query(
+            "UPDATE certificate_status
+             SET status = ?, revoked_at = ?, revoked_reason = ?, last_updated = ?
+             WHERE serial = ? AND status = ?",
+        )
+        .bind(CertStatus::Revoked.as_str())
+        .bind(unix(revoked_at))
+        .bind(i64::from(reason.code()))
+        .bind(unix(now))
+        .bind(serial.to_string())
+        .bind(CertStatus::Good.as_str())
+        .execute(&mut *tx)
+        .await
+        .map_err(db_error("revoking a certificate"))?;
+        commit(tx).await?;
+        info!(serial = %serial, reason = reason.code(), "certificate revoked");
+        Ok(())
+    }
+}
+
+async fn load_order(
+    conn: &mut SqliteConnection,
+    id: OrderId,
+    now: OffsetDateTime,
+) -> Result<Order, Error> {
+    let row = sqlx::query(
+        "SELECT id, account_id, identifiers, expires, error, began_processing,
+                certificate_serial, created_at
+         FROM orders WHERE id = ?",
+    )
+    .bind(id.0)
+    .fetch_optional(&mut *conn)
+    .await
+    .map_err(db_error("reading an order"))?
+    .ok_or_else(|| Error::not_found(format!("order {id} not found")))?;
+    let authz_rows = sqlx::query(
+        "SELECT oa.authz_id, a.identifier_type, a.identifier_value, a.status, a.expires
+         FROM order_authzs oa LEFT JOIN authzs a ON a.id = oa.authz_id
+         WHERE oa.order_id = ?
+         ORDER BY oa.position",
+    )
+    .bind(id.0)
+    .fetch_all(&mut *conn)
+    .await
+    .map_err(db_error("reading an order's authorizations"))?;
+
+    let mut authz_ids = Vec::with_capacity(authz_rows.len());
+    let mut authzs = Vec::with_capacity(authz_rows.len());
+    for authz_row in &authz_rows {
+        let authz_id = AuthzId(get(authz_row, "authz_id")?);
+        let Some(stored) = get::<Option<String>>(authz_row, "status")? else {
+            return Err(Error::internal(format!(
+                "order {id} names authorization {authz_id}, which does not exist"
+            )));
+        };
+        let stored: AuthzStatus = parse_wire(&stored, "authzs.status")?;
+        let expires = from_unix(get(authz_row, "expires")?)?;
+        let identifier = identifier_from_row(authz_row)?;
+        authz_ids.push(authz_id);
+        authzs.push((identifier, status::authz_status(stored, expires, now)));
+    }
+
+    let identifiers: Vec<Identifier> =
+        from_json(&get::<String>(&row, "identifiers")?, "identifiers")?;
+    let expires = from_unix(get(&row, "expires")?)?;
+    let error: Option<Error> = get::<Option<String>>(&row, "error")?
+        .map(|text| from_json(&text, "orders.error"))
+        .transpose()?;
+    let began_processing = get::<i64>(&row, "began_processing")? != 0;
+    let certificate_serial: Option<Serial> = get::<Option<String>>(&row, "certificate_serial")?
+        .map(|text| parse_wire(&text, "certificate_serial"))
+        .transpose()?;
+    let status = status::order_status(
+        &OrderFacts {
+            identifiers: &identifiers,
+            expires,
+            has_error: error.is_some(),
+            began_processing,
+            has_certificate: certificate_serial.is_some(),
+            authzs: &authzs,
+        },
+        now,
+    );
+    Ok(Order {
+        id,
+        account_id: AccountId(get(&row, "account_id")?),
+        identifiers,
+        status,
+        expires,
+        authz_ids,
+        error,
+        certificate_serial,
+        created_at: from_unix(get(&row, "created_at")?)?,
+    })
+}
+
+async fn load_authz(
+    conn: &mut SqliteConnection,
+    id: AuthzId,
+    now: OffsetDateTime,
+) -> Result<Authz, Error> {
+    let row = sqlx::query(
+        "SELECT id, account_id, identifier_type, identifier_value, status, expires, wildcard
+         FROM authzs WHERE id = ?",
+    )
+    .bind(id.0)
+    .fetch_optional(&mut *conn)
+    .await
+    .map_err(db_error("reading an authorization"))?
+    .ok_or_else(|| Error::not_found(format!("authorization {id} not found")))?;
+    let challenge_rows = sqlx::query(
+        "SELECT kind, token, status, validated, error, validation_records
+         FROM challenges WHERE authz_id = ?
+         ORDER BY position",
+    )
+    .bind(id.0)
+    .fetch_all(&mut *conn)
+    .await
+    .map_err(db_error("reading an authorization's challenges"))?;
+
+    let challenges = challenge_rows
+        .iter()
+        .map(challenge_from_row)
+        .collect::<Result<Vec<_>, Error>>()?;
+    let stored: AuthzStatus = parse_wire(&get::<String>(&row, "status")?, "authzs.status")?;
+    let expires = from_unix(get(&row, "expires")?)?;
+    Ok(Authz {
+        id,
+        account_id: AccountId(get(&row, "account_id")?),
+        identifier: identifier_from_row(&row)?,
+        status: status::authz_status(stored, expires, now),
+        expires,
+        wildcard: get::<i64>(&row, "wildcard")? != 0,
+        challenges,
+    })
+}
+
+async fn load_certificate(
+    conn: &mut SqliteConnection,
+    serial: &Serial,
+) -> Result<CertificateRecord, Error> {
+    let row = sqlx::query(
+        "SELECT c.account_id, c.der, c.issued_at, c.expires_at,
+                s.status, s.revoked_at, s.revoked_reason
+         FROM certificates c LEFT JOIN certificate_status s ON s.serial = c.serial
+         WHERE c.serial = ?",
+    )
+    .bind(serial.to_string())
+    .fetch_optional(&mut *conn)
+    .await
+    .map_err(db_error("reading a certificate"))?
+    .ok_or_else(|| Error::not_found(format!("certificate {serial} not found")))?;
+    let chain_rows =
+        sqlx::query("SELECT der FROM certificate_chains WHERE serial = ? ORDER BY position")
+            .bind(serial.to_string())
+            .fetch_all(&mut *conn)
+            .await
+            .map_err(db_error("reading a certificate chain"))?;
+
+    let chain = chain_rows
+        .iter()
+        .map(|row| get::<Vec<u8>>(row, "der"))
+        .collect::<Result<Vec<_>, Error>>()?;
+    let Some(status) = get::<Option<String>>(&row, "status")? else {
+        return Err(Error::internal(format!(
+            "certificate {serial} has no status row"
+        )));
+    };
+    let revocation_reason = get::<Option<i64>>(&row, "revoked_reason")?
+        .map(|code| {
+            u8::try_from(code)
+                .ok()
+                .and_then(|code| RevocationReason::try_from(code).ok())
+                .ok_or_else(|| corrupt(format!("revoked_reason {code}")))
+        })
+        .transpose()?;
+    Ok(CertificateRecord {
+        serial: serial.clone(),
+        account_id: AccountId(get(&row, "account_id")?),
+        der: get(&row, "der")?,
+        chain,
+        issued_at: from_unix(get(&row, "issued_at")?)?,
+        expires_at: from_unix(get(&row, "expires_at")?)?,
+        status: parse_wire(&status, "certificate_status.status")?,
+        revoked_at: get::<Option<i64>>(&row, "revoked_at")?
+            .map(from_unix)
+            .transpose()?,
+        revocation_reason,
+    })
+}
+
+async fn insert_challenge(
+    conn: &mut SqliteConnection,
+    authz_id: AuthzId,
+    position: usize,
+    challenge: &Challenge,
+) -> Result<(), Error> {
+    let error = challenge.error.as_ref().map(to_json).transpose()?;
+    sqlx::query(
+        "INSERT INTO challenges (authz_id, kind, position, token, status, validated, error,
+                                 validation_records)
+         VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+    )
+    .bind(authz_id.0)
+    .bind(challenge.kind.as_str())
+    .bind(position_value(position)?)
+    .bind(&challenge.token)
+    .bind(challenge.status.as_str())
+    .bind(challenge.validated.map(unix))
+    .bind(error)
+    .bind(to_json(&challenge.validation_records)?)
+    .execute(&mut *conn)
+    .await
+    .map_err(db_error("storing a challenge"))?;
+    Ok(())
+}
+
+fn account_from_row(row: &SqliteRow) -> Result<Account, Error> {
+    Ok(Account {
+        id: AccountId(get(row, "id")?),
+        key_jwk: get(row, "key_jwk")?,
+        key_thumbprint: get(row, "key_thumbprint")?,
+        contacts: from_json(&get::<String>(row, "contacts")?, "contacts")?,
+        status: parse_wire(&get::<String>(row, "status")?, "accounts.status")?,
+        created_at: from_unix(get(row, "created_at")?)?,
+    })
+}
+
+fn challenge_from_row(row: &SqliteRow) -> Result<Challenge, Error> {
+    Ok(Challenge {
+        kind: parse_wire(&get::<String>(row, "kind")?, "challenges.kind")?,
+        token: get(row, "token")?,
+        status: parse_wire(&get::<String>(row, "status")?, "challenges.status")?,
+        validated: get::<Option<i64>>(row, "validated")?
+            .map(from_unix)
+            .transpose()?,
+        error: get::<Option<String>>(row, "error")?
+            .map(|text| from_json(&text, "challenges.error"))
+            .transpose()?,
+        validation_records: from_json(
+            &get::<String>(row, "validation_records")?,
+            "validation_records",
+        )?,
+    })
+}
+
+fn identifier_from_row(row: &SqliteRow) -> Result<Identifier, Error> {
+    let kind = match get::<String>(row, "identifier_type")?.as_str() {
+        "dns" => IdentifierType::Dns,
+        "ip" => IdentifierType::Ip,
+        other => return Err(corrupt(format!("identifier_type {other:?}"))),
+    };
+    Ok(Identifier {
+        kind,
+        value: get(row, "identifier_value")?,
+    })
+}
+
+fn identifier_type_str(kind: IdentifierType) -> &'static str {
+    match kind {
+        IdentifierType::Dns => "dns",
+        IdentifierType::Ip => "ip",
+    }
+}
+
+/// A random positive ID: unguessable, and no sequence for a distributed engine to
+/// coordinate.
+fn new_id() -> i64 {
+    rand::random_range(1..i64::MAX)
+}
+
+fn unix(at: OffsetDateTime) -> i64 {
+    at.unix_timestamp()
+}
+
+fn from_unix(seconds: i64) -> Result<OffsetDateTime, Error> {
+    OffsetDateTime::from_unix_timestamp(seconds)
+        .map_err(|_| corrupt(format!("timestamp {seconds}")))
+}
+
+fn position_value(position: usize) -> Result<i64, Error> {
+    i64::try_from(position).map_err(|_| Error::malformed("too many items"))
+}
+
+fn get<'r, T>(row: &'r SqliteRow, column: &'static str) -> Result<T, Error>
+where
+    T: sqlx::Decode<'r, Sqlite> + sqlx::Type<Sqlite>,
+{
+    row.try_get(column).map_err(db_error("reading a row"))
+}
+
+fn parse_wire<T: FromStr>(text: &str, column: &str) -> Result<T, Error> {
+    text.parse()
+        .map_err(|_| corrupt(format!("{column} {text:?}")))
+}
+
+fn to_json<T: Serialize + ?Sized>(value: &T) -> Result<String, Error> {
+    serde_json::to_string(value)
+        .map_err(|err| Error::internal(format!("cannot encode a column as json: {err}")))
+}
+
+fn from_json<T: DeserializeOwned>(text: &str, column: &str) -> Result<T, Error> {
+    serde_json::from_str(text).map_err(|err| corrupt(format!("{column}: {err}")))
+}
+
+/// A row that does not decode: a bug or a hand-edited database, never client input.
+fn corrupt(what: impl fmt::Display) -> Error {
+    error!(detail = %what, "corrupt database row");
+    Error::internal(format!("corrupt database row: {what}"))
+}
+
+fn is_unique_violation(err: &sqlx::Error) -> bool {
+    err.as_database_error()
+        .is_some_and(|err| err.is_unique_violation())
+}
+
+/// Maps a database failure to the cross-service error, logging the cause.
+fn db_error(operation: &'static str) -> impl FnOnce(sqlx::Error) -> Error {
+    move |err| {
+        error!(operation, error = %err, "database error");
+        match err {
+            sqlx::Error::PoolTimedOut | sqlx::Error::PoolClosed | sqlx::Error::Io(_) => {
+                Error::unavailable(format!("database unavailable while {operation}: {err}"))
+            }
+            _ => Error::internal(format!("database error while {operation}: {err}")),
+        }
+    }
+}
+
+async fn commit(tx: Transaction<'static, Sqlite>) -> Result<(), Error> {
+    tx.commit()
+        .await
+        .map_err(db_error("committing a transaction"))
+}
+
+#[cfg(test)]
+mod tests;
