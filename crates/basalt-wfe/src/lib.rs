@@ -1,1 +1,128 @@
-//! The ACME web front end (RFC 8555) over HTTPS
+//! The ACME web front end (RFC 8555) over HTTPS.
+//!
+//! The WFE is the only service the Internet reaches. It authenticates every request
+//! (flattened JWS, anti-replay nonces), turns ACME resources into calls on the
+//! registration authority and reads from the storage authority, and renders every
+//! failure as an RFC 8555 problem document. It holds no state of its own beyond the
+//! nonces, and talks to its peers only through the basalt-core traits.
+//!
+//! ```text
+//! router(Arc<Wfe>) ─┬─ GET  /directory, HEAD|GET /acme/new-nonce
+//!                   └─ POST /acme/{new-account, acct/{id}, new-order, order/{id}[/finalize],
+//!                                 authz/{id}, chall/{authz_id}/{type}, cert/{serial},
+//!                                 revoke-cert}
+//! ```
+#![warn(missing_docs)]
+
+mod config;
+mod der;
+mod handlers;
+mod jws;
+mod nonce;
+mod problem;
+mod serve;
+
+use std::fmt;
+use std::sync::Arc;
+
+use basalt_core::Clock;
+use basalt_core::RegistrationAuthority;
+use basalt_core::StorageReadOnly;
+
+pub use crate::config::DirectoryConfig;
+pub use crate::config::HttpsConfig;
+pub use crate::config::WfeConfig;
+pub use crate::handlers::router;
+pub use crate::nonce::DEFAULT_NONCE_CAPACITY;
+pub use crate::nonce::DEFAULT_NONCE_LIFETIME;
+pub use crate::nonce::NonceService;
+pub use crate::serve::serve_https;
+pub use crate::serve::serve_https_on;
+
+/// What the WFE needs to know about how it is reached and what it advertises.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct WfeSettings {
+    /// The public base URL, e.g. `https://127.0.0.1:14000` (a trailing slash is
+    /// ignored). Every URL the WFE hands out, and every JWS `url` it accepts, starts
+    /// with it.
+    pub base_url: String,
+    /// The terms of service URL for the directory's `meta`; when set, new accounts
+    /// must send `termsOfServiceAgreed: true`.
+    pub terms_of_service: Option<String>,
+    /// The CA's website for the directory's `meta`.
+    pub website: Option<String>,
+}
+
+impl WfeSettings {
+    /// The settings a [`WfeConfig`] describes.
+    pub fn from_config(config: &WfeConfig) -> Self {
+        Self {
+            base_url: config.base_url.clone(),
+            terms_of_service: config.directory.terms_of_service.clone(),
+            website: config.directory.website.clone(),
+        }
+    }
+}
+
+/// The web front end: its settings, its peers and its nonces. Share it as
+/// `Arc<Wfe>` with [`router`].
+pub struct Wfe {
+    settings: WfeSettings,
+    ra: Arc<dyn RegistrationAuthority>,
+    sa: Arc<dyn StorageReadOnly>,
+    nonces: NonceService,
+}
+
+impl Wfe {
+    /// A WFE with an in-process [`NonceService`] of default size.
+    pub fn new(
+        settings: WfeSettings,
+        ra: Arc<dyn RegistrationAuthority>,
+        sa: Arc<dyn StorageReadOnly>,
+        clock: Arc<dyn Clock>,
+    ) -> Self {
+        let nonces = NonceService::with_defaults(clock);
+        Self::with_nonces(settings, ra, sa, nonces)
+    }
+
+    /// A WFE with the given nonce service (which holds the clock).
+    pub fn with_nonces(
+        mut settings: WfeSettings,
+        ra: Arc<dyn RegistrationAuthority>,
+        sa: Arc<dyn StorageReadOnly>,
+        nonces: NonceService,
+    ) -> Self {
+        let trimmed = settings.base_url.trim_end_matches('/').len();
+        settings.base_url.truncate(trimmed);
+        Self {
+            settings,
+            ra,
+            sa,
+            nonces,
+        }
+    }
+
+    /// Its settings.
+    pub fn settings(&self) -> &WfeSettings {
+        &self.settings
+    }
+
+    /// Its nonce service.
+    pub fn nonces(&self) -> &NonceService {
+        &self.nonces
+    }
+
+    /// The absolute URL of `path` (which starts with `/`).
+    pub(crate) fn url(&self, path: &str) -> String {
+        format!("{}{path}", self.settings.base_url)
+    }
+}
+
+impl fmt::Debug for Wfe {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Wfe")
+            .field("settings", &self.settings)
+            .field("nonces", &self.nonces)
+            .finish_non_exhaustive()
+    }
+}

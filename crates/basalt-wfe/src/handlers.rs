@@ -1,0 +1,745 @@
+//! The ACME resources (RFC 8555 §7) and the router that serves them.
+
+use std::sync::Arc;
+
+use axum::Json;
+use axum::Router;
+use axum::extract::Path;
+use axum::extract::Request;
+use axum::extract::State;
+use axum::http::HeaderName;
+use axum::http::HeaderValue;
+use axum::http::StatusCode;
+use axum::http::header;
+use axum::middleware;
+use axum::middleware::Next;
+use axum::response::IntoResponse;
+use axum::response::Response;
+use axum::routing::get;
+use axum::routing::post;
+use basalt_core::Account;
+use basalt_core::AccountId;
+use basalt_core::AccountStatus;
+use basalt_core::Authz;
+use basalt_core::AuthzId;
+use basalt_core::AuthzStatus;
+use basalt_core::Challenge;
+use basalt_core::ChallengeStatus;
+use basalt_core::ChallengeType;
+use basalt_core::Error;
+use basalt_core::ErrorKind;
+use basalt_core::Identifier;
+use basalt_core::NewAccount;
+use basalt_core::Order;
+use basalt_core::OrderId;
+use basalt_core::OrderStatus;
+use basalt_core::RevocationReason;
+use basalt_core::RevokeRequest;
+use basalt_core::Serial;
+use base64::Engine;
+use base64::engine::general_purpose::STANDARD;
+use serde::Deserialize;
+use serde_json::Value;
+use serde_json::json;
+use time::OffsetDateTime;
+use time::UtcOffset;
+use time::format_description::well_known::Rfc3339;
+use tracing::error;
+use tracing::info;
+
+use crate::Wfe;
+use crate::der::certificate_serial;
+use crate::jws::Jws;
+use crate::jws::Signer;
+use crate::jws::decode_b64url;
+use crate::jws::problem_with_status;
+use crate::problem::ApiError;
+
+const REPLAY_NONCE: HeaderName = HeaderName::from_static("replay-nonce");
+
+/// The media type of a certificate download (RFC 8555 §9.1).
+const PEM_CHAIN_CONTENT_TYPE: &str = "application/pem-certificate-chain";
+
+/// The most contacts an account may list.
+const MAX_CONTACTS: usize = 10;
+
+type Result<T, E = ApiError> = std::result::Result<T, E>;
+
+/// The ACME HTTP API: every resource of RFC 8555 §7.1 that Basalt implements, with
+/// `Replay-Nonce` and `Link: rel="index"` on every response.
+pub fn router(wfe: Arc<Wfe>) -> Router {
+    Router::new()
+        .route("/directory", get(directory))
+        .route("/acme/new-nonce", get(new_nonce_get).head(new_nonce_head))
+        .route("/acme/new-account", post(new_account))
+        .route("/acme/acct/{id}", post(account))
+        .route("/acme/new-order", post(new_order))
+        .route("/acme/order/{id}", post(order))
+        .route("/acme/order/{id}/finalize", post(finalize))
+        .route("/acme/authz/{id}", post(authz))
+        .route("/acme/chall/{authz_id}/{kind}", post(challenge))
+        .route("/acme/cert/{serial}", post(certificate))
+        .route("/acme/revoke-cert", post(revoke_cert))
+        .method_not_allowed_fallback(method_not_allowed)
+        .fallback(not_found)
+        .layer(middleware::from_fn_with_state(wfe.clone(), common_headers))
+        .with_state(wfe)
+}
+
+/// Adds a fresh nonce (RFC 8555 §6.5) and the directory link (§7.1) to every response.
+async fn common_headers(State(wfe): State<Arc<Wfe>>, request: Request, next: Next) -> Response {
+    let mut response = next.run(request).await;
+    let headers = response.headers_mut();
+    match wfe.nonces.issue() {
+        Ok(nonce) => match HeaderValue::from_str(&nonce) {
+            Ok(value) => {
+                headers.insert(REPLAY_NONCE, value);
+            }
+            Err(err) => error!(error = %err, "nonce is not a valid header value"),
+        },
+        Err(err) => error!(error = %err, "cannot issue a nonce"),
+    }
+    let index = format!("<{}>;rel=\"index\"", wfe.url("/directory"));
+    if let Ok(value) = HeaderValue::from_str(&index) {
+        headers.append(header::LINK, value);
+    }
+    response
+}
+
+async fn method_not_allowed() -> Response {
+    problem_with_status(
+        &Error::malformed("method not allowed; ACME resources are fetched with POST-as-GET"),
+        StatusCode::METHOD_NOT_ALLOWED,
+    )
+}
+
+async fn not_found() -> ApiError {
+    Error::not_found("no such resource").into()
+}
+
+// === Directory and nonces (RFC 8555 §7.1.1, §7.2) ===
+
+async fn directory(State(wfe): State<Arc<Wfe>>) -> Json<Value> {
+    let mut directory = json!({
+        "newNonce": wfe.url("/acme/new-nonce"),
+        "newAccount": wfe.url("/acme/new-account"),
+        "newOrder": wfe.url("/acme/new-order"),
+        "revokeCert": wfe.url("/acme/revoke-cert"),
+    });
+    let settings = wfe.settings();
+    let mut meta = serde_json::Map::new();
+    if let Some(tos) = &settings.terms_of_service {
+        meta.insert("termsOfService".into(), tos.clone().into());
+    }
+    if let Some(website) = &settings.website {
+        meta.insert("website".into(), website.clone().into());
+    }
+    if !meta.is_empty() {
+        directory["meta"] = meta.into();
+    }
+    Json(directory)
+}
+
+async fn new_nonce_head() -> impl IntoResponse {
+    (StatusCode::OK, [(header::CACHE_CONTROL, "no-store")])
+}
+
+async fn new_nonce_get() -> impl IntoResponse {
+    (
+        StatusCode::NO_CONTENT,
+        [(header::CACHE_CONTROL, "no-store")],
+    )
+}
+
+// === Rendering ===
+
+fn timestamp(at: OffsetDateTime) -> Result<String, Error> {
+    at.to_offset(UtcOffset::UTC)
+        .format(&Rfc3339)
+        .map_err(|err| Error::internal(format!("cannot format timestamp {at}: {err}")))
+}
+
+fn problem_json(err: &Error) -> Value {
+    serde_json::to_value(crate::problem::problem(err)).unwrap_or(Value::Null)
+}
+
+/// A JSON response with a status and optional `Location`.
+fn respond(status: StatusCode, body: Value, location: Option<String>) -> Result<Response> {
+    let mut response = (status, Json(body)).into_response();
+    if let Some(location) = location {
+        let value = HeaderValue::from_str(&location)
+            .map_err(|_| Error::internal(format!("location {location:?} is not a header value")))?;
+        response.headers_mut().insert(header::LOCATION, value);
+    }
+    Ok(response)
+}
+
+impl Wfe {
+    fn account_url(&self, id: AccountId) -> String {
+        self.url(&format!("/acme/acct/{id}"))
+    }
+
+    fn order_url(&self, id: OrderId) -> String {
+        self.url(&format!("/acme/order/{id}"))
+    }
+
+    fn authz_url(&self, id: AuthzId) -> String {
+        self.url(&format!("/acme/authz/{id}"))
+    }
+
+    fn challenge_url(&self, id: AuthzId, kind: ChallengeType) -> String {
+        self.url(&format!("/acme/chall/{id}/{kind}"))
+    }
+
+    fn certificate_url(&self, serial: &Serial) -> String {
+        self.url(&format!("/acme/cert/{serial}"))
+    }
+
+    /// RFC 8555 §7.1.2. `orders` is left out until `/acme/acct/{id}/orders` exists.
+    fn account_json(&self, account: &Account) -> Result<Value, Error> {
+        let key: Value = serde_json::from_str(&account.key_jwk).map_err(|err| {
+            Error::internal(format!(
+                "account {} has an invalid stored key: {err}",
+                account.id
+            ))
+        })?;
+        Ok(json!({
+            "status": account.status.as_str(),
+            "contact": account.contacts,
+            "key": key,
+            "createdAt": timestamp(account.created_at)?,
+        }))
+    }
+
+    /// RFC 8555 §7.1.3.
+    fn order_json(&self, order: &Order) -> Result<Value, Error> {
+        let mut body = json!({
+            "status": order.status.as_str(),
+            "expires": timestamp(order.expires)?,
+            "identifiers": order.identifiers,
+            "authorizations": order
+                .authz_ids
+                .iter()
+                .map(|id| self.authz_url(*id))
+                .collect::<Vec<_>>(),
+            "finalize": self.url(&format!("/acme/order/{}/finalize", order.id)),
+        });
+        if let (OrderStatus::Valid, Some(serial)) = (order.status, &order.certificate_serial) {
+            body["certificate"] = self.certificate_url(serial).into();
+        }
+        if let Some(err) = &order.error {
+            body["error"] = problem_json(err);
+        }
+        Ok(body)
+    }
+
+    /// RFC 8555 §7.1.4.
+    fn authz_json(&self, authz: &Authz) -> Result<Value, Error> {
+        let challenges = authz
+            .challenges
+            .iter()
+            .map(|challenge| self.challenge_json(authz.id, challenge))
+            .collect::<Result<Vec<_>, Error>>()?;
+        let mut body = json!({
+            "identifier": authz.identifier,
+            "status": authz.status.as_str(),
+            "expires": timestamp(authz.expires)?,
+            "challenges": challenges,
+        });
+        if authz.wildcard {
+            body["wildcard"] = true.into();
+        }
+        Ok(body)
+    }
+
+    /// RFC 8555 §7.1.5, §8.
+    fn challenge_json(&self, authz_id: AuthzId, challenge: &Challenge) -> Result<Value, Error> {
+        let mut body = json!({
+            "type": challenge.kind.as_str(),
+            "url": self.challenge_url(authz_id, challenge.kind),
+            "token": challenge.token,
+            "status": challenge.status.as_str(),
+        });
+        if let Some(validated) = challenge.validated {
+            body["validated"] = timestamp(validated)?.into();
+        }
+        if let Some(err) = &challenge.error {
+            body["error"] = problem_json(err);
+        }
+        Ok(body)
+    }
+}
+
+// === Helpers ===
+
+/// Parses an ID from a URL path; an unparsable one names no resource.
+fn path_id<T: std::str::FromStr>(text: &str, what: &str) -> Result<T, Error> {
+    text.parse()
+        .map_err(|_| Error::not_found(format!("{what} {text:?} not found")))
+}
+
+/// Resources of another account are reported as missing, so their existence does not
+/// leak (Boulder does the same).
+fn check_owner(owner: AccountId, account: &Account, what: &str) -> Result<(), Error> {
+    if owner == account.id {
+        return Ok(());
+    }
+    Err(Error::not_found(format!("{what} not found")))
+}
+
+/// Only `mailto:` URLs naming one address (RFC 8555 §7.3, RFC 6068).
+fn validate_contacts(contacts: &[String]) -> Result<(), Error> {
+    if contacts.len() > MAX_CONTACTS {
+        return Err(Error::new(
+            ErrorKind::InvalidContact,
+            format!("at most {MAX_CONTACTS} contacts are allowed"),
+        ));
+    }
+    for contact in contacts {
+        let scheme = contact.get(..7);
+        if !scheme.is_some_and(|scheme| scheme.eq_ignore_ascii_case("mailto:")) {
+            return Err(Error::new(
+                ErrorKind::UnsupportedContact,
+                format!("contact {contact:?} is not a mailto: URL; only mailto: is supported"),
+            ));
+        }
+        let address = &contact[7..];
+        let invalid = |why: &str| {
+            Error::new(
+                ErrorKind::InvalidContact,
+                format!("contact {contact:?} is invalid: {why}"),
+            )
+        };
+        if address.len() > 254 {
+            return Err(invalid("the address is too long"));
+        }
+        if address.contains([',', '?', '%']) {
+            return Err(invalid(
+                "a contact must name exactly one address, without header fields",
+            ));
+        }
+        let Some((local, domain)) = address.split_once('@') else {
+            return Err(invalid("the address has no @"));
+        };
+        let local_ok = !local.is_empty()
+            && local
+                .bytes()
+                .all(|b| b.is_ascii_graphic() && !matches!(b, b'@' | b'<' | b'>' | b'"'));
+        let domain_ok = domain.contains('.')
+            && !domain.starts_with(['.', '-'])
+            && !domain.ends_with(['.', '-'])
+            && !domain.contains("..")
+            && domain
+                .bytes()
+                .all(|b| b.is_ascii_alphanumeric() || b == b'.' || b == b'-');
+        if !local_ok || !domain_ok {
+            return Err(invalid("the address is not a valid e-mail address"));
+        }
+    }
+    Ok(())
+}
+
+// === Accounts (RFC 8555 §7.3) ===
+
+#[derive(Deserialize)]
+#[serde(rename_all = "camelCase")]
+struct NewAccountRequest {
+    #[serde(default)]
+    contact: Option<Vec<String>>,
+    #[serde(default)]
+    terms_of_service_agreed: Option<bool>,
+    #[serde(default)]
+    only_return_existing: Option<bool>,
+}
+
+async fn new_account(State(wfe): State<Arc<Wfe>>, jws: Jws) -> Result<Response> {
+    let Signer::Key(key) = &jws.signer else {
+        return Err(
+            Error::malformed("new-account requests must be signed with a jwk, not a kid").into(),
+        );
+    };
+    let request: NewAccountRequest = jws.json()?;
+    let thumbprint = key.thumbprint();
+    match wfe.sa.account_by_key(&thumbprint).await {
+        Ok(existing) => {
+            if existing.status != AccountStatus::Valid {
+                return Err(Error::unauthorized(format!(
+                    "the account for this key is {}",
+                    existing.status
+                ))
+                .into());
+            }
+            let body = wfe.account_json(&existing)?;
+            return respond(StatusCode::OK, body, Some(wfe.account_url(existing.id)));
+        }
+        Err(err) if err.is(ErrorKind::NotFound) => {}
+        Err(err) => return Err(err.into()),
+    }
+    if request.only_return_existing == Some(true) {
+        return Err(Error::new(
+            ErrorKind::AccountDoesNotExist,
+            "no account exists with the provided key",
+        )
+        .into());
+    }
+    if let Some(tos) = &wfe.settings().terms_of_service
+        && request.terms_of_service_agreed != Some(true)
+    {
+        return Err(Error::malformed(format!(
+            "you must agree to the terms of service at {tos} (termsOfServiceAgreed: true)"
+        ))
+        .into());
+    }
+    let contacts = request.contact.unwrap_or_default();
+    validate_contacts(&contacts)?;
+    let created = wfe
+        .ra
+        .new_account(NewAccount {
+            key_jwk: key.canonical_json(),
+            key_thumbprint: thumbprint.clone(),
+            contacts,
+        })
+        .await;
+    let account = match created {
+        Ok(account) => account,
+        // Another request registered the same key in the meantime: that account is
+        // the answer (RFC 8555 §7.3.1).
+        Err(err) if err.is(ErrorKind::Conflict) => {
+            let existing = wfe.sa.account_by_key(&thumbprint).await.map_err(|_| err)?;
+            let body = wfe.account_json(&existing)?;
+            return respond(StatusCode::OK, body, Some(wfe.account_url(existing.id)));
+        }
+        Err(err) => return Err(err.into()),
+    };
+    info!(account_id = %account.id, "account created");
+    let body = wfe.account_json(&account)?;
+    respond(StatusCode::CREATED, body, Some(wfe.account_url(account.id)))
+}
+
+#[derive(Deserialize)]
+#[serde(rename_all = "camelCase")]
+struct AccountUpdate {
+    #[serde(default)]
+    contact: Option<Vec<String>>,
+    #[serde(default)]
+    status: Option<String>,
+}
+
+async fn account(
+    State(wfe): State<Arc<Wfe>>,
+    Path(id): Path<String>,
+    jws: Jws,
+) -> Result<Response> {
+    let account = jws.account()?;
+    let id: AccountId = path_id(&id, "account")?;
+    if id != account.id {
+        return Err(Error::unauthorized("the request was signed by a different account").into());
+    }
+    if !jws.is_post_as_get() {
+        let update: AccountUpdate = jws.json()?;
+        match update.status.as_deref() {
+            None | Some("valid") => {}
+            Some("deactivated") => {
+                return Err(Error::malformed("account deactivation is not supported yet").into());
+            }
+            Some(other) => {
+                return Err(Error::malformed(format!(
+                    "account status {other:?} cannot be requested"
+                ))
+                .into());
+            }
+        }
+        if let Some(contacts) = update.contact
+            && contacts != account.contacts
+        {
+            return Err(Error::malformed("updating account contacts is not supported yet").into());
+        }
+    }
+    let body = wfe.account_json(account)?;
+    respond(StatusCode::OK, body, Some(wfe.account_url(account.id)))
+}
+
+// === Orders (RFC 8555 §7.4) ===
+
+#[derive(Deserialize)]
+struct RawIdentifier {
+    #[serde(rename = "type")]
+    kind: String,
+    value: String,
+}
+
+#[derive(Deserialize)]
+#[serde(rename_all = "camelCase")]
+struct NewOrderRequest {
+    identifiers: Vec<RawIdentifier>,
+    #[serde(default)]
+    not_before: Option<Value>,
+    #[serde(default)]
+    not_after: Option<Value>,
+}
+
+async fn new_order(State(wfe): State<Arc<Wfe>>, jws: Jws) -> Result<Response> {
+    let account = jws.account()?;
+    let request: NewOrderRequest = jws.json()?;
+    if request.not_before.is_some() || request.not_after.is_some() {
+        return Err(Error::malformed("notBefore/notAfter are not supported").into());
+    }
+    if request.identifiers.is_empty() {
+        return Err(Error::malformed("the order has no identifiers").into());
+    }
+    let identifiers = request
+        .identifiers
+        .into_iter()
+        .map(|raw| match raw.kind.as_str() {
+            "dns" => Ok(Identifier::dns(raw.value)),
+            "ip" => Ok(Identifier::ip(raw.value)),
+            other => Err(Error::new(
+                ErrorKind::UnsupportedIdentifier,
+                format!("identifier type {other:?} is not supported"),
+            )),
+        })
+        .collect::<Result<Vec<_>, Error>>()?;
+    let order = wfe.ra.new_order(account.id, identifiers).await?;
+    info!(account_id = %account.id, order_id = %order.id, "order created");
+    let body = wfe.order_json(&order)?;
+    respond(StatusCode::CREATED, body, Some(wfe.order_url(order.id)))
+}
+
+async fn order(State(wfe): State<Arc<Wfe>>, Path(id): Path<String>, jws: Jws) -> Result<Response> {
+    let account = jws.account()?;
+    jws.require_post_as_get()?;
+    let id: OrderId = path_id(&id, "order")?;
+    let order = wfe.sa.order(id).await?;
+    check_owner(order.account_id, account, "order")?;
+    let body = wfe.order_json(&order)?;
+    respond(StatusCode::OK, body, None)
+}
+
+#[derive(Deserialize)]
+struct FinalizeRequest {
+    csr: String,
+}
+
+async fn finalize(
+    State(wfe): State<Arc<Wfe>>,
+    Path(id): Path<String>,
+    jws: Jws,
+) -> Result<Response> {
+    let account = jws.account()?;
+    let id: OrderId = path_id(&id, "order")?;
+    let order = wfe.sa.order(id).await?;
+    check_owner(order.account_id, account, "order")?;
+    let request: FinalizeRequest = jws.json()?;
+    let csr = decode_b64url("csr", &request.csr)
+        .map_err(|err| Error::new(ErrorKind::BadCsr, err.detail))?;
+    if csr.is_empty() {
+        return Err(Error::new(ErrorKind::BadCsr, "csr is empty").into());
+    }
+    let order = wfe.ra.finalize_order(id, csr).await?;
+    info!(account_id = %account.id, order_id = %order.id, status = %order.status, "order finalized");
+    let body = wfe.order_json(&order)?;
+    respond(StatusCode::OK, body, Some(wfe.order_url(order.id)))
+}
+
+// === Authorizations and challenges (RFC 8555 §7.5) ===
+
+async fn authz(State(wfe): State<Arc<Wfe>>, Path(id): Path<String>, jws: Jws) -> Result<Response> {
+    let account = jws.account()?;
+    let id: AuthzId = path_id(&id, "authorization")?;
+    let authz = wfe.sa.authz(id).await?;
+    check_owner(authz.account_id, account, "authorization")?;
+    if !jws.is_post_as_get() {
+        #[derive(Deserialize)]
+        struct AuthzUpdate {
+            status: Option<String>,
+        }
+        let update: AuthzUpdate = jws.json()?;
+        return Err(match update.status.as_deref() {
+            Some("deactivated") => {
+                Error::malformed("authorization deactivation is not supported yet")
+            }
+            _ => Error::malformed("an authorization can only be fetched with POST-as-GET"),
+        }
+        .into());
+    }
+    let body = wfe.authz_json(&authz)?;
+    respond(StatusCode::OK, body, None)
+}
+
+async fn challenge(
+    State(wfe): State<Arc<Wfe>>,
+    Path((authz_id, kind)): Path<(String, String)>,
+    jws: Jws,
+) -> Result<Response> {
+    let account = jws.account()?;
+    let id: AuthzId = path_id(&authz_id, "authorization")?;
+    let kind: ChallengeType = path_id(&kind, "challenge type")?;
+    let mut authz = wfe.sa.authz(id).await?;
+    check_owner(authz.account_id, account, "challenge")?;
+    let current = authz
+        .challenge(kind)
+        .ok_or_else(|| Error::not_found("challenge not found"))?;
+    if !jws.is_post_as_get() {
+        // RFC 8555 §7.5.1: the client says it is ready with an empty object.
+        let answer: Value = jws.json()?;
+        if !answer.is_object() {
+            return Err(Error::malformed("a challenge response must be a JSON object").into());
+        }
+        // A challenge already under way or decided is returned as it is, so a client
+        // that repeats its POST does not start a second validation.
+        if authz.status == AuthzStatus::Pending && current.status == ChallengeStatus::Pending {
+            authz = wfe.ra.perform_validation(id, kind).await?;
+            info!(account_id = %account.id, authz_id = %id, challenge = %kind, "validation requested");
+        }
+    }
+    let challenge = authz
+        .challenge(kind)
+        .ok_or_else(|| Error::internal(format!("authorization {id} lost its {kind} challenge")))?;
+    let body = wfe.challenge_json(id, challenge)?;
+    let mut response = respond(StatusCode::OK, body, None)?;
+    let up = format!("<{}>;rel=\"up\"", wfe.authz_url(id));
+    let up = HeaderValue::from_str(&up)
+        .map_err(|_| Error::internal("authorization url is not a header value"))?;
+    response.headers_mut().append(header::LINK, up);
+    Ok(response)
+}
+
+// === Certificates (RFC 8555 §7.4.2, §7.6) ===
+
+fn pem(der: &[u8]) -> String {
+    let encoded = STANDARD.encode(der);
+    let mut pem = String::with_capacity(encoded.len() + encoded.len() / 64 + 64);
+    pem.push_str("-----BEGIN CERTIFICATE-----\n");
+    for line in encoded.as_bytes().chunks(64) {
+        // Base64 output is ASCII, so every chunk is valid UTF-8.
+        pem.push_str(&String::from_utf8_lossy(line));
+        pem.push('\n');
+    }
+    pem.push_str("-----END CERTIFICATE-----\n");
+    pem
+}
+
+async fn certificate(
+    State(wfe): State<Arc<Wfe>>,
+    Path(serial): Path<String>,
+    jws: Jws,
+) -> Result<Response> {
+    let account = jws.account()?;
+    jws.require_post_as_get()?;
+    let serial: Serial = path_id(&serial, "certificate")?;
+    let record = wfe.sa.certificate(&serial).await?;
+    check_owner(record.account_id, account, "certificate")?;
+    let mut chain = pem(&record.der);
+    for issuer in &record.chain {
+        chain.push_str(&pem(issuer));
+    }
+    Ok((
+        StatusCode::OK,
+        [(header::CONTENT_TYPE, PEM_CHAIN_CONTENT_TYPE)],
+        chain,
+    )
+        .into_response())
+}
+
+#[derive(Deserialize)]
+struct RevokeCertRequest {
+    certificate: String,
+    #[serde(default)]
+    reason: Option<u64>,
+}
+
+async fn revoke_cert(State(wfe): State<Arc<Wfe>>, jws: Jws) -> Result<Response> {
+    let Signer::Account(account) = &jws.signer else {
+        return Err(Error::malformed("revocation by certificate key is not supported yet").into());
+    };
+    let request: RevokeCertRequest = jws.json()?;
+    let reason = match request.reason {
+        None => RevocationReason::Unspecified,
+        Some(code) => u8::try_from(code)
+            .map_err(|_| {
+                Error::new(
+                    ErrorKind::BadRevocationReason,
+                    format!("revocation reason {code} is not allowed"),
+                )
+            })
+            .and_then(RevocationReason::try_from)?,
+    };
+    let der = decode_b64url("certificate", &request.certificate)?;
+    let serial = certificate_serial(&der)?;
+    // The serial alone could be lifted into a forged DER; only a certificate we
+    // issued, byte for byte, may be revoked (as Boulder checks).
+    let record = match wfe.sa.certificate(&serial).await {
+        Ok(record) => record,
+        Err(err) if err.is(ErrorKind::NotFound) => {
+            return Err(Error::not_found("certificate not found").into());
+        }
+        Err(err) => return Err(err.into()),
+    };
+    if record.der != der {
+        return Err(Error::not_found("certificate not found").into());
+    }
+    wfe.ra
+        .revoke_certificate(RevokeRequest {
+            serial: serial.clone(),
+            reason,
+            account_id: account.id,
+        })
+        .await?;
+    info!(account_id = %account.id, serial = %serial, reason = reason.code(), "certificate revoked");
+    Ok(StatusCode::OK.into_response())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn contacts_must_be_single_mailto_addresses() {
+        let ok = |c: &str| validate_contacts(&[c.to_owned()]);
+        ok("mailto:admin@example.com").unwrap();
+        ok("MAILTO:a.b+c@sub.example.org").unwrap();
+        for bad in [
+            "mailto:",
+            "mailto:admin",
+            "mailto:a@b@example.com",
+            "mailto:a@example.com,b@example.com",
+            "mailto:a@example.com?subject=hi",
+            "mailto:a b@example.com",
+            "mailto:a@localhost",
+            "mailto:a@-example.com",
+            "mailto:a@example..com",
+            "mailto:a%40b@example.com",
+        ] {
+            assert_eq!(
+                ok(bad).unwrap_err().kind,
+                ErrorKind::InvalidContact,
+                "{bad}"
+            );
+        }
+        for unsupported in ["tel:+12025551212", "https://example.com", "mail", ""] {
+            assert_eq!(
+                ok(unsupported).unwrap_err().kind,
+                ErrorKind::UnsupportedContact,
+                "{unsupported}"
+            );
+        }
+        let many: Vec<String> = (0..11)
+            .map(|i| format!("mailto:a{i}@example.com"))
+            .collect();
+        assert_eq!(
+            validate_contacts(&many).unwrap_err().kind,
+            ErrorKind::InvalidContact
+        );
+    }
+
+    #[test]
+    fn pem_wraps_at_64_columns() {
+        let pem = pem(&[0xab; 100]);
+        let lines: Vec<&str> = pem.lines().collect();
+        assert_eq!(lines[0], "-----BEGIN CERTIFICATE-----");
+        assert_eq!(lines[1].len(), 64);
+        assert_eq!(lines.last().copied(), Some("-----END CERTIFICATE-----"));
+        let body: String = lines[1..lines.len() - 1].concat();
+        assert_eq!(STANDARD.decode(body).unwrap(), vec![0xab; 100]);
+    }
+}

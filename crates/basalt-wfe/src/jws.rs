@@ -1,0 +1,667 @@
+//! Request authentication (RFC 8555 §6.2–6.5): flattened JWS (RFC 7515), account
+//! keys as JWKs (RFC 7517) and their thumbprints (RFC 7638).
+//!
+//! [`Jws`] is an axum extractor: a handler that takes it only runs for a request whose
+//! signature verified, whose nonce was fresh and whose `url` matched; any failure is
+//! rejected with a problem document.
+
+use std::sync::Arc;
+
+use axum::body::Bytes;
+use axum::extract::FromRequest;
+use axum::extract::OriginalUri;
+use axum::extract::Request;
+use axum::http::StatusCode;
+use axum::http::header;
+use axum::response::IntoResponse;
+use axum::response::Response;
+use basalt_core::Account;
+use basalt_core::AccountId;
+use basalt_core::AccountStatus;
+use basalt_core::Error;
+use basalt_core::ErrorKind;
+use base64::Engine;
+use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+use ring::digest;
+use ring::signature;
+use serde::Deserialize;
+use serde::de::DeserializeOwned;
+use serde_json::Map;
+use serde_json::Value;
+
+use crate::Wfe;
+use crate::problem::problem;
+
+/// The `alg` values Basalt accepts, as listed in `badSignatureAlgorithm` problems.
+pub(crate) const SUPPORTED_ALGORITHMS: [&str; 3] = ["ES256", "ES384", "RS256"];
+
+/// The media type every ACME POST must carry (RFC 8555 §6.2).
+pub(crate) const JOSE_CONTENT_TYPE: &str = "application/jose+json";
+
+/// JWK members that only a private key has (RFC 7518 §6.2.2, §6.3.2, §6.4).
+const PRIVATE_MEMBERS: [&str; 8] = ["d", "p", "q", "dp", "dq", "qi", "oth", "k"];
+
+/// The smallest RSA modulus accepted, in bits.
+const MIN_RSA_BITS: usize = 2048;
+
+/// The largest RSA modulus ring verifies with, in bits.
+const MAX_RSA_BITS: usize = 8192;
+
+/// Decodes base64url without padding, strictly (RFC 7515 §2): padding, other
+/// alphabets and non-canonical trailing bits are errors.
+pub(crate) fn decode_b64url(field: &str, text: &str) -> Result<Vec<u8>, Error> {
+    URL_SAFE_NO_PAD
+        .decode(text)
+        .map_err(|_| Error::malformed(format!("{field} is not valid unpadded base64url")))
+}
+
+/// A JWS signature algorithm Basalt verifies (RFC 7518 §3.1).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum Algorithm {
+    /// ECDSA P-256 with SHA-256.
+    Es256,
+    /// ECDSA P-384 with SHA-384.
+    Es384,
+    /// RSASSA-PKCS1-v1_5 with SHA-256.
+    Rs256,
+}
+
+impl Algorithm {
+    fn name(self) -> &'static str {
+        match self {
+            Self::Es256 => "ES256",
+            Self::Es384 => "ES384",
+            Self::Rs256 => "RS256",
+        }
+    }
+
+    fn parse(alg: &str) -> Result<Self, Error> {
+        match alg {
+            "ES256" => Ok(Self::Es256),
+            "ES384" => Ok(Self::Es384),
+            "RS256" => Ok(Self::Rs256),
+            _ => Err(Error::new(
+                ErrorKind::BadSignatureAlgorithm,
+                format!("JWS signature algorithm {alg:?} is not supported"),
+            )),
+        }
+    }
+}
+
+/// An elliptic curve of an EC JWK.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum Curve {
+    P256,
+    P384,
+}
+
+impl Curve {
+    fn name(self) -> &'static str {
+        match self {
+            Self::P256 => "P-256",
+            Self::P384 => "P-384",
+        }
+    }
+
+    fn coordinate_len(self) -> usize {
+        match self {
+            Self::P256 => 32,
+            Self::P384 => 48,
+        }
+    }
+}
+
+/// An account's public key, parsed from a JWK.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub(crate) enum Jwk {
+    /// An ECDSA key.
+    Ec {
+        curve: Curve,
+        x: Vec<u8>,
+        y: Vec<u8>,
+    },
+    /// An RSA key.
+    Rsa { n: Vec<u8>, e: Vec<u8> },
+}
+
+fn member<'a>(jwk: &'a Map<String, Value>, name: &str) -> Result<&'a str, Error> {
+    jwk.get(name)
+        .and_then(Value::as_str)
+        .ok_or_else(|| Error::malformed(format!("jwk has no string member {name:?}")))
+}
+
+fn bad_key(detail: impl Into<String>) -> Error {
+    Error::new(ErrorKind::BadPublicKey, detail)
+}
+
+/// Big-endian bytes without leading zeros.
+fn strip_zeros(bytes: &[u8]) -> &[u8] {
+    let first = bytes.iter().position(|b| *b != 0).unwrap_or(bytes.len());
+    &bytes[first..]
+}
+
+fn bit_len(bytes: &[u8]) -> usize {
+    let bytes = strip_zeros(bytes);
+    match bytes.first() {
+        Some(top) => bytes.len() * 8 - top.leading_zeros() as usize,
+        None => 0,
+    }
+}
+
+impl Jwk {
+    /// Parses a public JWK, refusing private key material and keys Basalt does not
+    /// accept.
+    pub(crate) fn from_value(value: &Value) -> Result<Self, Error> {
+        let Some(jwk) = value.as_object() else {
+            return Err(Error::malformed("jwk is not a JSON object"));
+        };
+        if let Some(private) = PRIVATE_MEMBERS.iter().find(|m| jwk.contains_key(**m)) {
+            return Err(Error::malformed(format!(
+                "jwk contains the private key member {private:?}"
+            )));
+        }
+        match member(jwk, "kty")? {
+            "EC" => {
+                let curve = match member(jwk, "crv")? {
+                    "P-256" => Curve::P256,
+                    "P-384" => Curve::P384,
+                    other => return Err(bad_key(format!("EC curve {other:?} is not supported"))),
+                };
+                let x = decode_b64url("jwk x", member(jwk, "x")?)?;
+                let y = decode_b64url("jwk y", member(jwk, "y")?)?;
+                let len = curve.coordinate_len();
+                if x.len() != len || y.len() != len {
+                    return Err(bad_key(format!(
+                        "{} coordinates must be {len} bytes long",
+                        curve.name()
+                    )));
+                }
+                Ok(Self::Ec { curve, x, y })
+            }
+            "RSA" => {
+                let n = decode_b64url("jwk n", member(jwk, "n")?)?;
+                let e = decode_b64url("jwk e", member(jwk, "e")?)?;
+                let bits = bit_len(&n);
+                if !(MIN_RSA_BITS..=MAX_RSA_BITS).contains(&bits) {
+                    return Err(bad_key(format!(
+                        "RSA modulus is {bits} bits; {MIN_RSA_BITS} to {MAX_RSA_BITS} are accepted"
+                    )));
+                }
+                if strip_zeros(&e).is_empty() {
+                    return Err(bad_key("RSA exponent is zero"));
+                }
+                Ok(Self::Rsa { n, e })
+            }
+            other => Err(bad_key(format!("key type {other:?} is not supported"))),
+        }
+    }
+
+    /// Parses a JWK from JSON text (an account's stored key).
+    pub(crate) fn from_json(text: &str) -> Result<Self, Error> {
+        let value: Value = serde_json::from_str(text)
+            .map_err(|err| Error::malformed(format!("jwk is not valid JSON: {err}")))?;
+        Self::from_value(&value)
+    }
+
+    /// The JWK with only its required members in lexicographic order and no
+    /// whitespace: the thumbprint input of RFC 7638 §3.2, and how Basalt stores keys.
+    pub(crate) fn canonical_json(&self) -> String {
+        let b64 = |bytes: &[u8]| URL_SAFE_NO_PAD.encode(bytes);
+        // Every value is a fixed name or base64url text, so none needs JSON escaping.
+        match self {
+            Self::Ec { curve, x, y } => format!(
+                r#"{{"crv":"{}","kty":"EC","x":"{}","y":"{}"}}"#,
+                curve.name(),
+                b64(x),
+                b64(y)
+            ),
+            Self::Rsa { n, e } => format!(r#"{{"e":"{}","kty":"RSA","n":"{}"}}"#, b64(e), b64(n)),
+        }
+    }
+
+    /// The RFC 7638 thumbprint: base64url(SHA-256(canonical JSON)).
+    pub(crate) fn thumbprint(&self) -> String {
+        let hash = digest::digest(&digest::SHA256, self.canonical_json().as_bytes());
+        URL_SAFE_NO_PAD.encode(hash.as_ref())
+    }
+
+    /// Checks that `alg` fits this key and that `signature` signs `message`.
+    pub(crate) fn verify(&self, alg: Algorithm, message: &[u8], sig: &[u8]) -> Result<(), Error> {
+        let verified = match (alg, self) {
+            (
+                Algorithm::Es256,
+                Self::Ec {
+                    curve: Curve::P256,
+                    x,
+                    y,
+                },
+            )
+            | (
+                Algorithm::Es384,
+                Self::Ec {
+                    curve: Curve::P384,
+                    x,
+                    y,
+                },
+            ) => {
+                let params = match alg {
+                    Algorithm::Es384 => &signature::ECDSA_P384_SHA384_FIXED,
+                    Algorithm::Es256 | Algorithm::Rs256 => &signature::ECDSA_P256_SHA256_FIXED,
+                };
+                let mut point = Vec::with_capacity(1 + x.len() + y.len());
+                point.push(0x04);
+                point.extend_from_slice(x);
+                point.extend_from_slice(y);
+                signature::UnparsedPublicKey::new(params, point).verify(message, sig)
+            }
+            (Algorithm::Rs256, Self::Rsa { n, e }) => signature::RsaPublicKeyComponents {
+                n: strip_zeros(n),
+                e: strip_zeros(e),
+            }
+            .verify(&signature::RSA_PKCS1_2048_8192_SHA256, message, sig),
+            _ => {
+                return Err(Error::new(
+                    ErrorKind::BadSignatureAlgorithm,
+                    format!(
+                        "JWS signature algorithm {} does not fit the key type",
+                        alg.name()
+                    ),
+                ));
+            }
+        };
+        verified.map_err(|_| Error::malformed("JWS verification error"))
+    }
+}
+
+/// The flattened JSON serialization (RFC 7515 §7.2.2); unprotected headers and the
+/// general serialization are refused (RFC 8555 §6.2).
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct Flattened {
+    protected: String,
+    payload: String,
+    signature: String,
+}
+
+/// The protected header members ACME uses (RFC 8555 §6.2–6.4).
+#[derive(Deserialize)]
+struct Protected {
+    alg: String,
+    jwk: Option<Value>,
+    kid: Option<String>,
+    nonce: Option<String>,
+    url: Option<String>,
+    crit: Option<Value>,
+}
+
+/// Who signed a request.
+#[derive(Clone, Debug)]
+pub(crate) enum Signer {
+    /// A key given in the `jwk` header (newAccount, revokeCert by certificate key).
+    Key(Jwk),
+    /// An existing, valid account named by `kid`.
+    Account(Account),
+}
+
+/// A verified ACME request: its payload and its signer.
+#[derive(Clone, Debug)]
+pub(crate) struct Jws {
+    /// The decoded payload; empty for POST-as-GET (RFC 8555 §6.3).
+    pub(crate) payload: Vec<u8>,
+    /// Who signed it.
+    pub(crate) signer: Signer,
+}
+
+impl Jws {
+    /// The signing account; the request must have used `kid`.
+    pub(crate) fn account(&self) -> Result<&Account, Error> {
+        match &self.signer {
+            Signer::Account(account) => Ok(account),
+            Signer::Key(_) => Err(Error::malformed(
+                "this request must be signed with a kid, not a jwk",
+            )),
+        }
+    }
+
+    /// Whether this is a POST-as-GET (empty payload).
+    pub(crate) fn is_post_as_get(&self) -> bool {
+        self.payload.is_empty()
+    }
+
+    /// Refuses anything but a POST-as-GET.
+    pub(crate) fn require_post_as_get(&self) -> Result<(), Error> {
+        if self.is_post_as_get() {
+            return Ok(());
+        }
+        Err(Error::malformed(
+            "this resource only accepts POST-as-GET (an empty payload)",
+        ))
+    }
+
+    /// The payload as JSON.
+    pub(crate) fn json<T: DeserializeOwned>(&self) -> Result<T, Error> {
+        serde_json::from_slice(&self.payload)
+            .map_err(|err| Error::malformed(format!("request payload is invalid: {err}")))
+    }
+}
+
+impl Wfe {
+    /// Authenticates a POST to `path` (RFC 8555 §6.2–6.4): the checks run in the order
+    /// Boulder uses, the nonce being redeemed only after the signature verified.
+    pub(crate) async fn verify_jws(&self, path: &str, body: &[u8]) -> Result<Jws, Error> {
+        let jws: Flattened = serde_json::from_slice(body)
+            .map_err(|err| Error::malformed(format!("request is not a flattened JWS: {err}")))?;
+        let protected_bytes = decode_b64url("JWS protected header", &jws.protected)?;
+        let payload = decode_b64url("JWS payload", &jws.payload)?;
+        let sig = decode_b64url("JWS signature", &jws.signature)?;
+        let header: Protected = serde_json::from_slice(&protected_bytes)
+            .map_err(|err| Error::malformed(format!("JWS protected header is invalid: {err}")))?;
+        if header.crit.is_some() {
+            return Err(Error::malformed(
+                "JWS crit header parameters are not supported",
+            ));
+        }
+        let alg = Algorithm::parse(&header.alg)?;
+        let Some(url) = header.url else {
+            return Err(Error::malformed("JWS protected header has no url"));
+        };
+        let (key, signer) = match (header.jwk, header.kid) {
+            (Some(jwk), None) => {
+                let key = Jwk::from_value(&jwk)?;
+                (key.clone(), Signer::Key(key))
+            }
+            (None, Some(kid)) => {
+                let account = self.account_for_kid(&kid).await?;
+                let key = Jwk::from_json(&account.key_jwk).map_err(|err| {
+                    Error::internal(format!(
+                        "account {} has an unusable stored key: {}",
+                        account.id, err.detail
+                    ))
+                })?;
+                (key, Signer::Account(account))
+            }
+            (Some(_), Some(_)) => {
+                return Err(Error::malformed(
+                    "JWS protected header must not carry both jwk and kid",
+                ));
+            }
+            (None, None) => {
+                return Err(Error::malformed(
+                    "JWS protected header must carry either jwk or kid",
+                ));
+            }
+        };
+        let signing_input = format!("{}.{}", jws.protected, jws.payload);
+        key.verify(alg, signing_input.as_bytes(), &sig)?;
+        let Some(nonce) = header.nonce else {
+            return Err(Error::new(
+                ErrorKind::BadNonce,
+                "JWS protected header has no nonce",
+            ));
+        };
+        if !self.nonces.redeem(&nonce) {
+            return Err(Error::new(
+                ErrorKind::BadNonce,
+                format!("JWS has an invalid anti-replay nonce {nonce:?}"),
+            ));
+        }
+        let expected = self.url(path);
+        if url != expected {
+            return Err(Error::unauthorized(format!(
+                "JWS header url {url:?} does not match the request url {expected:?}"
+            )));
+        }
+        Ok(Jws { payload, signer })
+    }
+
+    /// The valid account a `kid` names.
+    async fn account_for_kid(&self, kid: &str) -> Result<Account, Error> {
+        let missing = || {
+            Error::new(
+                ErrorKind::AccountDoesNotExist,
+                format!("account {kid:?} does not exist"),
+            )
+        };
+        let id: AccountId = kid
+            .strip_prefix(&self.url("/acme/acct/"))
+            .and_then(|id| id.parse().ok())
+            .ok_or_else(missing)?;
+        let account = match self.sa.account(id).await {
+            Ok(account) => account,
+            Err(err) if err.is(ErrorKind::NotFound) => return Err(missing()),
+            Err(err) => return Err(err),
+        };
+        if account.status != AccountStatus::Valid {
+            // RFC 8555 §7.3.6: a deactivated account's key authorizes nothing.
+            return Err(Error::unauthorized(format!(
+                "account {} is {}",
+                account.id, account.status
+            )));
+        }
+        Ok(account)
+    }
+}
+
+/// Whether the request's Content-Type is `application/jose+json`.
+fn is_jose(request: &Request) -> bool {
+    request
+        .headers()
+        .get(header::CONTENT_TYPE)
+        .and_then(|value| value.to_str().ok())
+        .and_then(|value| value.split(';').next())
+        .is_some_and(|media| media.trim().eq_ignore_ascii_case(JOSE_CONTENT_TYPE))
+}
+
+/// A problem response with a status other than its kind's usual one.
+pub(crate) fn problem_with_status(err: &Error, status: StatusCode) -> Response {
+    let mut problem = problem(err);
+    problem.status = status.as_u16();
+    problem.into_response()
+}
+
+impl FromRequest<Arc<Wfe>> for Jws {
+    type Rejection = Response;
+
+    async fn from_request(request: Request, wfe: &Arc<Wfe>) -> Result<Self, Response> {
+        if !is_jose(&request) {
+            return Err(problem_with_status(
+                &Error::malformed(format!(
+                    "ACME requests must have Content-Type {JOSE_CONTENT_TYPE}"
+                )),
+                StatusCode::UNSUPPORTED_MEDIA_TYPE,
+            ));
+        }
+        let path = match request.extensions().get::<OriginalUri>() {
+            Some(OriginalUri(uri)) => uri.path().to_owned(),
+            None => request.uri().path().to_owned(),
+        };
+        let body = Bytes::from_request(request, wfe)
+            .await
+            .map_err(|rejection| {
+                problem_with_status(
+                    &Error::malformed(format!("cannot read the request body: {rejection}")),
+                    rejection.status(),
+                )
+            })?;
+        wfe.verify_jws(&path, &body)
+            .await
+            .map_err(|err| problem(&err).into_response())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// RFC 7638 §3.1.
+    #[test]
+    fn rfc7638_thumbprint_vector() {
+        let jwk = serde_json::json!({
+            "kty": "RSA",
+            "n": "0vx7agoebGcQSuuPiLJXZptN9nndrQmbXEps2aiAFbWhM78LhWx4cbbfAAtVT86zwu1RK7aPFFxuhDR1L6tSoc_BJECPebWKRXjBZCiFV4n3oknjhMstn64tZ_2W-5JsGY4Hc5n9yBXArwl93lqt7_RN5w6Cf0h4QyQ5v-65YGjQR0_FDW2QvzqY368QQMicAtaSqzs8KJZgnYb9c7d0zgdAZHzu6qMQvRL5hajrn1n91CbOpbISD08qNLyrdkt-bFTWhAI4vMQFh6WeZu0fM4lFd2NcRwr3XPksINHaQ-G_xBniIqbw0Ls1jF44-csFCur-kEgU8awapJzKnqDKgw",
+            "e": "AQAB",
+            "alg": "RS256",
+            "kid": "2011-04-29"
+        });
+        let key = Jwk::from_value(&jwk).unwrap();
+        assert_eq!(
+            key.thumbprint(),
+            "NzbLsXh8uDCcd-6MNwXF4W_7noWXFZAfHkxZsRGC9Xs"
+        );
+        assert!(
+            key.canonical_json()
+                .starts_with(r#"{"e":"AQAB","kty":"RSA","n":"0vx7"#)
+        );
+    }
+
+    /// The signing input of RFC 7515 Appendix A.2 and A.3.
+    const RFC7515_INPUT: &str = "eyJhbGciOiJSUzI1NiJ9.eyJpc3MiOiJqb2UiLA0KICJleHAiOjEzMDA4MTkzODAsDQogImh0dHA6Ly9leGFtcGxlLmNvbS9pc19yb290Ijp0cnVlfQ";
+
+    fn check_vector(key: Value, alg: Algorithm, input: &str, sig: &str) {
+        let key = Jwk::from_value(&key).unwrap();
+        let sig = decode_b64url("sig", sig).unwrap();
+        key.verify(alg, input.as_bytes(), &sig).unwrap();
+        let mut tampered = sig.clone();
+        tampered[10] ^= 1;
+        let err = key.verify(alg, input.as_bytes(), &tampered).unwrap_err();
+        assert_eq!(err.kind, ErrorKind::Malformed);
+        let err = key.verify(alg, b"other input", &sig).unwrap_err();
+        assert_eq!(err.kind, ErrorKind::Malformed);
+    }
+
+    /// RFC 7515 Appendix A.2 (RS256).
+    #[test]
+    fn rfc7515_rs256_vector() {
+        let key = serde_json::json!({
+            "kty": "RSA",
+            "e": "AQAB",
+            "n": "ofgWCuLjybRlzo0tZWJjNiuSfb4p4fAkd_wWJcyQoTbji9k0l8W26mPddxHmfHQp-Vaw-4qPCJrcS2mJPMEzP1Pt0Bm4d4QlL-yRT-SFd2lZS-pCgNMsD1W_YpRPEwOWvG6b32690r2jZ47soMZo9wGzjb_7OMg0LOL-bSf63kpaSHSXndS5z5rexMdbBYUsLA9e-KXBdQOS-UTo7WTBEMa2R2CapHg665xsmtdVMTBQY4uDZlxvb3qCo5ZwKh9kG4LT6_I5IhlJH7aGhyxXFvUK-DWNmoudF8NAco9_h9iaGNj8q2ethFkMLs91kzk2PAcDTW9gb54h4FRWyuXpoQ",
+        });
+        let sig = "cC4hiUPoj9Eetdgtv3hF80EGrhuB__dzERat0XF9g2VtQgr9PJbu3XOiZj5RZmh7AAuHIm4Bh-0Qc_lF5YKt_O8W2Fp5jujGbds9uJdbF9CUAr7t1dnZcAcQjbKBYNX4BAynRFdiuB--f_nZLgrnbyTyWzO75vRK5h6xBArLIARNPvkSjtQBMHlb1L07Qe7K0GarZRmB_eSN9383LcOLn6_dO--xi12jzDwusC-eOkHWEsqtFZESc6BfI7noOPqvhJ1phCnvWh6IeYI2w9QOYEUipUTI8np6LbgGY9Fs98rqVt5AXLIhWkWywlVmtVrBp0igcN_IoypGlUPQGe77Rw";
+        check_vector(key, Algorithm::Rs256, RFC7515_INPUT, sig);
+    }
+
+    /// RFC 7515 Appendix A.3 (ES256).
+    #[test]
+    fn rfc7515_es256_vector() {
+        let key = serde_json::json!({
+            "kty": "EC",
+            "crv": "P-256",
+            "x": "f83OJ3D2xF1Bg8vub9tLe1gHMzV76e8Tus9uPHvRVEU",
+            "y": "x_FEzRu9m36HLN_tue659LNpXW6pCyStikYjKIWI5a0",
+        });
+        let input = RFC7515_INPUT.replacen("eyJhbGciOiJSUzI1NiJ9", "eyJhbGciOiJFUzI1NiJ9", 1);
+        let sig = "DtEhU3ljbEg8L38VWAfUAqOyKAM6-Xx-F4GawxaepmXFCgfTjDxw5djxLa8ISlSApmWQxfKTUJqPP3-Kg6NU1Q";
+        check_vector(key, Algorithm::Es256, &input, sig);
+    }
+
+    #[test]
+    fn ec_canonical_json_orders_members() {
+        let x = URL_SAFE_NO_PAD.encode([1u8; 32]);
+        let y = URL_SAFE_NO_PAD.encode([2u8; 32]);
+        let jwk = serde_json::json!({"y": y, "x": x, "kty": "EC", "crv": "P-256", "use": "sig"});
+        let key = Jwk::from_value(&jwk).unwrap();
+        assert_eq!(
+            key.canonical_json(),
+            format!(r#"{{"crv":"P-256","kty":"EC","x":"{x}","y":"{y}"}}"#)
+        );
+        assert_eq!(Jwk::from_json(&key.canonical_json()).unwrap(), key);
+    }
+
+    #[test]
+    fn private_and_unsupported_keys_are_refused() {
+        let x = URL_SAFE_NO_PAD.encode([1u8; 32]);
+        let private = serde_json::json!({"kty": "EC", "crv": "P-256", "x": x, "y": x, "d": x});
+        assert_eq!(
+            Jwk::from_value(&private).unwrap_err().kind,
+            ErrorKind::Malformed
+        );
+        let short = serde_json::json!({"kty": "EC", "crv": "P-256", "x": "AQ", "y": x});
+        assert_eq!(
+            Jwk::from_value(&short).unwrap_err().kind,
+            ErrorKind::BadPublicKey
+        );
+        let curve = serde_json::json!({"kty": "EC", "crv": "P-521", "x": x, "y": x});
+        assert_eq!(
+            Jwk::from_value(&curve).unwrap_err().kind,
+            ErrorKind::BadPublicKey
+        );
+        let oct = serde_json::json!({"kty": "oct"});
+        assert_eq!(
+            Jwk::from_value(&oct).unwrap_err().kind,
+            ErrorKind::BadPublicKey
+        );
+        let small_rsa = serde_json::json!({
+            "kty": "RSA", "e": "AQAB", "n": URL_SAFE_NO_PAD.encode([0xffu8; 128])
+        });
+        assert_eq!(
+            Jwk::from_value(&small_rsa).unwrap_err().kind,
+            ErrorKind::BadPublicKey
+        );
+        let padded = serde_json::json!({"kty": "EC", "crv": "P-256", "x": format!("{x}="), "y": x});
+        assert_eq!(
+            Jwk::from_value(&padded).unwrap_err().kind,
+            ErrorKind::Malformed
+        );
+    }
+
+    #[test]
+    fn strict_base64url() {
+        assert_eq!(decode_b64url("f", "AQAB").unwrap(), vec![1, 0, 1]);
+        assert_eq!(decode_b64url("f", "").unwrap(), Vec::<u8>::new());
+        for bad in ["AQ==", "AQ+/", "A Q", "A", "AR"] {
+            assert!(decode_b64url("f", bad).is_err(), "{bad:?} was accepted");
+        }
+    }
+
+    #[test]
+    fn ecdsa_signatures_verify() {
+        use ring::rand::SystemRandom;
+        use ring::signature::EcdsaKeyPair;
+        use ring::signature::KeyPair;
+
+        let rng = SystemRandom::new();
+        let pkcs8 = EcdsaKeyPair::generate_pkcs8(&signature::ECDSA_P256_SHA256_FIXED_SIGNING, &rng)
+            .unwrap();
+        let pair = EcdsaKeyPair::from_pkcs8(
+            &signature::ECDSA_P256_SHA256_FIXED_SIGNING,
+            pkcs8.as_ref(),
+            &rng,
+        )
+        .unwrap();
+        let point = pair.public_key().as_ref();
+        let key = Jwk::Ec {
+            curve: Curve::P256,
+            x: point[1..33].to_vec(),
+            y: point[33..].to_vec(),
+        };
+        let sig = pair.sign(&rng, b"message").unwrap();
+        key.verify(Algorithm::Es256, b"message", sig.as_ref())
+            .unwrap();
+        let err = key
+            .verify(Algorithm::Es256, b"massage", sig.as_ref())
+            .unwrap_err();
+        assert_eq!(err.kind, ErrorKind::Malformed);
+        let err = key
+            .verify(Algorithm::Rs256, b"message", sig.as_ref())
+            .unwrap_err();
+        assert_eq!(err.kind, ErrorKind::BadSignatureAlgorithm);
+        let err = key
+            .verify(Algorithm::Es384, b"message", sig.as_ref())
+            .unwrap_err();
+        assert_eq!(err.kind, ErrorKind::BadSignatureAlgorithm);
+    }
+
+    #[test]
+    fn only_three_algorithms() {
+        for alg in SUPPORTED_ALGORITHMS {
+            Algorithm::parse(alg).unwrap();
+        }
+        for alg in ["none", "HS256", "RS512", "ES512", "EdDSA", "es256", ""] {
+            assert_eq!(
+                Algorithm::parse(alg).unwrap_err().kind,
+                ErrorKind::BadSignatureAlgorithm
+            );
+        }
+    }
+}
