@@ -7,6 +7,8 @@
 //! `target: "audit"`, so they can be routed apart from the rest.
 #![warn(missing_docs)]
 
+use std::io::IsTerminal;
+
 use tracing_subscriber::EnvFilter;
 
 /// Installs the global subscriber for `service`. Call once, first thing in `main`.
@@ -16,7 +18,8 @@ pub fn init(service: &str) {
     let builder = tracing_subscriber::fmt()
         .with_env_filter(filter)
         .with_writer(std::io::stderr)
-        .with_target(true);
+        .with_target(true)
+        .with_ansi(std::io::stderr().is_terminal());
     // A second init (tests) keeps the first subscriber; that is harmless.
     let _ = if json {
         builder.json().flatten_event(true).try_init()

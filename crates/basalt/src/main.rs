@@ -1,1 +1,87 @@
-fn main() {}
+//! `basalt`: every Basalt service, and the lab launcher, in one binary.
+//!
+//! `basalt <service> --config FILE` runs one service as its own process;
+//! `basalt dev` starts them all on one machine with a generated PKI and SQLite.
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use clap::Parser;
+use clap::Subcommand;
+
+mod dev;
+mod services;
+mod shutdown;
+
+#[derive(Debug, Parser)]
+#[command(
+    name = "basalt",
+    version,
+    about = "An ACME (RFC 8555) certificate authority"
+)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+enum Command {
+    /// The ACME web front end (HTTPS).
+    Wfe(ServiceArgs),
+    /// The registration authority (gRPC).
+    Ra(ServiceArgs),
+    /// The validation authority (gRPC).
+    Va(ServiceArgs),
+    /// The certificate authority: the only holder of issuer keys (gRPC).
+    Ca(ServiceArgs),
+    /// The storage authority: the only holder of the database (gRPC).
+    Sa(ServiceArgs),
+    /// The OCSP responder (HTTP).
+    Ocsp(ServiceArgs),
+    /// Start a whole CA on this machine, each service as its own process.
+    Dev(dev::DevArgs),
+}
+
+#[derive(Debug, clap::Args)]
+struct ServiceArgs {
+    /// The service's TOML configuration file.
+    #[arg(long, value_name = "FILE")]
+    config: PathBuf,
+    /// Stop when standard input closes (used by `basalt dev`, so services never
+    /// outlive their launcher).
+    #[arg(long, hide = true)]
+    stop_on_stdin_eof: bool,
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    // reqwest reads the process-wide rustls provider; every other TLS user here
+    // names ring explicitly (see DEPENDENCIES.md, aws-lc is never linked).
+    let _ = rustls::crypto::ring::default_provider().install_default();
+
+    let runtime = match tokio::runtime::Runtime::new() {
+        Ok(runtime) => runtime,
+        Err(err) => {
+            eprintln!("basalt: cannot start the async runtime: {err}");
+            return ExitCode::FAILURE;
+        }
+    };
+    let result = runtime.block_on(async move {
+        match cli.command {
+            Command::Dev(args) => dev::run(args).await,
+            Command::Wfe(args) => services::run("wfe", args, services::wfe).await,
+            Command::Ra(args) => services::run("ra", args, services::ra).await,
+            Command::Va(args) => services::run("va", args, services::va).await,
+            Command::Ca(args) => services::run("ca", args, services::ca).await,
+            Command::Sa(args) => services::run("sa", args, services::sa).await,
+            Command::Ocsp(args) => services::run("ocsp", args, services::ocsp).await,
+        }
+    });
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(err) => {
+            eprintln!("basalt: {err:#}");
+            ExitCode::FAILURE
+        }
+    }
+}

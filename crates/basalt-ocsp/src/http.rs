@@ -1,0 +1,294 @@
+//! OCSP over HTTP (RFC 6960 appendix A, RFC 5019 §5 and §6): POST and GET, plain
+//! HTTP by design (the responses are signed, and TLS would need revocation checking
+//! of its own).
+
+use std::future::Future;
+use std::net::SocketAddr;
+use std::sync::Arc;
+
+use axum::Router;
+use axum::body::Bytes;
+use axum::extract::DefaultBodyLimit;
+use axum::extract::State;
+use axum::extract::rejection::BytesRejection;
+use axum::http::HeaderMap;
+use axum::http::HeaderName;
+use axum::http::HeaderValue;
+use axum::http::StatusCode;
+use axum::http::Uri;
+use axum::http::header;
+use axum::response::IntoResponse;
+use axum::response::Response;
+use axum::routing::post;
+use basalt_core::Error;
+use base64::Engine;
+use base64::alphabet;
+use base64::engine::DecodePaddingMode;
+use base64::engine::GeneralPurpose;
+use base64::engine::GeneralPurposeConfig;
+use der::Encode;
+use time::OffsetDateTime;
+use time::UtcOffset;
+use tracing::debug;
+use tracing::info;
+use tracing::warn;
+use x509_ocsp::OcspResponse;
+use x509_ocsp::OcspResponseStatus;
+
+use crate::Responder;
+use crate::responder::Answer;
+use crate::responder::SignedResponse;
+use crate::responder::sha256;
+
+/// The largest OCSP request accepted, in a POST body or a GET path. A request for
+/// one certificate is about 80 bytes; extensions and a signature add a few hundred.
+const MAX_REQUEST_LEN: usize = 10 * 1024;
+
+const OCSP_RESPONSE: &str = "application/ocsp-response";
+
+/// Standard base64 that also accepts missing padding.
+const STANDARD_LENIENT: GeneralPurpose = GeneralPurpose::new(
+    &alphabet::STANDARD,
+    GeneralPurposeConfig::new().with_decode_padding_mode(DecodePaddingMode::Indifferent),
+);
+
+/// URL-safe base64, which some clients send although RFC 6960 asks for the standard
+/// alphabet.
+const URL_SAFE_LENIENT: GeneralPurpose = GeneralPurpose::new(
+    &alphabet::URL_SAFE,
+    GeneralPurposeConfig::new().with_decode_padding_mode(DecodePaddingMode::Indifferent),
+);
+
+/// The responder's routes: `POST /` with a DER `application/ocsp-request` body, and
+/// `GET /{url-encoded base64 of the DER request}`.
+///
+/// Every answer, including errors, is an `application/ocsp-response` with HTTP 200,
+/// since OCSP clients (OpenSSL among them) read the OCSP status only from a 200.
+/// Successful responses carry the RFC 5019 §6 caching headers; error responses carry
+/// `Cache-Control: no-store` so that no cache keeps a transient failure.
+pub fn router(responder: Arc<Responder>) -> Router {
+    Router::new()
+        .route("/", post(post_request).get(empty_get))
+        .route("/{*request}", post(post_request).get(get_request))
+        .layer(DefaultBodyLimit::max(MAX_REQUEST_LEN))
+        .with_state(responder)
+}
+
+/// Serves `router` over plain HTTP on `listen` until `shutdown` completes, then lets
+/// in-flight requests finish.
+pub async fn serve(
+    listen: SocketAddr,
+    router: Router,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+) -> Result<(), Error> {
+    let listener = std::net::TcpListener::bind(listen)
+        .map_err(|err| Error::internal(format!("cannot listen on {listen}: {err}")))?;
+    serve_on(listener, router, shutdown).await
+}
+
+/// Like [`serve`], on a listener the caller already bound (e.g. to port 0 in tests
+/// and the `basalt dev` launcher).
+pub async fn serve_on(
+    listener: std::net::TcpListener,
+    router: Router,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+) -> Result<(), Error> {
+    let listen = listener
+        .local_addr()
+        .map_err(|err| Error::internal(format!("cannot read the listening address: {err}")))?;
+    listener
+        .set_nonblocking(true)
+        .map_err(|err| Error::internal(format!("cannot configure {listen}: {err}")))?;
+    let listener = tokio::net::TcpListener::from_std(listener)
+        .map_err(|err| Error::internal(format!("cannot listen on {listen}: {err}")))?;
+    info!(%listen, "ocsp http listener starting");
+    axum::serve(listener, router)
+        .with_graceful_shutdown(shutdown)
+        .await
+        .map_err(|err| Error::internal(format!("ocsp http listener on {listen} failed: {err}")))?;
+    info!(%listen, "ocsp http listener stopped");
+    Ok(())
+}
+
+async fn post_request(
+    State(responder): State<Arc<Responder>>,
+    body: Result<Bytes, BytesRejection>,
+) -> Response {
+    // Content-Type is not checked: RFC 5019 §5 asks clients to send
+    // application/ocsp-request, and a DER body that decodes is answered whatever it says.
+    let body = match body {
+        Ok(body) => body,
+        Err(rejection) => {
+            debug!(%rejection, "unreadable ocsp request body");
+            return failure(OcspResponseStatus::MalformedRequest);
+        }
+    };
+    let answer = responder.respond(&body).await;
+    http_response(&responder, answer)
+}
+
+async fn get_request(State(responder): State<Arc<Responder>>, uri: Uri) -> Response {
+    let encoded = uri.path().trim_start_matches('/');
+    let Some(request) = decode_get_path(encoded) else {
+        debug!(len = encoded.len(), "undecodable ocsp get request");
+        return failure(OcspResponseStatus::MalformedRequest);
+    };
+    let answer = responder.respond(&request).await;
+    http_response(&responder, answer)
+}
+
+async fn empty_get() -> Response {
+    failure(OcspResponseStatus::MalformedRequest)
+}
+
+/// Decodes the path of a GET request: percent-encoding, then base64 (RFC 6960
+/// appendix A.1). Tolerates unescaped `/` and `+`, a `+` turned into a space,
+/// missing padding and the URL-safe alphabet.
+fn decode_get_path(path: &str) -> Option<Vec<u8>> {
+    // Base64 makes MAX_REQUEST_LEN bytes 4/3 longer, and escaping triples the few
+    // `/`, `+` and `=` at worst.
+    if path.is_empty() || path.len() > 4 * MAX_REQUEST_LEN {
+        return None;
+    }
+    let mut text = percent_decode(path.as_bytes())?;
+    for byte in &mut text {
+        if *byte == b' ' {
+            *byte = b'+';
+        }
+    }
+    let engine = if text.iter().any(|b| *b == b'-' || *b == b'_') {
+        &URL_SAFE_LENIENT
+    } else {
+        &STANDARD_LENIENT
+    };
+    let request = engine.decode(&text).ok()?;
+    (request.len() <= MAX_REQUEST_LEN).then_some(request)
+}
+
+/// Undoes `%XX` escapes; `None` if one is invalid.
+fn percent_decode(input: &[u8]) -> Option<Vec<u8>> {
+    let mut out = Vec::with_capacity(input.len());
+    let mut rest = input;
+    while let Some((&byte, tail)) = rest.split_first() {
+        if byte == b'%' {
+            let [high, low, ..] = tail else {
+                return None;
+            };
+            let hex = |b: u8| char::from(b).to_digit(16);
+            let value = hex(*high)? * 16 + hex(*low)?;
+            out.push(u8::try_from(value).ok()?);
+            rest = &tail[2..];
+        } else {
+            out.push(byte);
+            rest = tail;
+        }
+    }
+    Some(out)
+}
+
+/// Turns an [`Answer`] into the HTTP response.
+fn http_response(responder: &Responder, answer: Answer) -> Response {
+    match answer {
+        Answer::Failed(status) => failure(status),
+        Answer::Signed(signed) => success(responder, signed),
+    }
+}
+
+/// A signed response with its RFC 5019 §6.2 caching headers.
+fn success(responder: &Responder, signed: SignedResponse) -> Response {
+    let now = responder.now();
+    let max_age = responder.settings().max_age.as_secs();
+    let max_age = match signed.next_update {
+        Some(next_update) => {
+            let left = (next_update - now).whole_seconds();
+            max_age.min(u64::try_from(left).unwrap_or(0))
+        }
+        None => max_age,
+    };
+    let mut headers = HeaderMap::new();
+    set(&mut headers, header::CONTENT_TYPE, OCSP_RESPONSE.to_owned());
+    set(
+        &mut headers,
+        header::CACHE_CONTROL,
+        format!("max-age={max_age}, public, no-transform, must-revalidate"),
+    );
+    set(
+        &mut headers,
+        header::LAST_MODIFIED,
+        http_date(signed.this_update),
+    );
+    if let Some(next_update) = signed.next_update {
+        set(&mut headers, header::EXPIRES, http_date(next_update));
+    }
+    set(&mut headers, header::ETAG, etag(&signed.der));
+    (StatusCode::OK, headers, signed.der).into_response()
+}
+
+fn set(headers: &mut HeaderMap, name: HeaderName, value: String) {
+    match HeaderValue::try_from(value) {
+        Ok(value) => {
+            headers.insert(name, value);
+        }
+        Err(err) => warn!(header = %name, error = %err, "cannot set ocsp response header"),
+    }
+}
+
+/// An OCSPResponse carrying only `status`, which RFC 6960 §4.2.1 sends without
+/// responseBytes.
+fn failure(status: OcspResponseStatus) -> Response {
+    (
+        StatusCode::OK,
+        [
+            (header::CONTENT_TYPE, OCSP_RESPONSE),
+            (header::CACHE_CONTROL, "no-store"),
+        ],
+        status_only(status),
+    )
+        .into_response()
+}
+
+/// The DER of an OCSPResponse with only a responseStatus.
+fn status_only(status: OcspResponseStatus) -> Vec<u8> {
+    let response = OcspResponse {
+        response_status: status,
+        response_bytes: None,
+    };
+    // Encoding a lone ENUMERATED cannot fail; the fallback is the same five bytes,
+    // SEQUENCE { ENUMERATED status }, written out.
+    response
+        .to_der()
+        .unwrap_or_else(|_| vec![0x30, 0x03, 0x0a, 0x01, status as u8])
+}
+
+/// A strong entity tag: the quoted hex SHA-256 of the body.
+fn etag(body: &[u8]) -> String {
+    let mut tag = String::with_capacity(66);
+    tag.push('"');
+    for byte in sha256(body) {
+        tag.push_str(&format!("{byte:02x}"));
+    }
+    tag.push('"');
+    tag
+}
+
+/// An RFC 7231 §7.1.1.1 IMF-fixdate, e.g. `Sun, 06 Nov 1994 08:49:37 GMT`.
+fn http_date(at: OffsetDateTime) -> String {
+    const DAYS: [&str; 7] = ["Mon", "Tue", "Wed", "Thu", "Fri", "Sat", "Sun"];
+    const MONTHS: [&str; 12] = [
+        "Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec",
+    ];
+    let at = at.to_offset(UtcOffset::UTC);
+    let day = DAYS[usize::from(at.weekday().number_days_from_monday())];
+    let month = MONTHS[usize::from(u8::from(at.month()) - 1)];
+    format!(
+        "{day}, {:02} {month} {:04} {:02}:{:02}:{:02} GMT",
+        at.day(),
+        at.year(),
+        at.hour(),
+        at.minute(),
+        at.second()
+    )
+}
+
+#[cfg(test)]
+mod tests;

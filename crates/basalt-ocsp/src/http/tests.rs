@@ -1,0 +1,780 @@
+use std::collections::HashMap;
+use std::sync::Arc;
+use std::sync::Mutex;
+use std::time::Duration;
+
+use async_trait::async_trait;
+use axum::body::Body;
+use axum::http::Request;
+use axum::http::StatusCode;
+use basalt_core::Account;
+use basalt_core::AccountId;
+use basalt_core::Authz;
+use basalt_core::AuthzId;
+use basalt_core::CertStatus;
+use basalt_core::CertificateRecord;
+use basalt_core::Clock;
+use basalt_core::Error;
+use basalt_core::FixedClock;
+use basalt_core::OcspRequestEntry;
+use basalt_core::Order;
+use basalt_core::OrderId;
+use basalt_core::RevocationReason;
+use basalt_core::RevocationSigner;
+use basalt_core::Serial;
+use basalt_core::StorageReadOnly;
+use base64::engine::general_purpose::STANDARD;
+use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+use der::Decode;
+use der::asn1::Any;
+use der::asn1::BitString;
+use der::asn1::Null;
+use der::asn1::ObjectIdentifier;
+use der::asn1::OctetString;
+use rcgen::BasicConstraints;
+use rcgen::CertificateParams;
+use rcgen::DnType;
+use rcgen::IsCa;
+use rcgen::KeyPair;
+use ring::digest;
+use time::OffsetDateTime;
+use time::macros::datetime;
+use tower::ServiceExt;
+use x509_cert::serial_number::SerialNumber;
+use x509_cert::spki::AlgorithmIdentifierOwned;
+use x509_ocsp::BasicOcspResponse;
+use x509_ocsp::CertId;
+use x509_ocsp::OcspRequest;
+use x509_ocsp::ResponderId;
+use x509_ocsp::ResponseData;
+use x509_ocsp::SingleResponse;
+use x509_ocsp::TbsRequest;
+use x509_ocsp::Version;
+
+use super::*;
+use crate::ResponderSettings;
+
+const ID_SHA1: ObjectIdentifier = ObjectIdentifier::new_unwrap("1.3.14.3.2.26");
+const ID_SHA256: ObjectIdentifier = ObjectIdentifier::new_unwrap("2.16.840.1.101.3.4.2.1");
+const ECDSA_WITH_SHA256: ObjectIdentifier = ObjectIdentifier::new_unwrap("1.2.840.10045.4.3.2");
+
+/// 2025-03-01 was a Saturday.
+const NOW: OffsetDateTime = datetime!(2025-03-01 12:00:00 UTC);
+
+/// A CA certificate and its key, made with rcgen.
+struct TestIssuer {
+    params: CertificateParams,
+    key: KeyPair,
+    der: Vec<u8>,
+}
+
+impl TestIssuer {
+    fn new(cn: &str) -> Self {
+        let key = KeyPair::generate().unwrap();
+        let mut params = CertificateParams::new(Vec::<String>::new()).unwrap();
+        params.distinguished_name.push(DnType::CommonName, cn);
+        params.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
+        let der = params.self_signed(&key).unwrap().der().to_vec();
+        Self { params, key, der }
+    }
+
+    /// A leaf certificate with `serial`, signed by this issuer.
+    fn leaf(&self, serial: &Serial) -> Vec<u8> {
+        let key = KeyPair::generate().unwrap();
+        let mut params = CertificateParams::new(vec!["leaf.example".to_owned()]).unwrap();
+        params.serial_number = Some(rcgen::SerialNumber::from_slice(serial.as_bytes()));
+        let issuer = rcgen::Issuer::from_params(&self.params, &self.key);
+        params.signed_by(&key, &issuer).unwrap().der().to_vec()
+    }
+
+    /// A CertID about `serial` with hashes of this issuer, computed as the CA does:
+    /// over the raw subject bytes x509-parser finds, and the rcgen public key.
+    fn cert_id(&self, serial: &Serial, algorithm: &'static digest::Algorithm) -> CertId {
+        let (_, cert) = x509_parser::parse_x509_certificate(&self.der).unwrap();
+        let name = cert.subject().as_raw();
+        let key = self.key.public_key_raw();
+        assert_eq!(key, cert.public_key().subject_public_key.data.as_ref());
+        let oid = if algorithm == &digest::SHA256 {
+            ID_SHA256
+        } else {
+            ID_SHA1
+        };
+        CertId {
+            hash_algorithm: AlgorithmIdentifierOwned {
+                oid,
+                parameters: Some(Any::from(Null)),
+            },
+            issuer_name_hash: OctetString::new(digest::digest(algorithm, name).as_ref()).unwrap(),
+            issuer_key_hash: OctetString::new(digest::digest(algorithm, key).as_ref()).unwrap(),
+            serial_number: SerialNumber::new(serial.as_bytes()).unwrap(),
+        }
+    }
+}
+
+fn request_der(cert_ids: Vec<CertId>) -> Vec<u8> {
+    let request = OcspRequest {
+        tbs_request: TbsRequest {
+            version: Version::V1,
+            requestor_name: None,
+            request_list: cert_ids
+                .into_iter()
+                .map(|req_cert| x509_ocsp::Request {
+                    req_cert,
+                    single_request_extensions: None,
+                })
+                .collect(),
+            request_extensions: None,
+        },
+        optional_signature: None,
+    };
+    Encode::to_der(&request).unwrap()
+}
+
+/// A storage that only knows certificates, and can be told to fail.
+#[derive(Default)]
+struct FakeSa {
+    certificates: HashMap<Serial, CertificateRecord>,
+    fail: bool,
+    lookups: Mutex<Vec<Serial>>,
+}
+
+#[async_trait]
+impl StorageReadOnly for FakeSa {
+    async fn account(&self, _id: AccountId) -> Result<Account, Error> {
+        Err(Error::internal("not in this fake"))
+    }
+
+    async fn account_by_key(&self, _key_thumbprint: &str) -> Result<Account, Error> {
+        Err(Error::internal("not in this fake"))
+    }
+
+    async fn order(&self, _id: OrderId) -> Result<Order, Error> {
+        Err(Error::internal("not in this fake"))
+    }
+
+    async fn authz(&self, _id: AuthzId) -> Result<Authz, Error> {
+        Err(Error::internal("not in this fake"))
+    }
+
+    async fn certificate(&self, serial: &Serial) -> Result<CertificateRecord, Error> {
+        self.lookups.lock().unwrap().push(serial.clone());
+        if self.fail {
+            return Err(Error::unavailable("database is down"));
+        }
+        self.certificates
+            .get(serial)
+            .cloned()
+            .ok_or_else(|| Error::not_found("no such certificate"))
+    }
+}
+
+/// How the fake CA answers.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum SignerMode {
+    /// A valid response, valid for this long.
+    Valid(Duration),
+    /// An error.
+    Fail,
+    /// Bytes that are not an OCSPResponse.
+    Garbage,
+    /// A valid response about serial ff, whatever was asked.
+    WrongSerial,
+}
+
+/// A CA that builds a real (but unsigned: dummy signature bytes) basic response,
+/// and records what it was asked.
+struct FakeSigner {
+    mode: SignerMode,
+    clock: FixedClock,
+    entries: Mutex<Vec<OcspRequestEntry>>,
+    responses: Mutex<Vec<Vec<u8>>>,
+}
+
+impl FakeSigner {
+    fn new(mode: SignerMode, clock: FixedClock) -> Self {
+        Self {
+            mode,
+            clock,
+            entries: Mutex::default(),
+            responses: Mutex::default(),
+        }
+    }
+}
+
+fn generalized(at: OffsetDateTime) -> x509_ocsp::OcspGeneralizedTime {
+    let seconds = u64::try_from(at.unix_timestamp()).unwrap();
+    der::DateTime::from_unix_duration(Duration::from_secs(seconds))
+        .unwrap()
+        .into()
+}
+
+#[async_trait]
+impl RevocationSigner for FakeSigner {
+    async fn sign_ocsp(&self, entries: Vec<OcspRequestEntry>) -> Result<Vec<Vec<u8>>, Error> {
+        self.entries.lock().unwrap().extend(entries.iter().cloned());
+        let validity = match self.mode {
+            SignerMode::Valid(validity) => validity,
+            SignerMode::Fail => return Err(Error::unavailable("hsm is busy")),
+            SignerMode::Garbage => return Ok(vec![b"not der".to_vec()]),
+            SignerMode::WrongSerial => Duration::from_secs(3600),
+        };
+        let wrong: Serial = "ff".parse().unwrap();
+        let now = self.clock.now();
+        let responses = entries
+            .iter()
+            .map(|entry| {
+                let single = SingleResponse {
+                    cert_id: CertId {
+                        hash_algorithm: AlgorithmIdentifierOwned {
+                            oid: ID_SHA1,
+                            parameters: Some(Any::from(Null)),
+                        },
+                        issuer_name_hash: OctetString::new([1u8; 20]).unwrap(),
+                        issuer_key_hash: OctetString::new([2u8; 20]).unwrap(),
+                        serial_number: SerialNumber::new(if self.mode == SignerMode::WrongSerial {
+                            wrong.as_bytes()
+                        } else {
+                            entry.serial.as_bytes()
+                        })
+                        .unwrap(),
+                    },
+                    cert_status: match entry.status {
+                        CertStatus::Good => x509_ocsp::CertStatus::good(),
+                        CertStatus::Revoked => {
+                            x509_ocsp::CertStatus::revoked(x509_ocsp::RevokedInfo {
+                                revocation_time: generalized(entry.revoked_at.unwrap()),
+                                revocation_reason: None,
+                            })
+                        }
+                    },
+                    this_update: generalized(now),
+                    next_update: Some(generalized(now + validity)),
+                    single_extensions: None,
+                };
+                let basic = BasicOcspResponse {
+                    tbs_response_data: ResponseData {
+                        version: Version::V1,
+                        responder_id: ResponderId::ByKey(OctetString::new([2u8; 20]).unwrap()),
+                        produced_at: generalized(now),
+                        responses: vec![single],
+                        response_extensions: None,
+                    },
+                    signature_algorithm: AlgorithmIdentifierOwned {
+                        oid: ECDSA_WITH_SHA256,
+                        parameters: None,
+                    },
+                    signature: BitString::from_bytes(&[0x30, 0x00]).unwrap(),
+                    certs: None,
+                };
+                Encode::to_der(&OcspResponse::successful(basic).unwrap()).unwrap()
+            })
+            .collect::<Vec<_>>();
+        self.responses
+            .lock()
+            .unwrap()
+            .extend(responses.iter().cloned());
+        Ok(responses)
+    }
+}
+
+/// A responder for `issuer` over a fake SA and a fake CA.
+struct Harness {
+    issuer: TestIssuer,
+    sa: Arc<FakeSa>,
+    signer: Arc<FakeSigner>,
+    router: Router,
+}
+
+fn good_record(issuer: &TestIssuer, serial: &Serial) -> CertificateRecord {
+    CertificateRecord {
+        serial: serial.clone(),
+        account_id: AccountId(7),
+        der: issuer.leaf(serial),
+        chain: vec![issuer.der.clone()],
+        issued_at: NOW - time::Duration::days(1),
+        expires_at: NOW + time::Duration::days(89),
+        status: CertStatus::Good,
+        revoked_at: None,
+        revocation_reason: None,
+    }
+}
+
+fn harness_with(
+    issuer: TestIssuer,
+    records: Vec<CertificateRecord>,
+    sa_fails: bool,
+    mode: SignerMode,
+) -> Harness {
+    let clock = FixedClock::new(NOW);
+    let sa = Arc::new(FakeSa {
+        certificates: records.into_iter().map(|r| (r.serial.clone(), r)).collect(),
+        fail: sa_fails,
+        lookups: Mutex::default(),
+    });
+    let signer = Arc::new(FakeSigner::new(mode, clock.clone()));
+    let responder = Responder::new(
+        &issuer.der,
+        sa.clone(),
+        signer.clone(),
+        Arc::new(clock),
+        ResponderSettings {
+            max_age: Duration::from_secs(3600),
+        },
+    )
+    .unwrap();
+    Harness {
+        issuer,
+        sa,
+        signer,
+        router: router(Arc::new(responder)),
+    }
+}
+
+fn serial(hex: &str) -> Serial {
+    hex.parse().unwrap()
+}
+
+/// A responder that knows one good certificate, serial 0a0b0c0d.
+fn harness() -> Harness {
+    let issuer = TestIssuer::new("Basalt Test Issuer");
+    let record = good_record(&issuer, &serial("0a0b0c0d"));
+    harness_with(
+        issuer,
+        vec![record],
+        false,
+        SignerMode::Valid(Duration::from_secs(4 * 86_400)),
+    )
+}
+
+async fn post(router: &Router, body: Vec<u8>) -> Response {
+    let request = Request::post("/")
+        .header(header::CONTENT_TYPE, "application/ocsp-request")
+        .body(Body::from(body))
+        .unwrap();
+    router.clone().oneshot(request).await.unwrap()
+}
+
+async fn get(router: &Router, path: &str) -> Response {
+    let request = Request::get(path).body(Body::empty()).unwrap();
+    router.clone().oneshot(request).await.unwrap()
+}
+
+async fn body(response: Response) -> Vec<u8> {
+    axum::body::to_bytes(response.into_body(), usize::MAX)
+        .await
+        .unwrap()
+        .to_vec()
+}
+
+fn header_of(response: &Response, name: HeaderName) -> &str {
+    response
+        .headers()
+        .get(&name)
+        .unwrap_or_else(|| panic!("no {name} header"))
+        .to_str()
+        .unwrap()
+}
+
+/// Checks an error response and returns its OCSP status.
+async fn failed_status(response: Response) -> OcspResponseStatus {
+    assert_eq!(response.status(), StatusCode::OK);
+    assert_eq!(header_of(&response, header::CONTENT_TYPE), OCSP_RESPONSE);
+    assert_eq!(header_of(&response, header::CACHE_CONTROL), "no-store");
+    assert!(response.headers().get(header::ETAG).is_none());
+    let der = body(response).await;
+    let decoded = OcspResponse::from_der(&der).unwrap();
+    assert!(decoded.response_bytes.is_none());
+    decoded.response_status
+}
+
+/// Checks a successful response: exactly the CA's bytes, with the caching headers.
+async fn assert_signed(harness: &Harness, response: Response, max_age: u64, expires: &str) {
+    assert_eq!(response.status(), StatusCode::OK);
+    assert_eq!(header_of(&response, header::CONTENT_TYPE), OCSP_RESPONSE);
+    assert_eq!(
+        header_of(&response, header::CACHE_CONTROL),
+        format!("max-age={max_age}, public, no-transform, must-revalidate")
+    );
+    assert_eq!(
+        header_of(&response, header::LAST_MODIFIED),
+        "Sat, 01 Mar 2025 12:00:00 GMT"
+    );
+    assert_eq!(header_of(&response, header::EXPIRES), expires);
+    let etag = header_of(&response, header::ETAG).to_owned();
+    let der = body(response).await;
+    let signed = harness.signer.responses.lock().unwrap().last().cloned();
+    assert_eq!(Some(&der), signed.as_ref(), "not the CA's bytes");
+    let hex: String = digest::digest(&digest::SHA256, &der)
+        .as_ref()
+        .iter()
+        .map(|b| format!("{b:02x}"))
+        .collect();
+    assert_eq!(etag, format!("\"{hex}\""));
+}
+
+fn good_request(harness: &Harness) -> Vec<u8> {
+    request_der(vec![
+        harness
+            .issuer
+            .cert_id(&serial("0a0b0c0d"), &digest::SHA1_FOR_LEGACY_USE_ONLY),
+    ])
+}
+
+#[tokio::test]
+async fn post_good_returns_signed_response_with_cache_headers() {
+    let harness = harness();
+    let response = post(&harness.router, good_request(&harness)).await;
+    assert_signed(&harness, response, 3600, "Wed, 05 Mar 2025 12:00:00 GMT").await;
+    let entries = harness.signer.entries.lock().unwrap().clone();
+    assert_eq!(
+        entries,
+        vec![OcspRequestEntry {
+            serial: serial("0a0b0c0d"),
+            status: CertStatus::Good,
+            revoked_at: None,
+            reason: None,
+        }]
+    );
+}
+
+#[tokio::test]
+async fn post_to_a_path_is_answered_too() {
+    let harness = harness();
+    let request = Request::post("/ocsp")
+        .body(Body::from(good_request(&harness)))
+        .unwrap();
+    let response = harness.router.clone().oneshot(request).await.unwrap();
+    assert_signed(&harness, response, 3600, "Wed, 05 Mar 2025 12:00:00 GMT").await;
+}
+
+#[tokio::test]
+async fn max_age_stops_at_next_update() {
+    let issuer = TestIssuer::new("Basalt Test Issuer");
+    let record = good_record(&issuer, &serial("0a0b0c0d"));
+    let harness = harness_with(
+        issuer,
+        vec![record],
+        false,
+        SignerMode::Valid(Duration::from_secs(600)),
+    );
+    let response = post(&harness.router, good_request(&harness)).await;
+    assert_signed(&harness, response, 600, "Sat, 01 Mar 2025 12:10:00 GMT").await;
+}
+
+/// Finds a serial whose request encodes to base64 with `/` or `+` and padding, so
+/// the escaping cases below are real.
+fn awkward_request(issuer: &TestIssuer) -> (Serial, Vec<u8>, String) {
+    for n in 1u32..5000 {
+        let serial = Serial::from_bytes(&(0x0100_0000 + n).to_be_bytes()).unwrap();
+        let der = request_der(vec![
+            issuer.cert_id(&serial, &digest::SHA1_FOR_LEGACY_USE_ONLY),
+        ]);
+        let encoded = STANDARD.encode(&der);
+        if encoded.contains('/') && encoded.contains('+') && encoded.ends_with('=') {
+            return (serial, der, encoded);
+        }
+    }
+    panic!("no serial gives an awkward base64 encoding");
+}
+
+#[tokio::test]
+async fn get_accepts_plain_escaped_and_url_safe_base64() {
+    let issuer = TestIssuer::new("Basalt Test Issuer");
+    let (serial, der, encoded) = awkward_request(&issuer);
+    let record = good_record(&issuer, &serial);
+    let harness = harness_with(
+        issuer,
+        vec![record],
+        false,
+        SignerMode::Valid(Duration::from_secs(4 * 86_400)),
+    );
+    let escaped = encoded
+        .replace('/', "%2F")
+        .replace('+', "%2b")
+        .replace('=', "%3D");
+    let url_safe = URL_SAFE_NO_PAD.encode(&der);
+    let spaced = encoded.replace('+', "%20");
+    for path in [&encoded, &escaped, &url_safe, &spaced] {
+        let response = get(&harness.router, &format!("/{path}")).await;
+        assert_signed(&harness, response, 3600, "Wed, 05 Mar 2025 12:00:00 GMT").await;
+    }
+    let lookups = harness.sa.lookups.lock().unwrap().clone();
+    assert_eq!(lookups, vec![serial; 4]);
+}
+
+#[tokio::test]
+async fn revoked_status_reaches_the_signer() {
+    let issuer = TestIssuer::new("Basalt Test Issuer");
+    let revoked_at = NOW - time::Duration::hours(3);
+    let record = CertificateRecord {
+        status: CertStatus::Revoked,
+        revoked_at: Some(revoked_at),
+        revocation_reason: Some(RevocationReason::KeyCompromise),
+        ..good_record(&issuer, &serial("0a0b0c0d"))
+    };
+    let harness = harness_with(
+        issuer,
+        vec![record],
+        false,
+        SignerMode::Valid(Duration::from_secs(86_400)),
+    );
+    let response = post(&harness.router, good_request(&harness)).await;
+    assert_signed(&harness, response, 3600, "Sun, 02 Mar 2025 12:00:00 GMT").await;
+    let entries = harness.signer.entries.lock().unwrap().clone();
+    assert_eq!(
+        entries,
+        vec![OcspRequestEntry {
+            serial: serial("0a0b0c0d"),
+            status: CertStatus::Revoked,
+            revoked_at: Some(revoked_at),
+            reason: Some(RevocationReason::KeyCompromise),
+        }]
+    );
+}
+
+#[tokio::test]
+async fn unknown_serial_is_unauthorized() {
+    let harness = harness();
+    let request = request_der(vec![
+        harness
+            .issuer
+            .cert_id(&serial("7777"), &digest::SHA1_FOR_LEGACY_USE_ONLY),
+    ]);
+    let response = post(&harness.router, request).await;
+    assert_eq!(
+        failed_status(response).await,
+        OcspResponseStatus::Unauthorized
+    );
+    assert_eq!(*harness.sa.lookups.lock().unwrap(), vec![serial("7777")]);
+    assert!(harness.signer.entries.lock().unwrap().is_empty());
+}
+
+#[tokio::test]
+async fn another_issuers_certid_is_unauthorized_without_lookup() {
+    let harness = harness();
+    let other = TestIssuer::new("Someone Else");
+    for (name_from, key_from) in [
+        (&other, &other),
+        (&harness.issuer, &other),
+        (&other, &harness.issuer),
+    ] {
+        let mut cert_id = harness
+            .issuer
+            .cert_id(&serial("0a0b0c0d"), &digest::SHA1_FOR_LEGACY_USE_ONLY);
+        let name = name_from.cert_id(&serial("0a0b0c0d"), &digest::SHA1_FOR_LEGACY_USE_ONLY);
+        let key = key_from.cert_id(&serial("0a0b0c0d"), &digest::SHA1_FOR_LEGACY_USE_ONLY);
+        cert_id.issuer_name_hash = name.issuer_name_hash;
+        cert_id.issuer_key_hash = key.issuer_key_hash;
+        let response = post(&harness.router, request_der(vec![cert_id])).await;
+        assert_eq!(
+            failed_status(response).await,
+            OcspResponseStatus::Unauthorized
+        );
+    }
+    assert!(harness.sa.lookups.lock().unwrap().is_empty());
+}
+
+#[tokio::test]
+async fn certificate_of_another_issuer_is_unauthorized() {
+    // The SA knows the serial, but the certificate there was issued by someone else.
+    let issuer = TestIssuer::new("Basalt Test Issuer");
+    let other = TestIssuer::new("Someone Else");
+    let record = good_record(&other, &serial("0a0b0c0d"));
+    let harness = harness_with(
+        issuer,
+        vec![record],
+        false,
+        SignerMode::Valid(Duration::from_secs(86_400)),
+    );
+    let response = post(&harness.router, good_request(&harness)).await;
+    assert_eq!(
+        failed_status(response).await,
+        OcspResponseStatus::Unauthorized
+    );
+    assert!(harness.signer.entries.lock().unwrap().is_empty());
+}
+
+#[tokio::test]
+async fn sha256_certids_are_refused_for_now() {
+    let harness = harness();
+    let cert_id = harness.issuer.cert_id(&serial("0a0b0c0d"), &digest::SHA256);
+    let response = post(&harness.router, request_der(vec![cert_id])).await;
+    assert_eq!(
+        failed_status(response).await,
+        OcspResponseStatus::MalformedRequest
+    );
+    // With another issuer's SHA-256 hashes the answer is unauthorized.
+    let other = TestIssuer::new("Someone Else");
+    let cert_id = other.cert_id(&serial("0a0b0c0d"), &digest::SHA256);
+    let response = post(&harness.router, request_der(vec![cert_id])).await;
+    assert_eq!(
+        failed_status(response).await,
+        OcspResponseStatus::Unauthorized
+    );
+    assert!(harness.sa.lookups.lock().unwrap().is_empty());
+}
+
+#[tokio::test]
+async fn unsupported_hash_algorithm_is_malformed() {
+    let harness = harness();
+    let mut cert_id = harness
+        .issuer
+        .cert_id(&serial("0a0b0c0d"), &digest::SHA1_FOR_LEGACY_USE_ONLY);
+    cert_id.hash_algorithm.oid = ObjectIdentifier::new_unwrap("1.2.840.113549.2.5"); // md5
+    let response = post(&harness.router, request_der(vec![cert_id])).await;
+    assert_eq!(
+        failed_status(response).await,
+        OcspResponseStatus::MalformedRequest
+    );
+}
+
+#[tokio::test]
+async fn garbage_and_multi_certificate_requests_are_malformed() {
+    let harness = harness();
+    let one = harness
+        .issuer
+        .cert_id(&serial("0a0b0c0d"), &digest::SHA1_FOR_LEGACY_USE_ONLY);
+    let mut truncated = good_request(&harness);
+    truncated.pop();
+    for body in [
+        b"hello".to_vec(),
+        Vec::new(),
+        truncated,
+        request_der(vec![]),
+        request_der(vec![one.clone(), one]),
+    ] {
+        let response = post(&harness.router, body).await;
+        assert_eq!(
+            failed_status(response).await,
+            OcspResponseStatus::MalformedRequest
+        );
+    }
+    assert!(harness.sa.lookups.lock().unwrap().is_empty());
+}
+
+#[tokio::test]
+async fn oversized_body_is_malformed() {
+    let harness = harness();
+    let response = post(&harness.router, vec![0x30; MAX_REQUEST_LEN + 1]).await;
+    assert_eq!(
+        failed_status(response).await,
+        OcspResponseStatus::MalformedRequest
+    );
+}
+
+#[tokio::test]
+async fn bad_get_paths_are_malformed() {
+    let harness = harness();
+    let long = "A".repeat(4 * MAX_REQUEST_LEN + 4);
+    for path in [
+        "/",
+        "/not%20base64!",
+        "/%zz",
+        "/%4",
+        "/aGVsbG8=",
+        "/MFQw%2",
+        &format!("/{long}"),
+    ] {
+        let response = get(&harness.router, path).await;
+        assert_eq!(
+            failed_status(response).await,
+            OcspResponseStatus::MalformedRequest,
+            "{path}"
+        );
+    }
+}
+
+#[tokio::test]
+async fn sa_failure_is_try_later() {
+    let issuer = TestIssuer::new("Basalt Test Issuer");
+    let harness = harness_with(
+        issuer,
+        vec![],
+        true,
+        SignerMode::Valid(Duration::from_secs(86_400)),
+    );
+    let response = post(&harness.router, good_request(&harness)).await;
+    assert_eq!(failed_status(response).await, OcspResponseStatus::TryLater);
+    assert!(harness.signer.entries.lock().unwrap().is_empty());
+}
+
+#[tokio::test]
+async fn signer_failure_or_unusable_response_is_try_later() {
+    for mode in [
+        SignerMode::Fail,
+        SignerMode::Garbage,
+        SignerMode::WrongSerial,
+    ] {
+        let issuer = TestIssuer::new("Basalt Test Issuer");
+        let record = good_record(&issuer, &serial("0a0b0c0d"));
+        let harness = harness_with(issuer, vec![record], false, mode);
+        let response = post(&harness.router, good_request(&harness)).await;
+        assert_eq!(failed_status(response).await, OcspResponseStatus::TryLater);
+        assert_eq!(harness.signer.entries.lock().unwrap().len(), 1);
+    }
+}
+
+#[tokio::test]
+async fn serves_over_tcp_until_shutdown() {
+    use tokio::io::AsyncReadExt;
+    use tokio::io::AsyncWriteExt;
+
+    let harness = harness();
+    let request = good_request(&harness);
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let addr = listener.local_addr().unwrap();
+    let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+    let server = tokio::spawn(serve_on(listener, harness.router.clone(), async {
+        let _ = stopped.await;
+    }));
+
+    let mut stream = tokio::net::TcpStream::connect(addr).await.unwrap();
+    let head = format!(
+        "POST / HTTP/1.1\r\nHost: ocsp.test\r\nContent-Type: application/ocsp-request\r\n\
+         Content-Length: {}\r\nConnection: close\r\n\r\n",
+        request.len()
+    );
+    stream.write_all(head.as_bytes()).await.unwrap();
+    stream.write_all(&request).await.unwrap();
+    let mut reply = Vec::new();
+    stream.read_to_end(&mut reply).await.unwrap();
+    assert!(reply.starts_with(b"HTTP/1.1 200 OK\r\n"));
+    let signed = harness.signer.responses.lock().unwrap()[0].clone();
+    assert!(reply.ends_with(&signed));
+
+    stop.send(()).unwrap();
+    server.await.unwrap().unwrap();
+}
+
+#[test]
+fn failure_bodies_are_the_rfc_encodings() {
+    for (status, code) in [
+        (OcspResponseStatus::MalformedRequest, 1),
+        (OcspResponseStatus::InternalError, 2),
+        (OcspResponseStatus::TryLater, 3),
+        (OcspResponseStatus::Unauthorized, 6),
+    ] {
+        assert_eq!(status_only(status), vec![0x30, 0x03, 0x0a, 0x01, code]);
+    }
+}
+
+#[test]
+fn http_dates_are_imf_fixdate() {
+    assert_eq!(
+        http_date(datetime!(1994-11-06 08:49:37 UTC)),
+        "Sun, 06 Nov 1994 08:49:37 GMT"
+    );
+    assert_eq!(
+        http_date(datetime!(2025-01-01 00:00:00 +02:00)),
+        "Tue, 31 Dec 2024 22:00:00 GMT"
+    );
+}
+
+#[test]
+fn percent_decoding() {
+    assert_eq!(percent_decode(b"a%2Fb%2bc%3d").unwrap(), b"a/b+c=");
+    assert_eq!(percent_decode(b"plain").unwrap(), b"plain");
+    for bad in [&b"%"[..], b"%2", b"%g0", b"x%2x"] {
+        assert!(percent_decode(bad).is_none(), "{bad:?}");
+    }
+}

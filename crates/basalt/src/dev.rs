@@ -1,0 +1,636 @@
+//! `basalt dev`: a whole CA on one machine, each service its own OS process.
+//!
+//! The first run creates a data directory with an internal PKI for the gRPC links,
+//! a dev root and intermediate for issuance, an HTTPS certificate for the ACME API
+//! and an SQLite database. Every run writes the services' configs from the flags,
+//! starts `basalt <service> --config …` for each, waits until all are healthy, and
+//! stops them all on Ctrl-C (or when one dies, saying which). Later runs reuse the
+//! keys and the database, so accounts and certificates survive.
+//!
+//! Services get their standard input from a pipe held by the launcher: if the
+//! launcher dies, even by SIGKILL, the pipe closes and every service stops.
+
+use std::net::SocketAddr;
+use std::path::Path;
+use std::path::PathBuf;
+use std::process::ExitStatus;
+use std::process::Stdio;
+use std::time::Duration;
+
+use anyhow::Context;
+use anyhow::bail;
+use basalt_config::ConfigDuration;
+use basalt_config::GrpcClientConfig;
+use basalt_config::TlsConfig;
+use basalt_core::SystemClock;
+use basalt_grpc::GrpcChannel;
+use basalt_grpc::service_names;
+use tokio::process::Child;
+use tokio::process::ChildStdin;
+
+/// How long services have to become healthy.
+const STARTUP_TIMEOUT: Duration = Duration::from_secs(60);
+/// How long a service has to stop before it is killed.
+const STOP_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// Flags of `basalt dev`.
+#[derive(Debug, clap::Args)]
+pub(crate) struct DevArgs {
+    /// Where keys, configs, the database and logs live; reused across runs.
+    #[arg(long, default_value = "./basalt-data", value_name = "DIR")]
+    data_dir: PathBuf,
+    /// Address of the HTTPS ACME API.
+    #[arg(long, default_value = "127.0.0.1:14000", value_name = "ADDR")]
+    listen: SocketAddr,
+    /// DNS server the VA resolves names with (default: the system resolver).
+    #[arg(long, value_name = "HOST:PORT")]
+    dns_resolver: Option<String>,
+    /// Port the VA connects to for http-01.
+    #[arg(long, default_value_t = 80, value_name = "N")]
+    http01_port: u16,
+    /// Port the VA connects to for tls-alpn-01.
+    #[arg(long, default_value_t = 443, value_name = "N")]
+    tlsalpn01_port: u16,
+    /// Let the VA connect to loopback and private addresses (needed to validate
+    /// names that resolve to this machine).
+    #[arg(long)]
+    allow_private_addresses: bool,
+    /// First of five consecutive loopback ports for the internal services: SA, RA,
+    /// VA and CA (gRPC), then the OCSP responder (HTTP).
+    #[arg(long, default_value_t = 14100, value_name = "N")]
+    port_base: u16,
+    /// Another name for the HTTPS API's certificate (repeatable), e.g. the host
+    /// name clients reach it by.
+    #[arg(long = "api-name", value_name = "NAME")]
+    api_names: Vec<String>,
+    /// Create the keys, certificates and configs, then exit without starting
+    /// anything (for container set-up).
+    #[arg(long)]
+    prepare_only: bool,
+}
+
+/// The services in start order, with the gRPC service their health stands for
+/// (`None`: an HTTP service, checked by connecting).
+const SERVICES: &[(&str, Option<&str>)] = &[
+    ("sa", Some(service_names::STORAGE)),
+    ("ca", Some(service_names::CERTIFICATE_AUTHORITY)),
+    ("va", Some(service_names::VALIDATION)),
+    ("ra", Some(service_names::REGISTRATION_AUTHORITY)),
+    ("ocsp", None),
+    ("wfe", None),
+];
+
+/// Names in the internal PKI: one per service, plus the launcher's own.
+const INTERNAL_NAMES: &[&str] = &["sa", "ra", "va", "ca", "wfe", "ocsp", "dev"];
+
+/// Where everything lives under the data directory.
+struct Layout {
+    root: PathBuf,
+}
+
+impl Layout {
+    fn pki(&self, file: &str) -> PathBuf {
+        self.root.join("pki").join(file)
+    }
+
+    fn issuer_keys(&self, file: &str) -> PathBuf {
+        self.root.join("ca-keys").join(file)
+    }
+
+    fn config(&self, service: &str) -> PathBuf {
+        self.root.join("config").join(format!("{service}.toml"))
+    }
+
+    fn log(&self, service: &str) -> PathBuf {
+        self.root.join("logs").join(format!("{service}.log"))
+    }
+
+    fn database(&self) -> PathBuf {
+        self.root.join("db").join("basalt.db")
+    }
+
+    fn tls(&self, name: &str) -> TlsConfig {
+        TlsConfig {
+            cert: self.pki(&format!("{name}.pem")),
+            key: self.pki(&format!("{name}.key")),
+            ca: self.pki("internal-ca.pem"),
+        }
+    }
+}
+
+/// The addresses the services listen on.
+struct Ports {
+    sa: SocketAddr,
+    ra: SocketAddr,
+    va: SocketAddr,
+    ca: SocketAddr,
+    ocsp: SocketAddr,
+}
+
+impl Ports {
+    fn new(base: u16) -> anyhow::Result<Self> {
+        let port = |offset: u16| -> anyhow::Result<SocketAddr> {
+            let port = base
+                .checked_add(offset)
+                .context("--port-base leaves no room for five ports")?;
+            Ok(SocketAddr::from(([127, 0, 0, 1], port)))
+        };
+        Ok(Self {
+            sa: port(0)?,
+            ra: port(1)?,
+            va: port(2)?,
+            ca: port(3)?,
+            ocsp: port(4)?,
+        })
+    }
+
+    fn grpc(&self, service: &str) -> Option<SocketAddr> {
+        match service {
+            "sa" => Some(self.sa),
+            "ra" => Some(self.ra),
+            "va" => Some(self.va),
+            "ca" => Some(self.ca),
+            _ => None,
+        }
+    }
+}
+
+pub(crate) async fn run(args: DevArgs) -> anyhow::Result<()> {
+    let layout = Layout {
+        root: args.data_dir.clone(),
+    };
+    let ports = Ports::new(args.port_base)?;
+    prepare(&layout, &args)?;
+    for (service, text) in render_configs(&layout, &args, &ports) {
+        write(&layout.config(service), &text)?;
+    }
+    if args.prepare_only {
+        println!("basalt dev: prepared {}", layout.root.display());
+        return Ok(());
+    }
+
+    let exe = std::env::current_exe().context("locating the basalt binary")?;
+    let mut running = Vec::new();
+    for (service, _) in SERVICES {
+        match start(&exe, &layout, service) {
+            Ok(process) => running.push(process),
+            Err(err) => {
+                stop_all(running).await;
+                return Err(err);
+            }
+        }
+    }
+
+    let healthy = tokio::select! {
+        result = wait_healthy(&layout, &args, &ports) => result,
+        (service, status) = first_exit(&mut running) => {
+            Err(anyhow::anyhow!("the {service} service exited during start-up ({status})"))
+        }
+        () = crate::shutdown::interrupt() => Err(anyhow::anyhow!("interrupted during start-up")),
+    };
+    if let Err(err) = healthy {
+        report_logs(&layout);
+        stop_all(running).await;
+        return Err(err);
+    }
+
+    let pids = running
+        .iter()
+        .map(|p| format!("{}={}", p.service, p.child.id().unwrap_or_default()))
+        .collect::<Vec<_>>()
+        .join(" ");
+    println!("ACME directory: https://{}/directory", args.listen);
+    println!(
+        "HTTPS API chains to: {}",
+        layout.pki("api-ca.pem").display()
+    );
+    println!(
+        "Issued certificates chain to: {}",
+        layout.pki("root.pem").display()
+    );
+    println!("OCSP responder: http://{}/", ports.ocsp);
+    println!("Logs: {}", layout.root.join("logs").display());
+    println!("Services (pid): {pids}");
+    println!("basalt dev: ready");
+
+    tokio::select! {
+        (service, status) = first_exit(&mut running) => {
+            eprintln!("basalt dev: the {service} service exited ({status}); its log follows");
+            tail(&layout.log(service));
+            stop_all(running).await;
+            bail!("the {service} service died");
+        }
+        () = crate::shutdown::interrupt() => {
+            println!("basalt dev: stopping");
+            stop_all(running).await;
+            Ok(())
+        }
+    }
+}
+
+/// Creates the directories and, once, the keys and certificates.
+fn prepare(layout: &Layout, args: &DevArgs) -> anyhow::Result<()> {
+    let clock = SystemClock;
+    for dir in ["pki", "config", "db", "logs"] {
+        std::fs::create_dir_all(layout.root.join(dir))
+            .with_context(|| format!("creating {}", layout.root.join(dir).display()))?;
+    }
+    private_dir(&layout.root.join("ca-keys"))?;
+
+    if !layout.issuer_keys("intermediate.key").exists() {
+        println!("basalt dev: creating the dev root and intermediate");
+        basalt_ca::pki::generate_hierarchy(&layout.root.join("ca-keys"), &clock)?;
+    }
+    // The certificates are public; only the CA's config names the key files.
+    for cert in ["root.pem", "intermediate.pem"] {
+        std::fs::copy(layout.issuer_keys(cert), layout.pki(cert))
+            .with_context(|| format!("publishing {cert}"))?;
+    }
+
+    let internal_missing = INTERNAL_NAMES
+        .iter()
+        .any(|name| !layout.pki(&format!("{name}.key")).exists());
+    if !layout.pki("internal-ca.pem").exists() || internal_missing {
+        println!("basalt dev: creating the internal mTLS PKI");
+        basalt_ca::pki::generate_internal_pki(&layout.root.join("pki"), INTERNAL_NAMES, &clock)?;
+    }
+
+    if !layout.pki("api-ca.key").exists() {
+        basalt_ca::pki::generate_api_ca(&layout.root.join("pki"), &clock)?;
+    }
+    // Re-issued every run so it always names the current --listen address.
+    let api_ca = basalt_ca::pki::CertKeyPaths {
+        cert: layout.pki("api-ca.pem"),
+        key: layout.pki("api-ca.key"),
+    };
+    let listen_ip = args.listen.ip().to_string();
+    let mut names = vec!["localhost", "127.0.0.1", "::1"];
+    if !names.contains(&listen_ip.as_str()) && !args.listen.ip().is_unspecified() {
+        names.push(&listen_ip);
+    }
+    names.extend(args.api_names.iter().map(String::as_str));
+    basalt_ca::pki::generate_server_cert(
+        &api_ca,
+        &names,
+        &layout.pki("wfe-https.pem"),
+        &layout.pki("wfe-https.key"),
+        &clock,
+    )?;
+    Ok(())
+}
+
+fn private_dir(dir: &Path) -> anyhow::Result<()> {
+    use std::os::unix::fs::PermissionsExt;
+
+    std::fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;
+    std::fs::set_permissions(dir, std::fs::Permissions::from_mode(0o700))
+        .with_context(|| format!("restricting {}", dir.display()))
+}
+
+fn write(path: &Path, text: &str) -> anyhow::Result<()> {
+    std::fs::write(path, text).with_context(|| format!("writing {}", path.display()))
+}
+
+/// A TOML string literal.
+fn q(value: impl AsRef<str>) -> String {
+    toml::Value::String(value.as_ref().to_owned()).to_string()
+}
+
+fn qp(path: &Path) -> String {
+    q(path.to_string_lossy())
+}
+
+fn tls_block(layout: &Layout, name: &str) -> String {
+    let tls = layout.tls(name);
+    format!(
+        "[tls]\ncert = {}\nkey = {}\nca = {}\n",
+        qp(&tls.cert),
+        qp(&tls.key),
+        qp(&tls.ca)
+    )
+}
+
+fn client_block(table: &str, address: SocketAddr, name: &str) -> String {
+    format!(
+        "[{table}]\naddress = {}\nserver_name = {}\ntimeout = \"30s\"\n",
+        q(address.to_string()),
+        q(name)
+    )
+}
+
+fn grpc_block(listen: SocketAddr, allowed: &[(&str, &[&str])]) -> String {
+    let mut text = format!(
+        "[grpc]\nlisten = {}\n\n[grpc.allowed_clients]\n",
+        q(listen.to_string())
+    );
+    for (service, clients) in allowed {
+        let clients = clients.iter().map(q).collect::<Vec<_>>().join(", ");
+        text.push_str(&format!("{} = [{clients}]\n", q(service)));
+    }
+    text
+}
+
+/// Every service's config, from the flags. The CA's is the only one that names
+/// the issuer key.
+fn render_configs(layout: &Layout, args: &DevArgs, ports: &Ports) -> Vec<(&'static str, String)> {
+    let base_url = format!("https://{}", args.listen);
+    let header = "# Written by `basalt dev` on every start; edit the flags, not this file.\n\n";
+
+    let sa = format!(
+        "{header}{}\n{}\n[database]\nurl = {}\n",
+        grpc_block(
+            ports.sa,
+            &[
+                (
+                    service_names::STORAGE_READ_ONLY,
+                    &["wfe", "ra", "ca", "ocsp"]
+                ),
+                (service_names::STORAGE, &["ra", "ca"]),
+            ],
+        ),
+        tls_block(layout, "sa"),
+        q(format!("sqlite://{}", layout.database().to_string_lossy())),
+    );
+
+    let ca = format!(
+        "{header}{}\n{}\n{}\n[issuer]\ncert = {}\nkey = {}\n\n[profile]\nvalidity = \"90d\"\nocsp_url = {}\n",
+        grpc_block(
+            ports.ca,
+            &[
+                (service_names::CERTIFICATE_AUTHORITY, &["ra"]),
+                (service_names::REVOCATION_SIGNER, &["ocsp"]),
+            ],
+        ),
+        tls_block(layout, "ca"),
+        client_block("sa", ports.sa, "sa"),
+        qp(&layout.issuer_keys("intermediate.pem")),
+        qp(&layout.issuer_keys("intermediate.key")),
+        q(format!("http://{}/", ports.ocsp)),
+    );
+
+    let resolver = args
+        .dns_resolver
+        .as_ref()
+        .map(|resolver| format!("resolver = {}\n", q(resolver)))
+        .unwrap_or_default();
+    let va = format!(
+        "{header}allow_private_addresses = {}\n\n{}\n{}\n[dns]\n{resolver}\n[http01]\nport = {}\n\n[tlsalpn01]\nport = {}\n",
+        args.allow_private_addresses,
+        grpc_block(ports.va, &[(service_names::VALIDATION, &["ra"])]),
+        tls_block(layout, "va"),
+        args.http01_port,
+        args.tlsalpn01_port,
+    );
+
+    let ra = format!(
+        "{header}account_uri_prefix = {}\n\n{}\n{}\n{}\n{}\n{}",
+        q(format!("{base_url}/acme/acct/")),
+        grpc_block(
+            ports.ra,
+            &[(service_names::REGISTRATION_AUTHORITY, &["wfe"])]
+        ),
+        tls_block(layout, "ra"),
+        client_block("sa", ports.sa, "sa"),
+        client_block("va", ports.va, "va"),
+        client_block("ca", ports.ca, "ca"),
+    );
+
+    let wfe = format!(
+        "{header}listen = {}\nbase_url = {}\n\n[https]\ncert = {}\nkey = {}\n\n{}\n{}\n{}",
+        q(args.listen.to_string()),
+        q(&base_url),
+        qp(&layout.pki("wfe-https.pem")),
+        qp(&layout.pki("wfe-https.key")),
+        tls_block(layout, "wfe"),
+        client_block("ra", ports.ra, "ra"),
+        client_block("sa", ports.sa, "sa"),
+    );
+
+    let ocsp = format!(
+        "{header}listen = {}\nissuer_cert = {}\nmax_age = \"1h\"\n\n{}\n{}\n{}",
+        q(ports.ocsp.to_string()),
+        qp(&layout.pki("intermediate.pem")),
+        tls_block(layout, "ocsp"),
+        client_block("sa", ports.sa, "sa"),
+        client_block("ca", ports.ca, "ca"),
+    );
+
+    vec![
+        ("sa", sa),
+        ("ca", ca),
+        ("va", va),
+        ("ra", ra),
+        ("wfe", wfe),
+        ("ocsp", ocsp),
+    ]
+}
+
+/// A running service process.
+struct Process {
+    service: &'static str,
+    child: Child,
+    /// Held open for the service's lifetime; dropping it tells the service to stop.
+    stdin: Option<ChildStdin>,
+}
+
+fn start(exe: &Path, layout: &Layout, service: &'static str) -> anyhow::Result<Process> {
+    use std::os::unix::process::CommandExt;
+
+    let log_path = layout.log(service);
+    let log = std::fs::OpenOptions::new()
+        .create(true)
+        .append(true)
+        .open(&log_path)
+        .with_context(|| format!("opening {}", log_path.display()))?;
+    let log_err = log.try_clone().context("duplicating the log file handle")?;
+    let mut command = std::process::Command::new(exe);
+    command
+        .arg(service)
+        .arg("--config")
+        .arg(layout.config(service))
+        .arg("--stop-on-stdin-eof")
+        .stdin(Stdio::piped())
+        .stdout(log)
+        .stderr(log_err)
+        // Its own process group: Ctrl-C reaches the launcher, which stops the
+        // services in order, rather than every process at once.
+        .process_group(0);
+    let mut child = tokio::process::Command::from(command)
+        .kill_on_drop(true)
+        .spawn()
+        .with_context(|| format!("starting the {service} service"))?;
+    let stdin = child.stdin.take();
+    Ok(Process {
+        service,
+        child,
+        stdin,
+    })
+}
+
+/// Waits for the first service to exit.
+async fn first_exit(running: &mut [Process]) -> (&'static str, ExitStatus) {
+    loop {
+        for process in running.iter_mut() {
+            if let Ok(Some(status)) = process.child.try_wait() {
+                return (process.service, status);
+            }
+        }
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+}
+
+/// Closes every service's stdin (its stop signal), newest first, and waits.
+async fn stop_all(mut running: Vec<Process>) {
+    running.reverse();
+    for process in &mut running {
+        process.stdin = None;
+    }
+    for process in &mut running {
+        match tokio::time::timeout(STOP_TIMEOUT, process.child.wait()).await {
+            Ok(_) => {}
+            Err(_) => {
+                eprintln!(
+                    "basalt dev: the {} service did not stop; killing it",
+                    process.service
+                );
+                let _ = process.child.kill().await;
+            }
+        }
+    }
+}
+
+/// Polls every service until it answers: gRPC health for the gRPC services, a
+/// TCP connection for the HTTP ones.
+async fn wait_healthy(layout: &Layout, args: &DevArgs, ports: &Ports) -> anyhow::Result<()> {
+    let deadline = tokio::time::Instant::now() + STARTUP_TIMEOUT;
+    let tls = layout.tls("dev");
+    for (service, grpc_name) in SERVICES {
+        loop {
+            let healthy = match (grpc_name, ports.grpc(service)) {
+                (Some(grpc_name), Some(address)) => {
+                    let peer = GrpcClientConfig {
+                        address: address.to_string(),
+                        server_name: (*service).to_owned(),
+                        timeout: ConfigDuration(Duration::from_secs(2)),
+                    };
+                    let channel = GrpcChannel::new(&peer, &tls)?;
+                    channel.check_health(grpc_name).await.unwrap_or(false)
+                }
+                _ => {
+                    let address = if *service == "wfe" {
+                        args.listen
+                    } else {
+                        ports.ocsp
+                    };
+                    tokio::net::TcpStream::connect(address).await.is_ok()
+                }
+            };
+            if healthy {
+                break;
+            }
+            if tokio::time::Instant::now() > deadline {
+                bail!("the {service} service did not become healthy within {STARTUP_TIMEOUT:?}");
+            }
+            tokio::time::sleep(Duration::from_millis(200)).await;
+        }
+    }
+    Ok(())
+}
+
+fn report_logs(layout: &Layout) {
+    for (service, _) in SERVICES {
+        eprintln!("--- {} ---", layout.log(service).display());
+        tail(&layout.log(service));
+    }
+}
+
+/// Prints the last lines of a log.
+fn tail(path: &Path) {
+    let text = std::fs::read_to_string(path).unwrap_or_default();
+    let lines: Vec<&str> = text.lines().collect();
+    for line in &lines[lines.len().saturating_sub(20)..] {
+        eprintln!("{line}");
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn args() -> DevArgs {
+        DevArgs {
+            data_dir: PathBuf::from("/var/lib/basalt dev"),
+            listen: "127.0.0.1:14000".parse().unwrap(),
+            dns_resolver: Some("127.0.0.1:8053".into()),
+            http01_port: 5002,
+            tlsalpn01_port: 5001,
+            allow_private_addresses: true,
+            port_base: 14100,
+            api_names: Vec::new(),
+            prepare_only: false,
+        }
+    }
+
+    fn configs() -> Vec<(&'static str, String)> {
+        let args = args();
+        let layout = Layout {
+            root: args.data_dir.clone(),
+        };
+        render_configs(&layout, &args, &Ports::new(args.port_base).unwrap())
+    }
+
+    #[test]
+    fn generated_configs_parse_as_each_service_expects() {
+        for (service, text) in configs() {
+            let parsed = match service {
+                "sa" => basalt_config::parse::<basalt_sa::SaConfig>(&text).map(drop),
+                "ca" => basalt_config::parse::<basalt_ca::CaConfig>(&text).map(drop),
+                "va" => basalt_config::parse::<basalt_va::VaConfig>(&text).map(drop),
+                "ra" => basalt_config::parse::<basalt_ra::RaConfig>(&text)
+                    .and_then(|config| config.validate()),
+                "wfe" => basalt_config::parse::<basalt_wfe::WfeConfig>(&text).map(drop),
+                "ocsp" => basalt_config::parse::<basalt_ocsp::OcspConfig>(&text).map(drop),
+                other => panic!("unexpected service {other}"),
+            };
+            parsed.unwrap_or_else(|err| panic!("{service}.toml: {err}\n{text}"));
+        }
+    }
+
+    #[test]
+    fn deploy_configs_parse_as_each_service_expects() {
+        let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../deploy/config");
+        let load = |service: &str| dir.join(format!("{service}.toml"));
+        basalt_config::load::<basalt_sa::SaConfig>(&load("sa")).unwrap();
+        basalt_config::load::<basalt_ca::CaConfig>(&load("ca")).unwrap();
+        basalt_config::load::<basalt_va::VaConfig>(&load("va")).unwrap();
+        basalt_config::load::<basalt_ra::RaConfig>(&load("ra"))
+            .unwrap()
+            .validate()
+            .unwrap();
+        basalt_config::load::<basalt_wfe::WfeConfig>(&load("wfe")).unwrap();
+        basalt_config::load::<basalt_ocsp::OcspConfig>(&load("ocsp")).unwrap();
+        let count = std::fs::read_dir(&dir).unwrap().count();
+        assert_eq!(count, 6, "a config in deploy/config is not checked here");
+    }
+
+    #[test]
+    fn only_the_ca_config_names_the_issuer_key() {
+        for (service, text) in configs() {
+            assert_eq!(
+                text.contains("intermediate.key") || text.contains("root.key"),
+                service == "ca",
+                "{service}.toml:\n{text}"
+            );
+        }
+    }
+
+    #[test]
+    fn the_ca_answers_only_the_ra_and_the_ocsp_responder() {
+        let (_, ca) = configs().into_iter().find(|(s, _)| *s == "ca").unwrap();
+        let config: basalt_ca::CaConfig = basalt_config::parse(&ca).unwrap();
+        let allowed = &config.grpc.allowed_clients;
+        assert_eq!(allowed[service_names::CERTIFICATE_AUTHORITY], vec!["ra"]);
+        assert_eq!(allowed[service_names::REVOCATION_SIGNER], vec!["ocsp"]);
+        assert_eq!(allowed.len(), 2);
+    }
+}

@@ -1,0 +1,178 @@
+//! Each service's process: load its config, connect to its peers, serve.
+
+use std::future::Future;
+use std::path::Path;
+use std::path::PathBuf;
+use std::sync::Arc;
+
+use anyhow::Context;
+use basalt_config::GrpcClientConfig;
+use basalt_config::TlsConfig;
+use basalt_core::Clock;
+use basalt_core::SystemClock;
+use basalt_grpc::CaClient;
+use basalt_grpc::GrpcChannel;
+use basalt_grpc::GrpcServer;
+use basalt_grpc::RaClient;
+use basalt_grpc::SaClient;
+use basalt_grpc::VaClient;
+use serde::de::DeserializeOwned;
+
+use crate::ServiceArgs;
+use crate::shutdown;
+
+type Shutdown = std::pin::Pin<Box<dyn Future<Output = ()> + Send>>;
+
+/// Runs service `name` with the config at `args.config`.
+pub(crate) async fn run<F, Fut>(name: &str, args: ServiceArgs, service: F) -> anyhow::Result<()>
+where
+    F: FnOnce(PathBuf, Shutdown) -> Fut,
+    Fut: Future<Output = anyhow::Result<()>>,
+{
+    basalt_telemetry::init(name);
+    let stop = Box::pin(shutdown::signal(args.stop_on_stdin_eof));
+    let result = service(args.config, stop).await;
+    if let Err(err) = &result {
+        tracing::error!(error = format!("{err:#}"), "service failed");
+    } else {
+        tracing::info!("stopped");
+    }
+    result
+}
+
+fn load<T: DeserializeOwned>(path: &Path) -> anyhow::Result<T> {
+    Ok(basalt_config::load(path)?)
+}
+
+fn clock() -> Arc<dyn Clock> {
+    Arc::new(SystemClock)
+}
+
+fn channel(peer: &GrpcClientConfig, tls: &TlsConfig) -> anyhow::Result<GrpcChannel> {
+    GrpcChannel::new(peer, tls).with_context(|| format!("gRPC client for {}", peer.address))
+}
+
+pub(crate) async fn sa(path: PathBuf, stop: Shutdown) -> anyhow::Result<()> {
+    let config: basalt_sa::SaConfig = load(&path)?;
+    let storage = basalt_sa::SqlStorage::from_config(&config.database, clock())
+        .await
+        .context("opening the database")?;
+    let storage = Arc::new(storage);
+    let (reader, writer) = basalt_grpc::sa_servers(storage.clone());
+    let server = GrpcServer::bind(&config.grpc, &config.tls).await?;
+    tracing::info!(listen = %server.local_addr()?, "serving gRPC");
+    server
+        .add_service(reader)
+        .add_service(writer)
+        .serve(stop)
+        .await?;
+    storage.close().await;
+    Ok(())
+}
+
+pub(crate) async fn ra(path: PathBuf, stop: Shutdown) -> anyhow::Result<()> {
+    let config: basalt_ra::RaConfig = load(&path)?;
+    config
+        .validate()
+        .map_err(|message| anyhow::anyhow!("invalid config file {}: {message}", path.display()))?;
+    let sa = SaClient::new(channel(&config.sa, &config.tls)?);
+    let va = VaClient::new(channel(&config.va, &config.tls)?);
+    let ca = CaClient::new(channel(&config.ca, &config.tls)?);
+    let ra = Arc::new(basalt_ra::Ra::new(
+        config.settings(),
+        Arc::new(sa),
+        Arc::new(va),
+        Arc::new(ca),
+        clock(),
+    ));
+    let server = GrpcServer::bind(&config.grpc, &config.tls).await?;
+    tracing::info!(listen = %server.local_addr()?, "serving gRPC");
+    server
+        .add_service(basalt_grpc::ra_server(ra.clone()))
+        .serve(stop)
+        .await?;
+    // Let validations already under way record their outcome.
+    ra.wait_for_validations().await;
+    Ok(())
+}
+
+pub(crate) async fn va(path: PathBuf, stop: Shutdown) -> anyhow::Result<()> {
+    let config: basalt_va::VaConfig = load(&path)?;
+    let va = Arc::new(basalt_va::Va::from_config(&config, clock())?);
+    let server = GrpcServer::bind(&config.grpc, &config.tls).await?;
+    tracing::info!(listen = %server.local_addr()?, "serving gRPC");
+    server
+        .add_service(basalt_grpc::va_server(va))
+        .serve(stop)
+        .await?;
+    Ok(())
+}
+
+pub(crate) async fn ca(path: PathBuf, stop: Shutdown) -> anyhow::Result<()> {
+    let config: basalt_ca::CaConfig = load(&path)?;
+    let sa = SaClient::new(channel(&config.sa, &config.tls)?);
+    let ca = basalt_ca::Ca::from_config(&config, Arc::new(sa), clock())
+        .context("loading the issuer")?
+        .with_ocsp_validity(config.ocsp.validity.0);
+    let (issuer, signer) = basalt_grpc::ca_servers(Arc::new(ca));
+    let server = GrpcServer::bind(&config.grpc, &config.tls).await?;
+    tracing::info!(listen = %server.local_addr()?, "serving gRPC");
+    server
+        .add_service(issuer)
+        .add_service(signer)
+        .serve(stop)
+        .await?;
+    Ok(())
+}
+
+pub(crate) async fn wfe(path: PathBuf, stop: Shutdown) -> anyhow::Result<()> {
+    let config: basalt_wfe::WfeConfig = load(&path)?;
+    let ra = RaClient::new(channel(&config.ra, &config.tls)?);
+    let sa = SaClient::new(channel(&config.sa, &config.tls)?);
+    let settings = basalt_wfe::WfeSettings {
+        base_url: config.base_url.trim_end_matches('/').to_owned(),
+        terms_of_service: config.directory.terms_of_service.clone(),
+        website: config.directory.website.clone(),
+    };
+    let wfe = Arc::new(basalt_wfe::Wfe::new(
+        settings,
+        Arc::new(ra),
+        Arc::new(sa),
+        clock(),
+    ));
+    tracing::info!(listen = %config.listen, base_url = %config.base_url, "serving ACME over HTTPS");
+    basalt_wfe::serve_https(
+        config.listen,
+        &config.https.cert,
+        &config.https.key,
+        basalt_wfe::router(wfe),
+        stop,
+    )
+    .await?;
+    Ok(())
+}
+
+pub(crate) async fn ocsp(path: PathBuf, stop: Shutdown) -> anyhow::Result<()> {
+    let config: basalt_ocsp::OcspConfig = load(&path)?;
+    let issuer = basalt_grpc::tls::load_certs(&config.issuer_cert)?;
+    let issuer = issuer.first().context("issuer_cert holds no certificate")?;
+    let sa = SaClient::new(channel(&config.sa, &config.tls)?);
+    let ca = CaClient::new(channel(&config.ca, &config.tls)?);
+    let responder = basalt_ocsp::Responder::new(
+        issuer,
+        Arc::new(sa),
+        Arc::new(ca),
+        clock(),
+        basalt_ocsp::ResponderSettings {
+            max_age: config.max_age.0,
+        },
+    )?;
+    tracing::info!(listen = %config.listen, "serving OCSP over HTTP");
+    basalt_ocsp::serve(
+        config.listen,
+        basalt_ocsp::router(Arc::new(responder)),
+        stop,
+    )
+    .await?;
+    Ok(())
+}
