@@ -2,7 +2,6 @@
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
 use std::collections::BTreeMap;
-use std::path::PathBuf;
 use std::sync::Arc;
 
 use async_trait::async_trait;
@@ -23,66 +22,8 @@ use basalt_grpc::CaClient;
 use basalt_grpc::GrpcChannel;
 use basalt_grpc::GrpcServer;
 use basalt_grpc::service_names;
-use rcgen::BasicConstraints;
-use rcgen::CertificateParams;
-use rcgen::ExtendedKeyUsagePurpose;
-use rcgen::IsCa;
-use rcgen::Issuer;
-use rcgen::KeyPair;
+use basalt_testkit::TestPki;
 use tokio::sync::oneshot;
-
-/// An internal CA and a certificate for each name, written to a fresh directory.
-struct TestPki {
-    dir: PathBuf,
-}
-
-impl TestPki {
-    fn new(names: &[&str]) -> Self {
-        let dir = std::env::temp_dir().join(format!(
-            "basalt-grpc-test-{}-{}",
-            std::process::id(),
-            rand_suffix()
-        ));
-        std::fs::create_dir_all(&dir).unwrap();
-        let ca_key = KeyPair::generate().unwrap();
-        let mut ca_params = CertificateParams::new(Vec::<String>::new()).unwrap();
-        ca_params.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
-        let ca_cert = ca_params.self_signed(&ca_key).unwrap();
-        std::fs::write(dir.join("internal-ca.pem"), ca_cert.pem()).unwrap();
-        let issuer = Issuer::new(ca_params, ca_key);
-        for name in names {
-            let key = KeyPair::generate().unwrap();
-            let mut params = CertificateParams::new(vec![(*name).to_owned()]).unwrap();
-            params.extended_key_usages = vec![
-                ExtendedKeyUsagePurpose::ServerAuth,
-                ExtendedKeyUsagePurpose::ClientAuth,
-            ];
-            let cert = params.signed_by(&key, &issuer).unwrap();
-            std::fs::write(dir.join(format!("{name}.pem")), cert.pem()).unwrap();
-            std::fs::write(dir.join(format!("{name}.key")), key.serialize_pem()).unwrap();
-        }
-        Self { dir }
-    }
-
-    fn tls(&self, name: &str) -> TlsConfig {
-        TlsConfig {
-            cert: self.dir.join(format!("{name}.pem")),
-            key: self.dir.join(format!("{name}.key")),
-            ca: self.dir.join("internal-ca.pem"),
-        }
-    }
-}
-
-impl Drop for TestPki {
-    fn drop(&mut self) {
-        let _ = std::fs::remove_dir_all(&self.dir);
-    }
-}
-
-fn rand_suffix() -> u64 {
-    use std::hash::BuildHasher;
-    std::collections::hash_map::RandomState::new().hash_one(0u8)
-}
 
 /// A CA that refuses CSRs it cannot parse and otherwise returns a fixed answer.
 struct FakeCa;
@@ -243,7 +184,7 @@ async fn health_answers_any_internal_client_and_nobody_else() {
     // A certificate from another CA does not get past the handshake.
     let stranger = TestPki::new(&["ra"]);
     let tls = TlsConfig {
-        ca: pki.dir.join("internal-ca.pem"),
+        ca: pki.ca_cert(),
         ..stranger.tls("ra")
     };
     let config = GrpcClientConfig {
