@@ -21,12 +21,13 @@ use basalt_proto::ra::registration_authority_client::RegistrationAuthorityClient
 use basalt_proto::ra::registration_authority_server::RegistrationAuthorityServer;
 use basalt_proto::types;
 use tonic::Request;
-use tonic::Response;
-use tonic::Status;
 
 use crate::GrpcChannel;
 use crate::not_yet;
+use crate::status::GrpcResult;
 use crate::status::StatusExt;
+use crate::status::empty;
+use crate::status::reply;
 use crate::status::to_status;
 
 /// Calls the RA.
@@ -115,14 +116,6 @@ impl RegistrationAuthority for RaClient {
 
 /// Serves a [`RegistrationAuthority`] over gRPC.
 pub struct RaService<T>(Arc<T>);
-
-type GrpcResult<T> = Result<Response<T>, Status>;
-
-fn reply<T, P: From<T>>(result: Result<T, Error>) -> GrpcResult<P> {
-    result
-        .map(|value| Response::new(P::from(value)))
-        .map_err(to_status)
-}
 
 #[async_trait]
 impl<T: RegistrationAuthority> pb::registration_authority_server::RegistrationAuthority
@@ -221,11 +214,7 @@ impl<T: RegistrationAuthority> pb::registration_authority_server::RegistrationAu
             })
         })()
         .map_err(to_status)?;
-        self.0
-            .revoke_certificate(revoke)
-            .await
-            .map(|()| Response::new(types::Empty {}))
-            .map_err(to_status)
+        empty(self.0.revoke_certificate(revoke).await)
     }
 
     async fn revoke_by_certificate_key(

@@ -31,12 +31,14 @@ use basalt_proto::timestamp;
 use basalt_proto::types;
 use time::OffsetDateTime;
 use tonic::Request;
-use tonic::Response;
 use tonic::Status;
 
 use crate::GrpcChannel;
 use crate::not_yet;
+use crate::status::GrpcResult;
 use crate::status::StatusExt;
+use crate::status::empty;
+use crate::status::reply;
 use crate::status::to_status;
 
 /// Calls the SA's `StorageReadOnly` and `Storage` services.
@@ -293,20 +295,6 @@ impl<T> Clone for SaService<T> {
     fn clone(&self) -> Self {
         Self(self.0.clone())
     }
-}
-
-type GrpcResult<T> = Result<Response<T>, Status>;
-
-fn reply<T, P: From<T>>(result: Result<T, Error>) -> GrpcResult<P> {
-    result
-        .map(|value| Response::new(P::from(value)))
-        .map_err(to_status)
-}
-
-fn empty(result: Result<(), Error>) -> GrpcResult<types::Empty> {
-    result
-        .map(|()| Response::new(types::Empty {}))
-        .map_err(to_status)
 }
 
 fn serial(text: &str) -> Result<Serial, Status> {

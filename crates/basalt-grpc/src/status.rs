@@ -81,6 +81,23 @@ fn code(kind: ErrorKind) -> Code {
     }
 }
 
+/// What a server adapter's RPC returns.
+pub(crate) type GrpcResult<T> = Result<tonic::Response<T>, Status>;
+
+/// Answers an RPC with a domain value converted to its message, or the error.
+pub(crate) fn reply<T, P: From<T>>(result: Result<T, Error>) -> GrpcResult<P> {
+    result
+        .map(|value| tonic::Response::new(P::from(value)))
+        .map_err(to_status)
+}
+
+/// Answers an RPC that returns nothing.
+pub(crate) fn empty(result: Result<(), Error>) -> GrpcResult<basalt_proto::types::Empty> {
+    result
+        .map(|()| tonic::Response::new(basalt_proto::types::Empty {}))
+        .map_err(to_status)
+}
+
 /// Converts a peer's status into [`Error`] for `?`.
 pub(crate) trait StatusExt<T> {
     fn map_status(self) -> Result<T, Error>;
