@@ -1,1 +1,12 @@
-//! end-to-end tests
+//! End-to-end tests: `basalt dev` runs every service as its own process, and real
+//! ACME clients (certbot, lego) and hand-made requests drive it.
+//!
+//! Needs the `basalt` binary (`cargo build -p basalt`, or `BASALT_BIN`) and
+//! certbot, lego, pebble-challtestsrv and openssl on `PATH`.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+mod allowlist;
+mod certbot;
+mod harness;
+mod jws;
+mod lego;

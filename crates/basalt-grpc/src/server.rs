@@ -42,6 +42,10 @@ use crate::tls;
 /// How long a client has to finish the TLS handshake.
 const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);
 
+/// How long in-flight calls may take to finish once the server is asked to stop;
+/// a peer that keeps its connection open cannot hold the process up longer.
+const DRAIN_TIMEOUT: Duration = Duration::from_secs(5);
+
 /// The health service's name; any authenticated client may call it.
 const HEALTH_SERVICE: &str = "grpc.health.v1.Health";
 
@@ -261,10 +265,29 @@ impl GrpcServer {
 
         let (tx, rx) = mpsc::channel::<Result<TlsConn, io::Error>>(64);
         let accept = tokio::spawn(accept_loop(self.listener, self.acceptor, tx));
-        let result = tonic::transport::Server::builder()
-            .serve_with_incoming_shutdown(routes.routes(), ReceiverStream::new(rx), shutdown)
-            .await
-            .map_err(|err| Error::internal(format!("grpc server: {err}")));
+        let (stopping_tx, stopping_rx) = tokio::sync::oneshot::channel::<()>();
+        let signal = async move {
+            shutdown.await;
+            let _ = stopping_tx.send(());
+        };
+        let serve = tonic::transport::Server::builder().serve_with_incoming_shutdown(
+            routes.routes(),
+            ReceiverStream::new(rx),
+            signal,
+        );
+        let drain_deadline = async move {
+            match stopping_rx.await {
+                Ok(()) => tokio::time::sleep(DRAIN_TIMEOUT).await,
+                Err(_) => std::future::pending().await,
+            }
+        };
+        let result = tokio::select! {
+            result = serve => result.map_err(|err| Error::internal(format!("grpc server: {err}"))),
+            () = drain_deadline => {
+                tracing::warn!(timeout = ?DRAIN_TIMEOUT, "calls still open after the drain timeout; stopping anyway");
+                Ok(())
+            }
+        };
         accept.abort();
         result
     }

@@ -20,7 +20,7 @@ use rustls::pki_types::pem::PemObject;
 use tracing::info;
 
 /// How long in-flight requests may run once shutdown is asked for.
-const GRACE_PERIOD: Duration = Duration::from_secs(10);
+const GRACE_PERIOD: Duration = Duration::from_secs(5);
 
 /// Builds the listener's TLS configuration from PEM files: the chain (leaf first) and
 /// its key (PKCS#8, PKCS#1 or SEC1).

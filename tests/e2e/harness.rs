@@ -1,0 +1,551 @@
+//! A whole Basalt CA for one test: `basalt dev` with every service as its own OS
+//! process, pebble-challtestsrv as the mock DNS, and a helper to drive external
+//! clients (certbot, lego, openssl) with a deadline.
+
+use std::collections::HashSet;
+use std::collections::hash_map::RandomState;
+use std::fs;
+use std::hash::BuildHasher;
+use std::io::BufRead;
+use std::io::BufReader;
+use std::io::Read;
+use std::net::TcpListener;
+use std::net::TcpStream;
+use std::net::UdpSocket;
+use std::path::Path;
+use std::path::PathBuf;
+use std::process::Child;
+use std::process::Command;
+use std::process::ExitStatus;
+use std::process::Stdio;
+use std::sync::Arc;
+use std::sync::Mutex;
+use std::sync::OnceLock;
+use std::sync::mpsc;
+use std::thread;
+use std::time::Duration;
+use std::time::Instant;
+
+/// How long `basalt dev` may take to print `basalt dev: ready`.
+const READY_TIMEOUT: Duration = Duration::from_secs(120);
+/// How long `basalt dev` may take to stop after SIGTERM.
+const STOP_TIMEOUT: Duration = Duration::from_secs(10);
+/// The services `basalt dev` starts, each with a log in `DIR/logs/<svc>.log`.
+const SERVICES: [&str; 6] = ["sa", "ra", "va", "ca", "wfe", "ocsp"];
+/// Lines of each log shown when a test fails.
+const LOG_TAIL_LINES: usize = 120;
+
+/// Ports handed out in this process, so two CAs started by parallel tests never
+/// pick the same one (the OS may hand a just-released port out again).
+static HANDED_OUT: Mutex<Option<HashSet<u16>>> = Mutex::new(None);
+
+/// A running `basalt dev` and its mock DNS; dropping it stops both.
+pub(crate) struct DevCa {
+    /// Holds the data dir, the client dirs and the helper logs.
+    root: PathBuf,
+    /// `basalt dev --data-dir`.
+    pub(crate) data_dir: PathBuf,
+    /// The ACME directory URL `basalt dev` printed.
+    pub(crate) directory_url: String,
+    /// The trust anchor of the HTTPS ACME API.
+    pub(crate) api_ca: PathBuf,
+    /// The internal gRPC ports are `port_base..port_base + 4` (sa, ra, va, ca) and
+    /// OCSP HTTP is `port_base + 4`.
+    pub(crate) port_base: u16,
+    /// The port the VA connects to for http-01, where the ACME client must answer.
+    pub(crate) http01_port: u16,
+    basalt: Option<Child>,
+    challtestsrv: Option<Child>,
+    stdout: Arc<Mutex<Vec<String>>>,
+}
+
+impl DevCa {
+    /// Starts the mock DNS and `basalt dev` on fresh ports with a fresh data dir,
+    /// and waits until every service is healthy. `label` names the temp dir.
+    pub(crate) fn start(label: &str) -> Self {
+        let bin = basalt_bin();
+        let root = std::env::temp_dir().join(format!(
+            "basalt-e2e-{label}-{}-{:x}",
+            std::process::id(),
+            random_u64() & 0xffff_ffff
+        ));
+        let data_dir = root.join("data");
+        fs::create_dir_all(&root).expect("create the test's temp dir");
+
+        let listen_port = free_port();
+        let dns_port = free_dns_port();
+        let management_port = free_port();
+        let http01_port = free_port();
+        let port_base = free_port_block(5);
+
+        let mut ca = Self {
+            api_ca: data_dir.join("pki/api-ca.pem"),
+            directory_url: format!("https://127.0.0.1:{listen_port}/directory"),
+            root,
+            data_dir,
+            port_base,
+            http01_port,
+            basalt: None,
+            challtestsrv: None,
+            stdout: Arc::default(),
+        };
+
+        let challtestsrv_log = fs::File::create(ca.root.join("challtestsrv.log"))
+            .expect("create the challtestsrv log");
+        let challtestsrv = Command::new("pebble-challtestsrv")
+            .args(["-dns01", &format!("127.0.0.1:{dns_port}")])
+            .args(["-http01", "", "-https01", "", "-tlsalpn01", ""])
+            .args(["-management", &format!("127.0.0.1:{management_port}")])
+            .args(["-defaultIPv4", "127.0.0.1", "-defaultIPv6", ""])
+            .stdin(Stdio::null())
+            .stdout(challtestsrv_log.try_clone().expect("clone a file handle"))
+            .stderr(challtestsrv_log)
+            .spawn()
+            .expect("start pebble-challtestsrv (apt-get install pebble)");
+        ca.challtestsrv = Some(challtestsrv);
+        ca.wait_for_port(management_port, "pebble-challtestsrv management");
+        ca.wait_for_port(dns_port, "pebble-challtestsrv DNS");
+
+        let stderr = fs::File::create(ca.root.join("basalt-dev.stderr"))
+            .expect("create the basalt dev stderr file");
+        let mut basalt = Command::new(&bin)
+            .arg("dev")
+            .arg("--data-dir")
+            .arg(&ca.data_dir)
+            .args(["--listen", &format!("127.0.0.1:{listen_port}")])
+            .args(["--port-base", &port_base.to_string()])
+            .args(["--dns-resolver", &format!("127.0.0.1:{dns_port}")])
+            .args(["--http01-port", &http01_port.to_string()])
+            .arg("--allow-private-addresses")
+            .stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .stderr(stderr)
+            .spawn()
+            .unwrap_or_else(|err| panic!("cannot start {}: {err}", bin.display()));
+        let stdout = basalt.stdout.take().expect("piped stdout");
+        ca.basalt = Some(basalt);
+        ca.wait_ready(stdout);
+        ca
+    }
+
+    /// A file under `DIR/pki`.
+    pub(crate) fn pki(&self, name: &str) -> PathBuf {
+        self.data_dir.join("pki").join(name)
+    }
+
+    /// The OCSP responder's URL.
+    pub(crate) fn ocsp_url(&self) -> String {
+        format!("http://127.0.0.1:{}/", self.port_base + 4)
+    }
+
+    /// The address of the internal gRPC service `svc` (one of sa, ra, va, ca).
+    pub(crate) fn grpc_address(&self, svc: &str) -> String {
+        let offset = match svc {
+            "sa" => 0,
+            "ra" => 1,
+            "va" => 2,
+            "ca" => 3,
+            _ => panic!("no grpc service {svc:?}"),
+        };
+        format!("127.0.0.1:{}", self.port_base + offset)
+    }
+
+    /// The log of service `svc`, empty if it does not exist.
+    pub(crate) fn log(&self, svc: &str) -> String {
+        fs::read_to_string(self.data_dir.join("logs").join(format!("{svc}.log")))
+            .unwrap_or_default()
+    }
+
+    /// A fresh directory for an ACME client's state.
+    pub(crate) fn client_dir(&self, name: &str) -> PathBuf {
+        let dir = self.root.join(name);
+        fs::create_dir_all(&dir).expect("create a client dir");
+        dir
+    }
+
+    /// Reads `basalt dev`'s stdout until it is ready; panics (and so prints every
+    /// log, see `Drop`) if it exits or takes too long.
+    fn wait_ready(&mut self, stdout: impl Read + Send + 'static) {
+        let (tx, rx) = mpsc::channel();
+        let lines = self.stdout.clone();
+        // Keeps draining stdout after `ready`, so `basalt dev` never blocks on a full pipe.
+        thread::spawn(move || {
+            for line in BufReader::new(stdout).lines() {
+                let Ok(line) = line else { break };
+                lines.lock().expect("stdout lock").push(line.clone());
+                let _ = tx.send(line);
+            }
+        });
+        let deadline = Instant::now() + READY_TIMEOUT;
+        loop {
+            let left = deadline.saturating_duration_since(Instant::now());
+            match rx.recv_timeout(left) {
+                Ok(line) => {
+                    if let Some(url) = line.trim().strip_prefix("ACME directory: ") {
+                        self.directory_url = url.trim().to_owned();
+                    } else if let Some(path) = line.trim().strip_prefix("HTTPS API chains to: ") {
+                        self.api_ca = PathBuf::from(path.trim());
+                    } else if line.trim() == "basalt dev: ready" {
+                        return;
+                    }
+                }
+                Err(mpsc::RecvTimeoutError::Timeout) => {
+                    panic!("basalt dev did not print `basalt dev: ready` within {READY_TIMEOUT:?}")
+                }
+                Err(mpsc::RecvTimeoutError::Disconnected) => {
+                    let status = self
+                        .basalt
+                        .as_mut()
+                        .and_then(|child| wait_timeout(child, Duration::from_secs(5)));
+                    let status = status.map_or_else(|| "unknown".to_owned(), |s| s.to_string());
+                    panic!("basalt dev exited before it was ready ({status})")
+                }
+            }
+        }
+    }
+
+    /// Waits until something accepts TCP connections on `port`.
+    fn wait_for_port(&mut self, port: u16, what: &str) {
+        let deadline = Instant::now() + Duration::from_secs(20);
+        while Instant::now() < deadline {
+            if TcpStream::connect(("127.0.0.1", port)).is_ok() {
+                return;
+            }
+            if let Some(status) = self.challtestsrv.as_mut().and_then(|c| c.try_wait().ok()?) {
+                panic!("pebble-challtestsrv exited early ({status})");
+            }
+            thread::sleep(Duration::from_millis(50));
+        }
+        panic!("{what} is not listening on 127.0.0.1:{port}");
+    }
+
+    /// Everything a failed test needs to see: `basalt dev`'s output and the tail
+    /// of every service's log.
+    pub(crate) fn diagnostics(&self) -> String {
+        let mut out = String::new();
+        let stdout = self.stdout.lock().map(|l| l.join("\n")).unwrap_or_default();
+        out += &format!("===== basalt dev stdout =====\n{stdout}\n");
+        let stderr = fs::read_to_string(self.root.join("basalt-dev.stderr")).unwrap_or_default();
+        out += &format!("===== basalt dev stderr =====\n{}\n", tail(&stderr));
+        for svc in SERVICES {
+            out += &format!("===== {svc}.log =====\n{}\n", tail(&self.log(svc)));
+        }
+        let dns = fs::read_to_string(self.root.join("challtestsrv.log")).unwrap_or_default();
+        out += &format!("===== pebble-challtestsrv =====\n{}\n", tail(&dns));
+        out
+    }
+
+    /// Stops `basalt dev` with SIGTERM; returns what went wrong.
+    fn stop_basalt(&mut self) -> Vec<String> {
+        let Some(mut child) = self.basalt.take() else {
+            return Vec::new();
+        };
+        let mut problems = Vec::new();
+        if let Ok(Some(status)) = child.try_wait() {
+            problems.push(format!(
+                "basalt dev exited on its own during the test ({status})"
+            ));
+            return problems;
+        }
+        let term = Command::new("kill")
+            .args(["-TERM", &child.id().to_string()])
+            .status();
+        if !term.as_ref().is_ok_and(|status| status.success()) {
+            problems.push(format!("kill -TERM {} failed: {term:?}", child.id()));
+        }
+        match wait_timeout(&mut child, STOP_TIMEOUT) {
+            Some(status) if status.success() => {
+                // `basalt dev` kills a service that ignores the stop request for too long.
+                let stderr =
+                    fs::read_to_string(self.root.join("basalt-dev.stderr")).unwrap_or_default();
+                problems.extend(
+                    stderr
+                        .lines()
+                        .filter(|line| line.contains("did not stop"))
+                        .map(|line| format!("a service did not stop gracefully: {line}")),
+                );
+            }
+            Some(status) => {
+                problems.push(format!("basalt dev exited with {status} after SIGTERM"));
+            }
+            None => {
+                problems.push(format!(
+                    "basalt dev did not exit within {STOP_TIMEOUT:?} of SIGTERM"
+                ));
+                let _ = child.kill();
+                let _ = child.wait();
+            }
+        }
+        problems
+    }
+}
+
+impl Drop for DevCa {
+    fn drop(&mut self) {
+        let failing = thread::panicking();
+        let mut problems = self.stop_basalt();
+        if let Some(mut dns) = self.challtestsrv.take() {
+            let _ = dns.kill();
+            let _ = dns.wait();
+        }
+        // The services should be gone with their parent; give them a moment.
+        let deadline = Instant::now() + Duration::from_secs(3);
+        let mut survivors = processes_mentioning(&self.data_dir);
+        while !survivors.is_empty() && Instant::now() < deadline {
+            thread::sleep(Duration::from_millis(100));
+            survivors = processes_mentioning(&self.data_dir);
+        }
+        for (pid, cmdline) in &survivors {
+            problems.push(format!("process {pid} outlived basalt dev: {cmdline}"));
+            let _ = Command::new("kill")
+                .args(["-KILL", &pid.to_string()])
+                .status();
+        }
+        if failing || !problems.is_empty() {
+            eprintln!("{}", self.diagnostics());
+            eprintln!("(files kept in {})", self.root.display());
+        } else {
+            let _ = fs::remove_dir_all(&self.root);
+        }
+        if !problems.is_empty() {
+            let report = problems.join("\n");
+            if failing {
+                eprintln!("{report}");
+            } else {
+                panic!("{report}");
+            }
+        }
+    }
+}
+
+/// The `basalt` binary: `$BASALT_BIN`, else `basalt` beside the test's `deps/`
+/// directory, built (once per test run) by `cargo build -p basalt` so the tests
+/// never drive a stale binary and `cargo nextest run` alone is enough.
+fn basalt_bin() -> PathBuf {
+    static BUILT: OnceLock<PathBuf> = OnceLock::new();
+    if let Some(bin) = std::env::var_os("BASALT_BIN") {
+        let bin = PathBuf::from(bin);
+        assert!(bin.is_file(), "BASALT_BIN={} is not a file", bin.display());
+        return bin;
+    }
+    BUILT
+        .get_or_init(|| {
+            let exe = std::env::current_exe().expect("current_exe");
+            // target/debug/deps/e2e-HASH -> target/debug/basalt
+            let profile_dir = exe
+                .parent()
+                .and_then(Path::parent)
+                .expect("the test binary lives in target/<profile>/deps");
+            let manifest = Path::new(env!("CARGO_MANIFEST_DIR")).join("../Cargo.toml");
+            let cargo = std::env::var_os("CARGO").unwrap_or_else(|| "cargo".into());
+            let mut build = Command::new(cargo);
+            build
+                .args(["build", "-p", "basalt", "--manifest-path"])
+                .arg(&manifest);
+            if profile_dir
+                .file_name()
+                .is_some_and(|name| name == "release")
+            {
+                build.arg("--release");
+            }
+            let output = run(&mut build, Duration::from_secs(900));
+            assert!(
+                output.status.success(),
+                "`cargo build -p basalt` failed:\n{}",
+                output.text()
+            );
+            let bin = profile_dir.join("basalt");
+            assert!(bin.is_file(), "cargo built no binary at {}", bin.display());
+            bin
+        })
+        .clone()
+}
+
+/// What an external command printed, and how it ended.
+#[derive(Debug)]
+pub(crate) struct CmdOutput {
+    pub(crate) status: ExitStatus,
+    pub(crate) stdout: String,
+    pub(crate) stderr: String,
+}
+
+impl CmdOutput {
+    /// stdout and stderr together.
+    pub(crate) fn text(&self) -> String {
+        format!("{}\n{}", self.stdout, self.stderr)
+    }
+}
+
+/// Runs `cmd` to completion (killing it after `timeout`) and captures its output;
+/// panics only on timeout.
+pub(crate) fn run(cmd: &mut Command, timeout: Duration) -> CmdOutput {
+    let description = format!("{cmd:?}");
+    let mut child = cmd
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap_or_else(|err| panic!("cannot run {description}: {err}"));
+    let stdout = reader(child.stdout.take().expect("piped stdout"));
+    let stderr = reader(child.stderr.take().expect("piped stderr"));
+    let status = wait_timeout(&mut child, timeout);
+    if status.is_none() {
+        let _ = child.kill();
+        let _ = child.wait();
+    }
+    let stdout = stdout.join().unwrap_or_default();
+    let stderr = stderr.join().unwrap_or_default();
+    let Some(status) = status else {
+        panic!(
+            "timed out after {timeout:?}: {description}\n--- stdout ---\n{stdout}\n--- stderr ---\n{stderr}"
+        );
+    };
+    CmdOutput {
+        status,
+        stdout,
+        stderr,
+    }
+}
+
+/// Runs `cmd` like [`run`] and panics with its output unless it succeeds.
+pub(crate) fn run_ok(cmd: &mut Command, timeout: Duration) -> CmdOutput {
+    let description = format!("{cmd:?}");
+    let output = run(cmd, timeout);
+    assert!(
+        output.status.success(),
+        "{description} failed ({})\n--- stdout ---\n{}\n--- stderr ---\n{}",
+        output.status,
+        output.stdout,
+        output.stderr
+    );
+    output
+}
+
+/// Runs `cmd` like [`run`] and panics with its output if it succeeds.
+pub(crate) fn run_fails(cmd: &mut Command, timeout: Duration) -> CmdOutput {
+    let description = format!("{cmd:?}");
+    let output = run(cmd, timeout);
+    assert!(
+        !output.status.success(),
+        "{description} succeeded but should have failed\n--- stdout ---\n{}\n--- stderr ---\n{}",
+        output.stdout,
+        output.stderr
+    );
+    output
+}
+
+/// Collects everything `source` produces on a thread.
+fn reader(mut source: impl Read + Send + 'static) -> thread::JoinHandle<String> {
+    thread::spawn(move || {
+        let mut bytes = Vec::new();
+        let _ = source.read_to_end(&mut bytes);
+        String::from_utf8_lossy(&bytes).into_owned()
+    })
+}
+
+/// Waits for `child` up to `timeout`; `None` if it is still running.
+fn wait_timeout(child: &mut Child, timeout: Duration) -> Option<ExitStatus> {
+    let deadline = Instant::now() + timeout;
+    loop {
+        if let Ok(Some(status)) = child.try_wait() {
+            return Some(status);
+        }
+        if Instant::now() >= deadline {
+            return None;
+        }
+        thread::sleep(Duration::from_millis(50));
+    }
+}
+
+/// Processes other than this one whose command line mentions `path`.
+fn processes_mentioning(path: &Path) -> Vec<(u32, String)> {
+    let needle = path.to_string_lossy().into_owned();
+    let me = std::process::id();
+    let Ok(entries) = fs::read_dir("/proc") else {
+        return Vec::new();
+    };
+    let mut found = Vec::new();
+    for entry in entries.flatten() {
+        let Some(pid) = entry
+            .file_name()
+            .to_str()
+            .and_then(|s| s.parse::<u32>().ok())
+        else {
+            continue;
+        };
+        if pid == me {
+            continue;
+        }
+        let Ok(raw) = fs::read(entry.path().join("cmdline")) else {
+            continue;
+        };
+        let cmdline = String::from_utf8_lossy(&raw).replace('\0', " ");
+        if cmdline.contains(&needle) {
+            found.push((pid, cmdline.trim_end().to_owned()));
+        }
+    }
+    found
+}
+
+/// The last lines of `text`.
+fn tail(text: &str) -> String {
+    let lines: Vec<&str> = text.lines().collect();
+    let skip = lines.len().saturating_sub(LOG_TAIL_LINES);
+    let mut out = String::new();
+    if skip > 0 {
+        out += &format!("[... {skip} earlier lines]\n");
+    }
+    out += &lines[skip..].join("\n");
+    out
+}
+
+/// Random bits without a rand dependency: std seeds `RandomState` randomly.
+fn random_u64() -> u64 {
+    RandomState::new().hash_one(std::process::id())
+}
+
+/// Marks `port` handed out; false if this process already handed it out.
+fn claim(port: u16) -> bool {
+    let mut guard = HANDED_OUT.lock().expect("port set lock");
+    guard.get_or_insert_with(HashSet::new).insert(port)
+}
+
+fn tcp_port_is_free(port: u16) -> bool {
+    TcpListener::bind(("127.0.0.1", port)).is_ok()
+}
+
+/// A TCP port on 127.0.0.1 that was free a moment ago.
+fn free_port() -> u16 {
+    loop {
+        let port = TcpListener::bind("127.0.0.1:0")
+            .and_then(|listener| listener.local_addr())
+            .expect("bind 127.0.0.1:0")
+            .port();
+        if claim(port) {
+            return port;
+        }
+    }
+}
+
+/// A port free for both TCP and UDP (DNS uses both).
+fn free_dns_port() -> u16 {
+    for _ in 0..100 {
+        let port = free_port();
+        if UdpSocket::bind(("127.0.0.1", port)).is_ok() {
+            return port;
+        }
+    }
+    panic!("no port free for both TCP and UDP");
+}
+
+/// The first of `len` consecutive free TCP ports.
+fn free_port_block(len: u16) -> u16 {
+    for _ in 0..500 {
+        let base = 20_000 + (random_u64() % u64::from(40_000 - len)) as u16;
+        let ports = base..base + len;
+        if ports.clone().all(tcp_port_is_free) && ports.clone().all(claim) {
+            return base;
+        }
+    }
+    panic!("no {len} consecutive free ports in 20000..60000");
+}
