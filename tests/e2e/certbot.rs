@@ -18,7 +18,7 @@ const CLIENT_TIMEOUT: Duration = Duration::from_secs(180);
 const OPENSSL_TIMEOUT: Duration = Duration::from_secs(30);
 
 /// A certbot command with its state under `dir`, talking to `ca`.
-fn certbot(ca: &DevCa, dir: &Path, subcommand: &str) -> Command {
+pub(crate) fn certbot(ca: &DevCa, dir: &Path, subcommand: &str) -> Command {
     let mut cmd = Command::new("certbot");
     cmd.arg(subcommand)
         .args(["--server", &ca.directory_url])

@@ -54,6 +54,10 @@ pub(crate) struct DevCa {
     pub(crate) port_base: u16,
     /// The port the VA connects to for http-01, where the ACME client must answer.
     pub(crate) http01_port: u16,
+    /// The HTTPS ACME API's port.
+    listen_port: u16,
+    /// The mock DNS's port.
+    dns_port: u16,
     basalt: Option<Child>,
     challtestsrv: Option<Child>,
     stdout: Arc<Mutex<Vec<String>>>,
@@ -63,7 +67,6 @@ impl DevCa {
     /// Starts the mock DNS and `basalt dev` on fresh ports with a fresh data dir,
     /// and waits until every service is healthy. `label` names the temp dir.
     pub(crate) fn start(label: &str) -> Self {
-        let bin = basalt_bin();
         let root = std::env::temp_dir().join(format!(
             "basalt-e2e-{label}-{}-{:x}",
             std::process::id(),
@@ -85,6 +88,8 @@ impl DevCa {
             data_dir,
             port_base,
             http01_port,
+            listen_port,
+            dns_port,
             basalt: None,
             challtestsrv: None,
             stdout: Arc::default(),
@@ -106,16 +111,26 @@ impl DevCa {
         ca.wait_for_port(management_port, "pebble-challtestsrv management");
         ca.wait_for_port(dns_port, "pebble-challtestsrv DNS");
 
-        let stderr = fs::File::create(ca.root.join("basalt-dev.stderr"))
-            .expect("create the basalt dev stderr file");
+        ca.spawn_basalt();
+        ca
+    }
+
+    /// Starts `basalt dev` on this CA's data dir and ports and waits until ready.
+    fn spawn_basalt(&mut self) {
+        let bin = basalt_bin();
+        let stderr = fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(self.root.join("basalt-dev.stderr"))
+            .expect("open the basalt dev stderr file");
         let mut basalt = Command::new(&bin)
             .arg("dev")
             .arg("--data-dir")
-            .arg(&ca.data_dir)
-            .args(["--listen", &format!("127.0.0.1:{listen_port}")])
-            .args(["--port-base", &port_base.to_string()])
-            .args(["--dns-resolver", &format!("127.0.0.1:{dns_port}")])
-            .args(["--http01-port", &http01_port.to_string()])
+            .arg(&self.data_dir)
+            .args(["--listen", &format!("127.0.0.1:{}", self.listen_port)])
+            .args(["--port-base", &self.port_base.to_string()])
+            .args(["--dns-resolver", &format!("127.0.0.1:{}", self.dns_port)])
+            .args(["--http01-port", &self.http01_port.to_string()])
             .arg("--allow-private-addresses")
             .stdin(Stdio::null())
             .stdout(Stdio::piped())
@@ -123,9 +138,25 @@ impl DevCa {
             .spawn()
             .unwrap_or_else(|err| panic!("cannot start {}: {err}", bin.display()));
         let stdout = basalt.stdout.take().expect("piped stdout");
-        ca.basalt = Some(basalt);
-        ca.wait_ready(stdout);
-        ca
+        self.basalt = Some(basalt);
+        self.wait_ready(stdout);
+    }
+
+    /// Stops `basalt dev` and starts it again on the same data dir, as an operator
+    /// would; panics if it did not stop cleanly.
+    pub(crate) fn restart(&mut self) {
+        let problems = self.stop_basalt();
+        assert!(
+            problems.is_empty(),
+            "stopping basalt dev: {}",
+            problems.join("\n")
+        );
+        self.spawn_basalt();
+    }
+
+    /// The pid of `basalt dev` itself.
+    pub(crate) fn launcher_pid(&self) -> u32 {
+        self.basalt.as_ref().expect("basalt dev is running").id()
     }
 
     /// A file under `DIR/pki`.
@@ -458,7 +489,7 @@ fn wait_timeout(child: &mut Child, timeout: Duration) -> Option<ExitStatus> {
 }
 
 /// Processes other than this one whose command line mentions `path`.
-fn processes_mentioning(path: &Path) -> Vec<(u32, String)> {
+pub(crate) fn processes_mentioning(path: &Path) -> Vec<(u32, String)> {
     let needle = path.to_string_lossy().into_owned();
     let me = std::process::id();
     let Ok(entries) = fs::read_dir("/proc") else {

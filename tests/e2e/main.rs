@@ -10,3 +10,4 @@ mod certbot;
 mod harness;
 mod jws;
 mod lego;
+mod restart;
