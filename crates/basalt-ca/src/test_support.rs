@@ -85,6 +85,13 @@ impl StorageReadOnly for FakeStorage {
     async fn certificate(&self, _: &Serial) -> Result<CertificateRecord, Error> {
         Err(unused())
     }
+    async fn orders_for_account(
+        &self,
+        _: AccountId,
+        _: basalt_core::PageRequest,
+    ) -> Result<basalt_core::OrdersPage, Error> {
+        Err(unused())
+    }
 }
 
 #[async_trait]
@@ -92,7 +99,17 @@ impl Storage for FakeStorage {
     async fn new_account(&self, _: NewAccount) -> Result<Account, Error> {
         Err(unused())
     }
+    async fn update_account(
+        &self,
+        _: AccountId,
+        _: basalt_core::AccountUpdate,
+    ) -> Result<Account, Error> {
+        Err(unused())
+    }
     async fn new_order(&self, _: NewOrder) -> Result<Order, Error> {
+        Err(unused())
+    }
+    async fn deactivate_authz(&self, _: AuthzId) -> Result<(), Error> {
         Err(unused())
     }
     async fn set_challenge_processing(&self, _: AuthzId, _: ChallengeType) -> Result<(), Error> {

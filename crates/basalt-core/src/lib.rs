@@ -57,7 +57,7 @@ pub use model::{
     NewAuthz, NewOrder, Order, OrderStatus, RevocationReason, ValidationRecord,
 };
 pub use service::{
-    AuthzOutcome, CertificateAuthority, IssueRequest, OcspRequestEntry, RegistrationAuthority,
-    RevocationSigner, RevokeRequest, Storage, StorageReadOnly, ValidateRequest,
-    ValidationAuthority, ValidationResult,
+    AccountUpdate, AuthzOutcome, CertificateAuthority, IssueRequest, OcspRequestEntry, OrdersPage,
+    PageRequest, RegistrationAuthority, Requester, RevocationSigner, RevokeRequest, Storage,
+    StorageReadOnly, ValidateRequest, ValidationAuthority, ValidationResult,
 };

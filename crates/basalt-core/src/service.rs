@@ -10,6 +10,7 @@ use time::OffsetDateTime;
 
 use crate::Account;
 use crate::AccountId;
+use crate::AccountStatus;
 use crate::Authz;
 use crate::AuthzId;
 use crate::AuthzStatus;
@@ -40,6 +41,41 @@ pub trait StorageReadOnly: Send + Sync + 'static {
     async fn authz(&self, id: AuthzId) -> Result<Authz, Error>;
     /// The certificate with this serial, with its revocation status.
     async fn certificate(&self, serial: &Serial) -> Result<CertificateRecord, Error>;
+    /// One page of an account's orders, newest first (RFC 8555 §7.1.2.1).
+    async fn orders_for_account(
+        &self,
+        account_id: AccountId,
+        page: PageRequest,
+    ) -> Result<OrdersPage, Error>;
+}
+
+/// Which page of a list to read.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct PageRequest {
+    /// The `next` of the previous page; `None` for the first page.
+    pub cursor: Option<String>,
+    /// At most this many items (the SA caps it).
+    pub size: u32,
+}
+
+/// A page of an account's orders.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct OrdersPage {
+    /// The orders, newest first.
+    pub order_ids: Vec<OrderId>,
+    /// The cursor of the next page; `None` on the last page.
+    pub next: Option<String>,
+}
+
+/// Changes to an account; `None` leaves a field as it is.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct AccountUpdate {
+    /// New contact URLs.
+    pub contacts: Option<Vec<String>>,
+    /// New status (deactivation).
+    pub status: Option<AccountStatus>,
+    /// A new key (rollover, RFC 8555 §7.3.5): its JWK JSON and RFC 7638 thumbprint.
+    pub key: Option<(String, String)>,
 }
 
 /// The outcome of a validation, to record on an authorization.
@@ -62,8 +98,13 @@ pub struct AuthzOutcome {
 pub trait Storage: StorageReadOnly {
     /// Creates an account; [`crate::ErrorKind::Conflict`] if the key is taken.
     async fn new_account(&self, account: NewAccount) -> Result<Account, Error>;
+    /// Changes an account; [`crate::ErrorKind::Conflict`] if a new key belongs to
+    /// another account.
+    async fn update_account(&self, id: AccountId, update: AccountUpdate) -> Result<Account, Error>;
     /// Creates an order and its authorizations in one transaction.
     async fn new_order(&self, order: NewOrder) -> Result<Order, Error>;
+    /// Deactivates a pending or valid authorization (RFC 8555 §7.5.2).
+    async fn deactivate_authz(&self, id: AuthzId) -> Result<(), Error>;
     /// Marks a pending challenge as processing; fails if the authorization is not pending.
     async fn set_challenge_processing(&self, id: AuthzId, kind: ChallengeType)
     -> Result<(), Error>;
@@ -107,6 +148,16 @@ pub trait Storage: StorageReadOnly {
     ) -> Result<(), Error>;
 }
 
+/// Who asks for a revocation, as the WFE authenticated them (RFC 8555 §7.6).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Requester {
+    /// The account that signed the request with its key.
+    Account(AccountId),
+    /// Whoever holds the certificate's private key: the request was signed by the
+    /// key whose SubjectPublicKeyInfo (DER) this is.
+    CertificateKey(Vec<u8>),
+}
+
 /// A revocation request that the WFE has authenticated.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct RevokeRequest {
@@ -114,8 +165,8 @@ pub struct RevokeRequest {
     pub serial: Serial,
     /// RFC 5280 reason.
     pub reason: RevocationReason,
-    /// The account that signed the request.
-    pub account_id: AccountId,
+    /// Who asks.
+    pub requester: Requester,
 }
 
 /// The registration authority (clients: WFE, admin).
@@ -123,6 +174,21 @@ pub struct RevokeRequest {
 pub trait RegistrationAuthority: Send + Sync + 'static {
     /// Registers an account (RFC 8555 §7.3).
     async fn new_account(&self, account: NewAccount) -> Result<Account, Error>;
+    /// Replaces an account's contacts (RFC 8555 §7.3.2).
+    async fn update_account_contacts(
+        &self,
+        id: AccountId,
+        contacts: Vec<String>,
+    ) -> Result<Account, Error>;
+    /// Deactivates an account (RFC 8555 §7.3.6).
+    async fn deactivate_account(&self, id: AccountId) -> Result<Account, Error>;
+    /// Replaces an account's key (RFC 8555 §7.3.5); the WFE checked both signatures.
+    async fn rollover_account_key(
+        &self,
+        id: AccountId,
+        new_key_jwk: String,
+        new_key_thumbprint: String,
+    ) -> Result<Account, Error>;
     /// Creates an order for these identifiers (RFC 8555 §7.4).
     async fn new_order(
         &self,
@@ -131,7 +197,10 @@ pub trait RegistrationAuthority: Send + Sync + 'static {
     ) -> Result<Order, Error>;
     /// Starts validating a challenge (RFC 8555 §7.5.1); the caller owns the authorization.
     async fn perform_validation(&self, id: AuthzId, kind: ChallengeType) -> Result<Authz, Error>;
+    /// Deactivates an authorization (RFC 8555 §7.5.2); the caller owns it.
+    async fn deactivate_authz(&self, id: AuthzId) -> Result<Authz, Error>;
     /// Finalizes an order with a CSR (RFC 8555 §7.4); the caller owns the order.
+    /// Returns the order as soon as issuance has started (`processing`), or done.
     async fn finalize_order(&self, id: OrderId, csr_der: Vec<u8>) -> Result<Order, Error>;
     /// Revokes a certificate (RFC 8555 §7.6).
     async fn revoke_certificate(&self, request: RevokeRequest) -> Result<(), Error>;

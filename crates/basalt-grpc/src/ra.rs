@@ -15,6 +15,7 @@ use basalt_core::NewAccount;
 use basalt_core::Order;
 use basalt_core::OrderId;
 use basalt_core::RegistrationAuthority;
+use basalt_core::Requester;
 use basalt_core::RevokeRequest;
 use basalt_proto::ra as pb;
 use basalt_proto::ra::registration_authority_client::RegistrationAuthorityClient;
@@ -100,16 +101,89 @@ impl RegistrationAuthority for RaClient {
             .try_into()
     }
 
-    async fn revoke_certificate(&self, request: RevokeRequest) -> Result<(), Error> {
-        let request = self.0.request(pb::RevokeByAccountRequest {
-            serial: request.serial.to_string(),
-            reason: u32::from(request.reason.code()),
-            account_id: request.account_id.0,
+    async fn update_account_contacts(
+        &self,
+        id: AccountId,
+        contacts: Vec<String>,
+    ) -> Result<Account, Error> {
+        let request = self.0.request(pb::UpdateAccountContactsRequest {
+            account_id: id.0,
+            contacts,
         });
         self.client()
-            .revoke_by_account(request)
+            .update_account_contacts(request)
             .await
-            .map_status()?;
+            .map_status()?
+            .try_into()
+    }
+
+    async fn deactivate_account(&self, id: AccountId) -> Result<Account, Error> {
+        let request = self
+            .0
+            .request(pb::DeactivateAccountRequest { account_id: id.0 });
+        self.client()
+            .deactivate_account(request)
+            .await
+            .map_status()?
+            .try_into()
+    }
+
+    async fn rollover_account_key(
+        &self,
+        id: AccountId,
+        new_key_jwk: String,
+        new_key_thumbprint: String,
+    ) -> Result<Account, Error> {
+        let request = self.0.request(pb::RolloverAccountKeyRequest {
+            account_id: id.0,
+            new_key_jwk,
+            new_key_thumbprint,
+        });
+        self.client()
+            .rollover_account_key(request)
+            .await
+            .map_status()?
+            .try_into()
+    }
+
+    async fn deactivate_authz(&self, id: AuthzId) -> Result<Authz, Error> {
+        let request = self
+            .0
+            .request(pb::DeactivateAuthorizationRequest { authz_id: id.0 });
+        self.client()
+            .deactivate_authorization(request)
+            .await
+            .map_status()?
+            .try_into()
+    }
+
+    async fn revoke_certificate(&self, request: RevokeRequest) -> Result<(), Error> {
+        let serial = request.serial.to_string();
+        let reason = u32::from(request.reason.code());
+        match request.requester {
+            Requester::Account(account_id) => {
+                let request = self.0.request(pb::RevokeByAccountRequest {
+                    serial,
+                    reason,
+                    account_id: account_id.0,
+                });
+                self.client()
+                    .revoke_by_account(request)
+                    .await
+                    .map_status()?;
+            }
+            Requester::CertificateKey(spki) => {
+                let request = self.0.request(pb::RevokeByCertificateKeyRequest {
+                    serial,
+                    reason,
+                    spki,
+                });
+                self.client()
+                    .revoke_by_certificate_key(request)
+                    .await
+                    .map_status()?;
+            }
+        }
         Ok(())
     }
 }
@@ -139,23 +213,38 @@ impl<T: RegistrationAuthority> pb::registration_authority_server::RegistrationAu
 
     async fn update_account_contacts(
         &self,
-        _request: Request<pb::UpdateAccountContactsRequest>,
+        request: Request<pb::UpdateAccountContactsRequest>,
     ) -> GrpcResult<types::Account> {
-        Err(not_yet("account contact updates"))
+        let request = request.into_inner();
+        reply(
+            self.0
+                .update_account_contacts(AccountId(request.account_id), request.contacts)
+                .await,
+        )
     }
 
     async fn deactivate_account(
         &self,
-        _request: Request<pb::DeactivateAccountRequest>,
+        request: Request<pb::DeactivateAccountRequest>,
     ) -> GrpcResult<types::Account> {
-        Err(not_yet("account deactivation"))
+        let id = AccountId(request.into_inner().account_id);
+        reply(self.0.deactivate_account(id).await)
     }
 
     async fn rollover_account_key(
         &self,
-        _request: Request<pb::RolloverAccountKeyRequest>,
+        request: Request<pb::RolloverAccountKeyRequest>,
     ) -> GrpcResult<types::Account> {
-        Err(not_yet("account key rollover"))
+        let request = request.into_inner();
+        reply(
+            self.0
+                .rollover_account_key(
+                    AccountId(request.account_id),
+                    request.new_key_jwk,
+                    request.new_key_thumbprint,
+                )
+                .await,
+        )
     }
 
     async fn new_order(&self, request: Request<pb::NewOrderRequest>) -> GrpcResult<types::Order> {
@@ -184,9 +273,10 @@ impl<T: RegistrationAuthority> pb::registration_authority_server::RegistrationAu
 
     async fn deactivate_authorization(
         &self,
-        _request: Request<pb::DeactivateAuthorizationRequest>,
+        request: Request<pb::DeactivateAuthorizationRequest>,
     ) -> GrpcResult<types::Authorization> {
-        Err(not_yet("authorization deactivation"))
+        let id = AuthzId(request.into_inner().authz_id);
+        reply(self.0.deactivate_authz(id).await)
     }
 
     async fn finalize_order(
@@ -210,7 +300,7 @@ impl<T: RegistrationAuthority> pb::registration_authority_server::RegistrationAu
             Ok::<_, Error>(RevokeRequest {
                 serial: basalt_proto::serial(&request.serial)?,
                 reason: basalt_proto::reason(request.reason)?,
-                account_id: AccountId(request.account_id),
+                requester: Requester::Account(AccountId(request.account_id)),
             })
         })()
         .map_err(to_status)?;
@@ -219,9 +309,18 @@ impl<T: RegistrationAuthority> pb::registration_authority_server::RegistrationAu
 
     async fn revoke_by_certificate_key(
         &self,
-        _request: Request<pb::RevokeByCertificateKeyRequest>,
+        request: Request<pb::RevokeByCertificateKeyRequest>,
     ) -> GrpcResult<types::Empty> {
-        Err(not_yet("revocation by certificate key"))
+        let request = request.into_inner();
+        let revoke = (|| {
+            Ok::<_, Error>(RevokeRequest {
+                serial: basalt_proto::serial(&request.serial)?,
+                reason: basalt_proto::reason(request.reason)?,
+                requester: Requester::CertificateKey(request.spki),
+            })
+        })()
+        .map_err(to_status)?;
+        empty(self.0.revoke_certificate(revoke).await)
     }
 
     async fn administratively_revoke(

@@ -7,6 +7,7 @@ use std::sync::Arc;
 use async_trait::async_trait;
 use basalt_core::Account;
 use basalt_core::AccountId;
+use basalt_core::AccountUpdate;
 use basalt_core::Authz;
 use basalt_core::AuthzId;
 use basalt_core::AuthzOutcome;
@@ -18,6 +19,8 @@ use basalt_core::NewAuthz;
 use basalt_core::NewOrder;
 use basalt_core::Order;
 use basalt_core::OrderId;
+use basalt_core::OrdersPage;
+use basalt_core::PageRequest;
 use basalt_core::RevocationReason;
 use basalt_core::Serial;
 use basalt_core::Storage;
@@ -110,6 +113,27 @@ impl StorageReadOnly for SaClient {
             .map_status()?
             .try_into()
     }
+
+    async fn orders_for_account(
+        &self,
+        account_id: AccountId,
+        page: PageRequest,
+    ) -> Result<OrdersPage, Error> {
+        let request = self.0.request(pb::GetOrdersForAccountRequest {
+            account_id: account_id.0,
+            page_token: page.cursor.unwrap_or_default(),
+            page_size: page.size,
+        });
+        let response = self
+            .reader()
+            .get_orders_for_account(request)
+            .await
+            .map_status()?;
+        Ok(OrdersPage {
+            order_ids: response.order_ids.into_iter().map(OrderId).collect(),
+            next: Some(response.next_page_token).filter(|token| !token.is_empty()),
+        })
+    }
 }
 
 #[async_trait]
@@ -125,6 +149,37 @@ impl Storage for SaClient {
             .await
             .map_status()?
             .try_into()
+    }
+
+    async fn update_account(&self, id: AccountId, update: AccountUpdate) -> Result<Account, Error> {
+        let (key_jwk, key_thumbprint) = update.key.unwrap_or_default();
+        let request = self.0.request(pb::UpdateAccountRequest {
+            id: id.0,
+            set_contacts: update.contacts.is_some(),
+            contacts: update.contacts.unwrap_or_default(),
+            status: update
+                .status
+                .map(|status| status.as_str().to_owned())
+                .unwrap_or_default(),
+            key_jwk,
+            key_thumbprint,
+        });
+        self.writer()
+            .update_account(request)
+            .await
+            .map_status()?
+            .try_into()
+    }
+
+    async fn deactivate_authz(&self, id: AuthzId) -> Result<(), Error> {
+        let request = self
+            .0
+            .request(pb::DeactivateAuthorizationRequest { authz_id: id.0 });
+        self.writer()
+            .deactivate_authorization(request)
+            .await
+            .map_status()?;
+        Ok(())
     }
 
     async fn new_order(&self, order: NewOrder) -> Result<Order, Error> {
@@ -327,9 +382,22 @@ impl<T: Storage> pb::storage_read_only_server::StorageReadOnly for SaService<T> 
 
     async fn get_orders_for_account(
         &self,
-        _request: Request<pb::GetOrdersForAccountRequest>,
+        request: Request<pb::GetOrdersForAccountRequest>,
     ) -> GrpcResult<pb::GetOrdersForAccountResponse> {
-        Err(not_yet("listing an account's orders"))
+        let request = request.into_inner();
+        let page = PageRequest {
+            cursor: Some(request.page_token).filter(|token| !token.is_empty()),
+            size: request.page_size,
+        };
+        let page = self
+            .0
+            .orders_for_account(AccountId(request.account_id), page)
+            .await
+            .map_err(to_status)?;
+        Ok(tonic::Response::new(pb::GetOrdersForAccountResponse {
+            order_ids: page.order_ids.iter().map(|id| id.0).collect(),
+            next_page_token: page.next.unwrap_or_default(),
+        }))
     }
 
     async fn get_authorization(
@@ -399,9 +467,31 @@ impl<T: Storage> pb::storage_server::Storage for SaService<T> {
 
     async fn update_account(
         &self,
-        _request: Request<pb::UpdateAccountRequest>,
+        request: Request<pb::UpdateAccountRequest>,
     ) -> GrpcResult<types::Account> {
-        Err(not_yet("account updates"))
+        let request = request.into_inner();
+        let status = match request.status.as_str() {
+            "" => None,
+            status => Some(basalt_proto::parse_field(status, "status").map_err(to_status)?),
+        };
+        let key = match (
+            request.key_jwk.is_empty(),
+            request.key_thumbprint.is_empty(),
+        ) {
+            (true, true) => None,
+            (false, false) => Some((request.key_jwk, request.key_thumbprint)),
+            _ => {
+                return Err(to_status(Error::internal(
+                    "key_jwk and key_thumbprint must be set together",
+                )));
+            }
+        };
+        let update = AccountUpdate {
+            contacts: request.set_contacts.then_some(request.contacts),
+            status,
+            key,
+        };
+        reply(self.0.update_account(AccountId(request.id), update).await)
     }
 
     async fn new_order(&self, request: Request<pb::NewOrderRequest>) -> GrpcResult<types::Order> {
@@ -470,9 +560,13 @@ impl<T: Storage> pb::storage_server::Storage for SaService<T> {
 
     async fn deactivate_authorization(
         &self,
-        _request: Request<pb::DeactivateAuthorizationRequest>,
+        request: Request<pb::DeactivateAuthorizationRequest>,
     ) -> GrpcResult<types::Empty> {
-        Err(not_yet("authorization deactivation"))
+        empty(
+            self.0
+                .deactivate_authz(AuthzId(request.into_inner().authz_id))
+                .await,
+        )
     }
 
     async fn set_order_processing(

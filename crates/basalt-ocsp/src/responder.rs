@@ -402,6 +402,13 @@ mod tests {
             ) -> Result<basalt_core::CertificateRecord, Error> {
                 Err(Error::internal("unused"))
             }
+            async fn orders_for_account(
+                &self,
+                _: basalt_core::AccountId,
+                _: basalt_core::PageRequest,
+            ) -> Result<basalt_core::OrdersPage, Error> {
+                Err(Error::internal("unused"))
+            }
         }
         let result = Responder::new(
             b"not a certificate",

@@ -2,11 +2,14 @@
 //!
 //! The RA asks this crate whether it is willing to issue for a set of identifiers
 //! ([`IdentifierPolicy::check`], [`check_identifier`]) and whether a CSR matches an
-//! order ([`check_csr`]). Nothing here touches the network, the clock or storage, so
+//! order ([`check_csr`]), and which key a certificate certifies, for revocation
+//! ([`certificate_spki`]). Nothing here touches the network, the clock or storage, so
 //! every rule can be tested from a table.
 
+mod certificate;
 mod csr;
 mod identifier;
 
+pub use certificate::certificate_spki;
 pub use csr::{CsrInfo, check_csr};
 pub use identifier::{IdentifierPolicy, check_identifier};

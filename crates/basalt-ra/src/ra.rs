@@ -9,11 +9,13 @@ use async_trait::async_trait;
 use basalt_core::Account;
 use basalt_core::AccountId;
 use basalt_core::AccountStatus;
+use basalt_core::AccountUpdate;
 use basalt_core::Authz;
 use basalt_core::AuthzId;
 use basalt_core::AuthzOutcome;
 use basalt_core::AuthzStatus;
 use basalt_core::CertificateAuthority;
+use basalt_core::CertificateRecord;
 use basalt_core::Challenge;
 use basalt_core::ChallengeStatus;
 use basalt_core::ChallengeType;
@@ -29,12 +31,15 @@ use basalt_core::Order;
 use basalt_core::OrderId;
 use basalt_core::OrderStatus;
 use basalt_core::RegistrationAuthority;
+use basalt_core::Requester;
+use basalt_core::RevocationReason;
 use basalt_core::RevokeRequest;
 use basalt_core::Storage;
 use basalt_core::ValidateRequest;
 use basalt_core::ValidationAuthority;
 use basalt_core::ValidationResult;
 use basalt_policy::IdentifierPolicy;
+use basalt_policy::certificate_spki;
 use basalt_policy::check_csr;
 use basalt_policy::check_identifier;
 use base64::Engine;
@@ -48,7 +53,7 @@ use tracing::info;
 use tracing::warn;
 
 /// The tracing target of audit events: issuance, revocation, validation outcomes and
-/// account creation. Their field names are stable.
+/// account changes. Their field names are stable.
 const AUDIT: &str = "audit";
 /// Challenge tokens carry this many random bytes (RFC 8555 §8.3 asks for ≥ 128 bits).
 const TOKEN_BYTES: usize = 32;
@@ -95,16 +100,19 @@ impl RaSettings {
 
 /// The registration authority.
 ///
-/// Validation runs in the background: [`RegistrationAuthority::perform_validation`]
-/// marks the challenge processing, spawns the VA call on the current tokio runtime
-/// and returns; the spawned task records the outcome through the SA.
+/// Validation and issuance run in the background:
+/// [`RegistrationAuthority::perform_validation`] marks the challenge processing and
+/// [`RegistrationAuthority::finalize_order`] marks the order processing, each spawns
+/// the VA or CA call on the current tokio runtime and returns; the spawned task
+/// records the outcome through the SA. [`Ra::wait_for_background_work`] awaits them.
 pub struct Ra {
     inner: Arc<Inner>,
-    /// Validations still running; finished ones are pruned on every spawn.
-    validations: Mutex<Vec<JoinHandle<()>>>,
+    /// Validations and issuances still running; finished ones are pruned on every
+    /// spawn.
+    tasks: Mutex<Vec<JoinHandle<()>>>,
 }
 
-/// What a background validation needs, shared with it.
+/// What a background validation or issuance needs, shared with it.
 struct Inner {
     settings: RaSettings,
     sa: Arc<dyn Storage>,
@@ -130,26 +138,22 @@ impl Ra {
                 ca,
                 clock,
             }),
-            validations: Mutex::new(Vec::new()),
+            tasks: Mutex::new(Vec::new()),
         }
     }
 
-    /// Waits until every validation started so far (and any started meanwhile) has
-    /// recorded its outcome; for tests and graceful shutdown.
-    pub async fn wait_for_validations(&self) {
+    /// Waits until every validation and issuance started so far (and any started
+    /// meanwhile) has recorded its outcome; for tests and graceful shutdown.
+    pub async fn wait_for_background_work(&self) {
         loop {
-            let handles = std::mem::take(
-                &mut *self
-                    .validations
-                    .lock()
-                    .unwrap_or_else(PoisonError::into_inner),
-            );
+            let handles =
+                std::mem::take(&mut *self.tasks.lock().unwrap_or_else(PoisonError::into_inner));
             if handles.is_empty() {
                 return;
             }
             for handle in handles {
                 if let Err(err) = handle.await {
-                    error!(error = %err, "validation task failed");
+                    error!(error = %err, "background task failed");
                 }
             }
         }
@@ -159,15 +163,81 @@ impl Ra {
         format!("{}{id}", self.inner.settings.account_uri_prefix)
     }
 
-    fn spawn_validation(&self, job: ValidationJob) {
-        let inner = Arc::clone(&self.inner);
-        let handle = tokio::spawn(inner.validate(job).in_current_span());
-        let mut validations = self
-            .validations
-            .lock()
-            .unwrap_or_else(PoisonError::into_inner);
-        validations.retain(|handle| !handle.is_finished());
-        validations.push(handle);
+    /// Runs `task` on the current runtime and tracks it for
+    /// [`Ra::wait_for_background_work`].
+    fn spawn(&self, task: impl Future<Output = ()> + Send + 'static) {
+        let handle = tokio::spawn(task.in_current_span());
+        let mut tasks = self.tasks.lock().unwrap_or_else(PoisonError::into_inner);
+        tasks.retain(|handle| !handle.is_finished());
+        tasks.push(handle);
+    }
+
+    /// The account `id`, which must be valid ([`ErrorKind::Unauthorized`] otherwise).
+    async fn valid_account(&self, id: AccountId) -> Result<Account, Error> {
+        let account = self.inner.sa.account(id).await?;
+        if account.status != AccountStatus::Valid {
+            return Err(Error::unauthorized(format!(
+                "account is {}",
+                account.status
+            )));
+        }
+        Ok(account)
+    }
+
+    /// Who may revoke: the account the certificate was issued to, or whoever signed
+    /// with the certificate's key. Returns the audit `method`.
+    fn authorize_revocation(
+        certificate: &CertificateRecord,
+        requester: &Requester,
+        reason: RevocationReason,
+    ) -> Result<(&'static str, RevocationReason), Error> {
+        match requester {
+            Requester::Account(account_id) => {
+                if certificate.account_id != *account_id {
+                    warn!(
+                        target: AUDIT,
+                        event = "revocation_refused",
+                        serial = %certificate.serial,
+                        account_id = %account_id,
+                        owner_account_id = %certificate.account_id,
+                        "revocation refused: the certificate belongs to another account"
+                    );
+                    return Err(Error::unauthorized(
+                        "the certificate was not issued to this account",
+                    ));
+                }
+                Ok(("account", reason))
+            }
+            Requester::CertificateKey(spki) => {
+                let certified = certificate_spki(&certificate.der).map_err(|err| {
+                    error!(
+                        serial = %certificate.serial,
+                        error = %err,
+                        "a stored certificate cannot be parsed"
+                    );
+                    Error::internal("error reading the certificate")
+                })?;
+                if certified != *spki {
+                    warn!(
+                        target: AUDIT,
+                        event = "revocation_refused",
+                        serial = %certificate.serial,
+                        owner_account_id = %certificate.account_id,
+                        "revocation refused: not signed by the certificate's key"
+                    );
+                    return Err(Error::unauthorized(
+                        "the request was not signed by the certificate's key",
+                    ));
+                }
+                // As Boulder: whoever proves possession of the certificate's key
+                // may revoke it, and whatever reason they gave, the key is out of
+                // its holder's sole control, so the recorded reason is keyCompromise.
+                // (Refusing other reasons would break clients such as certbot,
+                // which send none by default.)
+                let _ = reason;
+                Ok(("certificate_key", RevocationReason::KeyCompromise))
+            }
+        }
     }
 }
 
@@ -241,6 +311,65 @@ impl Inner {
     }
 }
 
+/// One issuance to run in the background.
+struct IssuanceJob {
+    order: Order,
+    request: IssueRequest,
+    names: Vec<String>,
+}
+
+impl Inner {
+    /// Asks the CA and marks the order valid or invalid; failures are logged, never
+    /// returned, since nobody is waiting for them.
+    async fn issue(self: Arc<Self>, job: IssuanceJob) {
+        let IssuanceJob {
+            order,
+            request,
+            names,
+        } = job;
+        let id = order.id;
+        let certificate = match self.ca.issue_certificate(request).await {
+            Ok(certificate) => certificate,
+            Err(err) => {
+                error!(
+                    target: AUDIT,
+                    event = "issuance_failed",
+                    account_id = %order.account_id,
+                    order_id = %id,
+                    error = %err,
+                    "issuance failed"
+                );
+                let stored = if err.is(ErrorKind::Internal) {
+                    Error::internal(FINALIZE_INTERNAL)
+                } else {
+                    err
+                };
+                if let Err(store_err) = self.sa.set_order_error(id, &stored).await {
+                    error!(order_id = %id, error = %store_err, "cannot mark the order invalid");
+                }
+                return;
+            }
+        };
+        info!(
+            target: AUDIT,
+            event = "certificate_issued",
+            account_id = %order.account_id,
+            order_id = %id,
+            serial = %certificate.serial,
+            names = ?names,
+            "certificate issued"
+        );
+        if let Err(err) = self.sa.finalize_order(id, &certificate.serial).await {
+            error!(
+                order_id = %id,
+                serial = %certificate.serial,
+                error = %err,
+                "certificate issued but the order cannot be marked valid"
+            );
+        }
+    }
+}
+
 #[async_trait]
 impl RegistrationAuthority for Ra {
     async fn new_account(&self, account: NewAccount) -> Result<Account, Error> {
@@ -253,6 +382,72 @@ impl RegistrationAuthority for Ra {
             key_thumbprint = %account.key_thumbprint,
             contacts = account.contacts.len(),
             "account created"
+        );
+        Ok(account)
+    }
+
+    async fn update_account_contacts(
+        &self,
+        id: AccountId,
+        contacts: Vec<String>,
+    ) -> Result<Account, Error> {
+        self.valid_account(id).await?;
+        check_contacts(&contacts)?;
+        let update = AccountUpdate {
+            contacts: Some(contacts),
+            ..AccountUpdate::default()
+        };
+        let account = self.inner.sa.update_account(id, update).await?;
+        info!(
+            target: AUDIT,
+            event = "account_updated",
+            account_id = %id,
+            contacts = account.contacts.len(),
+            "account contacts updated"
+        );
+        Ok(account)
+    }
+
+    async fn deactivate_account(&self, id: AccountId) -> Result<Account, Error> {
+        self.valid_account(id).await?;
+        let update = AccountUpdate {
+            status: Some(AccountStatus::Deactivated),
+            ..AccountUpdate::default()
+        };
+        let account = self.inner.sa.update_account(id, update).await?;
+        info!(
+            target: AUDIT,
+            event = "account_deactivated",
+            account_id = %id,
+            "account deactivated"
+        );
+        Ok(account)
+    }
+
+    async fn rollover_account_key(
+        &self,
+        id: AccountId,
+        new_key_jwk: String,
+        new_key_thumbprint: String,
+    ) -> Result<Account, Error> {
+        let old = self.valid_account(id).await?;
+        if old.key_thumbprint == new_key_thumbprint {
+            return Err(Error::malformed("the new key is the same as the old key"));
+        }
+        let update = AccountUpdate {
+            key: Some((new_key_jwk, new_key_thumbprint)),
+            ..AccountUpdate::default()
+        };
+        // A Conflict (the key belongs to another account) passes through: the WFE
+        // answers it with 409 and that account's URL.
+        let account = self.inner.sa.update_account(id, update).await?;
+        info!(
+            target: AUDIT,
+            event = "account_key_rolled_over",
+            account_id = %id,
+            old_key_thumbprint = %old.key_thumbprint,
+            new_key_thumbprint = %account.key_thumbprint,
+            "account key rolled over"
         );
         Ok(account)
     }
@@ -343,12 +538,28 @@ impl RegistrationAuthority for Ra {
             challenge = %kind,
             "validation started"
         );
-        self.spawn_validation(ValidationJob { authz, request });
+        let inner = Arc::clone(&self.inner);
+        self.spawn(inner.validate(ValidationJob { authz, request }));
         sa.authz(id).await
     }
 
+    async fn deactivate_authz(&self, id: AuthzId) -> Result<Authz, Error> {
+        let sa = &self.inner.sa;
+        sa.deactivate_authz(id).await?;
+        let authz = sa.authz(id).await?;
+        info!(
+            target: AUDIT,
+            event = "authz_deactivated",
+            authz_id = %id,
+            account_id = %authz.account_id,
+            identifier = %authz.identifier,
+            "authorization deactivated"
+        );
+        Ok(authz)
+    }
+
     async fn finalize_order(&self, id: OrderId, csr_der: Vec<u8>) -> Result<Order, Error> {
-        let Inner { sa, ca, clock, .. } = &*self.inner;
+        let Inner { sa, clock, .. } = &*self.inner;
         let order = sa.order(id).await?;
         if order.status != OrderStatus::Ready {
             return Err(Error::new(
@@ -372,55 +583,19 @@ impl RegistrationAuthority for Ra {
             names = ?csr.names,
             "issuance requested"
         );
-        let issued = ca
-            .issue_certificate(IssueRequest {
-                csr_der,
-                account_id: order.account_id,
-                order_id: id,
-                identifiers: order.identifiers.clone(),
-            })
-            .await;
-        let certificate = match issued {
-            Ok(certificate) => certificate,
-            Err(err) => {
-                error!(
-                    target: AUDIT,
-                    event = "issuance_failed",
-                    account_id = %order.account_id,
-                    order_id = %id,
-                    error = %err,
-                    "issuance failed"
-                );
-                let stored = if err.is(ErrorKind::Internal) {
-                    Error::internal(FINALIZE_INTERNAL)
-                } else {
-                    err.clone()
-                };
-                if let Err(store_err) = sa.set_order_error(id, &stored).await {
-                    error!(order_id = %id, error = %store_err, "cannot mark the order invalid");
-                }
-                return Err(err);
-            }
+        let request = IssueRequest {
+            csr_der,
+            account_id: order.account_id,
+            order_id: id,
+            identifiers: order.identifiers.clone(),
         };
-        info!(
-            target: AUDIT,
-            event = "certificate_issued",
-            account_id = %order.account_id,
-            order_id = %id,
-            serial = %certificate.serial,
-            names = ?csr.names,
-            "certificate issued"
-        );
-        sa.finalize_order(id, &certificate.serial)
-            .await
-            .inspect_err(|err| {
-                error!(
-                    order_id = %id,
-                    serial = %certificate.serial,
-                    error = %err,
-                    "certificate issued but the order cannot be marked valid"
-                );
-            })?;
+        let inner = Arc::clone(&self.inner);
+        self.spawn(inner.issue(IssuanceJob {
+            order,
+            request,
+            names: csr.names,
+        }));
+        // Processing, or already valid or invalid if the CA was quick.
         sa.order(id).await
     }
 
@@ -428,7 +603,7 @@ impl RegistrationAuthority for Ra {
         let RevokeRequest {
             serial,
             reason,
-            account_id,
+            requester,
         } = request;
         let sa = &self.inner.sa;
         let certificate = sa.certificate(&serial).await.map_err(|err| {
@@ -438,26 +613,15 @@ impl RegistrationAuthority for Ra {
                 err
             }
         })?;
-        if certificate.account_id != account_id {
-            warn!(
-                target: AUDIT,
-                event = "revocation_refused",
-                serial = %serial,
-                account_id = %account_id,
-                owner_account_id = %certificate.account_id,
-                "revocation refused: the certificate belongs to another account"
-            );
-            return Err(Error::unauthorized(
-                "the certificate was not issued to this account",
-            ));
-        }
+        let (method, reason) = Self::authorize_revocation(&certificate, &requester, reason)?;
         sa.revoke_certificate(&serial, reason, self.inner.clock.now())
             .await?;
         info!(
             target: AUDIT,
             event = "certificate_revoked",
             serial = %serial,
-            account_id = %account_id,
+            account_id = %certificate.account_id,
+            method,
             reason = reason.code(),
             "certificate revoked"
         );

@@ -14,6 +14,7 @@ use async_trait::async_trait;
 use basalt_core::Account;
 use basalt_core::AccountId;
 use basalt_core::AccountStatus;
+use basalt_core::AccountUpdate;
 use basalt_core::Authz;
 use basalt_core::AuthzId;
 use basalt_core::AuthzOutcome;
@@ -33,6 +34,8 @@ use basalt_core::NewOrder;
 use basalt_core::Order;
 use basalt_core::OrderId;
 use basalt_core::OrderStatus;
+use basalt_core::OrdersPage;
+use basalt_core::PageRequest;
 use basalt_core::RevocationReason;
 use basalt_core::Serial;
 use basalt_core::Storage;
@@ -70,11 +73,24 @@ struct Migration {
 }
 
 /// The SQLite schema history, oldest first. Never edit an applied file: add one.
-const MIGRATIONS: &[Migration] = &[Migration {
-    version: 1,
-    name: "initial",
-    sql: include_str!("../migrations/sqlite/0001_initial.sql"),
-}];
+const MIGRATIONS: &[Migration] = &[
+    Migration {
+        version: 1,
+        name: "initial",
+        sql: include_str!("../migrations/sqlite/0001_initial.sql"),
+    },
+    Migration {
+        version: 2,
+        name: "orders_by_account",
+        sql: include_str!("../migrations/sqlite/0002_orders_by_account.sql"),
+    },
+];
+
+/// The page size when a request asks for 0 items.
+const DEFAULT_PAGE_SIZE: u32 = 50;
+
+/// The most items one page holds, whatever the request asks for.
+const MAX_PAGE_SIZE: u32 = 100;
 
 /// The storage authority's database, on SQLite.
 ///
@@ -242,16 +258,12 @@ impl SqlStorage {
 #[async_trait]
 impl StorageReadOnly for SqlStorage {
     async fn account(&self, id: AccountId) -> Result<Account, Error> {
-        let row = sqlx::query(
-            "SELECT id, key_jwk, key_thumbprint, contacts, status, created_at
-             FROM accounts WHERE id = ?",
-        )
-        .bind(id.0)
-        .fetch_optional(&self.pool)
-        .await
-        .map_err(db_error("reading an account"))?
-        .ok_or_else(|| Error::not_found(format!("account {id} not found")))?;
-        account_from_row(&row)
+        let mut conn = self
+            .pool
+            .acquire()
+            .await
+            .map_err(db_error("reading an account"))?;
+        load_account(&mut conn, id).await
     }
 
     async fn account_by_key(&self, key_thumbprint: &str) -> Result<Account, Error> {
@@ -288,6 +300,90 @@ impl StorageReadOnly for SqlStorage {
         let certificate = load_certificate(&mut tx, serial).await?;
         commit(tx).await?;
         Ok(certificate)
+    }
+
+    /// Every order of the account, whatever its status, newest first (`created_at`,
+    /// then `id`, both descending).
+    ///
+    /// RFC 8555 §7.1.2.1 says the list SHOULD include pending orders and SHOULD NOT
+    /// include invalid ones. An order's status is computed on read from its
+    /// authorizations and the clock, so filtering invalid orders would mean computing
+    /// every row's status and pages of uneven length; Basalt lists every order instead,
+    /// so a client sees its whole history, and the order objects carry the status.
+    ///
+    /// Keyset paging: the cursor is `"<created_at>.<id>"` of the page's last order (an
+    /// opaque string to clients), so a page never skips or repeats an order when new
+    /// ones arrive. `size` 0 means 50; larger than 100 means 100.
+    async fn orders_for_account(
+        &self,
+        account_id: AccountId,
+        page: PageRequest,
+    ) -> Result<OrdersPage, Error> {
+        let after = page.cursor.as_deref().map(parse_cursor).transpose()?;
+        let size = match page.size {
+            0 => DEFAULT_PAGE_SIZE,
+            size => size.min(MAX_PAGE_SIZE),
+        };
+        let mut tx = self.begin_read().await?;
+        let account = sqlx::query("SELECT id FROM accounts WHERE id = ?")
+            .bind(account_id.0)
+            .fetch_optional(&mut *tx)
+            .await
+            .map_err(db_error("reading an account"))?;
+        if account.is_none() {
+            return Err(Error::not_found(format!("account {account_id} not found")));
+        }
+        // One row more than the page holds tells whether another page follows.
+        let limit = i64::from(size) + 1;
+        let rows = match after {
+            None => {
+                sqlx::query(
+                    "SELECT id, created_at FROM orders
+                     WHERE account_id = ?
+                     ORDER BY created_at DESC, id DESC
+                     LIMIT ?",
+                )
+                .bind(account_id.0)
+                .bind(limit)
+                .fetch_all(&mut *tx)
+                .await
+            }
+            Some((created_at, id)) => {
+                sqlx::query(
+                    "SELECT id, created_at FROM orders
+                     WHERE account_id = ?
+                           AND (created_at < ? OR (created_at = ? AND id < ?))
+                     ORDER BY created_at DESC, id DESC
+                     LIMIT ?",
+                )
+                .bind(account_id.0)
+                .bind(created_at)
+                .bind(created_at)
+                .bind(id)
+                .bind(limit)
+                .fetch_all(&mut *tx)
+                .await
+            }
+        }
+        .map_err(db_error("listing an account's orders"))?;
+        commit(tx).await?;
+
+        let mut order_ids = Vec::with_capacity(rows.len());
+        let mut last = None;
+        for row in rows
+            .iter()
+            .take(usize::try_from(size).unwrap_or(usize::MAX))
+        {
+            let id: i64 = get(row, "id")?;
+            last = Some((get::<i64>(row, "created_at")?, id));
+            order_ids.push(OrderId(id));
+        }
+        let next = if rows.len() > order_ids.len() {
+            last.map(|(created_at, id)| format!("{created_at}.{id}"))
+        } else {
+            None
+        };
+        Ok(OrdersPage { order_ids, next })
     }
 }
 
@@ -326,6 +422,63 @@ impl Storage for SqlStorage {
             status: AccountStatus::Valid,
             created_at,
         })
+    }
+
+    /// Applies every change of `update` in one transaction, or none. The only status
+    /// change is valid → deactivated (RFC 8555 §7.3.6); a key already held by another
+    /// account is a conflict (RFC 8555 §7.3.5).
+    async fn update_account(&self, id: AccountId, update: AccountUpdate) -> Result<Account, Error> {
+        let mut tx = self.begin_write().await?;
+        let current = load_account(&mut tx, id).await?;
+        if let Some(status) = update.status {
+            if current.status != AccountStatus::Valid || status != AccountStatus::Deactivated {
+                return Err(Error::malformed(format!(
+                    "account {id} cannot move from {} to {status}",
+                    current.status
+                )));
+            }
+            sqlx::query("UPDATE accounts SET status = ? WHERE id = ?")
+                .bind(status.as_str())
+                .bind(id.0)
+                .execute(&mut *tx)
+                .await
+                .map_err(db_error("updating an account"))?;
+        }
+        if let Some(contacts) = &update.contacts {
+            sqlx::query("UPDATE accounts SET contacts = ? WHERE id = ?")
+                .bind(to_json(contacts)?)
+                .bind(id.0)
+                .execute(&mut *tx)
+                .await
+                .map_err(db_error("updating an account"))?;
+        }
+        if let Some((key_jwk, key_thumbprint)) = &update.key {
+            let updated =
+                sqlx::query("UPDATE accounts SET key_jwk = ?, key_thumbprint = ? WHERE id = ?")
+                    .bind(key_jwk)
+                    .bind(key_thumbprint)
+                    .bind(id.0)
+                    .execute(&mut *tx)
+                    .await;
+            match updated {
+                Ok(_) => {}
+                Err(err) if is_unique_violation(&err) => {
+                    warn!(account_id = %id, "key rollover refused: key in use");
+                    return Err(Error::conflict("key is in use by another account"));
+                }
+                Err(err) => return Err(db_error("updating an account")(err)),
+            }
+        }
+        let updated = load_account(&mut tx, id).await?;
+        commit(tx).await?;
+        info!(
+            account_id = %id,
+            status = %updated.status,
+            contacts_changed = update.contacts.is_some(),
+            key_changed = update.key.is_some(),
+            "account updated"
+        );
+        Ok(updated)
     }
 
     async fn new_order(&self, order: NewOrder) -> Result<Order, Error> {
@@ -422,6 +575,35 @@ impl Storage for SqlStorage {
             "order created"
         );
         Ok(stored)
+    }
+
+    /// Deactivates an authorization that is pending or valid (and not expired) at the
+    /// clock's now. Orders holding it compute as invalid from then on.
+    async fn deactivate_authz(&self, id: AuthzId) -> Result<(), Error> {
+        let now = self.clock.now();
+        let mut tx = self.begin_write().await?;
+        let row = sqlx::query("SELECT status, expires FROM authzs WHERE id = ?")
+            .bind(id.0)
+            .fetch_optional(&mut *tx)
+            .await
+            .map_err(db_error("reading an authorization"))?
+            .ok_or_else(|| Error::not_found(format!("authorization {id} not found")))?;
+        let stored: AuthzStatus = parse_wire(&get::<String>(&row, "status")?, "authzs.status")?;
+        let expires = from_unix(get(&row, "expires")?)?;
+        let current = status::authz_status(stored, expires, now);
+        if !matches!(current, AuthzStatus::Pending | AuthzStatus::Valid) {
+            return Err(Error::malformed("authorization is not pending or valid"));
+        }
+        sqlx::query("UPDATE authzs SET status = ? WHERE id = ? AND status = ?")
+            .bind(AuthzStatus::Deactivated.as_str())
+            .bind(id.0)
+            .bind(stored.as_str())
+            .execute(&mut *tx)
+            .await
+            .map_err(db_error("updating an authorization"))?;
+        commit(tx).await?;
+        info!(authz_id = %id, previous = %current, "authorization deactivated");
+        Ok(())
     }
 
     async fn set_challenge_processing(
@@ -817,6 +999,19 @@ impl Storage for SqlStorage {
     }
 }
 
+async fn load_account(conn: &mut SqliteConnection, id: AccountId) -> Result<Account, Error> {
+    let row = sqlx::query(
+        "SELECT id, key_jwk, key_thumbprint, contacts, status, created_at
+         FROM accounts WHERE id = ?",
+    )
+    .bind(id.0)
+    .fetch_optional(&mut *conn)
+    .await
+    .map_err(db_error("reading an account"))?
+    .ok_or_else(|| Error::not_found(format!("account {id} not found")))?;
+    account_from_row(&row)
+}
+
 async fn load_order(
     conn: &mut SqliteConnection,
     id: OrderId,
@@ -1060,6 +1255,21 @@ fn identifier_type_str(kind: IdentifierType) -> &'static str {
         IdentifierType::Dns => "dns",
         IdentifierType::Ip => "ip",
     }
+}
+
+/// Reads a cursor that `orders_for_account` made: `"<created_at>.<id>"`, both
+/// non-negative decimal integers. Anything else is the client's doing.
+fn parse_cursor(cursor: &str) -> Result<(i64, i64), Error> {
+    let number = |text: &str| {
+        if text.is_empty() || !text.bytes().all(|b| b.is_ascii_digit()) {
+            return None;
+        }
+        text.parse::<i64>().ok()
+    };
+    cursor
+        .split_once('.')
+        .and_then(|(created_at, id)| Some((number(created_at)?, number(id)?)))
+        .ok_or_else(|| Error::malformed("invalid cursor"))
 }
 
 /// A random positive ID: unguessable, and no sequence for a distributed engine to

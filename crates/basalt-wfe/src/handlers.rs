@@ -4,7 +4,9 @@ use std::sync::Arc;
 
 use axum::Json;
 use axum::Router;
+use axum::extract::DefaultBodyLimit;
 use axum::extract::Path;
+use axum::extract::RawQuery;
 use axum::extract::Request;
 use axum::extract::State;
 use axum::http::HeaderName;
@@ -33,6 +35,8 @@ use basalt_core::NewAccount;
 use basalt_core::Order;
 use basalt_core::OrderId;
 use basalt_core::OrderStatus;
+use basalt_core::PageRequest;
+use basalt_core::Requester;
 use basalt_core::RevocationReason;
 use basalt_core::RevokeRequest;
 use basalt_core::Serial;
@@ -49,10 +53,12 @@ use tracing::info;
 
 use crate::Wfe;
 use crate::der::certificate_serial;
+use crate::jws::Jwk;
 use crate::jws::Jws;
 use crate::jws::Signer;
 use crate::jws::decode_b64url;
 use crate::jws::problem_with_status;
+use crate::jws::verify_inner_jws;
 use crate::problem::ApiError;
 
 const REPLAY_NONCE: HeaderName = HeaderName::from_static("replay-nonce");
@@ -62,6 +68,17 @@ const PEM_CHAIN_CONTENT_TYPE: &str = "application/pem-certificate-chain";
 
 /// The most contacts an account may list.
 const MAX_CONTACTS: usize = 10;
+
+/// The largest request body accepted; anything longer is refused with a 413
+/// malformed problem before it is parsed.
+const MAX_BODY_BYTES: usize = 64 * 1024;
+
+/// How many orders one page of an account's orders list asks the SA for.
+const ORDERS_PAGE_SIZE: u32 = 100;
+
+/// The `Retry-After` sent with a resource that is still being worked on (RFC 8555
+/// §7.4, §7.5.1), so clients poll politely.
+const POLL_INTERVAL_SECONDS: &str = "1";
 
 type Result<T, E = ApiError> = std::result::Result<T, E>;
 
@@ -73,6 +90,8 @@ pub fn router(wfe: Arc<Wfe>) -> Router {
         .route("/acme/new-nonce", get(new_nonce_get).head(new_nonce_head))
         .route("/acme/new-account", post(new_account))
         .route("/acme/acct/{id}", post(account))
+        .route("/acme/acct/{id}/orders", post(account_orders))
+        .route("/acme/key-change", post(key_change))
         .route("/acme/new-order", post(new_order))
         .route("/acme/order/{id}", post(order))
         .route("/acme/order/{id}/finalize", post(finalize))
@@ -82,6 +101,7 @@ pub fn router(wfe: Arc<Wfe>) -> Router {
         .route("/acme/revoke-cert", post(revoke_cert))
         .method_not_allowed_fallback(method_not_allowed)
         .fallback(not_found)
+        .layer(DefaultBodyLimit::max(MAX_BODY_BYTES))
         .layer(middleware::from_fn_with_state(wfe.clone(), common_headers))
         .with_state(wfe)
 }
@@ -125,6 +145,7 @@ async fn directory(State(wfe): State<Arc<Wfe>>) -> Json<Value> {
         "newAccount": wfe.url("/acme/new-account"),
         "newOrder": wfe.url("/acme/new-order"),
         "revokeCert": wfe.url("/acme/revoke-cert"),
+        "keyChange": wfe.url("/acme/key-change"),
     });
     let settings = wfe.settings();
     let mut meta = serde_json::Map::new();
@@ -174,6 +195,79 @@ fn respond(status: StatusCode, body: Value, location: Option<String>) -> Result<
     Ok(response)
 }
 
+/// Asks the client to poll again in a second.
+fn poll_later(response: &mut Response) {
+    response.headers_mut().insert(
+        header::RETRY_AFTER,
+        HeaderValue::from_static(POLL_INTERVAL_SECONDS),
+    );
+}
+
+/// Appends a `Link` header.
+fn add_link(response: &mut Response, url: &str, rel: &str) -> Result<(), Error> {
+    let link = format!("<{url}>;rel=\"{rel}\"");
+    let value = HeaderValue::from_str(&link)
+        .map_err(|_| Error::internal(format!("link {link:?} is not a header value")))?;
+    response.headers_mut().append(header::LINK, value);
+    Ok(())
+}
+
+/// Percent-encodes everything but RFC 3986 unreserved characters, so any cursor
+/// fits in a query parameter.
+fn percent_encode(text: &str) -> String {
+    let mut out = String::with_capacity(text.len());
+    for byte in text.bytes() {
+        if byte.is_ascii_alphanumeric() || matches!(byte, b'-' | b'.' | b'_' | b'~') {
+            out.push(char::from(byte));
+        } else {
+            out.push_str(&format!("%{byte:02X}"));
+        }
+    }
+    out
+}
+
+/// Decodes `%XX` escapes; anything else is taken literally.
+fn percent_decode(text: &str) -> Result<String, Error> {
+    let invalid = || {
+        Error::malformed(format!(
+            "query value {text:?} is not validly percent-encoded"
+        ))
+    };
+    let bytes = text.as_bytes();
+    let mut out = Vec::with_capacity(bytes.len());
+    let mut i = 0;
+    while let Some(&byte) = bytes.get(i) {
+        if byte == b'%' {
+            let hex = bytes.get(i + 1..i + 3).ok_or_else(invalid)?;
+            let hex = std::str::from_utf8(hex).map_err(|_| invalid())?;
+            out.push(u8::from_str_radix(hex, 16).map_err(|_| invalid())?);
+            i += 3;
+        } else {
+            out.push(byte);
+            i += 1;
+        }
+    }
+    String::from_utf8(out).map_err(|_| invalid())
+}
+
+/// The `cursor` query parameter; absent or empty means the first page.
+fn query_cursor(query: Option<&str>) -> Result<Option<String>, Error> {
+    let Some(query) = query else {
+        return Ok(None);
+    };
+    let mut cursor = None;
+    for pair in query.split('&') {
+        let (name, value) = pair.split_once('=').unwrap_or((pair, ""));
+        if name == "cursor" {
+            if cursor.is_some() {
+                return Err(Error::malformed("the cursor query parameter is repeated"));
+            }
+            cursor = Some(percent_decode(value)?);
+        }
+    }
+    Ok(cursor.filter(|cursor| !cursor.is_empty()))
+}
+
 impl Wfe {
     fn account_url(&self, id: AccountId) -> String {
         self.url(&format!("/acme/acct/{id}"))
@@ -195,7 +289,11 @@ impl Wfe {
         self.url(&format!("/acme/cert/{serial}"))
     }
 
-    /// RFC 8555 §7.1.2. `orders` is left out until `/acme/acct/{id}/orders` exists.
+    fn orders_url(&self, id: AccountId) -> String {
+        self.url(&format!("/acme/acct/{id}/orders"))
+    }
+
+    /// RFC 8555 §7.1.2.
     fn account_json(&self, account: &Account) -> Result<Value, Error> {
         let key: Value = serde_json::from_str(&account.key_jwk).map_err(|err| {
             Error::internal(format!(
@@ -208,6 +306,7 @@ impl Wfe {
             "contact": account.contacts,
             "key": key,
             "createdAt": timestamp(account.created_at)?,
+            "orders": self.orders_url(account.id),
         }))
     }
 
@@ -416,9 +515,10 @@ async fn new_account(State(wfe): State<Arc<Wfe>>, jws: Jws) -> Result<Response> 
     respond(StatusCode::CREATED, body, Some(wfe.account_url(account.id)))
 }
 
+/// What a client may change on its account (RFC 8555 §7.3.2, §7.3.6); other fields
+/// are ignored.
 #[derive(Deserialize)]
-#[serde(rename_all = "camelCase")]
-struct AccountUpdate {
+struct AccountUpdateRequest {
     #[serde(default)]
     contact: Option<Vec<String>>,
     #[serde(default)]
@@ -435,28 +535,175 @@ async fn account(
     if id != account.id {
         return Err(Error::unauthorized("the request was signed by a different account").into());
     }
-    if !jws.is_post_as_get() {
-        let update: AccountUpdate = jws.json()?;
-        match update.status.as_deref() {
-            None | Some("valid") => {}
-            Some("deactivated") => {
-                return Err(Error::malformed("account deactivation is not supported yet").into());
-            }
-            Some(other) => {
-                return Err(Error::malformed(format!(
-                    "account status {other:?} cannot be requested"
-                ))
-                .into());
-            }
+    let location = Some(wfe.account_url(account.id));
+    if jws.is_post_as_get() {
+        return respond(StatusCode::OK, wfe.account_json(account)?, location);
+    }
+    let update: AccountUpdateRequest = jws.json()?;
+    match update.status.as_deref() {
+        None => {}
+        // Echoing the current status back changes nothing (Boulder accepts it too).
+        Some(status) if status == account.status.as_str() => {}
+        Some("deactivated") => {
+            let deactivated = wfe.ra.deactivate_account(account.id).await?;
+            info!(account_id = %account.id, "account deactivated");
+            return respond(StatusCode::OK, wfe.account_json(&deactivated)?, location);
         }
-        if let Some(contacts) = update.contact
-            && contacts != account.contacts
-        {
-            return Err(Error::malformed("updating account contacts is not supported yet").into());
+        Some(other) => {
+            return Err(Error::malformed(format!(
+                "account status {other:?} cannot be requested; only \"deactivated\" can"
+            ))
+            .into());
         }
     }
-    let body = wfe.account_json(account)?;
-    respond(StatusCode::OK, body, Some(wfe.account_url(account.id)))
+    if let Some(contacts) = update.contact
+        && contacts != account.contacts
+    {
+        validate_contacts(&contacts)?;
+        let updated = wfe.ra.update_account_contacts(account.id, contacts).await?;
+        info!(account_id = %account.id, contacts = updated.contacts.len(), "account contacts updated");
+        return respond(StatusCode::OK, wfe.account_json(&updated)?, location);
+    }
+    respond(StatusCode::OK, wfe.account_json(account)?, location)
+}
+
+/// RFC 8555 §7.1.2.1: one page of the account's orders, with a `next` link.
+async fn account_orders(
+    State(wfe): State<Arc<Wfe>>,
+    Path(id): Path<String>,
+    RawQuery(query): RawQuery,
+    jws: Jws,
+) -> Result<Response> {
+    let account = jws.account()?;
+    jws.require_post_as_get()?;
+    let id: AccountId = path_id(&id, "account")?;
+    if id != account.id {
+        return Err(Error::unauthorized("the request was signed by a different account").into());
+    }
+    let cursor = query_cursor(query.as_deref())?;
+    let page = wfe
+        .sa
+        .orders_for_account(
+            account.id,
+            PageRequest {
+                cursor,
+                size: ORDERS_PAGE_SIZE,
+            },
+        )
+        .await?;
+    let orders: Vec<String> = page
+        .order_ids
+        .iter()
+        .map(|order_id| wfe.order_url(*order_id))
+        .collect();
+    let mut response = respond(StatusCode::OK, json!({ "orders": orders }), None)?;
+    if let Some(next) = page.next.filter(|next| !next.is_empty()) {
+        let url = format!(
+            "{}?cursor={}",
+            wfe.orders_url(account.id),
+            percent_encode(&next)
+        );
+        add_link(&mut response, &url, "next")?;
+    }
+    Ok(response)
+}
+
+/// The payload of a key change's inner JWS (RFC 8555 §7.3.5).
+#[derive(Deserialize)]
+#[serde(rename_all = "camelCase")]
+struct KeyChange {
+    account: String,
+    old_key: Value,
+}
+
+/// A 409 naming the account that already holds a key (RFC 8555 §7.3.5).
+fn key_in_use(wfe: &Wfe, holder: AccountId) -> Result<Response> {
+    let url = wfe.account_url(holder);
+    let mut response = ApiError(Error::conflict(format!(
+        "the new key is already the key of account {url}"
+    )))
+    .into_response();
+    let value = HeaderValue::from_str(&url)
+        .map_err(|_| Error::internal(format!("location {url:?} is not a header value")))?;
+    response.headers_mut().insert(header::LOCATION, value);
+    Ok(response)
+}
+
+/// RFC 8555 §7.3.5: the outer JWS is signed by the account (checked by [`Jws`]); its
+/// payload is a JWS signed by the new key.
+async fn key_change(State(wfe): State<Arc<Wfe>>, jws: Jws) -> Result<Response> {
+    let account = jws.account()?;
+    let inner = verify_inner_jws(&jws.payload)?;
+    if inner.url != jws.url {
+        return Err(Error::malformed(format!(
+            "the key-change inner JWS url {:?} differs from the outer JWS url {:?}",
+            inner.url, jws.url
+        ))
+        .into());
+    }
+    let change: KeyChange = serde_json::from_slice(&inner.payload).map_err(|err| {
+        Error::malformed(format!(
+            "the key-change inner payload is not a keyChange object: {err}"
+        ))
+    })?;
+    let account_url = wfe.account_url(account.id);
+    if change.account != account_url {
+        return Err(Error::malformed(format!(
+            "the keyChange account {:?} is not the account that signed the request ({account_url})",
+            change.account
+        ))
+        .into());
+    }
+    let old_key = Jwk::from_value(&change.old_key).map_err(|err| {
+        Error::malformed(format!(
+            "the keyChange oldKey is not a usable key: {}",
+            err.detail
+        ))
+    })?;
+    let current = Jwk::from_json(&account.key_jwk).map_err(|err| {
+        Error::internal(format!(
+            "account {} has an unusable stored key: {}",
+            account.id, err.detail
+        ))
+    })?;
+    let current_thumbprint = current.thumbprint();
+    if old_key.thumbprint() != current_thumbprint {
+        return Err(
+            Error::malformed("the keyChange oldKey is not the account's current key").into(),
+        );
+    }
+    let thumbprint = inner.key.thumbprint();
+    if thumbprint == current_thumbprint {
+        return Err(
+            Error::malformed("the new key is the same as the account's current key").into(),
+        );
+    }
+    match wfe.sa.account_by_key(&thumbprint).await {
+        Ok(holder) => return key_in_use(&wfe, holder.id),
+        Err(err) if err.is(ErrorKind::NotFound) => {}
+        Err(err) => return Err(err.into()),
+    }
+    let rolled = wfe
+        .ra
+        .rollover_account_key(account.id, inner.key.canonical_json(), thumbprint.clone())
+        .await;
+    let updated = match rolled {
+        Ok(updated) => updated,
+        // Another account took the key in the meantime.
+        Err(err) if err.is(ErrorKind::Conflict) => {
+            return match wfe.sa.account_by_key(&thumbprint).await {
+                Ok(holder) => key_in_use(&wfe, holder.id),
+                Err(_) => Err(err.into()),
+            };
+        }
+        Err(err) => return Err(err.into()),
+    };
+    info!(account_id = %account.id, "account key rolled over");
+    respond(
+        StatusCode::OK,
+        wfe.account_json(&updated)?,
+        Some(account_url),
+    )
 }
 
 // === Orders (RFC 8555 §7.4) ===
@@ -511,8 +758,7 @@ async fn order(State(wfe): State<Arc<Wfe>>, Path(id): Path<String>, jws: Jws) ->
     let id: OrderId = path_id(&id, "order")?;
     let order = wfe.sa.order(id).await?;
     check_owner(order.account_id, account, "order")?;
-    let body = wfe.order_json(&order)?;
-    respond(StatusCode::OK, body, None)
+    wfe.order_response(&order, None)
 }
 
 #[derive(Deserialize)]
@@ -537,8 +783,31 @@ async fn finalize(
     }
     let order = wfe.ra.finalize_order(id, csr).await?;
     info!(account_id = %account.id, order_id = %order.id, status = %order.status, "order finalized");
-    let body = wfe.order_json(&order)?;
-    respond(StatusCode::OK, body, Some(wfe.order_url(order.id)))
+    wfe.order_response(&order, Some(wfe.order_url(order.id)))
+}
+
+impl Wfe {
+    /// An order, with `Retry-After` while the certificate is being issued.
+    fn order_response(&self, order: &Order, location: Option<String>) -> Result<Response> {
+        let mut response = respond(StatusCode::OK, self.order_json(order)?, location)?;
+        if order.status == OrderStatus::Processing {
+            poll_later(&mut response);
+        }
+        Ok(response)
+    }
+
+    /// An authorization, with `Retry-After` while one of its challenges is validated.
+    fn authz_response(&self, authz: &Authz) -> Result<Response> {
+        let mut response = respond(StatusCode::OK, self.authz_json(authz)?, None)?;
+        if authz
+            .challenges
+            .iter()
+            .any(|challenge| challenge.status == ChallengeStatus::Processing)
+        {
+            poll_later(&mut response);
+        }
+        Ok(response)
+    }
 }
 
 // === Authorizations and challenges (RFC 8555 §7.5) ===
@@ -554,16 +823,17 @@ async fn authz(State(wfe): State<Arc<Wfe>>, Path(id): Path<String>, jws: Jws) ->
             status: Option<String>,
         }
         let update: AuthzUpdate = jws.json()?;
-        return Err(match update.status.as_deref() {
-            Some("deactivated") => {
-                Error::malformed("authorization deactivation is not supported yet")
-            }
-            _ => Error::malformed("an authorization can only be fetched with POST-as-GET"),
+        if update.status.as_deref() != Some("deactivated") {
+            return Err(Error::malformed(
+                "an authorization accepts only POST-as-GET or {\"status\": \"deactivated\"}",
+            )
+            .into());
         }
-        .into());
+        let deactivated = wfe.ra.deactivate_authz(id).await?;
+        info!(account_id = %account.id, authz_id = %id, "authorization deactivated");
+        return wfe.authz_response(&deactivated);
     }
-    let body = wfe.authz_json(&authz)?;
-    respond(StatusCode::OK, body, None)
+    wfe.authz_response(&authz)
 }
 
 async fn challenge(
@@ -597,10 +867,10 @@ async fn challenge(
         .ok_or_else(|| Error::internal(format!("authorization {id} lost its {kind} challenge")))?;
     let body = wfe.challenge_json(id, challenge)?;
     let mut response = respond(StatusCode::OK, body, None)?;
-    let up = format!("<{}>;rel=\"up\"", wfe.authz_url(id));
-    let up = HeaderValue::from_str(&up)
-        .map_err(|_| Error::internal("authorization url is not a header value"))?;
-    response.headers_mut().append(header::LINK, up);
+    add_link(&mut response, &wfe.authz_url(id), "up")?;
+    if challenge.status == ChallengeStatus::Processing {
+        poll_later(&mut response);
+    }
     Ok(response)
 }
 
@@ -648,9 +918,12 @@ struct RevokeCertRequest {
     reason: Option<u64>,
 }
 
+/// RFC 8555 §7.6: signed by an account (`kid`) or by the certificate's own key
+/// (`jwk`); the RA decides whether that requester may revoke this certificate.
 async fn revoke_cert(State(wfe): State<Arc<Wfe>>, jws: Jws) -> Result<Response> {
-    let Signer::Account(account) = &jws.signer else {
-        return Err(Error::malformed("revocation by certificate key is not supported yet").into());
+    let requester = match &jws.signer {
+        Signer::Account(account) => Requester::Account(account.id),
+        Signer::Key(key) => Requester::CertificateKey(key.spki_der()),
     };
     let request: RevokeCertRequest = jws.json()?;
     let reason = match request.reason {
@@ -682,10 +955,17 @@ async fn revoke_cert(State(wfe): State<Arc<Wfe>>, jws: Jws) -> Result<Response> 
         .revoke_certificate(RevokeRequest {
             serial: serial.clone(),
             reason,
-            account_id: account.id,
+            requester: requester.clone(),
         })
         .await?;
-    info!(account_id = %account.id, serial = %serial, reason = reason.code(), "certificate revoked");
+    match requester {
+        Requester::Account(account_id) => {
+            info!(%account_id, serial = %serial, reason = reason.code(), "certificate revoked");
+        }
+        Requester::CertificateKey(_) => {
+            info!(serial = %serial, reason = reason.code(), "certificate revoked by its key");
+        }
+    }
     Ok(StatusCode::OK.into_response())
 }
 
@@ -730,6 +1010,38 @@ mod tests {
             validate_contacts(&many).unwrap_err().kind,
             ErrorKind::InvalidContact
         );
+    }
+
+    #[test]
+    fn cursors_survive_the_query_string() {
+        for cursor in ["abc", "a b&c=d/e?f%g+h", "ünï", "-._~"] {
+            let encoded = percent_encode(cursor);
+            assert!(
+                encoded
+                    .bytes()
+                    .all(|b| b.is_ascii_alphanumeric() || b"-._~%".contains(&b)),
+                "{encoded}"
+            );
+            let query = format!("x=1&cursor={encoded}");
+            assert_eq!(query_cursor(Some(&query)).unwrap().as_deref(), Some(cursor));
+        }
+        assert_eq!(percent_encode("a b"), "a%20b");
+        assert_eq!(query_cursor(None).unwrap(), None);
+        assert_eq!(query_cursor(Some("cursor=")).unwrap(), None);
+        assert_eq!(query_cursor(Some("other=1")).unwrap(), None);
+        for bad in [
+            "cursor=%",
+            "cursor=%4",
+            "cursor=%zz",
+            "cursor=%ff",
+            "cursor=a&cursor=b",
+        ] {
+            assert_eq!(
+                query_cursor(Some(bad)).unwrap_err().kind,
+                ErrorKind::Malformed,
+                "{bad}"
+            );
+        }
     }
 
     #[test]

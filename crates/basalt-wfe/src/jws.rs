@@ -22,7 +22,9 @@ use basalt_core::Error;
 use basalt_core::ErrorKind;
 use base64::Engine;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+use ring::agreement;
 use ring::digest;
+use ring::rand::SystemRandom;
 use ring::signature;
 use serde::Deserialize;
 use serde::de::DeserializeOwned;
@@ -30,10 +32,14 @@ use serde_json::Map;
 use serde_json::Value;
 
 use crate::Wfe;
+use crate::der::NamedCurve;
+use crate::der::ec_spki;
+use crate::der::ed25519_spki;
+use crate::der::rsa_spki;
 use crate::problem::problem;
 
 /// The `alg` values Basalt accepts, as listed in `badSignatureAlgorithm` problems.
-pub(crate) const SUPPORTED_ALGORITHMS: [&str; 3] = ["ES256", "ES384", "RS256"];
+pub(crate) const SUPPORTED_ALGORITHMS: [&str; 4] = ["ES256", "ES384", "RS256", "EdDSA"];
 
 /// The media type every ACME POST must carry (RFC 8555 §6.2).
 pub(crate) const JOSE_CONTENT_TYPE: &str = "application/jose+json";
@@ -44,8 +50,14 @@ const PRIVATE_MEMBERS: [&str; 8] = ["d", "p", "q", "dp", "dq", "qi", "oth", "k"]
 /// The smallest RSA modulus accepted, in bits.
 const MIN_RSA_BITS: usize = 2048;
 
-/// The largest RSA modulus ring verifies with, in bits.
-const MAX_RSA_BITS: usize = 8192;
+/// The largest RSA modulus accepted, in bits.
+const MAX_RSA_BITS: usize = 4096;
+
+/// The largest RSA public exponent accepted (2^32, as Boulder's key policy).
+const MAX_RSA_EXPONENT: u64 = 1 << 32;
+
+/// The length of an Ed25519 public key (RFC 8032 §5.1.5).
+const ED25519_KEY_LEN: usize = 32;
 
 /// Decodes base64url without padding, strictly (RFC 7515 §2): padding, other
 /// alphabets and non-canonical trailing bits are errors.
@@ -64,6 +76,8 @@ pub(crate) enum Algorithm {
     Es384,
     /// RSASSA-PKCS1-v1_5 with SHA-256.
     Rs256,
+    /// Ed25519 (RFC 8037 §3.1).
+    EdDsa,
 }
 
 impl Algorithm {
@@ -72,6 +86,7 @@ impl Algorithm {
             Self::Es256 => "ES256",
             Self::Es384 => "ES384",
             Self::Rs256 => "RS256",
+            Self::EdDsa => "EdDSA",
         }
     }
 
@@ -80,6 +95,7 @@ impl Algorithm {
             "ES256" => Ok(Self::Es256),
             "ES384" => Ok(Self::Es384),
             "RS256" => Ok(Self::Rs256),
+            "EdDSA" => Ok(Self::EdDsa),
             _ => Err(Error::new(
                 ErrorKind::BadSignatureAlgorithm,
                 format!("JWS signature algorithm {alg:?} is not supported"),
@@ -109,6 +125,37 @@ impl Curve {
             Self::P384 => 48,
         }
     }
+
+    fn named(self) -> NamedCurve {
+        match self {
+            Self::P256 => NamedCurve::P256,
+            Self::P384 => NamedCurve::P384,
+        }
+    }
+}
+
+/// The uncompressed SEC 1 point `04 || x || y`.
+fn uncompressed_point(x: &[u8], y: &[u8]) -> Vec<u8> {
+    let mut point = Vec::with_capacity(1 + x.len() + y.len());
+    point.push(0x04);
+    point.extend_from_slice(x);
+    point.extend_from_slice(y);
+    point
+}
+
+/// Checks that a point lies on its curve. ring offers no direct check, but its ECDH
+/// validates the peer's point (coordinates below p, on the curve) before using it.
+fn check_on_curve(curve: Curve, x: &[u8], y: &[u8]) -> Result<(), Error> {
+    let alg = match curve {
+        Curve::P256 => &agreement::ECDH_P256,
+        Curve::P384 => &agreement::ECDH_P384,
+    };
+    let rng = SystemRandom::new();
+    let private = agreement::EphemeralPrivateKey::generate(alg, &rng)
+        .map_err(|_| Error::internal("cannot generate an ephemeral ecdh key"))?;
+    let peer = agreement::UnparsedPublicKey::new(alg, uncompressed_point(x, y));
+    agreement::agree_ephemeral(private, &peer, |_| ())
+        .map_err(|_| bad_key(format!("the {} point is not on the curve", curve.name())))
 }
 
 /// An account's public key, parsed from a JWK.
@@ -122,6 +169,8 @@ pub(crate) enum Jwk {
     },
     /// An RSA key.
     Rsa { n: Vec<u8>, e: Vec<u8> },
+    /// An Ed25519 key (RFC 8037 §2).
+    Ed25519 { x: Vec<u8> },
 }
 
 fn member<'a>(jwk: &'a Map<String, Value>, name: &str) -> Result<&'a str, Error> {
@@ -148,10 +197,36 @@ fn bit_len(bytes: &[u8]) -> usize {
     }
 }
 
+/// Checks an RSA public exponent: odd, at least 3, at most 2^32.
+fn check_rsa_exponent(e: &[u8]) -> Result<(), Error> {
+    let e = strip_zeros(e);
+    let value = if e.len() > 8 {
+        u64::MAX
+    } else {
+        e.iter().fold(0u64, |acc, b| (acc << 8) | u64::from(*b))
+    };
+    if value < 3 || value % 2 == 0 || value > MAX_RSA_EXPONENT {
+        return Err(bad_key(
+            "the RSA public exponent must be odd, at least 3 and at most 2^32",
+        ));
+    }
+    Ok(())
+}
+
 impl Jwk {
-    /// Parses a public JWK, refusing private key material and keys Basalt does not
-    /// accept.
+    /// Parses a public JWK from a request, refusing private key material and keys
+    /// Basalt does not accept (key policy: RSA 2048–4096 bits with a sane exponent,
+    /// P-256/P-384 points on their curve, Ed25519).
     pub(crate) fn from_value(value: &Value) -> Result<Self, Error> {
+        let key = Self::parse(value)?;
+        if let Self::Ec { curve, x, y } = &key {
+            check_on_curve(*curve, x, y)?;
+        }
+        Ok(key)
+    }
+
+    /// Parses a JWK, checking everything but that an EC point is on its curve.
+    fn parse(value: &Value) -> Result<Self, Error> {
         let Some(jwk) = value.as_object() else {
             return Err(Error::malformed("jwk is not a JSON object"));
         };
@@ -187,20 +262,32 @@ impl Jwk {
                         "RSA modulus is {bits} bits; {MIN_RSA_BITS} to {MAX_RSA_BITS} are accepted"
                     )));
                 }
-                if strip_zeros(&e).is_empty() {
-                    return Err(bad_key("RSA exponent is zero"));
-                }
+                check_rsa_exponent(&e)?;
                 Ok(Self::Rsa { n, e })
+            }
+            "OKP" => {
+                match member(jwk, "crv")? {
+                    "Ed25519" => {}
+                    other => return Err(bad_key(format!("OKP curve {other:?} is not supported"))),
+                }
+                let x = decode_b64url("jwk x", member(jwk, "x")?)?;
+                if x.len() != ED25519_KEY_LEN {
+                    return Err(bad_key(format!(
+                        "Ed25519 keys must be {ED25519_KEY_LEN} bytes long"
+                    )));
+                }
+                Ok(Self::Ed25519 { x })
             }
             other => Err(bad_key(format!("key type {other:?} is not supported"))),
         }
     }
 
-    /// Parses a JWK from JSON text (an account's stored key).
+    /// Parses a JWK from JSON text (an account's stored key, checked when it was
+    /// registered, so its point is not checked again on every request).
     pub(crate) fn from_json(text: &str) -> Result<Self, Error> {
         let value: Value = serde_json::from_str(text)
             .map_err(|err| Error::malformed(format!("jwk is not valid JSON: {err}")))?;
-        Self::from_value(&value)
+        Self::parse(&value)
     }
 
     /// The JWK with only its required members in lexicographic order and no
@@ -216,6 +303,16 @@ impl Jwk {
                 b64(y)
             ),
             Self::Rsa { n, e } => format!(r#"{{"e":"{}","kty":"RSA","n":"{}"}}"#, b64(e), b64(n)),
+            Self::Ed25519 { x } => format!(r#"{{"crv":"Ed25519","kty":"OKP","x":"{}"}}"#, b64(x)),
+        }
+    }
+
+    /// The key as a DER SubjectPublicKeyInfo, as it appears in a certificate.
+    pub(crate) fn spki_der(&self) -> Vec<u8> {
+        match self {
+            Self::Ec { curve, x, y } => ec_spki(curve.named(), x, y),
+            Self::Rsa { n, e } => rsa_spki(n, e),
+            Self::Ed25519 { x } => ed25519_spki(x),
         }
     }
 
@@ -246,19 +343,19 @@ impl Jwk {
             ) => {
                 let params = match alg {
                     Algorithm::Es384 => &signature::ECDSA_P384_SHA384_FIXED,
-                    Algorithm::Es256 | Algorithm::Rs256 => &signature::ECDSA_P256_SHA256_FIXED,
+                    _ => &signature::ECDSA_P256_SHA256_FIXED,
                 };
-                let mut point = Vec::with_capacity(1 + x.len() + y.len());
-                point.push(0x04);
-                point.extend_from_slice(x);
-                point.extend_from_slice(y);
-                signature::UnparsedPublicKey::new(params, point).verify(message, sig)
+                signature::UnparsedPublicKey::new(params, uncompressed_point(x, y))
+                    .verify(message, sig)
             }
             (Algorithm::Rs256, Self::Rsa { n, e }) => signature::RsaPublicKeyComponents {
                 n: strip_zeros(n),
                 e: strip_zeros(e),
             }
             .verify(&signature::RSA_PKCS1_2048_8192_SHA256, message, sig),
+            (Algorithm::EdDsa, Self::Ed25519 { x }) => {
+                signature::UnparsedPublicKey::new(&signature::ED25519, x).verify(message, sig)
+            }
             _ => {
                 return Err(Error::new(
                     ErrorKind::BadSignatureAlgorithm,
@@ -310,6 +407,8 @@ pub(crate) struct Jws {
     pub(crate) payload: Vec<u8>,
     /// Who signed it.
     pub(crate) signer: Signer,
+    /// Its `url` header (equal to the request URL).
+    pub(crate) url: String,
 }
 
 impl Jws {
@@ -345,33 +444,111 @@ impl Jws {
     }
 }
 
-impl Wfe {
-    /// Authenticates a POST to `path` (RFC 8555 §6.2–6.4): the checks run in the order
-    /// Boulder uses, the nonce being redeemed only after the signature verified.
-    pub(crate) async fn verify_jws(&self, path: &str, body: &[u8]) -> Result<Jws, Error> {
+/// A flattened JWS taken apart, its signature not yet checked.
+struct Parsed {
+    /// `protected.payload`, what the signature covers.
+    signing_input: String,
+    header: Protected,
+    alg: Algorithm,
+    url: String,
+    payload: Vec<u8>,
+    sig: Vec<u8>,
+}
+
+impl Parsed {
+    /// Decodes a flattened JWS; `label` names it in error details.
+    fn decode(body: &[u8], label: &str) -> Result<Self, Error> {
         let jws: Flattened = serde_json::from_slice(body)
-            .map_err(|err| Error::malformed(format!("request is not a flattened JWS: {err}")))?;
-        let protected_bytes = decode_b64url("JWS protected header", &jws.protected)?;
-        let payload = decode_b64url("JWS payload", &jws.payload)?;
-        let sig = decode_b64url("JWS signature", &jws.signature)?;
-        let header: Protected = serde_json::from_slice(&protected_bytes)
-            .map_err(|err| Error::malformed(format!("JWS protected header is invalid: {err}")))?;
+            .map_err(|err| Error::malformed(format!("{label} is not a flattened JWS: {err}")))?;
+        let protected_bytes = decode_b64url(&format!("{label} protected header"), &jws.protected)?;
+        let payload = decode_b64url(&format!("{label} payload"), &jws.payload)?;
+        let sig = decode_b64url(&format!("{label} signature"), &jws.signature)?;
+        let header: Protected = serde_json::from_slice(&protected_bytes).map_err(|err| {
+            Error::malformed(format!("{label} protected header is invalid: {err}"))
+        })?;
         if header.crit.is_some() {
-            return Err(Error::malformed(
-                "JWS crit header parameters are not supported",
-            ));
+            return Err(Error::malformed(format!(
+                "{label} crit header parameters are not supported"
+            )));
         }
         let alg = Algorithm::parse(&header.alg)?;
-        let Some(url) = header.url else {
-            return Err(Error::malformed("JWS protected header has no url"));
+        let Some(url) = header.url.clone() else {
+            return Err(Error::malformed(format!(
+                "{label} protected header has no url"
+            )));
         };
-        let (key, signer) = match (header.jwk, header.kid) {
+        Ok(Self {
+            signing_input: format!("{}.{}", jws.protected, jws.payload),
+            header,
+            alg,
+            url,
+            payload,
+            sig,
+        })
+    }
+
+    fn verify_with(&self, key: &Jwk) -> Result<(), Error> {
+        key.verify(self.alg, self.signing_input.as_bytes(), &self.sig)
+    }
+}
+
+/// The inner JWS of a key change (RFC 8555 §7.3.5), verified with its own `jwk`.
+#[derive(Clone, Debug)]
+pub(crate) struct InnerJws {
+    /// The new key, which signed it.
+    pub(crate) key: Jwk,
+    /// Its `url` header.
+    pub(crate) url: String,
+    /// Its decoded payload (the keyChange object).
+    pub(crate) payload: Vec<u8>,
+}
+
+/// Verifies the inner JWS of a key change: flattened, signed with a `jwk` (the new
+/// key), never a `kid`. Its `nonce`, if any, is ignored and not redeemed; the outer
+/// JWS already carried one.
+pub(crate) fn verify_inner_jws(body: &[u8]) -> Result<InnerJws, Error> {
+    const LABEL: &str = "key-change inner JWS";
+    let parsed = Parsed::decode(body, LABEL)?;
+    if parsed.header.kid.is_some() {
+        return Err(Error::malformed(format!(
+            "the {LABEL} must be signed with the new key in jwk, not with a kid"
+        )));
+    }
+    let Some(jwk) = &parsed.header.jwk else {
+        return Err(Error::malformed(format!(
+            "the {LABEL} must carry the new key in jwk"
+        )));
+    };
+    let key = Jwk::from_value(jwk)?;
+    parsed.verify_with(&key).map_err(|err| {
+        if err.is(ErrorKind::Malformed) {
+            Error::malformed(format!(
+                "the {LABEL} signature does not verify with its jwk"
+            ))
+        } else {
+            err
+        }
+    })?;
+    Ok(InnerJws {
+        key,
+        url: parsed.url,
+        payload: parsed.payload,
+    })
+}
+
+impl Wfe {
+    /// Authenticates a POST to `path_and_query` (RFC 8555 §6.2–6.4): the checks run in
+    /// the order Boulder uses, the nonce being redeemed only after the signature
+    /// verified. The `url` header must match the request URL including its query.
+    pub(crate) async fn verify_jws(&self, path_and_query: &str, body: &[u8]) -> Result<Jws, Error> {
+        let parsed = Parsed::decode(body, "JWS")?;
+        let (key, signer) = match (&parsed.header.jwk, &parsed.header.kid) {
             (Some(jwk), None) => {
-                let key = Jwk::from_value(&jwk)?;
+                let key = Jwk::from_value(jwk)?;
                 (key.clone(), Signer::Key(key))
             }
             (None, Some(kid)) => {
-                let account = self.account_for_kid(&kid).await?;
+                let account = self.account_for_kid(kid).await?;
                 let key = Jwk::from_json(&account.key_jwk).map_err(|err| {
                     Error::internal(format!(
                         "account {} has an unusable stored key: {}",
@@ -391,27 +568,31 @@ impl Wfe {
                 ));
             }
         };
-        let signing_input = format!("{}.{}", jws.protected, jws.payload);
-        key.verify(alg, signing_input.as_bytes(), &sig)?;
-        let Some(nonce) = header.nonce else {
+        parsed.verify_with(&key)?;
+        let Some(nonce) = &parsed.header.nonce else {
             return Err(Error::new(
                 ErrorKind::BadNonce,
                 "JWS protected header has no nonce",
             ));
         };
-        if !self.nonces.redeem(&nonce) {
+        if !self.nonces.redeem(nonce) {
             return Err(Error::new(
                 ErrorKind::BadNonce,
                 format!("JWS has an invalid anti-replay nonce {nonce:?}"),
             ));
         }
-        let expected = self.url(path);
-        if url != expected {
+        let expected = self.url(path_and_query);
+        if parsed.url != expected {
             return Err(Error::unauthorized(format!(
-                "JWS header url {url:?} does not match the request url {expected:?}"
+                "JWS header url {:?} does not match the request url {expected:?}",
+                parsed.url
             )));
         }
-        Ok(Jws { payload, signer })
+        Ok(Jws {
+            payload: parsed.payload,
+            signer,
+            url: parsed.url,
+        })
     }
 
     /// The valid account a `kid` names.
@@ -471,10 +652,13 @@ impl FromRequest<Arc<Wfe>> for Jws {
                 StatusCode::UNSUPPORTED_MEDIA_TYPE,
             ));
         }
-        let path = match request.extensions().get::<OriginalUri>() {
-            Some(OriginalUri(uri)) => uri.path().to_owned(),
-            None => request.uri().path().to_owned(),
+        let uri = match request.extensions().get::<OriginalUri>() {
+            Some(OriginalUri(uri)) => uri,
+            None => request.uri(),
         };
+        let path = uri
+            .path_and_query()
+            .map_or_else(|| uri.path().to_owned(), |pq| pq.as_str().to_owned());
         let body = Bytes::from_request(request, wfe)
             .await
             .map_err(|rejection| {
@@ -555,10 +739,21 @@ mod tests {
         check_vector(key, Algorithm::Es256, &input, sig);
     }
 
+    /// A P-256 key pair and its JWK coordinates.
+    fn p256() -> (signature::EcdsaKeyPair, Vec<u8>, Vec<u8>) {
+        let rng = SystemRandom::new();
+        let alg = &signature::ECDSA_P256_SHA256_FIXED_SIGNING;
+        let pkcs8 = signature::EcdsaKeyPair::generate_pkcs8(alg, &rng).unwrap();
+        let pair = signature::EcdsaKeyPair::from_pkcs8(alg, pkcs8.as_ref(), &rng).unwrap();
+        let point = signature::KeyPair::public_key(&pair).as_ref().to_vec();
+        (pair, point[1..33].to_vec(), point[33..].to_vec())
+    }
+
     #[test]
     fn ec_canonical_json_orders_members() {
-        let x = URL_SAFE_NO_PAD.encode([1u8; 32]);
-        let y = URL_SAFE_NO_PAD.encode([2u8; 32]);
+        let (_, x, y) = p256();
+        let x = URL_SAFE_NO_PAD.encode(x);
+        let y = URL_SAFE_NO_PAD.encode(y);
         let jwk = serde_json::json!({"y": y, "x": x, "kty": "EC", "crv": "P-256", "use": "sig"});
         let key = Jwk::from_value(&jwk).unwrap();
         assert_eq!(
@@ -653,11 +848,138 @@ mod tests {
     }
 
     #[test]
-    fn only_three_algorithms() {
+    fn points_off_the_curve_are_bad_public_keys() {
+        let (_, x, y) = p256();
+        let mut bad_y = y.clone();
+        bad_y[31] ^= 1;
+        let jwk = |x: &[u8], y: &[u8]| {
+            serde_json::json!({"kty": "EC", "crv": "P-256",
+                "x": URL_SAFE_NO_PAD.encode(x), "y": URL_SAFE_NO_PAD.encode(y)})
+        };
+        Jwk::from_value(&jwk(&x, &y)).unwrap();
+        for (x, y) in [
+            (&x, &bad_y),
+            (&vec![0u8; 32], &vec![0u8; 32]),
+            (&vec![0xff; 32], &y),
+        ] {
+            let err = Jwk::from_value(&jwk(x, y)).unwrap_err();
+            assert_eq!(err.kind, ErrorKind::BadPublicKey, "{}", err.detail);
+        }
+    }
+
+    #[test]
+    fn rsa_key_policy() {
+        let rsa = |bits: usize, e: &[u8]| {
+            let mut n = vec![0xffu8; bits / 8];
+            n[0] = 0x80;
+            serde_json::json!({"kty": "RSA", "n": URL_SAFE_NO_PAD.encode(n), "e": URL_SAFE_NO_PAD.encode(e)})
+        };
+        for bits in [2048, 3072, 4096] {
+            Jwk::from_value(&rsa(bits, &[1, 0, 1])).unwrap();
+        }
+        Jwk::from_value(&rsa(2048, &[3])).unwrap();
+        Jwk::from_value(&rsa(2048, &[0, 0, 0, 0xff, 0xff, 0xff, 0xff])).unwrap();
+        let refused: [(usize, &[u8]); 7] = [
+            (1024, &[1, 0, 1]),
+            (2040, &[1, 0, 1]),
+            (4104, &[1, 0, 1]),
+            (2048, &[1]),
+            (2048, &[0]),
+            (2048, &[1, 0, 0]),
+            (2048, &[1, 0, 0, 0, 1]),
+        ];
+        for (bits, e) in refused {
+            assert_eq!(
+                Jwk::from_value(&rsa(bits, e)).unwrap_err().kind,
+                ErrorKind::BadPublicKey,
+                "{bits} {e:?}"
+            );
+        }
+    }
+
+    /// RFC 8037 Appendix A.1–A.4: the Ed25519 key, its thumbprint and a signature.
+    #[test]
+    fn rfc8037_ed25519_vectors() {
+        let key = serde_json::json!({
+            "kty": "OKP",
+            "crv": "Ed25519",
+            "x": "11qYAYKxCrfVS_7TyWQHOg7hcvPapiMlrwIaaPcHURo",
+        });
+        let parsed = Jwk::from_value(&key).unwrap();
+        assert_eq!(
+            parsed.canonical_json(),
+            r#"{"crv":"Ed25519","kty":"OKP","x":"11qYAYKxCrfVS_7TyWQHOg7hcvPapiMlrwIaaPcHURo"}"#
+        );
+        assert_eq!(
+            parsed.thumbprint(),
+            "kPrK_qmxVWaYVA9wwBF6Iuo3vVzz7TxHCTwXBygrS4k"
+        );
+        check_vector(
+            key,
+            Algorithm::EdDsa,
+            "eyJhbGciOiJFZERTQSJ9.RXhhbXBsZSBvZiBFZDI1NTE5IHNpZ25pbmc",
+            "hgyY0il_MGCjP0JzlnLWG1PPOt7-09PGcvMg3AIbQR6dWbhijcNR4ki4iylGjg5BhVsPt9g7sVvpAr_MuM0KAg",
+        );
+        let err = parsed.verify(Algorithm::Es256, b"x", &[0; 64]).unwrap_err();
+        assert_eq!(err.kind, ErrorKind::BadSignatureAlgorithm);
+        let short = serde_json::json!({"kty": "OKP", "crv": "Ed25519", "x": "AQID"});
+        assert_eq!(
+            Jwk::from_value(&short).unwrap_err().kind,
+            ErrorKind::BadPublicKey
+        );
+        let x448 = serde_json::json!({"kty": "OKP", "crv": "Ed448", "x": "AQID"});
+        assert_eq!(
+            Jwk::from_value(&x448).unwrap_err().kind,
+            ErrorKind::BadPublicKey
+        );
+    }
+
+    #[test]
+    fn inner_jws_must_use_jwk() {
+        let (pair, x, y) = p256();
+        let jwk = serde_json::json!({"kty": "EC", "crv": "P-256",
+            "x": URL_SAFE_NO_PAD.encode(&x), "y": URL_SAFE_NO_PAD.encode(&y)});
+        let sign = |header: Value, payload: &str| {
+            let protected = URL_SAFE_NO_PAD.encode(header.to_string());
+            let payload = URL_SAFE_NO_PAD.encode(payload);
+            let input = format!("{protected}.{payload}");
+            let sig = pair.sign(&SystemRandom::new(), input.as_bytes()).unwrap();
+            serde_json::json!({"protected": protected, "payload": payload,
+                "signature": URL_SAFE_NO_PAD.encode(sig.as_ref())})
+            .to_string()
+        };
+        let body = sign(
+            serde_json::json!({"alg": "ES256", "jwk": jwk, "url": "u", "nonce": "ignored"}),
+            "{}",
+        );
+        let inner = verify_inner_jws(body.as_bytes()).unwrap();
+        assert_eq!(inner.url, "u");
+        assert_eq!(inner.payload, b"{}");
+        assert_eq!(inner.key, Jwk::from_value(&jwk).unwrap());
+        for header in [
+            serde_json::json!({"alg": "ES256", "kid": "k", "url": "u"}),
+            serde_json::json!({"alg": "ES256", "url": "u"}),
+            serde_json::json!({"alg": "ES256", "jwk": jwk}),
+        ] {
+            let err = verify_inner_jws(sign(header, "{}").as_bytes()).unwrap_err();
+            assert_eq!(err.kind, ErrorKind::Malformed, "{}", err.detail);
+            assert!(err.detail.contains("inner JWS"), "{}", err.detail);
+        }
+        let mut tampered: Value = serde_json::from_str(&body).unwrap();
+        tampered["payload"] = "e30".into();
+        tampered["signature"] = URL_SAFE_NO_PAD.encode([1u8; 64]).into();
+        let err = verify_inner_jws(tampered.to_string().as_bytes()).unwrap_err();
+        assert_eq!(err.kind, ErrorKind::Malformed);
+    }
+
+    #[test]
+    fn four_algorithms() {
         for alg in SUPPORTED_ALGORITHMS {
             Algorithm::parse(alg).unwrap();
         }
-        for alg in ["none", "HS256", "RS512", "ES512", "EdDSA", "es256", ""] {
+        for alg in [
+            "none", "HS256", "RS512", "ES512", "Ed25519", "eddsa", "es256", "",
+        ] {
             assert_eq!(
                 Algorithm::parse(alg).unwrap_err().kind,
                 ErrorKind::BadSignatureAlgorithm

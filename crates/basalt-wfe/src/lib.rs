@@ -8,10 +8,13 @@
 //!
 //! ```text
 //! router(Arc<Wfe>) ─┬─ GET  /directory, HEAD|GET /acme/new-nonce
-//!                   └─ POST /acme/{new-account, acct/{id}, new-order, order/{id}[/finalize],
-//!                                 authz/{id}, chall/{authz_id}/{type}, cert/{serial},
-//!                                 revoke-cert}
+//!                   └─ POST /acme/{new-account, acct/{id}[/orders], key-change, new-order,
+//!                                 order/{id}[/finalize], authz/{id}, chall/{authz_id}/{type},
+//!                                 cert/{serial}, revoke-cert}
 //! ```
+//!
+//! Every POST body is capped at 64 KiB (a larger one gets a 413 malformed problem).
+//! Account keys may be RSA (2048–4096 bits), P-256, P-384 or Ed25519.
 #![warn(missing_docs)]
 
 mod config;

@@ -283,7 +283,7 @@ mod tests {
                 .unwrap();
         assert_eq!(
             json["algorithms"],
-            serde_json::json!(["ES256", "ES384", "RS256"])
+            serde_json::json!(["ES256", "ES384", "RS256", "EdDSA"])
         );
         let json = serde_json::to_value(problem(&Error::malformed("no"))).unwrap();
         assert!(json.get("algorithms").is_none());

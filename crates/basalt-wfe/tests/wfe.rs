@@ -9,9 +9,16 @@ use axum::body::Body;
 use axum::http::Request;
 use axum::http::StatusCode;
 use basalt_core::AccountId;
+use basalt_core::AccountStatus;
+use basalt_core::AuthzStatus;
+use basalt_core::CertStatus;
+use basalt_core::OrderStatus;
+use basalt_core::Requester;
 use basalt_core::RevocationReason;
+use basalt_core::Serial;
 use base64::Engine;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+use rcgen::PublicKeyData;
 use serde_json::Value;
 use serde_json::json;
 
@@ -50,6 +57,7 @@ async fn directory_lists_the_resources() {
             "newAccount": format!("{BASE}/acme/new-account"),
             "newOrder": format!("{BASE}/acme/new-order"),
             "revokeCert": format!("{BASE}/acme/revoke-cert"),
+            "keyChange": format!("{BASE}/acme/key-change"),
             "meta": {"termsOfService": TOS, "website": "https://acme.test"},
         })
     );
@@ -402,18 +410,20 @@ async fn account_resource() {
     app.register(&mut key).await;
     let kid = key.kid.clone().unwrap();
     let path = kid.strip_prefix(BASE).unwrap().to_owned();
-    for payload in ["", "{}", r#"{"contact":["mailto:admin@example.com"]}"#] {
+    for payload in [
+        "",
+        "{}",
+        r#"{"contact":["mailto:admin@example.com"]}"#,
+        r#"{"status":"valid","orders":"x","termsOfServiceAgreed":false}"#,
+    ] {
         let reply = app.post(&key, &path, payload).await;
         assert_eq!(reply.status, StatusCode::OK, "{payload}");
-        assert_eq!(reply.json()["status"], "valid");
+        let body = reply.json();
+        assert_eq!(body["status"], "valid");
+        assert_eq!(body["contact"], json!(["mailto:admin@example.com"]));
+        assert_eq!(body["orders"], format!("{kid}/orders"));
         assert_eq!(reply.header("location"), Some(kid.as_str()));
     }
-    app.post(&key, &path, r#"{"contact":["mailto:new@example.com"]}"#)
-        .await
-        .assert_problem("malformed", 400);
-    app.post(&key, &path, r#"{"status":"deactivated"}"#)
-        .await
-        .assert_problem("malformed", 400);
     let mut other = TestKey::es256();
     app.register(&mut other).await;
     app.post(&other, &path, "")
@@ -423,7 +433,7 @@ async fn account_resource() {
 
     // A deactivated account's key authorizes nothing.
     let id: AccountId = path.rsplit('/').next().unwrap().parse().unwrap();
-    app.fake.lock().accounts.get_mut(&id).unwrap().status = basalt_core::AccountStatus::Deactivated;
+    app.fake.lock().accounts.get_mut(&id).unwrap().status = AccountStatus::Deactivated;
     app.post(&key, &path, "")
         .await
         .assert_problem("unauthorized", 403);
@@ -637,13 +647,25 @@ async fn order_lifecycle() {
     app.post(&key, "/acme/revoke-cert", &revoke)
         .await
         .assert_problem("alreadyRevoked", 400);
+    assert_eq!(
+        app.fake.lock().revocations[0].requester,
+        Requester::Account(
+            key.kid
+                .as_deref()
+                .unwrap()
+                .rsplit('/')
+                .next()
+                .unwrap()
+                .parse()
+                .unwrap()
+        )
+    );
 
-    // Revocation signed by a certificate key is refused clearly for now.
-    let mut cert_key = TestKey::es256();
-    cert_key.kid = None;
+    // Another key than the certificate's: the RA refuses it.
+    let cert_key = TestKey::es256();
     app.post(&cert_key, "/acme/revoke-cert", &revoke)
         .await
-        .assert_problem("malformed", 400);
+        .assert_problem("unauthorized", 403);
 }
 
 #[tokio::test]
@@ -704,7 +726,687 @@ async fn new_order_refusals() {
 async fn unknown_paths_are_problems() {
     let app = TestApp::new();
     app.get("/nowhere").await.assert_problem("malformed", 404);
-    app.post_raw("/acme/key-change", "{}".to_owned())
+    app.post_raw("/acme/renewal-info", "{}".to_owned())
         .await
         .assert_problem("malformed", 404);
+}
+
+/// The id at the end of an account or order URL.
+fn id_of(url: &str) -> i64 {
+    url.rsplit('/').next().unwrap().parse().unwrap()
+}
+
+fn path_of(url: &str) -> &str {
+    url.strip_prefix(BASE).unwrap()
+}
+
+/// Registers an account and creates one order for `name`; returns the order URL.
+async fn order_for(app: &TestApp, key: &TestKey, name: &str) -> String {
+    let payload = json!({"identifiers": [{"type": "dns", "value": name}]});
+    let reply = app.post(key, "/acme/new-order", &payload.to_string()).await;
+    assert_eq!(reply.status, StatusCode::CREATED);
+    reply.header("location").unwrap().to_owned()
+}
+
+#[tokio::test]
+async fn account_update_and_deactivation() {
+    let app = TestApp::new();
+    let mut key = TestKey::es256();
+    app.register(&mut key).await;
+    let kid = key.kid.clone().unwrap();
+    let path = path_of(&kid).to_owned();
+    let id = AccountId(id_of(&kid));
+
+    let reply = app
+        .post(
+            &key,
+            &path,
+            r#"{"contact":["mailto:new@example.com","mailto:ops@example.org"]}"#,
+        )
+        .await;
+    assert_eq!(reply.status, StatusCode::OK);
+    assert_eq!(
+        reply.json()["contact"],
+        json!(["mailto:new@example.com", "mailto:ops@example.org"])
+    );
+    assert_eq!(
+        app.fake.lock().accounts[&id].contacts,
+        vec!["mailto:new@example.com", "mailto:ops@example.org"]
+    );
+    // The same checks as new-account.
+    app.post(&key, &path, r#"{"contact":["tel:+15551234"]}"#)
+        .await
+        .assert_problem("unsupportedContact", 400);
+    app.post(&key, &path, r#"{"contact":["mailto:a@b@example.com"]}"#)
+        .await
+        .assert_problem("invalidContact", 400);
+    app.post(&key, &path, r#"{"contact":"mailto:a@example.com"}"#)
+        .await
+        .assert_problem("malformed", 400);
+    // Removing every contact is allowed.
+    let reply = app.post(&key, &path, r#"{"contact":[]}"#).await;
+    assert_eq!(reply.json()["contact"], json!([]));
+    // Only deactivation may be asked for.
+    for status in ["revoked", "pending", ""] {
+        let payload = json!({ "status": status }).to_string();
+        app.post(&key, &path, &payload)
+            .await
+            .assert_problem("malformed", 400);
+    }
+    assert_eq!(app.fake.lock().accounts[&id].status, AccountStatus::Valid);
+
+    let reply = app.post(&key, &path, r#"{"status":"deactivated"}"#).await;
+    assert_eq!(reply.status, StatusCode::OK);
+    assert_eq!(reply.json()["status"], "deactivated");
+    assert_eq!(
+        app.fake.lock().accounts[&id].status,
+        AccountStatus::Deactivated
+    );
+    // The key authorizes nothing any more.
+    app.post(&key, &path, "")
+        .await
+        .assert_problem("unauthorized", 403);
+}
+
+#[tokio::test]
+async fn orders_list_pages_with_next_links() {
+    let app = TestApp::new();
+    let mut key = TestKey::es256();
+    app.register(&mut key).await;
+    let mut other = TestKey::es256();
+    app.register(&mut other).await;
+    let mut created = Vec::new();
+    for i in 0..5 {
+        created.push(order_for(&app, &key, &format!("n{i}.example")).await);
+    }
+    order_for(&app, &other, "other.example").await;
+    app.fake.lock().orders_page_size = Some(2);
+
+    let kid = key.kid.clone().unwrap();
+    let orders_url = format!("{kid}/orders");
+    let mut url = orders_url.clone();
+    let mut pages: Vec<Vec<String>> = Vec::new();
+    loop {
+        let reply = app.post(&key, path_of(&url), "").await;
+        assert_eq!(
+            reply.status,
+            StatusCode::OK,
+            "{}",
+            String::from_utf8_lossy(&reply.body)
+        );
+        assert_common_headers(&reply);
+        let page: Vec<String> = reply.json()["orders"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|o| o.as_str().unwrap().to_owned())
+            .collect();
+        pages.push(page);
+        let next: Vec<&str> = reply
+            .headers
+            .get_all("link")
+            .iter()
+            .map(|v| v.to_str().unwrap())
+            .filter(|l| l.ends_with(";rel=\"next\""))
+            .collect();
+        match next.as_slice() {
+            [] => break,
+            [link] => {
+                url = link
+                    .strip_prefix('<')
+                    .and_then(|l| l.strip_suffix(">;rel=\"next\""))
+                    .unwrap()
+                    .to_owned();
+                // The fake's cursor holds '&', '/', '?' and a space: all escaped.
+                assert!(
+                    url.starts_with(&format!("{orders_url}?cursor=before%20")),
+                    "{url}"
+                );
+                assert!(url.ends_with("%26%2F%3F"), "{url}");
+            }
+            more => panic!("several next links: {more:?}"),
+        }
+        assert!(pages.len() < 5, "pagination does not end");
+    }
+    assert_eq!(pages.len(), 3);
+    assert_eq!(
+        pages.iter().map(Vec::len).collect::<Vec<_>>(),
+        vec![2, 2, 1]
+    );
+    let mut newest_first = created.clone();
+    newest_first.reverse();
+    assert_eq!(pages.concat(), newest_first);
+    {
+        let state = app.fake.lock();
+        let cursors: Vec<Option<&str>> = state
+            .page_requests
+            .iter()
+            .map(|(_, page)| page.cursor.as_deref())
+            .collect();
+        assert_eq!(cursors[0], None);
+        assert!(
+            cursors[1].is_some_and(|c| c.starts_with("before ") && c.ends_with("&/?")),
+            "{cursors:?}"
+        );
+        assert!(state.page_requests.iter().all(|(_, p)| p.size > 0));
+    }
+
+    // The signed url must include the query.
+    let nonce = app.nonce().await;
+    let header = key.header(&orders_url, Some(&nonce));
+    let with_query = format!("{}?cursor=x", path_of(&orders_url));
+    app.post_raw(&with_query, key.sign(&header, ""))
+        .await
+        .assert_problem("unauthorized", 403);
+    // POST-as-GET only, owner only.
+    app.post(&key, path_of(&orders_url), "{}")
+        .await
+        .assert_problem("malformed", 400);
+    app.post(&other, path_of(&orders_url), "")
+        .await
+        .assert_problem("unauthorized", 403);
+    app.post(&key, &format!("{}?cursor=%zz", path_of(&orders_url)), "")
+        .await
+        .assert_problem("malformed", 400);
+}
+
+/// An account key and the keyChange request that rolls it over to `new`.
+fn key_change_payload(app_kid: &str, old: &TestKey, new: &TestKey) -> String {
+    new.sign_inner(
+        &format!("{BASE}/acme/key-change"),
+        &json!({"account": app_kid, "oldKey": old.jwk}),
+    )
+}
+
+#[tokio::test]
+async fn key_rollover() {
+    let app = TestApp::new();
+    let mut old = TestKey::es256();
+    app.register(&mut old).await;
+    let kid = old.kid.clone().unwrap();
+    let id = AccountId(id_of(&kid));
+    let mut new = TestKey::ed25519();
+    let url = format!("{BASE}/acme/key-change");
+
+    // Inner JWS signed with a kid instead of the new key's jwk.
+    new.kid = Some(kid.clone());
+    let inner = new.sign(
+        &new.header(&url, None),
+        &json!({"account": kid, "oldKey": old.jwk}).to_string(),
+    );
+    new.kid = None;
+    let problem = app
+        .post(&old, "/acme/key-change", &inner)
+        .await
+        .assert_problem("malformed", 400);
+    assert!(
+        problem["detail"].as_str().unwrap().contains("jwk"),
+        "{problem}"
+    );
+    // Inner url differs.
+    let inner = new.sign_inner(
+        &format!("{BASE}/acme/new-account"),
+        &json!({"account": kid, "oldKey": old.jwk}),
+    );
+    let problem = app
+        .post(&old, "/acme/key-change", &inner)
+        .await
+        .assert_problem("malformed", 400);
+    assert!(
+        problem["detail"].as_str().unwrap().contains("url"),
+        "{problem}"
+    );
+    // The keyChange names another account.
+    let inner = new.sign_inner(
+        &url,
+        &json!({"account": format!("{BASE}/acme/acct/999"), "oldKey": old.jwk}),
+    );
+    let problem = app
+        .post(&old, "/acme/key-change", &inner)
+        .await
+        .assert_problem("malformed", 400);
+    assert!(
+        problem["detail"].as_str().unwrap().contains("account"),
+        "{problem}"
+    );
+    // oldKey is not the account's key.
+    let stranger = TestKey::es256();
+    let inner = key_change_payload(&kid, &stranger, &new);
+    let problem = app
+        .post(&old, "/acme/key-change", &inner)
+        .await
+        .assert_problem("malformed", 400);
+    assert!(
+        problem["detail"].as_str().unwrap().contains("oldKey"),
+        "{problem}"
+    );
+    // The new key is the old key (sign_inner always uses the jwk).
+    let inner = key_change_payload(&kid, &old, &old);
+    let problem = app
+        .post(&old, "/acme/key-change", &inner)
+        .await
+        .assert_problem("malformed", 400);
+    assert!(
+        problem["detail"].as_str().unwrap().contains("same"),
+        "{problem}"
+    );
+    // Not a JWS, not a keyChange, a tampered inner signature.
+    app.post(&old, "/acme/key-change", r#"{"account":"x"}"#)
+        .await
+        .assert_problem("malformed", 400);
+    let inner = new.sign_inner(&url, &json!({"account": kid}));
+    app.post(&old, "/acme/key-change", &inner)
+        .await
+        .assert_problem("malformed", 400);
+    let mut tampered: Value = serde_json::from_str(&key_change_payload(&kid, &old, &new)).unwrap();
+    tampered["payload"] = URL_SAFE_NO_PAD
+        .encode(json!({"account": kid, "oldKey": stranger.jwk}).to_string())
+        .into();
+    app.post(&old, "/acme/key-change", &tampered.to_string())
+        .await
+        .assert_problem("malformed", 400);
+    // The outer JWS must be signed by the account.
+    let mut unregistered = TestKey::es256();
+    unregistered.kid = None;
+    app.post(
+        &unregistered,
+        "/acme/key-change",
+        &key_change_payload(&kid, &old, &new),
+    )
+    .await
+    .assert_problem("malformed", 400);
+
+    // The new key belongs to another account: 409 with its Location.
+    let mut taken = TestKey::es256();
+    let holder = app.register(&mut taken).await;
+    let holder_url = holder.header("location").unwrap().to_owned();
+    let reply = app
+        .post(
+            &old,
+            "/acme/key-change",
+            &key_change_payload(&kid, &old, &taken),
+        )
+        .await;
+    reply.assert_problem("malformed", 409);
+    assert_eq!(reply.header("location"), Some(holder_url.as_str()));
+    assert!(app.fake.lock().rollovers.is_empty());
+
+    // Success: an inner nonce is ignored, not redeemed.
+    let nonce = app.nonce().await;
+    let mut header = json!({"alg": new.alg, "jwk": new.jwk, "url": url});
+    header["nonce"] = nonce.clone().into();
+    let inner = new.sign(
+        &header,
+        &json!({"account": kid, "oldKey": old.jwk}).to_string(),
+    );
+    let reply = app.post(&old, "/acme/key-change", &inner).await;
+    assert_eq!(
+        reply.status,
+        StatusCode::OK,
+        "{}",
+        String::from_utf8_lossy(&reply.body)
+    );
+    assert_eq!(reply.json()["key"], new.jwk);
+    assert_eq!(reply.json()["status"], "valid");
+    {
+        let state = app.fake.lock();
+        assert_eq!(state.rollovers.len(), 1);
+        let (rolled, jwk, thumbprint) = &state.rollovers[0];
+        assert_eq!(*rolled, id);
+        let x = new.jwk["x"].as_str().unwrap();
+        let canonical = format!(r#"{{"crv":"Ed25519","kty":"OKP","x":"{x}"}}"#);
+        assert_eq!(jwk, &canonical);
+        let digest = ring::digest::digest(&ring::digest::SHA256, canonical.as_bytes());
+        assert_eq!(thumbprint, &URL_SAFE_NO_PAD.encode(digest.as_ref()));
+    }
+    // The nonce in the inner header was not redeemed: it still works.
+    new.kid = Some(kid.clone());
+    let body = new.sign(&new.header(&kid, Some(&nonce)), "");
+    let fresh = app.post_raw(path_of(&kid), body).await;
+    assert_eq!(fresh.status, StatusCode::OK);
+    // The old key no longer works (an ES256 signature for an Ed25519 account key);
+    // the new one does.
+    app.post(&old, path_of(&kid), "")
+        .await
+        .assert_problem("badSignatureAlgorithm", 400);
+    assert_eq!(
+        app.post(&new, path_of(&kid), "").await.status,
+        StatusCode::OK
+    );
+}
+
+#[tokio::test]
+async fn key_rollover_race_reports_the_winner() {
+    let app = TestApp::new();
+    let mut old = TestKey::es256();
+    app.register(&mut old).await;
+    let mut winner = TestKey::es256();
+    let reply = app.register(&mut winner).await;
+    let winner_url = reply.header("location").unwrap().to_owned();
+    app.fake.lock().rollover_race = Some(AccountId(id_of(&winner_url)));
+    let new = TestKey::es384();
+    let kid = old.kid.clone().unwrap();
+    let reply = app
+        .post(
+            &old,
+            "/acme/key-change",
+            &key_change_payload(&kid, &old, &new),
+        )
+        .await;
+    reply.assert_problem("malformed", 409);
+    assert_eq!(reply.header("location"), Some(winner_url.as_str()));
+}
+
+#[tokio::test]
+async fn authorization_deactivation() {
+    let app = TestApp::new();
+    let mut key = TestKey::es256();
+    app.register(&mut key).await;
+    let order_url = order_for(&app, &key, "www.example.com").await;
+    let order = app.post(&key, path_of(&order_url), "").await.json();
+    let authz_url = order["authorizations"][0].as_str().unwrap().to_owned();
+    let mut other = TestKey::es256();
+    app.register(&mut other).await;
+    app.post(&other, path_of(&authz_url), r#"{"status":"deactivated"}"#)
+        .await
+        .assert_problem("malformed", 404);
+    for payload in ["{}", r#"{"status":"valid"}"#] {
+        app.post(&key, path_of(&authz_url), payload)
+            .await
+            .assert_problem("malformed", 400);
+    }
+    let reply = app
+        .post(&key, path_of(&authz_url), r#"{"status":"deactivated"}"#)
+        .await;
+    assert_eq!(reply.status, StatusCode::OK);
+    assert_eq!(reply.json()["status"], "deactivated");
+    assert_eq!(reply.json()["identifier"]["value"], "www.example.com");
+    let id = basalt_core::AuthzId(id_of(&authz_url));
+    assert_eq!(app.fake.lock().authzs[&id].status, AuthzStatus::Deactivated);
+    // The RA's refusal comes through.
+    app.post(&key, path_of(&authz_url), r#"{"status":"deactivated"}"#)
+        .await
+        .assert_problem("malformed", 400);
+}
+
+/// Drives an order to `ready` through its http-01 challenges.
+async fn make_ready(app: &TestApp, key: &TestKey, order_url: &str) {
+    let order = app.post(key, path_of(order_url), "").await.json();
+    for authz in order["authorizations"].as_array().unwrap() {
+        let chall = authz.as_str().unwrap().replace("/authz/", "/chall/") + "/http-01";
+        assert_eq!(
+            app.post(key, path_of(&chall), "{}").await.status,
+            StatusCode::OK
+        );
+    }
+}
+
+#[tokio::test]
+async fn processing_resources_ask_clients_to_wait() {
+    let app = TestApp::new();
+    let mut key = TestKey::es256();
+    app.register(&mut key).await;
+    let order_url = order_for(&app, &key, "www.example.com").await;
+
+    // A challenge under validation.
+    app.fake.lock().validation_processing = true;
+    let order = app.post(&key, path_of(&order_url), "").await;
+    assert_eq!(order.header("retry-after"), None);
+    let authz_url = order.json()["authorizations"][0]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let chall = authz_url.replace("/authz/", "/chall/") + "/http-01";
+    let reply = app.post(&key, path_of(&chall), "{}").await;
+    assert_eq!(reply.json()["status"], "processing");
+    assert_eq!(reply.header("retry-after"), Some("1"));
+    let reply = app.post(&key, path_of(&chall), "").await;
+    assert_eq!(reply.header("retry-after"), Some("1"));
+    let reply = app.post(&key, path_of(&authz_url), "").await;
+    assert_eq!(reply.json()["challenges"][0]["status"], "processing");
+    assert_eq!(reply.header("retry-after"), Some("1"));
+    let dns = authz_url.replace("/authz/", "/chall/") + "/dns-01";
+    assert_eq!(
+        app.post(&key, path_of(&dns), "")
+            .await
+            .header("retry-after"),
+        None
+    );
+
+    // Validation completes; finalize leaves the order processing.
+    app.fake.lock().validation_processing = false;
+    {
+        let mut state = app.fake.lock();
+        for authz in state.authzs.values_mut() {
+            for challenge in &mut authz.challenges {
+                challenge.status = basalt_core::ChallengeStatus::Pending;
+            }
+        }
+    }
+    make_ready(&app, &key, &order_url).await;
+    let reply = app.post(&key, path_of(&authz_url), "").await;
+    assert_eq!(reply.header("retry-after"), None);
+    app.fake.lock().finalize_processing = true;
+    let reply = app
+        .post(
+            &key,
+            &format!("{}/finalize", path_of(&order_url)),
+            r#"{"csr":"MIIBAQ"}"#,
+        )
+        .await;
+    assert_eq!(reply.status, StatusCode::OK);
+    assert_eq!(reply.json()["status"], "processing");
+    assert!(reply.json().get("certificate").is_none());
+    assert_eq!(reply.header("retry-after"), Some("1"));
+    assert_eq!(reply.header("location"), Some(order_url.as_str()));
+    let reply = app.post(&key, path_of(&order_url), "").await;
+    assert_eq!(reply.json()["status"], "processing");
+    assert_eq!(reply.header("retry-after"), Some("1"));
+    // Once issued, no more Retry-After.
+    let id = basalt_core::OrderId(id_of(&order_url));
+    app.fake.lock().orders.get_mut(&id).unwrap().status = OrderStatus::Valid;
+    let reply = app.post(&key, path_of(&order_url), "").await;
+    assert_eq!(reply.header("retry-after"), None);
+}
+
+#[tokio::test]
+async fn eddsa_and_rsa_accounts() {
+    let app = TestApp::new();
+    let mut ed = TestKey::ed25519();
+    let reply = app.register(&mut ed).await;
+    assert_eq!(reply.json()["key"], ed.jwk);
+    let x = ed.jwk["x"].as_str().unwrap();
+    let canonical = format!(r#"{{"crv":"Ed25519","kty":"OKP","x":"{x}"}}"#);
+    {
+        let state = app.fake.lock();
+        let account = &state.accounts[&AccountId(id_of(ed.kid.as_deref().unwrap()))];
+        assert_eq!(account.key_jwk, canonical);
+        let digest = ring::digest::digest(&ring::digest::SHA256, canonical.as_bytes());
+        assert_eq!(
+            account.key_thumbprint,
+            URL_SAFE_NO_PAD.encode(digest.as_ref())
+        );
+    }
+    // kid-signed EdDSA requests work.
+    let order = order_for(&app, &ed, "ed.example").await;
+    assert_eq!(
+        app.post(&ed, path_of(&order), "").await.status,
+        StatusCode::OK
+    );
+
+    let mut rsa = TestKey::rs256();
+    app.register(&mut rsa).await;
+    assert_eq!(
+        app.post(&rsa, path_of(rsa.kid.as_deref().unwrap()), "")
+            .await
+            .status,
+        StatusCode::OK
+    );
+
+    // Unsupported algorithms list EdDSA among the accepted ones.
+    let key = TestKey::es256();
+    let mut header = key.header(
+        &format!("{BASE}/acme/new-account"),
+        Some(&app.nonce().await),
+    );
+    header["alg"] = "Ed448".into();
+    let problem = app
+        .post_raw("/acme/new-account", key.sign(&header, "{}"))
+        .await
+        .assert_problem("badSignatureAlgorithm", 400);
+    assert_eq!(
+        problem["algorithms"],
+        json!(["ES256", "ES384", "RS256", "EdDSA"])
+    );
+
+    // Key policy through HTTP: a point off the curve and a weak RSA exponent.
+    let mut bad_point = TestKey::es256();
+    let mut y = URL_SAFE_NO_PAD
+        .decode(bad_point.jwk["y"].as_str().unwrap())
+        .unwrap();
+    y[31] ^= 1;
+    bad_point.jwk["y"] = URL_SAFE_NO_PAD.encode(&y).into();
+    app.post(
+        &bad_point,
+        "/acme/new-account",
+        r#"{"termsOfServiceAgreed":true}"#,
+    )
+    .await
+    .assert_problem("badPublicKey", 400);
+    let mut weak = TestKey::rs256();
+    weak.jwk["e"] = "Aw".into(); // 3 is allowed; the signature then fails
+    app.post(
+        &weak,
+        "/acme/new-account",
+        r#"{"termsOfServiceAgreed":true}"#,
+    )
+    .await
+    .assert_problem("malformed", 400);
+    weak.jwk["e"] = "AQAAAAE".into(); // 2^32 + 1
+    app.post(
+        &weak,
+        "/acme/new-account",
+        r#"{"termsOfServiceAgreed":true}"#,
+    )
+    .await
+    .assert_problem("badPublicKey", 400);
+    let mut short = TestKey::ed25519();
+    short.jwk["x"] = "AQID".into();
+    app.post(
+        &short,
+        "/acme/new-account",
+        r#"{"termsOfServiceAgreed":true}"#,
+    )
+    .await
+    .assert_problem("badPublicKey", 400);
+}
+
+/// Issues a (fake) certificate whose key is `spki`; returns the revoke payload.
+async fn issue(app: &TestApp, key: &TestKey, spki: Vec<u8>) -> (Serial, String) {
+    let order_url = order_for(app, key, "www.example.com").await;
+    make_ready(app, key, &order_url).await;
+    let finalized = app
+        .post(
+            key,
+            &format!("{}/finalize", path_of(&order_url)),
+            r#"{"csr":"MIIBAQ"}"#,
+        )
+        .await
+        .json();
+    let cert_url = finalized["certificate"].as_str().unwrap();
+    let serial: Serial = cert_url.rsplit('/').next().unwrap().parse().unwrap();
+    let mut state = app.fake.lock();
+    state.cert_spkis.insert(serial.clone(), spki);
+    let der = state.certs[&serial].der.clone();
+    let payload = json!({"certificate": URL_SAFE_NO_PAD.encode(der), "reason": 1}).to_string();
+    (serial, payload)
+}
+
+#[tokio::test]
+async fn revocation_signed_by_the_certificate_key() {
+    let app = TestApp::new();
+    let mut account = TestKey::es256();
+    app.register(&mut account).await;
+
+    // P-256: the expected SPKI comes from rcgen, not from the WFE's encoder.
+    let cert_pair = rcgen::KeyPair::generate_for(&rcgen::PKCS_ECDSA_P256_SHA256).unwrap();
+    let spki = cert_pair.subject_public_key_info();
+    let (serial, revoke) = issue(&app, &account, spki.clone()).await;
+    let cert_key = TestKey::p256_from_pkcs8(&cert_pair.serialize_der());
+    // Another key is refused by the RA, whose Requester names that other key.
+    let wrong = TestKey::es256();
+    app.post(&wrong, "/acme/revoke-cert", &revoke)
+        .await
+        .assert_problem("unauthorized", 403);
+    let reply = app.post(&cert_key, "/acme/revoke-cert", &revoke).await;
+    assert_eq!(
+        reply.status,
+        StatusCode::OK,
+        "{}",
+        String::from_utf8_lossy(&reply.body)
+    );
+    assert_common_headers(&reply);
+    {
+        let state = app.fake.lock();
+        assert_eq!(state.revocations.len(), 1);
+        assert_eq!(state.revocations[0].serial, serial);
+        assert_eq!(state.revocations[0].reason, RevocationReason::KeyCompromise);
+        assert_eq!(
+            state.revocations[0].requester,
+            Requester::CertificateKey(spki)
+        );
+        assert_eq!(state.certs[&serial].status, CertStatus::Revoked);
+    }
+
+    // RSA: the SPKI from rcgen for the same PKCS#8 key.
+    let rsa_pem = include_str!("data/rsa2048.pem");
+    let spki = rcgen::KeyPair::from_pem(rsa_pem)
+        .unwrap()
+        .subject_public_key_info();
+    let (_, revoke) = issue(&app, &account, spki.clone()).await;
+    let reply = app
+        .post(&TestKey::rs256(), "/acme/revoke-cert", &revoke)
+        .await;
+    assert_eq!(
+        reply.status,
+        StatusCode::OK,
+        "{}",
+        String::from_utf8_lossy(&reply.body)
+    );
+    assert_eq!(
+        app.fake.lock().revocations[1].requester,
+        Requester::CertificateKey(spki)
+    );
+}
+
+#[tokio::test]
+async fn oversized_bodies_are_refused() {
+    let app = TestApp::new();
+    let mut key = TestKey::es256();
+    app.register(&mut key).await;
+    let nonce = app.nonce().await;
+    let padding = "a".repeat(70 * 1024);
+    let payload = json!({"identifiers": [{"type": "dns", "value": "a.example"}], "pad": padding});
+    let body = key.sign(
+        &key.header(&format!("{BASE}/acme/new-order"), Some(&nonce)),
+        &payload.to_string(),
+    );
+    let reply = app.post_raw("/acme/new-order", body).await;
+    reply.assert_problem("malformed", 413);
+    assert_common_headers(&reply);
+    assert!(app.fake.lock().orders.is_empty());
+    // With a Content-Length announcing it, too.
+    let reply = app
+        .send(
+            Request::post("/acme/new-order")
+                .header("content-type", "application/jose+json")
+                .header("content-length", 65 * 1024 + 1)
+                .body(Body::from(vec![b' '; 65 * 1024 + 1]))
+                .unwrap(),
+        )
+        .await;
+    reply.assert_problem("malformed", 413);
+    // A body just under the cap is read (and then judged on its merits).
+    let reply = app.post_raw("/acme/new-order", " ".repeat(60 * 1024)).await;
+    reply.assert_problem("malformed", 400);
 }

@@ -199,7 +199,7 @@ pub(crate) async fn run(args: DevArgs) -> anyhow::Result<()> {
         .map(|p| format!("{}={}", p.service, p.child.id().unwrap_or_default()))
         .collect::<Vec<_>>()
         .join(" ");
-    println!("ACME directory: https://{}/directory", args.listen);
+    println!("ACME directory: {}/directory", api_base_url(args.listen));
     println!(
         "HTTPS API chains to: {}",
         layout.pki("api-ca.pem").display()
@@ -226,6 +226,16 @@ pub(crate) async fn run(args: DevArgs) -> anyhow::Result<()> {
             Ok(())
         }
     }
+}
+
+/// The URL clients reach the API by: a wildcard listen address is reached on
+/// loopback from this machine.
+fn api_base_url(listen: SocketAddr) -> String {
+    let mut reachable = listen;
+    if listen.ip().is_unspecified() {
+        reachable.set_ip(std::net::Ipv4Addr::LOCALHOST.into());
+    }
+    format!("https://{reachable}")
 }
 
 /// Creates the directories and, once, the keys and certificates.
@@ -333,7 +343,7 @@ fn grpc_block(listen: SocketAddr, allowed: &[(&str, &[&str])]) -> String {
 /// Every service's config, from the flags. The CA's is the only one that names
 /// the issuer key.
 fn render_configs(layout: &Layout, args: &DevArgs, ports: &Ports) -> Vec<(&'static str, String)> {
-    let base_url = format!("https://{}", args.listen);
+    let base_url = api_base_url(args.listen);
     let header = "# Written by `basalt dev` on every start; edit the flags, not this file.\n\n";
 
     let sa = format!(
@@ -594,6 +604,18 @@ mod tests {
             };
             parsed.unwrap_or_else(|err| panic!("{service}.toml: {err}\n{text}"));
         }
+    }
+
+    #[test]
+    fn the_api_url_is_reachable() {
+        assert_eq!(
+            api_base_url("0.0.0.0:443".parse().unwrap()),
+            "https://127.0.0.1:443"
+        );
+        assert_eq!(
+            api_base_url("[::1]:14000".parse().unwrap()),
+            "https://[::1]:14000"
+        );
     }
 
     #[test]

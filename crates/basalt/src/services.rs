@@ -92,7 +92,7 @@ pub(crate) async fn ra(path: PathBuf, stop: Shutdown) -> anyhow::Result<()> {
         .serve(stop)
         .await?;
     // Let validations already under way record their outcome.
-    ra.wait_for_validations().await;
+    ra.wait_for_background_work().await;
     Ok(())
 }
 

@@ -166,6 +166,14 @@ impl StorageReadOnly for FakeSa {
             .cloned()
             .ok_or_else(|| Error::not_found("no such certificate"))
     }
+
+    async fn orders_for_account(
+        &self,
+        _account_id: AccountId,
+        _page: basalt_core::PageRequest,
+    ) -> Result<basalt_core::OrdersPage, Error> {
+        Err(Error::internal("not in this fake"))
+    }
 }
 
 /// How the fake CA answers.

@@ -111,6 +111,7 @@ pub struct NewAccountRequest {
 pub struct UpdateAccountRequest {
     #[prost(int64, tag = "1")]
     pub id: i64,
+    /// applied only when set_contacts is true
     #[prost(string, repeated, tag = "2")]
     pub contacts: ::prost::alloc::vec::Vec<::prost::alloc::string::String>,
     /// empty: unchanged
@@ -119,9 +120,11 @@ pub struct UpdateAccountRequest {
     /// empty: unchanged (key rollover)
     #[prost(string, tag = "4")]
     pub key_jwk: ::prost::alloc::string::String,
-    /// Next unused field number: 6
     #[prost(string, tag = "5")]
     pub key_thumbprint: ::prost::alloc::string::String,
+    /// Next unused field number: 7
+    #[prost(bool, tag = "6")]
+    pub set_contacts: bool,
 }
 #[derive(Clone, PartialEq, ::prost::Message)]
 pub struct NewAuthorization {

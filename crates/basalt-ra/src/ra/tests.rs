@@ -9,6 +9,8 @@ use basalt_core::CertStatus;
 use basalt_core::CertificateRecord;
 use basalt_core::FixedClock;
 use basalt_core::IssuedCertificate;
+use basalt_core::OrdersPage;
+use basalt_core::PageRequest;
 use basalt_core::RevocationReason;
 use basalt_core::Serial;
 use basalt_core::StorageReadOnly;
@@ -16,6 +18,8 @@ use basalt_core::ValidationRecord;
 use rcgen::CertificateParams;
 use rcgen::DistinguishedName;
 use rcgen::KeyPair;
+use rcgen::PublicKeyData;
+use tokio::sync::Notify;
 
 use super::*;
 
@@ -73,6 +77,10 @@ impl FakeSa {
     }
 
     fn add_certificate_for(&self, account_id: AccountId, serial: &str) -> Serial {
+        self.add_certificate_with(account_id, serial, vec![0x30])
+    }
+
+    fn add_certificate_with(&self, account_id: AccountId, serial: &str, der: Vec<u8>) -> Serial {
         let serial: Serial = serial.parse().unwrap();
         let at = t0();
         self.lock().certificates.insert(
@@ -80,7 +88,7 @@ impl FakeSa {
             CertificateRecord {
                 serial: serial.clone(),
                 account_id,
-                der: vec![0x30],
+                der,
                 chain: Vec::new(),
                 issued_at: at,
                 expires_at: at + time::Duration::days(90),
@@ -138,6 +146,14 @@ impl StorageReadOnly for FakeSa {
             .cloned()
             .ok_or_else(|| Error::not_found("no such serial in the fake"))
     }
+
+    async fn orders_for_account(
+        &self,
+        _account_id: AccountId,
+        _page: PageRequest,
+    ) -> Result<OrdersPage, Error> {
+        Err(Error::internal("the RA never lists orders"))
+    }
 }
 
 #[async_trait]
@@ -161,6 +177,33 @@ impl Storage for FakeSa {
         };
         state.accounts.insert(account.id, account.clone());
         Ok(account)
+    }
+
+    async fn update_account(&self, id: AccountId, update: AccountUpdate) -> Result<Account, Error> {
+        let mut state = self.lock();
+        if let Some((_, thumbprint)) = &update.key
+            && state
+                .accounts
+                .values()
+                .any(|a| a.id != id && a.key_thumbprint == *thumbprint)
+        {
+            return Err(Error::conflict("key in use by another account"));
+        }
+        let account = state
+            .accounts
+            .get_mut(&id)
+            .ok_or_else(|| Error::new(ErrorKind::AccountDoesNotExist, "no such account"))?;
+        if let Some(contacts) = update.contacts {
+            account.contacts = contacts;
+        }
+        if let Some(status) = update.status {
+            account.status = status;
+        }
+        if let Some((jwk, thumbprint)) = update.key {
+            account.key_jwk = jwk;
+            account.key_thumbprint = thumbprint;
+        }
+        Ok(account.clone())
     }
 
     async fn new_order(&self, order: NewOrder) -> Result<Order, Error> {
@@ -195,6 +238,19 @@ impl Storage for FakeSa {
         };
         state.orders.insert(order.id, order.clone());
         Ok(order)
+    }
+
+    async fn deactivate_authz(&self, id: AuthzId) -> Result<(), Error> {
+        let mut state = self.lock();
+        let authz = state
+            .authzs
+            .get_mut(&id)
+            .ok_or_else(|| Error::not_found("no such authorization"))?;
+        if !matches!(authz.status, AuthzStatus::Pending | AuthzStatus::Valid) {
+            return Err(Error::malformed("authorization is not pending or valid"));
+        }
+        authz.status = AuthzStatus::Deactivated;
+        Ok(())
     }
 
     async fn set_challenge_processing(
@@ -353,16 +409,31 @@ impl ValidationAuthority for FakeVa {
     }
 }
 
-/// A CA that returns a fixed certificate (or error) and records its calls.
+/// A CA that returns a fixed certificate (or error) and records its calls; when
+/// `gate` is set, it answers only once the gate is notified.
 struct FakeCa {
     result: Mutex<Result<IssuedCertificate, Error>>,
     calls: Mutex<Vec<IssueRequest>>,
+    gate: Mutex<Option<Arc<Notify>>>,
+}
+
+impl FakeCa {
+    /// Holds every issuance until the returned gate is notified.
+    fn hold(&self) -> Arc<Notify> {
+        let gate = Arc::new(Notify::new());
+        *self.gate.lock().unwrap() = Some(gate.clone());
+        gate
+    }
 }
 
 #[async_trait]
 impl CertificateAuthority for FakeCa {
     async fn issue_certificate(&self, request: IssueRequest) -> Result<IssuedCertificate, Error> {
         self.calls.lock().unwrap().push(request);
+        let gate = self.gate.lock().unwrap().clone();
+        if let Some(gate) = gate {
+            gate.notified().await;
+        }
         self.result.lock().unwrap().clone()
     }
 }
@@ -405,6 +476,7 @@ fn harness() -> Harness {
             chain: vec![vec![0x30, 0x01]],
         })),
         calls: Mutex::new(Vec::new()),
+        gate: Mutex::new(None),
     });
     let clock = FixedClock::new(t0());
     let ra = Ra::new(
@@ -448,7 +520,7 @@ impl Harness {
                 .await
                 .unwrap();
         }
-        self.ra.wait_for_validations().await;
+        self.ra.wait_for_background_work().await;
     }
 
     async fn ready_order(&self, names: &[&str]) -> Order {
@@ -545,7 +617,7 @@ async fn successful_validation_makes_the_order_ready() {
         ChallengeStatus::Pending,
         "{returned:?}"
     );
-    h.ra.wait_for_validations().await;
+    h.ra.wait_for_background_work().await;
 
     let authz = h.sa.authz(authz_id).await.unwrap();
     assert_eq!(authz.status, AuthzStatus::Valid);
@@ -671,7 +743,7 @@ async fn repeated_validation_while_processing_starts_no_second_check() {
         h.ra.perform_validation(id, ChallengeType::Http01)
             .await
             .unwrap();
-    h.ra.wait_for_validations().await;
+    h.ra.wait_for_background_work().await;
     assert_eq!(authz.challenges[0].status, ChallengeStatus::Processing);
     assert!(h.va.requests.lock().unwrap().is_empty());
 }
@@ -714,14 +786,28 @@ async fn finalize_with_mismatched_csr_is_bad_csr_and_keeps_the_order_ready() {
 }
 
 #[tokio::test]
-async fn finalize_issues_and_marks_the_order_valid() {
+async fn finalize_returns_processing_then_issues_in_the_background() {
     let h = harness();
     let order = h.ready_order(&["a.example", "b.example"]).await;
     let der = csr(&["b.example", "a.example"]);
+    let gate = h.ca.hold();
     let finalized = h.ra.finalize_order(order.id, der.clone()).await.unwrap();
-    assert_eq!(finalized.status, OrderStatus::Valid);
+    assert_eq!(finalized.status, OrderStatus::Processing);
+    assert_eq!(finalized.certificate_serial, None);
+    // While the CA works, the order stays processing and cannot be finalized again.
+    let err =
+        h.ra.finalize_order(order.id, csr(&["a.example", "b.example"]))
+            .await
+            .unwrap_err();
+    assert_eq!(err.kind, ErrorKind::OrderNotReady);
+    assert!(err.detail.contains("processing"), "{}", err.detail);
+
+    gate.notify_one();
+    h.ra.wait_for_background_work().await;
+    let done = h.sa.order(order.id).await.unwrap();
+    assert_eq!(done.status, OrderStatus::Valid);
     assert_eq!(
-        finalized.certificate_serial,
+        done.certificate_serial,
         Some("7f01020304050607".parse().unwrap())
     );
     let calls = h.ca.calls.lock().unwrap().clone();
@@ -744,19 +830,22 @@ async fn finalize_issues_and_marks_the_order_valid() {
 }
 
 #[tokio::test]
-async fn ca_error_makes_the_order_invalid_without_leaking_details() {
+async fn ca_error_makes_the_order_invalid_in_the_background_without_leaking_details() {
     let h = harness();
     let order = h.ready_order(&["a.example"]).await;
-    let cause = Error::internal("HSM session closed: slot 3");
-    *h.ca.result.lock().unwrap() = Err(cause.clone());
-    let err =
+    *h.ca.result.lock().unwrap() = Err(Error::internal("HSM session closed: slot 3"));
+    let gate = h.ca.hold();
+    let finalized =
         h.ra.finalize_order(order.id, csr(&["a.example"]))
             .await
-            .unwrap_err();
-    assert_eq!(err, cause);
+            .unwrap();
+    assert_eq!(finalized.status, OrderStatus::Processing);
+    gate.notify_one();
+    h.ra.wait_for_background_work().await;
     let order = h.sa.order(order.id).await.unwrap();
     assert_eq!(order.status, OrderStatus::Invalid);
     assert_eq!(order.error, Some(Error::internal(FINALIZE_INTERNAL)));
+    assert_eq!(order.certificate_serial, None);
 
     // A non-internal CA error is stored as it is.
     let h = harness();
@@ -765,8 +854,11 @@ async fn ca_error_makes_the_order_invalid_without_leaking_details() {
     *h.ca.result.lock().unwrap() = Err(cause.clone());
     h.ra.finalize_order(order.id, csr(&["a.example"]))
         .await
-        .unwrap_err();
-    assert_eq!(h.sa.order(order.id).await.unwrap().error, Some(cause));
+        .unwrap();
+    h.ra.wait_for_background_work().await;
+    let order = h.sa.order(order.id).await.unwrap();
+    assert_eq!(order.status, OrderStatus::Invalid);
+    assert_eq!(order.error, Some(cause));
 }
 
 #[tokio::test]
@@ -780,7 +872,7 @@ async fn revocation_checks_the_owner_and_passes_already_revoked_through() {
         h.ra.revoke_certificate(RevokeRequest {
             serial: serial.clone(),
             reason: RevocationReason::KeyCompromise,
-            account_id: other.id,
+            requester: Requester::Account(other.id),
         })
         .await
         .unwrap_err();
@@ -794,7 +886,7 @@ async fn revocation_checks_the_owner_and_passes_already_revoked_through() {
     let request = RevokeRequest {
         serial: serial.clone(),
         reason: RevocationReason::Superseded,
-        account_id: owner.id,
+        requester: Requester::Account(owner.id),
     };
     h.ra.revoke_certificate(request.clone()).await.unwrap();
     let record = h.sa.certificate(&serial).await.unwrap();
@@ -814,7 +906,7 @@ async fn revoking_an_unknown_serial_is_not_found() {
         h.ra.revoke_certificate(RevokeRequest {
             serial: "01".parse().unwrap(),
             reason: RevocationReason::Unspecified,
-            account_id: account.id,
+            requester: Requester::Account(account.id),
         })
         .await
         .unwrap_err();
@@ -890,4 +982,218 @@ async fn orders_do_not_outlive_their_authorizations() {
         .await
         .unwrap();
     assert_eq!(order.expires, h.clock.now() + time::Duration::days(1));
+}
+
+/// A certificate for `key`, DER (self-signed: the RA only reads its key).
+fn certificate_for(key: &KeyPair) -> Vec<u8> {
+    CertificateParams::new(vec!["a.example".to_owned()])
+        .unwrap()
+        .self_signed(key)
+        .unwrap()
+        .der()
+        .to_vec()
+}
+
+#[tokio::test]
+async fn key_signed_revocation_needs_the_certificate_key() {
+    let h = harness();
+    let owner = h.account("owner").await;
+    let key = KeyPair::generate().unwrap();
+    let serial =
+        h.sa.add_certificate_with(owner.id, "0a0b0c0d0e0f1011", certificate_for(&key));
+    let request = |spki: Vec<u8>, reason| RevokeRequest {
+        serial: serial.clone(),
+        reason,
+        requester: Requester::CertificateKey(spki),
+    };
+
+    let stranger = KeyPair::generate().unwrap();
+    for spki in [stranger.subject_public_key_info(), Vec::new()] {
+        let err =
+            h.ra.revoke_certificate(request(spki, RevocationReason::KeyCompromise))
+                .await
+                .unwrap_err();
+        assert_eq!(err.kind, ErrorKind::Unauthorized);
+        assert_eq!(
+            err.detail,
+            "the request was not signed by the certificate's key"
+        );
+    }
+    assert_eq!(
+        h.sa.certificate(&serial).await.unwrap().status,
+        CertStatus::Good
+    );
+
+    // The right key may revoke whatever reason it gives; as Boulder, the recorded
+    // reason is keyCompromise.
+    h.ra.revoke_certificate(request(
+        key.subject_public_key_info(),
+        RevocationReason::Superseded,
+    ))
+    .await
+    .unwrap();
+    let record = h.sa.certificate(&serial).await.unwrap();
+    assert_eq!(record.status, CertStatus::Revoked);
+    assert_eq!(record.revoked_at, Some(h.clock.now()));
+    assert_eq!(
+        record.revocation_reason,
+        Some(RevocationReason::KeyCompromise)
+    );
+}
+
+#[tokio::test]
+async fn key_signed_revocation_of_an_unreadable_stored_certificate_is_internal() {
+    let h = harness();
+    let owner = h.account("owner").await;
+    let serial = h.sa.add_certificate_for(owner.id, "0a0b0c0d0e0f1011");
+    let key = KeyPair::generate().unwrap();
+    let err =
+        h.ra.revoke_certificate(RevokeRequest {
+            serial,
+            reason: RevocationReason::KeyCompromise,
+            requester: Requester::CertificateKey(key.subject_public_key_info()),
+        })
+        .await
+        .unwrap_err();
+    assert_eq!(err.kind, ErrorKind::Internal);
+}
+
+#[tokio::test]
+async fn update_contacts_checks_them_and_the_account() {
+    let h = harness();
+    let account = h.account(THUMBPRINT).await;
+    let contacts = vec![
+        "mailto:new@a.example".to_owned(),
+        "mailto:other@b.example".to_owned(),
+    ];
+    let updated =
+        h.ra.update_account_contacts(account.id, contacts.clone())
+            .await
+            .unwrap();
+    assert_eq!(updated.contacts, contacts);
+    assert_eq!(h.sa.account(account.id).await.unwrap().contacts, contacts);
+
+    // Emptying the list is allowed.
+    let updated =
+        h.ra.update_account_contacts(account.id, Vec::new())
+            .await
+            .unwrap();
+    assert!(updated.contacts.is_empty());
+
+    for (contact, kind) in [
+        ("tel:+15555550100", ErrorKind::UnsupportedContact),
+        ("mailto:admin@localhost", ErrorKind::InvalidContact),
+    ] {
+        let err =
+            h.ra.update_account_contacts(account.id, vec![contact.to_owned()])
+                .await
+                .unwrap_err();
+        assert_eq!(err.kind, kind, "{contact}");
+    }
+    assert!(h.sa.account(account.id).await.unwrap().contacts.is_empty());
+
+    h.ra.deactivate_account(account.id).await.unwrap();
+    let err =
+        h.ra.update_account_contacts(account.id, contacts)
+            .await
+            .unwrap_err();
+    assert_eq!(err.kind, ErrorKind::Unauthorized);
+    assert_eq!(err.detail, "account is deactivated");
+    assert!(h.sa.account(account.id).await.unwrap().contacts.is_empty());
+}
+
+#[tokio::test]
+async fn deactivate_account_only_once() {
+    let h = harness();
+    let account = h.account(THUMBPRINT).await;
+    let other = h.account("other").await;
+    let deactivated = h.ra.deactivate_account(account.id).await.unwrap();
+    assert_eq!(deactivated.status, AccountStatus::Deactivated);
+    assert_eq!(
+        h.sa.account(account.id).await.unwrap().status,
+        AccountStatus::Deactivated
+    );
+    assert_eq!(
+        h.sa.account(other.id).await.unwrap().status,
+        AccountStatus::Valid
+    );
+    let err = h.ra.deactivate_account(account.id).await.unwrap_err();
+    assert_eq!(err.kind, ErrorKind::Unauthorized);
+    assert_eq!(err.detail, "account is deactivated");
+
+    let err = h.ra.deactivate_account(AccountId(999)).await.unwrap_err();
+    assert_eq!(err.kind, ErrorKind::AccountDoesNotExist);
+}
+
+#[tokio::test]
+async fn rollover_replaces_the_key_and_passes_conflicts_through() {
+    let h = harness();
+    let account = h.account(THUMBPRINT).await;
+    let other = h.account("other").await;
+
+    let rolled =
+        h.ra.rollover_account_key(account.id, r#"{"new":1}"#.into(), "new-thumbprint".into())
+            .await
+            .unwrap();
+    assert_eq!(rolled.key_thumbprint, "new-thumbprint");
+    assert_eq!(rolled.key_jwk, r#"{"new":1}"#);
+    let stored = h.sa.account_by_key("new-thumbprint").await.unwrap();
+    assert_eq!(stored.id, account.id);
+    assert!(h.sa.account_by_key(THUMBPRINT).await.is_err());
+
+    // The key of another account: the SA's Conflict comes back unchanged.
+    let err =
+        h.ra.rollover_account_key(account.id, "{}".into(), other.key_thumbprint.clone())
+            .await
+            .unwrap_err();
+    assert_eq!(err, Error::conflict("key in use by another account"));
+    assert_eq!(
+        h.sa.account(account.id).await.unwrap().key_thumbprint,
+        "new-thumbprint"
+    );
+
+    let err =
+        h.ra.rollover_account_key(account.id, "{}".into(), "new-thumbprint".into())
+            .await
+            .unwrap_err();
+    assert_eq!(err.kind, ErrorKind::Malformed);
+
+    h.ra.deactivate_account(other.id).await.unwrap();
+    let err =
+        h.ra.rollover_account_key(other.id, "{}".into(), "third".into())
+            .await
+            .unwrap_err();
+    assert_eq!(err.kind, ErrorKind::Unauthorized);
+    assert_eq!(
+        h.sa.account(other.id).await.unwrap().key_thumbprint,
+        "other"
+    );
+}
+
+#[tokio::test]
+async fn deactivate_authz_returns_the_stored_authz() {
+    let h = harness();
+    let account = h.account(THUMBPRINT).await;
+    let order = h.order(&account, &["a.example", "b.example"]).await;
+    let id = order.authz_ids[0];
+    let authz = h.ra.deactivate_authz(id).await.unwrap();
+    assert_eq!(authz.id, id);
+    assert_eq!(authz.status, AuthzStatus::Deactivated);
+    assert_eq!(
+        h.sa.authz(id).await.unwrap().status,
+        AuthzStatus::Deactivated
+    );
+    assert_eq!(
+        h.sa.authz(order.authz_ids[1]).await.unwrap().status,
+        AuthzStatus::Pending
+    );
+    assert_eq!(
+        h.sa.order(order.id).await.unwrap().status,
+        OrderStatus::Invalid
+    );
+    // The SA's refusal passes through.
+    let err = h.ra.deactivate_authz(id).await.unwrap_err();
+    assert_eq!(err.kind, ErrorKind::Malformed);
+    let err = h.ra.deactivate_authz(AuthzId(999)).await.unwrap_err();
+    assert_eq!(err.kind, ErrorKind::NotFound);
 }

@@ -662,7 +662,7 @@ async fn data_survives_a_restart() {
         .iter()
         .map(|row| row.get("version"))
         .collect();
-    assert_eq!(versions, vec![1]);
+    assert_eq!(versions, vec![1, 2]);
     let journal: String = sqlx::query("PRAGMA journal_mode")
         .fetch_one(&sa.pool)
         .await
@@ -714,4 +714,538 @@ async fn bad_urls_are_refused() {
         max_connections: 0,
     };
     assert!(SqlStorage::from_config(&config, clock).await.is_err());
+}
+
+/// Every page of `account_id`'s orders with this page size, and each page's `next`.
+async fn all_pages(sa: &SqlStorage, account_id: AccountId, size: u32) -> Vec<OrdersPage> {
+    let mut pages = Vec::new();
+    let mut cursor = None;
+    loop {
+        let page = sa
+            .orders_for_account(account_id, PageRequest { cursor, size })
+            .await
+            .unwrap();
+        cursor = page.next.clone();
+        pages.push(page);
+        if cursor.is_none() {
+            return pages;
+        }
+        assert!(pages.len() < 1000, "paging does not end");
+    }
+}
+
+#[tokio::test]
+async fn orders_are_listed_newest_first_in_pages() {
+    let clock = FixedClock::new(start());
+    let sa = memory(&clock).await;
+    let acct = account(&sa, "thumb-a").await;
+    let other = account(&sa, "thumb-b").await;
+    let empty = account(&sa, "thumb-c").await;
+
+    // Five orders over three seconds, two pairs sharing a second, so the id breaks ties.
+    let mut created = Vec::new();
+    let mut elapsed = 0;
+    for second in [0, 0, 1, 2, 2] {
+        clock.advance(Duration::seconds(second - elapsed));
+        elapsed = second;
+        let order = sa.new_order(new_order(acct.id, clock.now())).await.unwrap();
+        created.push((order.created_at, order.id));
+    }
+    let other_orders = [
+        sa.new_order(new_order(other.id, clock.now()))
+            .await
+            .unwrap(),
+        sa.new_order(new_order(other.id, clock.now()))
+            .await
+            .unwrap(),
+    ];
+    assert_eq!(created[0].0, created[1].0);
+    assert_eq!(created[3].0, created[4].0);
+    assert!(created[1].0 < created[2].0 && created[2].0 < created[3].0);
+    created.sort();
+    created.reverse();
+    let expected: Vec<OrderId> = created.iter().map(|(_, id)| *id).collect();
+
+    let pages = all_pages(&sa, acct.id, 2).await;
+    let sizes: Vec<usize> = pages.iter().map(|page| page.order_ids.len()).collect();
+    assert_eq!(sizes, vec![2, 2, 1]);
+    assert!(pages[0].next.is_some() && pages[1].next.is_some());
+    assert_eq!(pages[2].next, None);
+    let listed: Vec<OrderId> = pages.iter().flat_map(|p| p.order_ids.clone()).collect();
+    assert_eq!(listed, expected);
+
+    // A page exactly full at the end of the list has no next.
+    let mut theirs: Vec<OrderId> = other_orders.iter().map(|o| o.id).collect();
+    theirs.sort();
+    theirs.reverse();
+    let pages = all_pages(&sa, other.id, 2).await;
+    assert_eq!(
+        pages,
+        vec![OrdersPage {
+            order_ids: theirs,
+            next: None
+        }]
+    );
+    assert_eq!(
+        all_pages(&sa, empty.id, 2).await,
+        vec![OrdersPage::default()]
+    );
+
+    // An order created while a client pages does not shift the later pages.
+    let first = sa
+        .orders_for_account(
+            acct.id,
+            PageRequest {
+                cursor: None,
+                size: 2,
+            },
+        )
+        .await
+        .unwrap();
+    clock.advance(Duration::seconds(1));
+    let newest = sa.new_order(new_order(acct.id, clock.now())).await.unwrap();
+    let second = sa
+        .orders_for_account(
+            acct.id,
+            PageRequest {
+                cursor: first.next,
+                size: 2,
+            },
+        )
+        .await
+        .unwrap();
+    assert_eq!(second.order_ids, expected[2..4].to_vec());
+    let all = all_pages(&sa, acct.id, 0).await;
+    assert_eq!(all.len(), 1);
+    assert_eq!(all[0].order_ids[0], newest.id);
+
+    let err = assert_kind(
+        sa.orders_for_account(AccountId(42), PageRequest::default())
+            .await,
+        ErrorKind::NotFound,
+    );
+    assert_eq!(err.detail, "account 42 not found");
+
+    // The listing walks the index the second migration made.
+    let plan: Vec<String> = sqlx::query(
+        "EXPLAIN QUERY PLAN SELECT id, created_at FROM orders
+         WHERE account_id = ? AND (created_at < ? OR (created_at = ? AND id < ?))
+         ORDER BY created_at DESC, id DESC LIMIT ?",
+    )
+    .bind(acct.id.0)
+    .bind(0_i64)
+    .bind(0_i64)
+    .bind(0_i64)
+    .bind(3_i64)
+    .fetch_all(&sa.pool)
+    .await
+    .unwrap()
+    .iter()
+    .map(|row| row.get::<String, _>("detail"))
+    .collect();
+    assert!(
+        plan.iter()
+            .any(|step| step.contains("orders_account_created_id")),
+        "{plan:?}"
+    );
+    assert!(
+        plan.iter().all(|step| !step.contains("TEMP B-TREE")),
+        "{plan:?}"
+    );
+}
+
+#[tokio::test]
+async fn page_size_defaults_to_50_and_stops_at_100() {
+    let clock = FixedClock::new(start());
+    let sa = memory(&clock).await;
+    let acct = account(&sa, "thumb").await;
+    for _ in 0..101 {
+        sa.new_order(new_order(acct.id, start())).await.unwrap();
+    }
+    let page = |cursor: Option<String>, size: u32| {
+        let sa = sa.clone();
+        async move {
+            sa.orders_for_account(acct.id, PageRequest { cursor, size })
+                .await
+                .unwrap()
+        }
+    };
+    let default = page(None, 0).await;
+    assert_eq!(default.order_ids.len(), 50);
+    assert!(default.next.is_some());
+    let capped = page(None, u32::MAX).await;
+    assert_eq!(capped.order_ids.len(), 100);
+    assert_eq!(capped.order_ids[..50], default.order_ids[..]);
+    let rest = page(capped.next, 1000).await;
+    assert_eq!(rest.order_ids.len(), 1);
+    assert_eq!(rest.next, None);
+    assert!(!capped.order_ids.contains(&rest.order_ids[0]));
+}
+
+#[tokio::test]
+async fn garbled_cursors_are_malformed() {
+    let clock = FixedClock::new(start());
+    let sa = memory(&clock).await;
+    let acct = account(&sa, "thumb").await;
+    for cursor in [
+        "",
+        ".",
+        "garbage",
+        "1893456000",
+        "1893456000.",
+        ".42",
+        "1893456000.42.7",
+        "-1.42",
+        "+1.42",
+        "1893456000.4x2",
+        "99999999999999999999.42",
+        "1893456000 .42",
+        "١٢.٣",
+    ] {
+        let err = assert_kind(
+            sa.orders_for_account(
+                acct.id,
+                PageRequest {
+                    cursor: Some(cursor.to_owned()),
+                    size: 2,
+                },
+            )
+            .await,
+            ErrorKind::Malformed,
+        );
+        assert_eq!(err.detail, "invalid cursor", "{cursor:?}");
+    }
+    // A well-formed cursor past every order is simply the end of the list.
+    let page = sa
+        .orders_for_account(
+            acct.id,
+            PageRequest {
+                cursor: Some("0.0".into()),
+                size: 2,
+            },
+        )
+        .await
+        .unwrap();
+    assert_eq!(page, OrdersPage::default());
+}
+
+#[tokio::test]
+async fn account_contacts_and_key_change() {
+    let clock = FixedClock::new(start());
+    let sa = memory(&clock).await;
+    let acct = account(&sa, "thumb-old").await;
+
+    let contacts = vec![
+        "mailto:ops@example.com".to_owned(),
+        "mailto:pager@example.com".to_owned(),
+    ];
+    let updated = sa
+        .update_account(
+            acct.id,
+            AccountUpdate {
+                contacts: Some(contacts.clone()),
+                ..AccountUpdate::default()
+            },
+        )
+        .await
+        .unwrap();
+    assert_eq!(
+        updated,
+        Account {
+            contacts: contacts.clone(),
+            ..acct.clone()
+        }
+    );
+    assert_eq!(sa.account(acct.id).await.unwrap(), updated);
+
+    let cleared = sa
+        .update_account(
+            acct.id,
+            AccountUpdate {
+                contacts: Some(Vec::new()),
+                ..AccountUpdate::default()
+            },
+        )
+        .await
+        .unwrap();
+    assert!(cleared.contacts.is_empty());
+    assert_eq!(sa.account(acct.id).await.unwrap(), cleared);
+
+    // Nothing to change changes nothing.
+    let same = sa
+        .update_account(acct.id, AccountUpdate::default())
+        .await
+        .unwrap();
+    assert_eq!(same, cleared);
+
+    let rolled = sa
+        .update_account(
+            acct.id,
+            AccountUpdate {
+                key: Some((r#"{"kty":"EC","x":"new"}"#.into(), "thumb-new".into())),
+                ..AccountUpdate::default()
+            },
+        )
+        .await
+        .unwrap();
+    assert_eq!(rolled.key_thumbprint, "thumb-new");
+    assert_eq!(rolled.key_jwk, r#"{"kty":"EC","x":"new"}"#);
+    assert_eq!(rolled.id, acct.id);
+    assert_eq!(sa.account_by_key("thumb-new").await.unwrap(), rolled);
+    assert_kind(sa.account_by_key("thumb-old").await, ErrorKind::NotFound);
+
+    let err = assert_kind(
+        sa.update_account(
+            AccountId(42),
+            AccountUpdate {
+                contacts: Some(Vec::new()),
+                ..AccountUpdate::default()
+            },
+        )
+        .await,
+        ErrorKind::NotFound,
+    );
+    assert_eq!(err.detail, "account 42 not found");
+}
+
+#[tokio::test]
+async fn a_key_in_use_is_a_conflict_and_changes_nothing() {
+    let clock = FixedClock::new(start());
+    let sa = memory(&clock).await;
+    let mine = account(&sa, "thumb-mine").await;
+    let theirs = account(&sa, "thumb-theirs").await;
+
+    let err = assert_kind(
+        sa.update_account(
+            mine.id,
+            AccountUpdate {
+                contacts: Some(vec!["mailto:new@example.com".into()]),
+                status: Some(AccountStatus::Deactivated),
+                key: Some(("{}".into(), "thumb-theirs".into())),
+            },
+        )
+        .await,
+        ErrorKind::Conflict,
+    );
+    assert_eq!(err.detail, "key is in use by another account");
+    // The contacts and status written before the key failed were rolled back.
+    assert_eq!(sa.account(mine.id).await.unwrap(), mine);
+    assert_eq!(sa.account_by_key("thumb-theirs").await.unwrap(), theirs);
+
+    // Rolling over to the key an account already has is no conflict.
+    let same = sa
+        .update_account(
+            mine.id,
+            AccountUpdate {
+                key: Some((mine.key_jwk.clone(), mine.key_thumbprint.clone())),
+                ..AccountUpdate::default()
+            },
+        )
+        .await
+        .unwrap();
+    assert_eq!(same, mine);
+}
+
+#[tokio::test]
+async fn accounts_only_move_from_valid_to_deactivated() {
+    let clock = FixedClock::new(start());
+    let sa = memory(&clock).await;
+    let acct = account(&sa, "thumb").await;
+
+    for status in [AccountStatus::Valid, AccountStatus::Revoked] {
+        assert_kind(
+            sa.update_account(
+                acct.id,
+                AccountUpdate {
+                    status: Some(status),
+                    contacts: Some(Vec::new()),
+                    ..AccountUpdate::default()
+                },
+            )
+            .await,
+            ErrorKind::Malformed,
+        );
+    }
+    assert_eq!(sa.account(acct.id).await.unwrap(), acct);
+
+    let deactivated = sa
+        .update_account(
+            acct.id,
+            AccountUpdate {
+                status: Some(AccountStatus::Deactivated),
+                ..AccountUpdate::default()
+            },
+        )
+        .await
+        .unwrap();
+    assert_eq!(deactivated.status, AccountStatus::Deactivated);
+    assert_eq!(
+        sa.account(acct.id).await.unwrap().status,
+        AccountStatus::Deactivated
+    );
+
+    for status in [
+        AccountStatus::Deactivated,
+        AccountStatus::Valid,
+        AccountStatus::Revoked,
+    ] {
+        let err = assert_kind(
+            sa.update_account(
+                acct.id,
+                AccountUpdate {
+                    status: Some(status),
+                    ..AccountUpdate::default()
+                },
+            )
+            .await,
+            ErrorKind::Malformed,
+        );
+        assert!(err.detail.contains("cannot move from deactivated"), "{err}");
+    }
+    assert_eq!(sa.account(acct.id).await.unwrap(), deactivated);
+}
+
+#[tokio::test]
+async fn deactivating_an_authz_invalidates_its_order() {
+    let clock = FixedClock::new(start());
+    let sa = memory(&clock).await;
+    let acct = account(&sa, "thumb").await;
+
+    // A pending authorization.
+    let order = sa.new_order(new_order(acct.id, start())).await.unwrap();
+    assert_eq!(order.status, OrderStatus::Pending);
+    let pending = order.authz_ids[0];
+    sa.deactivate_authz(pending).await.unwrap();
+    assert_eq!(
+        sa.authz(pending).await.unwrap().status,
+        AuthzStatus::Deactivated
+    );
+    assert_eq!(
+        sa.order(order.id).await.unwrap().status,
+        OrderStatus::Invalid
+    );
+    // The other authorization of the order is untouched.
+    assert_eq!(
+        sa.authz(order.authz_ids[1]).await.unwrap().status,
+        AuthzStatus::Pending
+    );
+    // A deactivated authorization cannot be validated any more, nor deactivated twice.
+    assert_kind(
+        sa.set_challenge_processing(pending, ChallengeType::Http01)
+            .await,
+        ErrorKind::Malformed,
+    );
+    let err = assert_kind(sa.deactivate_authz(pending).await, ErrorKind::Malformed);
+    assert_eq!(err.detail, "authorization is not pending or valid");
+
+    // A valid authorization of a ready order.
+    let ready = sa.new_order(new_order(acct.id, start())).await.unwrap();
+    validate_all(&sa, &ready, start()).await;
+    assert_eq!(sa.order(ready.id).await.unwrap().status, OrderStatus::Ready);
+    sa.deactivate_authz(ready.authz_ids[1]).await.unwrap();
+    assert_eq!(
+        sa.authz(ready.authz_ids[1]).await.unwrap().status,
+        AuthzStatus::Deactivated
+    );
+    assert_eq!(
+        sa.order(ready.id).await.unwrap().status,
+        OrderStatus::Invalid
+    );
+    assert_kind(
+        sa.set_order_processing(ready.id).await,
+        ErrorKind::OrderNotReady,
+    );
+
+    let err = assert_kind(sa.deactivate_authz(AuthzId(42)).await, ErrorKind::NotFound);
+    assert_eq!(err.detail, "authorization 42 not found");
+}
+
+#[tokio::test]
+async fn only_pending_or_valid_authzs_are_deactivated() {
+    let clock = FixedClock::new(start());
+    let sa = memory(&clock).await;
+    let acct = account(&sa, "thumb").await;
+
+    // Invalid.
+    let order = sa.new_order(new_order(acct.id, start())).await.unwrap();
+    let failed = order.authz_ids[0];
+    sa.set_challenge_processing(failed, ChallengeType::Http01)
+        .await
+        .unwrap();
+    sa.finalize_authz(
+        failed,
+        ChallengeType::Http01,
+        outcome(AuthzStatus::Invalid, start()),
+    )
+    .await
+    .unwrap();
+    let err = assert_kind(sa.deactivate_authz(failed).await, ErrorKind::Malformed);
+    assert_eq!(err.detail, "authorization is not pending or valid");
+    assert_eq!(sa.authz(failed).await.unwrap().status, AuthzStatus::Invalid);
+
+    // Expired: pending, and valid, past their expiry.
+    let valid_order = sa.new_order(new_order(acct.id, start())).await.unwrap();
+    validate_all(&sa, &valid_order, start()).await;
+    clock.advance(Duration::days(8));
+    let expired = order.authz_ids[1];
+    assert_eq!(
+        sa.authz(expired).await.unwrap().status,
+        AuthzStatus::Expired
+    );
+    assert_kind(sa.deactivate_authz(expired).await, ErrorKind::Malformed);
+    // Validated authorizations live 30 days, so these are still valid.
+    let still_valid = valid_order.authz_ids[0];
+    assert_eq!(
+        sa.authz(still_valid).await.unwrap().status,
+        AuthzStatus::Valid
+    );
+    clock.advance(Duration::days(30));
+    assert_eq!(
+        sa.authz(still_valid).await.unwrap().status,
+        AuthzStatus::Expired
+    );
+    assert_kind(sa.deactivate_authz(still_valid).await, ErrorKind::Malformed);
+}
+
+#[tokio::test]
+async fn a_version_1_database_is_upgraded() {
+    let db = TempDb::new();
+    let clock = FixedClock::new(start());
+    let sa = SqlStorage::connect(&db.url(), Arc::new(clock.clone()))
+        .await
+        .unwrap();
+    let acct = account(&sa, "thumb").await;
+    let order = sa.new_order(new_order(acct.id, start())).await.unwrap();
+    // Put the schema back to what 0001 left.
+    sqlx::raw_sql(
+        "DROP INDEX orders_account_created_id;
+         CREATE INDEX orders_account_id ON orders (account_id, created_at);
+         DELETE FROM schema_migrations WHERE version = 2;",
+    )
+    .execute(&sa.pool)
+    .await
+    .unwrap();
+    sa.close().await;
+    drop(sa);
+
+    let sa = SqlStorage::connect(&db.url(), Arc::new(clock.clone()))
+        .await
+        .unwrap();
+    let indexes: Vec<String> = sqlx::query(
+        "SELECT name FROM sqlite_master WHERE type = 'index' AND tbl_name = 'orders'
+         AND name NOT LIKE 'sqlite_%' ORDER BY name",
+    )
+    .fetch_all(&sa.pool)
+    .await
+    .unwrap()
+    .iter()
+    .map(|row| row.get("name"))
+    .collect();
+    assert_eq!(indexes, vec!["orders_account_created_id".to_owned()]);
+    let page = sa
+        .orders_for_account(acct.id, PageRequest::default())
+        .await
+        .unwrap();
+    assert_eq!(page.order_ids, vec![order.id]);
+    sa.close().await;
 }

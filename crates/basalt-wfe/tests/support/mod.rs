@@ -32,7 +32,10 @@ use basalt_core::NewAccount;
 use basalt_core::Order;
 use basalt_core::OrderId;
 use basalt_core::OrderStatus;
+use basalt_core::OrdersPage;
+use basalt_core::PageRequest;
 use basalt_core::RegistrationAuthority;
+use basalt_core::Requester;
 use basalt_core::RevokeRequest;
 use basalt_core::Serial;
 use basalt_core::StorageReadOnly;
@@ -43,7 +46,9 @@ use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use ring::rand::SystemRandom;
 use ring::signature::EcdsaKeyPair;
 use ring::signature::EcdsaSigningAlgorithm;
+use ring::signature::Ed25519KeyPair;
 use ring::signature::KeyPair;
+use ring::signature::RsaKeyPair;
 use serde_json::Value;
 use serde_json::json;
 use time::OffsetDateTime;
@@ -80,6 +85,20 @@ pub struct State {
     pub finalized_csrs: Vec<Vec<u8>>,
     /// Makes the next new_account lose a race: it stores the account, then says Conflict.
     pub lose_next_race: bool,
+    /// Finalize leaves the order processing (issuance in the background).
+    pub finalize_processing: bool,
+    /// Validation leaves the challenge processing.
+    pub validation_processing: bool,
+    /// Overrides the page size the WFE asks for.
+    pub orders_page_size: Option<usize>,
+    /// Every page request seen.
+    pub page_requests: Vec<(AccountId, PageRequest)>,
+    /// The SubjectPublicKeyInfo of each certificate, for key-signed revocation.
+    pub cert_spkis: HashMap<Serial, Vec<u8>>,
+    /// Key rollovers seen: (account, new JWK, new thumbprint).
+    pub rollovers: Vec<(AccountId, String, String)>,
+    /// Makes the next rollover lose a race to `AccountId`, which takes the key first.
+    pub rollover_race: Option<AccountId>,
 }
 
 impl State {
@@ -147,6 +166,38 @@ impl StorageReadOnly for Fake {
             .cloned()
             .ok_or_else(|| missing("certificate"))
     }
+
+    /// Newest first; the cursor is `"before <id>"` plus characters that need escaping.
+    async fn orders_for_account(
+        &self,
+        account_id: AccountId,
+        page: PageRequest,
+    ) -> Result<OrdersPage, Error> {
+        let mut state = self.lock();
+        state.page_requests.push((account_id, page.clone()));
+        let before = match &page.cursor {
+            None => i64::MAX,
+            Some(cursor) => cursor
+                .strip_prefix("before ")
+                .and_then(|rest| rest.strip_suffix("&/?"))
+                .and_then(|id| id.parse().ok())
+                .ok_or_else(|| Error::malformed("bad cursor"))?,
+        };
+        let size = state.orders_page_size.unwrap_or(page.size as usize);
+        let mut ids: Vec<OrderId> = state
+            .orders
+            .values()
+            .filter(|o| o.account_id == account_id && o.id.0 < before)
+            .map(|o| o.id)
+            .collect();
+        ids.sort_by_key(|id| std::cmp::Reverse(id.0));
+        let next = (ids.len() > size).then(|| format!("before {}&/?", ids[size - 1].0));
+        ids.truncate(size);
+        Ok(OrdersPage {
+            order_ids: ids,
+            next,
+        })
+    }
 }
 
 #[async_trait]
@@ -167,6 +218,75 @@ impl RegistrationAuthority for Fake {
             return Err(Error::conflict("key already registered"));
         }
         Ok(account)
+    }
+
+    async fn update_account_contacts(
+        &self,
+        id: AccountId,
+        contacts: Vec<String>,
+    ) -> Result<Account, Error> {
+        let mut state = self.lock();
+        let account = state
+            .accounts
+            .get_mut(&id)
+            .ok_or_else(|| missing("account"))?;
+        account.contacts = contacts;
+        Ok(account.clone())
+    }
+
+    async fn deactivate_account(&self, id: AccountId) -> Result<Account, Error> {
+        let mut state = self.lock();
+        let account = state
+            .accounts
+            .get_mut(&id)
+            .ok_or_else(|| missing("account"))?;
+        account.status = AccountStatus::Deactivated;
+        Ok(account.clone())
+    }
+
+    async fn rollover_account_key(
+        &self,
+        id: AccountId,
+        new_key_jwk: String,
+        new_key_thumbprint: String,
+    ) -> Result<Account, Error> {
+        let mut state = self.lock();
+        if let Some(winner) = state.rollover_race.take() {
+            let account = state.accounts.get_mut(&winner).unwrap();
+            account.key_thumbprint = new_key_thumbprint;
+            account.key_jwk = new_key_jwk;
+            return Err(Error::conflict("key already in use"));
+        }
+        if state
+            .accounts
+            .values()
+            .any(|a| a.key_thumbprint == new_key_thumbprint)
+        {
+            return Err(Error::conflict("key already in use"));
+        }
+        state
+            .rollovers
+            .push((id, new_key_jwk.clone(), new_key_thumbprint.clone()));
+        let account = state
+            .accounts
+            .get_mut(&id)
+            .ok_or_else(|| missing("account"))?;
+        account.key_jwk = new_key_jwk;
+        account.key_thumbprint = new_key_thumbprint;
+        Ok(account.clone())
+    }
+
+    async fn deactivate_authz(&self, id: AuthzId) -> Result<Authz, Error> {
+        let mut state = self.lock();
+        let authz = state.authzs.get_mut(&id).ok_or_else(|| missing("authz"))?;
+        if !matches!(authz.status, AuthzStatus::Pending | AuthzStatus::Valid) {
+            return Err(Error::malformed(format!(
+                "authorization is {}",
+                authz.status
+            )));
+        }
+        authz.status = AuthzStatus::Deactivated;
+        Ok(authz.clone())
     }
 
     async fn new_order(
@@ -233,7 +353,16 @@ impl RegistrationAuthority for Fake {
     async fn perform_validation(&self, id: AuthzId, kind: ChallengeType) -> Result<Authz, Error> {
         let mut state = self.lock();
         state.validations.push((id, kind));
+        let processing = state.validation_processing;
         let authz = state.authzs.get_mut(&id).ok_or_else(|| missing("authz"))?;
+        if processing {
+            for challenge in &mut authz.challenges {
+                if challenge.kind == kind {
+                    challenge.status = ChallengeStatus::Processing;
+                }
+            }
+            return Ok(authz.clone());
+        }
         authz.status = AuthzStatus::Valid;
         for challenge in &mut authz.challenges {
             if challenge.kind == kind {
@@ -261,6 +390,7 @@ impl RegistrationAuthority for Fake {
     async fn finalize_order(&self, id: OrderId, csr_der: Vec<u8>) -> Result<Order, Error> {
         let mut state = self.lock();
         state.finalized_csrs.push(csr_der);
+        let processing = state.finalize_processing;
         let serial_bytes = [0x4a, 0x00, 0x00, id.0 as u8];
         let serial = Serial::from_bytes(&serial_bytes)?;
         let order = state.orders.get_mut(&id).ok_or_else(|| missing("order"))?;
@@ -269,6 +399,10 @@ impl RegistrationAuthority for Fake {
                 ErrorKind::OrderNotReady,
                 format!("order is {}", order.status),
             ));
+        }
+        if processing {
+            order.status = OrderStatus::Processing;
+            return Ok(order.clone());
         }
         order.status = OrderStatus::Valid;
         order.certificate_serial = Some(serial.clone());
@@ -292,13 +426,19 @@ impl RegistrationAuthority for Fake {
 
     async fn revoke_certificate(&self, request: RevokeRequest) -> Result<(), Error> {
         let mut state = self.lock();
-        let cert = state
+        let owner = state
             .certs
-            .get_mut(&request.serial)
+            .get(&request.serial)
+            .map(|cert| cert.account_id)
             .ok_or_else(|| missing("certificate"))?;
-        if cert.account_id != request.account_id {
+        let allowed = match &request.requester {
+            Requester::Account(id) => owner == *id,
+            Requester::CertificateKey(spki) => state.cert_spkis.get(&request.serial) == Some(spki),
+        };
+        if !allowed {
             return Err(Error::unauthorized("not your certificate"));
         }
+        let cert = state.certs.get_mut(&request.serial).unwrap();
         if cert.status == CertStatus::Revoked {
             return Err(Error::new(ErrorKind::AlreadyRevoked, "already revoked"));
         }
@@ -455,36 +595,54 @@ impl TestApp {
     }
 }
 
-/// An ECDSA account key that signs flattened JWS.
+enum Pair {
+    Ecdsa(EcdsaKeyPair),
+    Ed25519(Ed25519KeyPair),
+    Rsa(RsaKeyPair),
+}
+
+/// An account key (ECDSA, Ed25519 or RSA) that signs flattened JWS.
 pub struct TestKey {
-    pair: EcdsaKeyPair,
+    pair: Pair,
     rng: SystemRandom,
-    alg: &'static str,
+    pub alg: &'static str,
     pub jwk: Value,
     pub kid: Option<String>,
 }
 
 impl TestKey {
     pub fn es256() -> Self {
-        Self::generate(
-            &ring::signature::ECDSA_P256_SHA256_FIXED_SIGNING,
-            "ES256",
-            "P-256",
-        )
+        let rng = SystemRandom::new();
+        let alg = &ring::signature::ECDSA_P256_SHA256_FIXED_SIGNING;
+        let pkcs8 = EcdsaKeyPair::generate_pkcs8(alg, &rng).unwrap();
+        Self::ecdsa_from_pkcs8(alg, "ES256", "P-256", pkcs8.as_ref())
     }
 
     pub fn es384() -> Self {
-        Self::generate(
-            &ring::signature::ECDSA_P384_SHA384_FIXED_SIGNING,
-            "ES384",
-            "P-384",
+        let rng = SystemRandom::new();
+        let alg = &ring::signature::ECDSA_P384_SHA384_FIXED_SIGNING;
+        let pkcs8 = EcdsaKeyPair::generate_pkcs8(alg, &rng).unwrap();
+        Self::ecdsa_from_pkcs8(alg, "ES384", "P-384", pkcs8.as_ref())
+    }
+
+    /// A P-256 key from PKCS#8 DER (e.g. an rcgen certificate key).
+    pub fn p256_from_pkcs8(pkcs8: &[u8]) -> Self {
+        Self::ecdsa_from_pkcs8(
+            &ring::signature::ECDSA_P256_SHA256_FIXED_SIGNING,
+            "ES256",
+            "P-256",
+            pkcs8,
         )
     }
 
-    fn generate(alg: &'static EcdsaSigningAlgorithm, name: &'static str, crv: &str) -> Self {
+    fn ecdsa_from_pkcs8(
+        alg: &'static EcdsaSigningAlgorithm,
+        name: &'static str,
+        crv: &str,
+        pkcs8: &[u8],
+    ) -> Self {
         let rng = SystemRandom::new();
-        let pkcs8 = EcdsaKeyPair::generate_pkcs8(alg, &rng).unwrap();
-        let pair = EcdsaKeyPair::from_pkcs8(alg, pkcs8.as_ref(), &rng).unwrap();
+        let pair = EcdsaKeyPair::from_pkcs8(alg, pkcs8, &rng).unwrap();
         let point = pair.public_key().as_ref();
         let half = (point.len() - 1) / 2;
         let jwk = json!({
@@ -494,9 +652,47 @@ impl TestKey {
             "y": URL_SAFE_NO_PAD.encode(&point[1 + half..]),
         });
         Self {
-            pair,
+            pair: Pair::Ecdsa(pair),
             rng,
             alg: name,
+            jwk,
+            kid: None,
+        }
+    }
+
+    pub fn ed25519() -> Self {
+        let rng = SystemRandom::new();
+        let pkcs8 = Ed25519KeyPair::generate_pkcs8(&rng).unwrap();
+        let pair = Ed25519KeyPair::from_pkcs8(pkcs8.as_ref()).unwrap();
+        let jwk = json!({
+            "kty": "OKP",
+            "crv": "Ed25519",
+            "x": URL_SAFE_NO_PAD.encode(pair.public_key().as_ref()),
+        });
+        Self {
+            pair: Pair::Ed25519(pair),
+            rng,
+            alg: "EdDSA",
+            jwk,
+            kid: None,
+        }
+    }
+
+    /// The 2048-bit RSA key in tests/data/rsa2048.pem.
+    pub fn rs256() -> Self {
+        let pem = include_str!("../data/rsa2048.pem");
+        let der = rcgen::KeyPair::from_pem(pem).unwrap().serialize_der();
+        let pair = RsaKeyPair::from_pkcs8(&der).unwrap();
+        let components: ring::signature::RsaPublicKeyComponents<Vec<u8>> = pair.public().into();
+        let jwk = json!({
+            "kty": "RSA",
+            "n": URL_SAFE_NO_PAD.encode(&components.n),
+            "e": URL_SAFE_NO_PAD.encode(&components.e),
+        });
+        Self {
+            pair: Pair::Rsa(pair),
+            rng: SystemRandom::new(),
+            alg: "RS256",
             jwk,
             kid: None,
         }
@@ -524,7 +720,32 @@ impl TestKey {
     }
 
     pub fn signature(&self, input: &str) -> String {
-        let sig = self.pair.sign(&self.rng, input.as_bytes()).unwrap();
-        URL_SAFE_NO_PAD.encode(sig.as_ref())
+        let sig = match &self.pair {
+            Pair::Ecdsa(pair) => pair
+                .sign(&self.rng, input.as_bytes())
+                .unwrap()
+                .as_ref()
+                .to_vec(),
+            Pair::Ed25519(pair) => pair.sign(input.as_bytes()).as_ref().to_vec(),
+            Pair::Rsa(pair) => {
+                let mut sig = vec![0; pair.public().modulus_len()];
+                pair.sign(
+                    &ring::signature::RSA_PKCS1_SHA256,
+                    &self.rng,
+                    input.as_bytes(),
+                    &mut sig,
+                )
+                .unwrap();
+                sig
+            }
+        };
+        URL_SAFE_NO_PAD.encode(sig)
+    }
+
+    /// A flattened JWS of `payload` signed with the `jwk` header and no nonce, as the
+    /// inner JWS of a key change.
+    pub fn sign_inner(&self, url: &str, payload: &Value) -> String {
+        let header = json!({"alg": self.alg, "jwk": self.jwk, "url": url});
+        self.sign(&header, &payload.to_string())
     }
 }
