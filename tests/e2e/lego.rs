@@ -1,14 +1,16 @@
 //! lego against `basalt dev`: a two-name certificate through lego's own http-01
-//! server, then revocation.
+//! server, a renewal, then revocation.
 
 use std::path::Path;
 use std::process::Command;
 use std::time::Duration;
 
 use crate::certbot::ocsp_status_becomes;
+use crate::certbot::serial;
 use crate::certbot::write_first_cert;
 use crate::harness::DevCa;
 use crate::harness::run_ok;
+use crate::steps::Steps;
 
 const DOMAINS: [&str; 2] = ["lego-one.example.com", "lego-two.example.com"];
 const CLIENT_TIMEOUT: Duration = Duration::from_secs(180);
@@ -29,13 +31,9 @@ fn lego(ca: &DevCa, dir: &Path, subcommand: &str) -> Command {
     cmd
 }
 
-#[test]
-fn lego_issues_two_names_and_revokes() {
-    let ca = DevCa::start("lego");
-    let dir = ca.client_dir("lego");
-
-    run_ok(&mut lego(&ca, &dir, "run"), CLIENT_TIMEOUT);
-
+/// The leaf of lego's bundle written to `DIR/leaf.pem`, verified against the
+/// root, with every name in its SAN; and OCSP says it is good.
+fn check_certificate(ca: &DevCa, dir: &Path) {
     let certs = dir.join("certificates");
     let bundle = certs.join(format!("{}.crt", DOMAINS[0]));
     let issuer_file = certs.join(format!("{}.issuer.crt", DOMAINS[0]));
@@ -75,11 +73,51 @@ fn lego_issues_two_names_and_revokes() {
 
     let issuer = dir.join("issuer.pem");
     write_first_cert(&issuer_file, &issuer);
-    ocsp_status_becomes(&ca, &issuer, &leaf, "good");
+    ocsp_status_becomes(ca, &issuer, &leaf, "good");
+}
 
+/// `lego renew --days 100`: the 90-day certificate is due, so lego renews it.
+fn renew(ca: &DevCa, dir: &Path) {
+    let before = serial(&dir.join("leaf.pem"));
     run_ok(
-        lego(&ca, &dir, "revoke").args(["--keep", "--reason", "1"]),
+        lego(ca, dir, "renew").args(["--days", "100", "--no-random-sleep"]),
         CLIENT_TIMEOUT,
     );
-    ocsp_status_becomes(&ca, &issuer, &leaf, "revoked");
+    check_certificate(ca, dir);
+    let after = serial(&dir.join("leaf.pem"));
+    assert_ne!(before, after, "lego renew kept the old certificate");
+}
+
+fn revoke(ca: &DevCa, dir: &Path) {
+    run_ok(
+        lego(ca, dir, "revoke").args(["--keep", "--reason", "1"]),
+        CLIENT_TIMEOUT,
+    );
+    ocsp_status_becomes(
+        ca,
+        &dir.join("issuer.pem"),
+        &dir.join("leaf.pem"),
+        "revoked",
+    );
+}
+
+#[test]
+fn lego_issues_two_names_renews_and_revokes() {
+    let ca = DevCa::start("lego");
+    let dir = ca.client_dir("lego");
+    let mut steps = Steps::default();
+
+    let issued = steps.run("issue", || {
+        run_ok(&mut lego(&ca, &dir, "run"), CLIENT_TIMEOUT);
+        check_certificate(&ca, &dir);
+    });
+    if issued.is_none() {
+        steps.skipped("renew", "issue");
+        steps.skipped("revoke", "issue");
+        steps.finish();
+        return;
+    }
+    steps.run("renew --days 100", || renew(&ca, &dir));
+    steps.run("revoke", || revoke(&ca, &dir));
+    steps.finish();
 }

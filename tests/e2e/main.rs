@@ -1,5 +1,5 @@
 //! End-to-end tests: `basalt dev` runs every service as its own process, and real
-//! ACME clients (certbot, lego) and hand-made requests drive it.
+//! ACME clients (certbot, lego, instant-acme) and hand-made requests drive it.
 //!
 //! Needs the `basalt` binary (`cargo build -p basalt`, or `BASALT_BIN`) and
 //! certbot, lego, pebble-challtestsrv and openssl on `PATH`.
@@ -8,6 +8,8 @@
 mod allowlist;
 mod certbot;
 mod harness;
+mod instant_acme;
 mod jws;
 mod lego;
 mod restart;
+mod steps;

@@ -540,7 +540,11 @@ impl Wfe {
     /// Authenticates a POST to `path_and_query` (RFC 8555 §6.2–6.4): the checks run in
     /// the order Boulder uses, the nonce being redeemed only after the signature
     /// verified. The `url` header must match the request URL including its query.
-    pub(crate) async fn verify_jws(&self, path_and_query: &str, body: &[u8]) -> Result<Jws, Error> {
+    pub(crate) async fn verify_jws(
+        &self,
+        path_and_query: &str,
+        body: &[u8],
+    ) -> Result<Jws, Rejection> {
         let parsed = Parsed::decode(body, "JWS")?;
         let (key, signer) = match (&parsed.header.jwk, &parsed.header.kid) {
             (Some(jwk), None) => {
@@ -560,33 +564,35 @@ impl Wfe {
             (Some(_), Some(_)) => {
                 return Err(Error::malformed(
                     "JWS protected header must not carry both jwk and kid",
-                ));
+                )
+                .into());
             }
             (None, None) => {
-                return Err(Error::malformed(
-                    "JWS protected header must carry either jwk or kid",
-                ));
+                return Err(
+                    Error::malformed("JWS protected header must carry either jwk or kid").into(),
+                );
             }
         };
         parsed.verify_with(&key)?;
         let Some(nonce) = &parsed.header.nonce else {
-            return Err(Error::new(
-                ErrorKind::BadNonce,
-                "JWS protected header has no nonce",
-            ));
+            return Err(
+                Error::new(ErrorKind::BadNonce, "JWS protected header has no nonce").into(),
+            );
         };
         if !self.nonces.redeem(nonce) {
             return Err(Error::new(
                 ErrorKind::BadNonce,
                 format!("JWS has an invalid anti-replay nonce {nonce:?}"),
-            ));
+            )
+            .into());
         }
         let expected = self.url(path_and_query);
         if parsed.url != expected {
             return Err(Error::unauthorized(format!(
                 "JWS header url {:?} does not match the request url {expected:?}",
                 parsed.url
-            )));
+            ))
+            .into());
         }
         Ok(Jws {
             payload: parsed.payload,
@@ -596,7 +602,7 @@ impl Wfe {
     }
 
     /// The valid account a `kid` names.
-    async fn account_for_kid(&self, kid: &str) -> Result<Account, Error> {
+    async fn account_for_kid(&self, kid: &str) -> Result<Account, Rejection> {
         let missing = || {
             Error::new(
                 ErrorKind::AccountDoesNotExist,
@@ -609,17 +615,43 @@ impl Wfe {
             .ok_or_else(missing)?;
         let account = match self.sa.account(id).await {
             Ok(account) => account,
-            Err(err) if err.is(ErrorKind::NotFound) => return Err(missing()),
-            Err(err) => return Err(err),
+            Err(err) if err.is(ErrorKind::NotFound) => return Err(missing().into()),
+            Err(err) => return Err(err.into()),
         };
         if account.status != AccountStatus::Valid {
-            // RFC 8555 §7.3.6: a deactivated account's key authorizes nothing.
-            return Err(Error::unauthorized(format!(
-                "account {} is {}",
-                account.id, account.status
-            )));
+            // RFC 8555 §7.3.6: a deactivated account's key authorizes nothing, and
+            // the answer is 401, not the 403 other `unauthorized` problems get.
+            return Err(Rejection {
+                error: Error::unauthorized(format!("account {} is {}", account.id, account.status)),
+                status: Some(StatusCode::UNAUTHORIZED),
+            });
         }
         Ok(account)
+    }
+}
+
+/// Why a JWS was refused, and the HTTP status when it is not the kind's usual one.
+#[derive(Debug)]
+pub(crate) struct Rejection {
+    pub(crate) error: Error,
+    pub(crate) status: Option<StatusCode>,
+}
+
+impl From<Error> for Rejection {
+    fn from(error: Error) -> Self {
+        Self {
+            error,
+            status: None,
+        }
+    }
+}
+
+impl Rejection {
+    pub(crate) fn into_response(self) -> Response {
+        match self.status {
+            Some(status) => problem_with_status(&self.error, status),
+            None => problem(&self.error).into_response(),
+        }
     }
 }
 
@@ -669,7 +701,7 @@ impl FromRequest<Arc<Wfe>> for Jws {
             })?;
         wfe.verify_jws(&path, &body)
             .await
-            .map_err(|err| problem(&err).into_response())
+            .map_err(Rejection::into_response)
     }
 }
 

@@ -431,12 +431,12 @@ async fn account_resource() {
         .assert_problem("unauthorized", 403);
     app.get(&path).await.assert_problem("malformed", 405);
 
-    // A deactivated account's key authorizes nothing.
+    // A deactivated account's key authorizes nothing: 401 (RFC 8555 §7.3.6).
     let id: AccountId = path.rsplit('/').next().unwrap().parse().unwrap();
     app.fake.lock().accounts.get_mut(&id).unwrap().status = AccountStatus::Deactivated;
     app.post(&key, &path, "")
         .await
-        .assert_problem("unauthorized", 403);
+        .assert_problem("unauthorized", 401);
 }
 
 #[tokio::test]
@@ -802,10 +802,10 @@ async fn account_update_and_deactivation() {
         app.fake.lock().accounts[&id].status,
         AccountStatus::Deactivated
     );
-    // The key authorizes nothing any more.
+    // The key authorizes nothing any more (401, RFC 8555 §7.3.6).
     app.post(&key, &path, "")
         .await
-        .assert_problem("unauthorized", 403);
+        .assert_problem("unauthorized", 401);
 }
 
 #[tokio::test]
