@@ -22,6 +22,8 @@ use crate::Identifier;
 pub enum ErrorKind {
     /// The request named an account that does not exist.
     AccountDoesNotExist,
+    /// The certificate an order `replaces` was already replaced (RFC 9773 §5).
+    AlreadyReplaced,
     /// The certificate was already revoked.
     AlreadyRevoked,
     /// The CSR is unacceptable.
@@ -42,12 +44,16 @@ pub enum ErrorKind {
     Connection,
     /// A DNS lookup failed during validation.
     Dns,
+    /// The server requires external account binding (RFC 8555 §7.3.4).
+    ExternalAccountRequired,
     /// The response to a challenge was wrong.
     IncorrectResponse,
     /// Something failed inside Basalt; the detail stays in the logs.
     Internal,
     /// A contact URL is invalid.
     InvalidContact,
+    /// The order names a profile the server does not offer (draft-ietf-acme-profiles).
+    InvalidProfile,
     /// The request was malformed.
     Malformed,
     /// The requested resource does not exist.
@@ -72,6 +78,7 @@ pub enum ErrorKind {
 
 wire_names!(ErrorKind {
     AccountDoesNotExist => "accountDoesNotExist",
+    AlreadyReplaced => "alreadyReplaced",
     AlreadyRevoked => "alreadyRevoked",
     BadCsr => "badCSR",
     BadNonce => "badNonce",
@@ -82,9 +89,11 @@ wire_names!(ErrorKind {
     Conflict => "conflict",
     Connection => "connection",
     Dns => "dns",
+    ExternalAccountRequired => "externalAccountRequired",
     IncorrectResponse => "incorrectResponse",
     Internal => "internal",
     InvalidContact => "invalidContact",
+    InvalidProfile => "invalidProfile",
     Malformed => "malformed",
     NotFound => "notFound",
     OrderNotReady => "orderNotReady",

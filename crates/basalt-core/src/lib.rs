@@ -53,11 +53,12 @@ pub use error::{Error, ErrorKind, SubError};
 pub use ids::{AccountId, AuthzId, OrderId, Serial};
 pub use model::{
     Account, AccountStatus, Authz, AuthzStatus, CertStatus, CertificateRecord, Challenge,
-    ChallengeStatus, ChallengeType, Identifier, IdentifierType, IssuedCertificate, NewAccount,
-    NewAuthz, NewOrder, Order, OrderStatus, RevocationReason, ValidationRecord,
+    ChallengeStatus, ChallengeType, EabKey, Identifier, IdentifierType, IssuedCertificate,
+    NewAccount, NewAuthz, NewOrder, Order, OrderStatus, RevocationReason, ValidationRecord,
 };
 pub use service::{
-    AccountUpdate, AuthzOutcome, CertificateAuthority, IssueRequest, OcspRequestEntry, OrdersPage,
-    PageRequest, RegistrationAuthority, Requester, RevocationSigner, RevokeRequest, Storage,
-    StorageReadOnly, ValidateRequest, ValidationAuthority, ValidationResult,
+    AccountUpdate, AuthzOutcome, CertificateAuthority, IssueRequest, Nonces, OcspRequestEntry,
+    OrderRequest, OrdersPage, PageRequest, RegistrationAuthority, Requester, RevocationSigner,
+    RevokeRequest, Storage, StorageReadOnly, ValidateRequest, ValidationAuthority,
+    ValidationResult,
 };

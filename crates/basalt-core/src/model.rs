@@ -190,6 +190,27 @@ pub struct NewAccount {
     pub key_thumbprint: String,
     /// See [`Account::contacts`].
     pub contacts: Vec<String>,
+    /// The external account binding key the registration used (RFC 8555 §7.3.4);
+    /// the SA binds it to the new account in the same transaction.
+    pub eab_key_id: Option<String>,
+}
+
+/// An external account binding key (RFC 8555 §7.3.4): the MAC key an operator
+/// hands a subscriber out of band.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct EabKey {
+    /// The key identifier the client sends as the inner JWS `kid`.
+    pub key_id: String,
+    /// The HMAC key (at least 256 bits).
+    pub hmac_key: Vec<u8>,
+    /// The operator's note (who it is for).
+    pub comment: String,
+    /// When it was created.
+    pub created_at: OffsetDateTime,
+    /// Whether the operator revoked it.
+    pub revoked: bool,
+    /// The account it was used for; a key binds one account only.
+    pub account_id: Option<AccountId>,
 }
 
 /// What a validator saw while validating (RFC 8555 §8.3, Boulder's
@@ -303,6 +324,14 @@ pub struct Order {
     pub certificate_serial: Option<Serial>,
     /// When it was created.
     pub created_at: OffsetDateTime,
+    /// The certificate profile it asked for (draft-ietf-acme-profiles).
+    pub profile: String,
+    /// The requested notBefore (RFC 8555 §7.4).
+    pub not_before: Option<OffsetDateTime>,
+    /// The requested notAfter.
+    pub not_after: Option<OffsetDateTime>,
+    /// The certificate this order replaces (RFC 9773 §5).
+    pub replaces: Option<Serial>,
 }
 
 /// An order to create, with authorizations for the identifiers that need them.
@@ -316,6 +345,14 @@ pub struct NewOrder {
     pub expires: OffsetDateTime,
     /// The authorizations to create with it.
     pub authzs: Vec<NewAuthz>,
+    /// See [`Order::profile`].
+    pub profile: String,
+    /// See [`Order::not_before`].
+    pub not_before: Option<OffsetDateTime>,
+    /// See [`Order::not_after`].
+    pub not_after: Option<OffsetDateTime>,
+    /// See [`Order::replaces`].
+    pub replaces: Option<Serial>,
 }
 
 /// A certificate's revocation status.

@@ -17,6 +17,7 @@ use crate::AuthzStatus;
 use crate::CertStatus;
 use crate::CertificateRecord;
 use crate::ChallengeType;
+use crate::EabKey;
 use crate::Error;
 use crate::Identifier;
 use crate::IssuedCertificate;
@@ -41,6 +42,13 @@ pub trait StorageReadOnly: Send + Sync + 'static {
     async fn authz(&self, id: AuthzId) -> Result<Authz, Error>;
     /// The certificate with this serial, with its revocation status.
     async fn certificate(&self, serial: &Serial) -> Result<CertificateRecord, Error>;
+    /// The order that replaces the certificate with this serial (RFC 9773 §5), if
+    /// any order not yet invalid does.
+    async fn replacement_order(&self, serial: &Serial) -> Result<Option<OrderId>, Error>;
+    /// The external account binding key `key_id`.
+    async fn eab_key(&self, key_id: &str) -> Result<EabKey, Error>;
+    /// Every external account binding key, newest first.
+    async fn eab_keys(&self) -> Result<Vec<EabKey>, Error>;
     /// One page of an account's orders, newest first (RFC 8555 §7.1.2.1).
     async fn orders_for_account(
         &self,
@@ -105,6 +113,11 @@ pub trait Storage: StorageReadOnly {
     async fn new_order(&self, order: NewOrder) -> Result<Order, Error>;
     /// Deactivates a pending or valid authorization (RFC 8555 §7.5.2).
     async fn deactivate_authz(&self, id: AuthzId) -> Result<(), Error>;
+    /// Stores a new external account binding key; [`crate::ErrorKind::Conflict`]
+    /// if its identifier is taken.
+    async fn add_eab_key(&self, key: EabKey) -> Result<(), Error>;
+    /// Revokes an external account binding key, so no new account can use it.
+    async fn revoke_eab_key(&self, key_id: &str) -> Result<(), Error>;
     /// Marks a pending challenge as processing; fails if the authorization is not pending.
     async fn set_challenge_processing(&self, id: AuthzId, kind: ChallengeType)
     -> Result<(), Error>;
@@ -169,6 +182,24 @@ pub struct RevokeRequest {
     pub requester: Requester,
 }
 
+/// A newOrder request as the WFE authenticated and parsed it.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct OrderRequest {
+    /// The account asking.
+    pub account_id: AccountId,
+    /// The names requested.
+    pub identifiers: Vec<Identifier>,
+    /// The profile asked for; `None` means the RA's default profile.
+    pub profile: Option<String>,
+    /// The requested notBefore.
+    pub not_before: Option<OffsetDateTime>,
+    /// The requested notAfter.
+    pub not_after: Option<OffsetDateTime>,
+    /// The certificate this order replaces (RFC 9773 §5); the WFE resolved the
+    /// ARI certID to this serial and checked it names a certificate of ours.
+    pub replaces: Option<Serial>,
+}
+
 /// The registration authority (clients: WFE, admin).
 #[async_trait]
 pub trait RegistrationAuthority: Send + Sync + 'static {
@@ -189,12 +220,8 @@ pub trait RegistrationAuthority: Send + Sync + 'static {
         new_key_jwk: String,
         new_key_thumbprint: String,
     ) -> Result<Account, Error>;
-    /// Creates an order for these identifiers (RFC 8555 §7.4).
-    async fn new_order(
-        &self,
-        account_id: AccountId,
-        identifiers: Vec<Identifier>,
-    ) -> Result<Order, Error>;
+    /// Creates an order (RFC 8555 §7.4).
+    async fn new_order(&self, request: OrderRequest) -> Result<Order, Error>;
     /// Starts validating a challenge (RFC 8555 §7.5.1); the caller owns the authorization.
     async fn perform_validation(&self, id: AuthzId, kind: ChallengeType) -> Result<Authz, Error>;
     /// Deactivates an authorization (RFC 8555 §7.5.2); the caller owns it.
@@ -249,6 +276,12 @@ pub struct IssueRequest {
     pub order_id: OrderId,
     /// The names the certificate must carry, as the RA approved them.
     pub identifiers: Vec<Identifier>,
+    /// The certificate profile to issue under.
+    pub profile: String,
+    /// The notBefore the order asked for, within the profile's limits.
+    pub not_before: Option<OffsetDateTime>,
+    /// The notAfter the order asked for, within the profile's limits.
+    pub not_after: Option<OffsetDateTime>,
 }
 
 /// The certificate authority (client: RA).
@@ -277,4 +310,14 @@ pub struct OcspRequestEntry {
 pub trait RevocationSigner: Send + Sync + 'static {
     /// Signs one OCSP response (RFC 6960, DER) per entry, in order.
     async fn sign_ocsp(&self, entries: Vec<OcspRequestEntry>) -> Result<Vec<Vec<u8>>, Error>;
+}
+
+/// Anti-replay nonces (RFC 8555 §6.5) that every WFE instance can redeem
+/// (client: WFE).
+#[async_trait]
+pub trait Nonces: Send + Sync + 'static {
+    /// A fresh nonce.
+    async fn new_nonce(&self) -> Result<String, Error>;
+    /// Whether `nonce` was issued and not used before; it is used up either way.
+    async fn redeem(&self, nonce: &str) -> Result<bool, Error>;
 }

@@ -47,7 +47,9 @@ impl CertificateAuthority for CaClient {
             account_id: request.account_id.0,
             order_id: request.order_id.0,
             identifiers: basalt_proto::to_vec(request.identifiers),
-            profile: String::new(),
+            profile: request.profile,
+            not_before: basalt_proto::opt_timestamp(request.not_before),
+            not_after: basalt_proto::opt_timestamp(request.not_after),
         });
         let response = CertificateAuthorityClient::new(self.0.channel.clone())
             .issue_certificate(request)
@@ -95,10 +97,9 @@ impl<T: CertificateAuthority> pb::certificate_authority_server::CertificateAutho
         request: Request<pb::IssueCertificateRequest>,
     ) -> Result<Response<pb::IssueCertificateResponse>, Status> {
         let request = request.into_inner();
-        if !request.profile.is_empty() {
-            return Err(not_yet("certificate profiles"));
-        }
         let identifiers = basalt_proto::try_vec(request.identifiers).map_err(to_status)?;
+        let not_before = basalt_proto::opt_from_timestamp(request.not_before).map_err(to_status)?;
+        let not_after = basalt_proto::opt_from_timestamp(request.not_after).map_err(to_status)?;
         let issued = self
             .0
             .issue_certificate(IssueRequest {
@@ -106,6 +107,9 @@ impl<T: CertificateAuthority> pb::certificate_authority_server::CertificateAutho
                 account_id: AccountId(request.account_id),
                 order_id: OrderId(request.order_id),
                 identifiers,
+                profile: request.profile,
+                not_before,
+                not_after,
             })
             .await
             .map_err(to_status)?;

@@ -9,6 +9,7 @@
 
 mod ca;
 mod client;
+mod nonce;
 mod ra;
 mod sa;
 mod server;
@@ -18,6 +19,7 @@ mod va;
 
 pub use ca::{CaClient, CaService, ca_servers};
 pub use client::GrpcChannel;
+pub use nonce::{NonceClient, NonceService, nonce_server};
 pub use ra::{RaClient, RaService, ra_server};
 pub use sa::{SaClient, SaService, sa_servers};
 pub use server::{AllowList, GrpcServer, Guarded, PeerIdentity};
@@ -38,6 +40,8 @@ pub mod service_names {
     pub const CERTIFICATE_AUTHORITY: &str = "basalt.ca.CertificateAuthority";
     /// The CA's OCSP and CRL signing service.
     pub const REVOCATION_SIGNER: &str = "basalt.ca.RevocationSigner";
+    /// The nonce service.
+    pub const NONCE: &str = "basalt.nonce.Nonce";
 }
 
 /// The answer to an RPC that belongs to a later part of Basalt: the surface is

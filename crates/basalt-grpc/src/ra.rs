@@ -10,10 +10,10 @@ use basalt_core::Authz;
 use basalt_core::AuthzId;
 use basalt_core::ChallengeType;
 use basalt_core::Error;
-use basalt_core::Identifier;
 use basalt_core::NewAccount;
 use basalt_core::Order;
 use basalt_core::OrderId;
+use basalt_core::OrderRequest;
 use basalt_core::RegistrationAuthority;
 use basalt_core::Requester;
 use basalt_core::RevokeRequest;
@@ -53,6 +53,7 @@ impl RegistrationAuthority for RaClient {
             key_jwk: account.key_jwk,
             key_thumbprint: account.key_thumbprint,
             contacts: account.contacts,
+            eab_key_id: account.eab_key_id.unwrap_or_default(),
         });
         self.client()
             .new_account(request)
@@ -61,14 +62,14 @@ impl RegistrationAuthority for RaClient {
             .try_into()
     }
 
-    async fn new_order(
-        &self,
-        account_id: AccountId,
-        identifiers: Vec<Identifier>,
-    ) -> Result<Order, Error> {
+    async fn new_order(&self, order: OrderRequest) -> Result<Order, Error> {
         let request = self.0.request(pb::NewOrderRequest {
-            account_id: account_id.0,
-            identifiers: basalt_proto::to_vec(identifiers),
+            account_id: order.account_id.0,
+            identifiers: basalt_proto::to_vec(order.identifiers),
+            profile: order.profile.unwrap_or_default(),
+            not_before: basalt_proto::opt_timestamp(order.not_before),
+            not_after: basalt_proto::opt_timestamp(order.not_after),
+            replaces: order.replaces.map(String::from).unwrap_or_default(),
         });
         self.client()
             .new_order(request)
@@ -206,6 +207,7 @@ impl<T: RegistrationAuthority> pb::registration_authority_server::RegistrationAu
                     key_jwk: request.key_jwk,
                     key_thumbprint: request.key_thumbprint,
                     contacts: request.contacts,
+                    eab_key_id: Some(request.eab_key_id).filter(|id| !id.is_empty()),
                 })
                 .await,
         )
@@ -249,12 +251,18 @@ impl<T: RegistrationAuthority> pb::registration_authority_server::RegistrationAu
 
     async fn new_order(&self, request: Request<pb::NewOrderRequest>) -> GrpcResult<types::Order> {
         let request = request.into_inner();
-        let identifiers = basalt_proto::try_vec(request.identifiers).map_err(to_status)?;
-        reply(
-            self.0
-                .new_order(AccountId(request.account_id), identifiers)
-                .await,
-        )
+        let order = (|| {
+            Ok::<_, Error>(OrderRequest {
+                account_id: AccountId(request.account_id),
+                identifiers: basalt_proto::try_vec(request.identifiers)?,
+                profile: Some(request.profile).filter(|profile| !profile.is_empty()),
+                not_before: basalt_proto::opt_from_timestamp(request.not_before)?,
+                not_after: basalt_proto::opt_from_timestamp(request.not_after)?,
+                replaces: basalt_proto::opt_serial(&request.replaces)?,
+            })
+        })()
+        .map_err(to_status)?;
+        reply(self.0.new_order(order).await)
     }
 
     async fn perform_validation(

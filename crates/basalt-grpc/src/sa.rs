@@ -13,6 +13,7 @@ use basalt_core::AuthzId;
 use basalt_core::AuthzOutcome;
 use basalt_core::CertificateRecord;
 use basalt_core::ChallengeType;
+use basalt_core::EabKey;
 use basalt_core::Error;
 use basalt_core::NewAccount;
 use basalt_core::NewAuthz;
@@ -134,6 +135,53 @@ impl StorageReadOnly for SaClient {
             next: Some(response.next_page_token).filter(|token| !token.is_empty()),
         })
     }
+
+    async fn replacement_order(&self, serial: &Serial) -> Result<Option<OrderId>, Error> {
+        let request = self.0.request(pb::GetReplacementOrderRequest {
+            serial: serial.to_string(),
+        });
+        let response = self
+            .reader()
+            .get_replacement_order(request)
+            .await
+            .map_status()?;
+        Ok(Some(response.order_id).filter(|id| *id != 0).map(OrderId))
+    }
+
+    async fn eab_key(&self, key_id: &str) -> Result<EabKey, Error> {
+        let request = self.0.request(pb::GetEabKeyRequest {
+            key_id: key_id.to_owned(),
+        });
+        eab_from_pb(self.reader().get_eab_key(request).await.map_status()?)
+    }
+
+    async fn eab_keys(&self) -> Result<Vec<EabKey>, Error> {
+        let request = self.0.request(pb::ListEabKeysRequest {});
+        let response = self.reader().list_eab_keys(request).await.map_status()?;
+        response.keys.into_iter().map(eab_from_pb).collect()
+    }
+}
+
+fn eab_to_pb(key: EabKey) -> pb::EabKey {
+    pb::EabKey {
+        key_id: key.key_id,
+        hmac_key: key.hmac_key,
+        comment: key.comment,
+        created_at: Some(timestamp(key.created_at)),
+        revoked: key.revoked,
+        account_id: key.account_id.map(|id| id.0).unwrap_or_default(),
+    }
+}
+
+fn eab_from_pb(key: pb::EabKey) -> Result<EabKey, Error> {
+    Ok(EabKey {
+        key_id: key.key_id,
+        hmac_key: key.hmac_key,
+        comment: key.comment,
+        created_at: required_time(key.created_at, "created_at")?,
+        revoked: key.revoked,
+        account_id: Some(key.account_id).filter(|id| *id != 0).map(AccountId),
+    })
 }
 
 #[async_trait]
@@ -143,6 +191,7 @@ impl Storage for SaClient {
             key_jwk: account.key_jwk,
             key_thumbprint: account.key_thumbprint,
             contacts: account.contacts,
+            eab_key_id: account.eab_key_id.unwrap_or_default(),
         });
         self.writer()
             .new_account(request)
@@ -182,6 +231,20 @@ impl Storage for SaClient {
         Ok(())
     }
 
+    async fn add_eab_key(&self, key: EabKey) -> Result<(), Error> {
+        let request = self.0.request(eab_to_pb(key));
+        self.writer().add_eab_key(request).await.map_status()?;
+        Ok(())
+    }
+
+    async fn revoke_eab_key(&self, key_id: &str) -> Result<(), Error> {
+        let request = self.0.request(pb::RevokeEabKeyRequest {
+            key_id: key_id.to_owned(),
+        });
+        self.writer().revoke_eab_key(request).await.map_status()?;
+        Ok(())
+    }
+
     async fn new_order(&self, order: NewOrder) -> Result<Order, Error> {
         let request = self.0.request(pb::NewOrderRequest {
             account_id: order.account_id.0,
@@ -197,6 +260,10 @@ impl Storage for SaClient {
                     challenges: basalt_proto::to_vec(authz.challenges),
                 })
                 .collect(),
+            profile: order.profile,
+            not_before: basalt_proto::opt_timestamp(order.not_before),
+            not_after: basalt_proto::opt_timestamp(order.not_after),
+            replaces: order.replaces.map(String::from).unwrap_or_default(),
         });
         self.writer()
             .new_order(request)
@@ -422,6 +489,36 @@ impl<T: Storage> pb::storage_read_only_server::StorageReadOnly for SaService<T> 
         reply(self.0.certificate(&serial).await)
     }
 
+    async fn get_replacement_order(
+        &self,
+        request: Request<pb::GetReplacementOrderRequest>,
+    ) -> GrpcResult<pb::GetReplacementOrderResponse> {
+        let serial = serial(&request.into_inner().serial)?;
+        let order = self.0.replacement_order(&serial).await.map_err(to_status)?;
+        Ok(tonic::Response::new(pb::GetReplacementOrderResponse {
+            order_id: order.map(|id| id.0).unwrap_or_default(),
+        }))
+    }
+
+    async fn get_eab_key(&self, request: Request<pb::GetEabKeyRequest>) -> GrpcResult<pb::EabKey> {
+        let key = self
+            .0
+            .eab_key(&request.into_inner().key_id)
+            .await
+            .map_err(to_status)?;
+        Ok(tonic::Response::new(eab_to_pb(key)))
+    }
+
+    async fn list_eab_keys(
+        &self,
+        _request: Request<pb::ListEabKeysRequest>,
+    ) -> GrpcResult<pb::ListEabKeysResponse> {
+        let keys = self.0.eab_keys().await.map_err(to_status)?;
+        Ok(tonic::Response::new(pb::ListEabKeysResponse {
+            keys: keys.into_iter().map(eab_to_pb).collect(),
+        }))
+    }
+
     async fn key_blocked(
         &self,
         _request: Request<pb::KeyBlockedRequest>,
@@ -460,6 +557,7 @@ impl<T: Storage> pb::storage_server::Storage for SaService<T> {
                     key_jwk: request.key_jwk,
                     key_thumbprint: request.key_thumbprint,
                     contacts: request.contacts,
+                    eab_key_id: Some(request.eab_key_id).filter(|id| !id.is_empty()),
                 })
                 .await,
         )
@@ -513,6 +611,10 @@ impl<T: Storage> pb::storage_server::Storage for SaService<T> {
                         })
                     })
                     .collect::<Result<_, Error>>()?,
+                profile: request.profile,
+                not_before: basalt_proto::opt_from_timestamp(request.not_before)?,
+                not_after: basalt_proto::opt_from_timestamp(request.not_after)?,
+                replaces: basalt_proto::opt_serial(&request.replaces)?,
             })
         })()
         .map_err(to_status)?;
@@ -688,6 +790,18 @@ impl<T: Storage> pb::storage_server::Storage for SaService<T> {
         _request: Request<pb::UpdateCrlShardRequest>,
     ) -> GrpcResult<types::Empty> {
         Err(not_yet("CRL shards"))
+    }
+
+    async fn add_eab_key(&self, request: Request<pb::EabKey>) -> GrpcResult<types::Empty> {
+        let key = eab_from_pb(request.into_inner()).map_err(to_status)?;
+        empty(self.0.add_eab_key(key).await)
+    }
+
+    async fn revoke_eab_key(
+        &self,
+        request: Request<pb::RevokeEabKeyRequest>,
+    ) -> GrpcResult<types::Empty> {
+        empty(self.0.revoke_eab_key(&request.into_inner().key_id).await)
     }
 }
 

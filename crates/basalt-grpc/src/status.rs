@@ -57,13 +57,16 @@ pub fn from_status(status: Status) -> Error {
 fn code(kind: ErrorKind) -> Code {
     match kind {
         ErrorKind::AccountDoesNotExist | ErrorKind::NotFound => Code::NotFound,
-        ErrorKind::AlreadyRevoked | ErrorKind::Conflict => Code::AlreadyExists,
+        ErrorKind::AlreadyReplaced | ErrorKind::AlreadyRevoked | ErrorKind::Conflict => {
+            Code::AlreadyExists
+        }
         ErrorKind::BadCsr
         | ErrorKind::BadNonce
         | ErrorKind::BadPublicKey
         | ErrorKind::BadRevocationReason
         | ErrorKind::BadSignatureAlgorithm
         | ErrorKind::InvalidContact
+        | ErrorKind::InvalidProfile
         | ErrorKind::Malformed
         | ErrorKind::RejectedIdentifier
         | ErrorKind::UnsupportedContact
@@ -76,7 +79,7 @@ fn code(kind: ErrorKind) -> Code {
         | ErrorKind::Tls => Code::FailedPrecondition,
         ErrorKind::Internal => Code::Internal,
         ErrorKind::RateLimited => Code::ResourceExhausted,
-        ErrorKind::Unauthorized => Code::PermissionDenied,
+        ErrorKind::ExternalAccountRequired | ErrorKind::Unauthorized => Code::PermissionDenied,
         ErrorKind::Unavailable => Code::Unavailable,
     }
 }

@@ -111,6 +111,9 @@ fn issue_request(csr: &[u8]) -> IssueRequest {
         account_id: basalt_core::AccountId(1),
         order_id: basalt_core::OrderId(2),
         identifiers: vec![Identifier::dns("a.example")],
+        profile: "classic".to_owned(),
+        not_before: None,
+        not_after: None,
     }
 }
 

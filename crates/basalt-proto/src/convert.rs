@@ -79,6 +79,14 @@ pub fn serial(value: &str) -> Result<Serial, Error> {
     parse_field(value, "serial")
 }
 
+/// An optional serial: empty means none.
+pub fn opt_serial(value: &str) -> Result<Option<Serial>, Error> {
+    match value {
+        "" => Ok(None),
+        text => serial(text).map(Some),
+    }
+}
+
 /// An optional revocation reason code.
 pub fn opt_reason(code: Option<u32>) -> Result<Option<RevocationReason>, Error> {
     code.map(reason).transpose()
@@ -331,6 +339,10 @@ impl From<Order> for pb::Order {
                 .map(String::from)
                 .unwrap_or_default(),
             created_at: Some(timestamp(order.created_at)),
+            profile: order.profile,
+            not_before: opt_timestamp(order.not_before),
+            not_after: opt_timestamp(order.not_after),
+            replaces: order.replaces.map(String::from).unwrap_or_default(),
         }
     }
 }
@@ -347,11 +359,12 @@ impl TryFrom<pb::Order> for Order {
             expires: required_time(order.expires, "order.expires")?,
             authz_ids: order.authz_ids.into_iter().map(AuthzId).collect(),
             error: order.error.map(Error::try_from).transpose()?,
-            certificate_serial: match order.certificate_serial.as_str() {
-                "" => None,
-                text => Some(serial(text)?),
-            },
+            certificate_serial: opt_serial(&order.certificate_serial)?,
             created_at: required_time(order.created_at, "order.created_at")?,
+            profile: order.profile,
+            not_before: opt_from_timestamp(order.not_before)?,
+            not_after: opt_from_timestamp(order.not_after)?,
+            replaces: opt_serial(&order.replaces)?,
         })
     }
 }
@@ -461,6 +474,10 @@ mod tests {
             error: Some(problem),
             certificate_serial: Some("7f01".parse().unwrap()),
             created_at: at,
+            profile: "classic".into(),
+            not_before: Some(at),
+            not_after: None,
+            replaces: Some("0a0b".parse().unwrap()),
         });
         round_trip::<_, pb::Certificate>(CertificateRecord {
             serial: "7f01".parse().unwrap(),
@@ -489,6 +506,10 @@ mod tests {
             error: None,
             certificate_serial: None,
             created_at: datetime!(2026-01-01 0:00 UTC),
+            profile: String::new(),
+            not_before: None,
+            not_after: None,
+            replaces: None,
         });
         order.status = "bogus".into();
         assert_eq!(

@@ -10,8 +10,8 @@
 mod convert;
 
 pub use convert::{
-    from_timestamp, opt_from_timestamp, opt_reason, opt_timestamp, parse_field, reason, required,
-    required_time, serial, timestamp, to_vec, try_vec,
+    from_timestamp, opt_from_timestamp, opt_reason, opt_serial, opt_timestamp, parse_field, reason,
+    required, required_time, serial, timestamp, to_vec, try_vec,
 };
 
 #[allow(

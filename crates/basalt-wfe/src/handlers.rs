@@ -110,7 +110,7 @@ pub fn router(wfe: Arc<Wfe>) -> Router {
 async fn common_headers(State(wfe): State<Arc<Wfe>>, request: Request, next: Next) -> Response {
     let mut response = next.run(request).await;
     let headers = response.headers_mut();
-    match wfe.nonces.issue() {
+    match wfe.nonces.new_nonce().await {
         Ok(nonce) => match HeaderValue::from_str(&nonce) {
             Ok(value) => {
                 headers.insert(REPLAY_NONCE, value);

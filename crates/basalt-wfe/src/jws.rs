@@ -579,7 +579,7 @@ impl Wfe {
                 Error::new(ErrorKind::BadNonce, "JWS protected header has no nonce").into(),
             );
         };
-        if !self.nonces.redeem(nonce) {
+        if !self.nonces.redeem(nonce).await? {
             return Err(Error::new(
                 ErrorKind::BadNonce,
                 format!("JWS has an invalid anti-replay nonce {nonce:?}"),

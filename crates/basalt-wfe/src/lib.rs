@@ -21,7 +21,6 @@ mod config;
 mod der;
 mod handlers;
 mod jws;
-mod nonce;
 mod problem;
 mod serve;
 
@@ -29,6 +28,7 @@ use std::fmt;
 use std::sync::Arc;
 
 use basalt_core::Clock;
+use basalt_core::Nonces;
 use basalt_core::RegistrationAuthority;
 use basalt_core::StorageReadOnly;
 
@@ -36,9 +36,6 @@ pub use crate::config::DirectoryConfig;
 pub use crate::config::HttpsConfig;
 pub use crate::config::WfeConfig;
 pub use crate::handlers::router;
-pub use crate::nonce::DEFAULT_NONCE_CAPACITY;
-pub use crate::nonce::DEFAULT_NONCE_LIFETIME;
-pub use crate::nonce::NonceService;
 pub use crate::serve::serve_https;
 pub use crate::serve::serve_https_on;
 
@@ -73,27 +70,28 @@ pub struct Wfe {
     settings: WfeSettings,
     ra: Arc<dyn RegistrationAuthority>,
     sa: Arc<dyn StorageReadOnly>,
-    nonces: NonceService,
+    nonces: Arc<dyn Nonces>,
 }
 
 impl Wfe {
-    /// A WFE with an in-process [`NonceService`] of default size.
+    /// A WFE keeping its own nonces, in process (one WFE alone).
     pub fn new(
         settings: WfeSettings,
         ra: Arc<dyn RegistrationAuthority>,
         sa: Arc<dyn StorageReadOnly>,
         clock: Arc<dyn Clock>,
     ) -> Self {
-        let nonces = NonceService::with_defaults(clock);
+        let nonces = Arc::new(basalt_nonce::NonceService::with_defaults(clock));
         Self::with_nonces(settings, ra, sa, nonces)
     }
 
-    /// A WFE with the given nonce service (which holds the clock).
+    /// A WFE with the given nonces (e.g. the `basalt nonce` service, so several
+    /// WFEs redeem each other's nonces).
     pub fn with_nonces(
         mut settings: WfeSettings,
         ra: Arc<dyn RegistrationAuthority>,
         sa: Arc<dyn StorageReadOnly>,
-        nonces: NonceService,
+        nonces: Arc<dyn Nonces>,
     ) -> Self {
         let trimmed = settings.base_url.trim_end_matches('/').len();
         settings.base_url.truncate(trimmed);
@@ -110,11 +108,6 @@ impl Wfe {
         &self.settings
     }
 
-    /// Its nonce service.
-    pub fn nonces(&self) -> &NonceService {
-        &self.nonces
-    }
-
     /// The absolute URL of `path` (which starts with `/`).
     pub(crate) fn url(&self, path: &str) -> String {
         format!("{}{path}", self.settings.base_url)
@@ -125,7 +118,6 @@ impl fmt::Debug for Wfe {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("Wfe")
             .field("settings", &self.settings)
-            .field("nonces", &self.nonces)
             .finish_non_exhaustive()
     }
 }

@@ -9,9 +9,14 @@ pub struct IssueCertificateRequest {
     pub order_id: i64,
     #[prost(message, repeated, tag = "4")]
     pub identifiers: ::prost::alloc::vec::Vec<super::types::Identifier>,
-    /// Next unused field number: 6
     #[prost(string, tag = "5")]
     pub profile: ::prost::alloc::string::String,
+    /// unset: the profile's default
+    #[prost(message, optional, tag = "6")]
+    pub not_before: ::core::option::Option<::prost_types::Timestamp>,
+    /// Next unused field number: 8
+    #[prost(message, optional, tag = "7")]
+    pub not_after: ::core::option::Option<::prost_types::Timestamp>,
 }
 #[derive(Clone, PartialEq, Eq, Hash, ::prost::Message)]
 pub struct IssueCertificateResponse {

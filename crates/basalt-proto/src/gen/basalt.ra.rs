@@ -5,9 +5,11 @@ pub struct NewAccountRequest {
     pub key_jwk: ::prost::alloc::string::String,
     #[prost(string, tag = "2")]
     pub key_thumbprint: ::prost::alloc::string::String,
-    /// Next unused field number: 4
     #[prost(string, repeated, tag = "3")]
     pub contacts: ::prost::alloc::vec::Vec<::prost::alloc::string::String>,
+    /// empty: none; the WFE verified the binding
+    #[prost(string, tag = "4")]
+    pub eab_key_id: ::prost::alloc::string::String,
 }
 #[derive(Clone, PartialEq, Eq, Hash, ::prost::Message)]
 pub struct UpdateAccountContactsRequest {
@@ -36,9 +38,18 @@ pub struct RolloverAccountKeyRequest {
 pub struct NewOrderRequest {
     #[prost(int64, tag = "1")]
     pub account_id: i64,
-    /// Next unused field number: 3
     #[prost(message, repeated, tag = "2")]
     pub identifiers: ::prost::alloc::vec::Vec<super::types::Identifier>,
+    /// empty: the default profile
+    #[prost(string, tag = "3")]
+    pub profile: ::prost::alloc::string::String,
+    #[prost(message, optional, tag = "4")]
+    pub not_before: ::core::option::Option<::prost_types::Timestamp>,
+    #[prost(message, optional, tag = "5")]
+    pub not_after: ::core::option::Option<::prost_types::Timestamp>,
+    /// hex serial; empty: none
+    #[prost(string, tag = "6")]
+    pub replaces: ::prost::alloc::string::String,
 }
 #[derive(Clone, PartialEq, Eq, Hash, ::prost::Message)]
 pub struct PerformValidationRequest {

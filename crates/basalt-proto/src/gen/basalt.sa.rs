@@ -103,9 +103,11 @@ pub struct NewAccountRequest {
     pub key_jwk: ::prost::alloc::string::String,
     #[prost(string, tag = "2")]
     pub key_thumbprint: ::prost::alloc::string::String,
-    /// Next unused field number: 4
     #[prost(string, repeated, tag = "3")]
     pub contacts: ::prost::alloc::vec::Vec<::prost::alloc::string::String>,
+    /// empty: none
+    #[prost(string, tag = "4")]
+    pub eab_key_id: ::prost::alloc::string::String,
 }
 #[derive(Clone, PartialEq, Eq, Hash, ::prost::Message)]
 pub struct UpdateAccountRequest {
@@ -146,9 +148,17 @@ pub struct NewOrderRequest {
     pub identifiers: ::prost::alloc::vec::Vec<super::types::Identifier>,
     #[prost(message, optional, tag = "3")]
     pub expires: ::core::option::Option<::prost_types::Timestamp>,
-    /// Next unused field number: 5
     #[prost(message, repeated, tag = "4")]
     pub authorizations: ::prost::alloc::vec::Vec<NewAuthorization>,
+    #[prost(string, tag = "5")]
+    pub profile: ::prost::alloc::string::String,
+    #[prost(message, optional, tag = "6")]
+    pub not_before: ::core::option::Option<::prost_types::Timestamp>,
+    #[prost(message, optional, tag = "7")]
+    pub not_after: ::core::option::Option<::prost_types::Timestamp>,
+    /// hex serial; empty: none
+    #[prost(string, tag = "8")]
+    pub replaces: ::prost::alloc::string::String,
 }
 #[derive(Clone, PartialEq, Eq, Hash, ::prost::Message)]
 pub struct SetChallengeProcessingRequest {
@@ -290,6 +300,50 @@ pub struct UpdateCrlShardRequest {
     /// Next unused field number: 5
     #[prost(message, optional, tag = "4")]
     pub next_update: ::core::option::Option<::prost_types::Timestamp>,
+}
+#[derive(Clone, PartialEq, Eq, Hash, ::prost::Message)]
+pub struct GetReplacementOrderRequest {
+    #[prost(string, tag = "1")]
+    pub serial: ::prost::alloc::string::String,
+}
+#[derive(Clone, Copy, PartialEq, Eq, Hash, ::prost::Message)]
+pub struct GetReplacementOrderResponse {
+    /// 0: none
+    #[prost(int64, tag = "1")]
+    pub order_id: i64,
+}
+#[derive(Clone, PartialEq, Eq, Hash, ::prost::Message)]
+pub struct EabKey {
+    #[prost(string, tag = "1")]
+    pub key_id: ::prost::alloc::string::String,
+    #[prost(bytes = "vec", tag = "2")]
+    pub hmac_key: ::prost::alloc::vec::Vec<u8>,
+    #[prost(string, tag = "3")]
+    pub comment: ::prost::alloc::string::String,
+    #[prost(message, optional, tag = "4")]
+    pub created_at: ::core::option::Option<::prost_types::Timestamp>,
+    #[prost(bool, tag = "5")]
+    pub revoked: bool,
+    /// 0: not used yet
+    #[prost(int64, tag = "6")]
+    pub account_id: i64,
+}
+#[derive(Clone, PartialEq, Eq, Hash, ::prost::Message)]
+pub struct GetEabKeyRequest {
+    #[prost(string, tag = "1")]
+    pub key_id: ::prost::alloc::string::String,
+}
+#[derive(Clone, Copy, PartialEq, Eq, Hash, ::prost::Message)]
+pub struct ListEabKeysRequest {}
+#[derive(Clone, PartialEq, ::prost::Message)]
+pub struct ListEabKeysResponse {
+    #[prost(message, repeated, tag = "1")]
+    pub keys: ::prost::alloc::vec::Vec<EabKey>,
+}
+#[derive(Clone, PartialEq, Eq, Hash, ::prost::Message)]
+pub struct RevokeEabKeyRequest {
+    #[prost(string, tag = "1")]
+    pub key_id: ::prost::alloc::string::String,
 }
 /// Generated client implementations.
 pub mod storage_read_only_client {
@@ -548,6 +602,77 @@ pub mod storage_read_only_client {
                 .insert(GrpcMethod::new("basalt.sa.StorageReadOnly", "GetCertificate"));
             self.inner.unary(req, path, codec).await
         }
+        pub async fn get_replacement_order(
+            &mut self,
+            request: impl tonic::IntoRequest<super::GetReplacementOrderRequest>,
+        ) -> std::result::Result<
+            tonic::Response<super::GetReplacementOrderResponse>,
+            tonic::Status,
+        > {
+            self.inner
+                .ready()
+                .await
+                .map_err(|e| {
+                    tonic::Status::unknown(
+                        format!("Service was not ready: {}", e.into()),
+                    )
+                })?;
+            let codec = tonic_prost::ProstCodec::default();
+            let path = http::uri::PathAndQuery::from_static(
+                "/basalt.sa.StorageReadOnly/GetReplacementOrder",
+            );
+            let mut req = request.into_request();
+            req.extensions_mut()
+                .insert(
+                    GrpcMethod::new("basalt.sa.StorageReadOnly", "GetReplacementOrder"),
+                );
+            self.inner.unary(req, path, codec).await
+        }
+        pub async fn get_eab_key(
+            &mut self,
+            request: impl tonic::IntoRequest<super::GetEabKeyRequest>,
+        ) -> std::result::Result<tonic::Response<super::EabKey>, tonic::Status> {
+            self.inner
+                .ready()
+                .await
+                .map_err(|e| {
+                    tonic::Status::unknown(
+                        format!("Service was not ready: {}", e.into()),
+                    )
+                })?;
+            let codec = tonic_prost::ProstCodec::default();
+            let path = http::uri::PathAndQuery::from_static(
+                "/basalt.sa.StorageReadOnly/GetEabKey",
+            );
+            let mut req = request.into_request();
+            req.extensions_mut()
+                .insert(GrpcMethod::new("basalt.sa.StorageReadOnly", "GetEabKey"));
+            self.inner.unary(req, path, codec).await
+        }
+        pub async fn list_eab_keys(
+            &mut self,
+            request: impl tonic::IntoRequest<super::ListEabKeysRequest>,
+        ) -> std::result::Result<
+            tonic::Response<super::ListEabKeysResponse>,
+            tonic::Status,
+        > {
+            self.inner
+                .ready()
+                .await
+                .map_err(|e| {
+                    tonic::Status::unknown(
+                        format!("Service was not ready: {}", e.into()),
+                    )
+                })?;
+            let codec = tonic_prost::ProstCodec::default();
+            let path = http::uri::PathAndQuery::from_static(
+                "/basalt.sa.StorageReadOnly/ListEabKeys",
+            );
+            let mut req = request.into_request();
+            req.extensions_mut()
+                .insert(GrpcMethod::new("basalt.sa.StorageReadOnly", "ListEabKeys"));
+            self.inner.unary(req, path, codec).await
+        }
         pub async fn key_blocked(
             &mut self,
             request: impl tonic::IntoRequest<super::KeyBlockedRequest>,
@@ -687,6 +812,24 @@ pub mod storage_read_only_server {
             request: tonic::Request<super::GetCertificateRequest>,
         ) -> std::result::Result<
             tonic::Response<super::super::types::Certificate>,
+            tonic::Status,
+        >;
+        async fn get_replacement_order(
+            &self,
+            request: tonic::Request<super::GetReplacementOrderRequest>,
+        ) -> std::result::Result<
+            tonic::Response<super::GetReplacementOrderResponse>,
+            tonic::Status,
+        >;
+        async fn get_eab_key(
+            &self,
+            request: tonic::Request<super::GetEabKeyRequest>,
+        ) -> std::result::Result<tonic::Response<super::EabKey>, tonic::Status>;
+        async fn list_eab_keys(
+            &self,
+            request: tonic::Request<super::ListEabKeysRequest>,
+        ) -> std::result::Result<
+            tonic::Response<super::ListEabKeysResponse>,
             tonic::Status,
         >;
         async fn key_blocked(
@@ -1104,6 +1247,145 @@ pub mod storage_read_only_server {
                     let inner = self.inner.clone();
                     let fut = async move {
                         let method = GetCertificateSvc(inner);
+                        let codec = tonic_prost::ProstCodec::default();
+                        let mut grpc = tonic::server::Grpc::new(codec)
+                            .apply_compression_config(
+                                accept_compression_encodings,
+                                send_compression_encodings,
+                            )
+                            .apply_max_message_size_config(
+                                max_decoding_message_size,
+                                max_encoding_message_size,
+                            );
+                        let res = grpc.unary(method, req).await;
+                        Ok(res)
+                    };
+                    Box::pin(fut)
+                }
+                "/basalt.sa.StorageReadOnly/GetReplacementOrder" => {
+                    #[allow(non_camel_case_types)]
+                    struct GetReplacementOrderSvc<T: StorageReadOnly>(pub Arc<T>);
+                    impl<
+                        T: StorageReadOnly,
+                    > tonic::server::UnaryService<super::GetReplacementOrderRequest>
+                    for GetReplacementOrderSvc<T> {
+                        type Response = super::GetReplacementOrderResponse;
+                        type Future = BoxFuture<
+                            tonic::Response<Self::Response>,
+                            tonic::Status,
+                        >;
+                        fn call(
+                            &mut self,
+                            request: tonic::Request<super::GetReplacementOrderRequest>,
+                        ) -> Self::Future {
+                            let inner = Arc::clone(&self.0);
+                            let fut = async move {
+                                <T as StorageReadOnly>::get_replacement_order(
+                                        &inner,
+                                        request,
+                                    )
+                                    .await
+                            };
+                            Box::pin(fut)
+                        }
+                    }
+                    let accept_compression_encodings = self.accept_compression_encodings;
+                    let send_compression_encodings = self.send_compression_encodings;
+                    let max_decoding_message_size = self.max_decoding_message_size;
+                    let max_encoding_message_size = self.max_encoding_message_size;
+                    let inner = self.inner.clone();
+                    let fut = async move {
+                        let method = GetReplacementOrderSvc(inner);
+                        let codec = tonic_prost::ProstCodec::default();
+                        let mut grpc = tonic::server::Grpc::new(codec)
+                            .apply_compression_config(
+                                accept_compression_encodings,
+                                send_compression_encodings,
+                            )
+                            .apply_max_message_size_config(
+                                max_decoding_message_size,
+                                max_encoding_message_size,
+                            );
+                        let res = grpc.unary(method, req).await;
+                        Ok(res)
+                    };
+                    Box::pin(fut)
+                }
+                "/basalt.sa.StorageReadOnly/GetEabKey" => {
+                    #[allow(non_camel_case_types)]
+                    struct GetEabKeySvc<T: StorageReadOnly>(pub Arc<T>);
+                    impl<
+                        T: StorageReadOnly,
+                    > tonic::server::UnaryService<super::GetEabKeyRequest>
+                    for GetEabKeySvc<T> {
+                        type Response = super::EabKey;
+                        type Future = BoxFuture<
+                            tonic::Response<Self::Response>,
+                            tonic::Status,
+                        >;
+                        fn call(
+                            &mut self,
+                            request: tonic::Request<super::GetEabKeyRequest>,
+                        ) -> Self::Future {
+                            let inner = Arc::clone(&self.0);
+                            let fut = async move {
+                                <T as StorageReadOnly>::get_eab_key(&inner, request).await
+                            };
+                            Box::pin(fut)
+                        }
+                    }
+                    let accept_compression_encodings = self.accept_compression_encodings;
+                    let send_compression_encodings = self.send_compression_encodings;
+                    let max_decoding_message_size = self.max_decoding_message_size;
+                    let max_encoding_message_size = self.max_encoding_message_size;
+                    let inner = self.inner.clone();
+                    let fut = async move {
+                        let method = GetEabKeySvc(inner);
+                        let codec = tonic_prost::ProstCodec::default();
+                        let mut grpc = tonic::server::Grpc::new(codec)
+                            .apply_compression_config(
+                                accept_compression_encodings,
+                                send_compression_encodings,
+                            )
+                            .apply_max_message_size_config(
+                                max_decoding_message_size,
+                                max_encoding_message_size,
+                            );
+                        let res = grpc.unary(method, req).await;
+                        Ok(res)
+                    };
+                    Box::pin(fut)
+                }
+                "/basalt.sa.StorageReadOnly/ListEabKeys" => {
+                    #[allow(non_camel_case_types)]
+                    struct ListEabKeysSvc<T: StorageReadOnly>(pub Arc<T>);
+                    impl<
+                        T: StorageReadOnly,
+                    > tonic::server::UnaryService<super::ListEabKeysRequest>
+                    for ListEabKeysSvc<T> {
+                        type Response = super::ListEabKeysResponse;
+                        type Future = BoxFuture<
+                            tonic::Response<Self::Response>,
+                            tonic::Status,
+                        >;
+                        fn call(
+                            &mut self,
+                            request: tonic::Request<super::ListEabKeysRequest>,
+                        ) -> Self::Future {
+                            let inner = Arc::clone(&self.0);
+                            let fut = async move {
+                                <T as StorageReadOnly>::list_eab_keys(&inner, request).await
+                            };
+                            Box::pin(fut)
+                        }
+                    }
+                    let accept_compression_encodings = self.accept_compression_encodings;
+                    let send_compression_encodings = self.send_compression_encodings;
+                    let max_decoding_message_size = self.max_decoding_message_size;
+                    let max_encoding_message_size = self.max_encoding_message_size;
+                    let inner = self.inner.clone();
+                    let fut = async move {
+                        let method = ListEabKeysSvc(inner);
                         let codec = tonic_prost::ProstCodec::default();
                         let mut grpc = tonic::server::Grpc::new(codec)
                             .apply_compression_config(
@@ -1789,6 +2071,54 @@ pub mod storage_client {
                 .insert(GrpcMethod::new("basalt.sa.Storage", "UpdateCrlShard"));
             self.inner.unary(req, path, codec).await
         }
+        pub async fn add_eab_key(
+            &mut self,
+            request: impl tonic::IntoRequest<super::EabKey>,
+        ) -> std::result::Result<
+            tonic::Response<super::super::types::Empty>,
+            tonic::Status,
+        > {
+            self.inner
+                .ready()
+                .await
+                .map_err(|e| {
+                    tonic::Status::unknown(
+                        format!("Service was not ready: {}", e.into()),
+                    )
+                })?;
+            let codec = tonic_prost::ProstCodec::default();
+            let path = http::uri::PathAndQuery::from_static(
+                "/basalt.sa.Storage/AddEabKey",
+            );
+            let mut req = request.into_request();
+            req.extensions_mut()
+                .insert(GrpcMethod::new("basalt.sa.Storage", "AddEabKey"));
+            self.inner.unary(req, path, codec).await
+        }
+        pub async fn revoke_eab_key(
+            &mut self,
+            request: impl tonic::IntoRequest<super::RevokeEabKeyRequest>,
+        ) -> std::result::Result<
+            tonic::Response<super::super::types::Empty>,
+            tonic::Status,
+        > {
+            self.inner
+                .ready()
+                .await
+                .map_err(|e| {
+                    tonic::Status::unknown(
+                        format!("Service was not ready: {}", e.into()),
+                    )
+                })?;
+            let codec = tonic_prost::ProstCodec::default();
+            let path = http::uri::PathAndQuery::from_static(
+                "/basalt.sa.Storage/RevokeEabKey",
+            );
+            let mut req = request.into_request();
+            req.extensions_mut()
+                .insert(GrpcMethod::new("basalt.sa.Storage", "RevokeEabKey"));
+            self.inner.unary(req, path, codec).await
+        }
     }
 }
 /// Generated server implementations.
@@ -1919,6 +2249,20 @@ pub mod storage_server {
         async fn update_crl_shard(
             &self,
             request: tonic::Request<super::UpdateCrlShardRequest>,
+        ) -> std::result::Result<
+            tonic::Response<super::super::types::Empty>,
+            tonic::Status,
+        >;
+        async fn add_eab_key(
+            &self,
+            request: tonic::Request<super::EabKey>,
+        ) -> std::result::Result<
+            tonic::Response<super::super::types::Empty>,
+            tonic::Status,
+        >;
+        async fn revoke_eab_key(
+            &self,
+            request: tonic::Request<super::RevokeEabKeyRequest>,
         ) -> std::result::Result<
             tonic::Response<super::super::types::Empty>,
             tonic::Status,
@@ -2749,6 +3093,94 @@ pub mod storage_server {
                     let inner = self.inner.clone();
                     let fut = async move {
                         let method = UpdateCrlShardSvc(inner);
+                        let codec = tonic_prost::ProstCodec::default();
+                        let mut grpc = tonic::server::Grpc::new(codec)
+                            .apply_compression_config(
+                                accept_compression_encodings,
+                                send_compression_encodings,
+                            )
+                            .apply_max_message_size_config(
+                                max_decoding_message_size,
+                                max_encoding_message_size,
+                            );
+                        let res = grpc.unary(method, req).await;
+                        Ok(res)
+                    };
+                    Box::pin(fut)
+                }
+                "/basalt.sa.Storage/AddEabKey" => {
+                    #[allow(non_camel_case_types)]
+                    struct AddEabKeySvc<T: Storage>(pub Arc<T>);
+                    impl<T: Storage> tonic::server::UnaryService<super::EabKey>
+                    for AddEabKeySvc<T> {
+                        type Response = super::super::types::Empty;
+                        type Future = BoxFuture<
+                            tonic::Response<Self::Response>,
+                            tonic::Status,
+                        >;
+                        fn call(
+                            &mut self,
+                            request: tonic::Request<super::EabKey>,
+                        ) -> Self::Future {
+                            let inner = Arc::clone(&self.0);
+                            let fut = async move {
+                                <T as Storage>::add_eab_key(&inner, request).await
+                            };
+                            Box::pin(fut)
+                        }
+                    }
+                    let accept_compression_encodings = self.accept_compression_encodings;
+                    let send_compression_encodings = self.send_compression_encodings;
+                    let max_decoding_message_size = self.max_decoding_message_size;
+                    let max_encoding_message_size = self.max_encoding_message_size;
+                    let inner = self.inner.clone();
+                    let fut = async move {
+                        let method = AddEabKeySvc(inner);
+                        let codec = tonic_prost::ProstCodec::default();
+                        let mut grpc = tonic::server::Grpc::new(codec)
+                            .apply_compression_config(
+                                accept_compression_encodings,
+                                send_compression_encodings,
+                            )
+                            .apply_max_message_size_config(
+                                max_decoding_message_size,
+                                max_encoding_message_size,
+                            );
+                        let res = grpc.unary(method, req).await;
+                        Ok(res)
+                    };
+                    Box::pin(fut)
+                }
+                "/basalt.sa.Storage/RevokeEabKey" => {
+                    #[allow(non_camel_case_types)]
+                    struct RevokeEabKeySvc<T: Storage>(pub Arc<T>);
+                    impl<
+                        T: Storage,
+                    > tonic::server::UnaryService<super::RevokeEabKeyRequest>
+                    for RevokeEabKeySvc<T> {
+                        type Response = super::super::types::Empty;
+                        type Future = BoxFuture<
+                            tonic::Response<Self::Response>,
+                            tonic::Status,
+                        >;
+                        fn call(
+                            &mut self,
+                            request: tonic::Request<super::RevokeEabKeyRequest>,
+                        ) -> Self::Future {
+                            let inner = Arc::clone(&self.0);
+                            let fut = async move {
+                                <T as Storage>::revoke_eab_key(&inner, request).await
+                            };
+                            Box::pin(fut)
+                        }
+                    }
+                    let accept_compression_encodings = self.accept_compression_encodings;
+                    let send_compression_encodings = self.send_compression_encodings;
+                    let max_decoding_message_size = self.max_decoding_message_size;
+                    let max_encoding_message_size = self.max_encoding_message_size;
+                    let inner = self.inner.clone();
+                    let fut = async move {
+                        let method = RevokeEabKeySvc(inner);
                         let codec = tonic_prost::ProstCodec::default();
                         let mut grpc = tonic::server::Grpc::new(codec)
                             .apply_compression_config(

@@ -118,9 +118,18 @@ pub struct Order {
     /// hex; empty until issued
     #[prost(string, tag = "8")]
     pub certificate_serial: ::prost::alloc::string::String,
-    /// Next unused field number: 10
     #[prost(message, optional, tag = "9")]
     pub created_at: ::core::option::Option<::prost_types::Timestamp>,
+    #[prost(string, tag = "10")]
+    pub profile: ::prost::alloc::string::String,
+    /// requested; unset: none
+    #[prost(message, optional, tag = "11")]
+    pub not_before: ::core::option::Option<::prost_types::Timestamp>,
+    #[prost(message, optional, tag = "12")]
+    pub not_after: ::core::option::Option<::prost_types::Timestamp>,
+    /// hex serial (RFC 9773); empty: none
+    #[prost(string, tag = "13")]
+    pub replaces: ::prost::alloc::string::String,
 }
 #[derive(Clone, PartialEq, Eq, Hash, ::prost::Message)]
 pub struct Certificate {

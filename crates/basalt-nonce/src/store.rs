@@ -1,7 +1,4 @@
-//! Anti-replay nonces (RFC 8555 §6.5).
-//!
-//! An in-process service for now; its interface (issue, redeem) is what a gRPC nonce
-//! service shared by several WFEs will offer later.
+//! The nonce store: random 128-bit nonces, each redeemable once before it expires.
 
 use std::collections::HashMap;
 use std::collections::VecDeque;
