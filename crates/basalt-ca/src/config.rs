@@ -1,5 +1,6 @@
 //! The CA service's configuration file (`basalt ca --config ca.toml`).
 
+use std::collections::BTreeMap;
 use std::path::PathBuf;
 use std::time::Duration;
 
@@ -7,9 +8,17 @@ use basalt_config::ConfigDuration;
 use basalt_config::GrpcClientConfig;
 use basalt_config::GrpcServerConfig;
 use basalt_config::TlsConfig;
+use basalt_core::Error;
 use serde::Deserialize;
 
 use crate::Profile;
+use crate::Profiles;
+
+/// The name of the profile a config without `[profiles]` gets, and the default
+/// `default_profile`.
+pub const CLASSIC_PROFILE: &str = "classic";
+/// The longest certificate lifetime the CA/Browser Forum Baseline Requirements allow.
+const MAX_VALIDITY: Duration = Duration::from_secs(398 * 86_400);
 
 /// Everything `basalt ca` reads from its TOML file.
 #[derive(Clone, Debug, Deserialize, PartialEq, Eq)]
@@ -24,12 +33,87 @@ pub struct CaConfig {
     pub sa: GrpcClientConfig,
     /// The issuer certificate and key that sign subscriber certificates.
     pub issuer: IssuerConfig,
-    /// The shape of the certificates the CA issues.
-    #[serde(default)]
-    pub profile: ProfileConfig,
+    /// The profile used when an order names none.
+    #[serde(default = "CaConfig::default_profile_name")]
+    pub default_profile: String,
+    /// The certificate profiles the CA issues under, by name
+    /// (`[profiles.<name>]`). Without the table, one profile named
+    /// [`CLASSIC_PROFILE`] with the [`ProfileConfig`] defaults.
+    #[serde(default = "CaConfig::default_profiles")]
+    pub profiles: BTreeMap<String, ProfileConfig>,
     /// How OCSP responses are signed.
     #[serde(default)]
     pub ocsp: OcspSigningConfig,
+}
+
+impl CaConfig {
+    fn default_profile_name() -> String {
+        CLASSIC_PROFILE.to_owned()
+    }
+
+    fn default_profiles() -> BTreeMap<String, ProfileConfig> {
+        BTreeMap::from([(CLASSIC_PROFILE.to_owned(), ProfileConfig::default())])
+    }
+
+    /// Checks what serde cannot: `default_profile` names a profile, profile names
+    /// are non-empty tokens (`A-Z a-z 0-9 . _ -`), every validity is above zero and
+    /// at most 398 days, and the URLs are ASCII. The message names the field.
+    pub fn validate(&self) -> Result<(), String> {
+        if !self.profiles.contains_key(&self.default_profile) {
+            return Err(format!(
+                "default_profile {:?} is not one of the [profiles]",
+                self.default_profile
+            ));
+        }
+        for (name, profile) in &self.profiles {
+            if !is_profile_name(name) {
+                return Err(format!(
+                    "profile name {name:?} must be non-empty and use only A-Z, a-z, 0-9, '.', '_' and '-'"
+                ));
+            }
+            let validity = profile.validity.0;
+            if validity.is_zero() || validity > MAX_VALIDITY {
+                return Err(format!(
+                    "profiles.{name}.validity must be above zero and at most 398 days"
+                ));
+            }
+            for (field, url) in [
+                ("crl_url", &profile.crl_url),
+                ("ocsp_url", &profile.ocsp_url),
+            ] {
+                if url
+                    .as_ref()
+                    .is_some_and(|url| url.is_empty() || !url.is_ascii())
+                {
+                    return Err(format!(
+                        "profiles.{name}.{field} must be a non-empty ASCII URL"
+                    ));
+                }
+            }
+        }
+        Ok(())
+    }
+
+    /// The validated profile set the CA issues with.
+    pub fn to_profiles(&self) -> Result<Profiles, Error> {
+        self.validate()
+            .map_err(|err| Error::internal(format!("invalid CA config: {err}")))?;
+        let by_name = self
+            .profiles
+            .iter()
+            .map(|(name, profile)| (name.clone(), profile.to_profile()))
+            .collect();
+        Profiles::new(self.default_profile.clone(), by_name)
+    }
+}
+
+/// Whether `name` can name a profile: what the ACME directory and logs show.
+fn is_profile_name(name: &str) -> bool {
+    !name.is_empty()
+        && name.len() <= 64
+        && name
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'.' | b'_' | b'-'))
 }
 
 /// The issuer's files.
@@ -46,7 +130,8 @@ pub struct IssuerConfig {
     pub chain: Vec<PathBuf>,
 }
 
-/// The certificate profile ([`Profile`]) as written in the config file.
+/// One certificate profile ([`Profile`]) as written in the config file
+/// (`[profiles.<name>]`). Leaving `ocsp_url` out omits the AIA extension.
 #[derive(Clone, Debug, Deserialize, PartialEq, Eq)]
 #[serde(deny_unknown_fields)]
 pub struct ProfileConfig {
@@ -73,7 +158,7 @@ impl ProfileConfig {
         ConfigDuration(Duration::from_secs(3600))
     }
 
-    /// The profile the CA issues with.
+    /// The profile as the CA issues with it.
     pub fn to_profile(&self) -> Profile {
         Profile {
             validity: self.validity.0,
@@ -123,6 +208,8 @@ mod tests {
     use super::*;
 
     const EXAMPLE: &str = r#"
+        default_profile = "classic"
+
         [grpc]
         listen = "127.0.0.1:9093"
         allowed_clients = { "basalt.ca.CertificateAuthority" = ["ra.basalt"] }
@@ -140,31 +227,111 @@ mod tests {
         cert = "pki/intermediate.pem"
         key = "pki/intermediate.key"
 
-        [profile]
+        [profiles.classic]
         validity = "7d"
         ocsp_url = "http://127.0.0.1:4002/"
+
+        [profiles.shortlived]
+        validity = "6d"
+        backdate = "5m"
+        crl_url = "http://127.0.0.1:4003/1.crl"
     "#;
+
+    /// The example with its `[profiles...]` tables replaced by `profiles`.
+    fn with_profiles(profiles: &str) -> String {
+        let head = EXAMPLE.split("[profiles.").next().unwrap_or_default();
+        format!("{head}\n{profiles}\n")
+    }
 
     #[test]
     fn example_config_parses_with_defaults() {
         let config: CaConfig = basalt_config::parse(EXAMPLE).unwrap();
+        config.validate().unwrap();
         assert_eq!(config.issuer.key, PathBuf::from("pki/intermediate.key"));
         assert!(config.issuer.chain.is_empty());
-        let profile = config.profile.to_profile();
-        assert_eq!(profile.validity, Duration::from_secs(7 * 86_400));
-        assert_eq!(profile.backdate, Duration::from_secs(3600));
-        assert_eq!(profile.ocsp_url.as_deref(), Some("http://127.0.0.1:4002/"));
-        assert_eq!(profile.crl_url, None);
+        let profiles = config.to_profiles().unwrap();
+        assert_eq!(profiles.default_name(), "classic");
+        assert_eq!(profiles.by_name().len(), 2);
+        let (name, classic) = profiles.get("").unwrap();
+        assert_eq!(name, "classic");
+        assert_eq!(classic.validity, Duration::from_secs(7 * 86_400));
+        assert_eq!(classic.backdate, Duration::from_secs(3600));
+        assert_eq!(classic.ocsp_url.as_deref(), Some("http://127.0.0.1:4002/"));
+        assert_eq!(classic.crl_url, None);
+        let (_, short) = profiles.get("shortlived").unwrap();
+        assert_eq!(short.validity, Duration::from_secs(6 * 86_400));
+        assert_eq!(short.backdate, Duration::from_secs(300));
+        assert_eq!(short.ocsp_url, None);
+        assert_eq!(
+            short.crl_url.as_deref(),
+            Some("http://127.0.0.1:4003/1.crl")
+        );
         assert_eq!(config.ocsp.validity.0, Duration::from_secs(4 * 86_400));
     }
 
     #[test]
     fn missing_sections_take_defaults() {
-        let text = EXAMPLE.replace("[profile]", "[unused]");
-        let text = text.split("[unused]").next().unwrap_or_default().to_owned();
+        let text = with_profiles("").replace("default_profile = \"classic\"", "");
         let config: CaConfig = basalt_config::parse(&text).unwrap();
-        assert_eq!(config.profile, ProfileConfig::default());
-        assert_eq!(config.profile.validity.0, Duration::from_secs(90 * 86_400));
+        config.validate().unwrap();
+        assert_eq!(config.default_profile, CLASSIC_PROFILE);
+        assert_eq!(
+            config.profiles,
+            BTreeMap::from([(CLASSIC_PROFILE.to_owned(), ProfileConfig::default())])
+        );
+        let profiles = config.to_profiles().unwrap();
+        assert_eq!(profiles, Profiles::default());
+        assert_eq!(
+            profiles.get("").unwrap().1.validity,
+            Duration::from_secs(90 * 86_400)
+        );
+        assert_eq!(config.ocsp, OcspSigningConfig::default());
+    }
+
+    #[test]
+    fn default_profile_must_exist() {
+        let text = EXAMPLE.replace("default_profile = \"classic\"", "default_profile = \"tls\"");
+        let config: CaConfig = basalt_config::parse(&text).unwrap();
+        let err = config.validate().unwrap_err();
+        assert!(err.contains("default_profile \"tls\""), "{err}");
+        assert!(config.to_profiles().is_err());
+        // Defining profiles drops the implicit "classic" one.
+        let text = with_profiles("[profiles.tls]\nvalidity = \"30d\"");
+        let config: CaConfig = basalt_config::parse(&text).unwrap();
+        assert!(config.validate().unwrap_err().contains("default_profile"));
+    }
+
+    #[test]
+    fn profile_values_are_checked() {
+        for (profiles, expect) in [
+            (
+                "[profiles.classic]\nvalidity = \"0s\"",
+                "profiles.classic.validity",
+            ),
+            (
+                "[profiles.classic]\nvalidity = \"399d\"",
+                "profiles.classic.validity",
+            ),
+            (
+                "[profiles.classic]\n[profiles.\"bad name\"]",
+                "profile name \"bad name\"",
+            ),
+            (
+                "[profiles.classic]\nocsp_url = \"http://\u{e9}.example/\"",
+                "profiles.classic.ocsp_url",
+            ),
+            (
+                "[profiles.classic]\ncrl_url = \"\"",
+                "profiles.classic.crl_url",
+            ),
+        ] {
+            let config: CaConfig = basalt_config::parse(&with_profiles(profiles)).unwrap();
+            let err = config.validate().unwrap_err();
+            assert!(err.contains(expect), "{profiles}: {err}");
+        }
+        let text = with_profiles("[profiles.classic]\nvalidity = \"398d\"");
+        let config: CaConfig = basalt_config::parse(&text).unwrap();
+        config.validate().unwrap();
     }
 
     #[test]
@@ -175,5 +342,9 @@ mod tests {
         let text = format!("{EXAMPLE}\n[ocsp]\nvalidity = \"1d\"\nnonce = true\n");
         let err = basalt_config::parse::<CaConfig>(&text).unwrap_err();
         assert!(err.contains("unknown field `nonce`"), "{err}");
+        // The single [profile] table of older configs is gone.
+        let text = with_profiles("[profile]\nvalidity = \"7d\"");
+        let err = basalt_config::parse::<CaConfig>(&text).unwrap_err();
+        assert!(err.contains("unknown field `profile`"), "{err}");
     }
 }

@@ -6,6 +6,7 @@
 //! does the issuer key sign, producing a certificate whose TBS must be byte for
 //! byte the one that was linted.
 
+use std::collections::BTreeMap;
 use std::net::IpAddr;
 use std::sync::Arc;
 use std::time::Duration;
@@ -99,26 +100,127 @@ impl Default for Profile {
 }
 
 impl Profile {
-    /// notBefore and notAfter for a certificate issued at `now`.
+    /// notBefore and notAfter for a certificate issued at `now`, honouring the
+    /// window the order asked for.
+    ///
+    /// Without a request, notBefore is `now - backdate` and notAfter is
+    /// `notBefore + validity - 1s` (RFC 5280 validity includes both ends). A
+    /// requested window is refused ([`ErrorKind::Malformed`]) when notAfter is
+    /// not after notBefore, when it is longer than `validity`, or when notBefore
+    /// lies more than `backdate` in the past. Times are truncated to whole
+    /// seconds, the resolution of X.509 times.
     fn validity_window(
         &self,
         now: OffsetDateTime,
+        requested_not_before: Option<OffsetDateTime>,
+        requested_not_after: Option<OffsetDateTime>,
     ) -> Result<(OffsetDateTime, OffsetDateTime), Error> {
         let to_time = |d: Duration| {
             time::Duration::try_from(d)
                 .map_err(|_| Error::internal("profile duration out of range"))
         };
-        let now = now
-            .replace_nanosecond(0)
-            .map_err(|_| Error::internal("cannot truncate the current time"))?;
-        let not_before = now
+        let whole_seconds = |t: OffsetDateTime| {
+            t.replace_nanosecond(0)
+                .map_err(|_| Error::internal("cannot truncate a time to seconds"))
+        };
+        let validity = to_time(self.validity)?;
+        let now = whole_seconds(now)?;
+        let earliest = now
             .checked_sub(to_time(self.backdate)?)
             .ok_or_else(|| Error::internal("notBefore out of range"))?;
-        let not_after = not_before
-            .checked_add(to_time(self.validity)?)
-            .and_then(|t| t.checked_sub(time::Duration::SECOND))
-            .ok_or_else(|| Error::internal("notAfter out of range"))?;
+        let not_before = match requested_not_before {
+            Some(requested) => {
+                let requested = whole_seconds(requested)?;
+                if requested < earliest {
+                    return Err(Error::malformed(format!(
+                        "notBefore {requested} is more than {}s in the past",
+                        self.backdate.as_secs()
+                    )));
+                }
+                requested
+            }
+            None => earliest,
+        };
+        let not_after = match requested_not_after {
+            Some(requested) => whole_seconds(requested)?,
+            None => not_before
+                .checked_add(validity)
+                .and_then(|t| t.checked_sub(time::Duration::SECOND))
+                .ok_or_else(|| Error::malformed("notAfter out of range"))?,
+        };
+        if not_after <= not_before {
+            return Err(Error::malformed(format!(
+                "notAfter {not_after} is not after notBefore {not_before}"
+            )));
+        }
+        // Inclusive of both ends: notAfter - notBefore + 1s.
+        if not_after - not_before + time::Duration::SECOND > validity {
+            return Err(Error::malformed(format!(
+                "the validity window {not_before} to {not_after} is longer than the profile's {}s",
+                self.validity.as_secs()
+            )));
+        }
         Ok((not_before, not_after))
+    }
+}
+
+/// The named profiles a CA issues under, and the one used when an order names none.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Profiles {
+    default: String,
+    by_name: BTreeMap<String, Profile>,
+}
+
+impl Profiles {
+    /// A profile set; `default` must be one of `by_name`.
+    pub fn new(default: String, by_name: BTreeMap<String, Profile>) -> Result<Self, Error> {
+        if !by_name.contains_key(&default) {
+            return Err(Error::internal(format!(
+                "the default profile {default:?} is not defined"
+            )));
+        }
+        Ok(Self { default, by_name })
+    }
+
+    /// One profile, named `name`, which is also the default.
+    pub fn single(name: impl Into<String>, profile: Profile) -> Self {
+        let name = name.into();
+        Self {
+            by_name: BTreeMap::from([(name.clone(), profile)]),
+            default: name,
+        }
+    }
+
+    /// The name of the default profile.
+    pub fn default_name(&self) -> &str {
+        &self.default
+    }
+
+    /// Every profile, by name.
+    pub fn by_name(&self) -> &BTreeMap<String, Profile> {
+        &self.by_name
+    }
+
+    /// The profile called `name` with its name, the default one for an empty name;
+    /// [`ErrorKind::InvalidProfile`] if there is none.
+    pub fn get<'a>(&'a self, name: &'a str) -> Result<(&'a str, &'a Profile), Error> {
+        let name = if name.is_empty() { &self.default } else { name };
+        self.by_name
+            .get_key_value(name)
+            .map(|(name, profile)| (name.as_str(), profile))
+            .ok_or_else(|| {
+                Error::new(
+                    ErrorKind::InvalidProfile,
+                    format!("the CA has no profile {name:?}"),
+                )
+            })
+    }
+}
+
+impl Default for Profiles {
+    /// One default [`Profile`] named [`crate::CLASSIC_PROFILE`].
+    fn default() -> Self {
+        Self::single(crate::CLASSIC_PROFILE, Profile::default())
     }
 }
 
@@ -126,41 +228,39 @@ impl Profile {
 /// responses ([`basalt_core::RevocationSigner`]) with one issuer.
 pub struct Ca {
     pub(crate) issuer: Issuer,
-    profile: Profile,
+    profiles: Profiles,
     storage: Arc<dyn Storage>,
     pub(crate) clock: Arc<dyn Clock>,
     pub(crate) ocsp_validity: Duration,
 }
 
 impl Ca {
-    /// A CA issuing from `issuer` with `profile`, recording in `storage`.
+    /// A CA issuing from `issuer` under `profiles`, recording in `storage`.
     pub fn new(
         issuer: Issuer,
-        profile: Profile,
+        profiles: Profiles,
         storage: Arc<dyn Storage>,
         clock: Arc<dyn Clock>,
     ) -> Self {
         Self {
             issuer,
-            profile,
+            profiles,
             storage,
             clock,
             ocsp_validity: DEFAULT_OCSP_VALIDITY,
         }
     }
 
-    /// The CA described by the `[issuer]`, `[profile]` and `[ocsp]` blocks of its
-    /// config file: loads the issuer files.
+    /// The CA described by the `[issuer]`, `default_profile`, `[profiles]` and
+    /// `[ocsp]` parts of its config file: validates them and loads the issuer files.
     pub fn from_config(
         config: &CaConfig,
         storage: Arc<dyn Storage>,
         clock: Arc<dyn Clock>,
     ) -> Result<Self, Error> {
+        let profiles = config.to_profiles()?;
         let issuer = Issuer::from_config(&config.issuer)?;
-        Ok(
-            Self::new(issuer, config.profile.to_profile(), storage, clock)
-                .with_ocsp_validity(config.ocsp.validity.0),
-        )
+        Ok(Self::new(issuer, profiles, storage, clock).with_ocsp_validity(config.ocsp.validity.0))
     }
 
     /// Sets nextUpdate - thisUpdate of signed OCSP responses (default 4 days).
@@ -174,14 +274,15 @@ impl Ca {
         &self.issuer
     }
 
-    /// The profile.
-    pub fn profile(&self) -> &Profile {
-        &self.profile
+    /// The profiles.
+    pub fn profiles(&self) -> &Profiles {
+        &self.profiles
     }
 
     /// The certificate parameters for a subscriber certificate.
     fn params(
         &self,
+        profile: &Profile,
         serial: &[u8],
         names: Vec<SanType>,
         subject_key: &SubjectKey,
@@ -201,12 +302,12 @@ impl Ca {
         }
         params.extended_key_usages = vec![ExtendedKeyUsagePurpose::ServerAuth];
         params.use_authority_key_identifier_extension = true;
-        if let Some(url) = &self.profile.crl_url {
+        if let Some(url) = &profile.crl_url {
             params.crl_distribution_points = vec![CrlDistributionPoint {
                 uris: vec![url.clone()],
             }];
         }
-        if let Some(url) = &self.profile.ocsp_url {
+        if let Some(url) = &profile.ocsp_url {
             params.custom_extensions = vec![ocsp_aia_extension(url)?];
         }
         Ok(params)
@@ -280,11 +381,20 @@ impl CertificateAuthority for Ca {
             .map(|id| id.value.as_str())
             .collect::<Vec<_>>()
             .join(",");
+        let (profile_name, profile) = self.profiles.get(&request.profile)?;
+        let now = self.clock.now();
+        let (not_before, not_after) =
+            profile.validity_window(now, request.not_before, request.not_after)?;
         let serial_bytes = new_serial()?;
         let serial = Serial::from_bytes(&serial_bytes)?;
-        let now = self.clock.now();
-        let (not_before, not_after) = self.profile.validity_window(now)?;
-        let params = self.params(&serial_bytes, names, &subject_key, not_before, not_after)?;
+        let params = self.params(
+            profile,
+            &serial_bytes,
+            names,
+            &subject_key,
+            not_before,
+            not_after,
+        )?;
 
         // Step 1: the serial is on record before anything is signed with it.
         self.storage
@@ -307,6 +417,7 @@ impl CertificateAuthority for Ca {
                     account_id = %request.account_id,
                     order_id = %request.order_id,
                     names = %names_text,
+                    profile = %profile_name,
                     rules = %rules,
                     details = %details,
                     "certificate failed linting, not signed"
@@ -332,6 +443,7 @@ impl CertificateAuthority for Ca {
                     account_id = %request.account_id,
                     order_id = %request.order_id,
                     names = %names_text,
+                    profile = %profile_name,
                     error = %err.detail,
                     "issuer signing failed, certificate discarded"
                 );
@@ -359,6 +471,7 @@ impl CertificateAuthority for Ca {
             account_id = %request.account_id,
             order_id = %request.order_id,
             names = %names_text,
+            profile = %profile_name,
             not_before = %not_before,
             not_after = %not_after,
             "certificate issued"

@@ -3,8 +3,9 @@
 //! [`Ca`] implements [`basalt_core::CertificateAuthority`] (serial recorded, linting
 //! certificate linted and stored as the precertificate, then the issuer signature
 //! over the same TBS) and [`basalt_core::RevocationSigner`] (OCSP responses signed by
-//! the issuer). [`pki`] makes the files `basalt dev` needs. The gRPC adapter lives
-//! elsewhere and only wraps these types.
+//! the issuer). Certificates are shaped by named [`Profile`]s ([`Profiles`]); an
+//! issue request picks one by name, or gets the default. [`pki`] makes the files
+//! `basalt dev` needs. The gRPC adapter lives elsewhere and only wraps these types.
 
 mod config;
 mod issuance;
@@ -13,12 +14,14 @@ pub mod lint;
 mod ocsp;
 pub mod pki;
 
+pub use config::CLASSIC_PROFILE;
 pub use config::CaConfig;
 pub use config::IssuerConfig;
 pub use config::OcspSigningConfig;
 pub use config::ProfileConfig;
 pub use issuance::Ca;
 pub use issuance::Profile;
+pub use issuance::Profiles;
 pub use issuer::Issuer;
 pub use ocsp::sign_ocsp_response;
 

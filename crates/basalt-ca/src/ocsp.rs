@@ -187,7 +187,7 @@ mod tests {
     use x509_ocsp::OcspResponseStatus;
 
     use super::*;
-    use crate::Profile;
+    use crate::Profiles;
     use crate::test_support::FakeStorage;
     use crate::test_support::fixed_now;
     use crate::test_support::test_issuer;
@@ -215,7 +215,7 @@ mod tests {
         let clock = Arc::new(FixedClock::new(fixed_now()));
         let ca = Ca::new(
             issuer,
-            Profile::default(),
+            Profiles::default(),
             Arc::new(FakeStorage::default()),
             clock,
         )
@@ -289,7 +289,7 @@ mod tests {
         let clock = Arc::new(FixedClock::new(fixed_now()));
         let ca = Ca::new(
             issuer,
-            Profile::default(),
+            Profiles::default(),
             Arc::new(FakeStorage::default()),
             clock,
         );

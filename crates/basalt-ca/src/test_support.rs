@@ -12,6 +12,7 @@ use basalt_core::AuthzId;
 use basalt_core::AuthzOutcome;
 use basalt_core::CertificateRecord;
 use basalt_core::ChallengeType;
+use basalt_core::EabKey;
 use basalt_core::Error;
 use basalt_core::NewAccount;
 use basalt_core::NewOrder;
@@ -85,6 +86,15 @@ impl StorageReadOnly for FakeStorage {
     async fn certificate(&self, _: &Serial) -> Result<CertificateRecord, Error> {
         Err(unused())
     }
+    async fn replacement_order(&self, _: &Serial) -> Result<Option<OrderId>, Error> {
+        Err(unused())
+    }
+    async fn eab_key(&self, _: &str) -> Result<EabKey, Error> {
+        Err(unused())
+    }
+    async fn eab_keys(&self) -> Result<Vec<EabKey>, Error> {
+        Err(unused())
+    }
     async fn orders_for_account(
         &self,
         _: AccountId,
@@ -110,6 +120,12 @@ impl Storage for FakeStorage {
         Err(unused())
     }
     async fn deactivate_authz(&self, _: AuthzId) -> Result<(), Error> {
+        Err(unused())
+    }
+    async fn add_eab_key(&self, _: EabKey) -> Result<(), Error> {
+        Err(unused())
+    }
+    async fn revoke_eab_key(&self, _: &str) -> Result<(), Error> {
         Err(unused())
     }
     async fn set_challenge_processing(&self, _: AuthzId, _: ChallengeType) -> Result<(), Error> {

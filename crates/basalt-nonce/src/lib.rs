@@ -82,8 +82,8 @@ mod tests {
         "#;
         let config: NonceConfig = basalt_config::parse(text).unwrap();
         assert_eq!(config.capacity, 10);
-        let err = basalt_config::parse::<NonceConfig>(&text.replace("capacity", "capacty"))
-            .unwrap_err();
+        let err =
+            basalt_config::parse::<NonceConfig>(&text.replace("capacity", "capacty")).unwrap_err();
         assert!(err.contains("unknown field `capacty`"), "{err}");
     }
 }

@@ -409,6 +409,18 @@ mod tests {
             ) -> Result<basalt_core::OrdersPage, Error> {
                 Err(Error::internal("unused"))
             }
+            async fn replacement_order(
+                &self,
+                _: &Serial,
+            ) -> Result<Option<basalt_core::OrderId>, Error> {
+                Err(Error::internal("unused"))
+            }
+            async fn eab_key(&self, _: &str) -> Result<basalt_core::EabKey, Error> {
+                Err(Error::internal("unused"))
+            }
+            async fn eab_keys(&self) -> Result<Vec<basalt_core::EabKey>, Error> {
+                Err(Error::internal("unused"))
+            }
         }
         let result = Responder::new(
             b"not a certificate",

@@ -1,5 +1,6 @@
 //! The RA's config file (`basalt ra --config ra.toml`).
 
+use std::collections::BTreeMap;
 use std::time::Duration;
 
 use basalt_config::ConfigDuration;
@@ -9,7 +10,11 @@ use basalt_config::TlsConfig;
 use basalt_policy::IdentifierPolicy;
 use serde::Deserialize;
 
+use crate::CLASSIC;
+use crate::ProfileSettings;
 use crate::RaSettings;
+use crate::ra::MAX_PROFILE_NAME_LEN;
+use crate::ra::valid_profile_name;
 
 const DAY: Duration = Duration::from_secs(86_400);
 
@@ -30,12 +35,18 @@ pub struct RaConfig {
     /// The account URL is this prefix followed by the account ID (it must match the
     /// WFE's), e.g. `https://acme.example/acme/acct/`.
     pub account_uri_prefix: String,
-    /// `[lifetimes]`: how long authorizations and orders live.
+    /// `[lifetimes]`: how long authorizations and orders live, unless a profile says
+    /// otherwise.
     #[serde(default)]
     pub lifetimes: LifetimesConfig,
-    /// `[policy]`: which identifiers may be ordered.
+    /// The profile of orders that name none (default `"classic"`); it must be one of
+    /// [`RaConfig::profiles`].
+    #[serde(default = "RaConfig::default_profile_name")]
+    pub default_profile: String,
+    /// `[profiles.<name>]`: the certificate profiles offered (draft-ietf-acme-profiles).
+    /// Without any, one profile [`CLASSIC`] exists: 90 days, DNS names only.
     #[serde(default)]
-    pub policy: PolicyConfig,
+    pub profiles: BTreeMap<String, ProfileConfig>,
 }
 
 /// How long authorizations and orders live.
@@ -77,63 +88,130 @@ impl Default for LifetimesConfig {
     }
 }
 
-/// Which identifiers may be ordered.
+/// One certificate profile, `[profiles.<name>]`.
 #[derive(Clone, Debug, Deserialize, PartialEq, Eq)]
 #[serde(deny_unknown_fields)]
-pub struct PolicyConfig {
+pub struct ProfileConfig {
+    /// The longest certificate lifetime an order may ask for with `notBefore` and
+    /// `notAfter` (the CA's profile decides the default window).
+    pub validity: ConfigDuration,
     /// Whether IP identifiers (RFC 8738) may be ordered (default `false`).
     #[serde(default)]
     pub allow_ip_identifiers: bool,
     /// The most distinct identifiers one order may hold (default 100).
-    #[serde(default = "PolicyConfig::default_max_names")]
+    #[serde(default = "ProfileConfig::default_max_names")]
     pub max_names: usize,
+    /// A new authorization's lifetime while pending (default: `[lifetimes]`).
+    #[serde(default)]
+    pub pending_authz: Option<ConfigDuration>,
+    /// An order's lifetime (default: `[lifetimes]`).
+    #[serde(default)]
+    pub order: Option<ConfigDuration>,
 }
 
-impl PolicyConfig {
+impl ProfileConfig {
     fn default_max_names() -> usize {
         IdentifierPolicy::default().max_names
     }
-}
 
-impl Default for PolicyConfig {
-    fn default() -> Self {
+    /// The profile that exists when the config defines none.
+    fn classic() -> Self {
         Self {
+            validity: ConfigDuration(90 * DAY),
             allow_ip_identifiers: false,
             max_names: Self::default_max_names(),
+            pending_authz: None,
+            order: None,
+        }
+    }
+
+    fn settings(&self, lifetimes: &LifetimesConfig) -> ProfileSettings {
+        ProfileSettings {
+            policy: IdentifierPolicy {
+                allow_ip_identifiers: self.allow_ip_identifiers,
+                max_names: self.max_names,
+            },
+            validity: self.validity.0,
+            pending_authz_lifetime: self.pending_authz.unwrap_or(lifetimes.pending_authz).0,
+            order_lifetime: self.order.unwrap_or(lifetimes.order).0,
         }
     }
 }
 
 impl RaConfig {
+    fn default_profile_name() -> String {
+        CLASSIC.to_owned()
+    }
+
+    /// The profiles as configured, or the [`CLASSIC`] one if there are none.
+    fn effective_profiles(&self) -> BTreeMap<String, ProfileConfig> {
+        if self.profiles.is_empty() {
+            BTreeMap::from([(CLASSIC.to_owned(), ProfileConfig::classic())])
+        } else {
+            self.profiles.clone()
+        }
+    }
+
     /// The RA's settings from this config.
     pub fn settings(&self) -> RaSettings {
         RaSettings {
-            policy: IdentifierPolicy {
-                allow_ip_identifiers: self.policy.allow_ip_identifiers,
-                max_names: self.policy.max_names,
-            },
-            pending_authz_lifetime: self.lifetimes.pending_authz.0,
+            default_profile: self.default_profile.clone(),
+            profiles: self
+                .effective_profiles()
+                .iter()
+                .map(|(name, profile)| (name.clone(), profile.settings(&self.lifetimes)))
+                .collect(),
             valid_authz_lifetime: self.lifetimes.valid_authz.0,
-            order_lifetime: self.lifetimes.order.0,
             account_uri_prefix: self.account_uri_prefix.clone(),
         }
     }
 
-    /// Checks the values serde cannot: non-zero lifetimes and name limit, and an
-    /// account URL prefix that is an HTTP(S) URL ending in `/`. The message names the
-    /// field.
+    /// Checks the values serde cannot: non-zero lifetimes, validities and name
+    /// limits, profile names, a default profile that is defined, and an account URL
+    /// prefix that is an HTTP(S) URL ending in `/`. The message names the field.
     pub fn validate(&self) -> Result<(), String> {
-        for (field, value) in [
-            ("lifetimes.pending_authz", self.lifetimes.pending_authz),
-            ("lifetimes.valid_authz", self.lifetimes.valid_authz),
-            ("lifetimes.order", self.lifetimes.order),
-        ] {
-            if value.0.is_zero() {
-                return Err(format!("{field} must be longer than zero"));
+        let mut durations = vec![
+            (
+                "lifetimes.pending_authz".to_owned(),
+                self.lifetimes.pending_authz,
+            ),
+            (
+                "lifetimes.valid_authz".to_owned(),
+                self.lifetimes.valid_authz,
+            ),
+            ("lifetimes.order".to_owned(), self.lifetimes.order),
+        ];
+        let profiles = self.effective_profiles();
+        for (name, profile) in &profiles {
+            if !valid_profile_name(name) {
+                return Err(format!(
+                    "profile name {name:?} must be 1 to {MAX_PROFILE_NAME_LEN} ASCII letters, \
+                     digits, '-', '_' or '.'"
+                ));
+            }
+            if profile.max_names == 0 {
+                return Err(format!("profiles.{name}.max_names must be at least 1"));
+            }
+            durations.push((format!("profiles.{name}.validity"), profile.validity));
+            for (field, value) in [
+                ("pending_authz", profile.pending_authz),
+                ("order", profile.order),
+            ] {
+                if let Some(value) = value {
+                    durations.push((format!("profiles.{name}.{field}"), value));
+                }
             }
         }
-        if self.policy.max_names == 0 {
-            return Err("policy.max_names must be at least 1".to_owned());
+        if let Some((field, _)) = durations.iter().find(|(_, value)| value.0.is_zero()) {
+            return Err(format!("{field} must be longer than zero"));
+        }
+        if !profiles.contains_key(&self.default_profile) {
+            let offered: Vec<&str> = profiles.keys().map(String::as_str).collect();
+            return Err(format!(
+                "default_profile {:?} is not defined in [profiles] (defined: {})",
+                self.default_profile,
+                offered.join(", ")
+            ));
         }
         let prefix = &self.account_uri_prefix;
         if !(prefix.starts_with("https://") || prefix.starts_with("http://"))
@@ -184,50 +262,138 @@ mod tests {
         config.validate().unwrap();
         assert_eq!(config.va.timeout.0, Duration::from_secs(90));
         assert_eq!(config.lifetimes, LifetimesConfig::default());
-        assert_eq!(config.policy, PolicyConfig::default());
+        assert_eq!(config.default_profile, "classic");
+        assert!(config.profiles.is_empty());
         let settings = config.settings();
         assert_eq!(
             settings,
             RaSettings::with_defaults("https://acme.example/acme/acct/")
         );
+        // Old configs keep working: one profile, 90 days, DNS names only.
+        assert_eq!(settings.profile_names(), vec!["classic"]);
+        let classic = &settings.profiles[CLASSIC];
+        assert_eq!(classic.validity, 90 * DAY);
+        assert!(!classic.policy.allow_ip_identifiers);
+        assert_eq!(classic.policy.max_names, 100);
+        assert_eq!(classic.pending_authz_lifetime, 7 * DAY);
+        assert_eq!(classic.order_lifetime, 7 * DAY);
         assert_eq!(settings.valid_authz_lifetime, 30 * DAY);
-        assert!(!settings.policy.allow_ip_identifiers);
-        assert_eq!(settings.policy.max_names, 100);
     }
 
+    const PROFILES: &str = r#"
+        [lifetimes]
+        pending_authz = "2d"
+        valid_authz = "8h"
+
+        [profiles.tlsserver]
+        validity = "90d"
+
+        [profiles.shortlived]
+        validity = "160h"
+        allow_ip_identifiers = true
+        max_names = 25
+        pending_authz = "7h"
+        order = "6h"
+    "#;
+
     #[test]
-    fn lifetimes_and_policy_can_be_set() {
-        let text = format!(
-            "{EXAMPLE}
-            [lifetimes]
-            valid_authz = \"8h\"
-            [policy]
-            allow_ip_identifiers = true
-            "
-        );
-        let config: RaConfig = basalt_config::parse(&text).unwrap();
+    fn profiles_fall_back_to_the_lifetimes() {
+        let config: RaConfig = basalt_config::parse(&format!(
+            "default_profile = \"tlsserver\"\n{EXAMPLE}{PROFILES}"
+        ))
+        .unwrap();
+        config.validate().unwrap();
         let settings = config.settings();
+        assert_eq!(settings.default_profile, "tlsserver");
+        assert_eq!(settings.profile_names(), vec!["shortlived", "tlsserver"]);
         assert_eq!(settings.valid_authz_lifetime, Duration::from_secs(8 * 3600));
-        assert_eq!(settings.pending_authz_lifetime, 7 * DAY);
-        assert!(settings.policy.allow_ip_identifiers);
-        assert_eq!(settings.policy.max_names, 100);
+        assert_eq!(
+            settings.profiles["tlsserver"],
+            ProfileSettings {
+                policy: IdentifierPolicy {
+                    allow_ip_identifiers: false,
+                    max_names: 100,
+                },
+                validity: 90 * DAY,
+                pending_authz_lifetime: 2 * DAY,
+                order_lifetime: 7 * DAY,
+            }
+        );
+        assert_eq!(
+            settings.profiles["shortlived"],
+            ProfileSettings {
+                policy: IdentifierPolicy {
+                    allow_ip_identifiers: true,
+                    max_names: 25,
+                },
+                validity: Duration::from_secs(160 * 3600),
+                pending_authz_lifetime: Duration::from_secs(7 * 3600),
+                order_lifetime: Duration::from_secs(6 * 3600),
+            }
+        );
     }
 
     #[test]
     fn unknown_fields_are_rejected() {
-        let text = format!("{EXAMPLE}\n[policy]\nmax_name = 5\n");
+        let text = format!("{EXAMPLE}\n[profiles.classic]\nvalidity = \"1d\"\nmax_name = 5\n");
         let err = basalt_config::parse::<RaConfig>(&text).unwrap_err();
         assert!(err.contains("unknown field `max_name`"), "{err}");
+        // The old `[policy]` block is gone: its settings are per profile now.
+        let text = format!("{EXAMPLE}\n[policy]\nmax_names = 5\n");
+        let err = basalt_config::parse::<RaConfig>(&text).unwrap_err();
+        assert!(err.contains("unknown field `policy`"), "{err}");
         let text = EXAMPLE.replace("account_uri_prefix", "account_url_prefix");
         let err = basalt_config::parse::<RaConfig>(&text).unwrap_err();
         assert!(err.contains("account_url_prefix"), "{err}");
+        // A profile needs its validity.
+        let text = format!("{EXAMPLE}\n[profiles.classic]\nmax_names = 5\n");
+        let err = basalt_config::parse::<RaConfig>(&text).unwrap_err();
+        assert!(err.contains("validity"), "{err}");
     }
 
     #[test]
     fn validate_names_the_bad_field() {
-        let text = format!("{EXAMPLE}\n[lifetimes]\norder = \"0s\"\n");
-        let config: RaConfig = basalt_config::parse(&text).unwrap();
-        assert!(config.validate().unwrap_err().contains("lifetimes.order"));
+        // Top-level keys go before the example's tables, tables after them.
+        let check = |extra: &str, expected: &str| {
+            let text = if extra.starts_with('[') {
+                format!("{EXAMPLE}\n{extra}")
+            } else {
+                format!("{extra}\n{EXAMPLE}")
+            };
+            let config: RaConfig =
+                basalt_config::parse(&text).unwrap_or_else(|err| panic!("{extra}: {err}"));
+            let err = config.validate().unwrap_err();
+            assert!(err.contains(expected), "{extra}: {err}");
+        };
+        check(
+            "[lifetimes]\norder = \"0s\"",
+            "lifetimes.order must be longer than zero",
+        );
+        check(
+            "[profiles.short]\nvalidity = \"0s\"",
+            "profiles.short.validity must be longer than zero",
+        );
+        check(
+            "[profiles.classic]\nvalidity = \"1d\"\npending_authz = \"0s\"",
+            "profiles.classic.pending_authz must be longer than zero",
+        );
+        check(
+            "[profiles.classic]\nvalidity = \"1d\"\nmax_names = 0",
+            "profiles.classic.max_names must be at least 1",
+        );
+        check(
+            "default_profile = \"shortlived\"",
+            "default_profile \"shortlived\" is not defined in [profiles] (defined: classic)",
+        );
+        // Defining profiles replaces the implicit classic one.
+        check(
+            "[profiles.tlsserver]\nvalidity = \"90d\"",
+            "default_profile \"classic\" is not defined in [profiles] (defined: tlsserver)",
+        );
+        check(
+            "[profiles.\"two words\"]\nvalidity = \"1d\"",
+            "profile name \"two words\" must be",
+        );
         let text = EXAMPLE.replace("/acme/acct/\"", "/acme/acct\"");
         let config: RaConfig = basalt_config::parse(&text).unwrap();
         assert!(

@@ -9,5 +9,5 @@
 mod config;
 mod ra;
 
-pub use config::{LifetimesConfig, PolicyConfig, RaConfig};
-pub use ra::{Ra, RaSettings};
+pub use config::{LifetimesConfig, ProfileConfig, RaConfig};
+pub use ra::{CLASSIC, ProfileSettings, Ra, RaSettings};

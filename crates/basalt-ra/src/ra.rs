@@ -1,5 +1,6 @@
 //! The registration authority itself.
 
+use std::collections::BTreeMap;
 use std::sync::Arc;
 use std::sync::Mutex;
 use std::sync::PoisonError;
@@ -29,16 +30,19 @@ use basalt_core::NewAuthz;
 use basalt_core::NewOrder;
 use basalt_core::Order;
 use basalt_core::OrderId;
+use basalt_core::OrderRequest;
 use basalt_core::OrderStatus;
 use basalt_core::RegistrationAuthority;
 use basalt_core::Requester;
 use basalt_core::RevocationReason;
 use basalt_core::RevokeRequest;
+use basalt_core::Serial;
 use basalt_core::Storage;
 use basalt_core::ValidateRequest;
 use basalt_core::ValidationAuthority;
 use basalt_core::ValidationResult;
 use basalt_policy::IdentifierPolicy;
+use basalt_policy::ValidityLimits;
 use basalt_policy::certificate_spki;
 use basalt_policy::check_csr;
 use basalt_policy::check_identifier;
@@ -66,36 +70,112 @@ const MAX_CONTACT_LEN: usize = 320;
 const FINALIZE_INTERNAL: &str = "error finalizing order";
 /// What is stored on a challenge when the VA fails internally.
 const VALIDATION_INTERNAL: &str = "error performing validation";
+/// Seconds in a day.
+const DAY: u64 = 86_400;
+
+/// The profile that exists when the config defines none, and the default
+/// `default_profile`.
+pub const CLASSIC: &str = "classic";
+/// The longest profile name.
+pub(crate) const MAX_PROFILE_NAME_LEN: usize = 64;
 
 /// How the RA behaves; built from [`crate::RaConfig::settings`].
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct RaSettings {
-    /// Which identifiers may be ordered.
-    pub policy: IdentifierPolicy,
-    /// How long a new authorization stays pending before it expires.
-    pub pending_authz_lifetime: Duration,
+    /// The profile of orders that name none; a key of [`RaSettings::profiles`].
+    pub default_profile: String,
+    /// The certificate profiles offered (draft-ietf-acme-profiles), by name.
+    pub profiles: BTreeMap<String, ProfileSettings>,
     /// How long an authorization stays valid after a successful validation.
     pub valid_authz_lifetime: Duration,
-    /// How long an order lives (capped by its authorizations' expiry).
-    pub order_lifetime: Duration,
     /// The account URL is this prefix followed by the account ID, e.g.
     /// `https://acme.example/acme/acct/`; the VA needs it for CAA `accounturi`.
     pub account_uri_prefix: String,
 }
 
-impl RaSettings {
-    /// The default lifetimes (7 days pending, 30 days valid, 7 day orders) and
-    /// identifier policy, with this account URL prefix.
-    pub fn with_defaults(account_uri_prefix: impl Into<String>) -> Self {
-        const DAY: u64 = 86_400;
+/// What one certificate profile allows.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ProfileSettings {
+    /// Which identifiers may be ordered.
+    pub policy: IdentifierPolicy,
+    /// The longest certificate lifetime an order may ask for.
+    pub validity: Duration,
+    /// How long a new authorization stays pending before it expires.
+    pub pending_authz_lifetime: Duration,
+    /// How long an order lives (capped by its authorizations' expiry).
+    pub order_lifetime: Duration,
+}
+
+impl ProfileSettings {
+    /// The [`CLASSIC`] profile: 90 day certificates for up to 100 DNS names, 7 day
+    /// pending authorizations and orders.
+    pub fn classic() -> Self {
         Self {
             policy: IdentifierPolicy::default(),
+            validity: Duration::from_secs(90 * DAY),
             pending_authz_lifetime: Duration::from_secs(7 * DAY),
-            valid_authz_lifetime: Duration::from_secs(30 * DAY),
             order_lifetime: Duration::from_secs(7 * DAY),
+        }
+    }
+}
+
+impl RaSettings {
+    /// One profile, [`ProfileSettings::classic`], and authorizations valid for 30
+    /// days, with this account URL prefix.
+    pub fn with_defaults(account_uri_prefix: impl Into<String>) -> Self {
+        Self {
+            default_profile: CLASSIC.to_owned(),
+            profiles: BTreeMap::from([(CLASSIC.to_owned(), ProfileSettings::classic())]),
+            valid_authz_lifetime: Duration::from_secs(30 * DAY),
             account_uri_prefix: account_uri_prefix.into(),
         }
     }
+
+    /// The names of the profiles offered, sorted (for the directory's `meta.profiles`).
+    pub fn profile_names(&self) -> Vec<&str> {
+        self.profiles.keys().map(String::as_str).collect()
+    }
+
+    /// The profile an order asks for: the default one for `None`;
+    /// [`ErrorKind::InvalidProfile`] for one not offered.
+    fn profile(&self, name: Option<&str>) -> Result<(&str, &ProfileSettings), Error> {
+        let name = name.unwrap_or(&self.default_profile);
+        match self.profiles.get_key_value(name) {
+            Some((name, profile)) => Ok((name, profile)),
+            None => Err(Error::new(
+                ErrorKind::InvalidProfile,
+                format!(
+                    "profile {} is not offered (offered: {})",
+                    shown_profile_name(name),
+                    self.profile_names().join(", ")
+                ),
+            )),
+        }
+    }
+}
+
+/// A requested profile name for an error message: quoted and escaped if it is not
+/// a plain name, and cut short if it is long.
+fn shown_profile_name(name: &str) -> String {
+    let mut shown: String = name.chars().take(MAX_PROFILE_NAME_LEN).collect();
+    if shown.len() < name.len() {
+        shown.push('…');
+    }
+    if valid_profile_name(&shown) {
+        shown
+    } else {
+        format!("{shown:?}")
+    }
+}
+
+/// Profile names appear in the directory and in orders: 1 to
+/// [`MAX_PROFILE_NAME_LEN`] ASCII letters, digits, `-`, `_` or `.`.
+pub(crate) fn valid_profile_name(name: &str) -> bool {
+    !name.is_empty()
+        && name.len() <= MAX_PROFILE_NAME_LEN
+        && name
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'-' | b'_' | b'.'))
 }
 
 /// The registration authority.
@@ -182,6 +262,37 @@ impl Ra {
             )));
         }
         Ok(account)
+    }
+
+    /// An order may replace (RFC 9773 §5) only a certificate issued to its own
+    /// account and not replaced already.
+    async fn check_replaces(&self, account_id: AccountId, serial: &Serial) -> Result<(), Error> {
+        let sa = &self.inner.sa;
+        let certificate = sa.certificate(serial).await.map_err(|err| {
+            if err.is(ErrorKind::NotFound) {
+                Error::malformed(format!("the replaced certificate {serial} is unknown"))
+            } else {
+                err
+            }
+        })?;
+        if certificate.account_id != account_id {
+            warn!(
+                account_id = %account_id,
+                owner_account_id = %certificate.account_id,
+                serial = %serial,
+                "replacement refused: the certificate belongs to another account"
+            );
+            return Err(Error::unauthorized(
+                "the replaced certificate was issued to another account",
+            ));
+        }
+        if let Some(order_id) = sa.replacement_order(serial).await? {
+            return Err(Error::new(
+                ErrorKind::AlreadyReplaced,
+                format!("certificate {serial} was already replaced by order {order_id}"),
+            ));
+        }
+        Ok(())
     }
 
     /// Who may revoke: the account the certificate was issued to, or whoever signed
@@ -452,21 +563,36 @@ impl RegistrationAuthority for Ra {
         Ok(account)
     }
 
-    async fn new_order(
-        &self,
-        account_id: AccountId,
-        identifiers: Vec<Identifier>,
-    ) -> Result<Order, Error> {
-        let settings = &self.inner.settings;
-        let identifiers = settings.policy.check(&identifiers)?;
+    async fn new_order(&self, request: OrderRequest) -> Result<Order, Error> {
+        let OrderRequest {
+            account_id,
+            identifiers,
+            profile,
+            not_before,
+            not_after,
+            replaces,
+        } = request;
+        let (profile_name, profile) = self.inner.settings.profile(profile.as_deref())?;
+        let identifiers = profile.policy.check(&identifiers)?;
         let now = self.inner.clock.now();
-        let authz_expires = after(now, settings.pending_authz_lifetime);
+        let authz_expires = after(now, profile.pending_authz_lifetime);
+        // An order cannot outlive the authorizations it needs (as Boulder).
+        let expires = after(now, profile.order_lifetime).min(authz_expires);
+        ValidityLimits {
+            now,
+            latest_not_before: expires,
+            max_validity: profile.validity,
+        }
+        .check(not_before, not_after)?;
+        if let Some(serial) = &replaces {
+            self.check_replaces(account_id, serial).await?;
+        }
         let authzs = identifiers
             .iter()
             .map(|id| new_authz(id, authz_expires))
             .collect::<Result<Vec<_>, _>>()?;
-        // An order cannot outlive the authorizations it needs (as Boulder).
-        let expires = after(now, settings.order_lifetime).min(authz_expires);
+        // The SA refuses a second replacement atomically (AlreadyReplaced), should
+        // another order have claimed the certificate since the check above.
         let order = self
             .inner
             .sa
@@ -475,6 +601,10 @@ impl RegistrationAuthority for Ra {
                 identifiers,
                 expires,
                 authzs,
+                profile: profile_name.to_owned(),
+                not_before,
+                not_after,
+                replaces,
             })
             .await?;
         info!(
@@ -483,6 +613,10 @@ impl RegistrationAuthority for Ra {
             account_id = %account_id,
             order_id = %order.id,
             identifiers = ?identifier_values(&order.identifiers),
+            profile = %order.profile,
+            not_before = ?order.not_before,
+            not_after = ?order.not_after,
+            replaces = ?order.replaces.as_ref().map(ToString::to_string),
             "order created"
         );
         Ok(order)
@@ -570,6 +704,21 @@ impl RegistrationAuthority for Ra {
         if order.expires <= clock.now() {
             return Err(Error::new(ErrorKind::OrderNotReady, "order has expired"));
         }
+        if !self.inner.settings.profiles.contains_key(&order.profile) {
+            return Err(Error::new(
+                ErrorKind::InvalidProfile,
+                format!(
+                    "profile {} is no longer offered",
+                    shown_profile_name(&order.profile)
+                ),
+            ));
+        }
+        if order
+            .not_after
+            .is_some_and(|not_after| not_after <= clock.now())
+        {
+            return Err(Error::malformed("the order's notAfter has passed"));
+        }
         // A bad CSR leaves the order ready, so the client can send a better one.
         let csr = check_csr(&csr_der, &order.identifiers).inspect_err(|err| {
             info!(order_id = %id, error = %err, "CSR refused");
@@ -581,6 +730,7 @@ impl RegistrationAuthority for Ra {
             account_id = %order.account_id,
             order_id = %id,
             names = ?csr.names,
+            profile = %order.profile,
             "issuance requested"
         );
         let request = IssueRequest {
@@ -588,6 +738,9 @@ impl RegistrationAuthority for Ra {
             account_id: order.account_id,
             order_id: id,
             identifiers: order.identifiers.clone(),
+            profile: order.profile.clone(),
+            not_before: order.not_before,
+            not_after: order.not_after,
         };
         let inner = Arc::clone(&self.inner);
         self.spawn(inner.issue(IssuanceJob {

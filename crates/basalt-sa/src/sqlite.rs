@@ -25,6 +25,7 @@ use basalt_core::Challenge;
 use basalt_core::ChallengeStatus;
 use basalt_core::ChallengeType;
 use basalt_core::Clock;
+use basalt_core::EabKey;
 use basalt_core::Error;
 use basalt_core::ErrorKind;
 use basalt_core::Identifier;
@@ -84,7 +85,15 @@ const MIGRATIONS: &[Migration] = &[
         name: "orders_by_account",
         sql: include_str!("../migrations/sqlite/0002_orders_by_account.sql"),
     },
+    Migration {
+        version: 3,
+        name: "profiles_replaces_eab",
+        sql: include_str!("../migrations/sqlite/0003_profiles_replaces_eab.sql"),
+    },
 ];
+
+/// The shortest external account binding HMAC key accepted: 256 bits.
+const MIN_EAB_KEY_BYTES: usize = 32;
 
 /// The page size when a request asks for 0 items.
 const DEFAULT_PAGE_SIZE: u32 = 50;
@@ -302,6 +311,43 @@ impl StorageReadOnly for SqlStorage {
         Ok(certificate)
     }
 
+    /// The newest order replacing `serial` that is not invalid at the clock's now; `None`
+    /// when there is none (also for a serial that names no certificate).
+    async fn replacement_order(&self, serial: &Serial) -> Result<Option<OrderId>, Error> {
+        let now = self.clock.now();
+        let mut tx = self.begin_read().await?;
+        let replacement = live_replacement(&mut tx, serial, now).await?;
+        commit(tx).await?;
+        Ok(replacement)
+    }
+
+    async fn eab_key(&self, key_id: &str) -> Result<EabKey, Error> {
+        let row = sqlx::query(
+            "SELECT key_id, hmac_key, comment, created_at, revoked, account_id
+             FROM eab_keys WHERE key_id = ?",
+        )
+        .bind(key_id)
+        .fetch_optional(&self.pool)
+        .await
+        .map_err(db_error("reading an eab key"))?
+        .ok_or_else(|| {
+            Error::not_found(format!("external account binding key {key_id:?} not found"))
+        })?;
+        eab_key_from_row(&row)
+    }
+
+    /// Every key, newest first (`created_at`, then `key_id`, both descending).
+    async fn eab_keys(&self) -> Result<Vec<EabKey>, Error> {
+        let rows = sqlx::query(
+            "SELECT key_id, hmac_key, comment, created_at, revoked, account_id
+             FROM eab_keys ORDER BY created_at DESC, key_id DESC",
+        )
+        .fetch_all(&self.pool)
+        .await
+        .map_err(db_error("listing eab keys"))?;
+        rows.iter().map(eab_key_from_row).collect()
+    }
+
     /// Every order of the account, whatever its status, newest first (`created_at`,
     /// then `id`, both descending).
     ///
@@ -389,9 +435,32 @@ impl StorageReadOnly for SqlStorage {
 
 #[async_trait]
 impl Storage for SqlStorage {
+    /// Stores the account and, when it names an external account binding key, binds
+    /// that key to it in the same transaction: the key must exist, not be revoked and
+    /// not be bound yet ([`ErrorKind::Unauthorized`] otherwise, and no account is
+    /// stored).
     async fn new_account(&self, account: NewAccount) -> Result<Account, Error> {
         let id = AccountId(new_id());
         let created_at = self.now()?;
+        let mut tx = self.begin_write().await?;
+        if let Some(key_id) = &account.eab_key_id {
+            let key = sqlx::query("SELECT revoked, account_id FROM eab_keys WHERE key_id = ?")
+                .bind(key_id)
+                .fetch_optional(&mut *tx)
+                .await
+                .map_err(db_error("reading an eab key"))?;
+            let usable = match &key {
+                Some(row) => {
+                    get::<i64>(row, "revoked")? == 0
+                        && get::<Option<i64>>(row, "account_id")?.is_none()
+                }
+                None => false,
+            };
+            if !usable {
+                warn!(eab_key_id = %key_id, "account refused: eab key unusable");
+                return Err(eab_refused());
+            }
+        }
         let inserted = sqlx::query(
             "INSERT INTO accounts (id, key_jwk, key_thumbprint, contacts, status, created_at)
              VALUES (?, ?, ?, ?, ?, ?)",
@@ -402,18 +471,42 @@ impl Storage for SqlStorage {
         .bind(to_json(&account.contacts)?)
         .bind(AccountStatus::Valid.as_str())
         .bind(unix(created_at))
-        .execute(&self.pool)
+        .execute(&mut *tx)
         .await;
         if let Err(err) = inserted {
             // Either the key is taken, or (once in about 2^62 accounts) the random ID is.
-            if is_unique_violation(&err)
-                && self.account_by_key(&account.key_thumbprint).await.is_ok()
-            {
-                return Err(Error::conflict("an account with this key already exists"));
+            if is_unique_violation(&err) {
+                let taken = sqlx::query("SELECT id FROM accounts WHERE key_thumbprint = ?")
+                    .bind(&account.key_thumbprint)
+                    .fetch_optional(&mut *tx)
+                    .await
+                    .map_err(db_error("reading an account"))?;
+                if taken.is_some() {
+                    return Err(Error::conflict("an account with this key already exists"));
+                }
             }
             return Err(db_error("storing an account")(err));
         }
-        info!(account_id = %id, "account created");
+        if let Some(key_id) = &account.eab_key_id {
+            let bound = sqlx::query(
+                "UPDATE eab_keys SET account_id = ?
+                 WHERE key_id = ? AND revoked = 0 AND account_id IS NULL",
+            )
+            .bind(id.0)
+            .bind(key_id)
+            .execute(&mut *tx)
+            .await
+            .map_err(db_error("binding an eab key"))?;
+            if bound.rows_affected() != 1 {
+                return Err(eab_refused());
+            }
+        }
+        commit(tx).await?;
+        info!(
+            account_id = %id,
+            eab_key_id = account.eab_key_id.as_deref().unwrap_or(""),
+            "account created"
+        );
         Ok(Account {
             id,
             key_jwk: account.key_jwk,
@@ -504,6 +597,11 @@ impl Storage for SqlStorage {
                 }
             }
         }
+        if let (Some(not_before), Some(not_after)) = (order.not_before, order.not_after)
+            && not_after <= not_before
+        {
+            return Err(Error::malformed("notAfter must be later than notBefore"));
+        }
         let mut identifiers = order.identifiers;
         identifiers.sort();
         identifiers.dedup();
@@ -521,17 +619,46 @@ impl Storage for SqlStorage {
                 order.account_id
             )));
         }
+        if let Some(serial) = &order.replaces {
+            // Checked in the write transaction, so two newOrders replacing the same
+            // certificate cannot both pass.
+            let known = sqlx::query("SELECT serial FROM certificates WHERE serial = ?")
+                .bind(serial.to_string())
+                .fetch_optional(&mut *tx)
+                .await
+                .map_err(db_error("reading a certificate"))?;
+            if known.is_none() {
+                return Err(Error::malformed("replaces names an unknown certificate"));
+            }
+            if let Some(other) = live_replacement(&mut tx, serial, self.clock.now()).await? {
+                warn!(
+                    serial = %serial,
+                    replaced_by = %other,
+                    account_id = %order.account_id,
+                    "replacement order refused: certificate already replaced"
+                );
+                return Err(Error::new(
+                    ErrorKind::AlreadyReplaced,
+                    format!("certificate {serial} was already replaced by order {other}"),
+                ));
+            }
+        }
 
         let order_id = OrderId(new_id());
         sqlx::query(
-            "INSERT INTO orders (id, account_id, identifiers, expires, began_processing, created_at)
-             VALUES (?, ?, ?, ?, 0, ?)",
+            "INSERT INTO orders (id, account_id, identifiers, expires, began_processing, created_at,
+                                 profile, not_before, not_after, replaces)
+             VALUES (?, ?, ?, ?, 0, ?, ?, ?, ?, ?)",
         )
         .bind(order_id.0)
         .bind(order.account_id.0)
         .bind(to_json(&identifiers)?)
         .bind(unix(order.expires))
         .bind(unix(now))
+        .bind(&order.profile)
+        .bind(order.not_before.map(unix))
+        .bind(order.not_after.map(unix))
+        .bind(order.replaces.as_ref().map(ToString::to_string))
         .execute(&mut *tx)
         .await
         .map_err(db_error("storing an order"))?;
@@ -572,6 +699,8 @@ impl Storage for SqlStorage {
             order_id = %order_id,
             account_id = %order.account_id,
             authzs = order.authzs.len(),
+            profile = %order.profile,
+            replaces = ?order.replaces.as_ref().map(ToString::to_string),
             "order created"
         );
         Ok(stored)
@@ -603,6 +732,62 @@ impl Storage for SqlStorage {
             .map_err(db_error("updating an authorization"))?;
         commit(tx).await?;
         info!(authz_id = %id, previous = %current, "authorization deactivated");
+        Ok(())
+    }
+
+    /// Stores a new key as given (its `created_at` truncated to the second). The
+    /// identifier must not be empty and the HMAC key must have at least 256 bits.
+    async fn add_eab_key(&self, key: EabKey) -> Result<(), Error> {
+        if key.key_id.is_empty() {
+            return Err(Error::malformed(
+                "an external account binding key needs a key ID",
+            ));
+        }
+        if key.hmac_key.len() < MIN_EAB_KEY_BYTES {
+            return Err(Error::malformed(format!(
+                "an external account binding key has at least {} bits",
+                MIN_EAB_KEY_BYTES * 8
+            )));
+        }
+        let inserted = sqlx::query(
+            "INSERT INTO eab_keys (key_id, hmac_key, comment, created_at, revoked, account_id)
+             VALUES (?, ?, ?, ?, ?, ?)",
+        )
+        .bind(&key.key_id)
+        .bind(&key.hmac_key)
+        .bind(&key.comment)
+        .bind(unix(key.created_at))
+        .bind(i64::from(key.revoked))
+        .bind(key.account_id.map(|id| id.0))
+        .execute(&self.pool)
+        .await;
+        match inserted {
+            Ok(_) => {
+                info!(eab_key_id = %key.key_id, "eab key added");
+                Ok(())
+            }
+            Err(err) if is_unique_violation(&err) => Err(Error::conflict(format!(
+                "external account binding key {:?} already exists",
+                key.key_id
+            ))),
+            Err(err) => Err(db_error("storing an eab key")(err)),
+        }
+    }
+
+    /// Revokes a key; revoking a revoked key again is not an error. An account the key
+    /// already bound keeps working.
+    async fn revoke_eab_key(&self, key_id: &str) -> Result<(), Error> {
+        let updated = sqlx::query("UPDATE eab_keys SET revoked = 1 WHERE key_id = ?")
+            .bind(key_id)
+            .execute(&self.pool)
+            .await
+            .map_err(db_error("revoking an eab key"))?;
+        if updated.rows_affected() == 0 {
+            return Err(Error::not_found(format!(
+                "external account binding key {key_id:?} not found"
+            )));
+        }
+        info!(eab_key_id = %key_id, "eab key revoked");
         Ok(())
     }
 
@@ -1019,7 +1204,7 @@ async fn load_order(
 ) -> Result<Order, Error> {
     let row = sqlx::query(
         "SELECT id, account_id, identifiers, expires, error, began_processing,
-                certificate_serial, created_at
+                certificate_serial, created_at, profile, not_before, not_after, replaces
          FROM orders WHERE id = ?",
     )
     .bind(id.0)
@@ -1085,7 +1270,43 @@ async fn load_order(
         error,
         certificate_serial,
         created_at: from_unix(get(&row, "created_at")?)?,
+        profile: get(&row, "profile")?,
+        not_before: get::<Option<i64>>(&row, "not_before")?
+            .map(from_unix)
+            .transpose()?,
+        not_after: get::<Option<i64>>(&row, "not_after")?
+            .map(from_unix)
+            .transpose()?,
+        replaces: get::<Option<String>>(&row, "replaces")?
+            .map(|text| parse_wire(&text, "orders.replaces"))
+            .transpose()?,
     })
+}
+
+/// The newest order replacing the certificate `serial` that is not invalid at `now`.
+///
+/// Invalid replacement orders pile up only as fast as a client retries, so computing
+/// each one's status is cheap.
+async fn live_replacement(
+    conn: &mut SqliteConnection,
+    serial: &Serial,
+    now: OffsetDateTime,
+) -> Result<Option<OrderId>, Error> {
+    let rows = sqlx::query(
+        "SELECT id FROM orders WHERE replaces = ?
+         ORDER BY created_at DESC, id DESC",
+    )
+    .bind(serial.to_string())
+    .fetch_all(&mut *conn)
+    .await
+    .map_err(db_error("reading replacement orders"))?;
+    for row in &rows {
+        let id = OrderId(get(row, "id")?);
+        if load_order(conn, id, now).await?.status != OrderStatus::Invalid {
+            return Ok(Some(id));
+        }
+    }
+    Ok(None)
 }
 
 async fn load_authz(
@@ -1220,6 +1441,17 @@ fn account_from_row(row: &SqliteRow) -> Result<Account, Error> {
     })
 }
 
+fn eab_key_from_row(row: &SqliteRow) -> Result<EabKey, Error> {
+    Ok(EabKey {
+        key_id: get(row, "key_id")?,
+        hmac_key: get(row, "hmac_key")?,
+        comment: get(row, "comment")?,
+        created_at: from_unix(get(row, "created_at")?)?,
+        revoked: get::<i64>(row, "revoked")? != 0,
+        account_id: get::<Option<i64>>(row, "account_id")?.map(AccountId),
+    })
+}
+
 fn challenge_from_row(row: &SqliteRow) -> Result<Challenge, Error> {
     Ok(Challenge {
         kind: parse_wire(&get::<String>(row, "kind")?, "challenges.kind")?,
@@ -1248,6 +1480,12 @@ fn identifier_from_row(row: &SqliteRow) -> Result<Identifier, Error> {
         kind,
         value: get(row, "identifier_value")?,
     })
+}
+
+/// The one answer for every unusable EAB key, so a caller cannot tell an unknown key
+/// from a used one.
+fn eab_refused() -> Error {
+    Error::unauthorized("external account binding key ID is unknown, revoked or already used")
 }
 
 fn identifier_type_str(kind: IdentifierType) -> &'static str {

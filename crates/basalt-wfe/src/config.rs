@@ -1,5 +1,6 @@
 //! The WFE's configuration file (`deploy/config/wfe.toml`).
 
+use std::collections::BTreeMap;
 use std::net::SocketAddr;
 use std::path::PathBuf;
 
@@ -24,9 +25,16 @@ pub struct WfeConfig {
     pub ra: GrpcClientConfig,
     /// The storage authority (read-only service).
     pub sa: GrpcClientConfig,
+    /// The shared nonce service (`basalt nonce`); when absent the WFE keeps its
+    /// own nonces in process, which only works for a single WFE.
+    #[serde(default)]
+    pub nonce: Option<GrpcClientConfig>,
     /// What the directory's `meta` advertises.
     #[serde(default)]
     pub directory: DirectoryConfig,
+    /// External account binding (RFC 8555 §7.3.4).
+    #[serde(default)]
+    pub eab: EabConfig,
 }
 
 /// The public HTTPS listener's certificate.
@@ -49,6 +57,22 @@ pub struct DirectoryConfig {
     /// The CA's website.
     #[serde(default)]
     pub website: Option<String>,
+    /// The certificate profiles offered (draft-ietf-acme-profiles): name →
+    /// description, advertised as `meta.profiles` when not empty. The RA decides
+    /// which names it accepts; keep both lists in step.
+    #[serde(default)]
+    pub profiles: BTreeMap<String, String>,
+}
+
+/// External account binding (RFC 8555 §7.3.4).
+#[derive(Clone, Debug, Default, Deserialize, PartialEq, Eq)]
+#[serde(deny_unknown_fields)]
+pub struct EabConfig {
+    /// Whether every new account must be bound to an external account key
+    /// (advertised as `meta.externalAccountRequired`). A binding a client sends
+    /// anyway is always checked.
+    #[serde(default)]
+    pub required: bool,
 }
 
 #[cfg(test)]
@@ -79,8 +103,19 @@ mod tests {
         server_name = "sa.basalt"
         timeout = "5s"
 
+        [nonce]
+        address = "127.0.0.1:9096"
+        server_name = "nonce.basalt"
+
         [directory]
         terms_of_service = "https://example.com/tos"
+
+        [directory.profiles]
+        classic = "the 90-day profile"
+        shortlived = "6-day certificates"
+
+        [eab]
+        required = true
     "#;
 
     #[test]
@@ -95,13 +130,40 @@ mod tests {
             Some("https://example.com/tos")
         );
         assert_eq!(config.directory.website, None);
+        assert_eq!(
+            config.nonce.as_ref().map(|n| n.server_name.as_str()),
+            Some("nonce.basalt")
+        );
+        assert_eq!(
+            config.directory.profiles.keys().collect::<Vec<_>>(),
+            ["classic", "shortlived"]
+        );
+        assert_eq!(
+            config.directory.profiles["shortlived"],
+            "6-day certificates"
+        );
+        assert!(config.eab.required);
+    }
+
+    #[test]
+    fn eab_and_nonce_are_optional() {
+        let start = EXAMPLE.find("[nonce]").unwrap();
+        let text = &EXAMPLE[..start];
+        let config: WfeConfig = basalt_config::parse(text).unwrap();
+        assert_eq!(config.nonce, None);
+        assert_eq!(config.eab, EabConfig::default());
+        assert!(!config.eab.required);
+        assert!(config.directory.profiles.is_empty());
+        let text = EXAMPLE.replace("required = true", "requried = true");
+        let err = basalt_config::parse::<WfeConfig>(&text).unwrap_err();
+        assert!(err.contains("unknown field `requried`"), "{err}");
     }
 
     #[test]
     fn directory_is_optional() {
-        let text = EXAMPLE
-            .replace("[directory]", "")
-            .replace(r#"terms_of_service = "https://example.com/tos""#, "");
+        let start = EXAMPLE.find("[directory]").unwrap();
+        let end = EXAMPLE.find("[eab]").unwrap();
+        let text = format!("{}{}", &EXAMPLE[..start], &EXAMPLE[end..]);
         let config: WfeConfig = basalt_config::parse(&text).unwrap();
         assert_eq!(config.directory, DirectoryConfig::default());
     }

@@ -1,5 +1,5 @@
-//! Just enough DER (X.690) to read a certificate's serial number (RFC 5280 §4.1) and
-//! to write a public key as a SubjectPublicKeyInfo (RFC 5280 §4.1.2.7, RFC 5480,
+//! Just enough DER (X.690) to read a certificate's serial number and authority key
+//! identifier (RFC 5280 §4.1, §4.2.1.1) and to write a public key as a SubjectPublicKeyInfo (RFC 5280 §4.1.2.7, RFC 5480,
 //! RFC 8017 §A.1.1, RFC 8410 §4).
 
 use basalt_core::Error;
@@ -32,6 +32,14 @@ pub(crate) enum NamedCurve {
 }
 /// `[0] EXPLICIT Version` in TBSCertificate.
 const VERSION_TAG: u8 = 0xa0;
+/// `[3] EXPLICIT Extensions` in TBSCertificate.
+const EXTENSIONS_TAG: u8 = 0xa3;
+/// `[0] IMPLICIT KeyIdentifier` in AuthorityKeyIdentifier.
+const KEY_IDENTIFIER_TAG: u8 = 0x80;
+const BOOLEAN: u8 = 0x01;
+const OCTET_STRING: u8 = 0x04;
+/// id-ce-authorityKeyIdentifier, 2.5.29.35 (RFC 5280 §4.2.1.1).
+const OID_AUTHORITY_KEY_IDENTIFIER: &[u8] = &[0x55, 0x1d, 0x23];
 
 fn invalid() -> Error {
     Error::malformed("certificate is not valid DER")
@@ -71,8 +79,9 @@ fn tlv(input: &[u8]) -> Result<(u8, &[u8], &[u8]), Error> {
     Ok((tag, contents, rest))
 }
 
-/// The serial number of a DER certificate.
-pub(crate) fn certificate_serial(der: &[u8]) -> Result<Serial, Error> {
+/// The TBSCertificate of a DER certificate from its serial on: (serial contents,
+/// the fields after it).
+fn tbs_from_serial(der: &[u8]) -> Result<(&[u8], &[u8]), Error> {
     let (tag, certificate, rest) = tlv(der)?;
     if tag != SEQUENCE || !rest.is_empty() {
         return Err(invalid());
@@ -81,19 +90,80 @@ pub(crate) fn certificate_serial(der: &[u8]) -> Result<Serial, Error> {
     if tag != SEQUENCE {
         return Err(invalid());
     }
-    let (mut tag, mut serial, rest) = tlv(tbs)?;
+    let (mut tag, mut serial, mut rest) = tlv(tbs)?;
     if tag == VERSION_TAG {
-        (tag, serial, _) = tlv(rest)?;
+        (tag, serial, rest) = tlv(rest)?;
     }
     if tag != INTEGER {
         return Err(invalid());
     }
+    Ok((serial, rest))
+}
+
+/// The serial number of a DER certificate.
+pub(crate) fn certificate_serial(der: &[u8]) -> Result<Serial, Error> {
+    let (serial, _) = tbs_from_serial(der)?;
     if serial.first().is_none_or(|b| b & 0x80 != 0) {
         return Err(Error::malformed(
             "certificate serial number is not positive",
         ));
     }
     Serial::from_bytes(serial)
+}
+
+/// The `keyIdentifier` of a DER certificate's authority key identifier extension
+/// (RFC 5280 §4.2.1.1), if it has one.
+pub(crate) fn authority_key_identifier(der: &[u8]) -> Result<Option<Vec<u8>>, Error> {
+    let (_, mut fields) = tbs_from_serial(der)?;
+    // signature, issuer, validity, subject, subjectPublicKeyInfo, then the optional
+    // [1] issuerUniqueID, [2] subjectUniqueID and [3] extensions.
+    let mut extensions = None;
+    while !fields.is_empty() {
+        let (tag, contents, rest) = tlv(fields)?;
+        if tag == EXTENSIONS_TAG {
+            extensions = Some(contents);
+        }
+        fields = rest;
+    }
+    let Some(extensions) = extensions else {
+        return Ok(None);
+    };
+    let (tag, mut list, rest) = tlv(extensions)?;
+    if tag != SEQUENCE || !rest.is_empty() {
+        return Err(invalid());
+    }
+    while !list.is_empty() {
+        let (tag, extension, rest) = tlv(list)?;
+        list = rest;
+        if tag != SEQUENCE {
+            return Err(invalid());
+        }
+        let (tag, oid, mut rest) = tlv(extension)?;
+        if tag != OBJECT_IDENTIFIER {
+            return Err(invalid());
+        }
+        if oid != OID_AUTHORITY_KEY_IDENTIFIER {
+            continue;
+        }
+        let (mut tag, mut value, mut after) = tlv(rest)?;
+        if tag == BOOLEAN {
+            rest = after;
+            (tag, value, after) = tlv(rest)?;
+        }
+        if tag != OCTET_STRING || !after.is_empty() {
+            return Err(invalid());
+        }
+        let (tag, aki, after) = tlv(value)?;
+        if tag != SEQUENCE || !after.is_empty() {
+            return Err(invalid());
+        }
+        if aki.is_empty() {
+            return Ok(None);
+        }
+        let (tag, key_id, _) = tlv(aki)?;
+        return Ok((tag == KEY_IDENTIFIER_TAG).then(|| key_id.to_vec()));
+    }
+    Ok(None)
 }
 
 /// Appends one tag-length-value with a minimal (DER) length.
@@ -279,6 +349,39 @@ mod tests {
 
         let v1 = [0x30, 0x07, 0x30, 0x05, 0x02, 0x03, 0x01, 0x02, 0x03];
         assert_eq!(certificate_serial(&v1).unwrap().to_string(), "010203");
+    }
+
+    #[test]
+    fn reads_the_authority_key_identifier() {
+        let aki = vec![0xa5; 20];
+        let mut ca = rcgen::CertificateParams::new(Vec::<String>::new()).unwrap();
+        ca.key_identifier_method = rcgen::KeyIdMethod::PreSpecified(aki.clone());
+        let issuer = rcgen::Issuer::new(ca, KeyPair::generate().unwrap());
+        let mut params = rcgen::CertificateParams::new(vec!["a.example".to_owned()]).unwrap();
+        params.serial_number = Some(rcgen::SerialNumber::from_slice(&[0x80, 0x01]));
+        params.use_authority_key_identifier_extension = true;
+        let der = params
+            .signed_by(&KeyPair::generate().unwrap(), &issuer)
+            .unwrap()
+            .der()
+            .to_vec();
+        assert_eq!(authority_key_identifier(&der).unwrap(), Some(aki));
+        assert_eq!(certificate_serial(&der).unwrap().to_string(), "8001");
+        // Self-signed without the extension (rcgen still writes SANs).
+        params.use_authority_key_identifier_extension = false;
+        let der = params
+            .self_signed(&KeyPair::generate().unwrap())
+            .unwrap()
+            .der()
+            .to_vec();
+        assert_eq!(authority_key_identifier(&der).unwrap(), None);
+        // Truncations fail cleanly.
+        for len in 0..der.len() {
+            assert!(authority_key_identifier(&der[..len]).is_err(), "{len}");
+        }
+        // A v1 shape without extensions has none.
+        let v1 = [0x30, 0x07, 0x30, 0x05, 0x02, 0x03, 0x01, 0x02, 0x03];
+        assert_eq!(authority_key_identifier(&v1).unwrap(), None);
     }
 
     #[test]

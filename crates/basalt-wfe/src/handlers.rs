@@ -25,6 +25,7 @@ use basalt_core::AccountStatus;
 use basalt_core::Authz;
 use basalt_core::AuthzId;
 use basalt_core::AuthzStatus;
+use basalt_core::CertificateRecord;
 use basalt_core::Challenge;
 use basalt_core::ChallengeStatus;
 use basalt_core::ChallengeType;
@@ -34,6 +35,7 @@ use basalt_core::Identifier;
 use basalt_core::NewAccount;
 use basalt_core::Order;
 use basalt_core::OrderId;
+use basalt_core::OrderRequest;
 use basalt_core::OrderStatus;
 use basalt_core::PageRequest;
 use basalt_core::Requester;
@@ -52,6 +54,9 @@ use tracing::error;
 use tracing::info;
 
 use crate::Wfe;
+use crate::ari::CertId;
+use crate::ari::RENEWAL_INFO_RETRY_AFTER_SECONDS;
+use crate::ari::suggested_window;
 use crate::der::certificate_serial;
 use crate::jws::Jwk;
 use crate::jws::Jws;
@@ -99,6 +104,10 @@ pub fn router(wfe: Arc<Wfe>) -> Router {
         .route("/acme/chall/{authz_id}/{kind}", post(challenge))
         .route("/acme/cert/{serial}", post(certificate))
         .route("/acme/revoke-cert", post(revoke_cert))
+        .route(
+            "/acme/renewal-info/{cert_id}",
+            get(renewal_info).post(renewal_info_post),
+        )
         .method_not_allowed_fallback(method_not_allowed)
         .fallback(not_found)
         .layer(DefaultBodyLimit::max(MAX_BODY_BYTES))
@@ -146,6 +155,7 @@ async fn directory(State(wfe): State<Arc<Wfe>>) -> Json<Value> {
         "newOrder": wfe.url("/acme/new-order"),
         "revokeCert": wfe.url("/acme/revoke-cert"),
         "keyChange": wfe.url("/acme/key-change"),
+        "renewalInfo": wfe.url("/acme/renewal-info"),
     });
     let settings = wfe.settings();
     let mut meta = serde_json::Map::new();
@@ -154,6 +164,12 @@ async fn directory(State(wfe): State<Arc<Wfe>>) -> Json<Value> {
     }
     if let Some(website) = &settings.website {
         meta.insert("website".into(), website.clone().into());
+    }
+    if !settings.profiles.is_empty() {
+        meta.insert("profiles".into(), json!(settings.profiles));
+    }
+    if settings.eab_required {
+        meta.insert("externalAccountRequired".into(), true.into());
     }
     if !meta.is_empty() {
         directory["meta"] = meta.into();
@@ -323,6 +339,15 @@ impl Wfe {
                 .collect::<Vec<_>>(),
             "finalize": self.url(&format!("/acme/order/{}/finalize", order.id)),
         });
+        if !order.profile.is_empty() {
+            body["profile"] = order.profile.clone().into();
+        }
+        if let Some(not_before) = order.not_before {
+            body["notBefore"] = timestamp(not_before)?.into();
+        }
+        if let Some(not_after) = order.not_after {
+            body["notAfter"] = timestamp(not_after)?.into();
+        }
         if let (OrderStatus::Valid, Some(serial)) = (order.status, &order.certificate_serial) {
             body["certificate"] = self.certificate_url(serial).into();
         }
@@ -449,6 +474,8 @@ struct NewAccountRequest {
     terms_of_service_agreed: Option<bool>,
     #[serde(default)]
     only_return_existing: Option<bool>,
+    #[serde(default)]
+    external_account_binding: Option<Value>,
 }
 
 async fn new_account(State(wfe): State<Arc<Wfe>>, jws: Jws) -> Result<Response> {
@@ -491,12 +518,24 @@ async fn new_account(State(wfe): State<Arc<Wfe>>, jws: Jws) -> Result<Response> 
     }
     let contacts = request.contact.unwrap_or_default();
     validate_contacts(&contacts)?;
+    let eab_key_id = match &request.external_account_binding {
+        Some(binding) => Some(wfe.check_binding(binding, key, &jws.url).await?),
+        None if wfe.settings().eab_required => {
+            return Err(Error::new(
+                ErrorKind::ExternalAccountRequired,
+                "this server requires an external account binding (externalAccountBinding)",
+            )
+            .into());
+        }
+        None => None,
+    };
     let created = wfe
         .ra
         .new_account(NewAccount {
             key_jwk: key.canonical_json(),
             key_thumbprint: thumbprint.clone(),
             contacts,
+            eab_key_id: eab_key_id.clone(),
         })
         .await;
     let account = match created {
@@ -510,7 +549,12 @@ async fn new_account(State(wfe): State<Arc<Wfe>>, jws: Jws) -> Result<Response> 
         }
         Err(err) => return Err(err.into()),
     };
-    info!(account_id = %account.id, "account created");
+    match &eab_key_id {
+        Some(eab_key_id) => {
+            info!(account_id = %account.id, %eab_key_id, "account created with external account binding");
+        }
+        None => info!(account_id = %account.id, "account created"),
+    }
     let body = wfe.account_json(&account)?;
     respond(StatusCode::CREATED, body, Some(wfe.account_url(account.id)))
 }
@@ -720,17 +764,46 @@ struct RawIdentifier {
 struct NewOrderRequest {
     identifiers: Vec<RawIdentifier>,
     #[serde(default)]
-    not_before: Option<Value>,
+    not_before: Option<String>,
     #[serde(default)]
-    not_after: Option<Value>,
+    not_after: Option<String>,
+    #[serde(default)]
+    profile: Option<String>,
+    #[serde(default)]
+    replaces: Option<String>,
+}
+
+/// An RFC 3339 timestamp from a request.
+fn parse_timestamp(field: &str, text: &str) -> Result<OffsetDateTime, Error> {
+    OffsetDateTime::parse(text, &Rfc3339).map_err(|err| {
+        Error::malformed(format!(
+            "{field} {text:?} is not an RFC 3339 timestamp: {err}"
+        ))
+    })
 }
 
 async fn new_order(State(wfe): State<Arc<Wfe>>, jws: Jws) -> Result<Response> {
     let account = jws.account()?;
     let request: NewOrderRequest = jws.json()?;
-    if request.not_before.is_some() || request.not_after.is_some() {
-        return Err(Error::malformed("notBefore/notAfter are not supported").into());
+    let not_before = request
+        .not_before
+        .as_deref()
+        .map(|text| parse_timestamp("notBefore", text))
+        .transpose()?;
+    let not_after = request
+        .not_after
+        .as_deref()
+        .map(|text| parse_timestamp("notAfter", text))
+        .transpose()?;
+    if let (Some(not_before), Some(not_after)) = (not_before, not_after)
+        && not_after <= not_before
+    {
+        return Err(Error::malformed("notAfter must be later than notBefore").into());
     }
+    let replaces = match &request.replaces {
+        Some(cert_id) => Some(wfe.replaced_serial(cert_id).await?),
+        None => None,
+    };
     if request.identifiers.is_empty() {
         return Err(Error::malformed("the order has no identifiers").into());
     }
@@ -746,8 +819,18 @@ async fn new_order(State(wfe): State<Arc<Wfe>>, jws: Jws) -> Result<Response> {
             )),
         })
         .collect::<Result<Vec<_>, Error>>()?;
-    let order = wfe.ra.new_order(account.id, identifiers).await?;
-    info!(account_id = %account.id, order_id = %order.id, "order created");
+    let order = wfe
+        .ra
+        .new_order(OrderRequest {
+            account_id: account.id,
+            identifiers,
+            profile: request.profile,
+            not_before,
+            not_after,
+            replaces,
+        })
+        .await?;
+    info!(account_id = %account.id, order_id = %order.id, profile = %order.profile, "order created");
     let body = wfe.order_json(&order)?;
     respond(StatusCode::CREATED, body, Some(wfe.order_url(order.id)))
 }
@@ -967,6 +1050,74 @@ async fn revoke_cert(State(wfe): State<Arc<Wfe>>, jws: Jws) -> Result<Response> 
         }
     }
     Ok(StatusCode::OK.into_response())
+}
+
+// === Renewal information (RFC 9773) ===
+
+impl Wfe {
+    /// The certificate a certID names: NotFound unless the serial is one of ours
+    /// and its authority key identifier matches.
+    async fn certificate_for_cert_id(&self, text: &str) -> Result<CertificateRecord, Error> {
+        let cert_id = CertId::parse(text)?;
+        let missing = || Error::not_found(format!("no certificate has the certID {text:?}"));
+        let record = match self.sa.certificate(&cert_id.serial).await {
+            Ok(record) => record,
+            Err(err) if err.is(ErrorKind::NotFound) => return Err(missing()),
+            Err(err) => return Err(err),
+        };
+        if !cert_id.names(&record)? {
+            return Err(missing());
+        }
+        Ok(record)
+    }
+
+    /// The serial of the certificate a newOrder `replaces` (RFC 9773 §5).
+    async fn replaced_serial(&self, text: &str) -> Result<Serial, Error> {
+        match self.certificate_for_cert_id(text).await {
+            Ok(record) => Ok(record.serial),
+            Err(err) if err.is(ErrorKind::NotFound) || err.is(ErrorKind::Malformed) => {
+                Err(Error::malformed(format!(
+                    "replaces does not name a certificate of this CA: {}",
+                    err.detail
+                )))
+            }
+            Err(err) => Err(err),
+        }
+    }
+
+    /// RFC 9773 §4.2: the suggested renewal window, to ask again in six hours.
+    async fn renewal_info_response(&self, cert_id: &str) -> Result<Response> {
+        let record = self.certificate_for_cert_id(cert_id).await?;
+        let (start, end) = suggested_window(&record, self.clock.now());
+        let body = json!({
+            "suggestedWindow": {"start": timestamp(start)?, "end": timestamp(end)?},
+        });
+        let mut response = respond(StatusCode::OK, body, None)?;
+        response.headers_mut().insert(
+            header::RETRY_AFTER,
+            HeaderValue::from(RENEWAL_INFO_RETRY_AFTER_SECONDS),
+        );
+        Ok(response)
+    }
+}
+
+/// RFC 9773 §4.1: an unauthenticated GET.
+async fn renewal_info(
+    State(wfe): State<Arc<Wfe>>,
+    Path(cert_id): Path<String>,
+) -> Result<Response> {
+    wfe.renewal_info_response(&cert_id).await
+}
+
+/// A POST-as-GET of the same resource, as early ARI drafts (and clients written
+/// for them) used.
+async fn renewal_info_post(
+    State(wfe): State<Arc<Wfe>>,
+    Path(cert_id): Path<String>,
+    jws: Jws,
+) -> Result<Response> {
+    jws.require_post_as_get()?;
+    wfe.renewal_info_response(&cert_id).await
 }
 
 #[cfg(test)]

@@ -374,10 +374,10 @@ impl Jwk {
 /// general serialization are refused (RFC 8555 §6.2).
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
-struct Flattened {
-    protected: String,
-    payload: String,
-    signature: String,
+pub(crate) struct Flattened {
+    pub(crate) protected: String,
+    pub(crate) payload: String,
+    pub(crate) signature: String,
 }
 
 /// The protected header members ACME uses (RFC 8555 §6.2–6.4).

@@ -8,22 +8,31 @@
 //!
 //! ```text
 //! router(Arc<Wfe>) ─┬─ GET  /directory, HEAD|GET /acme/new-nonce
+//!                   ├─ GET|POST /acme/renewal-info/{certID}   (ARI, RFC 9773)
 //!                   └─ POST /acme/{new-account, acct/{id}[/orders], key-change, new-order,
 //!                                 order/{id}[/finalize], authz/{id}, chall/{authz_id}/{type},
 //!                                 cert/{serial}, revoke-cert}
 //! ```
 //!
+//! Beyond RFC 8555: certificate profiles (draft-ietf-acme-profiles, `meta.profiles`
+//! and the order's `profile`), ACME Renewal Information (RFC 9773, `renewalInfo`
+//! and the order's `replaces`) and external account binding (RFC 8555 §7.3.4,
+//! HS256/HS384/HS512 MACs).
+//!
 //! Every POST body is capped at 64 KiB (a larger one gets a 413 malformed problem).
 //! Account keys may be RSA (2048–4096 bits), P-256, P-384 or Ed25519.
 #![warn(missing_docs)]
 
+mod ari;
 mod config;
 mod der;
+mod eab;
 mod handlers;
 mod jws;
 mod problem;
 mod serve;
 
+use std::collections::BTreeMap;
 use std::fmt;
 use std::sync::Arc;
 
@@ -31,8 +40,10 @@ use basalt_core::Clock;
 use basalt_core::Nonces;
 use basalt_core::RegistrationAuthority;
 use basalt_core::StorageReadOnly;
+use basalt_core::SystemClock;
 
 pub use crate::config::DirectoryConfig;
+pub use crate::config::EabConfig;
 pub use crate::config::HttpsConfig;
 pub use crate::config::WfeConfig;
 pub use crate::handlers::router;
@@ -51,6 +62,11 @@ pub struct WfeSettings {
     pub terms_of_service: Option<String>,
     /// The CA's website for the directory's `meta`.
     pub website: Option<String>,
+    /// The certificate profiles for the directory's `meta.profiles` (name →
+    /// description); empty advertises none.
+    pub profiles: BTreeMap<String, String>,
+    /// Whether new accounts need an external account binding (RFC 8555 §7.3.4).
+    pub eab_required: bool,
 }
 
 impl WfeSettings {
@@ -60,6 +76,8 @@ impl WfeSettings {
             base_url: config.base_url.clone(),
             terms_of_service: config.directory.terms_of_service.clone(),
             website: config.directory.website.clone(),
+            profiles: config.directory.profiles.clone(),
+            eab_required: config.eab.required,
         }
     }
 }
@@ -71,6 +89,7 @@ pub struct Wfe {
     ra: Arc<dyn RegistrationAuthority>,
     sa: Arc<dyn StorageReadOnly>,
     nonces: Arc<dyn Nonces>,
+    clock: Arc<dyn Clock>,
 }
 
 impl Wfe {
@@ -81,12 +100,13 @@ impl Wfe {
         sa: Arc<dyn StorageReadOnly>,
         clock: Arc<dyn Clock>,
     ) -> Self {
-        let nonces = Arc::new(basalt_nonce::NonceService::with_defaults(clock));
-        Self::with_nonces(settings, ra, sa, nonces)
+        let nonces = Arc::new(basalt_nonce::NonceService::with_defaults(clock.clone()));
+        Self::with_nonces(settings, ra, sa, nonces).with_clock(clock)
     }
 
     /// A WFE with the given nonces (e.g. the `basalt nonce` service, so several
-    /// WFEs redeem each other's nonces).
+    /// WFEs redeem each other's nonces). It reads the system clock; see
+    /// [`Wfe::with_clock`].
     pub fn with_nonces(
         mut settings: WfeSettings,
         ra: Arc<dyn RegistrationAuthority>,
@@ -100,7 +120,15 @@ impl Wfe {
             ra,
             sa,
             nonces,
+            clock: Arc::new(SystemClock),
         }
+    }
+
+    /// The same WFE reading the time from `clock` (only renewal information for
+    /// revoked certificates depends on it).
+    pub fn with_clock(mut self, clock: Arc<dyn Clock>) -> Self {
+        self.clock = clock;
+        self
     }
 
     /// Its settings.

@@ -66,6 +66,7 @@ fn classify(kind: ErrorKind) -> (&'static str, StatusCode, Option<&'static str>)
     let bad = StatusCode::BAD_REQUEST;
     match kind {
         ErrorKind::AccountDoesNotExist => ("accountDoesNotExist", bad, None),
+        ErrorKind::AlreadyReplaced => ("alreadyReplaced", StatusCode::CONFLICT, None),
         ErrorKind::AlreadyRevoked => ("alreadyRevoked", bad, None),
         ErrorKind::BadCsr => ("badCSR", bad, None),
         ErrorKind::BadNonce => ("badNonce", bad, None),
@@ -77,6 +78,9 @@ fn classify(kind: ErrorKind) -> (&'static str, StatusCode, Option<&'static str>)
         ErrorKind::Conflict => ("malformed", StatusCode::CONFLICT, None),
         ErrorKind::Connection => ("connection", bad, None),
         ErrorKind::Dns => ("dns", bad, None),
+        ErrorKind::ExternalAccountRequired => {
+            ("externalAccountRequired", StatusCode::FORBIDDEN, None)
+        }
         ErrorKind::IncorrectResponse => ("incorrectResponse", StatusCode::FORBIDDEN, None),
         ErrorKind::Internal => (
             "serverInternal",
@@ -84,6 +88,7 @@ fn classify(kind: ErrorKind) -> (&'static str, StatusCode, Option<&'static str>)
             Some(INTERNAL_DETAIL),
         ),
         ErrorKind::InvalidContact => ("invalidContact", bad, None),
+        ErrorKind::InvalidProfile => ("invalidProfile", bad, None),
         ErrorKind::Malformed => ("malformed", bad, None),
         ErrorKind::NotFound => ("malformed", StatusCode::NOT_FOUND, None),
         ErrorKind::OrderNotReady => ("orderNotReady", StatusCode::FORBIDDEN, None),
@@ -185,8 +190,9 @@ impl IntoResponse for ApiError {
 mod tests {
     use super::*;
 
-    const ALL_KINDS: [(ErrorKind, &str, u16); 24] = [
+    const ALL_KINDS: [(ErrorKind, &str, u16); 27] = [
         (ErrorKind::AccountDoesNotExist, "accountDoesNotExist", 400),
+        (ErrorKind::AlreadyReplaced, "alreadyReplaced", 409),
         (ErrorKind::AlreadyRevoked, "alreadyRevoked", 400),
         (ErrorKind::BadCsr, "badCSR", 400),
         (ErrorKind::BadNonce, "badNonce", 400),
@@ -201,9 +207,15 @@ mod tests {
         (ErrorKind::Conflict, "malformed", 409),
         (ErrorKind::Connection, "connection", 400),
         (ErrorKind::Dns, "dns", 400),
+        (
+            ErrorKind::ExternalAccountRequired,
+            "externalAccountRequired",
+            403,
+        ),
         (ErrorKind::IncorrectResponse, "incorrectResponse", 403),
         (ErrorKind::Internal, "serverInternal", 500),
         (ErrorKind::InvalidContact, "invalidContact", 400),
+        (ErrorKind::InvalidProfile, "invalidProfile", 400),
         (ErrorKind::Malformed, "malformed", 400),
         (ErrorKind::NotFound, "malformed", 404),
         (ErrorKind::OrderNotReady, "orderNotReady", 403),

@@ -5,6 +5,8 @@
 
 mod support;
 
+use std::sync::Arc;
+
 use axum::body::Body;
 use axum::http::Request;
 use axum::http::StatusCode;
@@ -12,15 +14,22 @@ use basalt_core::AccountId;
 use basalt_core::AccountStatus;
 use basalt_core::AuthzStatus;
 use basalt_core::CertStatus;
+use basalt_core::CertificateRecord;
+use basalt_core::EabKey;
+use basalt_core::FixedClock;
+use basalt_core::Nonces;
 use basalt_core::OrderStatus;
 use basalt_core::Requester;
 use basalt_core::RevocationReason;
 use basalt_core::Serial;
+use basalt_nonce::NonceService;
 use base64::Engine;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use rcgen::PublicKeyData;
 use serde_json::Value;
 use serde_json::json;
+use time::OffsetDateTime;
+use time::format_description::well_known::Rfc3339;
 
 use crate::support::BASE;
 use crate::support::TOS;
@@ -58,6 +67,7 @@ async fn directory_lists_the_resources() {
             "newOrder": format!("{BASE}/acme/new-order"),
             "revokeCert": format!("{BASE}/acme/revoke-cert"),
             "keyChange": format!("{BASE}/acme/key-change"),
+            "renewalInfo": format!("{BASE}/acme/renewal-info"),
             "meta": {"termsOfService": TOS, "website": "https://acme.test"},
         })
     );
@@ -677,13 +687,29 @@ async fn new_order_refusals() {
         (json!({"identifiers": []}), "malformed", 400),
         (json!({}), "malformed", 400),
         (
-            json!({"identifiers": [{"type": "dns", "value": "a.example"}], "notBefore": "2030-01-01T00:00:00Z"}),
+            json!({"identifiers": [{"type": "dns", "value": "a.example"}], "notBefore": "2030-01-01"}),
             "malformed",
             400,
         ),
         (
-            json!({"identifiers": [{"type": "dns", "value": "a.example"}], "notAfter": "2030-01-01T00:00:00Z"}),
+            json!({"identifiers": [{"type": "dns", "value": "a.example"}], "notAfter": 1_900_000_000}),
             "malformed",
+            400,
+        ),
+        (
+            json!({"identifiers": [{"type": "dns", "value": "a.example"}],
+                "notBefore": "2030-01-02T00:00:00Z", "notAfter": "2030-01-01T00:00:00Z"}),
+            "malformed",
+            400,
+        ),
+        (
+            json!({"identifiers": [{"type": "dns", "value": "a.example"}], "profile": 7}),
+            "malformed",
+            400,
+        ),
+        (
+            json!({"identifiers": [{"type": "dns", "value": "a.example"}], "profile": "bogus"}),
+            "invalidProfile",
             400,
         ),
         (
@@ -720,6 +746,8 @@ async fn new_order_refusals() {
     assert_eq!(reply.status, StatusCode::CREATED);
     assert_eq!(reply.json()["identifiers"], ip["identifiers"]);
     assert!(app.fake.lock().orders.len() == 1);
+    // Bad timestamps never reach the RA: only bogus, limited, broken and the IP did.
+    assert_eq!(app.fake.lock().order_requests.len(), 4);
 }
 
 #[tokio::test]
@@ -1409,4 +1437,602 @@ async fn oversized_bodies_are_refused() {
     // A body just under the cap is read (and then judged on its merits).
     let reply = app.post_raw("/acme/new-order", " ".repeat(60 * 1024)).await;
     reply.assert_problem("malformed", 400);
+}
+
+// === Profiles, requested validity (draft-ietf-acme-profiles, RFC 8555 §7.4) ===
+
+#[tokio::test]
+async fn directory_meta_advertises_profiles_and_eab() {
+    let app = TestApp::with_settings(|settings| {
+        settings
+            .profiles
+            .insert("classic".into(), "90-day certificates".into());
+        settings
+            .profiles
+            .insert("shortlived".into(), "6-day certificates".into());
+        settings.eab_required = true;
+        settings.website = None;
+    });
+    let directory = app.get("/directory").await.json();
+    assert_eq!(
+        directory["meta"],
+        json!({
+            "termsOfService": TOS,
+            "profiles": {"classic": "90-day certificates", "shortlived": "6-day certificates"},
+            "externalAccountRequired": true,
+        })
+    );
+    assert_eq!(
+        directory["renewalInfo"],
+        format!("{BASE}/acme/renewal-info")
+    );
+    // Nothing configured, nothing advertised.
+    let plain = TestApp::with_settings(|settings| {
+        settings.terms_of_service = None;
+        settings.website = None;
+    });
+    let directory = plain.get("/directory").await.json();
+    assert!(directory.get("meta").is_none(), "{directory}");
+    assert_eq!(
+        directory["renewalInfo"],
+        format!("{BASE}/acme/renewal-info")
+    );
+}
+
+#[tokio::test]
+async fn new_order_passes_profile_and_validity_to_the_ra() {
+    let app = TestApp::new();
+    let mut key = TestKey::es256();
+    app.register(&mut key).await;
+    let payload = json!({
+        "identifiers": [{"type": "dns", "value": "a.example"}],
+        "profile": "shortlived",
+        "notBefore": "2025-06-16T02:00:00+02:00",
+        "notAfter": "2025-06-22T00:00:00.5Z",
+    });
+    let reply = app
+        .post(&key, "/acme/new-order", &payload.to_string())
+        .await;
+    assert_eq!(reply.status, StatusCode::CREATED, "{:?}", reply.json());
+    let order = reply.json();
+    assert_eq!(order["profile"], "shortlived");
+    assert_eq!(order["notBefore"], "2025-06-16T00:00:00Z");
+    assert_eq!(order["notAfter"], "2025-06-22T00:00:00.5Z");
+    let request = app.fake.lock().order_requests.pop().unwrap();
+    assert_eq!(request.profile.as_deref(), Some("shortlived"));
+    assert_eq!(
+        request.not_before,
+        Some(OffsetDateTime::from_unix_timestamp(1_750_032_000).unwrap())
+    );
+    assert_eq!(
+        request.not_after,
+        Some(
+            OffsetDateTime::from_unix_timestamp(1_750_550_400).unwrap()
+                + time::Duration::milliseconds(500)
+        )
+    );
+    assert_eq!(request.replaces, None);
+    // The order resource shows them too.
+    let location = reply.header("location").unwrap().to_owned();
+    let fetched = app.post(&key, path_of(&location), "").await.json();
+    assert_eq!(fetched["profile"], "shortlived");
+    assert_eq!(fetched["notBefore"], "2025-06-16T00:00:00Z");
+
+    // Without them: the RA's default profile, and nothing shown.
+    let plain = json!({"identifiers": [{"type": "dns", "value": "b.example"}]});
+    let order = app
+        .post(&key, "/acme/new-order", &plain.to_string())
+        .await
+        .json();
+    for field in ["profile", "notBefore", "notAfter", "replaces"] {
+        assert!(order.get(field).is_none(), "{field}: {order}");
+    }
+    let request = app.fake.lock().order_requests.pop().unwrap();
+    assert_eq!(
+        (request.profile, request.not_before, request.not_after),
+        (None, None, None)
+    );
+}
+
+// === Renewal information (RFC 9773) ===
+
+/// The issuer key identifier of the test CA.
+const AKI: [u8; 20] = [
+    0x69, 0x88, 0x5b, 0x6b, 0x87, 0x46, 0x40, 0x41, 0xe1, 0xb3, 0x7b, 0x84, 0x7b, 0xa0, 0xae, 0x2c,
+    0xde, 0x01, 0xc8, 0xd4,
+];
+
+/// A real certificate (rcgen) with this serial, signed by a CA whose key
+/// identifier is `aki`, valid for `days` from `not_before`; stored in the fake SA
+/// for `account`. Returns its certID.
+fn store_cert(
+    app: &TestApp,
+    account: AccountId,
+    serial: &[u8],
+    aki: &[u8],
+    not_before: OffsetDateTime,
+    days: i64,
+) -> String {
+    let mut ca = rcgen::CertificateParams::new(Vec::<String>::new()).unwrap();
+    ca.key_identifier_method = rcgen::KeyIdMethod::PreSpecified(aki.to_vec());
+    let issuer = rcgen::Issuer::new(ca, rcgen::KeyPair::generate().unwrap());
+    let mut params = rcgen::CertificateParams::new(vec!["a.example".to_owned()]).unwrap();
+    params.serial_number = Some(rcgen::SerialNumber::from_slice(serial));
+    params.use_authority_key_identifier_extension = true;
+    params.not_before = not_before;
+    params.not_after = not_before + time::Duration::days(days);
+    let der = params
+        .signed_by(&rcgen::KeyPair::generate().unwrap(), &issuer)
+        .unwrap()
+        .der()
+        .to_vec();
+    let record_serial = Serial::from_bytes(serial).unwrap();
+    app.fake.lock().certs.insert(
+        record_serial.clone(),
+        CertificateRecord {
+            serial: record_serial,
+            account_id: account,
+            der,
+            chain: vec![],
+            issued_at: not_before,
+            expires_at: not_before + time::Duration::days(days),
+            status: CertStatus::Good,
+            revoked_at: None,
+            revocation_reason: None,
+        },
+    );
+    // The serial's DER content octets: a leading zero when the top bit is set.
+    let mut content = Vec::new();
+    if serial[0] & 0x80 != 0 {
+        content.push(0);
+    }
+    content.extend_from_slice(serial);
+    format!(
+        "{}.{}",
+        URL_SAFE_NO_PAD.encode(aki),
+        URL_SAFE_NO_PAD.encode(content)
+    )
+}
+
+#[tokio::test]
+async fn renewal_info_suggests_a_window() {
+    let app = TestApp::new();
+    let issued = support::now() - time::Duration::days(10);
+    let serial = [0x87, 0x65, 0x43, 0x21];
+    let cert_id = store_cert(&app, AccountId(1), &serial, &AKI, issued, 90);
+    // RFC 9773 §4.1's example certID: this AKI and serial 00:87:65:43:21.
+    assert_eq!(cert_id, "aYhba4dGQEHhs3uEe6CuLN4ByNQ.AIdlQyE");
+    let reply = app.get(&format!("/acme/renewal-info/{cert_id}")).await;
+    assert_eq!(reply.status, StatusCode::OK, "{:?}", reply.json());
+    assert_common_headers(&reply);
+    assert_eq!(reply.header("retry-after"), Some("21600"));
+    assert_eq!(reply.header("content-type"), Some("application/json"));
+    // 90 days: from day 60 (2/3) to day 67.5 (3/4) after notBefore.
+    let fmt = |at: OffsetDateTime| at.format(&Rfc3339).unwrap();
+    assert_eq!(
+        reply.json(),
+        json!({"suggestedWindow": {
+            "start": fmt(issued + time::Duration::days(60)),
+            "end": fmt(issued + time::Duration::hours(67 * 24 + 12)),
+        }})
+    );
+    assert_eq!(
+        reply.json()["suggestedWindow"]["start"],
+        "2025-08-04T15:06:40Z"
+    );
+
+    // POST-as-GET of the same resource works too, with any valid JWS.
+    let mut key = TestKey::es256();
+    app.register(&mut key).await;
+    let posted = app
+        .post(&key, &format!("/acme/renewal-info/{cert_id}"), "")
+        .await;
+    assert_eq!(posted.status, StatusCode::OK);
+    assert_eq!(posted.json(), reply.json());
+    app.post(&key, &format!("/acme/renewal-info/{cert_id}"), "{}")
+        .await
+        .assert_problem("malformed", 400);
+}
+
+#[tokio::test]
+async fn renewal_info_refusals() {
+    let app = TestApp::new();
+    let issued = support::now() - time::Duration::days(10);
+    let cert_id = store_cert(&app, AccountId(1), &[0x12, 0x34], &AKI, issued, 90);
+    let (aki, serial) = cert_id.split_once('.').unwrap();
+    // Unknown serial, and a known serial under another issuer's key identifier.
+    let unknown = format!("{aki}.{}", URL_SAFE_NO_PAD.encode([0x12, 0x35]));
+    let other_aki = format!("{}.{serial}", URL_SAFE_NO_PAD.encode([0x42; 20]));
+    for cert_id in [unknown, other_aki] {
+        app.get(&format!("/acme/renewal-info/{cert_id}"))
+            .await
+            .assert_problem("malformed", 404);
+    }
+    // Garbage, padding, a negative or non-minimal serial.
+    for garbage in [
+        "nodot".to_owned(),
+        format!("{aki}.{serial}="),
+        format!("{aki}.gA"),
+        format!("{aki}.AAE"),
+        format!("{aki}.{serial}.{serial}"),
+        format!(".{serial}"),
+        "%%.AQ".to_owned(),
+    ] {
+        app.get(&format!("/acme/renewal-info/{garbage}"))
+            .await
+            .assert_problem("malformed", 400);
+    }
+    // A certificate without the AKI extension matches no certID.
+    let mut plain = rcgen::CertificateParams::new(vec!["a.example".to_owned()]).unwrap();
+    plain.serial_number = Some(rcgen::SerialNumber::from_slice(&[0x55]));
+    let der = plain
+        .self_signed(&rcgen::KeyPair::generate().unwrap())
+        .unwrap()
+        .der()
+        .to_vec();
+    let mut record = app.fake.lock().certs.values().next().unwrap().clone();
+    record.serial = Serial::from_bytes(&[0x55]).unwrap();
+    record.der = der;
+    app.fake.lock().certs.insert(record.serial.clone(), record);
+    app.get(&format!("/acme/renewal-info/{aki}.VQ"))
+        .await
+        .assert_problem("malformed", 404);
+}
+
+#[tokio::test]
+async fn revoked_certificates_should_renew_now() {
+    let app = TestApp::new();
+    let issued = support::now() - time::Duration::days(3);
+    let cert_id = store_cert(&app, AccountId(1), &[0x01, 0x02], &AKI, issued, 90);
+    let serial = Serial::from_bytes(&[0x01, 0x02]).unwrap();
+    app.fake.lock().certs.get_mut(&serial).unwrap().status = CertStatus::Revoked;
+    let reply = app.get(&format!("/acme/renewal-info/{cert_id}")).await;
+    assert_eq!(reply.status, StatusCode::OK);
+    let fmt = |at: OffsetDateTime| at.format(&Rfc3339).unwrap();
+    assert_eq!(
+        reply.json()["suggestedWindow"],
+        json!({
+            "start": fmt(support::now() - time::Duration::hours(2)),
+            "end": fmt(support::now() - time::Duration::hours(1)),
+        })
+    );
+}
+
+#[tokio::test]
+async fn new_order_replaces_a_certificate() {
+    let app = TestApp::new();
+    let mut key = TestKey::es256();
+    app.register(&mut key).await;
+    let account = AccountId(id_of(key.kid.as_deref().unwrap()));
+    let issued = support::now() - time::Duration::days(60);
+    let cert_id = store_cert(&app, account, &[0x9a, 0xbc], &AKI, issued, 90);
+    let payload = json!({
+        "identifiers": [{"type": "dns", "value": "a.example"}],
+        "replaces": cert_id,
+    });
+    let reply = app
+        .post(&key, "/acme/new-order", &payload.to_string())
+        .await;
+    assert_eq!(reply.status, StatusCode::CREATED, "{:?}", reply.json());
+    let request = app.fake.lock().order_requests.pop().unwrap();
+    assert_eq!(
+        request.replaces,
+        Some(Serial::from_bytes(&[0x9a, 0xbc]).unwrap())
+    );
+
+    // The RA says it was already replaced.
+    app.fake
+        .lock()
+        .replaced
+        .push(Serial::from_bytes(&[0x9a, 0xbc]).unwrap());
+    app.post(&key, "/acme/new-order", &payload.to_string())
+        .await
+        .assert_problem("alreadyReplaced", 409);
+
+    // Another CA's key identifier, an unknown serial, garbage: never reach the RA.
+    let (_, serial) = cert_id.split_once('.').unwrap();
+    let before = app.fake.lock().order_requests.len();
+    for replaces in [
+        format!("{}.{serial}", URL_SAFE_NO_PAD.encode([0x42; 20])),
+        format!("{}.AQ", URL_SAFE_NO_PAD.encode(AKI)),
+        "garbage".to_owned(),
+    ] {
+        let payload = json!({
+            "identifiers": [{"type": "dns", "value": "a.example"}],
+            "replaces": replaces,
+        });
+        let problem = app
+            .post(&key, "/acme/new-order", &payload.to_string())
+            .await
+            .assert_problem("malformed", 400);
+        assert!(
+            problem["detail"]
+                .as_str()
+                .unwrap()
+                .starts_with("replaces does not name a certificate of this CA"),
+            "{problem}"
+        );
+    }
+    assert_eq!(app.fake.lock().order_requests.len(), before);
+}
+
+// === External account binding (RFC 8555 §7.3.4) ===
+
+const EAB_KID: &str = "kid-7";
+const EAB_HMAC_KEY: [u8; 32] = [0x5a; 32];
+
+fn add_eab_key(app: &TestApp, key_id: &str) {
+    app.fake.lock().eab_keys.insert(
+        key_id.to_owned(),
+        EabKey {
+            key_id: key_id.to_owned(),
+            hmac_key: EAB_HMAC_KEY.to_vec(),
+            comment: "test".into(),
+            created_at: support::now(),
+            revoked: false,
+            account_id: None,
+        },
+    );
+}
+
+/// An EAB JWS binding `jwk` under `header`, MACed with `mac_key`.
+fn binding(header: &Value, jwk: &Value, mac_key: &[u8]) -> Value {
+    let alg = match header["alg"].as_str() {
+        Some("HS384") => ring::hmac::HMAC_SHA384,
+        Some("HS512") => ring::hmac::HMAC_SHA512,
+        _ => ring::hmac::HMAC_SHA256,
+    };
+    let protected = URL_SAFE_NO_PAD.encode(header.to_string());
+    let payload = URL_SAFE_NO_PAD.encode(jwk.to_string());
+    let tag = ring::hmac::sign(
+        &ring::hmac::Key::new(alg, mac_key),
+        format!("{protected}.{payload}").as_bytes(),
+    );
+    json!({"protected": protected, "payload": payload,
+        "signature": URL_SAFE_NO_PAD.encode(tag.as_ref())})
+}
+
+fn eab_header(alg: &str, kid: &str) -> Value {
+    json!({"alg": alg, "kid": kid, "url": format!("{BASE}/acme/new-account")})
+}
+
+fn new_account_payload(eab: Option<Value>) -> String {
+    let mut payload = json!({"termsOfServiceAgreed": true});
+    if let Some(eab) = eab {
+        payload["externalAccountBinding"] = eab;
+    }
+    payload.to_string()
+}
+
+fn eab_app() -> TestApp {
+    let app = TestApp::with_settings(|settings| settings.eab_required = true);
+    add_eab_key(&app, EAB_KID);
+    app
+}
+
+#[tokio::test]
+async fn eab_binds_a_new_account() {
+    let app = eab_app();
+    let key = TestKey::es256();
+    let eab = binding(&eab_header("HS256", EAB_KID), &key.jwk, &EAB_HMAC_KEY);
+    let reply = app
+        .post(
+            &key,
+            "/acme/new-account",
+            &new_account_payload(Some(eab.clone())),
+        )
+        .await;
+    assert_eq!(reply.status, StatusCode::CREATED, "{:?}", reply.json());
+    let request = app.fake.lock().new_accounts.pop().unwrap();
+    assert_eq!(request.eab_key_id.as_deref(), Some(EAB_KID));
+    let account = AccountId(id_of(reply.header("location").unwrap()));
+    assert_eq!(app.fake.lock().eab_keys[EAB_KID].account_id, Some(account));
+
+    // The same key again finds its account, with or without the binding.
+    for payload in [new_account_payload(Some(eab)), new_account_payload(None)] {
+        let again = app.post(&key, "/acme/new-account", &payload).await;
+        assert_eq!(again.status, StatusCode::OK);
+        assert_eq!(again.header("location"), reply.header("location"));
+    }
+
+    // A used key binds no second account.
+    let other = TestKey::es384();
+    let eab = binding(&eab_header("HS512", EAB_KID), &other.jwk, &EAB_HMAC_KEY);
+    let problem = app
+        .post(&other, "/acme/new-account", &new_account_payload(Some(eab)))
+        .await
+        .assert_problem("unauthorized", 403);
+    assert_eq!(
+        problem["detail"],
+        "external account binding key is unknown, revoked or already used"
+    );
+    // Every HMAC algorithm works.
+    for (alg, kid) in [("HS384", "kid-384"), ("HS512", "kid-512")] {
+        add_eab_key(&app, kid);
+        let key = TestKey::ed25519();
+        let eab = binding(&eab_header(alg, kid), &key.jwk, &EAB_HMAC_KEY);
+        let reply = app
+            .post(&key, "/acme/new-account", &new_account_payload(Some(eab)))
+            .await;
+        assert_eq!(reply.status, StatusCode::CREATED, "{alg}");
+    }
+}
+
+#[tokio::test]
+async fn eab_refusals() {
+    let app = eab_app();
+    app.fake.lock().eab_keys.insert(
+        "revoked".into(),
+        EabKey {
+            key_id: "revoked".into(),
+            hmac_key: EAB_HMAC_KEY.to_vec(),
+            comment: String::new(),
+            created_at: support::now(),
+            revoked: true,
+            account_id: None,
+        },
+    );
+    let key = TestKey::es256();
+    let other = TestKey::es256();
+    let cases = [
+        // Required but absent.
+        (None, "externalAccountRequired", 403),
+        // A wrong MAC key, an unknown kid, a revoked key.
+        (
+            Some(binding(
+                &eab_header("HS256", EAB_KID),
+                &key.jwk,
+                &[0x5b; 32],
+            )),
+            "unauthorized",
+            403,
+        ),
+        (
+            Some(binding(
+                &eab_header("HS256", "nope"),
+                &key.jwk,
+                &EAB_HMAC_KEY,
+            )),
+            "unauthorized",
+            403,
+        ),
+        (
+            Some(binding(
+                &eab_header("HS256", "revoked"),
+                &key.jwk,
+                &EAB_HMAC_KEY,
+            )),
+            "unauthorized",
+            403,
+        ),
+        // The payload binds another key.
+        (
+            Some(binding(
+                &eab_header("HS256", EAB_KID),
+                &other.jwk,
+                &EAB_HMAC_KEY,
+            )),
+            "malformed",
+            400,
+        ),
+        // Only MAC algorithms.
+        (
+            Some(binding(
+                &eab_header("ES256", EAB_KID),
+                &key.jwk,
+                &EAB_HMAC_KEY,
+            )),
+            "badSignatureAlgorithm",
+            400,
+        ),
+        (
+            Some(binding(
+                &eab_header("none", EAB_KID),
+                &key.jwk,
+                &EAB_HMAC_KEY,
+            )),
+            "badSignatureAlgorithm",
+            400,
+        ),
+        // A nonce, another url, not a JWS.
+        (
+            Some(binding(
+                &json!({"alg": "HS256", "kid": EAB_KID, "url": format!("{BASE}/acme/new-account"), "nonce": "x"}),
+                &key.jwk,
+                &EAB_HMAC_KEY,
+            )),
+            "malformed",
+            400,
+        ),
+        (
+            Some(binding(
+                &json!({"alg": "HS256", "kid": EAB_KID, "url": format!("{BASE}/acme/new-order")}),
+                &key.jwk,
+                &EAB_HMAC_KEY,
+            )),
+            "malformed",
+            400,
+        ),
+        (Some(json!("not a jws")), "malformed", 400),
+    ];
+    for (eab, kind, status) in cases {
+        let label = format!("{eab:?}");
+        let reply = app
+            .post(&key, "/acme/new-account", &new_account_payload(eab))
+            .await;
+        let problem = reply.assert_problem(kind, status);
+        if kind == "unauthorized" {
+            assert!(
+                problem["detail"]
+                    .as_str()
+                    .unwrap()
+                    .contains("external account binding"),
+                "{label}: {problem}"
+            );
+        }
+    }
+    assert!(app.fake.lock().new_accounts.is_empty());
+    assert_eq!(app.fake.lock().eab_keys[EAB_KID].account_id, None);
+
+    // onlyReturnExisting needs no binding.
+    app.post(&key, "/acme/new-account", r#"{"onlyReturnExisting":true}"#)
+        .await
+        .assert_problem("accountDoesNotExist", 400);
+}
+
+#[tokio::test]
+async fn eab_is_checked_even_when_optional() {
+    let app = TestApp::new();
+    add_eab_key(&app, EAB_KID);
+    let key = TestKey::es256();
+    let eab = binding(&eab_header("HS256", EAB_KID), &key.jwk, &[0x01; 32]);
+    app.post(&key, "/acme/new-account", &new_account_payload(Some(eab)))
+        .await
+        .assert_problem("unauthorized", 403);
+    let reply = app
+        .post(&key, "/acme/new-account", &new_account_payload(None))
+        .await;
+    assert_eq!(reply.status, StatusCode::CREATED);
+    assert_eq!(app.fake.lock().new_accounts.pop().unwrap().eab_key_id, None);
+}
+
+// === Nonces shared between WFEs ===
+
+#[tokio::test]
+async fn wfes_sharing_a_nonce_store_redeem_each_others_nonces() {
+    let clock = Arc::new(FixedClock::new(support::now()));
+    let shared: Arc<dyn Nonces> = Arc::new(NonceService::with_defaults(clock));
+    let fake = Arc::new(support::Fake::default());
+    let first = TestApp::with_nonces(fake.clone(), shared.clone());
+    let second = TestApp::with_nonces(fake, shared);
+    let mut key = TestKey::es256();
+    first.register(&mut key).await;
+    // A nonce from the first WFE, spent at the second.
+    let nonce = first.nonce().await;
+    let header = key.header(
+        &format!("{BASE}{}", path_of(key.kid.as_ref().unwrap())),
+        Some(&nonce),
+    );
+    let body = key.sign(&header, "");
+    let reply = second
+        .post_raw(path_of(key.kid.as_ref().unwrap()), body.clone())
+        .await;
+    assert_eq!(reply.status, StatusCode::OK, "{:?}", reply.json());
+    // Spent once means spent everywhere.
+    first
+        .post_raw(path_of(key.kid.as_ref().unwrap()), body)
+        .await
+        .assert_problem("badNonce", 400);
+    // A WFE with its own store knows none of them.
+    let alone = TestApp::new();
+    let nonce = first.nonce().await;
+    let fresh = TestKey::es256();
+    let header = fresh.header(&format!("{BASE}/acme/new-account"), Some(&nonce));
+    alone
+        .post_raw(
+            "/acme/new-account",
+            fresh.sign(&header, r#"{"termsOfServiceAgreed":true}"#),
+        )
+        .await
+        .assert_problem("badNonce", 400);
 }

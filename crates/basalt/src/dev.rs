@@ -55,10 +55,14 @@ pub(crate) struct DevArgs {
     /// names that resolve to this machine).
     #[arg(long)]
     allow_private_addresses: bool,
-    /// First of five consecutive loopback ports for the internal services: SA, RA,
-    /// VA and CA (gRPC), then the OCSP responder (HTTP).
+    /// First of six consecutive loopback ports for the internal services: SA, RA,
+    /// VA and CA (gRPC), the OCSP responder (HTTP), then the nonce service (gRPC).
     #[arg(long, default_value_t = 14100, value_name = "N")]
     port_base: u16,
+    /// The URL clients reach the ACME API by, when it is not `https://LISTEN`
+    /// (e.g. a load balancer in front of several WFEs).
+    #[arg(long, value_name = "URL")]
+    base_url: Option<String>,
     /// Another name for the HTTPS API's certificate (repeatable), e.g. the host
     /// name clients reach it by.
     #[arg(long = "api-name", value_name = "NAME")]
@@ -67,6 +71,10 @@ pub(crate) struct DevArgs {
     /// anything (for container set-up).
     #[arg(long)]
     prepare_only: bool,
+    /// Require external account binding for new accounts (keys come from
+    /// `basalt admin --config DIR/config/admin.toml eab create`).
+    #[arg(long)]
+    eab_required: bool,
 }
 
 /// The services in start order, with the gRPC service their health stands for
@@ -77,11 +85,91 @@ const SERVICES: &[(&str, Option<&str>)] = &[
     ("va", Some(service_names::VALIDATION)),
     ("ra", Some(service_names::REGISTRATION_AUTHORITY)),
     ("ocsp", None),
+    ("nonce", Some(service_names::NONCE)),
     ("wfe", None),
 ];
 
+/// The certificate profiles a lab CA offers (draft-ietf-acme-profiles), written
+/// into the CA's, the RA's and the WFE's configs from this one table.
+struct DevProfile {
+    name: &'static str,
+    validity: &'static str,
+    ip_identifiers: bool,
+    ocsp: bool,
+    description: &'static str,
+}
+
+const PROFILES: &[DevProfile] = &[
+    DevProfile {
+        name: "classic",
+        validity: "90d",
+        ip_identifiers: false,
+        ocsp: true,
+        description: "90-day certificates for DNS names, with an OCSP URL",
+    },
+    DevProfile {
+        name: "modern",
+        validity: "45d",
+        ip_identifiers: false,
+        ocsp: true,
+        description: "45-day certificates for DNS names",
+    },
+    DevProfile {
+        name: "shortlived",
+        validity: "160h",
+        ip_identifiers: true,
+        ocsp: false,
+        description: "160-hour certificates for DNS names and IP addresses, without revocation status",
+    },
+];
+
+/// The profile orders get when they name none.
+const DEFAULT_PROFILE: &str = "classic";
+
+fn ca_profiles(ocsp_url: &str) -> String {
+    PROFILES
+        .iter()
+        .map(|p| {
+            let ocsp = if p.ocsp {
+                format!("ocsp_url = {}\n", q(ocsp_url))
+            } else {
+                String::new()
+            };
+            format!(
+                "[profiles.{}]\nvalidity = {}\n{ocsp}\n",
+                p.name,
+                q(p.validity)
+            )
+        })
+        .collect()
+}
+
+fn ra_profiles() -> String {
+    PROFILES
+        .iter()
+        .map(|p| {
+            format!(
+                "[profiles.{}]\nvalidity = {}\nallow_ip_identifiers = {}\n\n",
+                p.name,
+                q(p.validity),
+                p.ip_identifiers
+            )
+        })
+        .collect()
+}
+
+fn wfe_profiles() -> String {
+    let mut text = String::from("[directory.profiles]\n");
+    for p in PROFILES {
+        text.push_str(&format!("{} = {}\n", p.name, q(p.description)));
+    }
+    text
+}
+
 /// Names in the internal PKI: one per service, plus the launcher's own.
-const INTERNAL_NAMES: &[&str] = &["sa", "ra", "va", "ca", "wfe", "ocsp", "dev"];
+const INTERNAL_NAMES: &[&str] = &[
+    "sa", "ra", "va", "ca", "wfe", "ocsp", "nonce", "dev", "admin",
+];
 
 /// Where everything lives under the data directory.
 struct Layout {
@@ -125,6 +213,7 @@ struct Ports {
     va: SocketAddr,
     ca: SocketAddr,
     ocsp: SocketAddr,
+    nonce: SocketAddr,
 }
 
 impl Ports {
@@ -132,7 +221,7 @@ impl Ports {
         let port = |offset: u16| -> anyhow::Result<SocketAddr> {
             let port = base
                 .checked_add(offset)
-                .context("--port-base leaves no room for five ports")?;
+                .context("--port-base leaves no room for six ports")?;
             Ok(SocketAddr::from(([127, 0, 0, 1], port)))
         };
         Ok(Self {
@@ -141,6 +230,7 @@ impl Ports {
             va: port(2)?,
             ca: port(3)?,
             ocsp: port(4)?,
+            nonce: port(5)?,
         })
     }
 
@@ -150,6 +240,7 @@ impl Ports {
             "ra" => Some(self.ra),
             "va" => Some(self.va),
             "ca" => Some(self.ca),
+            "nonce" => Some(self.nonce),
             _ => None,
         }
     }
@@ -199,7 +290,7 @@ pub(crate) async fn run(args: DevArgs) -> anyhow::Result<()> {
         .map(|p| format!("{}={}", p.service, p.child.id().unwrap_or_default()))
         .collect::<Vec<_>>()
         .join(" ");
-    println!("ACME directory: {}/directory", api_base_url(args.listen));
+    println!("ACME directory: {}/directory", base_url(&args));
     println!(
         "HTTPS API chains to: {}",
         layout.pki("api-ca.pem").display()
@@ -236,6 +327,14 @@ fn api_base_url(listen: SocketAddr) -> String {
         reachable.set_ip(std::net::Ipv4Addr::LOCALHOST.into());
     }
     format!("https://{reachable}")
+}
+
+/// The API's external URL: `--base-url`, else derived from `--listen`.
+fn base_url(args: &DevArgs) -> String {
+    args.base_url
+        .as_deref()
+        .map(|url| url.trim_end_matches('/').to_owned())
+        .unwrap_or_else(|| api_base_url(args.listen))
 }
 
 /// Creates the directories and, once, the keys and certificates.
@@ -343,7 +442,7 @@ fn grpc_block(listen: SocketAddr, allowed: &[(&str, &[&str])]) -> String {
 /// Every service's config, from the flags. The CA's is the only one that names
 /// the issuer key.
 fn render_configs(layout: &Layout, args: &DevArgs, ports: &Ports) -> Vec<(&'static str, String)> {
-    let base_url = api_base_url(args.listen);
+    let base_url = base_url(args);
     let header = "# Written by `basalt dev` on every start; edit the flags, not this file.\n\n";
 
     let sa = format!(
@@ -363,7 +462,8 @@ fn render_configs(layout: &Layout, args: &DevArgs, ports: &Ports) -> Vec<(&'stat
     );
 
     let ca = format!(
-        "{header}{}\n{}\n{}\n[issuer]\ncert = {}\nkey = {}\n\n[profile]\nvalidity = \"90d\"\nocsp_url = {}\n",
+        "{header}default_profile = {}\n\n{}\n{}\n{}\n[issuer]\ncert = {}\nkey = {}\n\n{}",
+        q(DEFAULT_PROFILE),
         grpc_block(
             ports.ca,
             &[
@@ -375,7 +475,7 @@ fn render_configs(layout: &Layout, args: &DevArgs, ports: &Ports) -> Vec<(&'stat
         client_block("sa", ports.sa, "sa"),
         qp(&layout.issuer_keys("intermediate.pem")),
         qp(&layout.issuer_keys("intermediate.key")),
-        q(format!("http://{}/", ports.ocsp)),
+        ca_profiles(&format!("http://{}/", ports.ocsp)),
     );
 
     let resolver = args
@@ -393,8 +493,9 @@ fn render_configs(layout: &Layout, args: &DevArgs, ports: &Ports) -> Vec<(&'stat
     );
 
     let ra = format!(
-        "{header}account_uri_prefix = {}\n\n{}\n{}\n{}\n{}\n{}",
+        "{header}account_uri_prefix = {}\ndefault_profile = {}\n\n{}\n{}\n{}\n{}\n{}\n{}",
         q(format!("{base_url}/acme/acct/")),
+        q(DEFAULT_PROFILE),
         grpc_block(
             ports.ra,
             &[(service_names::REGISTRATION_AUTHORITY, &["wfe"])]
@@ -403,10 +504,12 @@ fn render_configs(layout: &Layout, args: &DevArgs, ports: &Ports) -> Vec<(&'stat
         client_block("sa", ports.sa, "sa"),
         client_block("va", ports.va, "va"),
         client_block("ca", ports.ca, "ca"),
+        ra_profiles(),
     );
 
     let wfe = format!(
-        "{header}listen = {}\nbase_url = {}\n\n[https]\ncert = {}\nkey = {}\n\n{}\n{}\n{}",
+        "{header}listen = {}\nbase_url = {}\n\n[https]\ncert = {}\nkey = {}\n\n{}\n{}\n{}\n{}\n\
+         [eab]\nrequired = {}\n\n{}",
         q(args.listen.to_string()),
         q(&base_url),
         qp(&layout.pki("wfe-https.pem")),
@@ -414,6 +517,9 @@ fn render_configs(layout: &Layout, args: &DevArgs, ports: &Ports) -> Vec<(&'stat
         tls_block(layout, "wfe"),
         client_block("ra", ports.ra, "ra"),
         client_block("sa", ports.sa, "sa"),
+        client_block("nonce", ports.nonce, "nonce"),
+        args.eab_required,
+        wfe_profiles(),
     );
 
     let ocsp = format!(
@@ -425,7 +531,21 @@ fn render_configs(layout: &Layout, args: &DevArgs, ports: &Ports) -> Vec<(&'stat
         client_block("ca", ports.ca, "ca"),
     );
 
+    let nonce = format!(
+        "{header}{}\n{}",
+        grpc_block(ports.nonce, &[(service_names::NONCE, &["wfe"])]),
+        tls_block(layout, "nonce"),
+    );
+
+    let admin = format!(
+        "# For `basalt admin --config` on this machine.\n\n{}\n{}",
+        tls_block(layout, "admin"),
+        client_block("sa", ports.sa, "sa"),
+    );
+
     vec![
+        ("nonce", nonce),
+        ("admin", admin),
         ("sa", sa),
         ("ca", ca),
         ("va", va),
@@ -576,8 +696,10 @@ mod tests {
             tlsalpn01_port: 5001,
             allow_private_addresses: true,
             port_base: 14100,
+            base_url: None,
             api_names: Vec::new(),
             prepare_only: false,
+            eab_required: false,
         }
     }
 
@@ -600,6 +722,8 @@ mod tests {
                     .and_then(|config| config.validate()),
                 "wfe" => basalt_config::parse::<basalt_wfe::WfeConfig>(&text).map(drop),
                 "ocsp" => basalt_config::parse::<basalt_ocsp::OcspConfig>(&text).map(drop),
+                "nonce" => basalt_config::parse::<basalt_nonce::NonceConfig>(&text).map(drop),
+                "admin" => basalt_config::parse::<crate::admin::AdminConfig>(&text).map(drop),
                 other => panic!("unexpected service {other}"),
             };
             parsed.unwrap_or_else(|err| panic!("{service}.toml: {err}\n{text}"));
@@ -631,8 +755,10 @@ mod tests {
             .unwrap();
         basalt_config::load::<basalt_wfe::WfeConfig>(&load("wfe")).unwrap();
         basalt_config::load::<basalt_ocsp::OcspConfig>(&load("ocsp")).unwrap();
+        basalt_config::load::<basalt_nonce::NonceConfig>(&load("nonce")).unwrap();
+        basalt_config::load::<crate::admin::AdminConfig>(&load("admin")).unwrap();
         let count = std::fs::read_dir(&dir).unwrap().count();
-        assert_eq!(count, 6, "a config in deploy/config is not checked here");
+        assert_eq!(count, 8, "a config in deploy/config is not checked here");
     }
 
     #[test]

@@ -9,6 +9,7 @@ use std::process::ExitCode;
 use clap::Parser;
 use clap::Subcommand;
 
+mod admin;
 mod dev;
 mod services;
 mod shutdown;
@@ -38,6 +39,10 @@ enum Command {
     Sa(ServiceArgs),
     /// The OCSP responder (HTTP).
     Ocsp(ServiceArgs),
+    /// The nonce service that several WFEs share (gRPC).
+    Nonce(ServiceArgs),
+    /// Operator commands (external account binding keys, …).
+    Admin(admin::AdminArgs),
     /// Start a whole CA on this machine, each service as its own process.
     Dev(dev::DevArgs),
 }
@@ -75,6 +80,8 @@ fn main() -> ExitCode {
             Command::Ca(args) => services::run("ca", args, services::ca).await,
             Command::Sa(args) => services::run("sa", args, services::sa).await,
             Command::Ocsp(args) => services::run("ocsp", args, services::ocsp).await,
+            Command::Nonce(args) => services::run("nonce", args, services::nonce).await,
+            Command::Admin(args) => admin::run(args).await,
         }
     });
     match result {

@@ -129,17 +129,17 @@ pub(crate) async fn wfe(path: PathBuf, stop: Shutdown) -> anyhow::Result<()> {
     let config: basalt_wfe::WfeConfig = load(&path)?;
     let ra = RaClient::new(channel(&config.ra, &config.tls)?);
     let sa = SaClient::new(channel(&config.sa, &config.tls)?);
-    let settings = basalt_wfe::WfeSettings {
-        base_url: config.base_url.trim_end_matches('/').to_owned(),
-        terms_of_service: config.directory.terms_of_service.clone(),
-        website: config.directory.website.clone(),
+    let settings = basalt_wfe::WfeSettings::from_config(&config);
+    let wfe = match &config.nonce {
+        // Several WFEs share one nonce store through `basalt nonce`.
+        Some(nonce) => {
+            let nonces = basalt_grpc::NonceClient::new(channel(nonce, &config.tls)?);
+            basalt_wfe::Wfe::with_nonces(settings, Arc::new(ra), Arc::new(sa), Arc::new(nonces))
+                .with_clock(clock())
+        }
+        None => basalt_wfe::Wfe::new(settings, Arc::new(ra), Arc::new(sa), clock()),
     };
-    let wfe = Arc::new(basalt_wfe::Wfe::new(
-        settings,
-        Arc::new(ra),
-        Arc::new(sa),
-        clock(),
-    ));
+    let wfe = Arc::new(wfe);
     tracing::info!(listen = %config.listen, base_url = %config.base_url, "serving ACME over HTTPS");
     basalt_wfe::serve_https(
         config.listen,
@@ -174,5 +174,21 @@ pub(crate) async fn ocsp(path: PathBuf, stop: Shutdown) -> anyhow::Result<()> {
         stop,
     )
     .await?;
+    Ok(())
+}
+
+pub(crate) async fn nonce(path: PathBuf, stop: Shutdown) -> anyhow::Result<()> {
+    let config: basalt_nonce::NonceConfig = load(&path)?;
+    let store = basalt_nonce::NonceService::new(
+        clock(),
+        config.capacity,
+        basalt_nonce::DEFAULT_NONCE_LIFETIME,
+    );
+    let server = GrpcServer::bind(&config.grpc, &config.tls).await?;
+    tracing::info!(listen = %server.local_addr()?, "serving gRPC");
+    server
+        .add_service(basalt_grpc::nonce_server(Arc::new(store)))
+        .serve(stop)
+        .await?;
     Ok(())
 }

@@ -36,13 +36,20 @@ fn request(csr_der: Vec<u8>, identifiers: Vec<Identifier>) -> IssueRequest {
         account_id: AccountId(7),
         order_id: OrderId(9),
         identifiers,
+        profile: String::new(),
+        not_before: None,
+        not_after: None,
     }
 }
 
 fn ca_with(issuer: Issuer, profile: Profile) -> (Ca, Arc<FakeStorage>) {
+    ca_with_profiles(issuer, Profiles::single("classic", profile))
+}
+
+fn ca_with_profiles(issuer: Issuer, profiles: Profiles) -> (Ca, Arc<FakeStorage>) {
     let storage = Arc::new(FakeStorage::default());
     let clock = Arc::new(FixedClock::new(fixed_now()));
-    (Ca::new(issuer, profile, storage.clone(), clock), storage)
+    (Ca::new(issuer, profiles, storage.clone(), clock), storage)
 }
 
 fn parse(der: &[u8]) -> X509Certificate<'_> {
@@ -348,7 +355,7 @@ async fn refused_serial_stops_issuance() {
         ..FakeStorage::default()
     });
     let clock = Arc::new(FixedClock::new(fixed_now()));
-    let ca = Ca::new(issuer, Profile::default(), storage.clone(), clock);
+    let ca = Ca::new(issuer, Profiles::default(), storage.clone(), clock);
     let key = KeyPair::generate().unwrap();
     let err = ca
         .issue_certificate(request(csr(&key), vec![Identifier::dns("a.example")]))
@@ -463,7 +470,7 @@ fn serials_are_positive_20_octets_and_distinct() {
 fn validity_window_is_backdated_and_inclusive() {
     let profile = Profile::default();
     let now = fixed_now() + time::Duration::milliseconds(1500);
-    let (not_before, not_after) = profile.validity_window(now).unwrap();
+    let (not_before, not_after) = profile.validity_window(now, None, None).unwrap();
     assert_eq!(
         not_before,
         fixed_now() + time::Duration::seconds(1) - time::Duration::hours(1)
@@ -471,5 +478,263 @@ fn validity_window_is_backdated_and_inclusive() {
     assert_eq!(
         not_after - not_before,
         time::Duration::days(90) - time::Duration::SECOND
+    );
+}
+
+#[test]
+fn requested_windows_are_checked_against_the_profile() {
+    let profile = Profile::default();
+    let now = fixed_now();
+    let day = time::Duration::days(1);
+    let hour = time::Duration::hours(1);
+    let second = time::Duration::SECOND;
+    let window = |nb: Option<OffsetDateTime>, na: Option<OffsetDateTime>| {
+        profile.validity_window(now, nb, na)
+    };
+    // Only notBefore: notAfter follows from the validity.
+    assert_eq!(
+        window(Some(now + day), None).unwrap(),
+        (now + day, now + day + 90 * day - second)
+    );
+    // Only notAfter: notBefore is the backdated now.
+    assert_eq!(
+        window(None, Some(now + 10 * day)).unwrap(),
+        (now - hour, now + 10 * day)
+    );
+    // Exactly the longest window, and exactly the earliest notBefore.
+    assert_eq!(
+        window(Some(now - hour), Some(now - hour + 90 * day - second)).unwrap(),
+        (now - hour, now - hour + 90 * day - second)
+    );
+    // Sub-second parts are dropped.
+    assert_eq!(
+        window(
+            Some(now + time::Duration::milliseconds(300)),
+            Some(now + day + time::Duration::milliseconds(700))
+        )
+        .unwrap(),
+        (now, now + day)
+    );
+    for (nb, na, expect) in [
+        (Some(now), Some(now + 90 * day), "longer than"),
+        (None, Some(now - hour + 90 * day), "longer than"),
+        (Some(now), Some(now), "not after"),
+        (Some(now), Some(now - second), "not after"),
+        (None, Some(now - 2 * hour), "not after"),
+        (Some(now - hour - second), None, "in the past"),
+        (Some(now - 30 * day), Some(now + day), "in the past"),
+    ] {
+        let err = window(nb, na).unwrap_err();
+        assert_eq!(err.kind, ErrorKind::Malformed, "{nb:?} {na:?}: {err}");
+        assert!(err.detail.contains(expect), "{nb:?} {na:?}: {err}");
+    }
+}
+
+/// The classic default profile and a 6-day one without OCSP URL.
+fn two_profiles() -> Profiles {
+    let classic = Profile {
+        ocsp_url: Some("http://ocsp.example/".into()),
+        ..Profile::default()
+    };
+    let shortlived = Profile {
+        validity: Duration::from_secs(6 * 86_400),
+        backdate: Duration::from_secs(3600),
+        crl_url: Some("http://crl.example/short.crl".into()),
+        ocsp_url: None,
+    };
+    Profiles::new(
+        "classic".into(),
+        BTreeMap::from([
+            ("classic".to_owned(), classic),
+            ("shortlived".to_owned(), shortlived),
+        ]),
+    )
+    .unwrap()
+}
+
+fn has_aia(cert: &X509Certificate<'_>) -> bool {
+    cert.get_extension_unique(&x509_parser::oid_registry::OID_PKIX_AUTHORITY_INFO_ACCESS)
+        .unwrap()
+        .is_some()
+}
+
+fn lifetime_seconds(cert: &X509Certificate<'_>) -> i64 {
+    cert.validity().not_after.timestamp() - cert.validity().not_before.timestamp() + 1
+}
+
+#[tokio::test]
+async fn empty_profile_name_issues_under_the_default_profile() {
+    let (issuer, _) = test_issuer();
+    let (ca, _) = ca_with_profiles(issuer, two_profiles());
+    let key = KeyPair::generate().unwrap();
+    for name in ["", "classic"] {
+        let issued = ca
+            .issue_certificate(IssueRequest {
+                profile: name.into(),
+                ..request(csr(&key), vec![Identifier::dns("a.example")])
+            })
+            .await
+            .unwrap();
+        let leaf = parse(&issued.der);
+        assert_eq!(lifetime_seconds(&leaf), 90 * 86_400, "{name:?}");
+        assert!(has_aia(&leaf), "{name:?}");
+    }
+}
+
+#[tokio::test]
+async fn a_named_profile_sets_validity_and_extensions() {
+    let (issuer, _) = test_issuer();
+    let (ca, storage) = ca_with_profiles(issuer, two_profiles());
+    let key = KeyPair::generate().unwrap();
+    let issued = ca
+        .issue_certificate(IssueRequest {
+            profile: "shortlived".into(),
+            ..request(csr(&key), vec![Identifier::dns("a.example")])
+        })
+        .await
+        .unwrap();
+    let leaf = parse(&issued.der);
+    assert_eq!(lifetime_seconds(&leaf), 6 * 86_400);
+    assert_eq!(
+        leaf.validity().not_before.timestamp(),
+        fixed_now().unix_timestamp() - 3600
+    );
+    assert!(!has_aia(&leaf), "the short-lived profile has no OCSP URL");
+    let crl = leaf
+        .iter_extensions()
+        .find_map(|ext| match ext.parsed_extension() {
+            ParsedExtension::CRLDistributionPoints(points) => Some(format!("{points:?}")),
+            _ => None,
+        });
+    assert!(
+        crl.as_deref()
+            .is_some_and(|crl| crl.contains("http://crl.example/short.crl")),
+        "{crl:?}"
+    );
+    let Call::Certificate(record) = &storage.calls()[2] else {
+        panic!("expected a certificate record");
+    };
+    assert_eq!(
+        record.expires_at.unix_timestamp(),
+        leaf.validity().not_after.timestamp()
+    );
+}
+
+#[tokio::test]
+async fn unknown_profile_is_refused_before_anything_is_recorded() {
+    let (issuer, _) = test_issuer();
+    let (ca, storage) = ca_with_profiles(issuer, two_profiles());
+    let key = KeyPair::generate().unwrap();
+    for name in ["tlsserver", "Classic", " classic"] {
+        let err = ca
+            .issue_certificate(IssueRequest {
+                profile: name.into(),
+                ..request(csr(&key), vec![Identifier::dns("a.example")])
+            })
+            .await
+            .unwrap_err();
+        assert_eq!(err.kind, ErrorKind::InvalidProfile, "{name:?}: {err}");
+    }
+    assert!(storage.calls().is_empty());
+}
+
+#[tokio::test]
+async fn requested_window_is_honoured_exactly() {
+    let (issuer, _) = test_issuer();
+    let (ca, storage) = ca_with_profiles(issuer, two_profiles());
+    let key = KeyPair::generate().unwrap();
+    let not_before = fixed_now() + time::Duration::hours(2);
+    let not_after = fixed_now() + time::Duration::days(3) + time::Duration::seconds(17);
+    let issued = ca
+        .issue_certificate(IssueRequest {
+            profile: "shortlived".into(),
+            not_before: Some(not_before),
+            not_after: Some(not_after),
+            ..request(csr(&key), vec![Identifier::dns("a.example")])
+        })
+        .await
+        .unwrap();
+    let leaf = parse(&issued.der);
+    assert_eq!(
+        leaf.validity().not_before.timestamp(),
+        not_before.unix_timestamp()
+    );
+    assert_eq!(
+        leaf.validity().not_after.timestamp(),
+        not_after.unix_timestamp()
+    );
+    let Call::Certificate(record) = &storage.calls()[2] else {
+        panic!("expected a certificate record");
+    };
+    assert_eq!(record.issued_at, not_before);
+    assert_eq!(record.expires_at, not_after);
+}
+
+#[tokio::test]
+async fn over_long_window_is_refused_with_nothing_signed() {
+    let (issuer, _) = test_issuer();
+    let (ca, storage) = ca_with_profiles(issuer, two_profiles());
+    let key = KeyPair::generate().unwrap();
+    // Fine for the 90-day default profile, one second too long for the 6-day one.
+    let not_before = fixed_now();
+    let not_after = not_before + time::Duration::days(6);
+    let err = ca
+        .issue_certificate(IssueRequest {
+            profile: "shortlived".into(),
+            not_before: Some(not_before),
+            not_after: Some(not_after),
+            ..request(csr(&key), vec![Identifier::dns("a.example")])
+        })
+        .await
+        .unwrap_err();
+    assert_eq!(err.kind, ErrorKind::Malformed, "{err}");
+    assert!(err.detail.contains("longer than"), "{err}");
+    // Backdated beyond the profile's hour, and reversed, are refused too.
+    for (nb, na) in [
+        (fixed_now() - time::Duration::hours(2), fixed_now()),
+        (fixed_now() + time::Duration::days(1), fixed_now()),
+    ] {
+        let err = ca
+            .issue_certificate(IssueRequest {
+                not_before: Some(nb),
+                not_after: Some(na),
+                ..request(csr(&key), vec![Identifier::dns("a.example")])
+            })
+            .await
+            .unwrap_err();
+        assert_eq!(err.kind, ErrorKind::Malformed, "{err}");
+    }
+    assert!(storage.calls().is_empty(), "{:?}", storage.calls());
+
+    // The same window under the default profile is issued.
+    let issued = ca
+        .issue_certificate(IssueRequest {
+            not_before: Some(not_before),
+            not_after: Some(not_after),
+            ..request(csr(&key), vec![Identifier::dns("a.example")])
+        })
+        .await
+        .unwrap();
+    assert_eq!(
+        parse(&issued.der).validity().not_after.timestamp(),
+        not_after.unix_timestamp()
+    );
+}
+
+#[test]
+fn profiles_need_their_default() {
+    let err = Profiles::new(
+        "missing".into(),
+        BTreeMap::from([("classic".to_owned(), Profile::default())]),
+    )
+    .unwrap_err();
+    assert!(err.detail.contains("missing"), "{err}");
+    let profiles = two_profiles();
+    assert_eq!(profiles.default_name(), "classic");
+    assert_eq!(profiles.get("").unwrap().0, "classic");
+    assert_eq!(profiles.get("shortlived").unwrap().0, "shortlived");
+    assert_eq!(
+        profiles.get("nope").unwrap_err().kind,
+        ErrorKind::InvalidProfile
     );
 }

@@ -15,6 +15,7 @@ use super::*;
 use crate::Ca;
 use crate::Issuer;
 use crate::Profile;
+use crate::Profiles;
 use crate::issuer::pem_certificates;
 use crate::test_support::FakeStorage;
 use crate::test_support::TempDir;
@@ -121,7 +122,7 @@ async fn hierarchy_chains_and_issues() {
     let storage = Arc::new(FakeStorage::default());
     let ca = Ca::new(
         issuer,
-        Profile::default(),
+        Profiles::default(),
         storage.clone(),
         Arc::new(clock()),
     );
@@ -138,6 +139,9 @@ async fn hierarchy_chains_and_issues() {
                 Identifier::dns("www.example.org"),
                 Identifier::ip("127.0.0.1"),
             ],
+            profile: String::new(),
+            not_before: None,
+            not_after: None,
         })
         .await
         .unwrap();
@@ -293,5 +297,17 @@ fn ca_from_config_loads_the_dev_hierarchy() {
     let config: crate::CaConfig = basalt_config::parse(&text).unwrap();
     let ca = Ca::from_config(&config, Arc::new(FakeStorage::default()), Arc::new(clock())).unwrap();
     assert_eq!(ca.issuer().chain().len(), 2);
-    assert_eq!(ca.profile(), &Profile::default());
+    assert_eq!(ca.profiles(), &Profiles::default());
+
+    // A config whose default profile does not exist loads no CA.
+    let bad = format!("default_profile = \"tls\"\n{text}");
+    let config: crate::CaConfig = basalt_config::parse(&bad).unwrap();
+    let err = Ca::from_config(&config, Arc::new(FakeStorage::default()), Arc::new(clock()))
+        .err()
+        .unwrap();
+    assert!(err.detail.contains("default_profile"), "{err}");
+    assert_eq!(
+        ca.profiles().get("").unwrap(),
+        (crate::CLASSIC_PROFILE, &Profile::default())
+    );
 }

@@ -174,6 +174,18 @@ impl StorageReadOnly for FakeSa {
     ) -> Result<basalt_core::OrdersPage, Error> {
         Err(Error::internal("not in this fake"))
     }
+
+    async fn replacement_order(&self, _serial: &Serial) -> Result<Option<OrderId>, Error> {
+        Err(Error::internal("not in this fake"))
+    }
+
+    async fn eab_key(&self, _key_id: &str) -> Result<basalt_core::EabKey, Error> {
+        Err(Error::internal("not in this fake"))
+    }
+
+    async fn eab_keys(&self) -> Result<Vec<basalt_core::EabKey>, Error> {
+        Err(Error::internal("not in this fake"))
+    }
 }
 
 /// How the fake CA answers.

@@ -7,6 +7,7 @@ use std::sync::Mutex;
 use async_trait::async_trait;
 use basalt_core::CertStatus;
 use basalt_core::CertificateRecord;
+use basalt_core::EabKey;
 use basalt_core::FixedClock;
 use basalt_core::IssuedCertificate;
 use basalt_core::OrdersPage;
@@ -37,6 +38,12 @@ struct State {
     orders: HashMap<OrderId, Order>,
     authzs: HashMap<AuthzId, Authz>,
     certificates: HashMap<Serial, CertificateRecord>,
+    eab_keys: Vec<EabKey>,
+    /// Makes `replacement_order` answer `None`, as if another order claimed the
+    /// certificate between the RA's check and its `new_order`.
+    hide_replacements: bool,
+    /// Every `NewAccount` the SA was asked to store, as it arrived.
+    new_accounts: Vec<NewAccount>,
 }
 
 impl State {
@@ -147,6 +154,33 @@ impl StorageReadOnly for FakeSa {
             .ok_or_else(|| Error::not_found("no such serial in the fake"))
     }
 
+    async fn replacement_order(&self, serial: &Serial) -> Result<Option<OrderId>, Error> {
+        let state = self.lock();
+        if state.hide_replacements {
+            return Ok(None);
+        }
+        Ok(state
+            .orders
+            .values()
+            .find(|o| {
+                o.replaces.as_ref() == Some(serial) && state.order_status(o) != OrderStatus::Invalid
+            })
+            .map(|o| o.id))
+    }
+
+    async fn eab_key(&self, key_id: &str) -> Result<EabKey, Error> {
+        self.lock()
+            .eab_keys
+            .iter()
+            .find(|k| k.key_id == key_id)
+            .cloned()
+            .ok_or_else(|| Error::not_found("no such key"))
+    }
+
+    async fn eab_keys(&self) -> Result<Vec<EabKey>, Error> {
+        Ok(self.lock().eab_keys.iter().rev().cloned().collect())
+    }
+
     async fn orders_for_account(
         &self,
         _account_id: AccountId,
@@ -160,6 +194,7 @@ impl StorageReadOnly for FakeSa {
 impl Storage for FakeSa {
     async fn new_account(&self, account: NewAccount) -> Result<Account, Error> {
         let mut state = self.lock();
+        state.new_accounts.push(account.clone());
         if state
             .accounts
             .values()
@@ -167,6 +202,7 @@ impl Storage for FakeSa {
         {
             return Err(Error::conflict("key in use"));
         }
+        let account_eab = account.eab_key_id;
         let account = Account {
             id: AccountId(state.id()),
             key_jwk: account.key_jwk,
@@ -175,6 +211,14 @@ impl Storage for FakeSa {
             status: AccountStatus::Valid,
             created_at: t0(),
         };
+        if let Some(key_id) = &account_eab {
+            let key = state
+                .eab_keys
+                .iter_mut()
+                .find(|k| k.key_id == *key_id && !k.revoked && k.account_id.is_none())
+                .ok_or_else(|| Error::unauthorized("unusable key"))?;
+            key.account_id = Some(account.id);
+        }
         state.accounts.insert(account.id, account.clone());
         Ok(account)
     }
@@ -208,6 +252,16 @@ impl Storage for FakeSa {
 
     async fn new_order(&self, order: NewOrder) -> Result<Order, Error> {
         let mut state = self.lock();
+        if let Some(serial) = &order.replaces
+            && state.orders.values().any(|o| {
+                o.replaces.as_ref() == Some(serial) && state.order_status(o) != OrderStatus::Invalid
+            })
+        {
+            return Err(Error::new(
+                ErrorKind::AlreadyReplaced,
+                "replaced already (the fake SA's check)",
+            ));
+        }
         let mut authz_ids = Vec::new();
         for authz in order.authzs {
             let id = AuthzId(state.id());
@@ -235,6 +289,10 @@ impl Storage for FakeSa {
             error: None,
             certificate_serial: None,
             created_at: t0(),
+            profile: order.profile,
+            not_before: order.not_before,
+            not_after: order.not_after,
+            replaces: order.replaces,
         };
         state.orders.insert(order.id, order.clone());
         Ok(order)
@@ -250,6 +308,26 @@ impl Storage for FakeSa {
             return Err(Error::malformed("authorization is not pending or valid"));
         }
         authz.status = AuthzStatus::Deactivated;
+        Ok(())
+    }
+
+    async fn add_eab_key(&self, key: EabKey) -> Result<(), Error> {
+        let mut state = self.lock();
+        if state.eab_keys.iter().any(|k| k.key_id == key.key_id) {
+            return Err(Error::conflict("key id taken"));
+        }
+        state.eab_keys.push(key);
+        Ok(())
+    }
+
+    async fn revoke_eab_key(&self, key_id: &str) -> Result<(), Error> {
+        let mut state = self.lock();
+        let key = state
+            .eab_keys
+            .iter_mut()
+            .find(|k| k.key_id == key_id)
+            .ok_or_else(|| Error::not_found("no such key"))?;
+        key.revoked = true;
         Ok(())
     }
 
@@ -455,6 +533,10 @@ struct Harness {
 }
 
 fn harness() -> Harness {
+    harness_with(RaSettings::with_defaults(PREFIX))
+}
+
+fn harness_with(settings: RaSettings) -> Harness {
     let sa = Arc::new(FakeSa::default());
     let va = Arc::new(FakeVa {
         result: Mutex::new(Ok(ValidationResult {
@@ -480,7 +562,7 @@ fn harness() -> Harness {
     });
     let clock = FixedClock::new(t0());
     let ra = Ra::new(
-        RaSettings::with_defaults(PREFIX),
+        settings,
         sa.clone(),
         va.clone(),
         ca.clone(),
@@ -502,14 +584,17 @@ impl Harness {
                 key_jwk: "{}".into(),
                 key_thumbprint: thumbprint.into(),
                 contacts: vec!["mailto:admin@a.example".into()],
+                eab_key_id: None,
             })
             .await
             .unwrap()
     }
 
     async fn order(&self, account: &Account, names: &[&str]) -> Order {
-        let ids = names.iter().copied().map(Identifier::dns).collect();
-        self.ra.new_order(account.id, ids).await.unwrap()
+        self.ra
+            .new_order(order_request(account.id, names))
+            .await
+            .unwrap()
     }
 
     /// Validates every authorization of `order` and waits for the outcomes.
@@ -530,6 +615,18 @@ impl Harness {
         let order = self.sa.order(order.id).await.unwrap();
         assert_eq!(order.status, OrderStatus::Ready);
         order
+    }
+}
+
+/// A request for these DNS names under the default profile, with no window.
+fn order_request(account_id: AccountId, names: &[&str]) -> OrderRequest {
+    OrderRequest {
+        account_id,
+        identifiers: names.iter().copied().map(Identifier::dns).collect(),
+        profile: None,
+        not_before: None,
+        not_after: None,
+        replaces: None,
     }
 }
 
@@ -586,7 +683,11 @@ async fn bad_identifiers_give_one_error_with_subproblems() {
         Identifier::dns("*.example.com"),
         Identifier::dns("no_underscore.example"),
     ];
-    let err = h.ra.new_order(account.id, ids).await.unwrap_err();
+    let request = OrderRequest {
+        identifiers: ids,
+        ..order_request(account.id, &[])
+    };
+    let err = h.ra.new_order(request).await.unwrap_err();
     assert_eq!(err.kind, ErrorKind::RejectedIdentifier);
     let bad: Vec<&str> = err
         .subproblems
@@ -818,6 +919,9 @@ async fn finalize_returns_processing_then_issues_in_the_background() {
             account_id: order.account_id,
             order_id: order.id,
             identifiers: order.identifiers.clone(),
+            profile: CLASSIC.to_owned(),
+            not_before: None,
+            not_after: None,
         }]
     );
     // A valid order cannot be finalized again.
@@ -921,6 +1025,7 @@ async fn new_account_checks_contacts() {
         key_jwk: "{}".into(),
         key_thumbprint: format!("key-{}", contacts.join("|")),
         contacts: contacts.iter().map(|c| c.to_string()).collect(),
+        eab_key_id: None,
     };
     for good in [
         &[][..],
@@ -966,8 +1071,9 @@ async fn new_account_checks_contacts() {
 #[tokio::test]
 async fn orders_do_not_outlive_their_authorizations() {
     let mut settings = RaSettings::with_defaults(PREFIX);
-    settings.order_lifetime = Duration::from_secs(30 * 86_400);
-    settings.pending_authz_lifetime = Duration::from_secs(86_400);
+    let classic = settings.profiles.get_mut(CLASSIC).unwrap();
+    classic.order_lifetime = Duration::from_secs(30 * 86_400);
+    classic.pending_authz_lifetime = Duration::from_secs(86_400);
     let h = harness();
     let ra = Ra::new(
         settings,
@@ -978,7 +1084,7 @@ async fn orders_do_not_outlive_their_authorizations() {
     );
     let account = h.account(THUMBPRINT).await;
     let order = ra
-        .new_order(account.id, vec![Identifier::dns("a.example")])
+        .new_order(order_request(account.id, &["a.example"]))
         .await
         .unwrap();
     assert_eq!(order.expires, h.clock.now() + time::Duration::days(1));
@@ -1196,4 +1302,456 @@ async fn deactivate_authz_returns_the_stored_authz() {
     assert_eq!(err.kind, ErrorKind::Malformed);
     let err = h.ra.deactivate_authz(AuthzId(999)).await.unwrap_err();
     assert_eq!(err.kind, ErrorKind::NotFound);
+}
+
+/// `classic` (the default) and `shortlived`: 160h certificates, IP identifiers, at
+/// most 2 names, 7h pending authorizations and 6h orders.
+fn two_profiles() -> RaSettings {
+    let mut settings = RaSettings::with_defaults(PREFIX);
+    settings.profiles.insert(
+        "shortlived".to_owned(),
+        ProfileSettings {
+            policy: IdentifierPolicy {
+                allow_ip_identifiers: true,
+                max_names: 2,
+            },
+            validity: Duration::from_secs(160 * 3600),
+            pending_authz_lifetime: Duration::from_secs(7 * 3600),
+            order_lifetime: Duration::from_secs(6 * 3600),
+        },
+    );
+    settings
+}
+
+fn in_profile(account_id: AccountId, names: &[&str], profile: &str) -> OrderRequest {
+    OrderRequest {
+        profile: Some(profile.to_owned()),
+        ..order_request(account_id, names)
+    }
+}
+
+#[tokio::test]
+async fn orders_get_the_default_profile_or_the_one_they_name() {
+    let h = harness_with(two_profiles());
+    let account = h.account(THUMBPRINT).await;
+    let order = h.order(&account, &["a.example"]).await;
+    assert_eq!(order.profile, "classic");
+    assert_eq!(h.sa.lock().orders[&order.id].profile, "classic");
+
+    let now = h.clock.now();
+    let order =
+        h.ra.new_order(in_profile(account.id, &["a.example"], "shortlived"))
+            .await
+            .unwrap();
+    assert_eq!(order.profile, "shortlived");
+    // The profile's lifetimes: a 6h order, 7h pending authorizations.
+    assert_eq!(order.expires, now + time::Duration::hours(6));
+    let authz = h.sa.authz(order.authz_ids[0]).await.unwrap();
+    assert_eq!(authz.expires, now + time::Duration::hours(7));
+
+    // Another default profile.
+    let mut settings = two_profiles();
+    settings.default_profile = "shortlived".to_owned();
+    let h = harness_with(settings);
+    let account = h.account(THUMBPRINT).await;
+    let order = h.order(&account, &["a.example"]).await;
+    assert_eq!(order.profile, "shortlived");
+}
+
+#[tokio::test]
+async fn an_unknown_profile_is_refused_with_the_offered_names() {
+    let h = harness_with(two_profiles());
+    let account = h.account(THUMBPRINT).await;
+    let cases = [
+        (
+            "gold",
+            "profile gold is not offered (offered: classic, shortlived)",
+        ),
+        (
+            "",
+            "profile \"\" is not offered (offered: classic, shortlived)",
+        ),
+        (
+            "Classic\n",
+            "profile \"Classic\\n\" is not offered (offered: classic, shortlived)",
+        ),
+    ];
+    for (name, detail) in cases {
+        let err =
+            h.ra.new_order(in_profile(account.id, &["a.example"], name))
+                .await
+                .unwrap_err();
+        assert_eq!(err.kind, ErrorKind::InvalidProfile, "{name:?}");
+        assert_eq!(err.detail, detail);
+    }
+    let long = "x".repeat(10_000);
+    let err =
+        h.ra.new_order(in_profile(account.id, &["a.example"], &long))
+            .await
+            .unwrap_err();
+    assert_eq!(err.kind, ErrorKind::InvalidProfile);
+    assert!(err.detail.len() < 200, "{}", err.detail);
+    assert!(h.sa.lock().orders.is_empty(), "no order may be stored");
+}
+
+#[tokio::test]
+async fn identifier_policy_is_per_profile() {
+    let h = harness_with(two_profiles());
+    let account = h.account(THUMBPRINT).await;
+    let ip = |profile: Option<&str>| OrderRequest {
+        identifiers: vec![Identifier::dns("a.example"), Identifier::ip("192.0.2.1")],
+        profile: profile.map(str::to_owned),
+        ..order_request(account.id, &[])
+    };
+    let err = h.ra.new_order(ip(None)).await.unwrap_err();
+    assert_eq!(err.kind, ErrorKind::RejectedIdentifier);
+    assert_eq!(err.subproblems.len(), 1);
+    assert_eq!(err.subproblems[0].identifier, Identifier::ip("192.0.2.1"));
+    let err = h.ra.new_order(ip(Some("classic"))).await.unwrap_err();
+    assert_eq!(err.kind, ErrorKind::RejectedIdentifier);
+    assert!(h.sa.lock().orders.is_empty());
+
+    let order = h.ra.new_order(ip(Some("shortlived"))).await.unwrap();
+    assert!(order.identifiers.contains(&Identifier::ip("192.0.2.1")));
+    let authz = h.sa.authz(order.authz_ids[0]).await.unwrap();
+    assert_eq!(authz.challenges[0].kind, ChallengeType::Http01);
+
+    // max_names is the profile's too: 2 for shortlived, 100 for classic.
+    let three = ["a.example", "b.example", "c.example"];
+    let err =
+        h.ra.new_order(in_profile(account.id, &three, "shortlived"))
+            .await
+            .unwrap_err();
+    assert_eq!(err.kind, ErrorKind::Malformed);
+    assert!(
+        err.detail.contains("at most 2 identifiers"),
+        "{}",
+        err.detail
+    );
+    h.ra.new_order(order_request(account.id, &three))
+        .await
+        .unwrap();
+}
+
+fn window(
+    account_id: AccountId,
+    profile: &str,
+    not_before: Option<OffsetDateTime>,
+    not_after: Option<OffsetDateTime>,
+) -> OrderRequest {
+    OrderRequest {
+        not_before,
+        not_after,
+        ..in_profile(account_id, &["a.example"], profile)
+    }
+}
+
+#[tokio::test]
+async fn a_requested_window_within_the_profile_is_stored() {
+    let h = harness_with(two_profiles());
+    let account = h.account(THUMBPRINT).await;
+    let now = h.clock.now();
+    let hours = time::Duration::hours;
+    let cases = [
+        (
+            "classic",
+            Some(now - hours(1)),
+            Some(now + time::Duration::days(89)),
+        ),
+        ("classic", Some(now + time::Duration::days(7)), None),
+        ("classic", None, Some(now + time::Duration::days(90))),
+        ("shortlived", Some(now + hours(6)), Some(now + hours(166))),
+        ("shortlived", None, Some(now + hours(160))),
+        ("shortlived", None, None),
+    ];
+    for (profile, not_before, not_after) in cases {
+        let order =
+            h.ra.new_order(window(account.id, profile, not_before, not_after))
+                .await
+                .unwrap_or_else(|err| panic!("{profile} {not_before:?} {not_after:?}: {err}"));
+        assert_eq!(order.not_before, not_before);
+        assert_eq!(order.not_after, not_after);
+        let stored = h.sa.order(order.id).await.unwrap();
+        assert_eq!(
+            (stored.not_before, stored.not_after),
+            (not_before, not_after)
+        );
+    }
+}
+
+#[tokio::test]
+async fn each_kind_of_window_violation_is_refused() {
+    let h = harness_with(two_profiles());
+    let account = h.account(THUMBPRINT).await;
+    let now = h.clock.now();
+    let hours = time::Duration::hours;
+    let second = time::Duration::SECOND;
+    let cases = [
+        (
+            "classic",
+            Some(now - hours(1) - second),
+            None,
+            "notBefore may be at most 1h in the past",
+        ),
+        (
+            "classic",
+            Some(now + time::Duration::days(7) + second),
+            None,
+            "notBefore must not be later than the order's expiry",
+        ),
+        // The shortlived order lives 6h.
+        (
+            "shortlived",
+            Some(now + hours(6) + second),
+            None,
+            "notBefore must not be later than the order's expiry",
+        ),
+        (
+            "classic",
+            Some(now + hours(2)),
+            Some(now + hours(1)),
+            "notAfter must be later than notBefore",
+        ),
+        (
+            "classic",
+            None,
+            Some(now),
+            "notAfter must be later than the current time",
+        ),
+        (
+            "classic",
+            None,
+            Some(now + time::Duration::days(90) + second),
+            "the requested validity is longer than this profile's limit of 90d",
+        ),
+        (
+            "shortlived",
+            Some(now + hours(1)),
+            Some(now + hours(161) + second),
+            "the requested validity is longer than this profile's limit of 160h",
+        ),
+    ];
+    for (profile, not_before, not_after, detail) in cases {
+        let err =
+            h.ra.new_order(window(account.id, profile, not_before, not_after))
+                .await
+                .unwrap_err();
+        assert_eq!(err.kind, ErrorKind::Malformed, "{detail}");
+        assert_eq!(err.detail, detail);
+    }
+    assert!(h.sa.lock().orders.is_empty(), "no order may be stored");
+}
+
+#[tokio::test]
+async fn finalize_sends_the_profile_and_window_to_the_ca() {
+    let h = harness_with(two_profiles());
+    let account = h.account(THUMBPRINT).await;
+    let now = h.clock.now();
+    let not_before = Some(now + time::Duration::hours(1));
+    let not_after = Some(now + time::Duration::hours(100));
+    let order =
+        h.ra.new_order(window(account.id, "shortlived", not_before, not_after))
+            .await
+            .unwrap();
+    h.validate_all(&order).await;
+    let der = csr(&["a.example"]);
+    h.ra.finalize_order(order.id, der.clone()).await.unwrap();
+    h.ra.wait_for_background_work().await;
+    assert_eq!(
+        h.sa.order(order.id).await.unwrap().status,
+        OrderStatus::Valid
+    );
+    let calls = h.ca.calls.lock().unwrap().clone();
+    assert_eq!(
+        calls,
+        vec![IssueRequest {
+            csr_der: der,
+            account_id: account.id,
+            order_id: order.id,
+            identifiers: vec![Identifier::dns("a.example")],
+            profile: "shortlived".to_owned(),
+            not_before,
+            not_after,
+        }]
+    );
+}
+
+#[tokio::test]
+async fn finalize_refuses_a_passed_not_after_and_a_withdrawn_profile() {
+    let h = harness_with(two_profiles());
+    let account = h.account(THUMBPRINT).await;
+    let not_after = Some(h.clock.now() + time::Duration::hours(2));
+    let order =
+        h.ra.new_order(window(account.id, "classic", None, not_after))
+            .await
+            .unwrap();
+    h.validate_all(&order).await;
+    h.clock.advance(time::Duration::hours(2));
+    let err =
+        h.ra.finalize_order(order.id, csr(&["a.example"]))
+            .await
+            .unwrap_err();
+    assert_eq!(err.kind, ErrorKind::Malformed);
+    assert_eq!(err.detail, "the order's notAfter has passed");
+
+    // An RA restarted without the order's profile.
+    let order =
+        h.ra.new_order(in_profile(account.id, &["a.example"], "shortlived"))
+            .await
+            .unwrap();
+    h.validate_all(&order).await;
+    let ra = Ra::new(
+        RaSettings::with_defaults(PREFIX),
+        h.sa.clone(),
+        h.va.clone(),
+        h.ca.clone(),
+        Arc::new(h.clock.clone()),
+    );
+    let err = ra
+        .finalize_order(order.id, csr(&["a.example"]))
+        .await
+        .unwrap_err();
+    assert_eq!(err.kind, ErrorKind::InvalidProfile);
+    assert_eq!(err.detail, "profile shortlived is no longer offered");
+    assert!(h.ca.calls.lock().unwrap().is_empty());
+    assert_eq!(
+        h.sa.order(order.id).await.unwrap().status,
+        OrderStatus::Ready
+    );
+}
+
+fn replacing(account_id: AccountId, serial: &Serial) -> OrderRequest {
+    OrderRequest {
+        replaces: Some(serial.clone()),
+        ..order_request(account_id, &["a.example"])
+    }
+}
+
+#[tokio::test]
+async fn the_owner_may_replace_a_certificate_once() {
+    let h = harness();
+    let owner = h.account("owner").await;
+    let serial = h.sa.add_certificate_for(owner.id, "0a0b0c0d0e0f1011");
+    let order = h.ra.new_order(replacing(owner.id, &serial)).await.unwrap();
+    assert_eq!(order.replaces, Some(serial.clone()));
+    assert_eq!(
+        h.sa.replacement_order(&serial).await.unwrap(),
+        Some(order.id)
+    );
+
+    let err =
+        h.ra.new_order(replacing(owner.id, &serial))
+            .await
+            .unwrap_err();
+    assert_eq!(err.kind, ErrorKind::AlreadyReplaced);
+    assert_eq!(
+        err.detail,
+        format!(
+            "certificate {serial} was already replaced by order {}",
+            order.id
+        )
+    );
+
+    // Once the replacing order is invalid, another may replace the certificate.
+    h.ra.deactivate_authz(order.authz_ids[0]).await.unwrap();
+    let again = h.ra.new_order(replacing(owner.id, &serial)).await.unwrap();
+    assert_eq!(again.replaces, Some(serial));
+}
+
+#[tokio::test]
+async fn the_sas_already_replaced_passes_through() {
+    let h = harness();
+    let owner = h.account("owner").await;
+    let serial = h.sa.add_certificate_for(owner.id, "0a0b0c0d0e0f1011");
+    h.ra.new_order(replacing(owner.id, &serial)).await.unwrap();
+    h.sa.lock().hide_replacements = true;
+    let err =
+        h.ra.new_order(replacing(owner.id, &serial))
+            .await
+            .unwrap_err();
+    assert_eq!(
+        err,
+        Error::new(
+            ErrorKind::AlreadyReplaced,
+            "replaced already (the fake SA's check)"
+        )
+    );
+    assert_eq!(h.sa.lock().orders.len(), 1);
+}
+
+#[tokio::test]
+async fn only_the_owner_may_replace_a_known_certificate() {
+    let h = harness();
+    let owner = h.account("owner").await;
+    let other = h.account("other").await;
+    let serial = h.sa.add_certificate_for(owner.id, "0a0b0c0d0e0f1011");
+    let err =
+        h.ra.new_order(replacing(other.id, &serial))
+            .await
+            .unwrap_err();
+    assert_eq!(err.kind, ErrorKind::Unauthorized);
+    assert_eq!(
+        err.detail,
+        "the replaced certificate was issued to another account"
+    );
+
+    let unknown: Serial = "0102".parse().unwrap();
+    let err =
+        h.ra.new_order(replacing(owner.id, &unknown))
+            .await
+            .unwrap_err();
+    assert_eq!(err.kind, ErrorKind::Malformed);
+    assert_eq!(
+        err.detail,
+        format!("the replaced certificate {unknown} is unknown")
+    );
+    assert!(h.sa.lock().orders.is_empty(), "no order may be stored");
+}
+
+#[tokio::test]
+async fn the_eab_key_id_reaches_the_sa() {
+    let h = harness();
+    h.sa.add_eab_key(EabKey {
+        key_id: "kid-1".to_owned(),
+        hmac_key: vec![7; 32],
+        comment: "for a test".to_owned(),
+        created_at: t0(),
+        revoked: false,
+        account_id: None,
+    })
+    .await
+    .unwrap();
+    let account =
+        h.ra.new_account(NewAccount {
+            key_jwk: "{}".into(),
+            key_thumbprint: THUMBPRINT.into(),
+            contacts: Vec::new(),
+            eab_key_id: Some("kid-1".to_owned()),
+        })
+        .await
+        .unwrap();
+    assert_eq!(
+        h.sa.lock()
+            .new_accounts
+            .last()
+            .unwrap()
+            .eab_key_id
+            .as_deref(),
+        Some("kid-1")
+    );
+    assert_eq!(
+        h.sa.eab_key("kid-1").await.unwrap().account_id,
+        Some(account.id)
+    );
+    // The SA's refusal (the key is bound already) passes through.
+    let err =
+        h.ra.new_account(NewAccount {
+            key_jwk: "{}".into(),
+            key_thumbprint: "second".into(),
+            contacts: Vec::new(),
+            eab_key_id: Some("kid-1".to_owned()),
+        })
+        .await
+        .unwrap_err();
+    assert_eq!(err, Error::unauthorized("unusable key"));
 }

@@ -11,6 +11,7 @@ use basalt_core::CertificateRecord;
 use basalt_core::Challenge;
 use basalt_core::ChallengeStatus;
 use basalt_core::ChallengeType;
+use basalt_core::EabKey;
 use basalt_core::Error;
 use basalt_core::ErrorKind;
 use basalt_core::FixedClock;
@@ -72,6 +73,7 @@ async fn account(sa: &SqlStorage, thumbprint: &str) -> Account {
         key_jwk: format!(r#"{{"kty":"EC","x":"{thumbprint}"}}"#),
         key_thumbprint: thumbprint.to_owned(),
         contacts: vec!["mailto:admin@example.com".to_owned()],
+        eab_key_id: None,
     })
     .await
     .unwrap()
@@ -100,6 +102,10 @@ fn new_order(account_id: AccountId, now: OffsetDateTime) -> NewOrder {
                 challenges: vec![Challenge::pending(ChallengeType::Dns01, "token-a".into())],
             },
         ],
+        profile: "classic".into(),
+        not_before: None,
+        not_after: None,
+        replaces: None,
     }
 }
 
@@ -181,6 +187,7 @@ async fn account_keys_are_unique() {
             key_jwk: "{}".into(),
             key_thumbprint: "thumb-1".into(),
             contacts: Vec::new(),
+            eab_key_id: None,
         })
         .await;
     assert_kind(err, ErrorKind::Conflict);
@@ -662,7 +669,7 @@ async fn data_survives_a_restart() {
         .iter()
         .map(|row| row.get("version"))
         .collect();
-    assert_eq!(versions, vec![1, 2]);
+    assert_eq!(versions, vec![1, 2, 3]);
     let journal: String = sqlx::query("PRAGMA journal_mode")
         .fetch_one(&sa.pool)
         .await
@@ -1210,24 +1217,46 @@ async fn only_pending_or_valid_authzs_are_deactivated() {
 #[tokio::test]
 async fn a_version_1_database_is_upgraded() {
     let db = TempDb::new();
-    let clock = FixedClock::new(start());
-    let sa = SqlStorage::connect(&db.url(), Arc::new(clock.clone()))
+    // A database as the first release left it: only 0001 applied, with an account and
+    // an order in the old columns.
+    {
+        let options = SqliteConnectOptions::from_str(&db.url())
+            .unwrap()
+            .create_if_missing(true);
+        let pool = SqlitePoolOptions::new()
+            .max_connections(1)
+            .connect_with(options)
+            .await
+            .unwrap();
+        sqlx::raw_sql(
+            "CREATE TABLE schema_migrations (
+                 version BIGINT NOT NULL PRIMARY KEY,
+                 applied_at BIGINT NOT NULL
+             );
+             INSERT INTO schema_migrations (version, applied_at) VALUES (1, 0);",
+        )
+        .execute(&pool)
         .await
         .unwrap();
-    let acct = account(&sa, "thumb").await;
-    let order = sa.new_order(new_order(acct.id, start())).await.unwrap();
-    // Put the schema back to what 0001 left.
-    sqlx::raw_sql(
-        "DROP INDEX orders_account_created_id;
-         CREATE INDEX orders_account_id ON orders (account_id, created_at);
-         DELETE FROM schema_migrations WHERE version = 2;",
-    )
-    .execute(&sa.pool)
-    .await
-    .unwrap();
-    sa.close().await;
-    drop(sa);
+        sqlx::raw_sql(MIGRATIONS[0].sql)
+            .execute(&pool)
+            .await
+            .unwrap();
+        sqlx::raw_sql(
+            "INSERT INTO accounts (id, key_jwk, key_thumbprint, contacts, status, created_at)
+             VALUES (11, '{}', 'old-thumb', '[]', 'valid', 1893456000);
+             INSERT INTO orders (id, account_id, identifiers, expires, began_processing,
+                                 created_at)
+             VALUES (22, 11, '[{\"type\":\"dns\",\"value\":\"old.example\"}]',
+                     1894060800, 0, 1893456000);",
+        )
+        .execute(&pool)
+        .await
+        .unwrap();
+        pool.close().await;
+    }
 
+    let clock = FixedClock::new(start());
     let sa = SqlStorage::connect(&db.url(), Arc::new(clock.clone()))
         .await
         .unwrap();
@@ -1241,11 +1270,410 @@ async fn a_version_1_database_is_upgraded() {
     .iter()
     .map(|row| row.get("name"))
     .collect();
-    assert_eq!(indexes, vec!["orders_account_created_id".to_owned()]);
+    assert_eq!(
+        indexes,
+        vec![
+            "orders_account_created_id".to_owned(),
+            "orders_replaces".to_owned()
+        ]
+    );
     let page = sa
-        .orders_for_account(acct.id, PageRequest::default())
+        .orders_for_account(AccountId(11), PageRequest::default())
         .await
         .unwrap();
-    assert_eq!(page.order_ids, vec![order.id]);
+    assert_eq!(page.order_ids, vec![OrderId(22)]);
+    // The old order asked for the default profile, no window, and replaces nothing.
+    let old = sa.order(OrderId(22)).await.unwrap();
+    assert_eq!(old.identifiers, vec![Identifier::dns("old.example")]);
+    assert_eq!(old.profile, "");
+    assert_eq!(
+        (old.not_before, old.not_after, old.replaces),
+        (None, None, None)
+    );
+    assert_eq!(sa.eab_keys().await.unwrap(), Vec::new());
+
+    // And the new columns work on the upgraded file.
+    let acct = account(&sa, "thumb").await;
+    let order = sa.new_order(new_order(acct.id, start())).await.unwrap();
+    assert_eq!(sa.order(order.id).await.unwrap().profile, "classic");
+    sa.close().await;
+}
+
+/// Issues a certificate with `serial` to a fresh account and returns that account.
+async fn issued(sa: &SqlStorage, thumbprint: &str, serial: &Serial) -> Account {
+    let acct = account(sa, thumbprint).await;
+    let order = sa.new_order(new_order(acct.id, start())).await.unwrap();
+    validate_all(sa, &order, start()).await;
+    sa.set_order_processing(order.id).await.unwrap();
+    issue(sa, acct.id, serial, start()).await;
+    sa.finalize_order(order.id, serial).await.unwrap();
+    acct
+}
+
+fn replacing(account_id: AccountId, serial: &Serial) -> NewOrder {
+    NewOrder {
+        replaces: Some(serial.clone()),
+        ..new_order(account_id, start())
+    }
+}
+
+#[tokio::test]
+async fn orders_keep_profile_window_and_replaces() {
+    let clock = FixedClock::new(start());
+    let sa = memory(&clock).await;
+    let serial: Serial = "0a0b0c".parse().unwrap();
+    let acct = issued(&sa, "thumb", &serial).await;
+
+    let not_before = start() + Duration::hours(1);
+    let not_after = start() + Duration::days(6);
+    let order = sa
+        .new_order(NewOrder {
+            profile: "shortlived".into(),
+            // Sub-second parts are dropped, like every stored time.
+            not_before: Some(not_before + Duration::milliseconds(300)),
+            not_after: Some(not_after),
+            ..replacing(acct.id, &serial)
+        })
+        .await
+        .unwrap();
+    assert_eq!(order.profile, "shortlived");
+    assert_eq!(order.not_before, Some(not_before));
+    assert_eq!(order.not_after, Some(not_after));
+    assert_eq!(order.replaces, Some(serial.clone()));
+    assert_eq!(sa.order(order.id).await.unwrap(), order);
+
+    let plain = sa.new_order(new_order(acct.id, start())).await.unwrap();
+    assert_eq!(plain.profile, "classic");
+    assert_eq!(
+        (plain.not_before, plain.not_after, plain.replaces),
+        (None, None, None)
+    );
+
+    let backwards = NewOrder {
+        not_before: Some(not_after),
+        not_after: Some(not_before),
+        ..new_order(acct.id, start())
+    };
+    let err = assert_kind(sa.new_order(backwards).await, ErrorKind::Malformed);
+    assert_eq!(err.detail, "notAfter must be later than notBefore");
+}
+
+#[tokio::test]
+async fn replacing_an_unknown_certificate_is_malformed() {
+    let clock = FixedClock::new(start());
+    let sa = memory(&clock).await;
+    let acct = account(&sa, "thumb").await;
+    // A reserved serial with a precertificate is not a certificate yet.
+    let serial: Serial = "77".parse().unwrap();
+    sa.add_serial(&serial, acct.id, start(), start() + Duration::days(90))
+        .await
+        .unwrap();
+    sa.add_precertificate(&serial, b"precert", acct.id, start())
+        .await
+        .unwrap();
+    let err = assert_kind(
+        sa.new_order(replacing(acct.id, &serial)).await,
+        ErrorKind::Malformed,
+    );
+    assert_eq!(err.detail, "replaces names an unknown certificate");
+    let count: i64 = sqlx::query("SELECT COUNT(*) AS n FROM orders")
+        .fetch_one(&sa.pool)
+        .await
+        .unwrap()
+        .get("n");
+    assert_eq!(count, 0);
+    assert_eq!(sa.replacement_order(&serial).await.unwrap(), None);
+}
+
+#[tokio::test]
+async fn a_certificate_is_replaced_by_one_live_order() {
+    let clock = FixedClock::new(start());
+    let sa = memory(&clock).await;
+    let serial: Serial = "0a0b0c".parse().unwrap();
+    let owner = issued(&sa, "owner", &serial).await;
+    let other = account(&sa, "other").await;
+    assert_eq!(sa.replacement_order(&serial).await.unwrap(), None);
+
+    // The first replacement is pending: a second one, from any account, is refused.
+    let first = sa.new_order(replacing(owner.id, &serial)).await.unwrap();
+    assert_eq!(first.status, OrderStatus::Pending);
+    assert_eq!(sa.replacement_order(&serial).await.unwrap(), Some(first.id));
+    for account_id in [owner.id, other.id] {
+        let err = assert_kind(
+            sa.new_order(replacing(account_id, &serial)).await,
+            ErrorKind::AlreadyReplaced,
+        );
+        assert_eq!(
+            err.detail,
+            format!(
+                "certificate 0a0b0c was already replaced by order {}",
+                first.id
+            )
+        );
+    }
+
+    // Once it is invalid, the certificate can be replaced again.
+    sa.set_order_error(first.id, &Error::internal("issuance failed"))
+        .await
+        .unwrap();
+    assert_eq!(sa.replacement_order(&serial).await.unwrap(), None);
+    let second = sa.new_order(replacing(other.id, &serial)).await.unwrap();
+    assert_eq!(
+        sa.replacement_order(&serial).await.unwrap(),
+        Some(second.id)
+    );
+    assert_kind(
+        sa.new_order(replacing(owner.id, &serial)).await,
+        ErrorKind::AlreadyReplaced,
+    );
+
+    // An order that expires unfinished is invalid too.
+    clock.advance(Duration::days(8));
+    assert_eq!(sa.replacement_order(&serial).await.unwrap(), None);
+    let third = sa
+        .new_order(NewOrder {
+            replaces: Some(serial.clone()),
+            ..new_order(owner.id, clock.now())
+        })
+        .await
+        .unwrap();
+    assert_eq!(sa.replacement_order(&serial).await.unwrap(), Some(third.id));
+}
+
+#[tokio::test]
+async fn a_valid_replacement_keeps_the_certificate_replaced() {
+    let clock = FixedClock::new(start());
+    let sa = memory(&clock).await;
+    let serial: Serial = "0a0b0c".parse().unwrap();
+    let acct = issued(&sa, "thumb", &serial).await;
+    let renewal = sa.new_order(replacing(acct.id, &serial)).await.unwrap();
+    validate_all(&sa, &renewal, start()).await;
+    sa.set_order_processing(renewal.id).await.unwrap();
+    let next: Serial = "0d0e0f".parse().unwrap();
+    issue(&sa, acct.id, &next, start()).await;
+    sa.finalize_order(renewal.id, &next).await.unwrap();
+
+    // Valid orders stay valid after their expiry, so the replacement stands.
+    clock.advance(Duration::days(30));
+    assert_eq!(
+        sa.replacement_order(&serial).await.unwrap(),
+        Some(renewal.id)
+    );
+    let later = NewOrder {
+        replaces: Some(serial.clone()),
+        ..new_order(acct.id, clock.now())
+    };
+    assert_kind(sa.new_order(later).await, ErrorKind::AlreadyReplaced);
+    // The new certificate itself is not replaced by anything.
+    assert_eq!(sa.replacement_order(&next).await.unwrap(), None);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn concurrent_replacements_let_one_through() {
+    let db = TempDb::new();
+    let clock = FixedClock::new(start());
+    let sa = SqlStorage::connect(&db.url(), Arc::new(clock.clone()))
+        .await
+        .unwrap();
+    let serial: Serial = "0a0b0c".parse().unwrap();
+    let acct = issued(&sa, "thumb", &serial).await;
+    let attempts = (0..8).map(|_| {
+        let sa = sa.clone();
+        let order = replacing(acct.id, &serial);
+        tokio::spawn(async move { sa.new_order(order).await })
+    });
+    let mut won = Vec::new();
+    for attempt in attempts.collect::<Vec<_>>() {
+        match attempt.await.unwrap() {
+            Ok(order) => won.push(order.id),
+            Err(err) => assert_eq!(err.kind, ErrorKind::AlreadyReplaced, "{err}"),
+        }
+    }
+    assert_eq!(won.len(), 1);
+    assert_eq!(sa.replacement_order(&serial).await.unwrap(), Some(won[0]));
+    sa.close().await;
+}
+
+fn eab_key(key_id: &str, created_at: OffsetDateTime) -> EabKey {
+    EabKey {
+        key_id: key_id.to_owned(),
+        hmac_key: vec![0x42; 32],
+        comment: format!("for {key_id}"),
+        created_at,
+        revoked: false,
+        account_id: None,
+    }
+}
+
+async fn eab_account(sa: &SqlStorage, thumbprint: &str, key_id: &str) -> Result<Account, Error> {
+    sa.new_account(NewAccount {
+        key_jwk: "{}".into(),
+        key_thumbprint: thumbprint.to_owned(),
+        contacts: Vec::new(),
+        eab_key_id: Some(key_id.to_owned()),
+    })
+    .await
+}
+
+async fn count_accounts(sa: &SqlStorage) -> i64 {
+    sqlx::query("SELECT COUNT(*) AS n FROM accounts")
+        .fetch_one(&sa.pool)
+        .await
+        .unwrap()
+        .get("n")
+}
+
+#[tokio::test]
+async fn eab_keys_are_stored_listed_and_revoked() {
+    let clock = FixedClock::new(start());
+    let sa = memory(&clock).await;
+    assert_eq!(sa.eab_keys().await.unwrap(), Vec::new());
+
+    let older = eab_key("kid-1", start());
+    let newer = EabKey {
+        hmac_key: (0..64).collect(),
+        ..eab_key("kid-2", start() + Duration::minutes(5))
+    };
+    sa.add_eab_key(older.clone()).await.unwrap();
+    sa.add_eab_key(newer.clone()).await.unwrap();
+    assert_eq!(sa.eab_key("kid-1").await.unwrap(), older);
+    assert_eq!(sa.eab_key("kid-2").await.unwrap(), newer);
+    assert_eq!(
+        sa.eab_keys().await.unwrap(),
+        vec![newer.clone(), older.clone()]
+    );
+
+    let err = assert_kind(
+        sa.add_eab_key(eab_key("kid-1", start())).await,
+        ErrorKind::Conflict,
+    );
+    assert_eq!(
+        err.detail,
+        "external account binding key \"kid-1\" already exists"
+    );
+    assert_eq!(sa.eab_key("kid-1").await.unwrap(), older);
+    let short = EabKey {
+        hmac_key: vec![1; 31],
+        ..eab_key("kid-3", start())
+    };
+    assert_kind(sa.add_eab_key(short).await, ErrorKind::Malformed);
+    assert_kind(
+        sa.add_eab_key(eab_key("", start())).await,
+        ErrorKind::Malformed,
+    );
+    assert_kind(sa.eab_key("kid-3").await, ErrorKind::NotFound);
+
+    sa.revoke_eab_key("kid-1").await.unwrap();
+    sa.revoke_eab_key("kid-1").await.unwrap();
+    assert!(sa.eab_key("kid-1").await.unwrap().revoked);
+    assert!(!sa.eab_key("kid-2").await.unwrap().revoked);
+    assert_kind(sa.revoke_eab_key("kid-9").await, ErrorKind::NotFound);
+}
+
+#[tokio::test]
+async fn an_eab_key_binds_one_account() {
+    let clock = FixedClock::new(start());
+    let sa = memory(&clock).await;
+    sa.add_eab_key(eab_key("kid", start())).await.unwrap();
+
+    let first = eab_account(&sa, "thumb-1", "kid").await.unwrap();
+    assert_eq!(sa.account(first.id).await.unwrap(), first);
+    assert_eq!(sa.eab_key("kid").await.unwrap().account_id, Some(first.id));
+
+    let err = assert_kind(
+        eab_account(&sa, "thumb-2", "kid").await,
+        ErrorKind::Unauthorized,
+    );
+    assert_eq!(
+        err.detail,
+        "external account binding key ID is unknown, revoked or already used"
+    );
+    assert_kind(sa.account_by_key("thumb-2").await, ErrorKind::NotFound);
+    assert_eq!(sa.eab_key("kid").await.unwrap().account_id, Some(first.id));
+
+    // Revoking a used key leaves its account alone.
+    sa.revoke_eab_key("kid").await.unwrap();
+    let key = sa.eab_key("kid").await.unwrap();
+    assert!(key.revoked);
+    assert_eq!(key.account_id, Some(first.id));
+    assert_eq!(sa.account(first.id).await.unwrap(), first);
+}
+
+#[tokio::test]
+async fn unusable_eab_keys_create_no_account() {
+    let clock = FixedClock::new(start());
+    let sa = memory(&clock).await;
+    sa.add_eab_key(eab_key("revoked", start())).await.unwrap();
+    sa.revoke_eab_key("revoked").await.unwrap();
+    sa.add_eab_key(eab_key("fresh", start())).await.unwrap();
+
+    assert_kind(
+        eab_account(&sa, "thumb", "revoked").await,
+        ErrorKind::Unauthorized,
+    );
+    assert_kind(
+        eab_account(&sa, "thumb", "unknown").await,
+        ErrorKind::Unauthorized,
+    );
+    // A key already taken by an account fails as a conflict and does not use the key.
+    let taken = account(&sa, "taken").await;
+    assert_kind(
+        eab_account(&sa, "taken", "fresh").await,
+        ErrorKind::Conflict,
+    );
+    assert_eq!(sa.eab_key("fresh").await.unwrap().account_id, None);
+    assert_eq!(count_accounts(&sa).await, 1);
+    assert_eq!(sa.eab_key("revoked").await.unwrap().account_id, None);
+
+    // A failure after the account row is written (here, binding the key) rolls the
+    // account back too.
+    sqlx::query(
+        "CREATE TRIGGER fail_binding BEFORE UPDATE OF account_id ON eab_keys
+         BEGIN SELECT RAISE(ABORT, 'injected failure'); END",
+    )
+    .execute(&sa.pool)
+    .await
+    .unwrap();
+    assert_kind(
+        eab_account(&sa, "thumb", "fresh").await,
+        ErrorKind::Internal,
+    );
+    assert_eq!(count_accounts(&sa).await, 1);
+    assert_kind(sa.account_by_key("thumb").await, ErrorKind::NotFound);
+    assert_eq!(sa.eab_key("fresh").await.unwrap().account_id, None);
+    sqlx::query("DROP TRIGGER fail_binding")
+        .execute(&sa.pool)
+        .await
+        .unwrap();
+
+    // The refused registrations left nothing behind: the same key registers now.
+    let acct = eab_account(&sa, "thumb", "fresh").await.unwrap();
+    assert_eq!(sa.eab_key("fresh").await.unwrap().account_id, Some(acct.id));
+    assert_ne!(acct.id, taken.id);
+    assert_eq!(count_accounts(&sa).await, 2);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn concurrent_registrations_bind_a_key_once() {
+    let db = TempDb::new();
+    let clock = FixedClock::new(start());
+    let sa = SqlStorage::connect(&db.url(), Arc::new(clock.clone()))
+        .await
+        .unwrap();
+    sa.add_eab_key(eab_key("kid", start())).await.unwrap();
+    let attempts = (0..8).map(|i| {
+        let sa = sa.clone();
+        tokio::spawn(async move { eab_account(&sa, &format!("thumb-{i}"), "kid").await })
+    });
+    let mut won = Vec::new();
+    for attempt in attempts.collect::<Vec<_>>() {
+        match attempt.await.unwrap() {
+            Ok(acct) => won.push(acct.id),
+            Err(err) => assert_eq!(err.kind, ErrorKind::Unauthorized, "{err}"),
+        }
+    }
+    assert_eq!(won.len(), 1);
+    assert_eq!(sa.eab_key("kid").await.unwrap().account_id, Some(won[0]));
+    assert_eq!(count_accounts(&sa).await, 1);
     sa.close().await;
 }

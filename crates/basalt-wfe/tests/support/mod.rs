@@ -24,13 +24,16 @@ use basalt_core::CertificateRecord;
 use basalt_core::Challenge;
 use basalt_core::ChallengeStatus;
 use basalt_core::ChallengeType;
+use basalt_core::EabKey;
 use basalt_core::Error;
 use basalt_core::ErrorKind;
 use basalt_core::FixedClock;
 use basalt_core::Identifier;
 use basalt_core::NewAccount;
+use basalt_core::Nonces;
 use basalt_core::Order;
 use basalt_core::OrderId;
+use basalt_core::OrderRequest;
 use basalt_core::OrderStatus;
 use basalt_core::OrdersPage;
 use basalt_core::PageRequest;
@@ -99,6 +102,14 @@ pub struct State {
     pub rollovers: Vec<(AccountId, String, String)>,
     /// Makes the next rollover lose a race to `AccountId`, which takes the key first.
     pub rollover_race: Option<AccountId>,
+    /// External account binding keys by identifier.
+    pub eab_keys: HashMap<String, EabKey>,
+    /// Every new_account request the RA saw.
+    pub new_accounts: Vec<NewAccount>,
+    /// Every new_order request the RA saw.
+    pub order_requests: Vec<OrderRequest>,
+    /// Certificates an order already replaces (new_order says alreadyReplaced).
+    pub replaced: Vec<Serial>,
 }
 
 impl State {
@@ -167,6 +178,27 @@ impl StorageReadOnly for Fake {
             .ok_or_else(|| missing("certificate"))
     }
 
+    async fn replacement_order(&self, serial: &Serial) -> Result<Option<OrderId>, Error> {
+        Ok(self
+            .lock()
+            .orders
+            .values()
+            .find(|o| o.replaces.as_ref() == Some(serial))
+            .map(|o| o.id))
+    }
+
+    async fn eab_key(&self, key_id: &str) -> Result<EabKey, Error> {
+        self.lock()
+            .eab_keys
+            .get(key_id)
+            .cloned()
+            .ok_or_else(|| missing("eab key"))
+    }
+
+    async fn eab_keys(&self) -> Result<Vec<EabKey>, Error> {
+        Ok(self.lock().eab_keys.values().cloned().collect())
+    }
+
     /// Newest first; the cursor is `"before <id>"` plus characters that need escaping.
     async fn orders_for_account(
         &self,
@@ -204,7 +236,13 @@ impl StorageReadOnly for Fake {
 impl RegistrationAuthority for Fake {
     async fn new_account(&self, account: NewAccount) -> Result<Account, Error> {
         let mut state = self.lock();
+        state.new_accounts.push(account.clone());
         let id = AccountId(state.id());
+        if let Some(key_id) = &account.eab_key_id {
+            let key = state.eab_keys.get_mut(key_id).unwrap();
+            assert!(key.account_id.is_none(), "eab key {key_id} bound twice");
+            key.account_id = Some(id);
+        }
         let account = Account {
             id,
             key_jwk: account.key_jwk,
@@ -289,11 +327,30 @@ impl RegistrationAuthority for Fake {
         Ok(authz.clone())
     }
 
-    async fn new_order(
-        &self,
-        account_id: AccountId,
-        identifiers: Vec<Identifier>,
-    ) -> Result<Order, Error> {
+    async fn new_order(&self, request: OrderRequest) -> Result<Order, Error> {
+        self.lock().order_requests.push(request.clone());
+        let OrderRequest {
+            account_id,
+            identifiers,
+            profile,
+            not_before,
+            not_after,
+            replaces,
+        } = request;
+        if profile.as_deref() == Some("bogus") {
+            return Err(Error::new(
+                ErrorKind::InvalidProfile,
+                "profile \"bogus\" is not offered",
+            ));
+        }
+        if let Some(serial) = &replaces
+            && self.lock().replaced.contains(serial)
+        {
+            return Err(Error::new(
+                ErrorKind::AlreadyReplaced,
+                format!("certificate {serial} was already replaced"),
+            ));
+        }
         if identifiers.iter().any(|i| i.value == "limited.example") {
             let mut err = Error::new(
                 ErrorKind::RateLimited,
@@ -345,6 +402,10 @@ impl RegistrationAuthority for Fake {
             error: None,
             certificate_serial: None,
             created_at: now(),
+            profile: profile.unwrap_or_default(),
+            not_before,
+            not_after,
+            replaces,
         };
         state.orders.insert(id, order.clone());
         Ok(order)
@@ -509,18 +570,40 @@ impl TestApp {
     }
 
     pub fn with_tos(terms_of_service: Option<String>) -> Self {
-        let fake = Arc::new(Fake::default());
-        let settings = WfeSettings {
+        Self::with_settings(|settings| settings.terms_of_service = terms_of_service)
+    }
+
+    /// The default settings, changed by `change`.
+    pub fn settings(change: impl FnOnce(&mut WfeSettings)) -> WfeSettings {
+        let mut settings = WfeSettings {
             base_url: format!("{BASE}/"),
-            terms_of_service,
+            terms_of_service: Some(TOS.to_owned()),
             website: Some("https://acme.test".to_owned()),
+            profiles: Default::default(),
+            eab_required: false,
         };
+        change(&mut settings);
+        settings
+    }
+
+    pub fn with_settings(change: impl FnOnce(&mut WfeSettings)) -> Self {
+        let fake = Arc::new(Fake::default());
         let wfe = Arc::new(Wfe::new(
-            settings,
+            Self::settings(change),
             fake.clone(),
             fake.clone(),
             Arc::new(FixedClock::new(now())),
         ));
+        let router = basalt_wfe::router(wfe.clone());
+        Self { router, fake, wfe }
+    }
+
+    /// A WFE over `fake` that takes its nonces from `nonces`.
+    pub fn with_nonces(fake: Arc<Fake>, nonces: Arc<dyn Nonces>) -> Self {
+        let wfe = Arc::new(
+            Wfe::with_nonces(Self::settings(|_| {}), fake.clone(), fake.clone(), nonces)
+                .with_clock(Arc::new(FixedClock::new(now()))),
+        );
         let router = basalt_wfe::router(wfe.clone());
         Self { router, fake, wfe }
     }
