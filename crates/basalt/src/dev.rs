@@ -452,9 +452,9 @@ fn render_configs(layout: &Layout, args: &DevArgs, ports: &Ports) -> Vec<(&'stat
             &[
                 (
                     service_names::STORAGE_READ_ONLY,
-                    &["wfe", "ra", "ca", "ocsp"]
+                    &["wfe", "ra", "ca", "ocsp", "admin"],
                 ),
-                (service_names::STORAGE, &["ra", "ca"]),
+                (service_names::STORAGE, &["ra", "ca", "admin"]),
             ],
         ),
         tls_block(layout, "sa"),
@@ -769,6 +769,15 @@ mod tests {
                 service == "ca",
                 "{service}.toml:\n{text}"
             );
+        }
+    }
+
+    #[test]
+    fn the_admin_may_manage_the_sa() {
+        let (_, sa) = configs().into_iter().find(|(s, _)| *s == "sa").unwrap();
+        let config: basalt_sa::SaConfig = basalt_config::parse(&sa).unwrap();
+        for service in [service_names::STORAGE, service_names::STORAGE_READ_ONLY] {
+            assert!(config.grpc.allowed_clients[service].contains(&"admin".to_owned()));
         }
     }
 
