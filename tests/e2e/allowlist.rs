@@ -51,6 +51,9 @@ async fn ca_refuses_the_wfe() {
             account_id: AccountId(1),
             order_id: OrderId(1),
             identifiers: vec![Identifier::dns("allowlist.example.com")],
+            profile: String::new(),
+            not_before: None,
+            not_after: None,
         })
         .await
         .expect_err("the CA issued for the WFE");

@@ -31,7 +31,10 @@ const READY_TIMEOUT: Duration = Duration::from_secs(120);
 /// How long `basalt dev` may take to stop after SIGTERM.
 const STOP_TIMEOUT: Duration = Duration::from_secs(10);
 /// The services `basalt dev` starts, each with a log in `DIR/logs/<svc>.log`.
-const SERVICES: [&str; 6] = ["sa", "ra", "va", "ca", "wfe", "ocsp"];
+const SERVICES: [&str; 7] = ["sa", "ra", "va", "ca", "wfe", "ocsp", "nonce"];
+/// How many consecutive internal ports `basalt dev --port-base` uses: SA, RA, VA,
+/// CA, OCSP, nonce.
+const INTERNAL_PORTS: u16 = 6;
 /// Lines of each log shown when a test fails.
 const LOG_TAIL_LINES: usize = 120;
 
@@ -49,8 +52,8 @@ pub(crate) struct DevCa {
     pub(crate) directory_url: String,
     /// The trust anchor of the HTTPS ACME API.
     pub(crate) api_ca: PathBuf,
-    /// The internal gRPC ports are `port_base..port_base + 4` (sa, ra, va, ca) and
-    /// OCSP HTTP is `port_base + 4`.
+    /// The internal gRPC ports are `port_base..port_base + 4` (sa, ra, va, ca),
+    /// OCSP HTTP is `port_base + 4` and the nonce service `port_base + 5`.
     pub(crate) port_base: u16,
     /// The port the VA connects to for http-01, where the ACME client must answer.
     pub(crate) http01_port: u16,
@@ -58,15 +61,49 @@ pub(crate) struct DevCa {
     listen_port: u16,
     /// The mock DNS's port.
     dns_port: u16,
+    /// Flags added to `basalt dev` (see [`DevCaBuilder`]).
+    extra_args: Vec<String>,
     basalt: Option<Child>,
     challtestsrv: Option<Child>,
     stdout: Arc<Mutex<Vec<String>>>,
 }
 
+/// A [`DevCa`] with extra `basalt dev` flags, e.g. `--eab-required` or
+/// `--base-url https://127.0.0.1:PORT`.
+pub(crate) struct DevCaBuilder {
+    label: String,
+    extra_args: Vec<String>,
+}
+
+impl DevCaBuilder {
+    /// Adds one flag (or flag value) to the `basalt dev` command line.
+    pub(crate) fn arg(mut self, arg: impl Into<String>) -> Self {
+        self.extra_args.push(arg.into());
+        self
+    }
+
+    /// Starts the CA, as [`DevCa::start`] does.
+    pub(crate) fn start(self) -> DevCa {
+        DevCa::start_with_args(&self.label, self.extra_args)
+    }
+}
+
 impl DevCa {
+    /// A CA with extra `basalt dev` flags; `label` names the temp dir.
+    pub(crate) fn builder(label: &str) -> DevCaBuilder {
+        DevCaBuilder {
+            label: label.to_owned(),
+            extra_args: Vec::new(),
+        }
+    }
+
     /// Starts the mock DNS and `basalt dev` on fresh ports with a fresh data dir,
     /// and waits until every service is healthy. `label` names the temp dir.
     pub(crate) fn start(label: &str) -> Self {
+        Self::start_with_args(label, Vec::new())
+    }
+
+    fn start_with_args(label: &str, extra_args: Vec<String>) -> Self {
         let root = std::env::temp_dir().join(format!(
             "basalt-e2e-{label}-{}-{:x}",
             std::process::id(),
@@ -79,7 +116,7 @@ impl DevCa {
         let dns_port = free_dns_port();
         let management_port = free_port();
         let http01_port = free_port();
-        let port_base = free_port_block(5);
+        let port_base = free_port_block(INTERNAL_PORTS);
 
         let mut ca = Self {
             api_ca: data_dir.join("pki/api-ca.pem"),
@@ -90,6 +127,7 @@ impl DevCa {
             http01_port,
             listen_port,
             dns_port,
+            extra_args,
             basalt: None,
             challtestsrv: None,
             stdout: Arc::default(),
@@ -132,6 +170,7 @@ impl DevCa {
             .args(["--dns-resolver", &format!("127.0.0.1:{}", self.dns_port)])
             .args(["--http01-port", &self.http01_port.to_string()])
             .arg("--allow-private-addresses")
+            .args(&self.extra_args)
             .stdin(Stdio::null())
             .stdout(Stdio::piped())
             .stderr(stderr)
@@ -157,6 +196,28 @@ impl DevCa {
     /// The pid of `basalt dev` itself.
     pub(crate) fn launcher_pid(&self) -> u32 {
         self.basalt.as_ref().expect("basalt dev is running").id()
+    }
+
+    /// The port the WFE that `basalt dev` started listens on (HTTPS).
+    pub(crate) fn api_port(&self) -> u16 {
+        self.listen_port
+    }
+
+    /// A service's config file, `DIR/config/<name>.toml`.
+    pub(crate) fn config(&self, name: &str) -> PathBuf {
+        self.data_dir.join("config").join(format!("{name}.toml"))
+    }
+
+    /// Runs `basalt admin --config DIR/config/admin.toml ARGS…` to completion.
+    pub(crate) fn admin(&self, args: &[&str]) -> CmdOutput {
+        run(
+            Command::new(basalt_bin())
+                .arg("admin")
+                .arg("--config")
+                .arg(self.config("admin"))
+                .args(args),
+            Duration::from_secs(60),
+        )
     }
 
     /// A file under `DIR/pki`.
@@ -261,6 +322,20 @@ impl DevCa {
         for svc in SERVICES {
             out += &format!("===== {svc}.log =====\n{}\n", tail(&self.log(svc)));
         }
+        // Logs of processes a test started itself (e.g. a second WFE).
+        let mut extra: Vec<PathBuf> = fs::read_dir(self.data_dir.join("logs"))
+            .map(|entries| entries.flatten().map(|entry| entry.path()).collect())
+            .unwrap_or_default();
+        extra.retain(|path| {
+            path.file_stem()
+                .and_then(|stem| stem.to_str())
+                .is_some_and(|stem| !SERVICES.contains(&stem))
+        });
+        extra.sort();
+        for path in extra {
+            let text = fs::read_to_string(&path).unwrap_or_default();
+            out += &format!("===== {} =====\n{}\n", path.display(), tail(&text));
+        }
         let dns = fs::read_to_string(self.root.join("challtestsrv.log")).unwrap_or_default();
         out += &format!("===== pebble-challtestsrv =====\n{}\n", tail(&dns));
         out
@@ -352,7 +427,7 @@ impl Drop for DevCa {
 /// The `basalt` binary: `$BASALT_BIN`, else `basalt` beside the test's `deps/`
 /// directory, built (once per test run) by `cargo build -p basalt` so the tests
 /// never drive a stale binary and `cargo nextest run` alone is enough.
-fn basalt_bin() -> PathBuf {
+pub(crate) fn basalt_bin() -> PathBuf {
     static BUILT: OnceLock<PathBuf> = OnceLock::new();
     if let Some(bin) = std::env::var_os("BASALT_BIN") {
         let bin = PathBuf::from(bin);
@@ -545,8 +620,9 @@ fn tcp_port_is_free(port: u16) -> bool {
     TcpListener::bind(("127.0.0.1", port)).is_ok()
 }
 
-/// A TCP port on 127.0.0.1 that was free a moment ago.
-fn free_port() -> u16 {
+/// A TCP port on 127.0.0.1 that was free a moment ago, never handed out before
+/// in this process.
+pub(crate) fn free_port() -> u16 {
     loop {
         let port = TcpListener::bind("127.0.0.1:0")
             .and_then(|listener| listener.local_addr())

@@ -229,14 +229,26 @@ pub(crate) struct Acme {
 
 impl Acme {
     pub(crate) async fn new(ca: &DevCa) -> Self {
+        Self::with_pooling(ca, true).await
+    }
+
+    /// A client that opens a new connection for every request (no idle
+    /// connections are kept), so a load balancer sees each request on its own.
+    pub(crate) async fn without_connection_reuse(ca: &DevCa) -> Self {
+        Self::with_pooling(ca, false).await
+    }
+
+    async fn with_pooling(ca: &DevCa, pooling: bool) -> Self {
         let _ = rustls::crypto::ring::default_provider().install_default();
         let pem = std::fs::read(&ca.api_ca).expect("read api-ca.pem");
         let roots = reqwest::Certificate::from_pem_bundle(&pem).expect("parse api-ca.pem");
-        let http = reqwest::Client::builder()
+        let mut builder = reqwest::Client::builder()
             .tls_certs_only(roots)
-            .timeout(Duration::from_secs(30))
-            .build()
-            .expect("build the http client");
+            .timeout(Duration::from_secs(30));
+        if !pooling {
+            builder = builder.pool_max_idle_per_host(0);
+        }
+        let http = builder.build().expect("build the http client");
         let directory: Value = http
             .get(&ca.directory_url)
             .send()
@@ -251,6 +263,16 @@ impl Acme {
             http,
             directory: Arc::new(directory),
         }
+    }
+
+    /// The HTTP client, for requests that are not ACME JWS POSTs.
+    pub(crate) fn http(&self) -> &reqwest::Client {
+        &self.http
+    }
+
+    /// The directory object as fetched.
+    pub(crate) fn directory(&self) -> &Value {
+        &self.directory
     }
 
     /// The directory entry `name`, which must exist.

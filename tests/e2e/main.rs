@@ -5,11 +5,17 @@
 //! certbot, lego, pebble-challtestsrv and openssl on `PATH`.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
+mod acme_api;
 mod allowlist;
 mod certbot;
+mod certs;
+mod conformance;
+mod eab;
+mod flow;
 mod harness;
 mod instant_acme;
 mod jws;
 mod lego;
+mod multi_wfe;
 mod restart;
 mod steps;

@@ -11,6 +11,10 @@
 //!   certificate. ACME clients must trust the PEM that [`generate_server_cert`]
 //!   returns (`api-ca.pem` when signed by the API CA).
 //!
+//! [`generate_cross_signed_chain`] adds to the issuing hierarchy a second root,
+//! "Basalt Dev Root X2", and a cross-signed copy of the intermediate under it, so the
+//! WFE has an alternate chain to offer (RFC 8555 §7.4.2), as Let's Encrypt does.
+//!
 //! Every function generates unconditionally and overwrites; the caller decides
 //! whether files already exist. Private keys are PKCS#8 PEM written with mode 0600
 //! on unix.
@@ -29,18 +33,29 @@ use rcgen::DistinguishedName;
 use rcgen::DnType;
 use rcgen::ExtendedKeyUsagePurpose;
 use rcgen::IsCa;
+use rcgen::KeyIdMethod;
 use rcgen::KeyPair;
 use rcgen::KeyUsagePurpose;
 use rcgen::SanType;
 use rcgen::SerialNumber;
+use rcgen::string::BmpString;
+use rcgen::string::UniversalString;
 use time::OffsetDateTime;
+use x509_parser::certificate::X509Certificate;
+use x509_parser::der_parser::asn1_rs::Tag;
+use x509_parser::prelude::FromDer;
+use x509_parser::x509::X509Name;
 
+use crate::Issuer;
 use crate::issuance::new_serial;
+use crate::issuer::pem_certificates;
 
 /// Common name of the dev root.
 pub const ROOT_CN: &str = "Basalt Dev Root";
 /// Common name of the dev intermediate (the issuer).
 pub const INTERMEDIATE_CN: &str = "Basalt Dev Intermediate";
+/// Common name of the second dev root, which cross-signs the intermediate.
+pub const ROOT_X2_CN: &str = "Basalt Dev Root X2";
 /// Common name of the internal mTLS CA.
 pub const INTERNAL_CA_CN: &str = "Basalt Dev Internal CA";
 /// Common name of the CA that signs the WFE's HTTPS certificate.
@@ -81,6 +96,17 @@ pub struct InternalPki {
     pub leaves: Vec<(String, CertKeyPaths)>,
 }
 
+/// The files of the alternate chain made by [`generate_cross_signed_chain`].
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct CrossChain {
+    /// `root-x2.pem` (in the output directory), which clients trust for the
+    /// alternate chain, and `root-x2.key` (in the keys directory, mode 0600).
+    pub root: CertKeyPaths,
+    /// `intermediate-x2.pem` (in the output directory): the intermediate's subject
+    /// and key, issued by Root X2. Leaves of the intermediate chain to it too.
+    pub intermediate: PathBuf,
+}
+
 /// A CA made in memory.
 pub(crate) struct GeneratedCa {
     pub(crate) params: CertificateParams,
@@ -113,6 +139,239 @@ pub fn generate_hierarchy(dir: &Path, clock: &dyn Clock) -> Result<Hierarchy, Er
             &intermediate.key,
         )?,
     })
+}
+
+/// Generates an alternate chain for the dev issuing hierarchy in `keys_dir` (as
+/// [`generate_hierarchy`] writes it): a second root, "Basalt Dev Root X2" (ECDSA
+/// P-256, CA, pathlen 1, 10 years), and a cross-signed intermediate issued by it
+/// with the subject name, public key, subject key identifier, key usages and
+/// extended key usages of `intermediate.pem` (CA, pathlen 0, 5 years, a fresh
+/// serial). Every certificate the intermediate signs then verifies through both
+/// `intermediate.pem` → `root.pem` and `intermediate-x2.pem` → `root-x2.pem`.
+///
+/// Writes `keys_dir/root-x2.key` (mode 0600), `out_dir/root-x2.pem` and, last,
+/// `out_dir/intermediate-x2.pem`, overwriting them; the caller checks whether they
+/// exist. `root.key` is not read: only the intermediate's key signs anything.
+pub fn generate_cross_signed_chain(
+    keys_dir: &Path,
+    out_dir: &Path,
+    clock: &dyn Clock,
+) -> Result<CrossChain, Error> {
+    let now = clock.now();
+    let root_path = keys_dir.join("root.pem");
+    let cert_path = keys_dir.join("intermediate.pem");
+    let key_path = keys_dir.join("intermediate.key");
+    let root_der = read_certificate(&root_path)?;
+    let intermediate_pem = fs::read(&cert_path)
+        .map_err(|err| Error::internal(format!("cannot read {}: {err}", cert_path.display())))?;
+    // Checks that the key matches the certificate, that it is a CA with a subject
+    // key identifier, and that rcgen reproduces its subject name.
+    let intermediate =
+        Issuer::from_pem(&intermediate_pem, &read_to_string(&key_path)?).map_err(|err| {
+            Error::internal(format!(
+                "cannot load {} with {}: {}",
+                cert_path.display(),
+                key_path.display(),
+                err.detail
+            ))
+        })?;
+    let intermediate_der = intermediate.cert_der().to_vec();
+    let original = parse_certificate(&intermediate_der, &cert_path)?;
+    let root = parse_certificate(&root_der, &root_path)?;
+    if original.issuer().as_raw() != root.subject().as_raw()
+        || original.verify_signature(Some(root.public_key())).is_err()
+    {
+        return Err(Error::internal(format!(
+            "{} is not signed by {}",
+            cert_path.display(),
+            root_path.display()
+        )));
+    }
+
+    let root_x2 = new_root(ROOT_X2_CN, 1, ROOT_DAYS, now)?;
+    // CA, pathlen 0, fresh serial, 5 years; then the original's name and usages.
+    let mut params = ca_params(INTERMEDIATE_CN, 0, INTERMEDIATE_DAYS, now)?;
+    params.distinguished_name = distinguished_name(original.subject())?;
+    params.key_usages = key_usages(&original)?;
+    params.extended_key_usages = extended_key_usages(&original)?;
+    params.key_identifier_method =
+        KeyIdMethod::PreSpecified(intermediate.subject_key_id().to_vec());
+    params.use_authority_key_identifier_extension = true;
+    let cross = params
+        .signed_by(intermediate.signer().key(), &root_x2.issuer())
+        .map_err(|err| Error::internal(format!("cannot cross-sign the intermediate: {err}")))?;
+    check_cross_signed(cross.der(), &original, &root_x2)?;
+
+    create_dir(keys_dir)?;
+    create_dir(out_dir)?;
+    let paths = CrossChain {
+        root: CertKeyPaths {
+            cert: out_dir.join("root-x2.pem"),
+            key: keys_dir.join("root-x2.key"),
+        },
+        intermediate: out_dir.join("intermediate-x2.pem"),
+    };
+    write_private(&paths.root.key, &root_x2.key.serialize_pem())?;
+    write_public(&paths.root.cert, &root_x2.cert_pem)?;
+    write_public(&paths.intermediate, &cross.pem())?;
+    Ok(paths)
+}
+
+/// Checks that the cross-signed certificate is the intermediate under another
+/// issuer: same subject name (bytes), public key and subject key identifier, and
+/// signed by Root X2.
+fn check_cross_signed(
+    der: &[u8],
+    original: &X509Certificate<'_>,
+    root_x2: &GeneratedCa,
+) -> Result<(), Error> {
+    let failed = |what: &str| {
+        Error::internal(format!(
+            "the cross-signed intermediate does not keep the {what} of the original"
+        ))
+    };
+    let (_, cross) = X509Certificate::from_der(der).map_err(|err| {
+        Error::internal(format!("cannot parse the cross-signed intermediate: {err}"))
+    })?;
+    let (_, root) = X509Certificate::from_der(&root_x2.cert_der)
+        .map_err(|err| Error::internal(format!("cannot parse {ROOT_X2_CN}: {err}")))?;
+    if cross.subject().as_raw() != original.subject().as_raw() {
+        return Err(failed("subject name"));
+    }
+    if cross.public_key().raw != original.public_key().raw {
+        return Err(failed("public key"));
+    }
+    if subject_key_id(&cross) != subject_key_id(original) {
+        return Err(failed("subject key identifier"));
+    }
+    if cross.issuer().as_raw() != root.subject().as_raw()
+        || cross.verify_signature(Some(root.public_key())).is_err()
+    {
+        return Err(Error::internal(format!(
+            "the cross-signed intermediate does not verify under {ROOT_X2_CN}"
+        )));
+    }
+    Ok(())
+}
+
+fn subject_key_id<'a>(cert: &'a X509Certificate<'_>) -> Option<&'a [u8]> {
+    cert.iter_extensions()
+        .find_map(|ext| match ext.parsed_extension() {
+            x509_parser::extensions::ParsedExtension::SubjectKeyIdentifier(id) => Some(id.0),
+            _ => None,
+        })
+}
+
+/// `name` as rcgen attributes, in order, with their original string types.
+fn distinguished_name(name: &X509Name<'_>) -> Result<DistinguishedName, Error> {
+    let unsupported = || Error::internal("unsupported attribute in the intermediate's subject");
+    let mut dn = DistinguishedName::new();
+    let mut seen = Vec::new();
+    for rdn in name.iter() {
+        let mut attrs = rdn.iter();
+        let (Some(attr), None) = (attrs.next(), attrs.next()) else {
+            return Err(unsupported());
+        };
+        let oid: Vec<u64> = attr.attr_type().iter().ok_or_else(unsupported)?.collect();
+        let ty = DnType::from_oid(&oid);
+        // rcgen keeps one value per attribute type.
+        if seen.contains(&ty) {
+            return Err(unsupported());
+        }
+        seen.push(ty.clone());
+        let data = attr.attr_value().data;
+        let text = || std::str::from_utf8(data).map_err(|_| unsupported());
+        let invalid = |_| unsupported();
+        let value = match attr.attr_value().header.tag() {
+            Tag::Utf8String => rcgen::DnValue::Utf8String(text()?.to_owned()),
+            Tag::PrintableString => {
+                rcgen::DnValue::PrintableString(text()?.try_into().map_err(invalid)?)
+            }
+            Tag::Ia5String => rcgen::DnValue::Ia5String(text()?.try_into().map_err(invalid)?),
+            Tag::T61String => rcgen::DnValue::TeletexString(text()?.try_into().map_err(invalid)?),
+            Tag::BmpString => {
+                rcgen::DnValue::BmpString(BmpString::from_utf16be(data.to_vec()).map_err(invalid)?)
+            }
+            Tag::UniversalString => rcgen::DnValue::UniversalString(
+                UniversalString::from_utf32be(data.to_vec()).map_err(invalid)?,
+            ),
+            _ => return Err(unsupported()),
+        };
+        dn.push(ty, value);
+    }
+    Ok(dn)
+}
+
+fn key_usages(cert: &X509Certificate<'_>) -> Result<Vec<KeyUsagePurpose>, Error> {
+    let Some(ku) = cert
+        .key_usage()
+        .map_err(|err| Error::internal(format!("invalid key usage: {err}")))?
+    else {
+        return Ok(Vec::new());
+    };
+    let ku = ku.value;
+    Ok([
+        (ku.digital_signature(), KeyUsagePurpose::DigitalSignature),
+        (ku.non_repudiation(), KeyUsagePurpose::ContentCommitment),
+        (ku.key_encipherment(), KeyUsagePurpose::KeyEncipherment),
+        (ku.data_encipherment(), KeyUsagePurpose::DataEncipherment),
+        (ku.key_agreement(), KeyUsagePurpose::KeyAgreement),
+        (ku.key_cert_sign(), KeyUsagePurpose::KeyCertSign),
+        (ku.crl_sign(), KeyUsagePurpose::CrlSign),
+        (ku.encipher_only(), KeyUsagePurpose::EncipherOnly),
+        (ku.decipher_only(), KeyUsagePurpose::DecipherOnly),
+    ]
+    .into_iter()
+    .filter_map(|(set, usage)| set.then_some(usage))
+    .collect())
+}
+
+fn extended_key_usages(cert: &X509Certificate<'_>) -> Result<Vec<ExtendedKeyUsagePurpose>, Error> {
+    let Some(eku) = cert
+        .extended_key_usage()
+        .map_err(|err| Error::internal(format!("invalid extended key usage: {err}")))?
+    else {
+        return Ok(Vec::new());
+    };
+    let eku = eku.value;
+    let mut usages: Vec<ExtendedKeyUsagePurpose> = [
+        (eku.any, ExtendedKeyUsagePurpose::Any),
+        (eku.server_auth, ExtendedKeyUsagePurpose::ServerAuth),
+        (eku.client_auth, ExtendedKeyUsagePurpose::ClientAuth),
+        (eku.code_signing, ExtendedKeyUsagePurpose::CodeSigning),
+        (
+            eku.email_protection,
+            ExtendedKeyUsagePurpose::EmailProtection,
+        ),
+        (eku.time_stamping, ExtendedKeyUsagePurpose::TimeStamping),
+        (eku.ocsp_signing, ExtendedKeyUsagePurpose::OcspSigning),
+    ]
+    .into_iter()
+    .filter_map(|(set, usage)| set.then_some(usage))
+    .collect();
+    for oid in &eku.other {
+        let arcs = oid
+            .iter()
+            .ok_or_else(|| Error::internal("unsupported extended key usage"))?;
+        usages.push(ExtendedKeyUsagePurpose::Other(arcs.collect()));
+    }
+    Ok(usages)
+}
+
+fn read_certificate(path: &Path) -> Result<Vec<u8>, Error> {
+    let pem = fs::read(path)
+        .map_err(|err| Error::internal(format!("cannot read {}: {err}", path.display())))?;
+    pem_certificates(&pem)
+        .map_err(|err| Error::internal(format!("{}: {}", path.display(), err.detail)))?
+        .into_iter()
+        .next()
+        .ok_or_else(|| Error::internal(format!("no certificate in {}", path.display())))
+}
+
+fn parse_certificate<'a>(der: &'a [u8], path: &Path) -> Result<X509Certificate<'a>, Error> {
+    X509Certificate::from_der(der)
+        .map(|(_, cert)| cert)
+        .map_err(|err| Error::internal(format!("cannot parse {}: {err}", path.display())))
 }
 
 /// Generates the internal mTLS CA (`internal-ca.pem`/`.key`) in `dir` and, for each

@@ -13,10 +13,13 @@ use basalt_core::CertStatus;
 use basalt_core::CertificateRecord;
 use basalt_core::Error;
 use basalt_core::Serial;
+use base64::Engine;
+use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use time::Duration;
 use time::OffsetDateTime;
 
 use crate::der::authority_key_identifier;
+use crate::der::certificate_serial;
 use crate::jws::decode_b64url;
 
 /// The `Retry-After` of a renewal information response: clients check again in
@@ -69,6 +72,22 @@ impl CertId {
         })
     }
 
+    /// The certID of a certificate, from its DER: the keyIdentifier of its
+    /// authority key identifier extension and its serial. A certificate without
+    /// that extension has no certID.
+    pub(crate) fn of_certificate(der: &[u8]) -> Result<Self, Error> {
+        let serial = certificate_serial(der)?;
+        let Some(key_identifier) = authority_key_identifier(der)? else {
+            return Err(Error::malformed(
+                "the certificate has no authority key identifier, so no certID",
+            ));
+        };
+        Ok(Self {
+            key_identifier,
+            serial,
+        })
+    }
+
     /// Whether `record` is the certificate this certID names: its authority key
     /// identifier matches (the serial was what found it).
     pub(crate) fn names(&self, record: &CertificateRecord) -> Result<bool, Error> {
@@ -85,14 +104,10 @@ impl CertId {
     }
 }
 
-#[cfg(test)]
 impl std::fmt::Display for CertId {
     /// The canonical text of this certID (the serial without a sign octet when
     /// none is needed, with one otherwise).
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        use base64::Engine;
-        use base64::engine::general_purpose::URL_SAFE_NO_PAD;
-
         let bytes = self.serial.as_bytes();
         let mut serial = Vec::with_capacity(bytes.len() + 1);
         if bytes.first().is_some_and(|b| b & 0x80 != 0) {

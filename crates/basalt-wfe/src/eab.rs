@@ -52,8 +52,8 @@ fn malformed(why: &str) -> Error {
 impl Binding {
     /// Parses a binding and checks that it binds `account_key` for `url`.
     pub(crate) fn parse(value: &Value, account_key: &Jwk, url: &str) -> Result<Self, Error> {
-        let jws: Flattened = serde_json::from_value(value.clone())
-            .map_err(|err| malformed(&format!("it is not a flattened JWS: {err}")))?;
+        let jws = Flattened::from_value(value.clone())
+            .map_err(|why| malformed(&format!("it is not a flattened JWS: {why}")))?;
         let header = decode_b64url(
             "the external account binding protected header",
             &jws.protected,
@@ -271,9 +271,15 @@ mod tests {
         for bad in [
             json!("x"),
             json!({"protected": "e30", "payload": "", "signature": "", "header": {}}),
+            json!({"payload": "", "signatures": []}),
         ] {
             let err = Binding::parse(&bad, &key, URL).unwrap_err();
             assert_eq!(err.kind, ErrorKind::Malformed);
         }
+        // RFC 7515 §7.2.1: members the binding does not define are ignored.
+        let mut extra = bind(&ok, &jwk, &[7; 32], hmac::HMAC_SHA256);
+        extra["x-extra"] = json!({"anything": 1});
+        let binding = Binding::parse(&extra, &key, URL).unwrap();
+        binding.verify(&eab_key(&[7; 32])).unwrap();
     }
 }

@@ -52,6 +52,7 @@ use time::UtcOffset;
 use time::format_description::well_known::Rfc3339;
 use tracing::error;
 use tracing::info;
+use tracing::warn;
 
 use crate::Wfe;
 use crate::ari::CertId;
@@ -91,8 +92,11 @@ type Result<T, E = ApiError> = std::result::Result<T, E>;
 /// `Replay-Nonce` and `Link: rel="index"` on every response.
 pub fn router(wfe: Arc<Wfe>) -> Router {
     Router::new()
-        .route("/directory", get(directory))
-        .route("/acme/new-nonce", get(new_nonce_get).head(new_nonce_head))
+        .route("/directory", get(directory).post(directory_post))
+        .route(
+            "/acme/new-nonce",
+            get(new_nonce_get).head(new_nonce_head).post(new_nonce_post),
+        )
         .route("/acme/new-account", post(new_account))
         .route("/acme/acct/{id}", post(account))
         .route("/acme/acct/{id}/orders", post(account_orders))
@@ -149,32 +153,47 @@ async fn not_found() -> ApiError {
 // === Directory and nonces (RFC 8555 §7.1.1, §7.2) ===
 
 async fn directory(State(wfe): State<Arc<Wfe>>) -> Json<Value> {
-    let mut directory = json!({
-        "newNonce": wfe.url("/acme/new-nonce"),
-        "newAccount": wfe.url("/acme/new-account"),
-        "newOrder": wfe.url("/acme/new-order"),
-        "revokeCert": wfe.url("/acme/revoke-cert"),
-        "keyChange": wfe.url("/acme/key-change"),
-        "renewalInfo": wfe.url("/acme/renewal-info"),
-    });
-    let settings = wfe.settings();
-    let mut meta = serde_json::Map::new();
-    if let Some(tos) = &settings.terms_of_service {
-        meta.insert("termsOfService".into(), tos.clone().into());
+    Json(wfe.directory_json())
+}
+
+/// RFC 8555 §6.3: the directory and newNonce also answer a POST-as-GET, signed by
+/// an account (as Boulder requires).
+async fn directory_post(State(wfe): State<Arc<Wfe>>, jws: Jws) -> Result<Json<Value>> {
+    jws.account()?;
+    jws.require_post_as_get()?;
+    Ok(Json(wfe.directory_json()))
+}
+
+impl Wfe {
+    /// RFC 8555 §7.1.1.
+    fn directory_json(&self) -> Value {
+        let mut directory = json!({
+            "newNonce": self.url("/acme/new-nonce"),
+            "newAccount": self.url("/acme/new-account"),
+            "newOrder": self.url("/acme/new-order"),
+            "revokeCert": self.url("/acme/revoke-cert"),
+            "keyChange": self.url("/acme/key-change"),
+            "renewalInfo": self.url("/acme/renewal-info"),
+        });
+        let settings = self.settings();
+        let mut meta = serde_json::Map::new();
+        if let Some(tos) = &settings.terms_of_service {
+            meta.insert("termsOfService".into(), tos.clone().into());
+        }
+        if let Some(website) = &settings.website {
+            meta.insert("website".into(), website.clone().into());
+        }
+        if !settings.profiles.is_empty() {
+            meta.insert("profiles".into(), json!(settings.profiles));
+        }
+        if settings.eab_required {
+            meta.insert("externalAccountRequired".into(), true.into());
+        }
+        if !meta.is_empty() {
+            directory["meta"] = meta.into();
+        }
+        directory
     }
-    if let Some(website) = &settings.website {
-        meta.insert("website".into(), website.clone().into());
-    }
-    if !settings.profiles.is_empty() {
-        meta.insert("profiles".into(), json!(settings.profiles));
-    }
-    if settings.eab_required {
-        meta.insert("externalAccountRequired".into(), true.into());
-    }
-    if !meta.is_empty() {
-        directory["meta"] = meta.into();
-    }
-    Json(directory)
 }
 
 async fn new_nonce_head() -> impl IntoResponse {
@@ -186,6 +205,14 @@ async fn new_nonce_get() -> impl IntoResponse {
         StatusCode::NO_CONTENT,
         [(header::CACHE_CONTROL, "no-store")],
     )
+}
+
+/// A POST-as-GET of newNonce (RFC 8555 §6.3): 200 with an empty body, as Boulder
+/// answers it; the fresh nonce comes with every response.
+async fn new_nonce_post(jws: Jws) -> Result<Response> {
+    jws.account()?;
+    jws.require_post_as_get()?;
+    Ok((StatusCode::OK, [(header::CACHE_CONTROL, "no-store")]).into_response())
 }
 
 // === Rendering ===
@@ -555,7 +582,14 @@ async fn new_account(State(wfe): State<Arc<Wfe>>, jws: Jws) -> Result<Response> 
         }
         None => info!(account_id = %account.id, "account created"),
     }
-    let body = wfe.account_json(&account)?;
+    let mut body = wfe.account_json(&account)?;
+    // RFC 8555 §7.3.4: the account object returned for a bound newAccount MUST carry
+    // externalAccountBinding as the request sent it. Only this 201 does: the SA keeps
+    // the binding's key ID, not the JWS, so later fetches of the account (and the 200
+    // for a key already registered) omit it, which the RFC does not forbid.
+    if let Some(binding) = request.external_account_binding {
+        body["externalAccountBinding"] = binding;
+    }
     respond(StatusCode::CREATED, body, Some(wfe.account_url(account.id)))
 }
 
@@ -831,7 +865,7 @@ async fn new_order(State(wfe): State<Arc<Wfe>>, jws: Jws) -> Result<Response> {
         })
         .await?;
     info!(account_id = %account.id, order_id = %order.id, profile = %order.profile, "order created");
-    let body = wfe.order_json(&order)?;
+    let body = wfe.order_body(&order).await?;
     respond(StatusCode::CREATED, body, Some(wfe.order_url(order.id)))
 }
 
@@ -841,7 +875,7 @@ async fn order(State(wfe): State<Arc<Wfe>>, Path(id): Path<String>, jws: Jws) ->
     let id: OrderId = path_id(&id, "order")?;
     let order = wfe.sa.order(id).await?;
     check_owner(order.account_id, account, "order")?;
-    wfe.order_response(&order, None)
+    wfe.order_response(&order, None).await
 }
 
 #[derive(Deserialize)]
@@ -859,20 +893,54 @@ async fn finalize(
     let order = wfe.sa.order(id).await?;
     check_owner(order.account_id, account, "order")?;
     let request: FinalizeRequest = jws.json()?;
-    let csr = decode_b64url("csr", &request.csr)
-        .map_err(|err| Error::new(ErrorKind::BadCsr, err.detail))?;
+    // RFC 8555 §6.1, §7.4: a csr that is not base64url is an encoding error
+    // (malformed, as in Boulder); only decoded bytes that are no acceptable CSR
+    // are badCSR.
+    let csr = decode_b64url("csr", &request.csr)?;
     if csr.is_empty() {
         return Err(Error::new(ErrorKind::BadCsr, "csr is empty").into());
     }
     let order = wfe.ra.finalize_order(id, csr).await?;
     info!(account_id = %account.id, order_id = %order.id, status = %order.status, "order finalized");
     wfe.order_response(&order, Some(wfe.order_url(order.id)))
+        .await
 }
 
 impl Wfe {
+    /// The certID of the certificate `order` replaces, for its `replaces` member
+    /// (RFC 9773 §5). The order keeps only the serial, so only such orders pay for
+    /// a certificate lookup; if it fails the member is omitted (and logged) rather
+    /// than failing the request.
+    async fn replaces_cert_id(&self, order: &Order) -> Option<String> {
+        let serial = order.replaces.as_ref()?;
+        let record = match self.sa.certificate(serial).await {
+            Ok(record) => record,
+            Err(err) => {
+                warn!(order_id = %order.id, %serial, error = %err, "cannot fetch the certificate an order replaces");
+                return None;
+            }
+        };
+        match CertId::of_certificate(&record.der) {
+            Ok(cert_id) => Some(cert_id.to_string()),
+            Err(err) => {
+                warn!(order_id = %order.id, %serial, error = %err, "cannot compute the certID of the certificate an order replaces");
+                None
+            }
+        }
+    }
+
+    /// An order object with its `replaces` certID, if it has one.
+    async fn order_body(&self, order: &Order) -> Result<Value, Error> {
+        let mut body = self.order_json(order)?;
+        if let Some(cert_id) = self.replaces_cert_id(order).await {
+            body["replaces"] = cert_id.into();
+        }
+        Ok(body)
+    }
+
     /// An order, with `Retry-After` while the certificate is being issued.
-    fn order_response(&self, order: &Order, location: Option<String>) -> Result<Response> {
-        let mut response = respond(StatusCode::OK, self.order_json(order)?, location)?;
+    async fn order_response(&self, order: &Order, location: Option<String>) -> Result<Response> {
+        let mut response = respond(StatusCode::OK, self.order_body(order).await?, location)?;
         if order.status == OrderStatus::Processing {
             poll_later(&mut response);
         }

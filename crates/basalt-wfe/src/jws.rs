@@ -373,11 +373,41 @@ impl Jwk {
 /// The flattened JSON serialization (RFC 7515 §7.2.2); unprotected headers and the
 /// general serialization are refused (RFC 8555 §6.2).
 #[derive(Deserialize)]
-#[serde(deny_unknown_fields)]
 pub(crate) struct Flattened {
     pub(crate) protected: String,
     pub(crate) payload: String,
     pub(crate) signature: String,
+}
+
+impl Flattened {
+    /// Takes a flattened JWS from JSON. Members RFC 7515 does not define are
+    /// ignored (§7.2.1 says they MUST be); `signatures` (the general serialization)
+    /// and an unprotected `header` are refused, as RFC 8555 §6.2 requires. The
+    /// error is the reason, for the caller to wrap.
+    pub(crate) fn from_value(value: Value) -> Result<Self, String> {
+        let Value::Object(members) = value else {
+            return Err("it is not a JSON object".to_owned());
+        };
+        if members.contains_key("signatures") {
+            return Err(
+                "the general serialization (signatures) is not accepted; send one flattened JWS"
+                    .to_owned(),
+            );
+        }
+        if members.contains_key("header") {
+            return Err(
+                "an unprotected header member is not accepted; every header parameter must be protected"
+                    .to_owned(),
+            );
+        }
+        serde_json::from_value(Value::Object(members)).map_err(|err| err.to_string())
+    }
+
+    /// Takes a flattened JWS from a request body.
+    pub(crate) fn from_slice(body: &[u8]) -> Result<Self, String> {
+        let value: Value = serde_json::from_slice(body).map_err(|err| err.to_string())?;
+        Self::from_value(value)
+    }
 }
 
 /// The protected header members ACME uses (RFC 8555 §6.2–6.4).
@@ -458,8 +488,8 @@ struct Parsed {
 impl Parsed {
     /// Decodes a flattened JWS; `label` names it in error details.
     fn decode(body: &[u8], label: &str) -> Result<Self, Error> {
-        let jws: Flattened = serde_json::from_slice(body)
-            .map_err(|err| Error::malformed(format!("{label} is not a flattened JWS: {err}")))?;
+        let jws = Flattened::from_slice(body)
+            .map_err(|why| Error::malformed(format!("{label} is not a flattened JWS: {why}")))?;
         let protected_bytes = decode_b64url(&format!("{label} protected header"), &jws.protected)?;
         let payload = decode_b64url(&format!("{label} payload"), &jws.payload)?;
         let sig = decode_b64url(&format!("{label} signature"), &jws.signature)?;
@@ -579,6 +609,14 @@ impl Wfe {
                 Error::new(ErrorKind::BadNonce, "JWS protected header has no nonce").into(),
             );
         };
+        // RFC 8555 §6.5.2: a nonce that is not base64url is malformed, not merely
+        // unknown; it is not worth asking the nonce service about.
+        if decode_b64url("JWS nonce", nonce).is_err() {
+            return Err(Error::malformed(format!(
+                "JWS nonce {nonce:?} is not valid unpadded base64url"
+            ))
+            .into());
+        }
         if !self.nonces.redeem(nonce).await? {
             return Err(Error::new(
                 ErrorKind::BadNonce,
@@ -601,21 +639,40 @@ impl Wfe {
         })
     }
 
+    /// The account ID a `kid` names. As in Boulder, a `kid` that is not one of this
+    /// server's account URLs, or whose account ID is not a positive integer, is
+    /// malformed; only a well-formed one can name an account that does not exist.
+    fn account_id_of_kid(&self, kid: &str) -> Result<AccountId, Error> {
+        let prefix = self.url("/acme/acct/");
+        let Some(id) = kid.strip_prefix(&prefix) else {
+            return Err(Error::malformed(format!(
+                "JWS kid {kid:?} is not an account URL of this server ({prefix}<id>)"
+            )));
+        };
+        if id.is_empty() || !id.bytes().all(|b| b.is_ascii_digit()) {
+            return Err(Error::malformed(format!(
+                "JWS kid {kid:?} does not end in a numeric account ID"
+            )));
+        }
+        id.parse().map_err(|_| {
+            Error::malformed(format!(
+                "JWS kid {kid:?} does not end in a positive account ID"
+            ))
+        })
+    }
+
     /// The valid account a `kid` names.
     async fn account_for_kid(&self, kid: &str) -> Result<Account, Rejection> {
-        let missing = || {
-            Error::new(
-                ErrorKind::AccountDoesNotExist,
-                format!("account {kid:?} does not exist"),
-            )
-        };
-        let id: AccountId = kid
-            .strip_prefix(&self.url("/acme/acct/"))
-            .and_then(|id| id.parse().ok())
-            .ok_or_else(missing)?;
+        let id = self.account_id_of_kid(kid)?;
         let account = match self.sa.account(id).await {
             Ok(account) => account,
-            Err(err) if err.is(ErrorKind::NotFound) => return Err(missing().into()),
+            Err(err) if err.is(ErrorKind::NotFound) => {
+                return Err(Error::new(
+                    ErrorKind::AccountDoesNotExist,
+                    format!("account {kid:?} does not exist"),
+                )
+                .into());
+            }
             Err(err) => return Err(err.into()),
         };
         if account.status != AccountStatus::Valid {

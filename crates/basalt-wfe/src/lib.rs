@@ -7,7 +7,7 @@
 //! nonces, and talks to its peers only through the basalt-core traits.
 //!
 //! ```text
-//! router(Arc<Wfe>) ─┬─ GET  /directory, HEAD|GET /acme/new-nonce
+//! router(Arc<Wfe>) ─┬─ GET|POST /directory, HEAD|GET|POST /acme/new-nonce
 //!                   ├─ GET|POST /acme/renewal-info/{certID}   (ARI, RFC 9773)
 //!                   └─ POST /acme/{new-account, acct/{id}[/orders], key-change, new-order,
 //!                                 order/{id}[/finalize], authz/{id}, chall/{authz_id}/{type},

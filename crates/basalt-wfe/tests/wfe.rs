@@ -90,8 +90,112 @@ async fn new_nonce_head_and_get() {
     assert_eq!(get.status, StatusCode::NO_CONTENT);
     assert_eq!(get.header("cache-control"), Some("no-store"));
     assert_ne!(head.header("replay-nonce"), get.header("replay-nonce"));
+    // A POST is a POST-as-GET (RFC 8555 §6.3), so an empty body is no JWS.
     let post = app.post_raw("/acme/new-nonce", String::new()).await;
-    post.assert_problem("malformed", 405);
+    post.assert_problem("malformed", 400);
+    let put = app
+        .send(Request::put("/acme/new-nonce").body(Body::empty()).unwrap())
+        .await;
+    put.assert_problem("malformed", 405);
+}
+
+/// RFC 8555 §6.3: the directory and newNonce allow POST-as-GET as well as GET.
+#[tokio::test]
+async fn post_as_get_directory_and_new_nonce() {
+    let app = TestApp::new();
+    let mut key = TestKey::es256();
+    app.register(&mut key).await;
+
+    let directory = app.post(&key, "/directory", "").await;
+    assert_eq!(directory.status, StatusCode::OK);
+    assert_common_headers(&directory);
+    assert_eq!(directory.json(), app.get("/directory").await.json());
+
+    let nonce = app.post(&key, "/acme/new-nonce", "").await;
+    assert_eq!(nonce.status, StatusCode::OK);
+    assert!(nonce.body.is_empty(), "{:?}", nonce.body);
+    assert_eq!(nonce.header("cache-control"), Some("no-store"));
+    assert_common_headers(&nonce);
+
+    // The JWS is checked as on any other resource.
+    for path in ["/directory", "/acme/new-nonce"] {
+        app.post(&key, path, "{}")
+            .await
+            .assert_problem("malformed", 400);
+        let stranger = TestKey::es256();
+        app.post(&stranger, path, "")
+            .await
+            .assert_problem("malformed", 400);
+        let wrong_url = key.sign(
+            &key.header(&format!("{BASE}/acme/new-order"), Some(&app.nonce().await)),
+            "",
+        );
+        app.post_raw(path, wrong_url)
+            .await
+            .assert_problem("unauthorized", 403);
+        let replayed_nonce = app.nonce().await;
+        let body = key.sign(
+            &key.header(&format!("{BASE}{path}"), Some(&replayed_nonce)),
+            "",
+        );
+        assert_eq!(
+            app.post_raw(path, body.clone()).await.status,
+            StatusCode::OK
+        );
+        app.post_raw(path, body)
+            .await
+            .assert_problem("badNonce", 400);
+    }
+}
+
+/// RFC 7515 §7.2.1: members a JWS does not define are ignored; the general
+/// serialization and unprotected headers are still refused (RFC 8555 §6.2).
+#[tokio::test]
+async fn unknown_jws_members_are_ignored() {
+    let app = TestApp::new();
+    let key = TestKey::es256();
+    let url = format!("{BASE}/acme/new-account");
+    let signed = |nonce: &str| -> Value {
+        serde_json::from_str(&key.sign(
+            &key.header(&url, Some(nonce)),
+            r#"{"termsOfServiceAgreed":true}"#,
+        ))
+        .unwrap()
+    };
+
+    let mut general = signed(&app.nonce().await);
+    general["signatures"] =
+        json!([{"protected": general["protected"], "signature": general["signature"]}]);
+    let problem = app
+        .post_raw("/acme/new-account", general.to_string())
+        .await
+        .assert_problem("malformed", 400);
+    assert!(
+        problem["detail"].as_str().unwrap().contains("signatures"),
+        "{problem}"
+    );
+    let mut unprotected = signed(&app.nonce().await);
+    unprotected["header"] = json!({"alg": "ES256"});
+    let problem = app
+        .post_raw("/acme/new-account", unprotected.to_string())
+        .await
+        .assert_problem("malformed", 400);
+    assert!(
+        problem["detail"].as_str().unwrap().contains("unprotected"),
+        "{problem}"
+    );
+    assert!(app.fake.lock().accounts.is_empty());
+
+    let mut extra = signed(&app.nonce().await);
+    extra["x-extra"] = "ignore me".into();
+    extra["unprotected"] = json!({"kid": "also ignored"});
+    let reply = app.post_raw("/acme/new-account", extra.to_string()).await;
+    assert_eq!(
+        reply.status,
+        StatusCode::CREATED,
+        "{}",
+        String::from_utf8_lossy(&reply.body)
+    );
 }
 
 #[tokio::test]
@@ -314,6 +418,11 @@ async fn malformed_jws_bodies_get_problems() {
         "badNonce",
         400,
     ));
+    cases.push(("empty nonce", good(""), "badNonce", 400));
+    // RFC 8555 §6.5.2: a nonce that is not base64url is malformed.
+    for nonce in ["!!not+base64/url==", "AAAAAAAAAAAAAAAAAAAAAA==", "A"] {
+        cases.push(("nonce not base64url", good(nonce), "malformed", 400));
+    }
     cases.push((
         "wrong url",
         key.sign(
@@ -364,15 +473,26 @@ async fn malformed_jws_bodies_get_problems() {
         "accountDoesNotExist",
         400,
     ));
-    let mut header = key.header(&url, Some(&app.nonce().await));
-    header.as_object_mut().unwrap().remove("jwk");
-    header["kid"] = "https://elsewhere.example/acct/1".into();
-    cases.push((
-        "foreign kid",
-        signed_header(header),
-        "accountDoesNotExist",
-        400,
-    ));
+    // A kid that is not one of this server's account URLs with a positive integer
+    // ID is malformed (as in Boulder); only a well-formed one names no account.
+    for kid in [
+        "https://elsewhere.example/acct/1".to_owned(),
+        "not a url".to_owned(),
+        "1".to_owned(),
+        String::new(),
+        format!("{BASE}/acme/acct/abc"),
+        format!("{BASE}/acme/acct/"),
+        format!("{BASE}/acme/acct/0"),
+        format!("{BASE}/acme/acct/-1"),
+        format!("{BASE}/acme/acct/+1"),
+        format!("{BASE}/acme/acct/1/orders"),
+        format!("{BASE}/acme/acct/99999999999999999999"),
+    ] {
+        let mut header = key.header(&url, Some(&app.nonce().await));
+        header.as_object_mut().unwrap().remove("jwk");
+        header["kid"] = kid.into();
+        cases.push(("malformed kid", signed_header(header), "malformed", 400));
+    }
     cases.push((
         "not json",
         "protected.payload.signature".to_owned(),
@@ -555,14 +675,23 @@ async fn order_lifecycle() {
         .await
         .assert_problem("malformed", 404);
 
-    // Finalize: bad CSR encodings are refused before the RA sees them.
+    // Finalize: bad CSR encodings are refused before the RA sees them; a csr that
+    // is not base64url is malformed (RFC 8555 §6.1), an empty one is no CSR.
     let finalize_path = format!("{order_path}/finalize");
-    for csr in ["not base64!", "MIIB==", ""] {
+    for csr in ["not base64!", "MIIB==", "MII+"] {
         let payload = json!({"csr": csr}).to_string();
-        app.post(&key, &finalize_path, &payload)
+        let problem = app
+            .post(&key, &finalize_path, &payload)
             .await
-            .assert_problem("badCSR", 400);
+            .assert_problem("malformed", 400);
+        assert!(
+            problem["detail"].as_str().unwrap().contains("csr"),
+            "{problem}"
+        );
     }
+    app.post(&key, &finalize_path, r#"{"csr":""}"#)
+        .await
+        .assert_problem("badCSR", 400);
     app.post(&key, &finalize_path, "{}")
         .await
         .assert_problem("malformed", 400);
@@ -1719,6 +1848,38 @@ async fn new_order_replaces_a_certificate() {
         request.replaces,
         Some(Serial::from_bytes(&[0x9a, 0xbc]).unwrap())
     );
+    // RFC 9773 §5: the order shows the certID it replaces, also when fetched.
+    assert_eq!(reply.json()["replaces"], cert_id);
+    let order_url = reply.header("location").unwrap().to_owned();
+    let fetched = app.post(&key, path_of(&order_url), "").await;
+    assert_eq!(fetched.status, StatusCode::OK);
+    assert_eq!(fetched.json()["replaces"], cert_id);
+    // An order that replaces nothing has no replaces member.
+    let plain = app
+        .post(
+            &key,
+            "/acme/new-order",
+            r#"{"identifiers":[{"type":"dns","value":"b.example"}]}"#,
+        )
+        .await;
+    assert_eq!(plain.status, StatusCode::CREATED);
+    assert!(plain.json().get("replaces").is_none(), "{}", plain.json());
+    app.fake.lock().order_requests.pop();
+    // If the replaced certificate cannot be fetched, the order is still served,
+    // without replaces.
+    app.fake
+        .lock()
+        .certs
+        .remove(&Serial::from_bytes(&[0x9a, 0xbc]).unwrap());
+    let fetched = app.post(&key, path_of(&order_url), "").await;
+    assert_eq!(fetched.status, StatusCode::OK);
+    assert!(
+        fetched.json().get("replaces").is_none(),
+        "{}",
+        fetched.json()
+    );
+    assert_eq!(fetched.json()["status"], "pending");
+    store_cert(&app, account, &[0x9a, 0xbc], &AKI, issued, 90);
 
     // The RA says it was already replaced.
     app.fake
@@ -1823,16 +1984,20 @@ async fn eab_binds_a_new_account() {
         )
         .await;
     assert_eq!(reply.status, StatusCode::CREATED, "{:?}", reply.json());
+    // RFC 8555 §7.3.4: the account object carries the binding as it was sent.
+    assert_eq!(reply.json()["externalAccountBinding"], eab);
     let request = app.fake.lock().new_accounts.pop().unwrap();
     assert_eq!(request.eab_key_id.as_deref(), Some(EAB_KID));
     let account = AccountId(id_of(reply.header("location").unwrap()));
     assert_eq!(app.fake.lock().eab_keys[EAB_KID].account_id, Some(account));
 
-    // The same key again finds its account, with or without the binding.
+    // The same key again finds its account, with or without the binding (only the
+    // creating response echoes it).
     for payload in [new_account_payload(Some(eab)), new_account_payload(None)] {
         let again = app.post(&key, "/acme/new-account", &payload).await;
         assert_eq!(again.status, StatusCode::OK);
         assert_eq!(again.header("location"), reply.header("location"));
+        assert!(again.json().get("externalAccountBinding").is_none());
     }
 
     // A used key binds no second account.

@@ -296,8 +296,9 @@ pub(crate) async fn run(args: DevArgs) -> anyhow::Result<()> {
         layout.pki("api-ca.pem").display()
     );
     println!(
-        "Issued certificates chain to: {}",
-        layout.pki("root.pem").display()
+        "Issued certificates chain to: {} (alternate chain: {})",
+        layout.pki("root.pem").display(),
+        layout.pki("root-x2.pem").display()
     );
     println!("OCSP responder: http://{}/", ports.ocsp);
     println!("Logs: {}", layout.root.join("logs").display());
@@ -349,6 +350,15 @@ fn prepare(layout: &Layout, args: &DevArgs) -> anyhow::Result<()> {
     if !layout.issuer_keys("intermediate.key").exists() {
         println!("basalt dev: creating the dev root and intermediate");
         basalt_ca::pki::generate_hierarchy(&layout.root.join("ca-keys"), &clock)?;
+    }
+    if !layout.pki("intermediate-x2.pem").exists() {
+        // A second root and the same intermediate cross-signed by it, so the WFE
+        // has an alternate chain to offer (RFC 8555 §7.4.2), as Let's Encrypt does.
+        basalt_ca::pki::generate_cross_signed_chain(
+            &layout.root.join("ca-keys"),
+            &layout.root.join("pki"),
+            &clock,
+        )?;
     }
     // The certificates are public; only the CA's config names the key files.
     for cert in ["root.pem", "intermediate.pem"] {

@@ -311,3 +311,229 @@ fn ca_from_config_loads_the_dev_hierarchy() {
         (crate::CLASSIC_PROFILE, &Profile::default())
     );
 }
+
+/// A leaf for `www.example.org` issued by the CA through the intermediate in
+/// `keys_dir`, DER.
+async fn issue_leaf(keys_dir: &Path) -> Vec<u8> {
+    let issuer = Issuer::load(
+        &keys_dir.join("intermediate.pem"),
+        &keys_dir.join("intermediate.key"),
+    )
+    .unwrap();
+    let ca = Ca::new(
+        issuer,
+        Profiles::default(),
+        Arc::new(FakeStorage::default()),
+        Arc::new(clock()),
+    );
+    let subject_key = KeyPair::generate().unwrap();
+    let csr = CertificateParams::default()
+        .serialize_request(&subject_key)
+        .unwrap();
+    ca.issue_certificate(IssueRequest {
+        csr_der: csr.der().to_vec(),
+        account_id: AccountId(1),
+        order_id: OrderId(2),
+        identifiers: vec![Identifier::dns("www.example.org")],
+        profile: String::new(),
+        not_before: None,
+        not_after: None,
+    })
+    .await
+    .unwrap()
+    .der
+}
+
+/// Checks each link of `path` (leaf first, self-signed root last): the issuer name
+/// is the next certificate's subject, byte for byte, and the signature verifies
+/// with its key.
+fn assert_chains(path: &[&X509Certificate<'_>]) {
+    for pair in path.windows(2) {
+        let (child, parent) = (pair[0], pair[1]);
+        assert_eq!(
+            child.issuer().as_raw(),
+            parent.subject().as_raw(),
+            "{} is not issued by {}",
+            child.subject(),
+            parent.subject()
+        );
+        child
+            .verify_signature(Some(parent.public_key()))
+            .unwrap_or_else(|err| panic!("{}: {err}", child.subject()));
+        assert_eq!(key_id(child, true), key_id(parent, false));
+    }
+    let root = path.last().unwrap();
+    assert_eq!(root.issuer().as_raw(), root.subject().as_raw());
+    root.verify_signature(None).unwrap();
+}
+
+fn write_pem(path: &Path, der: &[u8]) {
+    use der::Decode;
+    use der::EncodePem;
+    let cert = x509_cert::Certificate::from_der(der).unwrap();
+    fs::write(path, cert.to_pem(der::pem::LineEnding::LF).unwrap()).unwrap();
+}
+
+/// `openssl verify` at the fixed time, or `None` when openssl is not installed.
+fn openssl_verify(root: &Path, untrusted: &Path, leaf: &Path) -> Option<(bool, String)> {
+    let output = match std::process::Command::new("openssl")
+        .arg("verify")
+        .arg("-attime")
+        .arg(fixed_now().unix_timestamp().to_string())
+        .arg("-CAfile")
+        .arg(root)
+        .arg("-untrusted")
+        .arg(untrusted)
+        .arg(leaf)
+        .output()
+    {
+        Ok(output) => output,
+        Err(err) if err.kind() == std::io::ErrorKind::NotFound => return None,
+        Err(err) => panic!("cannot run openssl: {err}"),
+    };
+    let text = format!(
+        "{}{}",
+        String::from_utf8_lossy(&output.stdout),
+        String::from_utf8_lossy(&output.stderr)
+    );
+    Some((output.status.success(), text))
+}
+
+#[tokio::test]
+async fn cross_signed_intermediate_gives_a_second_chain() {
+    let dir = TempDir::new();
+    let keys = dir.path().join("ca-keys");
+    let out = dir.path().join("public");
+    let hierarchy = generate_hierarchy(&keys, &clock()).unwrap();
+    let cross = generate_cross_signed_chain(&keys, &out, &clock()).unwrap();
+    assert_eq!(cross.root.cert, out.join("root-x2.pem"));
+    assert_eq!(cross.root.key, keys.join("root-x2.key"));
+    assert_eq!(cross.intermediate, out.join("intermediate-x2.pem"));
+    assert_owner_only(&cross.root.key);
+
+    let root_der = load(&hierarchy.root.cert);
+    let intermediate_der = load(&hierarchy.intermediate.cert);
+    let root_x2_der = load(&cross.root.cert);
+    let intermediate_x2_der = load(&cross.intermediate);
+    let root = parse(&root_der);
+    let intermediate = parse(&intermediate_der);
+    let root_x2 = parse(&root_x2_der);
+    let intermediate_x2 = parse(&intermediate_x2_der);
+    let days = |cert: &X509Certificate<'_>| {
+        (cert.validity().not_after.timestamp() - fixed_now().unix_timestamp()) / 86_400
+    };
+
+    // Root X2: a distinct self-signed root, CA with pathlen 1, 10 years, whose key
+    // is the one written.
+    assert_eq!(common_name(&root_x2), ROOT_X2_CN);
+    assert_ne!(root_x2.subject().as_raw(), root.subject().as_raw());
+    assert_ne!(root_x2.public_key().raw, root.public_key().raw);
+    let bc = root_x2.basic_constraints().unwrap().unwrap().value;
+    assert!(bc.ca && bc.path_len_constraint == Some(1));
+    assert_eq!(days(&root_x2), 3650);
+    let root_x2_key = KeyPair::from_pem(&fs::read_to_string(&cross.root.key).unwrap()).unwrap();
+    assert_eq!(
+        root_x2.public_key().subject_public_key.data.as_ref(),
+        root_x2_key.public_key_raw()
+    );
+
+    // The cross-signed intermediate: same name, key and SKI, another issuer.
+    assert_eq!(
+        intermediate_x2.subject().as_raw(),
+        intermediate.subject().as_raw()
+    );
+    assert_eq!(
+        intermediate_x2.public_key().raw,
+        intermediate.public_key().raw
+    );
+    assert_eq!(
+        key_id(&intermediate_x2, false),
+        key_id(&intermediate, false)
+    );
+    assert_ne!(intermediate_x2.raw_serial(), intermediate.raw_serial());
+    assert_eq!(intermediate_x2.raw_serial().len(), 20);
+    let bc = intermediate_x2.basic_constraints().unwrap().unwrap().value;
+    assert!(bc.ca && bc.path_len_constraint == Some(0));
+    assert_eq!(
+        intermediate_x2.key_usage().unwrap().unwrap().value.flags,
+        intermediate.key_usage().unwrap().unwrap().value.flags
+    );
+    assert_eq!(days(&intermediate_x2), 1825);
+    assert!(
+        intermediate_x2
+            .verify_signature(Some(root.public_key()))
+            .is_err()
+    );
+
+    // A leaf of the CA verifies through both chains.
+    let leaf_der = issue_leaf(&keys).await;
+    let leaf = parse(&leaf_der);
+    assert_chains(&[&leaf, &intermediate, &root]);
+    assert_chains(&[&leaf, &intermediate_x2, &root_x2]);
+
+    let leaf_pem = dir.path().join("leaf.pem");
+    write_pem(&leaf_pem, &leaf_der);
+    match openssl_verify(&cross.root.cert, &cross.intermediate, &leaf_pem) {
+        None => println!("note: openssl is not on PATH, skipping the openssl verify check"),
+        Some((ok, text)) => {
+            assert!(ok && text.contains(": OK"), "{text}");
+            let (ok, text) = openssl_verify(
+                &hierarchy.root.cert,
+                &hierarchy.intermediate.cert,
+                &leaf_pem,
+            )
+            .unwrap();
+            assert!(ok && text.contains(": OK"), "{text}");
+            // Root X2 does not vouch for the original intermediate, nor root.pem
+            // for the cross-signed one.
+            let (ok, text) =
+                openssl_verify(&cross.root.cert, &hierarchy.intermediate.cert, &leaf_pem).unwrap();
+            assert!(!ok, "{text}");
+            let (ok, text) =
+                openssl_verify(&hierarchy.root.cert, &cross.intermediate, &leaf_pem).unwrap();
+            assert!(!ok, "{text}");
+        }
+    }
+
+    // Run again, it makes a new Root X2 and still chains.
+    let again = generate_cross_signed_chain(&keys, &out, &clock()).unwrap();
+    assert_eq!(again, cross);
+    let root_x2_again = load(&again.root.cert);
+    assert_ne!(root_x2_again, root_x2_der);
+    let intermediate_x2_again = load(&again.intermediate);
+    assert_chains(&[
+        &leaf,
+        &parse(&intermediate_x2_again),
+        &parse(&root_x2_again),
+    ]);
+}
+
+#[test]
+fn cross_signing_refuses_an_inconsistent_hierarchy() {
+    let dir = TempDir::new();
+    let keys = dir.path().join("ca-keys");
+    let out = dir.path().join("public");
+    let hierarchy = generate_hierarchy(&keys, &clock()).unwrap();
+
+    // No hierarchy at all.
+    let err = generate_cross_signed_chain(&dir.path().join("missing"), &out, &clock()).unwrap_err();
+    assert_eq!(err.kind, basalt_core::ErrorKind::Internal);
+
+    // intermediate.key does not belong to intermediate.pem.
+    let good_key = fs::read(&hierarchy.intermediate.key).unwrap();
+    fs::copy(&hierarchy.root.key, &hierarchy.intermediate.key).unwrap();
+    let err = generate_cross_signed_chain(&keys, &out, &clock()).unwrap_err();
+    assert!(err.detail.contains("intermediate.pem"), "{err}");
+    fs::write(&hierarchy.intermediate.key, good_key).unwrap();
+
+    // root.pem is not the intermediate's issuer.
+    let other = dir.path().join("other");
+    let other_hierarchy = generate_hierarchy(&other, &clock()).unwrap();
+    fs::copy(&other_hierarchy.root.cert, &hierarchy.root.cert).unwrap();
+    let err = generate_cross_signed_chain(&keys, &out, &clock()).unwrap_err();
+    assert!(err.detail.contains("is not signed by"), "{err}");
+
+    // Nothing was written by the failed runs.
+    assert!(!out.exists());
+    assert!(!keys.join("root-x2.key").exists());
+}
