@@ -7,6 +7,7 @@
 
 mod acme_api;
 mod allowlist;
+mod alternate_chains;
 mod certbot;
 mod certs;
 mod conformance;

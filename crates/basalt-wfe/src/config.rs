@@ -35,6 +35,12 @@ pub struct WfeConfig {
     /// External account binding (RFC 8555 §7.3.4).
     #[serde(default)]
     pub eab: EabConfig,
+    /// Alternate issuer chains (RFC 8555 §7.4.2): PEM files, each an intermediate
+    /// (e.g. cross-signed by another root) optionally followed by the certificates
+    /// above it, nearest first. A certificate is offered every chain whose first
+    /// certificate has its issuer's name and key identifier. Read at start-up.
+    #[serde(default)]
+    pub alternate_chains: Vec<PathBuf>,
 }
 
 /// The public HTTPS listener's certificate.
@@ -62,6 +68,10 @@ pub struct DirectoryConfig {
     /// which names it accepts; keep both lists in step.
     #[serde(default)]
     pub profiles: BTreeMap<String, String>,
+    /// The domain names CAA records name to authorize this CA (RFC 8659),
+    /// advertised as `meta.caaIdentities` when not empty.
+    #[serde(default)]
+    pub caa_identities: Vec<String>,
 }
 
 /// External account binding (RFC 8555 §7.3.4).
@@ -84,6 +94,7 @@ mod tests {
     const EXAMPLE: &str = r#"
         listen = "0.0.0.0:14000"
         base_url = "https://127.0.0.1:14000"
+        alternate_chains = ["/etc/basalt/intermediate-x2.pem"]
 
         [https]
         cert = "/etc/basalt/wfe-https.pem"
@@ -109,6 +120,7 @@ mod tests {
 
         [directory]
         terms_of_service = "https://example.com/tos"
+        caa_identities = ["acme.example.net"]
 
         [directory.profiles]
         classic = "the 90-day profile"
@@ -143,6 +155,11 @@ mod tests {
             "6-day certificates"
         );
         assert!(config.eab.required);
+        assert_eq!(config.directory.caa_identities, ["acme.example.net"]);
+        assert_eq!(
+            config.alternate_chains,
+            [PathBuf::from("/etc/basalt/intermediate-x2.pem")]
+        );
     }
 
     #[test]
@@ -166,6 +183,13 @@ mod tests {
         let text = format!("{}{}", &EXAMPLE[..start], &EXAMPLE[end..]);
         let config: WfeConfig = basalt_config::parse(&text).unwrap();
         assert_eq!(config.directory, DirectoryConfig::default());
+        assert!(config.directory.caa_identities.is_empty());
+        let text = text.replace(
+            "alternate_chains = [\"/etc/basalt/intermediate-x2.pem\"]",
+            "",
+        );
+        let config: WfeConfig = basalt_config::parse(&text).unwrap();
+        assert!(config.alternate_chains.is_empty());
     }
 
     #[test]

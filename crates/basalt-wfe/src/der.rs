@@ -1,6 +1,6 @@
-//! Just enough DER (X.690) to read a certificate's serial number and authority key
-//! identifier (RFC 5280 §4.1, §4.2.1.1) and to write a public key as a SubjectPublicKeyInfo (RFC 5280 §4.1.2.7, RFC 5480,
-//! RFC 8017 §A.1.1, RFC 8410 §4).
+//! Just enough DER (X.690) to read a certificate's serial number, names and key
+//! identifiers (RFC 5280 §4.1, §4.2.1.1, §4.2.1.2) and to write a public key as a
+//! SubjectPublicKeyInfo (RFC 5280 §4.1.2.7, RFC 5480, RFC 8017 §A.1.1, RFC 8410 §4).
 
 use basalt_core::Error;
 use basalt_core::Serial;
@@ -40,6 +40,8 @@ const BOOLEAN: u8 = 0x01;
 const OCTET_STRING: u8 = 0x04;
 /// id-ce-authorityKeyIdentifier, 2.5.29.35 (RFC 5280 §4.2.1.1).
 const OID_AUTHORITY_KEY_IDENTIFIER: &[u8] = &[0x55, 0x1d, 0x23];
+/// id-ce-subjectKeyIdentifier, 2.5.29.14 (RFC 5280 §4.2.1.2).
+const OID_SUBJECT_KEY_IDENTIFIER: &[u8] = &[0x55, 0x1d, 0x0e];
 
 fn invalid() -> Error {
     Error::malformed("certificate is not valid DER")
@@ -111,9 +113,9 @@ pub(crate) fn certificate_serial(der: &[u8]) -> Result<Serial, Error> {
     Serial::from_bytes(serial)
 }
 
-/// The `keyIdentifier` of a DER certificate's authority key identifier extension
-/// (RFC 5280 §4.2.1.1), if it has one.
-pub(crate) fn authority_key_identifier(der: &[u8]) -> Result<Option<Vec<u8>>, Error> {
+/// The contents of a DER certificate's extensions list (`SEQUENCE OF Extension`),
+/// if it has one.
+fn extensions(der: &[u8]) -> Result<Option<&[u8]>, Error> {
     let (_, mut fields) = tbs_from_serial(der)?;
     // signature, issuer, validity, subject, subjectPublicKeyInfo, then the optional
     // [1] issuerUniqueID, [2] subjectUniqueID and [3] extensions.
@@ -128,42 +130,91 @@ pub(crate) fn authority_key_identifier(der: &[u8]) -> Result<Option<Vec<u8>>, Er
     let Some(extensions) = extensions else {
         return Ok(None);
     };
-    let (tag, mut list, rest) = tlv(extensions)?;
+    let (tag, list, rest) = tlv(extensions)?;
     if tag != SEQUENCE || !rest.is_empty() {
         return Err(invalid());
     }
+    Ok(Some(list))
+}
+
+/// The contents of the `extnValue` OCTET STRING of the extension `oid` of a DER
+/// certificate, if it has one.
+fn extension_value<'a>(der: &'a [u8], oid: &[u8]) -> Result<Option<&'a [u8]>, Error> {
+    let Some(mut list) = extensions(der)? else {
+        return Ok(None);
+    };
     while !list.is_empty() {
         let (tag, extension, rest) = tlv(list)?;
         list = rest;
         if tag != SEQUENCE {
             return Err(invalid());
         }
-        let (tag, oid, mut rest) = tlv(extension)?;
+        let (tag, id, rest) = tlv(extension)?;
         if tag != OBJECT_IDENTIFIER {
             return Err(invalid());
         }
-        if oid != OID_AUTHORITY_KEY_IDENTIFIER {
+        if id != oid {
             continue;
         }
         let (mut tag, mut value, mut after) = tlv(rest)?;
         if tag == BOOLEAN {
-            rest = after;
-            (tag, value, after) = tlv(rest)?;
+            (tag, value, after) = tlv(after)?;
         }
         if tag != OCTET_STRING || !after.is_empty() {
             return Err(invalid());
         }
-        let (tag, aki, after) = tlv(value)?;
-        if tag != SEQUENCE || !after.is_empty() {
-            return Err(invalid());
-        }
-        if aki.is_empty() {
-            return Ok(None);
-        }
-        let (tag, key_id, _) = tlv(aki)?;
-        return Ok((tag == KEY_IDENTIFIER_TAG).then(|| key_id.to_vec()));
+        return Ok(Some(value));
     }
     Ok(None)
+}
+
+/// The `keyIdentifier` of a DER certificate's authority key identifier extension
+/// (RFC 5280 §4.2.1.1), if it has one.
+pub(crate) fn authority_key_identifier(der: &[u8]) -> Result<Option<Vec<u8>>, Error> {
+    let Some(value) = extension_value(der, OID_AUTHORITY_KEY_IDENTIFIER)? else {
+        return Ok(None);
+    };
+    let (tag, aki, after) = tlv(value)?;
+    if tag != SEQUENCE || !after.is_empty() {
+        return Err(invalid());
+    }
+    if aki.is_empty() {
+        return Ok(None);
+    }
+    let (tag, key_id, _) = tlv(aki)?;
+    Ok((tag == KEY_IDENTIFIER_TAG).then(|| key_id.to_vec()))
+}
+
+/// The key identifier of a DER certificate's subject key identifier extension
+/// (RFC 5280 §4.2.1.2), if it has one.
+pub(crate) fn subject_key_identifier(der: &[u8]) -> Result<Option<Vec<u8>>, Error> {
+    let Some(value) = extension_value(der, OID_SUBJECT_KEY_IDENTIFIER)? else {
+        return Ok(None);
+    };
+    let (tag, key_id, after) = tlv(value)?;
+    if tag != OCTET_STRING || !after.is_empty() {
+        return Err(invalid());
+    }
+    Ok(Some(key_id.to_vec()))
+}
+
+/// The issuer and subject names of a DER certificate (RFC 5280 §4.1.2.4,
+/// §4.1.2.6), as the contents of their `Name` SEQUENCEs: equal names from one CA
+/// are equal bytes.
+pub(crate) fn issuer_and_subject(der: &[u8]) -> Result<(&[u8], &[u8]), Error> {
+    fn next(fields: &[u8]) -> Result<(&[u8], &[u8]), Error> {
+        let (tag, contents, rest) = tlv(fields)?;
+        if tag != SEQUENCE {
+            return Err(invalid());
+        }
+        Ok((contents, rest))
+    }
+    let (_, fields) = tbs_from_serial(der)?;
+    let (_signature, fields) = next(fields)?;
+    let (issuer, fields) = next(fields)?;
+    let (_validity, fields) = next(fields)?;
+    let (subject, _) = next(fields)?;
+    Ok((issuer, subject))
 }
 
 /// Appends one tag-length-value with a minimal (DER) length.
@@ -382,6 +433,48 @@ mod tests {
         // A v1 shape without extensions has none.
         let v1 = [0x30, 0x07, 0x30, 0x05, 0x02, 0x03, 0x01, 0x02, 0x03];
         assert_eq!(authority_key_identifier(&v1).unwrap(), None);
+    }
+
+    #[test]
+    fn reads_names_and_the_subject_key_identifier() {
+        let ski = vec![0x5c; 20];
+        let mut ca = rcgen::CertificateParams::new(Vec::<String>::new()).unwrap();
+        ca.distinguished_name
+            .push(rcgen::DnType::CommonName, "Issuer CA");
+        ca.is_ca = rcgen::IsCa::Ca(rcgen::BasicConstraints::Unconstrained);
+        ca.key_identifier_method = rcgen::KeyIdMethod::PreSpecified(ski.clone());
+        let ca_key = KeyPair::generate().unwrap();
+        let ca_der = ca.self_signed(&ca_key).unwrap().der().to_vec();
+        assert_eq!(subject_key_identifier(&ca_der).unwrap(), Some(ski.clone()));
+        let (issuer, subject) = issuer_and_subject(&ca_der).unwrap();
+        assert_eq!(issuer, subject);
+        // The Name holds the common name's bytes.
+        assert!(subject.windows(9).any(|w| w == b"Issuer CA"));
+
+        let issuer_ca = rcgen::Issuer::new(ca, ca_key);
+        let mut params = rcgen::CertificateParams::new(vec!["a.example".to_owned()]).unwrap();
+        params
+            .distinguished_name
+            .push(rcgen::DnType::CommonName, "leaf");
+        params.use_authority_key_identifier_extension = true;
+        let leaf = params
+            .signed_by(&KeyPair::generate().unwrap(), &issuer_ca)
+            .unwrap()
+            .der()
+            .to_vec();
+        let (leaf_issuer, leaf_subject) = issuer_and_subject(&leaf).unwrap();
+        assert_eq!(leaf_issuer, subject);
+        assert_ne!(leaf_subject, subject);
+        assert_eq!(authority_key_identifier(&leaf).unwrap(), Some(ski));
+        // rcgen gives end-entity certificates no subject key identifier.
+        assert_eq!(subject_key_identifier(&leaf).unwrap(), None);
+        for len in 0..leaf.len() {
+            assert!(issuer_and_subject(&leaf[..len]).is_err(), "{len}");
+            assert!(subject_key_identifier(&leaf[..len]).is_err(), "{len}");
+        }
+        // A v1 shape with nothing after the serial has no names.
+        let v1 = [0x30, 0x07, 0x30, 0x05, 0x02, 0x03, 0x01, 0x02, 0x03];
+        assert!(issuer_and_subject(&v1).is_err());
     }
 
     #[test]

@@ -58,6 +58,7 @@ use crate::Wfe;
 use crate::ari::CertId;
 use crate::ari::RENEWAL_INFO_RETRY_AFTER_SECONDS;
 use crate::ari::suggested_window;
+use crate::chains::alternates_for;
 use crate::der::certificate_serial;
 use crate::jws::Jwk;
 use crate::jws::Jws;
@@ -107,6 +108,7 @@ pub fn router(wfe: Arc<Wfe>) -> Router {
         .route("/acme/authz/{id}", post(authz))
         .route("/acme/chall/{authz_id}/{kind}", post(challenge))
         .route("/acme/cert/{serial}", post(certificate))
+        .route("/acme/cert/{serial}/{n}", post(certificate_alternate))
         .route("/acme/revoke-cert", post(revoke_cert))
         .route(
             "/acme/renewal-info/{cert_id}",
@@ -185,6 +187,9 @@ impl Wfe {
         }
         if !settings.profiles.is_empty() {
             meta.insert("profiles".into(), json!(settings.profiles));
+        }
+        if !settings.caa_identities.is_empty() {
+            meta.insert("caaIdentities".into(), json!(settings.caa_identities));
         }
         if settings.eab_required {
             meta.insert("externalAccountRequired".into(), true.into());
@@ -1040,26 +1045,79 @@ fn pem(der: &[u8]) -> String {
     pem
 }
 
+/// RFC 8555 §7.4.2: the certificate with the chain stored with it, linking to
+/// each alternate chain.
 async fn certificate(
     State(wfe): State<Arc<Wfe>>,
     Path(serial): Path<String>,
     jws: Jws,
 ) -> Result<Response> {
-    let account = jws.account()?;
-    jws.require_post_as_get()?;
-    let serial: Serial = path_id(&serial, "certificate")?;
-    let record = wfe.sa.certificate(&serial).await?;
-    check_owner(record.account_id, account, "certificate")?;
-    let mut chain = pem(&record.der);
-    for issuer in &record.chain {
-        chain.push_str(&pem(issuer));
+    wfe.certificate_response(&jws, &serial, None).await
+}
+
+/// The certificate with alternate chain `n` (from 1), linking to the default and
+/// the other alternates.
+async fn certificate_alternate(
+    State(wfe): State<Arc<Wfe>>,
+    Path((serial, n)): Path<(String, String)>,
+    jws: Jws,
+) -> Result<Response> {
+    // Only plain decimal numbers from 1 name a chain ("+1" or "01" do not).
+    let index = n
+        .parse::<usize>()
+        .ok()
+        .filter(|index| *index >= 1 && !n.starts_with(['+', '0']))
+        .ok_or_else(|| Error::not_found(format!("alternate chain {n:?} not found")))?;
+    wfe.certificate_response(&jws, &serial, Some(index)).await
+}
+
+impl Wfe {
+    /// The certificate `serial` (if `account` owns it) with its default chain, or
+    /// with alternate chain `alternate` (from 1), and `rel="alternate"` links to
+    /// the others.
+    async fn certificate_response(
+        &self,
+        jws: &Jws,
+        serial: &str,
+        alternate: Option<usize>,
+    ) -> Result<Response> {
+        let account = jws.account()?;
+        jws.require_post_as_get()?;
+        let serial: Serial = path_id(serial, "certificate")?;
+        let record = self.sa.certificate(&serial).await?;
+        check_owner(record.account_id, account, "certificate")?;
+        let alternates =
+            alternates_for(&self.settings.alternate_chains, &record.der, &record.chain);
+        let chain = match alternate {
+            None => record.chain.as_slice(),
+            Some(index) => alternates
+                .get(index - 1)
+                .ok_or_else(|| {
+                    Error::not_found(format!(
+                        "certificate {serial} has no alternate chain {index}"
+                    ))
+                })?
+                .certificates(),
+        };
+        let mut body = pem(&record.der);
+        for issuer in chain {
+            body.push_str(&pem(issuer));
+        }
+        let mut response = (
+            StatusCode::OK,
+            [(header::CONTENT_TYPE, PEM_CHAIN_CONTENT_TYPE)],
+            body,
+        )
+            .into_response();
+        let url = self.certificate_url(&serial);
+        if alternate.is_some() {
+            add_link(&mut response, &url, "alternate")?;
+        }
+        for index in (1..=alternates.len()).filter(|index| Some(*index) != alternate) {
+            add_link(&mut response, &format!("{url}/{index}"), "alternate")?;
+        }
+        Ok(response)
     }
-    Ok((
-        StatusCode::OK,
-        [(header::CONTENT_TYPE, PEM_CHAIN_CONTENT_TYPE)],
-        chain,
-    )
-        .into_response())
 }
 
 #[derive(Deserialize)]

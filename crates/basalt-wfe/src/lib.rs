@@ -11,7 +11,7 @@
 //!                   ├─ GET|POST /acme/renewal-info/{certID}   (ARI, RFC 9773)
 //!                   └─ POST /acme/{new-account, acct/{id}[/orders], key-change, new-order,
 //!                                 order/{id}[/finalize], authz/{id}, chall/{authz_id}/{type},
-//!                                 cert/{serial}, revoke-cert}
+//!                                 cert/{serial}[/{n}], revoke-cert}
 //! ```
 //!
 //! Beyond RFC 8555: certificate profiles (draft-ietf-acme-profiles, `meta.profiles`
@@ -19,11 +19,16 @@
 //! and the order's `replaces`) and external account binding (RFC 8555 §7.3.4,
 //! HS256/HS384/HS512 MACs).
 //!
+//! Alternate chains (RFC 8555 §7.4.2): `/acme/cert/{serial}` serves the chain stored
+//! with the certificate and links (`rel="alternate"`) to `/acme/cert/{serial}/{n}`
+//! for each configured [`IssuerChain`] certifying the same issuer (name and key).
+//!
 //! Every POST body is capped at 64 KiB (a larger one gets a 413 malformed problem).
 //! Account keys may be RSA (2048–4096 bits), P-256, P-384 or Ed25519.
 #![warn(missing_docs)]
 
 mod ari;
+mod chains;
 mod config;
 mod der;
 mod eab;
@@ -37,11 +42,13 @@ use std::fmt;
 use std::sync::Arc;
 
 use basalt_core::Clock;
+use basalt_core::Error;
 use basalt_core::Nonces;
 use basalt_core::RegistrationAuthority;
 use basalt_core::StorageReadOnly;
 use basalt_core::SystemClock;
 
+pub use crate::chains::IssuerChain;
 pub use crate::config::DirectoryConfig;
 pub use crate::config::EabConfig;
 pub use crate::config::HttpsConfig;
@@ -67,18 +74,32 @@ pub struct WfeSettings {
     pub profiles: BTreeMap<String, String>,
     /// Whether new accounts need an external account binding (RFC 8555 §7.3.4).
     pub eab_required: bool,
+    /// The CAA identities for the directory's `meta.caaIdentities`; empty
+    /// advertises none.
+    pub caa_identities: Vec<String>,
+    /// Alternate issuer chains (RFC 8555 §7.4.2), offered for every certificate
+    /// whose issuer they certify.
+    pub alternate_chains: Vec<IssuerChain>,
 }
 
 impl WfeSettings {
-    /// The settings a [`WfeConfig`] describes.
-    pub fn from_config(config: &WfeConfig) -> Self {
-        Self {
+    /// The settings a [`WfeConfig`] describes, reading its alternate chains; a file
+    /// that cannot be read or is no usable chain is an error naming it.
+    pub fn from_config(config: &WfeConfig) -> Result<Self, Error> {
+        let alternate_chains = config
+            .alternate_chains
+            .iter()
+            .map(|path| IssuerChain::load(path))
+            .collect::<Result<Vec<_>, _>>()?;
+        Ok(Self {
             base_url: config.base_url.clone(),
             terms_of_service: config.directory.terms_of_service.clone(),
             website: config.directory.website.clone(),
             profiles: config.directory.profiles.clone(),
             eab_required: config.eab.required,
-        }
+            caa_identities: config.directory.caa_identities.clone(),
+            alternate_chains,
+        })
     }
 }
 

@@ -27,6 +27,10 @@ const INTERNAL_DETAIL: &str = "the server experienced an internal error";
 /// The detail shown when a peer service is unreachable.
 const UNAVAILABLE_DETAIL: &str = "the service is temporarily unavailable";
 
+/// How long a client is asked to wait after a 503 (a peer service unreachable)
+/// when the error does not say.
+const UNAVAILABLE_RETRY_AFTER: Duration = Duration::from_secs(5);
+
 /// An RFC 8555 problem document (RFC 7807 with ACME's `subproblems`).
 #[derive(Clone, Debug, PartialEq, Eq, Serialize)]
 pub(crate) struct Problem {
@@ -132,7 +136,9 @@ pub(crate) fn problem(err: &Error) -> Problem {
         status: status.as_u16(),
         subproblems: err.subproblems.iter().map(subproblem).collect(),
         algorithms,
-        retry_after: err.retry_after,
+        retry_after: err
+            .retry_after
+            .or_else(|| (err.kind == ErrorKind::Unavailable).then_some(UNAVAILABLE_RETRY_AFTER)),
     }
 }
 
@@ -286,6 +292,25 @@ mod tests {
             response.headers()[header::CONTENT_TYPE],
             PROBLEM_CONTENT_TYPE
         );
+    }
+
+    #[test]
+    fn unavailable_sends_retry_after() {
+        let response = ApiError(Error::unavailable("sa unreachable")).into_response();
+        assert_eq!(response.status(), StatusCode::SERVICE_UNAVAILABLE);
+        assert_eq!(response.headers()[header::RETRY_AFTER], "5");
+        // An error that says how long to wait keeps its own delay.
+        let mut err = Error::unavailable("draining");
+        err.retry_after = Some(Duration::from_secs(30));
+        assert_eq!(
+            ApiError(err).into_response().headers()[header::RETRY_AFTER],
+            "30"
+        );
+        // Other failures, even internal ones, do not invite a retry.
+        for err in [Error::internal("bug"), Error::malformed("bad")] {
+            let response = ApiError(err).into_response();
+            assert!(response.headers().get(header::RETRY_AFTER).is_none());
+        }
     }
 
     #[test]

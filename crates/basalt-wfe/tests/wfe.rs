@@ -2201,3 +2201,374 @@ async fn wfes_sharing_a_nonce_store_redeem_each_others_nonces() {
         .await
         .assert_problem("badNonce", 400);
 }
+
+// === Alternate chains (RFC 8555 §7.4.2) ===
+
+/// A CA certificate made with rcgen: its parameters, key and DER.
+struct TestCa {
+    params: rcgen::CertificateParams,
+    key: rcgen::KeyPair,
+    der: Vec<u8>,
+}
+
+fn ca_params(cn: &str) -> rcgen::CertificateParams {
+    let mut params = rcgen::CertificateParams::new(Vec::<String>::new()).unwrap();
+    params
+        .distinguished_name
+        .push(rcgen::DnType::CommonName, cn);
+    params.is_ca = rcgen::IsCa::Ca(rcgen::BasicConstraints::Unconstrained);
+    params
+}
+
+impl TestCa {
+    fn root(cn: &str) -> Self {
+        let params = ca_params(cn);
+        let key = rcgen::KeyPair::generate().unwrap();
+        let der = params.self_signed(&key).unwrap().der().to_vec();
+        Self { params, key, der }
+    }
+
+    /// A CA named `cn` with `key`, signed by `self`.
+    fn sign_ca(&self, cn: &str, key: rcgen::KeyPair) -> Self {
+        let mut params = ca_params(cn);
+        params.use_authority_key_identifier_extension = true;
+        let issuer = rcgen::Issuer::from_params(&self.params, &self.key);
+        let der = params.signed_by(&key, &issuer).unwrap().der().to_vec();
+        Self { params, key, der }
+    }
+
+    /// A leaf for `a.example` with this serial, signed by `self`.
+    fn sign_leaf(&self, serial: &[u8]) -> Vec<u8> {
+        let mut params = rcgen::CertificateParams::new(vec!["a.example".to_owned()]).unwrap();
+        params.serial_number = Some(rcgen::SerialNumber::from_slice(serial));
+        params.use_authority_key_identifier_extension = true;
+        let issuer = rcgen::Issuer::from_params(&self.params, &self.key);
+        params
+            .signed_by(&rcgen::KeyPair::generate().unwrap(), &issuer)
+            .unwrap()
+            .der()
+            .to_vec()
+    }
+}
+
+fn key_copy(key: &rcgen::KeyPair) -> rcgen::KeyPair {
+    rcgen::KeyPair::from_pem(&key.serialize_pem()).unwrap()
+}
+
+fn pem_of(der: &[u8]) -> String {
+    use base64::engine::general_purpose::STANDARD;
+    let body = STANDARD.encode(der);
+    let lines: Vec<&str> = body
+        .as_bytes()
+        .chunks(64)
+        .map(|c| std::str::from_utf8(c).unwrap())
+        .collect();
+    format!(
+        "-----BEGIN CERTIFICATE-----\n{}\n-----END CERTIFICATE-----\n",
+        lines.join("\n")
+    )
+}
+
+/// The DER certificates of a PEM chain.
+fn ders_of(pem: &[u8]) -> Vec<Vec<u8>> {
+    use rustls::pki_types::CertificateDer;
+    use rustls::pki_types::pem::PemObject;
+    CertificateDer::pem_slice_iter(pem)
+        .map(|cert| cert.unwrap().as_ref().to_vec())
+        .collect()
+}
+
+fn links(reply: &support::Reply) -> Vec<String> {
+    let mut links: Vec<String> = reply
+        .headers
+        .get_all("link")
+        .iter()
+        .map(|v| v.to_str().unwrap().to_owned())
+        .filter(|link| link.ends_with("rel=\"alternate\""))
+        .collect();
+    links.sort();
+    links
+}
+
+/// The Let's Encrypt shape: intermediate "Test Int" under "Root A", the same name
+/// and key cross-signed by "Root X2", and decoys that must never be offered.
+struct Hierarchy {
+    root_x2: TestCa,
+    intermediate: TestCa,
+    cross: TestCa,
+    /// Same name, another key.
+    same_name: TestCa,
+    /// Same key, another name.
+    same_key: TestCa,
+}
+
+fn hierarchy() -> Hierarchy {
+    let root_a = TestCa::root("Root A");
+    let root_x2 = TestCa::root("Root X2");
+    let intermediate = root_a.sign_ca("Test Int", rcgen::KeyPair::generate().unwrap());
+    let cross = root_x2.sign_ca("Test Int", key_copy(&intermediate.key));
+    let same_name = root_x2.sign_ca("Test Int", rcgen::KeyPair::generate().unwrap());
+    let same_key = root_x2.sign_ca("Test Int Other", key_copy(&intermediate.key));
+    Hierarchy {
+        root_x2,
+        intermediate,
+        cross,
+        same_name,
+        same_key,
+    }
+}
+
+fn chain(certs: &[&[u8]]) -> basalt_wfe::IssuerChain {
+    basalt_wfe::IssuerChain::from_der(certs.iter().map(|c| c.to_vec()).collect()).unwrap()
+}
+
+#[tokio::test]
+async fn alternate_chains_are_offered_for_the_same_issuer() {
+    let h = hierarchy();
+    // The chains as configured: decoys, the cross-sign with its root, the default
+    // chain itself (skipped), and the cross-sign alone.
+    let alternates = vec![
+        chain(&[&h.same_name.der]),
+        chain(&[&h.cross.der, &h.root_x2.der]),
+        chain(&[&h.same_key.der]),
+        chain(&[&h.intermediate.der]),
+        chain(&[&h.cross.der]),
+    ];
+    let app = TestApp::with_settings(|settings| settings.alternate_chains = alternates);
+    let mut key = TestKey::es256();
+    app.register(&mut key).await;
+    let account = AccountId(id_of(key.kid.as_ref().unwrap()));
+    let leaf = h.intermediate.sign_leaf(&[0x7a, 0x01]);
+    let serial = Serial::from_bytes(&[0x7a, 0x01]).unwrap();
+    app.fake.lock().certs.insert(
+        serial.clone(),
+        CertificateRecord {
+            serial: serial.clone(),
+            account_id: account,
+            der: leaf.clone(),
+            chain: vec![h.intermediate.der.clone()],
+            issued_at: support::now(),
+            expires_at: support::now() + time::Duration::days(90),
+            status: CertStatus::Good,
+            revoked_at: None,
+            revocation_reason: None,
+        },
+    );
+    let path = format!("/acme/cert/{serial}");
+    let url = format!("{BASE}{path}");
+    let link = |n: usize| format!("<{url}/{n}>;rel=\"alternate\"");
+
+    let default = app.post(&key, &path, "").await;
+    assert_eq!(default.status, StatusCode::OK);
+    assert_common_headers(&default);
+    assert_eq!(
+        default.header("content-type"),
+        Some("application/pem-certificate-chain")
+    );
+    assert_eq!(
+        ders_of(&default.body),
+        vec![leaf.clone(), h.intermediate.der.clone()]
+    );
+    assert_eq!(links(&default), vec![link(1), link(2)]);
+
+    let first = app.post(&key, &format!("{path}/1"), "").await;
+    assert_eq!(first.status, StatusCode::OK);
+    assert_common_headers(&first);
+    assert_eq!(
+        ders_of(&first.body),
+        vec![leaf.clone(), h.cross.der.clone(), h.root_x2.der.clone()]
+    );
+    let mut expected = vec![format!("<{url}>;rel=\"alternate\""), link(2)];
+    expected.sort();
+    assert_eq!(links(&first), expected);
+
+    let second = app.post(&key, &format!("{path}/2"), "").await;
+    assert_eq!(second.status, StatusCode::OK);
+    assert_eq!(
+        ders_of(&second.body),
+        vec![leaf.clone(), h.cross.der.clone()]
+    );
+    let mut expected = vec![format!("<{url}>;rel=\"alternate\""), link(1)];
+    expected.sort();
+    assert_eq!(links(&second), expected);
+
+    for bad in ["0", "3", "x", "-1", "01", "+1", "18446744073709551616"] {
+        app.post(&key, &format!("{path}/{bad}"), "")
+            .await
+            .assert_problem("malformed", 404);
+    }
+    // Only the owner, and only POST-as-GET.
+    let mut other = TestKey::es256();
+    app.register(&mut other).await;
+    app.post(&other, &format!("{path}/1"), "")
+        .await
+        .assert_problem("malformed", 404);
+    app.post(&key, &format!("{path}/1"), "{}")
+        .await
+        .assert_problem("malformed", 400);
+    app.post(&key, "/acme/cert/7a02/1", "")
+        .await
+        .assert_problem("malformed", 404);
+}
+
+#[tokio::test]
+async fn other_issuers_get_no_alternates() {
+    let h = hierarchy();
+    let app = TestApp::with_settings(|settings| {
+        settings.alternate_chains = vec![chain(&[&h.cross.der])];
+    });
+    let mut key = TestKey::es256();
+    app.register(&mut key).await;
+    let account = AccountId(id_of(key.kid.as_ref().unwrap()));
+    let unrelated = TestCa::root("Unrelated Int");
+    let cases = [
+        // Issued by another CA altogether.
+        (
+            &[0x10][..],
+            unrelated.sign_leaf(&[0x10]),
+            unrelated.der.clone(),
+        ),
+        // Same name as the cross-signed intermediate, another key.
+        (
+            &[0x11][..],
+            h.same_name.sign_leaf(&[0x11]),
+            h.same_name.der.clone(),
+        ),
+        // Same key, another name.
+        (
+            &[0x12][..],
+            h.same_key.sign_leaf(&[0x12]),
+            h.same_key.der.clone(),
+        ),
+        // The fake RA's minimal shapes, which the WFE cannot read: served as stored.
+        (
+            &[0x13][..],
+            support::fake_cert_der(&[0x13]),
+            vec![0x30, 0x00],
+        ),
+    ];
+    for (serial, der, issuer) in cases {
+        let serial = Serial::from_bytes(serial).unwrap();
+        app.fake.lock().certs.insert(
+            serial.clone(),
+            CertificateRecord {
+                serial: serial.clone(),
+                account_id: account,
+                der: der.clone(),
+                chain: vec![issuer.clone()],
+                issued_at: support::now(),
+                expires_at: support::now() + time::Duration::days(90),
+                status: CertStatus::Good,
+                revoked_at: None,
+                revocation_reason: None,
+            },
+        );
+        let reply = app.post(&key, &format!("/acme/cert/{serial}"), "").await;
+        assert_eq!(reply.status, StatusCode::OK, "{serial}");
+        assert!(links(&reply).is_empty(), "{serial}: {:?}", links(&reply));
+        let body = String::from_utf8(reply.body.clone()).unwrap();
+        assert_eq!(body, format!("{}{}", pem_of(&der), pem_of(&issuer)));
+        app.post(&key, &format!("/acme/cert/{serial}/1"), "")
+            .await
+            .assert_problem("malformed", 404);
+    }
+}
+
+#[test]
+fn issuer_chains_load_from_pem_files() {
+    let h = hierarchy();
+    let dir = std::env::temp_dir().join(format!("basalt-wfe-chains-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let write = |name: &str, text: &str| {
+        let path = dir.join(name);
+        std::fs::write(&path, text).unwrap();
+        path
+    };
+    let good = write(
+        "good.pem",
+        &format!("{}{}", pem_of(&h.cross.der), pem_of(&h.root_x2.der)),
+    );
+    let loaded = basalt_wfe::IssuerChain::load(&good).unwrap();
+    assert_eq!(
+        loaded.certificates(),
+        [h.cross.der.clone(), h.root_x2.der.clone()]
+    );
+    let missing = dir.join("missing.pem");
+    let empty = write("empty.pem", "no certificates here\n");
+    let garbage = write("garbage.pem", &pem_of(&[0x30, 0x03, 0x02, 0x01, 0x01]));
+    // Out of order: the root first.
+    let reversed = write(
+        "reversed.pem",
+        &format!("{}{}", pem_of(&h.root_x2.der), pem_of(&h.cross.der)),
+    );
+    // A leaf (rcgen writes no subject key identifier for it).
+    let leaf = write("leaf.pem", &pem_of(&h.intermediate.sign_leaf(&[1])));
+    for path in [&missing, &empty, &garbage, &reversed, &leaf] {
+        let err = basalt_wfe::IssuerChain::load(path).unwrap_err();
+        assert!(
+            err.detail.contains(&path.display().to_string()),
+            "{}",
+            err.detail
+        );
+    }
+
+    // The whole config: every file is read at start-up, and a bad one fails it.
+    let text = |chains: &[&std::path::Path]| {
+        let list: Vec<String> = chains
+            .iter()
+            .map(|p| format!("{:?}", p.display().to_string()))
+            .collect();
+        format!(
+            "listen = \"127.0.0.1:14000\"\nbase_url = \"{BASE}\"\nalternate_chains = [{}]\n\
+             [https]\ncert = \"c\"\nkey = \"k\"\n[tls]\ncert = \"c\"\nkey = \"k\"\nca = \"a\"\n\
+             [ra]\naddress = \"127.0.0.1:1\"\nserver_name = \"ra\"\n\
+             [sa]\naddress = \"127.0.0.1:2\"\nserver_name = \"sa\"\n\
+             [directory]\ncaa_identities = [\"acme.example.net\"]\n",
+            list.join(", ")
+        )
+    };
+    let config: basalt_wfe::WfeConfig =
+        basalt_config::parse(&text(&[good.as_path(), good.as_path()])).unwrap();
+    let settings = basalt_wfe::WfeSettings::from_config(&config).unwrap();
+    assert_eq!(settings.alternate_chains, vec![loaded.clone(), loaded]);
+    assert_eq!(settings.caa_identities, ["acme.example.net"]);
+    let config: basalt_wfe::WfeConfig =
+        basalt_config::parse(&text(&[good.as_path(), empty.as_path()])).unwrap();
+    let err = basalt_wfe::WfeSettings::from_config(&config).unwrap_err();
+    assert!(err.detail.contains("empty.pem"), "{}", err.detail);
+    std::fs::remove_dir_all(&dir).unwrap();
+}
+
+#[tokio::test]
+async fn caa_identities_are_advertised() {
+    let app = TestApp::with_settings(|settings| {
+        settings.caa_identities = vec!["acme.example.net".to_owned(), "example.org".to_owned()];
+    });
+    let directory = app.get("/directory").await.json();
+    assert_eq!(
+        directory["meta"]["caaIdentities"],
+        json!(["acme.example.net", "example.org"])
+    );
+    let directory = TestApp::new().get("/directory").await.json();
+    assert!(
+        directory["meta"].get("caaIdentities").is_none(),
+        "{directory}"
+    );
+}
+
+#[tokio::test]
+async fn an_unreachable_peer_asks_to_retry_later() {
+    let app = TestApp::new();
+    let mut key = TestKey::es256();
+    app.register(&mut key).await;
+    app.fake.lock().certificates_unavailable = true;
+    let reply = app.post(&key, "/acme/cert/7a01", "").await;
+    let problem = reply.assert_problem("serverInternal", 503);
+    assert_eq!(reply.header("retry-after"), Some("5"));
+    assert_eq!(problem["detail"], "the service is temporarily unavailable");
+    // Without the outage: a plain 404, no Retry-After.
+    app.fake.lock().certificates_unavailable = false;
+    let reply = app.post(&key, "/acme/cert/7a01", "").await;
+    reply.assert_problem("malformed", 404);
+    assert_eq!(reply.header("retry-after"), None);
+}

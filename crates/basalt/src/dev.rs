@@ -518,10 +518,13 @@ fn render_configs(layout: &Layout, args: &DevArgs, ports: &Ports) -> Vec<(&'stat
     );
 
     let wfe = format!(
-        "{header}listen = {}\nbase_url = {}\n\n[https]\ncert = {}\nkey = {}\n\n{}\n{}\n{}\n{}\n\
+        "{header}listen = {}\nbase_url = {}\n\
+         # The dev intermediate cross-signed by Basalt Dev Root X2 (RFC 8555 §7.4.2).\n\
+         alternate_chains = [{}]\n\n[https]\ncert = {}\nkey = {}\n\n{}\n{}\n{}\n{}\n\
          [eab]\nrequired = {}\n\n{}",
         q(args.listen.to_string()),
         q(&base_url),
+        qp(&layout.pki("intermediate-x2.pem")),
         qp(&layout.pki("wfe-https.pem")),
         qp(&layout.pki("wfe-https.key")),
         tls_block(layout, "wfe"),
@@ -738,6 +741,17 @@ mod tests {
             };
             parsed.unwrap_or_else(|err| panic!("{service}.toml: {err}\n{text}"));
         }
+    }
+
+    #[test]
+    fn the_wfe_offers_the_cross_signed_chain() {
+        let (_, wfe) = configs().into_iter().find(|(s, _)| *s == "wfe").unwrap();
+        let config: basalt_wfe::WfeConfig = basalt_config::parse(&wfe).unwrap();
+        assert_eq!(
+            config.alternate_chains,
+            vec![PathBuf::from("/var/lib/basalt dev/pki/intermediate-x2.pem")]
+        );
+        assert!(config.directory.caa_identities.is_empty());
     }
 
     #[test]

@@ -129,7 +129,7 @@ pub(crate) async fn wfe(path: PathBuf, stop: Shutdown) -> anyhow::Result<()> {
     let config: basalt_wfe::WfeConfig = load(&path)?;
     let ra = RaClient::new(channel(&config.ra, &config.tls)?);
     let sa = SaClient::new(channel(&config.sa, &config.tls)?);
-    let settings = basalt_wfe::WfeSettings::from_config(&config);
+    let settings = basalt_wfe::WfeSettings::from_config(&config)?;
     let wfe = match &config.nonce {
         // Several WFEs share one nonce store through `basalt nonce`.
         Some(nonce) => {

@@ -110,6 +110,8 @@ pub struct State {
     pub order_requests: Vec<OrderRequest>,
     /// Certificates an order already replaces (new_order says alreadyReplaced).
     pub replaced: Vec<Serial>,
+    /// Certificate lookups fail as if the SA were unreachable.
+    pub certificates_unavailable: bool,
 }
 
 impl State {
@@ -171,7 +173,11 @@ impl StorageReadOnly for Fake {
     }
 
     async fn certificate(&self, serial: &Serial) -> Result<CertificateRecord, Error> {
-        self.lock()
+        let state = self.lock();
+        if state.certificates_unavailable {
+            return Err(Error::unavailable("the SA is unreachable"));
+        }
+        state
             .certs
             .get(serial)
             .cloned()
@@ -581,6 +587,8 @@ impl TestApp {
             website: Some("https://acme.test".to_owned()),
             profiles: Default::default(),
             eab_required: false,
+            caa_identities: Vec::new(),
+            alternate_chains: Vec::new(),
         };
         change(&mut settings);
         settings
