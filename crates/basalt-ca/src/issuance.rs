@@ -15,6 +15,7 @@ use async_trait::async_trait;
 use basalt_core::CertStatus;
 use basalt_core::CertificateAuthority;
 use basalt_core::CertificateRecord;
+use basalt_core::CertificateStore;
 use basalt_core::Clock;
 use basalt_core::Error;
 use basalt_core::ErrorKind;
@@ -22,7 +23,6 @@ use basalt_core::IdentifierType;
 use basalt_core::IssueRequest;
 use basalt_core::IssuedCertificate;
 use basalt_core::Serial;
-use basalt_core::Storage;
 use der::Encode;
 use der::asn1::Ia5String;
 use der::asn1::ObjectIdentifier;
@@ -229,7 +229,7 @@ impl Default for Profiles {
 pub struct Ca {
     pub(crate) issuer: Issuer,
     profiles: Profiles,
-    storage: Arc<dyn Storage>,
+    storage: Arc<dyn CertificateStore>,
     pub(crate) clock: Arc<dyn Clock>,
     pub(crate) ocsp_validity: Duration,
 }
@@ -239,7 +239,7 @@ impl Ca {
     pub fn new(
         issuer: Issuer,
         profiles: Profiles,
-        storage: Arc<dyn Storage>,
+        storage: Arc<dyn CertificateStore>,
         clock: Arc<dyn Clock>,
     ) -> Self {
         Self {
@@ -255,7 +255,7 @@ impl Ca {
     /// `[ocsp]` parts of its config file: validates them and loads the issuer files.
     pub fn from_config(
         config: &CaConfig,
-        storage: Arc<dyn Storage>,
+        storage: Arc<dyn CertificateStore>,
         clock: Arc<dyn Clock>,
     ) -> Result<Self, Error> {
         let profiles = config.to_profiles()?;

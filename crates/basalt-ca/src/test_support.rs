@@ -5,23 +5,11 @@ use std::path::PathBuf;
 use std::sync::Mutex;
 
 use async_trait::async_trait;
-use basalt_core::Account;
 use basalt_core::AccountId;
-use basalt_core::Authz;
-use basalt_core::AuthzId;
-use basalt_core::AuthzOutcome;
 use basalt_core::CertificateRecord;
-use basalt_core::ChallengeType;
-use basalt_core::EabKey;
+use basalt_core::CertificateStore;
 use basalt_core::Error;
-use basalt_core::NewAccount;
-use basalt_core::NewOrder;
-use basalt_core::Order;
-use basalt_core::OrderId;
-use basalt_core::RevocationReason;
 use basalt_core::Serial;
-use basalt_core::Storage;
-use basalt_core::StorageReadOnly;
 use time::OffsetDateTime;
 
 use crate::Issuer;
@@ -65,89 +53,8 @@ impl FakeStorage {
     }
 }
 
-fn unused() -> Error {
-    Error::internal("not used by the CA")
-}
-
 #[async_trait]
-impl StorageReadOnly for FakeStorage {
-    async fn account(&self, _: AccountId) -> Result<Account, Error> {
-        Err(unused())
-    }
-    async fn account_by_key(&self, _: &str) -> Result<Account, Error> {
-        Err(unused())
-    }
-    async fn order(&self, _: OrderId) -> Result<Order, Error> {
-        Err(unused())
-    }
-    async fn authz(&self, _: AuthzId) -> Result<Authz, Error> {
-        Err(unused())
-    }
-    async fn certificate(&self, _: &Serial) -> Result<CertificateRecord, Error> {
-        Err(unused())
-    }
-    async fn replacement_order(&self, _: &Serial) -> Result<Option<OrderId>, Error> {
-        Err(unused())
-    }
-    async fn eab_key(&self, _: &str) -> Result<EabKey, Error> {
-        Err(unused())
-    }
-    async fn eab_keys(&self) -> Result<Vec<EabKey>, Error> {
-        Err(unused())
-    }
-    async fn orders_for_account(
-        &self,
-        _: AccountId,
-        _: basalt_core::PageRequest,
-    ) -> Result<basalt_core::OrdersPage, Error> {
-        Err(unused())
-    }
-}
-
-#[async_trait]
-impl Storage for FakeStorage {
-    async fn new_account(&self, _: NewAccount) -> Result<Account, Error> {
-        Err(unused())
-    }
-    async fn update_account(
-        &self,
-        _: AccountId,
-        _: basalt_core::AccountUpdate,
-    ) -> Result<Account, Error> {
-        Err(unused())
-    }
-    async fn new_order(&self, _: NewOrder) -> Result<Order, Error> {
-        Err(unused())
-    }
-    async fn deactivate_authz(&self, _: AuthzId) -> Result<(), Error> {
-        Err(unused())
-    }
-    async fn add_eab_key(&self, _: EabKey) -> Result<(), Error> {
-        Err(unused())
-    }
-    async fn revoke_eab_key(&self, _: &str) -> Result<(), Error> {
-        Err(unused())
-    }
-    async fn set_challenge_processing(&self, _: AuthzId, _: ChallengeType) -> Result<(), Error> {
-        Err(unused())
-    }
-    async fn finalize_authz(
-        &self,
-        _: AuthzId,
-        _: ChallengeType,
-        _: AuthzOutcome,
-    ) -> Result<(), Error> {
-        Err(unused())
-    }
-    async fn set_order_processing(&self, _: OrderId) -> Result<(), Error> {
-        Err(unused())
-    }
-    async fn finalize_order(&self, _: OrderId, _: &Serial) -> Result<(), Error> {
-        Err(unused())
-    }
-    async fn set_order_error(&self, _: OrderId, _: &Error) -> Result<(), Error> {
-        Err(unused())
-    }
+impl CertificateStore for FakeStorage {
     async fn add_serial(
         &self,
         serial: &Serial,
@@ -161,6 +68,7 @@ impl Storage for FakeStorage {
         self.record(Call::Serial(serial.clone()));
         Ok(())
     }
+
     async fn add_precertificate(
         &self,
         serial: &Serial,
@@ -171,17 +79,10 @@ impl Storage for FakeStorage {
         self.record(Call::Precertificate(serial.clone(), der.to_vec()));
         Ok(())
     }
+
     async fn add_certificate(&self, certificate: &CertificateRecord) -> Result<(), Error> {
         self.record(Call::Certificate(certificate.clone()));
         Ok(())
-    }
-    async fn revoke_certificate(
-        &self,
-        _: &Serial,
-        _: RevocationReason,
-        _: OffsetDateTime,
-    ) -> Result<(), Error> {
-        Err(unused())
     }
 }
 

@@ -57,8 +57,8 @@ pub use model::{
     NewAccount, NewAuthz, NewOrder, Order, OrderStatus, RevocationReason, ValidationRecord,
 };
 pub use service::{
-    AccountUpdate, AuthzOutcome, CertificateAuthority, IssueRequest, Nonces, OcspRequestEntry,
-    OrderRequest, OrdersPage, PageRequest, RegistrationAuthority, Requester, RevocationSigner,
-    RevokeRequest, Storage, StorageReadOnly, ValidateRequest, ValidationAuthority,
-    ValidationResult,
+    AccountUpdate, AuthzOutcome, CertificateAuthority, CertificateLookup, CertificateStore,
+    IssueRequest, Nonces, OcspRequestEntry, OrderRequest, OrdersPage, PageRequest,
+    RegistrationAuthority, Requester, RevocationSigner, RevokeRequest, Storage, StorageReadOnly,
+    ValidateRequest, ValidationAuthority, ValidationResult,
 };

@@ -29,9 +29,41 @@ use crate::RevocationReason;
 use crate::Serial;
 use crate::ValidationRecord;
 
+/// A certificate and its revocation status by serial: all the OCSP responder
+/// needs from the storage authority.
+#[async_trait]
+pub trait CertificateLookup: Send + Sync + 'static {
+    /// The certificate with this serial, with its revocation status.
+    async fn certificate(&self, serial: &Serial) -> Result<CertificateRecord, Error>;
+}
+
+/// Recording what the CA signs, before and after it signs it: all the CA needs
+/// from the storage authority (Boulder's certificate-storage subset).
+#[async_trait]
+pub trait CertificateStore: Send + Sync + 'static {
+    /// Records a serial before anything is signed with it; fails if it was ever used.
+    async fn add_serial(
+        &self,
+        serial: &Serial,
+        account_id: AccountId,
+        created_at: OffsetDateTime,
+        expires_at: OffsetDateTime,
+    ) -> Result<(), Error>;
+    /// Records the linted precertificate before the issuer key signs the certificate.
+    async fn add_precertificate(
+        &self,
+        serial: &Serial,
+        der: &[u8],
+        account_id: AccountId,
+        issued_at: OffsetDateTime,
+    ) -> Result<(), Error>;
+    /// Records an issued certificate and its chain.
+    async fn add_certificate(&self, certificate: &CertificateRecord) -> Result<(), Error>;
+}
+
 /// Reads from the storage authority (clients: WFE, RA, OCSP).
 #[async_trait]
-pub trait StorageReadOnly: Send + Sync + 'static {
+pub trait StorageReadOnly: CertificateLookup {
     /// The account `id`.
     async fn account(&self, id: AccountId) -> Result<Account, Error>;
     /// The account whose key has this RFC 7638 thumbprint.
@@ -40,8 +72,6 @@ pub trait StorageReadOnly: Send + Sync + 'static {
     async fn order(&self, id: OrderId) -> Result<Order, Error>;
     /// The authorization `id`.
     async fn authz(&self, id: AuthzId) -> Result<Authz, Error>;
-    /// The certificate with this serial, with its revocation status.
-    async fn certificate(&self, serial: &Serial) -> Result<CertificateRecord, Error>;
     /// The order that replaces the certificate with this serial (RFC 9773 §5), if
     /// any order not yet invalid does.
     async fn replacement_order(&self, serial: &Serial) -> Result<Option<OrderId>, Error>;
@@ -101,9 +131,10 @@ pub struct AuthzOutcome {
     pub error: Option<Error>,
 }
 
-/// Writes to the storage authority (clients: RA, CA).
+/// Writes to the storage authority (clients: RA, admin; the CA through
+/// [`CertificateStore`]).
 #[async_trait]
-pub trait Storage: StorageReadOnly {
+pub trait Storage: StorageReadOnly + CertificateStore {
     /// Creates an account; [`crate::ErrorKind::Conflict`] if the key is taken.
     async fn new_account(&self, account: NewAccount) -> Result<Account, Error>;
     /// Changes an account; [`crate::ErrorKind::Conflict`] if a new key belongs to
@@ -134,24 +165,6 @@ pub trait Storage: StorageReadOnly {
     async fn finalize_order(&self, id: OrderId, serial: &Serial) -> Result<(), Error>;
     /// Marks an order invalid with the reason.
     async fn set_order_error(&self, id: OrderId, error: &Error) -> Result<(), Error>;
-    /// Records a serial before anything is signed with it; fails if it was ever used.
-    async fn add_serial(
-        &self,
-        serial: &Serial,
-        account_id: AccountId,
-        created_at: OffsetDateTime,
-        expires_at: OffsetDateTime,
-    ) -> Result<(), Error>;
-    /// Records the linted precertificate before the issuer key signs the certificate.
-    async fn add_precertificate(
-        &self,
-        serial: &Serial,
-        der: &[u8],
-        account_id: AccountId,
-        issued_at: OffsetDateTime,
-    ) -> Result<(), Error>;
-    /// Records an issued certificate and its chain.
-    async fn add_certificate(&self, certificate: &CertificateRecord) -> Result<(), Error>;
     /// Revokes a certificate; [`crate::ErrorKind::AlreadyRevoked`] if it was.
     async fn revoke_certificate(
         &self,

@@ -11,7 +11,9 @@ use basalt_core::AccountUpdate;
 use basalt_core::Authz;
 use basalt_core::AuthzId;
 use basalt_core::AuthzOutcome;
+use basalt_core::CertificateLookup;
 use basalt_core::CertificateRecord;
+use basalt_core::CertificateStore;
 use basalt_core::ChallengeType;
 use basalt_core::EabKey;
 use basalt_core::Error;
@@ -104,17 +106,6 @@ impl StorageReadOnly for SaClient {
             .try_into()
     }
 
-    async fn certificate(&self, serial: &Serial) -> Result<CertificateRecord, Error> {
-        let request = self.0.request(pb::GetCertificateRequest {
-            serial: serial.to_string(),
-        });
-        self.reader()
-            .get_certificate(request)
-            .await
-            .map_status()?
-            .try_into()
-    }
-
     async fn orders_for_account(
         &self,
         account_id: AccountId,
@@ -159,6 +150,20 @@ impl StorageReadOnly for SaClient {
         let request = self.0.request(pb::ListEabKeysRequest {});
         let response = self.reader().list_eab_keys(request).await.map_status()?;
         response.keys.into_iter().map(eab_from_pb).collect()
+    }
+}
+
+#[async_trait]
+impl CertificateLookup for SaClient {
+    async fn certificate(&self, serial: &Serial) -> Result<CertificateRecord, Error> {
+        let request = self.0.request(pb::GetCertificateRequest {
+            serial: serial.to_string(),
+        });
+        self.reader()
+            .get_certificate(request)
+            .await
+            .map_status()?
+            .try_into()
     }
 }
 
@@ -339,6 +344,27 @@ impl Storage for SaClient {
         Ok(())
     }
 
+    async fn revoke_certificate(
+        &self,
+        serial: &Serial,
+        reason: RevocationReason,
+        revoked_at: OffsetDateTime,
+    ) -> Result<(), Error> {
+        let request = self.0.request(pb::RevokeCertificateRequest {
+            serial: serial.to_string(),
+            reason: u32::from(reason.code()),
+            revoked_at: Some(timestamp(revoked_at)),
+        });
+        self.writer()
+            .revoke_certificate(request)
+            .await
+            .map_status()?;
+        Ok(())
+    }
+}
+
+#[async_trait]
+impl CertificateStore for SaClient {
     async fn add_serial(
         &self,
         serial: &Serial,
@@ -381,24 +407,6 @@ impl Storage for SaClient {
             certificate: Some(certificate.clone().into()),
         });
         self.writer().add_certificate(request).await.map_status()?;
-        Ok(())
-    }
-
-    async fn revoke_certificate(
-        &self,
-        serial: &Serial,
-        reason: RevocationReason,
-        revoked_at: OffsetDateTime,
-    ) -> Result<(), Error> {
-        let request = self.0.request(pb::RevokeCertificateRequest {
-            serial: serial.to_string(),
-            reason: u32::from(reason.code()),
-            revoked_at: Some(timestamp(revoked_at)),
-        });
-        self.writer()
-            .revoke_certificate(request)
-            .await
-            .map_status()?;
         Ok(())
     }
 }

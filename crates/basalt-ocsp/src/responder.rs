@@ -5,13 +5,13 @@ use std::path::Path;
 use std::sync::Arc;
 use std::time::Duration;
 
+use basalt_core::CertificateLookup;
 use basalt_core::Clock;
 use basalt_core::Error;
 use basalt_core::ErrorKind;
 use basalt_core::OcspRequestEntry;
 use basalt_core::RevocationSigner;
 use basalt_core::Serial;
-use basalt_core::StorageReadOnly;
 use der::Decode;
 use der::DecodePem;
 use der::Encode;
@@ -47,7 +47,7 @@ pub struct ResponderSettings {
 /// Answers OCSP requests about the certificates of one issuer.
 pub struct Responder {
     issuer: IssuerHashes,
-    sa: Arc<dyn StorageReadOnly>,
+    sa: Arc<dyn CertificateLookup>,
     signer: Arc<dyn RevocationSigner>,
     clock: Arc<dyn Clock>,
     settings: ResponderSettings,
@@ -89,7 +89,7 @@ impl Responder {
     /// certificate). Fails if the certificate cannot be parsed.
     pub fn new(
         issuer_cert_der: &[u8],
-        sa: Arc<dyn StorageReadOnly>,
+        sa: Arc<dyn CertificateLookup>,
         signer: Arc<dyn RevocationSigner>,
         clock: Arc<dyn Clock>,
         settings: ResponderSettings,
@@ -380,45 +380,11 @@ mod tests {
             }
         }
         #[async_trait::async_trait]
-        impl StorageReadOnly for Nothing {
-            async fn account(
-                &self,
-                _: basalt_core::AccountId,
-            ) -> Result<basalt_core::Account, Error> {
-                Err(Error::internal("unused"))
-            }
-            async fn account_by_key(&self, _: &str) -> Result<basalt_core::Account, Error> {
-                Err(Error::internal("unused"))
-            }
-            async fn order(&self, _: basalt_core::OrderId) -> Result<basalt_core::Order, Error> {
-                Err(Error::internal("unused"))
-            }
-            async fn authz(&self, _: basalt_core::AuthzId) -> Result<basalt_core::Authz, Error> {
-                Err(Error::internal("unused"))
-            }
+        impl CertificateLookup for Nothing {
             async fn certificate(
                 &self,
                 _: &Serial,
             ) -> Result<basalt_core::CertificateRecord, Error> {
-                Err(Error::internal("unused"))
-            }
-            async fn orders_for_account(
-                &self,
-                _: basalt_core::AccountId,
-                _: basalt_core::PageRequest,
-            ) -> Result<basalt_core::OrdersPage, Error> {
-                Err(Error::internal("unused"))
-            }
-            async fn replacement_order(
-                &self,
-                _: &Serial,
-            ) -> Result<Option<basalt_core::OrderId>, Error> {
-                Err(Error::internal("unused"))
-            }
-            async fn eab_key(&self, _: &str) -> Result<basalt_core::EabKey, Error> {
-                Err(Error::internal("unused"))
-            }
-            async fn eab_keys(&self) -> Result<Vec<basalt_core::EabKey>, Error> {
                 Err(Error::internal("unused"))
             }
         }

@@ -20,7 +20,9 @@ use basalt_core::AuthzId;
 use basalt_core::AuthzOutcome;
 use basalt_core::AuthzStatus;
 use basalt_core::CertStatus;
+use basalt_core::CertificateLookup;
 use basalt_core::CertificateRecord;
+use basalt_core::CertificateStore;
 use basalt_core::Challenge;
 use basalt_core::ChallengeStatus;
 use basalt_core::ChallengeType;
@@ -304,13 +306,6 @@ impl StorageReadOnly for SqlStorage {
         Ok(authz)
     }
 
-    async fn certificate(&self, serial: &Serial) -> Result<CertificateRecord, Error> {
-        let mut tx = self.begin_read().await?;
-        let certificate = load_certificate(&mut tx, serial).await?;
-        commit(tx).await?;
-        Ok(certificate)
-    }
-
     /// The newest order replacing `serial` that is not invalid at the clock's now; `None`
     /// when there is none (also for a serial that names no certificate).
     async fn replacement_order(&self, serial: &Serial) -> Result<Option<OrderId>, Error> {
@@ -430,6 +425,16 @@ impl StorageReadOnly for SqlStorage {
             None
         };
         Ok(OrdersPage { order_ids, next })
+    }
+}
+
+#[async_trait]
+impl CertificateLookup for SqlStorage {
+    async fn certificate(&self, serial: &Serial) -> Result<CertificateRecord, Error> {
+        let mut tx = self.begin_read().await?;
+        let certificate = load_certificate(&mut tx, serial).await?;
+        commit(tx).await?;
+        Ok(certificate)
     }
 }
 
@@ -997,6 +1002,49 @@ impl Storage for SqlStorage {
         Ok(())
     }
 
+    async fn revoke_certificate(
+        &self,
+        serial: &Serial,
+        reason: RevocationReason,
+        revoked_at: OffsetDateTime,
+    ) -> Result<(), Error> {
+        let now = self.clock.now();
+        let mut tx = self.begin_write().await?;
+        let row = sqlx::query("SELECT status FROM certificate_status WHERE serial = ?")
+            .bind(serial.to_string())
+            .fetch_optional(&mut *tx)
+            .await
+            .map_err(db_error("reading a certificate status"))?
+            .ok_or_else(|| Error::not_found(format!("certificate {serial} not found")))?;
+        let current: CertStatus = parse_wire(&get::<String>(&row, "status")?, "status")?;
+        if current == CertStatus::Revoked {
+            return Err(Error::new(
+                ErrorKind::AlreadyRevoked,
+                format!("certificate {serial} is already revoked"),
+            ));
+        }
+        sqlx::query(
+            "UPDATE certificate_status
+             SET status = ?, revoked_at = ?, revoked_reason = ?, last_updated = ?
+             WHERE serial = ? AND status = ?",
+        )
+        .bind(CertStatus::Revoked.as_str())
+        .bind(unix(revoked_at))
+        .bind(i64::from(reason.code()))
+        .bind(unix(now))
+        .bind(serial.to_string())
+        .bind(CertStatus::Good.as_str())
+        .execute(&mut *tx)
+        .await
+        .map_err(db_error("revoking a certificate"))?;
+        commit(tx).await?;
+        info!(serial = %serial, reason = reason.code(), "certificate revoked");
+        Ok(())
+    }
+}
+
+#[async_trait]
+impl CertificateStore for SqlStorage {
     async fn add_serial(
         &self,
         serial: &Serial,
@@ -1140,46 +1188,6 @@ impl Storage for SqlStorage {
             account_id = %certificate.account_id,
             "certificate stored"
         );
-        Ok(())
-    }
-
-    async fn revoke_certificate(
-        &self,
-        serial: &Serial,
-        reason: RevocationReason,
-        revoked_at: OffsetDateTime,
-    ) -> Result<(), Error> {
-        let now = self.clock.now();
-        let mut tx = self.begin_write().await?;
-        let row = sqlx::query("SELECT status FROM certificate_status WHERE serial = ?")
-            .bind(serial.to_string())
-            .fetch_optional(&mut *tx)
-            .await
-            .map_err(db_error("reading a certificate status"))?
-            .ok_or_else(|| Error::not_found(format!("certificate {serial} not found")))?;
-        let current: CertStatus = parse_wire(&get::<String>(&row, "status")?, "status")?;
-        if current == CertStatus::Revoked {
-            return Err(Error::new(
-                ErrorKind::AlreadyRevoked,
-                format!("certificate {serial} is already revoked"),
-            ));
-        }
-        sqlx::query(
-            "UPDATE certificate_status
-             SET status = ?, revoked_at = ?, revoked_reason = ?, last_updated = ?
-             WHERE serial = ? AND status = ?",
-        )
-        .bind(CertStatus::Revoked.as_str())
-        .bind(unix(revoked_at))
-        .bind(i64::from(reason.code()))
-        .bind(unix(now))
-        .bind(serial.to_string())
-        .bind(CertStatus::Good.as_str())
-        .execute(&mut *tx)
-        .await
-        .map_err(db_error("revoking a certificate"))?;
-        commit(tx).await?;
-        info!(serial = %serial, reason = reason.code(), "certificate revoked");
         Ok(())
     }
 }

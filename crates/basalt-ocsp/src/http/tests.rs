@@ -7,22 +7,17 @@ use async_trait::async_trait;
 use axum::body::Body;
 use axum::http::Request;
 use axum::http::StatusCode;
-use basalt_core::Account;
 use basalt_core::AccountId;
-use basalt_core::Authz;
-use basalt_core::AuthzId;
 use basalt_core::CertStatus;
+use basalt_core::CertificateLookup;
 use basalt_core::CertificateRecord;
 use basalt_core::Clock;
 use basalt_core::Error;
 use basalt_core::FixedClock;
 use basalt_core::OcspRequestEntry;
-use basalt_core::Order;
-use basalt_core::OrderId;
 use basalt_core::RevocationReason;
 use basalt_core::RevocationSigner;
 use basalt_core::Serial;
-use basalt_core::StorageReadOnly;
 use base64::engine::general_purpose::STANDARD;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use der::Decode;
@@ -139,23 +134,7 @@ struct FakeSa {
 }
 
 #[async_trait]
-impl StorageReadOnly for FakeSa {
-    async fn account(&self, _id: AccountId) -> Result<Account, Error> {
-        Err(Error::internal("not in this fake"))
-    }
-
-    async fn account_by_key(&self, _key_thumbprint: &str) -> Result<Account, Error> {
-        Err(Error::internal("not in this fake"))
-    }
-
-    async fn order(&self, _id: OrderId) -> Result<Order, Error> {
-        Err(Error::internal("not in this fake"))
-    }
-
-    async fn authz(&self, _id: AuthzId) -> Result<Authz, Error> {
-        Err(Error::internal("not in this fake"))
-    }
-
+impl CertificateLookup for FakeSa {
     async fn certificate(&self, serial: &Serial) -> Result<CertificateRecord, Error> {
         self.lookups.lock().unwrap().push(serial.clone());
         if self.fail {
@@ -165,26 +144,6 @@ impl StorageReadOnly for FakeSa {
             .get(serial)
             .cloned()
             .ok_or_else(|| Error::not_found("no such certificate"))
-    }
-
-    async fn orders_for_account(
-        &self,
-        _account_id: AccountId,
-        _page: basalt_core::PageRequest,
-    ) -> Result<basalt_core::OrdersPage, Error> {
-        Err(Error::internal("not in this fake"))
-    }
-
-    async fn replacement_order(&self, _serial: &Serial) -> Result<Option<OrderId>, Error> {
-        Err(Error::internal("not in this fake"))
-    }
-
-    async fn eab_key(&self, _key_id: &str) -> Result<basalt_core::EabKey, Error> {
-        Err(Error::internal("not in this fake"))
-    }
-
-    async fn eab_keys(&self) -> Result<Vec<basalt_core::EabKey>, Error> {
-        Err(Error::internal("not in this fake"))
     }
 }
 

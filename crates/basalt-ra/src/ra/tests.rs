@@ -6,7 +6,9 @@ use std::sync::Mutex;
 
 use async_trait::async_trait;
 use basalt_core::CertStatus;
+use basalt_core::CertificateLookup;
 use basalt_core::CertificateRecord;
+use basalt_core::CertificateStore;
 use basalt_core::EabKey;
 use basalt_core::FixedClock;
 use basalt_core::IssuedCertificate;
@@ -146,14 +148,6 @@ impl StorageReadOnly for FakeSa {
             .ok_or_else(|| Error::not_found("no such authorization"))
     }
 
-    async fn certificate(&self, serial: &Serial) -> Result<CertificateRecord, Error> {
-        self.lock()
-            .certificates
-            .get(serial)
-            .cloned()
-            .ok_or_else(|| Error::not_found("no such serial in the fake"))
-    }
-
     async fn replacement_order(&self, serial: &Serial) -> Result<Option<OrderId>, Error> {
         let state = self.lock();
         if state.hide_replacements {
@@ -187,6 +181,17 @@ impl StorageReadOnly for FakeSa {
         _page: PageRequest,
     ) -> Result<OrdersPage, Error> {
         Err(Error::internal("the RA never lists orders"))
+    }
+}
+
+#[async_trait]
+impl CertificateLookup for FakeSa {
+    async fn certificate(&self, serial: &Serial) -> Result<CertificateRecord, Error> {
+        self.lock()
+            .certificates
+            .get(serial)
+            .cloned()
+            .ok_or_else(|| Error::not_found("no such serial in the fake"))
     }
 }
 
@@ -422,6 +427,29 @@ impl Storage for FakeSa {
         Ok(())
     }
 
+    async fn revoke_certificate(
+        &self,
+        serial: &Serial,
+        reason: RevocationReason,
+        revoked_at: OffsetDateTime,
+    ) -> Result<(), Error> {
+        let mut state = self.lock();
+        let certificate = state
+            .certificates
+            .get_mut(serial)
+            .ok_or_else(|| Error::not_found("no such serial"))?;
+        if certificate.status == CertStatus::Revoked {
+            return Err(Error::new(ErrorKind::AlreadyRevoked, "already revoked"));
+        }
+        certificate.status = CertStatus::Revoked;
+        certificate.revoked_at = Some(revoked_at);
+        certificate.revocation_reason = Some(reason);
+        Ok(())
+    }
+}
+
+#[async_trait]
+impl CertificateStore for FakeSa {
     async fn add_serial(
         &self,
         _serial: &Serial,
@@ -444,26 +472,6 @@ impl Storage for FakeSa {
 
     async fn add_certificate(&self, _certificate: &CertificateRecord) -> Result<(), Error> {
         Err(Error::internal("the RA never adds certificates"))
-    }
-
-    async fn revoke_certificate(
-        &self,
-        serial: &Serial,
-        reason: RevocationReason,
-        revoked_at: OffsetDateTime,
-    ) -> Result<(), Error> {
-        let mut state = self.lock();
-        let certificate = state
-            .certificates
-            .get_mut(serial)
-            .ok_or_else(|| Error::not_found("no such serial"))?;
-        if certificate.status == CertStatus::Revoked {
-            return Err(Error::new(ErrorKind::AlreadyRevoked, "already revoked"));
-        }
-        certificate.status = CertStatus::Revoked;
-        certificate.revoked_at = Some(revoked_at);
-        certificate.revocation_reason = Some(reason);
-        Ok(())
     }
 }
 

@@ -20,6 +20,7 @@ use basalt_core::Authz;
 use basalt_core::AuthzId;
 use basalt_core::AuthzStatus;
 use basalt_core::CertStatus;
+use basalt_core::CertificateLookup;
 use basalt_core::CertificateRecord;
 use basalt_core::Challenge;
 use basalt_core::ChallengeStatus;
@@ -172,18 +173,6 @@ impl StorageReadOnly for Fake {
             .ok_or_else(|| missing("authz"))
     }
 
-    async fn certificate(&self, serial: &Serial) -> Result<CertificateRecord, Error> {
-        let state = self.lock();
-        if state.certificates_unavailable {
-            return Err(Error::unavailable("the SA is unreachable"));
-        }
-        state
-            .certs
-            .get(serial)
-            .cloned()
-            .ok_or_else(|| missing("certificate"))
-    }
-
     async fn replacement_order(&self, serial: &Serial) -> Result<Option<OrderId>, Error> {
         Ok(self
             .lock()
@@ -235,6 +224,21 @@ impl StorageReadOnly for Fake {
             order_ids: ids,
             next,
         })
+    }
+}
+
+#[async_trait]
+impl CertificateLookup for Fake {
+    async fn certificate(&self, serial: &Serial) -> Result<CertificateRecord, Error> {
+        let state = self.lock();
+        if state.certificates_unavailable {
+            return Err(Error::unavailable("the SA is unreachable"));
+        }
+        state
+            .certs
+            .get(serial)
+            .cloned()
+            .ok_or_else(|| missing("certificate"))
     }
 }
 
