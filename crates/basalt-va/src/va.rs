@@ -100,7 +100,7 @@ impl ValidationAuthority for Va {
                     )
                     .await?
             }
-            // TODO: dns-01 and tls-alpn-01 validation come in a later issue.
+            // TODO(#5): dns-01 and tls-alpn-01 validation.
             kind @ (ChallengeType::Dns01 | ChallengeType::TlsAlpn01) => ValidationResult {
                 records: Vec::new(),
                 problem: Some(Error::malformed(format!(
