@@ -20,8 +20,10 @@ pub struct SaConfig {
 #[derive(Clone, Debug, Deserialize, PartialEq, Eq)]
 #[serde(deny_unknown_fields)]
 pub struct DatabaseConfig {
-    /// The database URL: `sqlite://PATH` (the file is created if missing) or
-    /// `sqlite::memory:` (tests only: the data dies with the process).
+    /// The database URL: `sqlite://PATH` (the file is created if missing),
+    /// `sqlite::memory:` (tests only: the data dies with the process), or
+    /// `postgres://USER@HOST:PORT/DATABASE` (also `postgresql://`; the database must
+    /// exist, its tables are created). [`crate::AnyStorage`] picks the engine from it.
     pub url: String,
     /// The size of the connection pool (default 5).
     #[serde(default = "DatabaseConfig::default_max_connections")]
@@ -74,6 +76,16 @@ mod tests {
         );
         let config: SaConfig = basalt_config::parse(&text).unwrap();
         assert_eq!(config.database.max_connections, 12);
+
+        let text = EXAMPLE.replace(
+            "sqlite:///var/lib/basalt/basalt.db",
+            "postgres://basalt@db.internal:5432/basalt",
+        );
+        let config: SaConfig = basalt_config::parse(&text).unwrap();
+        assert_eq!(
+            config.database.url,
+            "postgres://basalt@db.internal:5432/basalt"
+        );
     }
 
     #[test]

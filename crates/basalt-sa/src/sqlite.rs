@@ -137,7 +137,7 @@ impl SqlStorage {
         Self::connect_with(&config.url, config.max_connections, clock).await
     }
 
-    async fn connect_with(
+    pub(crate) async fn connect_with(
         url: &str,
         max_connections: u32,
         clock: Arc<dyn Clock>,

@@ -71,6 +71,10 @@ pub(crate) struct DevArgs {
     /// anything (for container set-up).
     #[arg(long)]
     prepare_only: bool,
+    /// The SA's database: `postgres://…` runs the lab CA on PostgreSQL (the
+    /// database must exist); the default is SQLite in the data directory.
+    #[arg(long, value_name = "URL")]
+    db: Option<String>,
     /// Require external account binding for new accounts (keys come from
     /// `basalt admin --config DIR/config/admin.toml eab create`).
     #[arg(long)]
@@ -468,7 +472,10 @@ fn render_configs(layout: &Layout, args: &DevArgs, ports: &Ports) -> Vec<(&'stat
             ],
         ),
         tls_block(layout, "sa"),
-        q(format!("sqlite://{}", layout.database().to_string_lossy())),
+        q(args
+            .db
+            .clone()
+            .unwrap_or_else(|| { format!("sqlite://{}", layout.database().to_string_lossy()) })),
     );
 
     let ca = format!(
@@ -712,6 +719,7 @@ mod tests {
             base_url: None,
             api_names: Vec::new(),
             prepare_only: false,
+            db: None,
             eab_required: false,
         }
     }

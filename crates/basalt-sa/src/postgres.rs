@@ -1,0 +1,1776 @@
+//! The PostgreSQL engine: for deployments with more than one SA, or a managed database.
+//!
+//! The same queries and row mapping as the SQLite engine, with `$n` placeholders. Every
+//! write that reads before it writes runs in a `SERIALIZABLE` transaction; when the
+//! database aborts one for a serialization failure (SQLSTATE 40001, or a deadlock,
+//! 40P01) the whole transaction is run again, a bounded number of times. The schema
+//! stays within what CockroachDB accepts: application-chosen BIGINT IDs, no sequences,
+//! no advisory locks, no cross-table foreign keys.
+
+use std::fmt;
+use std::future::Future;
+use std::str::FromStr;
+use std::sync::Arc;
+use std::time::Duration;
+
+use async_trait::async_trait;
+use basalt_core::Account;
+use basalt_core::AccountId;
+use basalt_core::AccountStatus;
+use basalt_core::AccountUpdate;
+use basalt_core::Authz;
+use basalt_core::AuthzId;
+use basalt_core::AuthzOutcome;
+use basalt_core::AuthzStatus;
+use basalt_core::CertStatus;
+use basalt_core::CertificateLookup;
+use basalt_core::CertificateRecord;
+use basalt_core::CertificateStore;
+use basalt_core::Challenge;
+use basalt_core::ChallengeStatus;
+use basalt_core::ChallengeType;
+use basalt_core::Clock;
+use basalt_core::EabKey;
+use basalt_core::Error;
+use basalt_core::ErrorKind;
+use basalt_core::Identifier;
+use basalt_core::IdentifierType;
+use basalt_core::NewAccount;
+use basalt_core::NewOrder;
+use basalt_core::Order;
+use basalt_core::OrderId;
+use basalt_core::OrderStatus;
+use basalt_core::OrdersPage;
+use basalt_core::PageRequest;
+use basalt_core::RevocationReason;
+use basalt_core::Serial;
+use basalt_core::Storage;
+use basalt_core::StorageReadOnly;
+use serde::Serialize;
+use serde::de::DeserializeOwned;
+use sqlx::PgConnection;
+use sqlx::PgPool;
+use sqlx::Postgres;
+use sqlx::Row;
+use sqlx::Transaction;
+use sqlx::postgres::PgConnectOptions;
+use sqlx::postgres::PgPoolOptions;
+use sqlx::postgres::PgRow;
+use time::OffsetDateTime;
+use tracing::error;
+use tracing::info;
+use tracing::warn;
+
+use crate::DatabaseConfig;
+use crate::config::DEFAULT_MAX_CONNECTIONS;
+use crate::status;
+use crate::status::OrderFacts;
+
+/// How many times one write runs before a serialization failure is given up on.
+const MAX_ATTEMPTS: u32 = 5;
+
+/// How long the first retry waits; each later one waits twice as long, plus jitter.
+const RETRY_BACKOFF: Duration = Duration::from_millis(5);
+
+/// The most random delay added to a retry's wait, in milliseconds.
+const RETRY_JITTER_MS: u64 = 10;
+
+/// How long a caller waits for a free connection.
+const ACQUIRE_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// The start of the detail of an error that a retry may cure.
+const SERIALIZATION_FAILURE: &str = "database serialization failure";
+
+/// One schema change, applied once, in its own transaction.
+struct Migration {
+    version: i64,
+    name: &'static str,
+    sql: &'static str,
+}
+
+/// The PostgreSQL schema history, oldest first. Never edit an applied file: add one.
+/// Version 1 is the end state of SQLite's migrations 1 to 3.
+const MIGRATIONS: &[Migration] = &[Migration {
+    version: 1,
+    name: "initial",
+    sql: include_str!("../migrations/postgres/0001_initial.sql"),
+}];
+
+/// The shortest external account binding HMAC key accepted: 256 bits.
+const MIN_EAB_KEY_BYTES: usize = 32;
+
+/// The page size when a request asks for 0 items.
+const DEFAULT_PAGE_SIZE: u32 = 50;
+
+/// The most items one page holds, whatever the request asks for.
+const MAX_PAGE_SIZE: u32 = 100;
+
+/// The storage authority's database, on PostgreSQL (or a wire-compatible engine).
+///
+/// Implements [`StorageReadOnly`] and [`Storage`] with the semantics of
+/// [`crate::SqlStorage`]: random positive `i64` IDs, times in unix seconds, statuses
+/// that depend on time computed on read with the injected clock.
+#[derive(Clone)]
+pub struct PgStorage {
+    pool: PgPool,
+    clock: Arc<dyn Clock>,
+}
+
+impl fmt::Debug for PgStorage {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("PgStorage")
+            .field("pool", &self.pool)
+            .finish_non_exhaustive()
+    }
+}
+
+impl PgStorage {
+    /// Opens `url` (`postgres://…` or `postgresql://…`) with a pool of 5 connections,
+    /// and applies pending migrations.
+    pub async fn connect(url: &str, clock: Arc<dyn Clock>) -> Result<Self, Error> {
+        Self::connect_with(url, DEFAULT_MAX_CONNECTIONS, clock).await
+    }
+
+    /// Opens the database that `[database]` names, and applies pending migrations.
+    pub async fn from_config(
+        config: &DatabaseConfig,
+        clock: Arc<dyn Clock>,
+    ) -> Result<Self, Error> {
+        Self::connect_with(&config.url, config.max_connections, clock).await
+    }
+
+    pub(crate) async fn connect_with(
+        url: &str,
+        max_connections: u32,
+        clock: Arc<dyn Clock>,
+    ) -> Result<Self, Error> {
+        if !(url.starts_with("postgres://") || url.starts_with("postgresql://")) {
+            return Err(Error::internal(
+                "unsupported database url: expected postgres://… or postgresql://…",
+            ));
+        }
+        if max_connections == 0 {
+            return Err(Error::internal(
+                "database max_connections must be at least 1",
+            ));
+        }
+        let options = PgConnectOptions::from_str(url)
+            .map_err(|err| Error::internal(format!("invalid database url: {err}")))?;
+        let pool = PgPoolOptions::new()
+            .max_connections(max_connections)
+            .acquire_timeout(ACQUIRE_TIMEOUT)
+            .connect_with(options)
+            .await
+            .map_err(db_error("opening the database"))?;
+        let storage = Self { pool, clock };
+        storage.migrate().await?;
+        Ok(storage)
+    }
+
+    /// Applies every migration the database has not seen yet, each in its own
+    /// serializable transaction, recorded in `schema_migrations`. Safe to run again,
+    /// and from two processes at once: the loser of a race retries and finds the
+    /// migration applied.
+    pub async fn migrate(&self) -> Result<(), Error> {
+        let mut attempt = 0;
+        loop {
+            attempt += 1;
+            match self.migrate_once().await {
+                Ok(()) => break,
+                Err(err) if attempt < MAX_ATTEMPTS => {
+                    warn!(attempt, error = %err, "database migration failed; retrying");
+                    tokio::time::sleep(backoff(attempt)).await;
+                }
+                Err(err) => return Err(err),
+            }
+        }
+
+        let latest: Option<i64> =
+            sqlx::query("SELECT MAX(version) AS latest FROM schema_migrations")
+                .fetch_one(&self.pool)
+                .await
+                .and_then(|row| row.try_get("latest"))
+                .map_err(db_error("reading schema_migrations"))?;
+        let known = MIGRATIONS.last().map_or(0, |m| m.version);
+        if latest.is_some_and(|latest| latest > known) {
+            warn!(
+                database_version = latest,
+                code_version = known,
+                "the database schema is newer than this binary"
+            );
+        }
+        Ok(())
+    }
+
+    async fn migrate_once(&self) -> Result<(), Error> {
+        sqlx::query(
+            "CREATE TABLE IF NOT EXISTS schema_migrations (
+                version BIGINT NOT NULL PRIMARY KEY,
+                applied_at BIGINT NOT NULL
+            )",
+        )
+        .execute(&self.pool)
+        .await
+        .map_err(db_error("creating schema_migrations"))?;
+
+        for migration in MIGRATIONS {
+            let mut tx = self.begin_write().await?;
+            let applied = sqlx::query("SELECT version FROM schema_migrations WHERE version = $1")
+                .bind(migration.version)
+                .fetch_optional(&mut *tx)
+                .await
+                .map_err(db_error("reading schema_migrations"))?;
+            if applied.is_some() {
+                continue;
+            }
+            sqlx::raw_sql(migration.sql)
+                .execute(&mut *tx)
+                .await
+                .map_err(db_error("applying a migration"))?;
+            sqlx::query("INSERT INTO schema_migrations (version, applied_at) VALUES ($1, $2)")
+                .bind(migration.version)
+                .bind(unix(self.clock.now()))
+                .execute(&mut *tx)
+                .await
+                .map_err(db_error("recording a migration"))?;
+            commit(tx).await?;
+            info!(
+                version = migration.version,
+                name = migration.name,
+                "database migration applied"
+            );
+        }
+        Ok(())
+    }
+
+    /// Closes every connection; for a graceful shutdown.
+    pub async fn close(&self) {
+        self.pool.close().await;
+    }
+
+    /// Now, truncated to what the database keeps (whole seconds), so what a write
+    /// returns equals what a later read returns.
+    fn now(&self) -> Result<OffsetDateTime, Error> {
+        from_unix(unix(self.clock.now()))
+    }
+
+    async fn begin_write(&self) -> Result<Transaction<'static, Postgres>, Error> {
+        self.pool
+            .begin_with("BEGIN ISOLATION LEVEL SERIALIZABLE")
+            .await
+            .map_err(db_error("starting a transaction"))
+    }
+
+    /// A consistent snapshot for reads that span tables; a read-only snapshot never
+    /// fails to serialize.
+    async fn begin_read(&self) -> Result<Transaction<'static, Postgres>, Error> {
+        self.pool
+            .begin_with("BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY")
+            .await
+            .map_err(db_error("starting a transaction"))
+    }
+
+    /// Runs `attempt` until it does not fail with a serialization failure, at most
+    /// [`MAX_ATTEMPTS`] times. Each attempt is one whole transaction.
+    async fn retrying<T, F, Fut>(&self, operation: &'static str, mut attempt: F) -> Result<T, Error>
+    where
+        F: FnMut() -> Fut + Send,
+        Fut: Future<Output = Result<T, Error>> + Send,
+        T: Send,
+    {
+        let mut tries = 0;
+        loop {
+            tries += 1;
+            match attempt().await {
+                Err(err) if is_retryable(&err) && tries < MAX_ATTEMPTS => {
+                    warn!(
+                        operation,
+                        attempt = tries,
+                        "serialization failure; retrying"
+                    );
+                    tokio::time::sleep(backoff(tries)).await;
+                }
+                result => return result,
+            }
+        }
+    }
+}
+
+/// The wait before retry number `attempt` (1-based): exponential, with jitter so two
+/// colliding writers do not collide again.
+fn backoff(attempt: u32) -> Duration {
+    let base = RETRY_BACKOFF.saturating_mul(1 << attempt.min(8));
+    base + Duration::from_millis(rand::random_range(0..=RETRY_JITTER_MS))
+}
+
+/// Whether `err` is a serialization failure that running the transaction again may cure.
+fn is_retryable(err: &Error) -> bool {
+    err.is(ErrorKind::Unavailable) && err.detail.starts_with(SERIALIZATION_FAILURE)
+}
+
+#[async_trait]
+impl Storage for PgStorage {
+    async fn new_account(&self, account: NewAccount) -> Result<Account, Error> {
+        self.retrying("new_account", || self.attempt_new_account(account.clone()))
+            .await
+    }
+
+    async fn update_account(&self, id: AccountId, update: AccountUpdate) -> Result<Account, Error> {
+        self.retrying("update_account", || {
+            self.attempt_update_account(id, update.clone())
+        })
+        .await
+    }
+
+    async fn new_order(&self, order: NewOrder) -> Result<Order, Error> {
+        self.retrying("new_order", || self.attempt_new_order(order.clone()))
+            .await
+    }
+
+    async fn deactivate_authz(&self, id: AuthzId) -> Result<(), Error> {
+        self.retrying("deactivate_authz", || self.attempt_deactivate_authz(id))
+            .await
+    }
+
+    async fn add_eab_key(&self, key: EabKey) -> Result<(), Error> {
+        self.retrying("add_eab_key", || self.attempt_add_eab_key(key.clone()))
+            .await
+    }
+
+    async fn revoke_eab_key(&self, key_id: &str) -> Result<(), Error> {
+        self.retrying("revoke_eab_key", || self.attempt_revoke_eab_key(key_id))
+            .await
+    }
+
+    async fn set_challenge_processing(
+        &self,
+        id: AuthzId,
+        kind: ChallengeType,
+    ) -> Result<(), Error> {
+        self.retrying("set_challenge_processing", || {
+            self.attempt_set_challenge_processing(id, kind)
+        })
+        .await
+    }
+
+    async fn finalize_authz(
+        &self,
+        id: AuthzId,
+        kind: ChallengeType,
+        outcome: AuthzOutcome,
+    ) -> Result<(), Error> {
+        self.retrying("finalize_authz", || {
+            self.attempt_finalize_authz(id, kind, outcome.clone())
+        })
+        .await
+    }
+
+    async fn set_order_processing(&self, id: OrderId) -> Result<(), Error> {
+        self.retrying("set_order_processing", || {
+            self.attempt_set_order_processing(id)
+        })
+        .await
+    }
+
+    async fn finalize_order(&self, id: OrderId, serial: &Serial) -> Result<(), Error> {
+        self.retrying("finalize_order", || self.attempt_finalize_order(id, serial))
+            .await
+    }
+
+    async fn set_order_error(&self, id: OrderId, error: &Error) -> Result<(), Error> {
+        self.retrying("set_order_error", || {
+            self.attempt_set_order_error(id, error)
+        })
+        .await
+    }
+
+    async fn revoke_certificate(
+        &self,
+        serial: &Serial,
+        reason: RevocationReason,
+        revoked_at: OffsetDateTime,
+    ) -> Result<(), Error> {
+        self.retrying("revoke_certificate", || {
+            self.attempt_revoke_certificate(serial, reason, revoked_at)
+        })
+        .await
+    }
+}
+
+#[async_trait]
+impl CertificateStore for PgStorage {
+    async fn add_serial(
+        &self,
+        serial: &Serial,
+        account_id: AccountId,
+        created_at: OffsetDateTime,
+        expires_at: OffsetDateTime,
+    ) -> Result<(), Error> {
+        self.retrying("add_serial", || {
+            self.attempt_add_serial(serial, account_id, created_at, expires_at)
+        })
+        .await
+    }
+
+    async fn add_precertificate(
+        &self,
+        serial: &Serial,
+        der: &[u8],
+        account_id: AccountId,
+        issued_at: OffsetDateTime,
+    ) -> Result<(), Error> {
+        self.retrying("add_precertificate", || {
+            self.attempt_add_precertificate(serial, der, account_id, issued_at)
+        })
+        .await
+    }
+
+    async fn add_certificate(&self, certificate: &CertificateRecord) -> Result<(), Error> {
+        self.retrying("add_certificate", || {
+            self.attempt_add_certificate(certificate)
+        })
+        .await
+    }
+}
+
+#[async_trait]
+impl StorageReadOnly for PgStorage {
+    async fn account(&self, id: AccountId) -> Result<Account, Error> {
+        let mut conn = self
+            .pool
+            .acquire()
+            .await
+            .map_err(db_error("reading an account"))?;
+        load_account(&mut conn, id).await
+    }
+
+    async fn account_by_key(&self, key_thumbprint: &str) -> Result<Account, Error> {
+        let row = sqlx::query(
+            "SELECT id, key_jwk, key_thumbprint, contacts, status, created_at
+             FROM accounts WHERE key_thumbprint = $1",
+        )
+        .bind(key_thumbprint)
+        .fetch_optional(&self.pool)
+        .await
+        .map_err(db_error("reading an account"))?
+        .ok_or_else(|| Error::not_found("no account has this key"))?;
+        account_from_row(&row)
+    }
+
+    async fn order(&self, id: OrderId) -> Result<Order, Error> {
+        let now = self.clock.now();
+        let mut tx = self.begin_read().await?;
+        let order = load_order(&mut tx, id, now).await?;
+        commit(tx).await?;
+        Ok(order)
+    }
+
+    async fn authz(&self, id: AuthzId) -> Result<Authz, Error> {
+        let now = self.clock.now();
+        let mut tx = self.begin_read().await?;
+        let authz = load_authz(&mut tx, id, now).await?;
+        commit(tx).await?;
+        Ok(authz)
+    }
+
+    /// The newest order replacing `serial` that is not invalid at the clock's now; `None`
+    /// when there is none (also for a serial that names no certificate).
+    async fn replacement_order(&self, serial: &Serial) -> Result<Option<OrderId>, Error> {
+        let now = self.clock.now();
+        let mut tx = self.begin_read().await?;
+        let replacement = live_replacement(&mut tx, serial, now).await?;
+        commit(tx).await?;
+        Ok(replacement)
+    }
+
+    async fn eab_key(&self, key_id: &str) -> Result<EabKey, Error> {
+        let row = sqlx::query(
+            "SELECT key_id, hmac_key, comment, created_at, revoked, account_id
+             FROM eab_keys WHERE key_id = $1",
+        )
+        .bind(key_id)
+        .fetch_optional(&self.pool)
+        .await
+        .map_err(db_error("reading an eab key"))?
+        .ok_or_else(|| {
+            Error::not_found(format!("external account binding key {key_id:?} not found"))
+        })?;
+        eab_key_from_row(&row)
+    }
+
+    /// Every key, newest first (`created_at`, then `key_id`, both descending).
+    async fn eab_keys(&self) -> Result<Vec<EabKey>, Error> {
+        let rows = sqlx::query(
+            "SELECT key_id, hmac_key, comment, created_at, revoked, account_id
+             FROM eab_keys ORDER BY created_at DESC, key_id DESC",
+        )
+        .fetch_all(&self.pool)
+        .await
+        .map_err(db_error("listing eab keys"))?;
+        rows.iter().map(eab_key_from_row).collect()
+    }
+
+    /// Every order of the account, whatever its status, newest first (`created_at`,
+    /// then `id`, both descending).
+    ///
+    /// RFC 8555 §7.1.2.1 says the list SHOULD include pending orders and SHOULD NOT
+    /// include invalid ones. An order's status is computed on read from its
+    /// authorizations and the clock, so filtering invalid orders would mean computing
+    /// every row's status and pages of uneven length; Basalt lists every order instead,
+    /// so a client sees its whole history, and the order objects carry the status.
+    ///
+    /// Keyset paging: the cursor is `"<created_at>.<id>"` of the page's last order (an
+    /// opaque string to clients), so a page never skips or repeats an order when new
+    /// ones arrive. `size` 0 means 50; larger than 100 means 100.
+    async fn orders_for_account(
+        &self,
+        account_id: AccountId,
+        page: PageRequest,
+    ) -> Result<OrdersPage, Error> {
+        let after = page.cursor.as_deref().map(parse_cursor).transpose()?;
+        let size = match page.size {
+            0 => DEFAULT_PAGE_SIZE,
+            size => size.min(MAX_PAGE_SIZE),
+        };
+        let mut tx = self.begin_read().await?;
+        let account = sqlx::query("SELECT id FROM accounts WHERE id = $1")
+            .bind(account_id.0)
+            .fetch_optional(&mut *tx)
+            .await
+            .map_err(db_error("reading an account"))?;
+        if account.is_none() {
+            return Err(Error::not_found(format!("account {account_id} not found")));
+        }
+        // One row more than the page holds tells whether another page follows.
+        let limit = i64::from(size) + 1;
+        let rows = match after {
+            None => {
+                sqlx::query(
+                    "SELECT id, created_at FROM orders
+                     WHERE account_id = $1
+                     ORDER BY created_at DESC, id DESC
+                     LIMIT $2",
+                )
+                .bind(account_id.0)
+                .bind(limit)
+                .fetch_all(&mut *tx)
+                .await
+            }
+            Some((created_at, id)) => {
+                sqlx::query(
+                    "SELECT id, created_at FROM orders
+                     WHERE account_id = $1
+                           AND (created_at < $2 OR (created_at = $3 AND id < $4))
+                     ORDER BY created_at DESC, id DESC
+                     LIMIT $5",
+                )
+                .bind(account_id.0)
+                .bind(created_at)
+                .bind(created_at)
+                .bind(id)
+                .bind(limit)
+                .fetch_all(&mut *tx)
+                .await
+            }
+        }
+        .map_err(db_error("listing an account's orders"))?;
+        commit(tx).await?;
+
+        let mut order_ids = Vec::with_capacity(rows.len());
+        let mut last = None;
+        for row in rows
+            .iter()
+            .take(usize::try_from(size).unwrap_or(usize::MAX))
+        {
+            let id: i64 = get(row, "id")?;
+            last = Some((get::<i64>(row, "created_at")?, id));
+            order_ids.push(OrderId(id));
+        }
+        let next = if rows.len() > order_ids.len() {
+            last.map(|(created_at, id)| format!("{created_at}.{id}"))
+        } else {
+            None
+        };
+        Ok(OrdersPage { order_ids, next })
+    }
+}
+
+#[async_trait]
+impl CertificateLookup for PgStorage {
+    async fn certificate(&self, serial: &Serial) -> Result<CertificateRecord, Error> {
+        let mut tx = self.begin_read().await?;
+        let certificate = load_certificate(&mut tx, serial).await?;
+        commit(tx).await?;
+        Ok(certificate)
+    }
+}
+
+impl PgStorage {
+    /// Stores the account and, when it names an external account binding key, binds
+    /// that key to it in the same transaction: the key must exist, not be revoked and
+    /// not be bound yet ([`ErrorKind::Unauthorized`] otherwise, and no account is
+    /// stored).
+    async fn attempt_new_account(&self, account: NewAccount) -> Result<Account, Error> {
+        let id = AccountId(new_id());
+        let created_at = self.now()?;
+        let mut tx = self.begin_write().await?;
+        if let Some(key_id) = &account.eab_key_id {
+            let key = sqlx::query("SELECT revoked, account_id FROM eab_keys WHERE key_id = $1")
+                .bind(key_id)
+                .fetch_optional(&mut *tx)
+                .await
+                .map_err(db_error("reading an eab key"))?;
+            let usable = match &key {
+                Some(row) => {
+                    get::<i64>(row, "revoked")? == 0
+                        && get::<Option<i64>>(row, "account_id")?.is_none()
+                }
+                None => false,
+            };
+            if !usable {
+                warn!(eab_key_id = %key_id, "account refused: eab key unusable");
+                return Err(eab_refused());
+            }
+        }
+        let taken = sqlx::query("SELECT id FROM accounts WHERE key_thumbprint = $1")
+            .bind(&account.key_thumbprint)
+            .fetch_optional(&mut *tx)
+            .await
+            .map_err(db_error("reading an account"))?;
+        if taken.is_some() {
+            return Err(Error::conflict("an account with this key already exists"));
+        }
+        let inserted = sqlx::query(
+            "INSERT INTO accounts (id, key_jwk, key_thumbprint, contacts, status, created_at)
+             VALUES ($1, $2, $3, $4, $5, $6)",
+        )
+        .bind(id.0)
+        .bind(&account.key_jwk)
+        .bind(&account.key_thumbprint)
+        .bind(to_json(&account.contacts)?)
+        .bind(AccountStatus::Valid.as_str())
+        .bind(unix(created_at))
+        .execute(&mut *tx)
+        .await;
+        if let Err(err) = inserted {
+            // A failed statement aborts a PostgreSQL transaction, so the key was looked
+            // up before the insert: a unique violation here is a concurrent
+            // registration of the same key (or, once in about 2^62 accounts, a random ID
+            // collision, which the client's retry cures).
+            if is_unique_violation(&err) {
+                return Err(Error::conflict("an account with this key already exists"));
+            }
+            return Err(db_error("storing an account")(err));
+        }
+        if let Some(key_id) = &account.eab_key_id {
+            let bound = sqlx::query(
+                "UPDATE eab_keys SET account_id = $1
+                 WHERE key_id = $2 AND revoked = 0 AND account_id IS NULL",
+            )
+            .bind(id.0)
+            .bind(key_id)
+            .execute(&mut *tx)
+            .await
+            .map_err(db_error("binding an eab key"))?;
+            if bound.rows_affected() != 1 {
+                return Err(eab_refused());
+            }
+        }
+        commit(tx).await?;
+        info!(
+            account_id = %id,
+            eab_key_id = account.eab_key_id.as_deref().unwrap_or(""),
+            "account created"
+        );
+        Ok(Account {
+            id,
+            key_jwk: account.key_jwk,
+            key_thumbprint: account.key_thumbprint,
+            contacts: account.contacts,
+            status: AccountStatus::Valid,
+            created_at,
+        })
+    }
+
+    /// Applies every change of `update` in one transaction, or none. The only status
+    /// change is valid → deactivated (RFC 8555 §7.3.6); a key already held by another
+    /// account is a conflict (RFC 8555 §7.3.5).
+    async fn attempt_update_account(
+        &self,
+        id: AccountId,
+        update: AccountUpdate,
+    ) -> Result<Account, Error> {
+        let mut tx = self.begin_write().await?;
+        let current = load_account(&mut tx, id).await?;
+        if let Some(status) = update.status {
+            if current.status != AccountStatus::Valid || status != AccountStatus::Deactivated {
+                return Err(Error::malformed(format!(
+                    "account {id} cannot move from {} to {status}",
+                    current.status
+                )));
+            }
+            sqlx::query("UPDATE accounts SET status = $1 WHERE id = $2")
+                .bind(status.as_str())
+                .bind(id.0)
+                .execute(&mut *tx)
+                .await
+                .map_err(db_error("updating an account"))?;
+        }
+        if let Some(contacts) = &update.contacts {
+            sqlx::query("UPDATE accounts SET contacts = $1 WHERE id = $2")
+                .bind(to_json(contacts)?)
+                .bind(id.0)
+                .execute(&mut *tx)
+                .await
+                .map_err(db_error("updating an account"))?;
+        }
+        if let Some((key_jwk, key_thumbprint)) = &update.key {
+            let updated =
+                sqlx::query("UPDATE accounts SET key_jwk = $1, key_thumbprint = $2 WHERE id = $3")
+                    .bind(key_jwk)
+                    .bind(key_thumbprint)
+                    .bind(id.0)
+                    .execute(&mut *tx)
+                    .await;
+            match updated {
+                Ok(_) => {}
+                Err(err) if is_unique_violation(&err) => {
+                    warn!(account_id = %id, "key rollover refused: key in use");
+                    return Err(Error::conflict("key is in use by another account"));
+                }
+                Err(err) => return Err(db_error("updating an account")(err)),
+            }
+        }
+        let updated = load_account(&mut tx, id).await?;
+        commit(tx).await?;
+        info!(
+            account_id = %id,
+            status = %updated.status,
+            contacts_changed = update.contacts.is_some(),
+            key_changed = update.key.is_some(),
+            "account updated"
+        );
+        Ok(updated)
+    }
+
+    async fn attempt_new_order(&self, order: NewOrder) -> Result<Order, Error> {
+        if order.identifiers.is_empty() {
+            return Err(Error::malformed("an order needs at least one identifier"));
+        }
+        for authz in &order.authzs {
+            if authz.challenges.is_empty() {
+                return Err(Error::malformed(format!(
+                    "the authorization for {} offers no challenge",
+                    authz.identifier
+                )));
+            }
+            for (i, challenge) in authz.challenges.iter().enumerate() {
+                if authz.challenges[..i]
+                    .iter()
+                    .any(|c| c.kind == challenge.kind)
+                {
+                    return Err(Error::malformed(format!(
+                        "the authorization for {} offers {} twice",
+                        authz.identifier, challenge.kind
+                    )));
+                }
+            }
+        }
+        if let (Some(not_before), Some(not_after)) = (order.not_before, order.not_after)
+            && not_after <= not_before
+        {
+            return Err(Error::malformed("notAfter must be later than notBefore"));
+        }
+        let mut identifiers = order.identifiers;
+        identifiers.sort();
+        identifiers.dedup();
+        let now = self.now()?;
+
+        let mut tx = self.begin_write().await?;
+        let account = sqlx::query("SELECT id FROM accounts WHERE id = $1")
+            .bind(order.account_id.0)
+            .fetch_optional(&mut *tx)
+            .await
+            .map_err(db_error("reading an account"))?;
+        if account.is_none() {
+            return Err(Error::not_found(format!(
+                "account {} not found",
+                order.account_id
+            )));
+        }
+        if let Some(serial) = &order.replaces {
+            // Checked in the write transaction, so two newOrders replacing the same
+            // certificate cannot both pass.
+            let known = sqlx::query("SELECT serial FROM certificates WHERE serial = $1")
+                .bind(serial.to_string())
+                .fetch_optional(&mut *tx)
+                .await
+                .map_err(db_error("reading a certificate"))?;
+            if known.is_none() {
+                return Err(Error::malformed("replaces names an unknown certificate"));
+            }
+            if let Some(other) = live_replacement(&mut tx, serial, self.clock.now()).await? {
+                warn!(
+                    serial = %serial,
+                    replaced_by = %other,
+                    account_id = %order.account_id,
+                    "replacement order refused: certificate already replaced"
+                );
+                return Err(Error::new(
+                    ErrorKind::AlreadyReplaced,
+                    format!("certificate {serial} was already replaced by order {other}"),
+                ));
+            }
+        }
+
+        let order_id = OrderId(new_id());
+        sqlx::query(
+            "INSERT INTO orders (id, account_id, identifiers, expires, began_processing, created_at,
+                                 profile, not_before, not_after, replaces)
+             VALUES ($1, $2, $3, $4, 0, $5, $6, $7, $8, $9)",
+        )
+        .bind(order_id.0)
+        .bind(order.account_id.0)
+        .bind(to_json(&identifiers)?)
+        .bind(unix(order.expires))
+        .bind(unix(now))
+        .bind(&order.profile)
+        .bind(order.not_before.map(unix))
+        .bind(order.not_after.map(unix))
+        .bind(order.replaces.as_ref().map(ToString::to_string))
+        .execute(&mut *tx)
+        .await
+        .map_err(db_error("storing an order"))?;
+
+        for (position, authz) in order.authzs.iter().enumerate() {
+            let authz_id = AuthzId(new_id());
+            sqlx::query(
+                "INSERT INTO authzs (id, account_id, identifier_type, identifier_value, status,
+                                     expires, wildcard, created_at)
+                 VALUES ($1, $2, $3, $4, $5, $6, $7, $8)",
+            )
+            .bind(authz_id.0)
+            .bind(order.account_id.0)
+            .bind(identifier_type_str(authz.identifier.kind))
+            .bind(&authz.identifier.value)
+            .bind(AuthzStatus::Pending.as_str())
+            .bind(unix(authz.expires))
+            .bind(i64::from(authz.wildcard))
+            .bind(unix(now))
+            .execute(&mut *tx)
+            .await
+            .map_err(db_error("storing an authorization"))?;
+            sqlx::query(
+                "INSERT INTO order_authzs (order_id, authz_id, position) VALUES ($1, $2, $3)",
+            )
+            .bind(order_id.0)
+            .bind(authz_id.0)
+            .bind(position_value(position)?)
+            .execute(&mut *tx)
+            .await
+            .map_err(db_error("linking an authorization to its order"))?;
+            for (position, challenge) in authz.challenges.iter().enumerate() {
+                insert_challenge(&mut tx, authz_id, position, challenge).await?;
+            }
+        }
+
+        let stored = load_order(&mut tx, order_id, self.clock.now()).await?;
+        commit(tx).await?;
+        info!(
+            order_id = %order_id,
+            account_id = %order.account_id,
+            authzs = order.authzs.len(),
+            profile = %order.profile,
+            replaces = ?order.replaces.as_ref().map(ToString::to_string),
+            "order created"
+        );
+        Ok(stored)
+    }
+
+    /// Deactivates an authorization that is pending or valid (and not expired) at the
+    /// clock's now. Orders holding it compute as invalid from then on.
+    async fn attempt_deactivate_authz(&self, id: AuthzId) -> Result<(), Error> {
+        let now = self.clock.now();
+        let mut tx = self.begin_write().await?;
+        let row = sqlx::query("SELECT status, expires FROM authzs WHERE id = $1")
+            .bind(id.0)
+            .fetch_optional(&mut *tx)
+            .await
+            .map_err(db_error("reading an authorization"))?
+            .ok_or_else(|| Error::not_found(format!("authorization {id} not found")))?;
+        let stored: AuthzStatus = parse_wire(&get::<String>(&row, "status")?, "authzs.status")?;
+        let expires = from_unix(get(&row, "expires")?)?;
+        let current = status::authz_status(stored, expires, now);
+        if !matches!(current, AuthzStatus::Pending | AuthzStatus::Valid) {
+            return Err(Error::malformed("authorization is not pending or valid"));
+        }
+        sqlx::query("UPDATE authzs SET status = $1 WHERE id = $2 AND status = $3")
+            .bind(AuthzStatus::Deactivated.as_str())
+            .bind(id.0)
+            .bind(stored.as_str())
+            .execute(&mut *tx)
+            .await
+            .map_err(db_error("updating an authorization"))?;
+        commit(tx).await?;
+        info!(authz_id = %id, previous = %current, "authorization deactivated");
+        Ok(())
+    }
+
+    /// Stores a new key as given (its `created_at` truncated to the second). The
+    /// identifier must not be empty and the HMAC key must have at least 256 bits.
+    async fn attempt_add_eab_key(&self, key: EabKey) -> Result<(), Error> {
+        if key.key_id.is_empty() {
+            return Err(Error::malformed(
+                "an external account binding key needs a key ID",
+            ));
+        }
+        if key.hmac_key.len() < MIN_EAB_KEY_BYTES {
+            return Err(Error::malformed(format!(
+                "an external account binding key has at least {} bits",
+                MIN_EAB_KEY_BYTES * 8
+            )));
+        }
+        let inserted = sqlx::query(
+            "INSERT INTO eab_keys (key_id, hmac_key, comment, created_at, revoked, account_id)
+             VALUES ($1, $2, $3, $4, $5, $6)",
+        )
+        .bind(&key.key_id)
+        .bind(&key.hmac_key)
+        .bind(&key.comment)
+        .bind(unix(key.created_at))
+        .bind(i64::from(key.revoked))
+        .bind(key.account_id.map(|id| id.0))
+        .execute(&self.pool)
+        .await;
+        match inserted {
+            Ok(_) => {
+                info!(eab_key_id = %key.key_id, "eab key added");
+                Ok(())
+            }
+            Err(err) if is_unique_violation(&err) => Err(Error::conflict(format!(
+                "external account binding key {:?} already exists",
+                key.key_id
+            ))),
+            Err(err) => Err(db_error("storing an eab key")(err)),
+        }
+    }
+
+    /// Revokes a key; revoking a revoked key again is not an error. An account the key
+    /// already bound keeps working.
+    async fn attempt_revoke_eab_key(&self, key_id: &str) -> Result<(), Error> {
+        let updated = sqlx::query("UPDATE eab_keys SET revoked = 1 WHERE key_id = $1")
+            .bind(key_id)
+            .execute(&self.pool)
+            .await
+            .map_err(db_error("revoking an eab key"))?;
+        if updated.rows_affected() == 0 {
+            return Err(Error::not_found(format!(
+                "external account binding key {key_id:?} not found"
+            )));
+        }
+        info!(eab_key_id = %key_id, "eab key revoked");
+        Ok(())
+    }
+
+    async fn attempt_set_challenge_processing(
+        &self,
+        id: AuthzId,
+        kind: ChallengeType,
+    ) -> Result<(), Error> {
+        let now = self.clock.now();
+        let mut tx = self.begin_write().await?;
+        let authz = load_authz(&mut tx, id, now).await?;
+        if authz.status != AuthzStatus::Pending {
+            return Err(Error::malformed(format!(
+                "authorization {id} is {}, not pending",
+                authz.status
+            )));
+        }
+        let challenge = authz.challenge(kind).ok_or_else(|| {
+            Error::not_found(format!("authorization {id} has no {kind} challenge"))
+        })?;
+        if challenge.status != ChallengeStatus::Pending {
+            return Err(Error::malformed(format!(
+                "the {kind} challenge of authorization {id} is {}, not pending",
+                challenge.status
+            )));
+        }
+        sqlx::query(
+            "UPDATE challenges SET status = $1 WHERE authz_id = $2 AND kind = $3 AND status = $4",
+        )
+        .bind(ChallengeStatus::Processing.as_str())
+        .bind(id.0)
+        .bind(kind.as_str())
+        .bind(ChallengeStatus::Pending.as_str())
+        .execute(&mut *tx)
+        .await
+        .map_err(db_error("updating a challenge"))?;
+        commit(tx).await?;
+        info!(authz_id = %id, challenge = %kind, "challenge processing");
+        Ok(())
+    }
+
+    async fn attempt_finalize_authz(
+        &self,
+        id: AuthzId,
+        kind: ChallengeType,
+        outcome: AuthzOutcome,
+    ) -> Result<(), Error> {
+        let challenge_status = match outcome.status {
+            AuthzStatus::Valid => ChallengeStatus::Valid,
+            AuthzStatus::Invalid => ChallengeStatus::Invalid,
+            other => {
+                return Err(Error::malformed(format!(
+                    "an authorization is finalized as valid or invalid, not {other}"
+                )));
+            }
+        };
+        let now = self.clock.now();
+        let mut tx = self.begin_write().await?;
+        let authz = load_authz(&mut tx, id, now).await?;
+        if authz.status != AuthzStatus::Pending {
+            return Err(Error::malformed(format!(
+                "authorization {id} is {}, not pending",
+                authz.status
+            )));
+        }
+        let challenge = authz.challenge(kind).ok_or_else(|| {
+            Error::not_found(format!("authorization {id} has no {kind} challenge"))
+        })?;
+        if !matches!(
+            challenge.status,
+            ChallengeStatus::Pending | ChallengeStatus::Processing
+        ) {
+            return Err(Error::malformed(format!(
+                "the {kind} challenge of authorization {id} is already {}",
+                challenge.status
+            )));
+        }
+        sqlx::query("UPDATE authzs SET status = $1, expires = $2 WHERE id = $3 AND status = $4")
+            .bind(outcome.status.as_str())
+            .bind(unix(outcome.expires))
+            .bind(id.0)
+            .bind(AuthzStatus::Pending.as_str())
+            .execute(&mut *tx)
+            .await
+            .map_err(db_error("updating an authorization"))?;
+        let error = outcome.error.as_ref().map(to_json).transpose()?;
+        sqlx::query(
+            "UPDATE challenges SET status = $1, validated = $2, validation_records = $3, error = $4
+             WHERE authz_id = $5 AND kind = $6",
+        )
+        .bind(challenge_status.as_str())
+        .bind(unix(outcome.validated_at))
+        .bind(to_json(&outcome.records)?)
+        .bind(error)
+        .bind(id.0)
+        .bind(kind.as_str())
+        .execute(&mut *tx)
+        .await
+        .map_err(db_error("updating a challenge"))?;
+        commit(tx).await?;
+        info!(
+            authz_id = %id,
+            challenge = %kind,
+            status = %outcome.status,
+            identifier = %authz.identifier,
+            "authorization finalized"
+        );
+        Ok(())
+    }
+
+    async fn attempt_set_order_processing(&self, id: OrderId) -> Result<(), Error> {
+        let now = self.clock.now();
+        let mut tx = self.begin_write().await?;
+        let order = load_order(&mut tx, id, now).await?;
+        if order.status != OrderStatus::Ready {
+            return Err(Error::new(
+                ErrorKind::OrderNotReady,
+                format!("order {id} is {}, not ready", order.status),
+            ));
+        }
+        let updated = sqlx::query(
+            "UPDATE orders SET began_processing = 1
+             WHERE id = $1 AND began_processing = 0 AND error IS NULL
+                   AND certificate_serial IS NULL",
+        )
+        .bind(id.0)
+        .execute(&mut *tx)
+        .await
+        .map_err(db_error("updating an order"))?;
+        if updated.rows_affected() != 1 {
+            return Err(Error::new(
+                ErrorKind::OrderNotReady,
+                format!("order {id} is already processing"),
+            ));
+        }
+        commit(tx).await?;
+        info!(order_id = %id, "order processing");
+        Ok(())
+    }
+
+    async fn attempt_finalize_order(&self, id: OrderId, serial: &Serial) -> Result<(), Error> {
+        let now = self.clock.now();
+        let mut tx = self.begin_write().await?;
+        let order = load_order(&mut tx, id, now).await?;
+        let certificate = sqlx::query("SELECT account_id FROM certificates WHERE serial = $1")
+            .bind(serial.to_string())
+            .fetch_optional(&mut *tx)
+            .await
+            .map_err(db_error("reading a certificate"))?;
+        let Some(certificate) = certificate else {
+            return Err(Error::internal(format!(
+                "certificate {serial} is not stored; refusing to finalize order {id} with it"
+            )));
+        };
+        if get::<i64>(&certificate, "account_id")? != order.account_id.0 {
+            return Err(Error::internal(format!(
+                "certificate {serial} belongs to another account than order {id}"
+            )));
+        }
+        let updated = sqlx::query(
+            "UPDATE orders SET certificate_serial = $1
+             WHERE id = $2 AND began_processing = 1 AND certificate_serial IS NULL
+                   AND error IS NULL",
+        )
+        .bind(serial.to_string())
+        .bind(id.0)
+        .execute(&mut *tx)
+        .await
+        .map_err(db_error("updating an order"))?;
+        if updated.rows_affected() != 1 {
+            return Err(Error::new(
+                ErrorKind::OrderNotReady,
+                format!("order {id} is {}, not processing", order.status),
+            ));
+        }
+        commit(tx).await?;
+        info!(order_id = %id, serial = %serial, "order valid");
+        Ok(())
+    }
+
+    async fn attempt_set_order_error(&self, id: OrderId, error: &Error) -> Result<(), Error> {
+        let mut tx = self.begin_write().await?;
+        let updated = sqlx::query(
+            "UPDATE orders SET error = $1, began_processing = 0
+             WHERE id = $2 AND certificate_serial IS NULL",
+        )
+        .bind(to_json(error)?)
+        .bind(id.0)
+        .execute(&mut *tx)
+        .await
+        .map_err(db_error("updating an order"))?;
+        if updated.rows_affected() != 1 {
+            let exists = sqlx::query("SELECT id FROM orders WHERE id = $1")
+                .bind(id.0)
+                .fetch_optional(&mut *tx)
+                .await
+                .map_err(db_error("reading an order"))?;
+            return Err(match exists {
+                Some(_) => {
+                    Error::malformed(format!("order {id} is valid; it cannot be marked invalid"))
+                }
+                None => Error::not_found(format!("order {id} not found")),
+            });
+        }
+        commit(tx).await?;
+        info!(order_id = %id, error = %error, "order invalid");
+        Ok(())
+    }
+
+    async fn attempt_revoke_certificate(
+        &self,
+        serial: &Serial,
+        reason: RevocationReason,
+        revoked_at: OffsetDateTime,
+    ) -> Result<(), Error> {
+        let now = self.clock.now();
+        let mut tx = self.begin_write().await?;
+        let row = sqlx::query("SELECT status FROM certificate_status WHERE serial = $1")
+            .bind(serial.to_string())
+            .fetch_optional(&mut *tx)
+            .await
+            .map_err(db_error("reading a certificate status"))?
+            .ok_or_else(|| Error::not_found(format!("certificate {serial} not found")))?;
+        let current: CertStatus = parse_wire(&get::<String>(&row, "status")?, "status")?;
+        if current == CertStatus::Revoked {
+            return Err(Error::new(
+                ErrorKind::AlreadyRevoked,
+                format!("certificate {serial} is already revoked"),
+            ));
+        }
+        sqlx::query(
+            "UPDATE certificate_status
+             SET status = $1, revoked_at = $2, revoked_reason = $3, last_updated = $4
+             WHERE serial = $5 AND status = $6",
+        )
+        .bind(CertStatus::Revoked.as_str())
+        .bind(unix(revoked_at))
+        .bind(i64::from(reason.code()))
+        .bind(unix(now))
+        .bind(serial.to_string())
+        .bind(CertStatus::Good.as_str())
+        .execute(&mut *tx)
+        .await
+        .map_err(db_error("revoking a certificate"))?;
+        commit(tx).await?;
+        info!(serial = %serial, reason = reason.code(), "certificate revoked");
+        Ok(())
+    }
+
+    async fn attempt_add_serial(
+        &self,
+        serial: &Serial,
+        account_id: AccountId,
+        created_at: OffsetDateTime,
+        expires_at: OffsetDateTime,
+    ) -> Result<(), Error> {
+        let inserted = sqlx::query(
+            "INSERT INTO serials (serial, account_id, created_at, expires_at) VALUES ($1, $2, $3, $4)",
+        )
+        .bind(serial.to_string())
+        .bind(account_id.0)
+        .bind(unix(created_at))
+        .bind(unix(expires_at))
+        .execute(&self.pool)
+        .await;
+        match inserted {
+            Ok(_) => {
+                info!(serial = %serial, account_id = %account_id, "serial reserved");
+                Ok(())
+            }
+            Err(err) if is_unique_violation(&err) => {
+                warn!(serial = %serial, "serial reuse refused");
+                Err(Error::conflict(format!("serial {serial} already used")))
+            }
+            Err(err) => Err(db_error("storing a serial")(err)),
+        }
+    }
+
+    async fn attempt_add_precertificate(
+        &self,
+        serial: &Serial,
+        der: &[u8],
+        account_id: AccountId,
+        issued_at: OffsetDateTime,
+    ) -> Result<(), Error> {
+        let mut tx = self.begin_write().await?;
+        let reserved = sqlx::query("SELECT account_id FROM serials WHERE serial = $1")
+            .bind(serial.to_string())
+            .fetch_optional(&mut *tx)
+            .await
+            .map_err(db_error("reading a serial"))?;
+        let Some(reserved) = reserved else {
+            return Err(Error::internal(format!(
+                "serial {serial} was never reserved; refusing its precertificate"
+            )));
+        };
+        if get::<i64>(&reserved, "account_id")? != account_id.0 {
+            return Err(Error::internal(format!(
+                "serial {serial} was reserved for another account than {account_id}"
+            )));
+        }
+        let inserted = sqlx::query(
+            "INSERT INTO precertificates (serial, account_id, der, issued_at) VALUES ($1, $2, $3, $4)",
+        )
+        .bind(serial.to_string())
+        .bind(account_id.0)
+        .bind(der)
+        .bind(unix(issued_at))
+        .execute(&mut *tx)
+        .await;
+        match inserted {
+            Ok(_) => {}
+            Err(err) if is_unique_violation(&err) => {
+                return Err(Error::conflict(format!(
+                    "a precertificate with serial {serial} is already stored"
+                )));
+            }
+            Err(err) => return Err(db_error("storing a precertificate")(err)),
+        }
+        commit(tx).await?;
+        info!(serial = %serial, account_id = %account_id, "precertificate stored");
+        Ok(())
+    }
+
+    async fn attempt_add_certificate(&self, certificate: &CertificateRecord) -> Result<(), Error> {
+        let serial = &certificate.serial;
+        let now = self.clock.now();
+        let mut tx = self.begin_write().await?;
+        let precertificate =
+            sqlx::query("SELECT account_id FROM precertificates WHERE serial = $1")
+                .bind(serial.to_string())
+                .fetch_optional(&mut *tx)
+                .await
+                .map_err(db_error("reading a precertificate"))?;
+        let Some(precertificate) = precertificate else {
+            return Err(Error::internal(format!(
+                "no precertificate with serial {serial} is stored; refusing the certificate"
+            )));
+        };
+        if get::<i64>(&precertificate, "account_id")? != certificate.account_id.0 {
+            return Err(Error::internal(format!(
+                "the precertificate {serial} belongs to another account than {}",
+                certificate.account_id
+            )));
+        }
+        let inserted = sqlx::query(
+            "INSERT INTO certificates (serial, account_id, der, issued_at, expires_at)
+             VALUES ($1, $2, $3, $4, $5)",
+        )
+        .bind(serial.to_string())
+        .bind(certificate.account_id.0)
+        .bind(&certificate.der)
+        .bind(unix(certificate.issued_at))
+        .bind(unix(certificate.expires_at))
+        .execute(&mut *tx)
+        .await;
+        match inserted {
+            Ok(_) => {}
+            Err(err) if is_unique_violation(&err) => {
+                return Err(Error::conflict(format!(
+                    "a certificate with serial {serial} is already stored"
+                )));
+            }
+            Err(err) => return Err(db_error("storing a certificate")(err)),
+        }
+        for (position, der) in certificate.chain.iter().enumerate() {
+            sqlx::query(
+                "INSERT INTO certificate_chains (serial, position, der) VALUES ($1, $2, $3)",
+            )
+            .bind(serial.to_string())
+            .bind(position_value(position)?)
+            .bind(der)
+            .execute(&mut *tx)
+            .await
+            .map_err(db_error("storing a certificate chain"))?;
+        }
+        // A new certificate is good whatever the record says: revocation goes through
+        // `revoke_certificate`, so it is audited.
+        sqlx::query(
+            "INSERT INTO certificate_status (serial, status, not_after, last_updated)
+             VALUES ($1, $2, $3, $4)",
+        )
+        .bind(serial.to_string())
+        .bind(CertStatus::Good.as_str())
+        .bind(unix(certificate.expires_at))
+        .bind(unix(now))
+        .execute(&mut *tx)
+        .await
+        .map_err(db_error("storing a certificate status"))?;
+        commit(tx).await?;
+        info!(
+            serial = %serial,
+            account_id = %certificate.account_id,
+            "certificate stored"
+        );
+        Ok(())
+    }
+}
+
+async fn load_account(conn: &mut PgConnection, id: AccountId) -> Result<Account, Error> {
+    let row = sqlx::query(
+        "SELECT id, key_jwk, key_thumbprint, contacts, status, created_at
+         FROM accounts WHERE id = $1",
+    )
+    .bind(id.0)
+    .fetch_optional(&mut *conn)
+    .await
+    .map_err(db_error("reading an account"))?
+    .ok_or_else(|| Error::not_found(format!("account {id} not found")))?;
+    account_from_row(&row)
+}
+
+async fn load_order(
+    conn: &mut PgConnection,
+    id: OrderId,
+    now: OffsetDateTime,
+) -> Result<Order, Error> {
+    let row = sqlx::query(
+        "SELECT id, account_id, identifiers, expires, error, began_processing,
+                certificate_serial, created_at, profile, not_before, not_after, replaces
+         FROM orders WHERE id = $1",
+    )
+    .bind(id.0)
+    .fetch_optional(&mut *conn)
+    .await
+    .map_err(db_error("reading an order"))?
+    .ok_or_else(|| Error::not_found(format!("order {id} not found")))?;
+    let authz_rows = sqlx::query(
+        "SELECT oa.authz_id, a.identifier_type, a.identifier_value, a.status, a.expires
+         FROM order_authzs oa LEFT JOIN authzs a ON a.id = oa.authz_id
+         WHERE oa.order_id = $1
+         ORDER BY oa.position",
+    )
+    .bind(id.0)
+    .fetch_all(&mut *conn)
+    .await
+    .map_err(db_error("reading an order's authorizations"))?;
+
+    let mut authz_ids = Vec::with_capacity(authz_rows.len());
+    let mut authzs = Vec::with_capacity(authz_rows.len());
+    for authz_row in &authz_rows {
+        let authz_id = AuthzId(get(authz_row, "authz_id")?);
+        let Some(stored) = get::<Option<String>>(authz_row, "status")? else {
+            return Err(Error::internal(format!(
+                "order {id} names authorization {authz_id}, which does not exist"
+            )));
+        };
+        let stored: AuthzStatus = parse_wire(&stored, "authzs.status")?;
+        let expires = from_unix(get(authz_row, "expires")?)?;
+        let identifier = identifier_from_row(authz_row)?;
+        authz_ids.push(authz_id);
+        authzs.push((identifier, status::authz_status(stored, expires, now)));
+    }
+
+    let identifiers: Vec<Identifier> =
+        from_json(&get::<String>(&row, "identifiers")?, "identifiers")?;
+    let expires = from_unix(get(&row, "expires")?)?;
+    let error: Option<Error> = get::<Option<String>>(&row, "error")?
+        .map(|text| from_json(&text, "orders.error"))
+        .transpose()?;
+    let began_processing = get::<i64>(&row, "began_processing")? != 0;
+    let certificate_serial: Option<Serial> = get::<Option<String>>(&row, "certificate_serial")?
+        .map(|text| parse_wire(&text, "certificate_serial"))
+        .transpose()?;
+    let status = status::order_status(
+        &OrderFacts {
+            identifiers: &identifiers,
+            expires,
+            has_error: error.is_some(),
+            began_processing,
+            has_certificate: certificate_serial.is_some(),
+            authzs: &authzs,
+        },
+        now,
+    );
+    Ok(Order {
+        id,
+        account_id: AccountId(get(&row, "account_id")?),
+        identifiers,
+        status,
+        expires,
+        authz_ids,
+        error,
+        certificate_serial,
+        created_at: from_unix(get(&row, "created_at")?)?,
+        profile: get(&row, "profile")?,
+        not_before: get::<Option<i64>>(&row, "not_before")?
+            .map(from_unix)
+            .transpose()?,
+        not_after: get::<Option<i64>>(&row, "not_after")?
+            .map(from_unix)
+            .transpose()?,
+        replaces: get::<Option<String>>(&row, "replaces")?
+            .map(|text| parse_wire(&text, "orders.replaces"))
+            .transpose()?,
+    })
+}
+
+/// The newest order replacing the certificate `serial` that is not invalid at `now`.
+///
+/// Invalid replacement orders pile up only as fast as a client retries, so computing
+/// each one's status is cheap.
+async fn live_replacement(
+    conn: &mut PgConnection,
+    serial: &Serial,
+    now: OffsetDateTime,
+) -> Result<Option<OrderId>, Error> {
+    let rows = sqlx::query(
+        "SELECT id FROM orders WHERE replaces = $1
+         ORDER BY created_at DESC, id DESC",
+    )
+    .bind(serial.to_string())
+    .fetch_all(&mut *conn)
+    .await
+    .map_err(db_error("reading replacement orders"))?;
+    for row in &rows {
+        let id = OrderId(get(row, "id")?);
+        if load_order(conn, id, now).await?.status != OrderStatus::Invalid {
+            return Ok(Some(id));
+        }
+    }
+    Ok(None)
+}
+
+async fn load_authz(
+    conn: &mut PgConnection,
+    id: AuthzId,
+    now: OffsetDateTime,
+) -> Result<Authz, Error> {
+    let row = sqlx::query(
+        "SELECT id, account_id, identifier_type, identifier_value, status, expires, wildcard
+         FROM authzs WHERE id = $1",
+    )
+    .bind(id.0)
+    .fetch_optional(&mut *conn)
+    .await
+    .map_err(db_error("reading an authorization"))?
+    .ok_or_else(|| Error::not_found(format!("authorization {id} not found")))?;
+    let challenge_rows = sqlx::query(
+        "SELECT kind, token, status, validated, error, validation_records
+         FROM challenges WHERE authz_id = $1
+         ORDER BY position",
+    )
+    .bind(id.0)
+    .fetch_all(&mut *conn)
+    .await
+    .map_err(db_error("reading an authorization's challenges"))?;
+
+    let challenges = challenge_rows
+        .iter()
+        .map(challenge_from_row)
+        .collect::<Result<Vec<_>, Error>>()?;
+    let stored: AuthzStatus = parse_wire(&get::<String>(&row, "status")?, "authzs.status")?;
+    let expires = from_unix(get(&row, "expires")?)?;
+    Ok(Authz {
+        id,
+        account_id: AccountId(get(&row, "account_id")?),
+        identifier: identifier_from_row(&row)?,
+        status: status::authz_status(stored, expires, now),
+        expires,
+        wildcard: get::<i64>(&row, "wildcard")? != 0,
+        challenges,
+    })
+}
+
+async fn load_certificate(
+    conn: &mut PgConnection,
+    serial: &Serial,
+) -> Result<CertificateRecord, Error> {
+    let row = sqlx::query(
+        "SELECT c.account_id, c.der, c.issued_at, c.expires_at,
+                s.status, s.revoked_at, s.revoked_reason
+         FROM certificates c LEFT JOIN certificate_status s ON s.serial = c.serial
+         WHERE c.serial = $1",
+    )
+    .bind(serial.to_string())
+    .fetch_optional(&mut *conn)
+    .await
+    .map_err(db_error("reading a certificate"))?
+    .ok_or_else(|| Error::not_found(format!("certificate {serial} not found")))?;
+    let chain_rows =
+        sqlx::query("SELECT der FROM certificate_chains WHERE serial = $1 ORDER BY position")
+            .bind(serial.to_string())
+            .fetch_all(&mut *conn)
+            .await
+            .map_err(db_error("reading a certificate chain"))?;
+
+    let chain = chain_rows
+        .iter()
+        .map(|row| get::<Vec<u8>>(row, "der"))
+        .collect::<Result<Vec<_>, Error>>()?;
+    let Some(status) = get::<Option<String>>(&row, "status")? else {
+        return Err(Error::internal(format!(
+            "certificate {serial} has no status row"
+        )));
+    };
+    let revocation_reason = get::<Option<i64>>(&row, "revoked_reason")?
+        .map(|code| {
+            u8::try_from(code)
+                .ok()
+                .and_then(|code| RevocationReason::try_from(code).ok())
+                .ok_or_else(|| corrupt(format!("revoked_reason {code}")))
+        })
+        .transpose()?;
+    Ok(CertificateRecord {
+        serial: serial.clone(),
+        account_id: AccountId(get(&row, "account_id")?),
+        der: get(&row, "der")?,
+        chain,
+        issued_at: from_unix(get(&row, "issued_at")?)?,
+        expires_at: from_unix(get(&row, "expires_at")?)?,
+        status: parse_wire(&status, "certificate_status.status")?,
+        revoked_at: get::<Option<i64>>(&row, "revoked_at")?
+            .map(from_unix)
+            .transpose()?,
+        revocation_reason,
+    })
+}
+
+async fn insert_challenge(
+    conn: &mut PgConnection,
+    authz_id: AuthzId,
+    position: usize,
+    challenge: &Challenge,
+) -> Result<(), Error> {
+    let error = challenge.error.as_ref().map(to_json).transpose()?;
+    sqlx::query(
+        "INSERT INTO challenges (authz_id, kind, position, token, status, validated, error,
+                                 validation_records)
+         VALUES ($1, $2, $3, $4, $5, $6, $7, $8)",
+    )
+    .bind(authz_id.0)
+    .bind(challenge.kind.as_str())
+    .bind(position_value(position)?)
+    .bind(&challenge.token)
+    .bind(challenge.status.as_str())
+    .bind(challenge.validated.map(unix))
+    .bind(error)
+    .bind(to_json(&challenge.validation_records)?)
+    .execute(&mut *conn)
+    .await
+    .map_err(db_error("storing a challenge"))?;
+    Ok(())
+}
+
+fn account_from_row(row: &PgRow) -> Result<Account, Error> {
+    Ok(Account {
+        id: AccountId(get(row, "id")?),
+        key_jwk: get(row, "key_jwk")?,
+        key_thumbprint: get(row, "key_thumbprint")?,
+        contacts: from_json(&get::<String>(row, "contacts")?, "contacts")?,
+        status: parse_wire(&get::<String>(row, "status")?, "accounts.status")?,
+        created_at: from_unix(get(row, "created_at")?)?,
+    })
+}
+
+fn eab_key_from_row(row: &PgRow) -> Result<EabKey, Error> {
+    Ok(EabKey {
+        key_id: get(row, "key_id")?,
+        hmac_key: get(row, "hmac_key")?,
+        comment: get(row, "comment")?,
+        created_at: from_unix(get(row, "created_at")?)?,
+        revoked: get::<i64>(row, "revoked")? != 0,
+        account_id: get::<Option<i64>>(row, "account_id")?.map(AccountId),
+    })
+}
+
+fn challenge_from_row(row: &PgRow) -> Result<Challenge, Error> {
+    Ok(Challenge {
+        kind: parse_wire(&get::<String>(row, "kind")?, "challenges.kind")?,
+        token: get(row, "token")?,
+        status: parse_wire(&get::<String>(row, "status")?, "challenges.status")?,
+        validated: get::<Option<i64>>(row, "validated")?
+            .map(from_unix)
+            .transpose()?,
+        error: get::<Option<String>>(row, "error")?
+            .map(|text| from_json(&text, "challenges.error"))
+            .transpose()?,
+        validation_records: from_json(
+            &get::<String>(row, "validation_records")?,
+            "validation_records",
+        )?,
+    })
+}
+
+fn identifier_from_row(row: &PgRow) -> Result<Identifier, Error> {
+    let kind = match get::<String>(row, "identifier_type")?.as_str() {
+        "dns" => IdentifierType::Dns,
+        "ip" => IdentifierType::Ip,
+        other => return Err(corrupt(format!("identifier_type {other:?}"))),
+    };
+    Ok(Identifier {
+        kind,
+        value: get(row, "identifier_value")?,
+    })
+}
+
+/// The one answer for every unusable EAB key, so a caller cannot tell an unknown key
+/// from a used one.
+fn eab_refused() -> Error {
+    Error::unauthorized("external account binding key ID is unknown, revoked or already used")
+}
+
+fn identifier_type_str(kind: IdentifierType) -> &'static str {
+    match kind {
+        IdentifierType::Dns => "dns",
+        IdentifierType::Ip => "ip",
+    }
+}
+
+/// Reads a cursor that `orders_for_account` made: `"<created_at>.<id>"`, both
+/// non-negative decimal integers. Anything else is the client's doing.
+fn parse_cursor(cursor: &str) -> Result<(i64, i64), Error> {
+    let number = |text: &str| {
+        if text.is_empty() || !text.bytes().all(|b| b.is_ascii_digit()) {
+            return None;
+        }
+        text.parse::<i64>().ok()
+    };
+    cursor
+        .split_once('.')
+        .and_then(|(created_at, id)| Some((number(created_at)?, number(id)?)))
+        .ok_or_else(|| Error::malformed("invalid cursor"))
+}
+
+/// A random positive ID: unguessable, and no sequence for a distributed engine to
+/// coordinate.
+fn new_id() -> i64 {
+    rand::random_range(1..i64::MAX)
+}
+
+fn unix(at: OffsetDateTime) -> i64 {
+    at.unix_timestamp()
+}
+
+fn from_unix(seconds: i64) -> Result<OffsetDateTime, Error> {
+    OffsetDateTime::from_unix_timestamp(seconds)
+        .map_err(|_| corrupt(format!("timestamp {seconds}")))
+}
+
+fn position_value(position: usize) -> Result<i64, Error> {
+    i64::try_from(position).map_err(|_| Error::malformed("too many items"))
+}
+
+fn get<'r, T>(row: &'r PgRow, column: &'static str) -> Result<T, Error>
+where
+    T: sqlx::Decode<'r, Postgres> + sqlx::Type<Postgres>,
+{
+    row.try_get(column).map_err(db_error("reading a row"))
+}
+
+fn parse_wire<T: FromStr>(text: &str, column: &str) -> Result<T, Error> {
+    text.parse()
+        .map_err(|_| corrupt(format!("{column} {text:?}")))
+}
+
+fn to_json<T: Serialize + ?Sized>(value: &T) -> Result<String, Error> {
+    serde_json::to_string(value)
+        .map_err(|err| Error::internal(format!("cannot encode a column as json: {err}")))
+}
+
+fn from_json<T: DeserializeOwned>(text: &str, column: &str) -> Result<T, Error> {
+    serde_json::from_str(text).map_err(|err| corrupt(format!("{column}: {err}")))
+}
+
+/// A row that does not decode: a bug or a hand-edited database, never client input.
+fn corrupt(what: impl fmt::Display) -> Error {
+    error!(detail = %what, "corrupt database row");
+    Error::internal(format!("corrupt database row: {what}"))
+}
+
+fn is_unique_violation(err: &sqlx::Error) -> bool {
+    err.as_database_error()
+        .is_some_and(|err| err.is_unique_violation())
+}
+
+/// Maps a database failure to the cross-service error, logging the cause.
+fn db_error(operation: &'static str) -> impl FnOnce(sqlx::Error) -> Error {
+    move |err| {
+        let code = err
+            .as_database_error()
+            .and_then(|err| err.code())
+            .map(|code| code.into_owned());
+        if matches!(code.as_deref(), Some("40001" | "40P01")) {
+            warn!(operation, error = %err, "database serialization failure");
+            return Error::unavailable(format!("{SERIALIZATION_FAILURE} while {operation}: {err}"));
+        }
+        error!(operation, error = %err, "database error");
+        match err {
+            sqlx::Error::PoolTimedOut | sqlx::Error::PoolClosed | sqlx::Error::Io(_) => {
+                Error::unavailable(format!("database unavailable while {operation}: {err}"))
+            }
+            _ => Error::internal(format!("database error while {operation}: {err}")),
+        }
+    }
+}
+
+async fn commit(tx: Transaction<'static, Postgres>) -> Result<(), Error> {
+    tx.commit()
+        .await
+        .map_err(db_error("committing a transaction"))
+}
+
+#[cfg(test)]
+mod tests;
