@@ -8,6 +8,7 @@
 //! One conformance suite (`conformance`, tests only) runs against every engine.
 
 mod any;
+mod common;
 mod config;
 #[cfg(test)]
 mod conformance;

@@ -1,6 +1,7 @@
 //! The PostgreSQL engine: for deployments with more than one SA, or a managed database.
 //!
-//! The same queries and row mapping as the SQLite engine, with `$n` placeholders. Every
+//! The same queries as the SQLite engine with `$n` bind parameters; rows decode through the
+//! shared `common` module. Every
 //! write that reads before it writes runs in a `SERIALIZABLE` transaction; when the
 //! database aborts one for a serialization failure (SQLSTATE 40001, or a deadlock,
 //! 40P01) the whole transaction is run again, a bounded number of times. The schema
@@ -34,7 +35,6 @@ use basalt_core::EabKey;
 use basalt_core::Error;
 use basalt_core::ErrorKind;
 use basalt_core::Identifier;
-use basalt_core::IdentifierType;
 use basalt_core::NewAccount;
 use basalt_core::NewOrder;
 use basalt_core::Order;
@@ -46,8 +46,6 @@ use basalt_core::RevocationReason;
 use basalt_core::Serial;
 use basalt_core::Storage;
 use basalt_core::StorageReadOnly;
-use serde::Serialize;
-use serde::de::DeserializeOwned;
 use sqlx::PgConnection;
 use sqlx::PgPool;
 use sqlx::Postgres;
@@ -57,11 +55,27 @@ use sqlx::postgres::PgConnectOptions;
 use sqlx::postgres::PgPoolOptions;
 use sqlx::postgres::PgRow;
 use time::OffsetDateTime;
-use tracing::error;
 use tracing::info;
 use tracing::warn;
 
 use crate::DatabaseConfig;
+use crate::common;
+use crate::common::account_from_row;
+use crate::common::challenge_from_row;
+use crate::common::corrupt;
+use crate::common::eab_key_from_row;
+use crate::common::eab_refused;
+use crate::common::from_json;
+use crate::common::from_unix;
+use crate::common::identifier_from_row;
+use crate::common::identifier_type_str;
+use crate::common::is_unique_violation;
+use crate::common::new_id;
+use crate::common::parse_cursor;
+use crate::common::parse_wire;
+use crate::common::position_value;
+use crate::common::to_json;
+use crate::common::unix;
 use crate::config::DEFAULT_MAX_CONNECTIONS;
 use crate::status;
 use crate::status::OrderFacts;
@@ -1614,135 +1628,11 @@ async fn insert_challenge(
     Ok(())
 }
 
-fn account_from_row(row: &PgRow) -> Result<Account, Error> {
-    Ok(Account {
-        id: AccountId(get(row, "id")?),
-        key_jwk: get(row, "key_jwk")?,
-        key_thumbprint: get(row, "key_thumbprint")?,
-        contacts: from_json(&get::<String>(row, "contacts")?, "contacts")?,
-        status: parse_wire(&get::<String>(row, "status")?, "accounts.status")?,
-        created_at: from_unix(get(row, "created_at")?)?,
-    })
-}
-
-fn eab_key_from_row(row: &PgRow) -> Result<EabKey, Error> {
-    Ok(EabKey {
-        key_id: get(row, "key_id")?,
-        hmac_key: get(row, "hmac_key")?,
-        comment: get(row, "comment")?,
-        created_at: from_unix(get(row, "created_at")?)?,
-        revoked: get::<i64>(row, "revoked")? != 0,
-        account_id: get::<Option<i64>>(row, "account_id")?.map(AccountId),
-    })
-}
-
-fn challenge_from_row(row: &PgRow) -> Result<Challenge, Error> {
-    Ok(Challenge {
-        kind: parse_wire(&get::<String>(row, "kind")?, "challenges.kind")?,
-        token: get(row, "token")?,
-        status: parse_wire(&get::<String>(row, "status")?, "challenges.status")?,
-        validated: get::<Option<i64>>(row, "validated")?
-            .map(from_unix)
-            .transpose()?,
-        error: get::<Option<String>>(row, "error")?
-            .map(|text| from_json(&text, "challenges.error"))
-            .transpose()?,
-        validation_records: from_json(
-            &get::<String>(row, "validation_records")?,
-            "validation_records",
-        )?,
-    })
-}
-
-fn identifier_from_row(row: &PgRow) -> Result<Identifier, Error> {
-    let kind = match get::<String>(row, "identifier_type")?.as_str() {
-        "dns" => IdentifierType::Dns,
-        "ip" => IdentifierType::Ip,
-        other => return Err(corrupt(format!("identifier_type {other:?}"))),
-    };
-    Ok(Identifier {
-        kind,
-        value: get(row, "identifier_value")?,
-    })
-}
-
-/// The one answer for every unusable EAB key, so a caller cannot tell an unknown key
-/// from a used one.
-fn eab_refused() -> Error {
-    Error::unauthorized("external account binding key ID is unknown, revoked or already used")
-}
-
-fn identifier_type_str(kind: IdentifierType) -> &'static str {
-    match kind {
-        IdentifierType::Dns => "dns",
-        IdentifierType::Ip => "ip",
-    }
-}
-
-/// Reads a cursor that `orders_for_account` made: `"<created_at>.<id>"`, both
-/// non-negative decimal integers. Anything else is the client's doing.
-fn parse_cursor(cursor: &str) -> Result<(i64, i64), Error> {
-    let number = |text: &str| {
-        if text.is_empty() || !text.bytes().all(|b| b.is_ascii_digit()) {
-            return None;
-        }
-        text.parse::<i64>().ok()
-    };
-    cursor
-        .split_once('.')
-        .and_then(|(created_at, id)| Some((number(created_at)?, number(id)?)))
-        .ok_or_else(|| Error::malformed("invalid cursor"))
-}
-
-/// A random positive ID: unguessable, and no sequence for a distributed engine to
-/// coordinate.
-fn new_id() -> i64 {
-    rand::random_range(1..i64::MAX)
-}
-
-fn unix(at: OffsetDateTime) -> i64 {
-    at.unix_timestamp()
-}
-
-fn from_unix(seconds: i64) -> Result<OffsetDateTime, Error> {
-    OffsetDateTime::from_unix_timestamp(seconds)
-        .map_err(|_| corrupt(format!("timestamp {seconds}")))
-}
-
-fn position_value(position: usize) -> Result<i64, Error> {
-    i64::try_from(position).map_err(|_| Error::malformed("too many items"))
-}
-
 fn get<'r, T>(row: &'r PgRow, column: &'static str) -> Result<T, Error>
 where
     T: sqlx::Decode<'r, Postgres> + sqlx::Type<Postgres>,
 {
     row.try_get(column).map_err(db_error("reading a row"))
-}
-
-fn parse_wire<T: FromStr>(text: &str, column: &str) -> Result<T, Error> {
-    text.parse()
-        .map_err(|_| corrupt(format!("{column} {text:?}")))
-}
-
-fn to_json<T: Serialize + ?Sized>(value: &T) -> Result<String, Error> {
-    serde_json::to_string(value)
-        .map_err(|err| Error::internal(format!("cannot encode a column as json: {err}")))
-}
-
-fn from_json<T: DeserializeOwned>(text: &str, column: &str) -> Result<T, Error> {
-    serde_json::from_str(text).map_err(|err| corrupt(format!("{column}: {err}")))
-}
-
-/// A row that does not decode: a bug or a hand-edited database, never client input.
-fn corrupt(what: impl fmt::Display) -> Error {
-    error!(detail = %what, "corrupt database row");
-    Error::internal(format!("corrupt database row: {what}"))
-}
-
-fn is_unique_violation(err: &sqlx::Error) -> bool {
-    err.as_database_error()
-        .is_some_and(|err| err.is_unique_violation())
 }
 
 /// Maps a database failure to the cross-service error, logging the cause.
@@ -1756,13 +1646,7 @@ fn db_error(operation: &'static str) -> impl FnOnce(sqlx::Error) -> Error {
             warn!(operation, error = %err, "database serialization failure");
             return Error::unavailable(format!("{SERIALIZATION_FAILURE} while {operation}: {err}"));
         }
-        error!(operation, error = %err, "database error");
-        match err {
-            sqlx::Error::PoolTimedOut | sqlx::Error::PoolClosed | sqlx::Error::Io(_) => {
-                Error::unavailable(format!("database unavailable while {operation}: {err}"))
-            }
-            _ => Error::internal(format!("database error while {operation}: {err}")),
-        }
+        common::db_error(operation)(err)
     }
 }
 
