@@ -1,8 +1,8 @@
 //! The PostgreSQL engine: for deployments with more than one SA, or a managed database.
 //!
 //! The same queries as the SQLite engine with `$n` bind parameters; rows decode through the
-//! shared `common` module. Every
-//! write that reads before it writes runs in a `SERIALIZABLE` transaction; when the
+//! shared `common` module. Every write that reads before it writes runs in a
+//! `SERIALIZABLE` transaction; when the
 //! database aborts one for a serialization failure (SQLSTATE 40001, or a deadlock,
 //! 40P01) the whole transaction is run again, a bounded number of times. The schema
 //! stays within what CockroachDB accepts: application-chosen BIGINT IDs, no sequences,
