@@ -1,6 +1,7 @@
 //! A whole Basalt CA for one test: `basalt dev` with every service as its own OS
-//! process, pebble-challtestsrv as the mock DNS, and a helper to drive external
-//! clients (certbot, lego, openssl) with a deadline.
+//! process, pebble-challtestsrv as the mock DNS, the SA on SQLite or on a fresh
+//! PostgreSQL or MariaDB database, and a helper to drive external clients (certbot,
+//! lego, openssl) with a deadline.
 
 use std::collections::HashSet;
 use std::collections::hash_map::RandomState;
@@ -25,6 +26,9 @@ use std::sync::mpsc;
 use std::thread;
 use std::time::Duration;
 use std::time::Instant;
+
+use crate::database::Engine;
+use crate::database::TestDatabase;
 
 /// How long `basalt dev` may take to print `basalt dev: ready`.
 const READY_TIMEOUT: Duration = Duration::from_secs(120);
@@ -66,6 +70,9 @@ pub(crate) struct DevCa {
     basalt: Option<Child>,
     challtestsrv: Option<Child>,
     stdout: Arc<Mutex<Vec<String>>>,
+    /// The SA's database when not SQLite; a field, so it is dropped after
+    /// `Drop for DevCa` has stopped the SA.
+    database: Option<TestDatabase>,
 }
 
 /// A [`DevCa`] with extra `basalt dev` flags, e.g. `--eab-required` or
@@ -73,6 +80,7 @@ pub(crate) struct DevCa {
 pub(crate) struct DevCaBuilder {
     label: String,
     extra_args: Vec<String>,
+    engine: Option<Engine>,
 }
 
 impl DevCaBuilder {
@@ -82,9 +90,23 @@ impl DevCaBuilder {
         self
     }
 
+    /// The SA on a fresh database of the PostgreSQL test server (see
+    /// [`crate::database`]), dropped with the CA.
+    pub(crate) fn postgres(mut self) -> Self {
+        self.engine = Some(Engine::Postgres);
+        self
+    }
+
+    /// The SA on a fresh database of the MariaDB test server (see
+    /// [`crate::database`]), dropped with the CA.
+    pub(crate) fn mariadb(mut self) -> Self {
+        self.engine = Some(Engine::MariaDb);
+        self
+    }
+
     /// Starts the CA, as [`DevCa::start`] does.
     pub(crate) fn start(self) -> DevCa {
-        DevCa::start_with_args(&self.label, self.extra_args)
+        DevCa::start_with(&self.label, self.extra_args, self.engine)
     }
 }
 
@@ -94,16 +116,22 @@ impl DevCa {
         DevCaBuilder {
             label: label.to_owned(),
             extra_args: Vec::new(),
+            engine: None,
         }
     }
 
     /// Starts the mock DNS and `basalt dev` on fresh ports with a fresh data dir,
     /// and waits until every service is healthy. `label` names the temp dir.
     pub(crate) fn start(label: &str) -> Self {
-        Self::start_with_args(label, Vec::new())
+        Self::start_with(label, Vec::new(), None)
     }
 
-    fn start_with_args(label: &str, extra_args: Vec<String>) -> Self {
+    fn start_with(label: &str, mut extra_args: Vec<String>, engine: Option<Engine>) -> Self {
+        // First, so a missing server fails the test before anything is started.
+        let database = engine.map(TestDatabase::create);
+        if let Some(database) = &database {
+            extra_args.extend(["--db".to_owned(), database.url()]);
+        }
         let root = std::env::temp_dir().join(format!(
             "basalt-e2e-{label}-{}-{:x}",
             std::process::id(),
@@ -131,6 +159,7 @@ impl DevCa {
             basalt: None,
             challtestsrv: None,
             stdout: Arc::default(),
+            database,
         };
 
         let challtestsrv_log = fs::File::create(ca.root.join("challtestsrv.log"))
@@ -196,6 +225,74 @@ impl DevCa {
     /// The pid of `basalt dev` itself.
     pub(crate) fn launcher_pid(&self) -> u32 {
         self.basalt.as_ref().expect("basalt dev is running").id()
+    }
+
+    /// The pid of the process running service `svc` now, from the pid file
+    /// `basalt dev` writes on every (re)start.
+    pub(crate) fn service_pid(&self, svc: &str) -> u32 {
+        let path = self.data_dir.join("run").join(format!("{svc}.pid"));
+        let text = fs::read_to_string(&path)
+            .unwrap_or_else(|err| panic!("cannot read {}: {err}", path.display()));
+        text.trim()
+            .parse()
+            .unwrap_or_else(|_| panic!("{} holds no pid: {text:?}", path.display()))
+    }
+
+    /// Waits until `basalt dev` has printed `line` (whole, trimmed) since it started;
+    /// panics if it does not within `timeout`.
+    pub(crate) fn wait_for_stdout_line(&self, line: &str, timeout: Duration) {
+        let deadline = Instant::now() + timeout;
+        loop {
+            let printed = self
+                .stdout
+                .lock()
+                .expect("stdout lock")
+                .iter()
+                .any(|printed| printed.trim() == line);
+            if printed {
+                return;
+            }
+            assert!(
+                Instant::now() < deadline,
+                "basalt dev did not print {line:?} within {timeout:?}"
+            );
+            thread::sleep(Duration::from_millis(100));
+        }
+    }
+
+    /// Waits for `basalt dev` to exit on its own; panics if it does not within
+    /// `timeout`.
+    pub(crate) fn wait_for_exit(&mut self, timeout: Duration) -> ExitStatus {
+        let mut child = self.basalt.take().expect("basalt dev is running");
+        let status = wait_timeout(&mut child, timeout);
+        let Some(status) = status else {
+            // Put back, so `Drop` stops it and reports.
+            self.basalt = Some(child);
+            panic!("basalt dev did not exit within {timeout:?}");
+        };
+        status
+    }
+
+    /// Asks the database server of a CA started with [`DevCaBuilder::postgres`] or
+    /// [`DevCaBuilder::mariadb`] how many certificates it stores, and checks that
+    /// the SA made no SQLite database beside it: the SA really runs on the server.
+    pub(crate) fn assert_certificates_in_database(&self, expected: u64) {
+        let database = self
+            .database
+            .as_ref()
+            .expect("this CA's SA runs on SQLite, not on a database server");
+        assert_eq!(
+            database.count_rows("certificates"),
+            expected,
+            "certificates in {}",
+            database.url()
+        );
+        let sqlite = self.data_dir.join("db/basalt.db");
+        assert!(
+            !sqlite.exists(),
+            "the SA made {} although --db names a server",
+            sqlite.display()
+        );
     }
 
     /// The port the WFE that `basalt dev` started listens on (HTTPS).
@@ -315,6 +412,9 @@ impl DevCa {
     /// of every service's log.
     pub(crate) fn diagnostics(&self) -> String {
         let mut out = String::new();
+        if let Some(database) = &self.database {
+            out += &format!("===== SA database: {} =====\n", database.url());
+        }
         let stdout = self.stdout.lock().map(|l| l.join("\n")).unwrap_or_default();
         out += &format!("===== basalt dev stdout =====\n{stdout}\n");
         let stderr = fs::read_to_string(self.root.join("basalt-dev.stderr")).unwrap_or_default();
@@ -606,7 +706,7 @@ fn tail(text: &str) -> String {
 }
 
 /// Random bits without a rand dependency: std seeds `RandomState` randomly.
-fn random_u64() -> u64 {
+pub(crate) fn random_u64() -> u64 {
     RandomState::new().hash_one(std::process::id())
 }
 

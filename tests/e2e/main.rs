@@ -2,7 +2,9 @@
 //! ACME clients (certbot, lego, instant-acme) and hand-made requests drive it.
 //!
 //! Needs the `basalt` binary (`cargo build -p basalt`, or `BASALT_BIN`) and
-//! certbot, lego, pebble-challtestsrv and openssl on `PATH`.
+//! certbot, lego, pebble-challtestsrv and openssl on `PATH`; the tests with
+//! `postgres` or `mariadb` in their names also need that server and its client
+//! (`psql`, `mariadb`), see `database.rs`.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
 mod acme_api;
@@ -11,6 +13,7 @@ mod alternate_chains;
 mod certbot;
 mod certs;
 mod conformance;
+mod database;
 mod eab;
 mod flow;
 mod harness;

@@ -1,10 +1,12 @@
 //! `basalt dev` as an operator sees it: one OS process per service, the issuer key
-//! named only by the CA's config, and a restart that keeps accounts and
-//! certificates.
+//! named only by the CA's config, a restart that keeps accounts and certificates,
+//! and a service that dies started again (unless it keeps dying).
 
 use std::fs;
 use std::os::unix::fs::PermissionsExt;
+use std::process::Command;
 use std::time::Duration;
+use std::time::Instant;
 
 use crate::certbot::certbot;
 use crate::harness::DevCa;
@@ -12,6 +14,10 @@ use crate::harness::processes_mentioning;
 use crate::harness::run_ok;
 
 const CLIENT_TIMEOUT: Duration = Duration::from_secs(180);
+/// How long `basalt dev` may take to notice a death and start the service again.
+const RESTART_TIMEOUT: Duration = Duration::from_secs(30);
+/// How many restarts of one service `basalt dev` allows within a minute.
+const MAX_RESTARTS: usize = 5;
 
 /// The parent pid of `pid`, from /proc.
 fn parent_of(pid: u32) -> u32 {
@@ -23,6 +29,30 @@ fn parent_of(pid: u32) -> u32 {
         .nth(1)
         .and_then(|ppid| ppid.parse().ok())
         .expect("a ppid field")
+}
+
+fn kill(pid: u32) {
+    run_ok(
+        Command::new("kill").args(["-KILL", &pid.to_string()]),
+        Duration::from_secs(10),
+    );
+}
+
+/// Waits until the pid file of `svc` names a process other than `old`, and
+/// returns it.
+fn new_pid(ca: &DevCa, svc: &str, old: u32) -> u32 {
+    let deadline = Instant::now() + RESTART_TIMEOUT;
+    loop {
+        let pid = ca.service_pid(svc);
+        if pid != old {
+            return pid;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "the {svc} service was not restarted within {RESTART_TIMEOUT:?}"
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    }
 }
 
 fn certonly(ca: &DevCa, dir: &std::path::Path, domain: &str) {
@@ -45,7 +75,7 @@ fn every_service_is_its_own_process_and_only_the_ca_names_the_issuer_key() {
     let ca = DevCa::start("processes");
     let launcher = ca.launcher_pid();
     let processes = processes_mentioning(&ca.data_dir);
-    for service in ["sa", "ra", "va", "ca", "wfe", "ocsp"] {
+    for service in ["sa", "ra", "va", "ca", "wfe", "ocsp", "nonce"] {
         let config = ca.data_dir.join(format!("config/{service}.toml"));
         let wanted = format!(" {service} --config {}", config.display());
         let (pid, _) = processes
@@ -58,6 +88,7 @@ fn every_service_is_its_own_process_and_only_the_ca_names_the_issuer_key() {
             launcher,
             "{service} is not a child of basalt dev"
         );
+        assert_eq!(ca.service_pid(service), *pid, "run/{service}.pid");
     }
 
     let key = ca.data_dir.join("ca-keys/intermediate.key");
@@ -116,4 +147,74 @@ fn a_restart_keeps_accounts_and_certificates() {
         .map(|entries| entries.count())
         .unwrap_or_default();
     assert_eq!(accounts, 1, "certbot registered a second account");
+}
+
+#[test]
+fn a_killed_service_is_restarted_and_the_ca_keeps_working() {
+    let ca = DevCa::start("supervise");
+    let dir = ca.client_dir("certbot");
+    certonly(&ca, &dir, "before-crash.example.com");
+
+    let old = ca.service_pid("sa");
+    kill(old);
+    ca.wait_for_stdout_line(
+        "basalt dev: the sa service exited (signal: 9 (SIGKILL)); restarting",
+        RESTART_TIMEOUT,
+    );
+    let new = new_pid(&ca, "sa", old);
+    assert_eq!(
+        parent_of(new),
+        ca.launcher_pid(),
+        "the new sa is not a child of basalt dev"
+    );
+    let config = ca.config("sa");
+    let cmdline = fs::read_to_string(format!("/proc/{new}/cmdline")).unwrap();
+    assert!(
+        cmdline.contains(&*config.to_string_lossy()),
+        "the new sa runs another config: {cmdline:?}"
+    );
+
+    // The restarted SA serves the same database: certbot's account still works
+    // and the certificate from before the crash can be revoked.
+    certonly(&ca, &dir, "after-crash.example.com");
+    let cert = dir.join("config/live/before-crash.example.com/cert.pem");
+    run_ok(
+        certbot(&ca, &dir, "revoke")
+            .arg("--cert-path")
+            .arg(&cert)
+            .args(["--no-delete-after-revoke", "--reason", "superseded"]),
+        CLIENT_TIMEOUT,
+    );
+    let log = ca.log("sa");
+    assert_eq!(
+        log.matches("serving gRPC").count(),
+        2,
+        "both sa processes log to sa.log:\n{log}"
+    );
+}
+
+#[test]
+fn a_service_that_keeps_dying_stops_basalt_dev() {
+    let mut ca = DevCa::start("crash-loop");
+    let mut pid = ca.service_pid("nonce");
+    // One death more than the restart budget allows within a minute.
+    for death in 1..=MAX_RESTARTS + 1 {
+        kill(pid);
+        if death <= MAX_RESTARTS {
+            pid = new_pid(&ca, "nonce", pid);
+        }
+    }
+
+    let status = ca.wait_for_exit(RESTART_TIMEOUT);
+    assert!(!status.success(), "basalt dev exited with {status}");
+    assert!(
+        ca.diagnostics()
+            .contains("basalt: the nonce service keeps dying"),
+        "basalt dev gave another reason:\n{}",
+        ca.diagnostics()
+    );
+    let survivors = processes_mentioning(&ca.data_dir);
+    assert!(survivors.is_empty(), "still running: {survivors:#?}");
+    let pid_files = fs::read_dir(ca.data_dir.join("run")).unwrap().count();
+    assert_eq!(pid_files, 0, "pid files left in run/");
 }

@@ -4,18 +4,23 @@
 //! a dev root and intermediate for issuance, an HTTPS certificate for the ACME API
 //! and an SQLite database. Every run writes the services' configs from the flags,
 //! starts `basalt <service> --config …` for each, waits until all are healthy, and
-//! stops them all on Ctrl-C (or when one dies, saying which). Later runs reuse the
-//! keys and the database, so accounts and certificates survive.
+//! stops them all on Ctrl-C. A service that dies once the CA is up is started
+//! again, a few times at most (see [`RestartBudget`]); one that keeps dying stops
+//! them all, saying which. Later runs reuse the keys and the database, so accounts
+//! and certificates survive.
 //!
 //! Services get their standard input from a pipe held by the launcher: if the
-//! launcher dies, even by SIGKILL, the pipe closes and every service stops.
+//! launcher dies, even by SIGKILL, the pipe closes and every service stops. Each
+//! service's current pid is in `DIR/run/<service>.pid`.
 
+use std::collections::VecDeque;
 use std::net::SocketAddr;
 use std::path::Path;
 use std::path::PathBuf;
 use std::process::ExitStatus;
 use std::process::Stdio;
 use std::time::Duration;
+use std::time::Instant;
 
 use anyhow::Context;
 use anyhow::bail;
@@ -32,6 +37,13 @@ use tokio::process::ChildStdin;
 const STARTUP_TIMEOUT: Duration = Duration::from_secs(60);
 /// How long a service has to stop before it is killed.
 const STOP_TIMEOUT: Duration = Duration::from_secs(10);
+/// How many times one service may be restarted within [`RESTART_WINDOW`]; past
+/// that it is broken rather than unlucky, and `basalt dev` stops.
+const MAX_RESTARTS: usize = 5;
+const RESTART_WINDOW: Duration = Duration::from_secs(60);
+/// The pause before a restart, so a service that dies at once does not spin
+/// through its budget before a port or a lock it held is free again.
+const RESTART_DELAY: Duration = Duration::from_secs(1);
 
 /// Flags of `basalt dev`.
 #[derive(Debug, clap::Args)]
@@ -71,8 +83,9 @@ pub(crate) struct DevArgs {
     /// anything (for container set-up).
     #[arg(long)]
     prepare_only: bool,
-    /// The SA's database: `postgres://…` runs the lab CA on PostgreSQL (the
-    /// database must exist); the default is SQLite in the data directory.
+    /// The SA's database: `postgres://…` runs the lab CA on PostgreSQL and
+    /// `mysql://…` on MariaDB, creating the database if it is missing; the
+    /// default is SQLite in the data directory.
     #[arg(long, value_name = "URL")]
     db: Option<String>,
     /// Require external account binding for new accounts (keys come from
@@ -201,6 +214,10 @@ impl Layout {
         self.root.join("db").join("basalt.db")
     }
 
+    fn pid_file(&self, service: &str) -> PathBuf {
+        self.root.join("run").join(format!("{service}.pid"))
+    }
+
     fn tls(&self, name: &str) -> TlsConfig {
         TlsConfig {
             cert: self.pki(&format!("{name}.pem")),
@@ -264,13 +281,19 @@ pub(crate) async fn run(args: DevArgs) -> anyhow::Result<()> {
         return Ok(());
     }
 
+    if let Some(url) = &args.db {
+        ensure_database(url)
+            .await
+            .context("creating the SA's database")?;
+    }
+
     let exe = std::env::current_exe().context("locating the basalt binary")?;
     let mut running = Vec::new();
     for (service, _) in SERVICES {
         match start(&exe, &layout, service) {
             Ok(process) => running.push(process),
             Err(err) => {
-                stop_all(running).await;
+                stop_all(&layout, running).await;
                 return Err(err);
             }
         }
@@ -278,14 +301,15 @@ pub(crate) async fn run(args: DevArgs) -> anyhow::Result<()> {
 
     let healthy = tokio::select! {
         result = wait_healthy(&layout, &args, &ports) => result,
-        (service, status) = first_exit(&mut running) => {
+        (index, status) = first_exit(&mut running) => {
+            let service = running[index].service;
             Err(anyhow::anyhow!("the {service} service exited during start-up ({status})"))
         }
         () = crate::shutdown::interrupt() => Err(anyhow::anyhow!("interrupted during start-up")),
     };
     if let Err(err) = healthy {
         report_logs(&layout);
-        stop_all(running).await;
+        stop_all(&layout, running).await;
         return Err(err);
     }
 
@@ -309,18 +333,93 @@ pub(crate) async fn run(args: DevArgs) -> anyhow::Result<()> {
     println!("Services (pid): {pids}");
     println!("basalt dev: ready");
 
-    tokio::select! {
-        (service, status) = first_exit(&mut running) => {
-            eprintln!("basalt dev: the {service} service exited ({status}); its log follows");
+    let result = supervise(&exe, &layout, &mut running, crate::shutdown::interrupt()).await;
+    stop_all(&layout, running).await;
+    result
+}
+
+/// Creates the database `--db` names when it does not exist yet, so a lab CA on
+/// PostgreSQL or MariaDB needs nothing beyond a running server.
+async fn ensure_database(_url: &str) -> anyhow::Result<()> {
+    // TODO(#4): basalt_sa::create_database_if_missing
+    Ok(())
+}
+
+/// Starts a service again whenever it exits, until `interrupt` completes (`Ok`)
+/// or one service exits more often than its [`RestartBudget`] allows (`Err`).
+/// The caller stops what is still running.
+async fn supervise(
+    exe: &Path,
+    layout: &Layout,
+    running: &mut [Process],
+    interrupt: impl Future<Output = ()>,
+) -> anyhow::Result<()> {
+    let mut budgets: Vec<RestartBudget> = running
+        .iter()
+        .map(|_| RestartBudget::new(MAX_RESTARTS, RESTART_WINDOW))
+        .collect();
+    // One future for the whole loop: a signal that arrives while a service is
+    // being restarted is still seen by the next `select!`.
+    tokio::pin!(interrupt);
+    loop {
+        let (index, status) = tokio::select! {
+            exited = first_exit(running) => exited,
+            () = &mut interrupt => break,
+        };
+        let service = running[index].service;
+        if !budgets[index].spend(Instant::now()) {
+            eprintln!(
+                "basalt dev: the {service} service exited ({status}) after {MAX_RESTARTS} \
+                 restarts within {RESTART_WINDOW:?}; its log follows"
+            );
             tail(&layout.log(service));
-            stop_all(running).await;
-            bail!("the {service} service died");
+            bail!("the {service} service keeps dying");
         }
-        () = crate::shutdown::interrupt() => {
-            println!("basalt dev: stopping");
-            stop_all(running).await;
-            Ok(())
+        println!("basalt dev: the {service} service exited ({status}); restarting");
+        tokio::select! {
+            () = tokio::time::sleep(RESTART_DELAY) => {}
+            () = &mut interrupt => break,
         }
+        running[index] = start(exe, layout, service)?;
+    }
+    println!("basalt dev: stopping");
+    Ok(())
+}
+
+/// How often one service may be restarted: at most `max` times within any
+/// `window`, so a crash now and then is survived and a crash loop is not.
+#[derive(Debug)]
+struct RestartBudget {
+    max: usize,
+    window: Duration,
+    /// When the restarts of the last `window` happened, oldest first.
+    recent: VecDeque<Instant>,
+}
+
+impl RestartBudget {
+    fn new(max: usize, window: Duration) -> Self {
+        Self {
+            max,
+            window,
+            recent: VecDeque::with_capacity(max),
+        }
+    }
+
+    /// Records a restart at `now`; false, recording nothing, when the `window`
+    /// before `now` already holds `max` restarts.
+    fn spend(&mut self, now: Instant) -> bool {
+        while self
+            .recent
+            .front()
+            .is_some_and(|&at| now.saturating_duration_since(at) >= self.window)
+        {
+            self.recent.pop_front();
+        }
+        if self.recent.len() >= self.max {
+            return false;
+        }
+        self.recent.push_back(now);
+        true
     }
 }
 
@@ -345,7 +444,7 @@ fn base_url(args: &DevArgs) -> String {
 /// Creates the directories and, once, the keys and certificates.
 fn prepare(layout: &Layout, args: &DevArgs) -> anyhow::Result<()> {
     let clock = SystemClock;
-    for dir in ["pki", "config", "db", "logs"] {
+    for dir in ["pki", "config", "db", "logs", "run"] {
         std::fs::create_dir_all(layout.root.join(dir))
             .with_context(|| format!("creating {}", layout.root.join(dir).display()))?;
     }
@@ -610,6 +709,17 @@ fn start(exe: &Path, layout: &Layout, service: &'static str) -> anyhow::Result<P
         .spawn()
         .with_context(|| format!("starting the {service} service"))?;
     let stdin = child.stdin.take();
+    // Written on every start, so it always names the process running now. If
+    // it cannot be written, `child` is dropped and so killed.
+    let pid = child
+        .id()
+        .with_context(|| format!("the {service} service exited as it started"))?;
+    // Renamed into place, so a reader never sees half a pid.
+    let pid_file = layout.pid_file(service);
+    let partial = pid_file.with_extension("pid.partial");
+    write(&partial, &format!("{pid}\n"))?;
+    std::fs::rename(&partial, &pid_file)
+        .with_context(|| format!("writing {}", pid_file.display()))?;
     Ok(Process {
         service,
         child,
@@ -617,20 +727,21 @@ fn start(exe: &Path, layout: &Layout, service: &'static str) -> anyhow::Result<P
     })
 }
 
-/// Waits for the first service to exit.
-async fn first_exit(running: &mut [Process]) -> (&'static str, ExitStatus) {
+/// Waits for the first service to exit; returns its index in `running`.
+async fn first_exit(running: &mut [Process]) -> (usize, ExitStatus) {
     loop {
-        for process in running.iter_mut() {
+        for (index, process) in running.iter_mut().enumerate() {
             if let Ok(Some(status)) = process.child.try_wait() {
-                return (process.service, status);
+                return (index, status);
             }
         }
         tokio::time::sleep(Duration::from_millis(200)).await;
     }
 }
 
-/// Closes every service's stdin (its stop signal), newest first, and waits.
-async fn stop_all(mut running: Vec<Process>) {
+/// Closes every service's stdin (its stop signal), newest first, and waits;
+/// removes the pid files, whose pids may soon belong to other processes.
+async fn stop_all(layout: &Layout, mut running: Vec<Process>) {
     running.reverse();
     for process in &mut running {
         process.stdin = None;
@@ -646,6 +757,7 @@ async fn stop_all(mut running: Vec<Process>) {
                 let _ = process.child.kill().await;
             }
         }
+        let _ = std::fs::remove_file(layout.pid_file(process.service));
     }
 }
 
@@ -760,6 +872,131 @@ mod tests {
             vec![PathBuf::from("/var/lib/basalt dev/pki/intermediate-x2.pem")]
         );
         assert!(config.directory.caa_identities.is_empty());
+    }
+
+    #[test]
+    fn a_budget_allows_max_restarts_within_its_window() {
+        let start = Instant::now();
+        let mut budget = RestartBudget::new(3, Duration::from_secs(60));
+        for second in [0, 1, 2] {
+            assert!(budget.spend(start + Duration::from_secs(second)));
+        }
+        assert!(!budget.spend(start + Duration::from_secs(3)));
+        assert!(!budget.spend(start + Duration::from_secs(59)));
+    }
+
+    #[test]
+    fn restarts_older_than_the_window_are_forgotten() {
+        let start = Instant::now();
+        let mut budget = RestartBudget::new(2, Duration::from_secs(60));
+        assert!(budget.spend(start));
+        assert!(budget.spend(start + Duration::from_secs(30)));
+        assert!(!budget.spend(start + Duration::from_secs(59)));
+        // The first restart has left the window, the second has not.
+        assert!(budget.spend(start + Duration::from_secs(60)));
+        assert!(!budget.spend(start + Duration::from_secs(61)));
+        assert!(budget.spend(start + Duration::from_secs(90)));
+    }
+
+    #[test]
+    fn a_refused_restart_is_not_recorded() {
+        let start = Instant::now();
+        let mut budget = RestartBudget::new(1, Duration::from_secs(10));
+        assert!(budget.spend(start));
+        for second in 1..10 {
+            assert!(!budget.spend(start + Duration::from_secs(second)));
+        }
+        // Had the refusals counted, the window would still be full.
+        assert!(budget.spend(start + Duration::from_secs(10)));
+    }
+
+    #[test]
+    fn a_zero_budget_refuses_every_restart() {
+        let mut budget = RestartBudget::new(0, Duration::from_secs(60));
+        assert!(!budget.spend(Instant::now()));
+    }
+
+    /// A data directory with an executable `fake-basalt` that runs `script` (sh),
+    /// standing in for the basalt binary.
+    fn fake_service(name: &str, script: &str) -> (Layout, PathBuf) {
+        use std::os::unix::fs::PermissionsExt;
+
+        let root = std::env::temp_dir().join(format!("basalt-dev-{name}-{}", std::process::id()));
+        for dir in ["logs", "run"] {
+            std::fs::create_dir_all(root.join(dir)).unwrap();
+        }
+        let exe = root.join("fake-basalt");
+        std::fs::write(&exe, format!("#!/bin/sh\n{script}\n")).unwrap();
+        std::fs::set_permissions(&exe, std::fs::Permissions::from_mode(0o755)).unwrap();
+        (Layout { root }, exe)
+    }
+
+    fn pid_in_file(layout: &Layout, service: &str) -> Option<u32> {
+        std::fs::read_to_string(layout.pid_file(service))
+            .ok()?
+            .trim()
+            .parse()
+            .ok()
+    }
+
+    #[tokio::test]
+    async fn a_service_that_dies_is_restarted_with_the_same_command_and_log() {
+        // Dies on its first start, then runs until its stdin closes.
+        let (layout, exe) = fake_service(
+            "restart",
+            r#"echo "started: $*"
+if [ ! -e "$0.died" ]; then touch "$0.died"; exit 3; fi
+exec cat >/dev/null"#,
+        );
+        let mut running = vec![start(&exe, &layout, "nonce").unwrap()];
+        let first_pid = pid_in_file(&layout, "nonce").unwrap();
+
+        let log = layout.log("nonce");
+        let restarted = async {
+            while std::fs::read_to_string(&log).unwrap().lines().count() < 2 {
+                tokio::time::sleep(Duration::from_millis(50)).await;
+            }
+        };
+        let supervised = tokio::time::timeout(
+            Duration::from_secs(30),
+            supervise(&exe, &layout, &mut running, restarted),
+        )
+        .await;
+        supervised.unwrap().unwrap();
+
+        let second_pid = pid_in_file(&layout, "nonce").unwrap();
+        assert_ne!(first_pid, second_pid);
+        assert_eq!(running[0].child.id(), Some(second_pid));
+        assert_eq!(running[0].child.try_wait().unwrap(), None, "not running");
+        let config = layout.config("nonce");
+        let line = format!(
+            "started: nonce --config {} --stop-on-stdin-eof",
+            config.display()
+        );
+        assert_eq!(
+            std::fs::read_to_string(&log).unwrap(),
+            format!("{line}\n{line}\n")
+        );
+
+        stop_all(&layout, running).await;
+        assert!(!layout.pid_file("nonce").exists(), "pid file left behind");
+        std::fs::remove_dir_all(&layout.root).unwrap();
+    }
+
+    #[tokio::test]
+    async fn a_service_that_keeps_dying_is_given_up_on() {
+        let (layout, exe) = fake_service("crash-loop", "echo started; exit 3");
+        let mut running = vec![start(&exe, &layout, "nonce").unwrap()];
+        // Five restarts at RESTART_DELAY apart all fall within one budget window.
+        let err = supervise(&exe, &layout, &mut running, std::future::pending())
+            .await
+            .unwrap_err();
+        assert_eq!(err.to_string(), "the nonce service keeps dying");
+        let starts = std::fs::read_to_string(layout.log("nonce")).unwrap();
+        assert_eq!(starts.lines().count(), 1 + MAX_RESTARTS, "{starts}");
+
+        stop_all(&layout, running).await;
+        std::fs::remove_dir_all(&layout.root).unwrap();
     }
 
     #[test]
