@@ -1,5 +1,9 @@
 //! The storage authority's configuration file (`deploy/config/sa.toml`).
 
+use std::path::PathBuf;
+use std::time::Duration;
+
+use basalt_config::ConfigDuration;
 use basalt_config::GrpcServerConfig;
 use basalt_config::TlsConfig;
 use serde::Deserialize;
@@ -16,26 +20,84 @@ pub struct SaConfig {
     pub database: DatabaseConfig,
 }
 
-/// `[database]`: which database the SA uses and how many connections it may hold.
+/// `[database]`: which database the SA uses, how it logs in, and how many connections
+/// it may hold.
 #[derive(Clone, Debug, Deserialize, PartialEq, Eq)]
 #[serde(deny_unknown_fields)]
 pub struct DatabaseConfig {
-    /// The database URL: `sqlite://PATH` (the file is created if missing),
-    /// `sqlite::memory:` (tests only: the data dies with the process), or
-    /// `postgres://USER@HOST:PORT/DATABASE` (also `postgresql://`; the database must
-    /// exist, its tables are created). [`crate::AnyStorage`] picks the engine from it.
+    /// The database URL, whose scheme picks the engine:
+    /// - `sqlite://PATH` (the file is created if missing), or `sqlite::memory:` (tests
+    ///   only: the data dies with the process);
+    /// - `postgres://USER@HOST:PORT/DATABASE` (also `postgresql://`);
+    /// - `mysql://USER@HOST:PORT/DATABASE` (also `mariadb://`).
+    ///
+    /// The database must exist on a server; its tables are created. The URL never holds
+    /// a password: see `password_file`.
     pub url: String,
-    /// The size of the connection pool (default 5).
+    /// A file holding the database password (surrounding whitespace is ignored), so
+    /// that the config can be shared and the secret mounted on its own.
+    #[serde(default)]
+    pub password_file: Option<PathBuf>,
+    /// The most connections the pool opens (default 10).
     #[serde(default = "DatabaseConfig::default_max_connections")]
     pub max_connections: u32,
+    /// Connections the pool keeps open even when idle (default 0).
+    #[serde(default)]
+    pub min_connections: u32,
+    /// How long a caller waits for a free connection, or for a new one to be opened,
+    /// before its call fails with a retryable `unavailable` error (default 5s).
+    #[serde(default = "DatabaseConfig::default_acquire_timeout")]
+    pub acquire_timeout: ConfigDuration,
+    /// An idle connection is closed after this long (default 10m).
+    #[serde(default = "DatabaseConfig::default_idle_timeout")]
+    pub idle_timeout: ConfigDuration,
+    /// A connection is replaced after this long, so a database fail-over or a changed
+    /// password is picked up (default 30m).
+    #[serde(default = "DatabaseConfig::default_max_lifetime")]
+    pub max_lifetime: ConfigDuration,
+    /// Whether the SA applies pending migrations when it starts (default true). With
+    /// `false` an operator applies them with `basalt sa migrate`, and the SA refuses
+    /// to start on a schema older than it needs.
+    #[serde(default = "DatabaseConfig::default_migrate")]
+    pub migrate: bool,
 }
 
 /// The pool size when the config does not say.
-pub(crate) const DEFAULT_MAX_CONNECTIONS: u32 = 5;
+pub(crate) const DEFAULT_MAX_CONNECTIONS: u32 = 10;
 
 impl DatabaseConfig {
+    /// A config for `url` with every other setting at its default.
+    pub fn new(url: impl Into<String>) -> Self {
+        Self {
+            url: url.into(),
+            password_file: None,
+            max_connections: DEFAULT_MAX_CONNECTIONS,
+            min_connections: 0,
+            acquire_timeout: Self::default_acquire_timeout(),
+            idle_timeout: Self::default_idle_timeout(),
+            max_lifetime: Self::default_max_lifetime(),
+            migrate: true,
+        }
+    }
+
     fn default_max_connections() -> u32 {
         DEFAULT_MAX_CONNECTIONS
+    }
+
+    fn default_acquire_timeout() -> ConfigDuration {
+        ConfigDuration(Duration::from_secs(5))
+    }
+
+    fn default_idle_timeout() -> ConfigDuration {
+        ConfigDuration(Duration::from_secs(600))
+    }
+
+    fn default_max_lifetime() -> ConfigDuration {
+        ConfigDuration(Duration::from_secs(1800))
+    }
+
+    fn default_migrate() -> bool {
+        true
     }
 }
 
@@ -63,7 +125,10 @@ mod tests {
     fn example_config_parses_with_defaults() {
         let config: SaConfig = basalt_config::parse(EXAMPLE).unwrap();
         assert_eq!(config.database.url, "sqlite:///var/lib/basalt/basalt.db");
-        assert_eq!(config.database.max_connections, 5);
+        assert_eq!(
+            config.database,
+            DatabaseConfig::new("sqlite:///var/lib/basalt/basalt.db")
+        );
         assert_eq!(config.grpc.listen.port(), 9095);
         assert_eq!(
             config.grpc.allowed_clients["basalt.sa.Storage"],
@@ -86,6 +151,28 @@ mod tests {
             config.database.url,
             "postgres://basalt@db.internal:5432/basalt"
         );
+
+        let text = EXAMPLE.replace(
+            "url = \"sqlite:///var/lib/basalt/basalt.db\"",
+            "url = \"mysql://basalt@db:3306/basalt\"\n\
+             password_file = \"/run/secrets/db\"\n\
+             max_connections = 40\nmin_connections = 2\nacquire_timeout = \"2s\"\n\
+             idle_timeout = \"1m\"\nmax_lifetime = \"1h\"\nmigrate = false",
+        );
+        let config: SaConfig = basalt_config::parse(&text).unwrap();
+        let database = config.database;
+        assert_eq!(
+            database.password_file,
+            Some(PathBuf::from("/run/secrets/db"))
+        );
+        assert_eq!(
+            (database.max_connections, database.min_connections),
+            (40, 2)
+        );
+        assert_eq!(database.acquire_timeout.0, Duration::from_secs(2));
+        assert_eq!(database.idle_timeout.0, Duration::from_secs(60));
+        assert_eq!(database.max_lifetime.0, Duration::from_secs(3600));
+        assert!(!database.migrate);
     }
 
     #[test]

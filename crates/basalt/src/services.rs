@@ -54,7 +54,7 @@ fn channel(peer: &GrpcClientConfig, tls: &TlsConfig) -> anyhow::Result<GrpcChann
 
 pub(crate) async fn sa(path: PathBuf, stop: Shutdown) -> anyhow::Result<()> {
     let config: basalt_sa::SaConfig = load(&path)?;
-    let storage = basalt_sa::AnyStorage::from_config(&config.database, clock())
+    let storage = basalt_sa::SqlStorage::from_config(&config.database, clock())
         .await
         .context("opening the database")?;
     let storage = Arc::new(storage);
