@@ -21,4 +21,6 @@ mod testdb;
 pub use config::DatabaseConfig;
 pub use config::SaConfig;
 pub use engine::Engine;
+pub use migrate::create_database_if_missing;
+pub use storage::Maintenance;
 pub use storage::SqlStorage;

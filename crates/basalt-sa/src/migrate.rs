@@ -12,6 +12,7 @@ use basalt_core::Clock;
 use basalt_core::Error;
 use sqlx::AnyConnection;
 use sqlx::AnyPool;
+use sqlx::AssertSqlSafe;
 use sqlx::Connection;
 use sqlx::Row;
 use tracing::info;
@@ -47,22 +48,41 @@ const SQLITE: &[Migration] = &[
         name: "profiles_replaces_eab",
         sql: include_str!("../migrations/sqlite/0003_profiles_replaces_eab.sql"),
     },
+    Migration {
+        version: 4,
+        name: "maintenance",
+        sql: include_str!("../migrations/sqlite/0004_maintenance.sql"),
+    },
 ];
 
-/// PostgreSQL's history. Version 1 is the end state of SQLite's versions 1 to 3, so
-/// the engines' version numbers move on together from there.
-const POSTGRES: &[Migration] = &[Migration {
-    version: 1,
-    name: "initial",
-    sql: include_str!("../migrations/postgres/0001_initial.sql"),
-}];
+/// PostgreSQL's history. Version 1 is the end state of SQLite's versions 1 to 3;
+/// later versions match SQLite's, less 2.
+const POSTGRES: &[Migration] = &[
+    Migration {
+        version: 1,
+        name: "initial",
+        sql: include_str!("../migrations/postgres/0001_initial.sql"),
+    },
+    Migration {
+        version: 2,
+        name: "maintenance",
+        sql: include_str!("../migrations/postgres/0002_maintenance.sql"),
+    },
+];
 
 /// MySQL/MariaDB's history, numbered as PostgreSQL's.
-const MYSQL: &[Migration] = &[Migration {
-    version: 1,
-    name: "initial",
-    sql: include_str!("../migrations/mysql/0001_initial.sql"),
-}];
+const MYSQL: &[Migration] = &[
+    Migration {
+        version: 1,
+        name: "initial",
+        sql: include_str!("../migrations/mysql/0001_initial.sql"),
+    },
+    Migration {
+        version: 2,
+        name: "maintenance",
+        sql: include_str!("../migrations/mysql/0002_maintenance.sql"),
+    },
+];
 
 /// The name of the lock MySQL migrators take, and how long one waits for it.
 const MYSQL_LOCK: &str = "SELECT GET_LOCK('basalt_sa_migrate', 60) AS locked";
@@ -196,4 +216,76 @@ async fn apply_on(
         applied_now.push(migration.version);
     }
     Ok(applied_now)
+}
+
+/// Creates the database `url` names on its server if it does not exist yet, and says
+/// whether it did; for `basalt dev --db` and first-time set-ups. SQLite files are
+/// created when opened, so for SQLite this does nothing. The database name must be
+/// letters, digits and underscores.
+pub async fn create_database_if_missing(url: &str) -> Result<bool, Error> {
+    sqlx::any::install_default_drivers();
+    let engine = Engine::from_url(url)
+        .ok_or_else(|| Error::internal("database.url: unsupported database url"))?;
+    if engine == Engine::Sqlite {
+        return Ok(false);
+    }
+    let mut server = url::Url::parse(url)
+        .map_err(|err| Error::internal(format!("database.url: invalid url: {err}")))?;
+    let name = server.path().trim_start_matches('/').to_owned();
+    if name.is_empty() || !name.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'_') {
+        return Err(Error::internal(format!(
+            "database.url: database name {name:?} must be letters, digits and underscores"
+        )));
+    }
+    // Connect to the server itself: PostgreSQL's maintenance database, or no
+    // database at all on MySQL.
+    server.set_path(match engine {
+        Engine::Postgres => "/postgres",
+        _ => "",
+    });
+    let mut conn = AnyConnection::connect(server.as_str())
+        .await
+        .map_err(db_error("connecting to the database server"))?;
+    let created = match engine {
+        Engine::Postgres => {
+            let exists = sqlx::query("SELECT 1 AS found FROM pg_database WHERE datname = $1")
+                .bind(&name)
+                .fetch_optional(&mut conn)
+                .await
+                .map_err(db_error("looking for the database"))?;
+            if exists.is_none() {
+                let created = sqlx::query(AssertSqlSafe(format!("CREATE DATABASE {name}")))
+                    .execute(&mut conn)
+                    .await;
+                match created {
+                    Ok(_) => true,
+                    // Another process created it in the meantime.
+                    Err(err)
+                        if err.as_database_error().and_then(|e| e.code()).as_deref()
+                            == Some("42P04") =>
+                    {
+                        false
+                    }
+                    Err(err) => return Err(db_error("creating the database")(err)),
+                }
+            } else {
+                false
+            }
+        }
+        _ => {
+            let result = sqlx::query(AssertSqlSafe(format!(
+                "CREATE DATABASE IF NOT EXISTS {name} \
+                 CHARACTER SET utf8mb4 COLLATE utf8mb4_bin"
+            )))
+            .execute(&mut conn)
+            .await
+            .map_err(db_error("creating the database"))?;
+            result.rows_affected() == 1
+        }
+    };
+    let _ = conn.close().await;
+    if created {
+        info!(engine = %engine, database = %name, "database created");
+    }
+    Ok(created)
 }

@@ -112,6 +112,68 @@ const DEFAULT_PAGE_SIZE: u32 = 50;
 /// The most items one page holds, whatever the request asks for.
 const MAX_PAGE_SIZE: u32 = 100;
 
+// The queries on hot paths, named so that the index test (`storage::tests`) explains
+// the very text the storage runs.
+
+const ACCOUNT_BY_ID: &str = "SELECT id, key_jwk, key_thumbprint, contacts, status, created_at
+     FROM accounts WHERE id = $1";
+
+const ACCOUNT_BY_KEY: &str = "SELECT id, key_jwk, key_thumbprint, contacts, status, created_at
+     FROM accounts WHERE key_thumbprint = $1";
+
+const ORDER_BY_ID: &str = "SELECT id, account_id, identifiers, expires, error,
+     began_processing, certificate_serial, created_at, profile, not_before, not_after, replaces
+     FROM orders WHERE id = $1";
+
+const ORDER_AUTHZS: &str = "SELECT oa.authz_id, a.identifier_type, a.identifier_value, a.status,
+     a.expires FROM order_authzs oa LEFT JOIN authzs a ON a.id = oa.authz_id
+     WHERE oa.order_id = $1
+     ORDER BY oa.position";
+
+const ORDERS_PAGE_FIRST: &str = "SELECT id, created_at FROM orders
+     WHERE account_id = $1
+     ORDER BY created_at DESC, id DESC
+     LIMIT $2";
+
+const ORDERS_PAGE_AFTER: &str = "SELECT id, created_at FROM orders
+     WHERE account_id = $1
+     AND (created_at < $2 OR (created_at = $3 AND id < $4))
+     ORDER BY created_at DESC, id DESC
+     LIMIT $5";
+
+const REPLACEMENT_ORDERS: &str = "SELECT id FROM orders WHERE replaces = $1
+     ORDER BY created_at DESC, id DESC";
+
+const AUTHZ_BY_ID: &str = "SELECT id, account_id, identifier_type, identifier_value, status,
+     expires, wildcard FROM authzs WHERE id = $1";
+
+const AUTHZ_CHALLENGES: &str = "SELECT kind, token, status, validated, error, validation_records
+     FROM challenges WHERE authz_id = $1
+     ORDER BY position";
+
+const CERTIFICATE_BY_SERIAL: &str = "SELECT c.account_id, c.der, c.issued_at, c.expires_at,
+     s.status, s.revoked_at, s.revoked_reason
+     FROM certificates c LEFT JOIN certificate_status s ON s.serial = c.serial
+     WHERE c.serial = $1";
+
+const CERTIFICATE_CHAIN: &str =
+    "SELECT der FROM certificate_chains WHERE serial = $1 ORDER BY position";
+
+const CERTIFICATE_STATUS_BY_SERIAL: &str =
+    "SELECT status FROM certificate_status WHERE serial = $1";
+
+const STUCK_ORDERS: &str = "SELECT id FROM orders
+     WHERE began_processing = 1 AND processing_at < $1
+     AND certificate_serial IS NULL AND error IS NULL
+     LIMIT $2";
+
+const EXPIRED_ORDERS: &str = "SELECT id FROM orders WHERE expires < $1 LIMIT $2";
+
+const EXPIRED_AUTHZS: &str = "SELECT a.id FROM authzs a
+     WHERE a.expires < $1
+     AND NOT EXISTS (SELECT 1 FROM order_authzs oa WHERE oa.authz_id = a.id)
+     LIMIT $2";
+
 /// The storage authority's database, on SQLite, PostgreSQL or MySQL/MariaDB.
 ///
 /// Implements [`StorageReadOnly`], [`Storage`] and the certificate traits. IDs are
@@ -522,15 +584,12 @@ impl StorageReadOnly for SqlStorage {
     }
 
     async fn account_by_key(&self, key_thumbprint: &str) -> Result<Account, Error> {
-        let row = sqlx::query(self.sql(
-            "SELECT id, key_jwk, key_thumbprint, contacts, status, created_at
-             FROM accounts WHERE key_thumbprint = $1",
-        ))
-        .bind(key_thumbprint)
-        .fetch_optional(&self.pool)
-        .await
-        .map_err(db_error("reading an account"))?
-        .ok_or_else(|| Error::not_found("no account has this key"))?;
+        let row = sqlx::query(self.sql(ACCOUNT_BY_KEY))
+            .bind(key_thumbprint)
+            .fetch_optional(&self.pool)
+            .await
+            .map_err(db_error("reading an account"))?
+            .ok_or_else(|| Error::not_found("no account has this key"))?;
         account_from_row(&row)
     }
 
@@ -622,34 +681,21 @@ impl StorageReadOnly for SqlStorage {
         let limit = i64::from(size) + 1;
         let rows = match after {
             None => {
-                sqlx::query(sql(
-                    &tx,
-                    "SELECT id, created_at FROM orders
-                     WHERE account_id = $1
-                     ORDER BY created_at DESC, id DESC
-                     LIMIT $2",
-                ))
-                .bind(account_id.0)
-                .bind(limit)
-                .fetch_all(&mut *tx)
-                .await
+                sqlx::query(sql(&tx, ORDERS_PAGE_FIRST))
+                    .bind(account_id.0)
+                    .bind(limit)
+                    .fetch_all(&mut *tx)
+                    .await
             }
             Some((created_at, id)) => {
-                sqlx::query(sql(
-                    &tx,
-                    "SELECT id, created_at FROM orders
-                     WHERE account_id = $1
-                           AND (created_at < $2 OR (created_at = $3 AND id < $4))
-                     ORDER BY created_at DESC, id DESC
-                     LIMIT $5",
-                ))
-                .bind(account_id.0)
-                .bind(created_at)
-                .bind(created_at)
-                .bind(id)
-                .bind(limit)
-                .fetch_all(&mut *tx)
-                .await
+                sqlx::query(sql(&tx, ORDERS_PAGE_AFTER))
+                    .bind(account_id.0)
+                    .bind(created_at)
+                    .bind(created_at)
+                    .bind(id)
+                    .bind(limit)
+                    .fetch_all(&mut *tx)
+                    .await
             }
         }
         .map_err(db_error("listing an account's orders"))?;
@@ -1192,10 +1238,11 @@ impl SqlStorage {
         }
         let updated = sqlx::query(sql(
             &tx,
-            "UPDATE orders SET began_processing = 1
-             WHERE id = $1 AND began_processing = 0 AND error IS NULL
+            "UPDATE orders SET began_processing = 1, processing_at = $1
+             WHERE id = $2 AND began_processing = 0 AND error IS NULL
                    AND certificate_serial IS NULL",
         ))
+        .bind(unix(now))
         .bind(id.0)
         .execute(&mut *tx)
         .await
@@ -1293,15 +1340,12 @@ impl SqlStorage {
     ) -> Result<(), Error> {
         let now = self.clock.now();
         let mut tx = self.begin_write().await?;
-        let row = sqlx::query(sql(
-            &tx,
-            "SELECT status FROM certificate_status WHERE serial = $1",
-        ))
-        .bind(serial.to_string())
-        .fetch_optional(&mut *tx)
-        .await
-        .map_err(db_error("reading a certificate status"))?
-        .ok_or_else(|| Error::not_found(format!("certificate {serial} not found")))?;
+        let row = sqlx::query(sql(&tx, CERTIFICATE_STATUS_BY_SERIAL))
+            .bind(serial.to_string())
+            .fetch_optional(&mut *tx)
+            .await
+            .map_err(db_error("reading a certificate status"))?
+            .ok_or_else(|| Error::not_found(format!("certificate {serial} not found")))?;
         let current: CertStatus = parse_wire(&get::<String>(&row, "status")?, "status")?;
         if current == CertStatus::Revoked {
             return Err(Error::new(
@@ -1482,17 +1526,143 @@ impl SqlStorage {
     }
 }
 
+/// What one maintenance pass did.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct Maintenance {
+    /// Orders stuck in processing that were made invalid.
+    pub orders_recovered: u64,
+    /// Expired orders deleted, with their links to authorizations.
+    pub orders_purged: u64,
+    /// Expired authorizations deleted, with their challenges.
+    pub authzs_purged: u64,
+}
+
+impl SqlStorage {
+    /// One maintenance pass, as the SA runs on a period:
+    ///
+    /// - an order that began processing more than `processing_timeout` ago and has
+    ///   neither a certificate nor an error was cut short (the RA or the SA died between
+    ///   "processing" and "valid"); it becomes invalid with a `serverInternal` error, so
+    ///   the client stops polling and orders again. A certificate signed for it, if any,
+    ///   is stored already (the CA stores before it returns) and was never handed out.
+    /// - orders and authorizations that expired more than `retention` ago are deleted,
+    ///   at most `batch` of each per pass, so one pass never holds the database long.
+    ///   An authorization is deleted only once no remaining order names it.
+    pub async fn maintain(
+        &self,
+        processing_timeout: Duration,
+        retention: Duration,
+        batch: u32,
+    ) -> Result<Maintenance, Error> {
+        let now = self.clock.now();
+        let stuck_before = unix(now).saturating_sub(seconds(processing_timeout));
+        let expired_before = unix(now).saturating_sub(seconds(retention));
+        let limit = i64::from(batch.max(1));
+        let mut report = Maintenance::default();
+
+        let stuck = sqlx::query(self.sql(STUCK_ORDERS))
+            .bind(stuck_before)
+            .bind(limit)
+            .fetch_all(&self.pool)
+            .await
+            .map_err(db_error("finding orders stuck in processing"))?;
+        for row in &stuck {
+            let id = OrderId(get(row, "id")?);
+            let error = Error::internal(
+                "issuance was interrupted before the certificate was issued; \
+                 submit a new order",
+            );
+            // The RA may finish the order between the scan and this update; then the
+            // order is valid and stays so.
+            match self.set_order_error(id, &error).await {
+                Ok(()) => {
+                    warn!(order_id = %id, "order stuck in processing made invalid");
+                    report.orders_recovered += 1;
+                }
+                Err(err) if err.is(ErrorKind::Malformed) => {}
+                Err(err) => return Err(err),
+            }
+        }
+
+        let expired = sqlx::query(self.sql(EXPIRED_ORDERS))
+            .bind(expired_before)
+            .bind(limit)
+            .fetch_all(&self.pool)
+            .await
+            .map_err(db_error("finding expired orders"))?;
+        for row in &expired {
+            let id: i64 = get(row, "id")?;
+            self.retrying("purging an order", || self.purge_order(id))
+                .await?;
+            report.orders_purged += 1;
+        }
+
+        let expired = sqlx::query(self.sql(EXPIRED_AUTHZS))
+            .bind(expired_before)
+            .bind(limit)
+            .fetch_all(&self.pool)
+            .await
+            .map_err(db_error("finding expired authorizations"))?;
+        for row in &expired {
+            let id: i64 = get(row, "id")?;
+            self.retrying("purging an authorization", || self.purge_authz(id))
+                .await?;
+            report.authzs_purged += 1;
+        }
+        if report != Maintenance::default() {
+            info!(
+                orders_recovered = report.orders_recovered,
+                orders_purged = report.orders_purged,
+                authzs_purged = report.authzs_purged,
+                "database maintenance"
+            );
+        }
+        Ok(report)
+    }
+
+    async fn purge_order(&self, id: i64) -> Result<(), Error> {
+        let mut tx = self.begin_write().await?;
+        for statement in [
+            "DELETE FROM order_authzs WHERE order_id = $1",
+            "DELETE FROM orders WHERE id = $1",
+        ] {
+            sqlx::query(sql(&tx, statement))
+                .bind(id)
+                .execute(&mut *tx)
+                .await
+                .map_err(db_error("purging an order"))?;
+        }
+        commit(tx).await
+    }
+
+    async fn purge_authz(&self, id: i64) -> Result<(), Error> {
+        let mut tx = self.begin_write().await?;
+        for statement in [
+            "DELETE FROM challenges WHERE authz_id = $1",
+            "DELETE FROM authzs WHERE id = $1",
+        ] {
+            sqlx::query(sql(&tx, statement))
+                .bind(id)
+                .execute(&mut *tx)
+                .await
+                .map_err(db_error("purging an authorization"))?;
+        }
+        commit(tx).await
+    }
+}
+
+/// A duration in whole seconds, for arithmetic on unix times.
+fn seconds(duration: Duration) -> i64 {
+    i64::try_from(duration.as_secs()).unwrap_or(i64::MAX)
+}
+
 async fn load_account(conn: &mut AnyConnection, id: AccountId) -> Result<Account, Error> {
-    let row = sqlx::query(sql(
-        conn,
-        "SELECT id, key_jwk, key_thumbprint, contacts, status, created_at
-         FROM accounts WHERE id = $1",
-    ))
-    .bind(id.0)
-    .fetch_optional(&mut *conn)
-    .await
-    .map_err(db_error("reading an account"))?
-    .ok_or_else(|| Error::not_found(format!("account {id} not found")))?;
+    let row = sqlx::query(sql(conn, ACCOUNT_BY_ID))
+        .bind(id.0)
+        .fetch_optional(&mut *conn)
+        .await
+        .map_err(db_error("reading an account"))?
+        .ok_or_else(|| Error::not_found(format!("account {id} not found")))?;
     account_from_row(&row)
 }
 
@@ -1501,28 +1671,17 @@ async fn load_order(
     id: OrderId,
     now: OffsetDateTime,
 ) -> Result<Order, Error> {
-    let row = sqlx::query(sql(
-        conn,
-        "SELECT id, account_id, identifiers, expires, error, began_processing,
-                certificate_serial, created_at, profile, not_before, not_after, replaces
-         FROM orders WHERE id = $1",
-    ))
-    .bind(id.0)
-    .fetch_optional(&mut *conn)
-    .await
-    .map_err(db_error("reading an order"))?
-    .ok_or_else(|| Error::not_found(format!("order {id} not found")))?;
-    let authz_rows = sqlx::query(sql(
-        conn,
-        "SELECT oa.authz_id, a.identifier_type, a.identifier_value, a.status, a.expires
-         FROM order_authzs oa LEFT JOIN authzs a ON a.id = oa.authz_id
-         WHERE oa.order_id = $1
-         ORDER BY oa.position",
-    ))
-    .bind(id.0)
-    .fetch_all(&mut *conn)
-    .await
-    .map_err(db_error("reading an order's authorizations"))?;
+    let row = sqlx::query(sql(conn, ORDER_BY_ID))
+        .bind(id.0)
+        .fetch_optional(&mut *conn)
+        .await
+        .map_err(db_error("reading an order"))?
+        .ok_or_else(|| Error::not_found(format!("order {id} not found")))?;
+    let authz_rows = sqlx::query(sql(conn, ORDER_AUTHZS))
+        .bind(id.0)
+        .fetch_all(&mut *conn)
+        .await
+        .map_err(db_error("reading an order's authorizations"))?;
 
     let mut authz_ids = Vec::with_capacity(authz_rows.len());
     let mut authzs = Vec::with_capacity(authz_rows.len());
@@ -1593,15 +1752,11 @@ async fn live_replacement(
     serial: &Serial,
     now: OffsetDateTime,
 ) -> Result<Option<OrderId>, Error> {
-    let rows = sqlx::query(sql(
-        conn,
-        "SELECT id FROM orders WHERE replaces = $1
-         ORDER BY created_at DESC, id DESC",
-    ))
-    .bind(serial.to_string())
-    .fetch_all(&mut *conn)
-    .await
-    .map_err(db_error("reading replacement orders"))?;
+    let rows = sqlx::query(sql(conn, REPLACEMENT_ORDERS))
+        .bind(serial.to_string())
+        .fetch_all(&mut *conn)
+        .await
+        .map_err(db_error("reading replacement orders"))?;
     for row in &rows {
         let id = OrderId(get(row, "id")?);
         if load_order(conn, id, now).await?.status != OrderStatus::Invalid {
@@ -1616,26 +1771,17 @@ async fn load_authz(
     id: AuthzId,
     now: OffsetDateTime,
 ) -> Result<Authz, Error> {
-    let row = sqlx::query(sql(
-        conn,
-        "SELECT id, account_id, identifier_type, identifier_value, status, expires, wildcard
-         FROM authzs WHERE id = $1",
-    ))
-    .bind(id.0)
-    .fetch_optional(&mut *conn)
-    .await
-    .map_err(db_error("reading an authorization"))?
-    .ok_or_else(|| Error::not_found(format!("authorization {id} not found")))?;
-    let challenge_rows = sqlx::query(sql(
-        conn,
-        "SELECT kind, token, status, validated, error, validation_records
-         FROM challenges WHERE authz_id = $1
-         ORDER BY position",
-    ))
-    .bind(id.0)
-    .fetch_all(&mut *conn)
-    .await
-    .map_err(db_error("reading an authorization's challenges"))?;
+    let row = sqlx::query(sql(conn, AUTHZ_BY_ID))
+        .bind(id.0)
+        .fetch_optional(&mut *conn)
+        .await
+        .map_err(db_error("reading an authorization"))?
+        .ok_or_else(|| Error::not_found(format!("authorization {id} not found")))?;
+    let challenge_rows = sqlx::query(sql(conn, AUTHZ_CHALLENGES))
+        .bind(id.0)
+        .fetch_all(&mut *conn)
+        .await
+        .map_err(db_error("reading an authorization's challenges"))?;
 
     let challenges = challenge_rows
         .iter()
@@ -1658,26 +1804,17 @@ async fn load_certificate(
     conn: &mut AnyConnection,
     serial: &Serial,
 ) -> Result<CertificateRecord, Error> {
-    let row = sqlx::query(sql(
-        conn,
-        "SELECT c.account_id, c.der, c.issued_at, c.expires_at,
-                s.status, s.revoked_at, s.revoked_reason
-         FROM certificates c LEFT JOIN certificate_status s ON s.serial = c.serial
-         WHERE c.serial = $1",
-    ))
-    .bind(serial.to_string())
-    .fetch_optional(&mut *conn)
-    .await
-    .map_err(db_error("reading a certificate"))?
-    .ok_or_else(|| Error::not_found(format!("certificate {serial} not found")))?;
-    let chain_rows = sqlx::query(sql(
-        conn,
-        "SELECT der FROM certificate_chains WHERE serial = $1 ORDER BY position",
-    ))
-    .bind(serial.to_string())
-    .fetch_all(&mut *conn)
-    .await
-    .map_err(db_error("reading a certificate chain"))?;
+    let row = sqlx::query(sql(conn, CERTIFICATE_BY_SERIAL))
+        .bind(serial.to_string())
+        .fetch_optional(&mut *conn)
+        .await
+        .map_err(db_error("reading a certificate"))?
+        .ok_or_else(|| Error::not_found(format!("certificate {serial} not found")))?;
+    let chain_rows = sqlx::query(sql(conn, CERTIFICATE_CHAIN))
+        .bind(serial.to_string())
+        .fetch_all(&mut *conn)
+        .await
+        .map_err(db_error("reading a certificate chain"))?;
 
     let chain = chain_rows
         .iter()

@@ -86,6 +86,22 @@ pub(crate) struct TestDatabase {
 impl TestDatabase {
     /// Creates an empty database on `engine`.
     pub(crate) async fn create(engine: Engine) -> Self {
+        let db = Self::named(engine);
+        let Some(server) = db.server.clone() else {
+            return db;
+        };
+        let mut conn = admin_connection(engine, &server).await;
+        sqlx::query(AssertSqlSafe(format!("CREATE DATABASE {}", db.name)))
+            .execute(&mut conn)
+            .await
+            .unwrap();
+        conn.close().await.unwrap();
+        db
+    }
+
+    /// A fresh name on `engine`'s server, with no database behind it yet (dropped
+    /// all the same, if a test creates it).
+    pub(crate) fn named(engine: Engine) -> Self {
         let name = format!("basalt_test_{:016x}", rand::random::<u64>());
         let Some(server) = server_url(engine) else {
             let path = std::env::temp_dir().join(format!("{name}.db"));
@@ -96,12 +112,6 @@ impl TestDatabase {
                 name: path.display().to_string(),
             };
         };
-        let mut conn = admin_connection(engine, &server).await;
-        sqlx::query(AssertSqlSafe(format!("CREATE DATABASE {name}")))
-            .execute(&mut conn)
-            .await
-            .unwrap();
-        conn.close().await.unwrap();
         let url = with_database(&server, &name);
         Self {
             engine,

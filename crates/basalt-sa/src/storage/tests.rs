@@ -9,11 +9,13 @@ use basalt_core::FixedClock;
 use basalt_core::OrderStatus;
 
 use super::*;
+use crate::Maintenance;
 use crate::conformance::account;
 use crate::conformance::conformance_tests;
 use crate::conformance::new_order;
 use crate::conformance::start;
 use crate::conformance::validate_all;
+use crate::create_database_if_missing;
 use crate::testdb::TestDatabase;
 
 /// The versions in `schema_migrations`, oldest first.
@@ -65,6 +67,204 @@ async fn without_auto_migration_an_old_schema_is_refused(engine: Engine) {
     sa.close().await;
 }
 
+/// An order stuck in processing past the timeout is made invalid; one within it, and
+/// finished orders, are left alone.
+async fn stuck_orders_are_settled(engine: Engine) {
+    let clock = FixedClock::new(start());
+    let (sa, _db) = TestDatabase::fresh(engine, &clock).await;
+    let acct = account(&sa, "thumb").await;
+    let processing = |sa: SqlStorage| async move {
+        let order = sa.new_order(new_order(acct.id, start())).await.unwrap();
+        validate_all(&sa, &order, start()).await;
+        sa.set_order_processing(order.id).await.unwrap();
+        order.id
+    };
+    let stuck = processing(sa.clone()).await;
+    let finished = processing(sa.clone()).await;
+    let serial: Serial = "0a0b0c0d".parse().unwrap();
+    crate::conformance::issue(&sa, acct.id, &serial, start()).await;
+    sa.finalize_order(finished, &serial).await.unwrap();
+    clock.advance(time::Duration::minutes(10));
+    let recent = processing(sa.clone()).await;
+
+    let timeout = Duration::from_secs(300);
+    let retention = Duration::from_secs(30 * 86_400);
+    let report = sa.maintain(timeout, retention, 100).await.unwrap();
+    assert_eq!(report.orders_recovered, 1, "{report:?}");
+    let settled = sa.order(stuck).await.unwrap();
+    assert_eq!(settled.status, OrderStatus::Invalid);
+    assert_eq!(settled.error.unwrap().kind, ErrorKind::Internal);
+    assert_eq!(sa.order(finished).await.unwrap().status, OrderStatus::Valid);
+    assert_eq!(
+        sa.order(recent).await.unwrap().status,
+        OrderStatus::Processing
+    );
+    // A second pass finds nothing more to do.
+    assert_eq!(
+        sa.maintain(timeout, retention, 100).await.unwrap(),
+        Maintenance::default()
+    );
+    sa.close().await;
+}
+
+/// Orders and authorizations expired past the retention go, a batch per pass, orders
+/// first; live ones stay.
+async fn expired_data_is_purged_in_batches(engine: Engine) {
+    let clock = FixedClock::new(start());
+    let (sa, _db) = TestDatabase::fresh(engine, &clock).await;
+    let acct = account(&sa, "thumb").await;
+    let mut old = Vec::new();
+    for _ in 0..3 {
+        old.push(sa.new_order(new_order(acct.id, start())).await.unwrap());
+    }
+    // `new_order` orders and authorizations expire after 7 days.
+    clock.advance(time::Duration::days(9));
+    let live = sa.new_order(new_order(acct.id, clock.now())).await.unwrap();
+
+    let timeout = Duration::from_secs(300);
+    let retention = Duration::from_secs(86_400);
+    let first = sa.maintain(timeout, retention, 2).await.unwrap();
+    assert_eq!(
+        (first.orders_purged, first.authzs_purged),
+        (2, 2),
+        "{first:?}"
+    );
+    let second = sa.maintain(timeout, retention, 2).await.unwrap();
+    assert_eq!(
+        (second.orders_purged, second.authzs_purged),
+        (1, 2),
+        "{second:?}"
+    );
+    let third = sa.maintain(timeout, retention, 2).await.unwrap();
+    assert_eq!(
+        (third.orders_purged, third.authzs_purged),
+        (0, 2),
+        "{third:?}"
+    );
+    assert_eq!(
+        sa.maintain(timeout, retention, 2).await.unwrap(),
+        Maintenance::default()
+    );
+
+    for order in &old {
+        assert_eq!(
+            sa.order(order.id).await.unwrap_err().kind,
+            ErrorKind::NotFound
+        );
+        for authz in &order.authz_ids {
+            assert_eq!(
+                sa.authz(*authz).await.unwrap_err().kind,
+                ErrorKind::NotFound
+            );
+        }
+    }
+    assert_eq!(sa.order(live.id).await.unwrap(), live);
+    assert_eq!(sa.count_rows("orders").await, 1);
+    assert_eq!(sa.count_rows("authzs").await, 2);
+    assert_eq!(sa.count_rows("order_authzs").await, 2);
+    assert_eq!(sa.count_rows("challenges").await, 3);
+    sa.close().await;
+}
+
+/// A missing database is created, once; an existing one is left alone.
+async fn missing_databases_are_created(engine: Engine) {
+    let db = TestDatabase::named(engine);
+    assert!(create_database_if_missing(&db.url).await.unwrap());
+    assert!(!create_database_if_missing(&db.url).await.unwrap());
+    let clock = FixedClock::new(start());
+    let sa = SqlStorage::connect(&db.url, Arc::new(clock)).await.unwrap();
+    account(&sa, "thumb").await;
+    sa.close().await;
+    let bad = crate::testdb::with_database(&db.url, "no-dashes");
+    let err = create_database_if_missing(&bad).await.unwrap_err();
+    assert!(err.detail.starts_with("database.url"), "{err}");
+}
+
+/// A value bound to a hot query when it is explained.
+enum Param {
+    Int(i64),
+    Text(&'static str),
+}
+
+/// Every hot query with values of the right types for its placeholders.
+fn hot_queries() -> Vec<(&'static str, &'static str, Vec<Param>)> {
+    use Param::Int;
+    use Param::Text;
+    vec![
+        ("account by id", ACCOUNT_BY_ID, vec![Int(1)]),
+        ("account by key", ACCOUNT_BY_KEY, vec![Text("thumb")]),
+        ("order by id", ORDER_BY_ID, vec![Int(1)]),
+        ("an order's authorizations", ORDER_AUTHZS, vec![Int(1)]),
+        (
+            "an account's orders",
+            ORDERS_PAGE_FIRST,
+            vec![Int(1), Int(50)],
+        ),
+        (
+            "an account's orders, next page",
+            ORDERS_PAGE_AFTER,
+            vec![Int(1), Int(2), Int(2), Int(3), Int(50)],
+        ),
+        (
+            "orders replacing a certificate",
+            REPLACEMENT_ORDERS,
+            vec![Text("0a")],
+        ),
+        ("authorization by id", AUTHZ_BY_ID, vec![Int(1)]),
+        (
+            "an authorization's challenges",
+            AUTHZ_CHALLENGES,
+            vec![Int(1)],
+        ),
+        (
+            "certificate by serial",
+            CERTIFICATE_BY_SERIAL,
+            vec![Text("0a")],
+        ),
+        ("a certificate's chain", CERTIFICATE_CHAIN, vec![Text("0a")]),
+        (
+            "certificate status by serial",
+            CERTIFICATE_STATUS_BY_SERIAL,
+            vec![Text("0a")],
+        ),
+        (
+            "orders stuck in processing",
+            STUCK_ORDERS,
+            vec![Int(1), Int(100)],
+        ),
+        ("expired orders", EXPIRED_ORDERS, vec![Int(1), Int(100)]),
+        (
+            "expired authorizations",
+            EXPIRED_AUTHZS,
+            vec![Int(1), Int(100)],
+        ),
+    ]
+}
+
+/// The plan `engine` chooses for `query`, a line per step.
+async fn plan(
+    conn: &mut AnyConnection,
+    prefix: &str,
+    query: &str,
+    params: &[Param],
+) -> Vec<String> {
+    let text = format!("{prefix} {query}");
+    let mut explain = sqlx::query(AssertSqlSafe(text));
+    for param in params {
+        explain = match param {
+            Param::Int(value) => explain.bind(*value),
+            Param::Text(value) => explain.bind(*value),
+        };
+    }
+    explain
+        .fetch_all(&mut *conn)
+        .await
+        .unwrap()
+        .iter()
+        .map(|row| row.get::<String, _>(row.len() - 1))
+        .collect()
+}
+
 /// Instantiates the tests every engine runs.
 macro_rules! engine_tests {
     ($engine:expr) => {
@@ -78,6 +278,16 @@ macro_rules! engine_tests {
         #[tokio::test]
         async fn without_auto_migration_an_old_schema_is_refused() {
             super::without_auto_migration_an_old_schema_is_refused($engine).await;
+        }
+
+        #[tokio::test]
+        async fn stuck_orders_are_settled() {
+            super::stuck_orders_are_settled($engine).await;
+        }
+
+        #[tokio::test]
+        async fn expired_data_is_purged_in_batches() {
+            super::expired_data_is_purged_in_batches($engine).await;
         }
     };
 }
@@ -94,6 +304,32 @@ mod sqlite {
     use crate::conformance::record;
 
     engine_tests!(Engine::Sqlite);
+
+    /// SQLite's plan says `SCAN <table>` for a whole-table read and `SEARCH … USING
+    /// INDEX` for a lookup; no hot query may scan. The account's orders listing may
+    /// grow without bound, so it must also come out of its index already sorted; the
+    /// other sorts are over one order's or one certificate's few rows.
+    #[tokio::test]
+    async fn hot_queries_use_an_index() {
+        let clock = FixedClock::new(start());
+        let (sa, _db) = TestDatabase::fresh(Engine::Sqlite, &clock).await;
+        let mut conn = sa.pool().acquire().await.unwrap();
+        for (name, query, params) in hot_queries() {
+            let steps = plan(&mut conn, "EXPLAIN QUERY PLAN", query, &params).await;
+            assert!(
+                steps.iter().all(|step| !step.starts_with("SCAN")),
+                "{name} scans a whole table: {steps:#?}"
+            );
+            if name.starts_with("an account's orders") {
+                assert!(
+                    steps.iter().all(|step| !step.contains("TEMP B-TREE")),
+                    "{name} sorts outside an index: {steps:#?}"
+                );
+            }
+        }
+        drop(conn);
+        sa.close().await;
+    }
 
     #[tokio::test]
     async fn data_survives_a_restart() {
@@ -132,7 +368,7 @@ mod sqlite {
             ErrorKind::Conflict,
         );
         assert_eq!(sa.migrate().await.unwrap(), Vec::<i64>::new());
-        assert_eq!(versions(&sa).await, vec![1, 2, 3]);
+        assert_eq!(versions(&sa).await, vec![1, 2, 3, 4]);
         let journal: String = sqlx::query("PRAGMA journal_mode")
             .fetch_one(sa.pool())
             .await
@@ -247,9 +483,11 @@ mod sqlite {
         .collect();
         assert_eq!(
             indexes,
-            vec![
-                "orders_account_created_id".to_owned(),
-                "orders_replaces".to_owned()
+            [
+                "orders_account_created_id",
+                "orders_expires",
+                "orders_processing",
+                "orders_replaces"
             ]
         );
         let page = sa
@@ -290,6 +528,37 @@ mod postgres {
     use super::*;
 
     engine_tests!(Engine::Postgres);
+
+    /// With sequential scans priced out, a query still planned as one has no index to
+    /// use. (On tables this small the planner would scan whatever indexes exist.)
+    #[tokio::test]
+    async fn hot_queries_use_an_index() {
+        let clock = FixedClock::new(start());
+        let (sa, _db) = TestDatabase::fresh(Engine::Postgres, &clock).await;
+        let mut conn = sa.pool().acquire().await.unwrap();
+        sqlx::query("SET enable_seqscan = off")
+            .execute(&mut *conn)
+            .await
+            .unwrap();
+        for (name, query, params) in hot_queries() {
+            let steps = plan(&mut conn, "EXPLAIN", query, &params).await;
+            assert!(
+                steps.iter().all(|step| !step.contains("Seq Scan")),
+                "{name} scans a whole table: {steps:#?}"
+            );
+            assert!(
+                steps.iter().any(|step| step.contains("Index")),
+                "{name} uses no index: {steps:#?}"
+            );
+        }
+        drop(conn);
+        sa.close().await;
+    }
+
+    #[tokio::test]
+    async fn missing_databases_are_created() {
+        super::missing_databases_are_created(Engine::Postgres).await;
+    }
 
     /// Runs `set_order_processing` while another transaction has written the order's row
     /// and not committed, so the SA's transaction waits on it and, once the other one
@@ -401,6 +670,11 @@ mod mysql {
     use super::*;
 
     engine_tests!(Engine::MySql);
+
+    #[tokio::test]
+    async fn missing_databases_are_created() {
+        super::missing_databases_are_created(Engine::MySql).await;
+    }
 
     /// Another transaction and the SA's both read the order (InnoDB's SERIALIZABLE
     /// makes each read a shared lock) and then both write it: InnoDB breaks the
