@@ -18,6 +18,60 @@ pub struct SaConfig {
     pub tls: TlsConfig,
     /// `[database]`: the database the SA owns.
     pub database: DatabaseConfig,
+    /// `[maintenance]`: settling interrupted orders and purging expired data.
+    #[serde(default)]
+    pub maintenance: MaintenanceConfig,
+}
+
+/// `[maintenance]`: what the SA's maintenance pass does, and how often. Every SA runs
+/// it; passes on two SAs at once are safe, each row is settled or deleted once.
+#[derive(Clone, Debug, Deserialize, PartialEq, Eq)]
+#[serde(deny_unknown_fields)]
+pub struct MaintenanceConfig {
+    /// How often a pass runs (default 1m); `"0s"` turns maintenance off.
+    #[serde(default = "MaintenanceConfig::default_interval")]
+    pub interval: ConfigDuration,
+    /// An order still processing this long after it began, with no certificate, was
+    /// cut short by a crash and is made invalid (default 10m). Keep it well above the
+    /// RA's deadline for a CA call, so no issuance still under way is cut off.
+    #[serde(default = "MaintenanceConfig::default_processing_timeout")]
+    pub processing_timeout: ConfigDuration,
+    /// Orders and authorizations are deleted this long after they expire (default
+    /// 30d), so a client can still read what became of them for a while.
+    #[serde(default = "MaintenanceConfig::default_retention")]
+    pub retention: ConfigDuration,
+    /// The most orders, and the most authorizations, one pass deletes (default 500).
+    #[serde(default = "MaintenanceConfig::default_batch")]
+    pub batch: u32,
+}
+
+impl Default for MaintenanceConfig {
+    fn default() -> Self {
+        Self {
+            interval: Self::default_interval(),
+            processing_timeout: Self::default_processing_timeout(),
+            retention: Self::default_retention(),
+            batch: Self::default_batch(),
+        }
+    }
+}
+
+impl MaintenanceConfig {
+    fn default_interval() -> ConfigDuration {
+        ConfigDuration(Duration::from_secs(60))
+    }
+
+    fn default_processing_timeout() -> ConfigDuration {
+        ConfigDuration(Duration::from_secs(600))
+    }
+
+    fn default_retention() -> ConfigDuration {
+        ConfigDuration(Duration::from_secs(30 * 86_400))
+    }
+
+    fn default_batch() -> u32 {
+        500
+    }
 }
 
 /// `[database]`: which database the SA uses, how it logs in, and how many connections
@@ -129,6 +183,11 @@ mod tests {
             config.database,
             DatabaseConfig::new("sqlite:///var/lib/basalt/basalt.db")
         );
+        assert_eq!(config.maintenance, MaintenanceConfig::default());
+        assert_eq!(
+            config.maintenance.processing_timeout.0,
+            Duration::from_secs(600)
+        );
         assert_eq!(config.grpc.listen.port(), 9095);
         assert_eq!(
             config.grpc.allowed_clients["basalt.sa.Storage"],
@@ -173,6 +232,21 @@ mod tests {
         assert_eq!(database.idle_timeout.0, Duration::from_secs(60));
         assert_eq!(database.max_lifetime.0, Duration::from_secs(3600));
         assert!(!database.migrate);
+
+        let text = format!(
+            "{EXAMPLE}\n[maintenance]\ninterval = \"0s\"\nprocessing_timeout = \"5m\"\n\
+             retention = \"7d\"\nbatch = 50\n"
+        );
+        let config: SaConfig = basalt_config::parse(&text).unwrap();
+        assert_eq!(
+            config.maintenance,
+            MaintenanceConfig {
+                interval: ConfigDuration(Duration::ZERO),
+                processing_timeout: ConfigDuration(Duration::from_secs(300)),
+                retention: ConfigDuration(Duration::from_secs(7 * 86_400)),
+                batch: 50,
+            }
+        );
     }
 
     #[test]

@@ -19,6 +19,7 @@ mod storage;
 mod testdb;
 
 pub use config::DatabaseConfig;
+pub use config::MaintenanceConfig;
 pub use config::SaConfig;
 pub use engine::Engine;
 pub use migrate::create_database_if_missing;

@@ -66,6 +66,7 @@ use tracing::info;
 use tracing::warn;
 
 use crate::DatabaseConfig;
+use crate::MaintenanceConfig;
 use crate::common;
 use crate::common::account_from_row;
 use crate::common::challenge_from_row;
@@ -1618,6 +1619,30 @@ impl SqlStorage {
             );
         }
         Ok(report)
+    }
+
+    /// Runs [`SqlStorage::maintain`] every `config.interval` until the task is
+    /// dropped; a failed pass is logged and the next one tries again.
+    pub async fn maintain_forever(&self, config: &MaintenanceConfig) {
+        if config.interval.0.is_zero() {
+            info!("database maintenance is off");
+            return;
+        }
+        let mut ticks = tokio::time::interval(config.interval.0);
+        ticks.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        loop {
+            ticks.tick().await;
+            if let Err(err) = self
+                .maintain(
+                    config.processing_timeout.0,
+                    config.retention.0,
+                    config.batch,
+                )
+                .await
+            {
+                warn!(error = %err, "database maintenance failed; the next pass tries again");
+            }
+        }
     }
 
     async fn purge_order(&self, id: i64) -> Result<(), Error> {
