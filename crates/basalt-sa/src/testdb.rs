@@ -121,6 +121,41 @@ impl TestDatabase {
         }
     }
 
+    /// Has the server close every connection to this database but the one asking.
+    pub(crate) async fn drop_connections(&self) {
+        let server = self.server.as_deref().expect("a server engine");
+        let mut conn = admin_connection(self.engine, server).await;
+        let victims = match self.engine {
+            Engine::Postgres => format!(
+                "SELECT CAST(pid AS BIGINT) AS id FROM pg_stat_activity
+                 WHERE datname = '{}' AND pid <> pg_backend_pid()",
+                self.name
+            ),
+            _ => format!(
+                "SELECT CAST(id AS SIGNED) AS id FROM information_schema.processlist
+                 WHERE db = '{}' AND id <> CONNECTION_ID()",
+                self.name
+            ),
+        };
+        let ids: Vec<i64> = sqlx::query(AssertSqlSafe(victims))
+            .fetch_all(&mut conn)
+            .await
+            .unwrap()
+            .iter()
+            .map(|row| row.get("id"))
+            .collect();
+        assert!(!ids.is_empty(), "the SA holds no connection to drop");
+        for id in ids {
+            let kill = match self.engine {
+                Engine::Postgres => format!("SELECT pg_terminate_backend({id})"),
+                _ => format!("KILL CONNECTION {id}"),
+            };
+            // A connection may close on its own in the meantime.
+            let _ = sqlx::raw_sql(AssertSqlSafe(kill)).execute(&mut conn).await;
+        }
+        conn.close().await.unwrap();
+    }
+
     /// A migrated storage on a fresh database, with `clock`.
     pub(crate) async fn fresh(engine: Engine, clock: &FixedClock) -> (SqlStorage, Self) {
         let db = Self::create(engine).await;

@@ -166,6 +166,36 @@ async fn expired_data_is_purged_in_batches(engine: Engine) {
     sa.close().await;
 }
 
+/// The server drops every connection of the SA (a restart, a fail-over, an
+/// administrator): the SA opens new ones, and a call never hangs nor fails with
+/// anything but a retryable `unavailable`.
+async fn lost_connections_are_replaced(engine: Engine) {
+    let clock = FixedClock::new(start());
+    let (sa, db) = TestDatabase::fresh(engine, &clock).await;
+    let acct = account(&sa, "thumb").await;
+    for round in 0..3 {
+        db.drop_connections().await;
+        let mut answered = false;
+        for _ in 0..3 {
+            let call = tokio::time::timeout(Duration::from_secs(10), sa.account(acct.id))
+                .await
+                .unwrap_or_else(|_| panic!("round {round}: the call hung"));
+            match call {
+                Ok(found) => {
+                    assert_eq!(found, acct);
+                    answered = true;
+                    break;
+                }
+                Err(err) => assert_eq!(err.kind, ErrorKind::Unavailable, "{err}"),
+            }
+        }
+        assert!(answered, "round {round}: no answer after the connections were lost");
+        // Writes go through as well.
+        account(&sa, &format!("thumb-{round}")).await;
+    }
+    sa.close().await;
+}
+
 /// A missing database is created, once; an existing one is left alone.
 async fn missing_databases_are_created(engine: Engine) {
     let db = TestDatabase::named(engine);
@@ -560,6 +590,11 @@ mod postgres {
         super::missing_databases_are_created(Engine::Postgres).await;
     }
 
+    #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+    async fn lost_connections_are_replaced() {
+        super::lost_connections_are_replaced(Engine::Postgres).await;
+    }
+
     /// Runs `set_order_processing` while another transaction has written the order's row
     /// and not committed, so the SA's transaction waits on it and, once the other one
     /// commits, fails to serialize on its first attempt.
@@ -674,6 +709,11 @@ mod mysql {
     #[tokio::test]
     async fn missing_databases_are_created() {
         super::missing_databases_are_created(Engine::MySql).await;
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+    async fn lost_connections_are_replaced() {
+        super::lost_connections_are_replaced(Engine::MySql).await;
     }
 
     /// Another transaction and the SA's both read the order (InnoDB's SERIALIZABLE
