@@ -1263,6 +1263,12 @@ impl SqlStorage {
         let now = self.clock.now();
         let mut tx = self.begin_write().await?;
         let order = load_order(&mut tx, id, now).await?;
+        if order.certificate_serial.as_ref() == Some(serial) {
+            // A repeat of a call whose answer was lost (the SA died after the
+            // commit): the order already says so.
+            info!(order_id = %id, serial = %serial, "order already valid with this serial");
+            return Ok(());
+        }
         let certificate = sqlx::query(sql(
             &tx,
             "SELECT account_id FROM certificates WHERE serial = $1",

@@ -189,7 +189,10 @@ async fn lost_connections_are_replaced(engine: Engine) {
                 Err(err) => assert_eq!(err.kind, ErrorKind::Unavailable, "{err}"),
             }
         }
-        assert!(answered, "round {round}: no answer after the connections were lost");
+        assert!(
+            answered,
+            "round {round}: no answer after the connections were lost"
+        );
         // Writes go through as well.
         account(&sa, &format!("thumb-{round}")).await;
     }
@@ -295,6 +298,31 @@ async fn plan(
         .collect()
 }
 
+/// The RA repeats `finalize_order` when an SA restart lost the first answer: the
+/// repeat with the same serial succeeds and changes nothing; another serial is refused.
+async fn finalizing_again_with_the_same_serial_is_a_no_op(engine: Engine) {
+    let clock = FixedClock::new(start());
+    let (sa, _db) = TestDatabase::fresh(engine, &clock).await;
+    let acct = account(&sa, "thumb").await;
+    let order = sa.new_order(new_order(acct.id, start())).await.unwrap();
+    validate_all(&sa, &order, start()).await;
+    sa.set_order_processing(order.id).await.unwrap();
+    let serial: Serial = "0a0b0c0d".parse().unwrap();
+    let other: Serial = "0a0b0c0e".parse().unwrap();
+    crate::conformance::issue(&sa, acct.id, &serial, start()).await;
+    crate::conformance::issue(&sa, acct.id, &other, start()).await;
+    sa.finalize_order(order.id, &serial).await.unwrap();
+    let valid = sa.order(order.id).await.unwrap();
+    sa.finalize_order(order.id, &serial).await.unwrap();
+    assert_eq!(sa.order(order.id).await.unwrap(), valid);
+    assert_eq!(
+        sa.finalize_order(order.id, &other).await.unwrap_err().kind,
+        ErrorKind::OrderNotReady
+    );
+    assert_eq!(sa.order(order.id).await.unwrap(), valid);
+    sa.close().await;
+}
+
 /// Instantiates the tests every engine runs.
 macro_rules! engine_tests {
     ($engine:expr) => {
@@ -308,6 +336,11 @@ macro_rules! engine_tests {
         #[tokio::test]
         async fn without_auto_migration_an_old_schema_is_refused() {
             super::without_auto_migration_an_old_schema_is_refused($engine).await;
+        }
+
+        #[tokio::test]
+        async fn finalizing_again_with_the_same_serial_is_a_no_op() {
+            super::finalizing_again_with_the_same_serial_is_a_no_op($engine).await;
         }
 
         #[tokio::test]
