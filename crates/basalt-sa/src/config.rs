@@ -18,6 +18,11 @@ pub struct SaConfig {
     pub tls: TlsConfig,
     /// `[database]`: the database the SA owns.
     pub database: DatabaseConfig,
+    /// `[read_replica]`: an optional read replica of `[database]` (same settings;
+    /// `migrate` is ignored, the primary's migrations reach it by replication). The
+    /// read-only gRPC service (`StorageReadOnly`, the WFE's) reads from it first.
+    #[serde(default)]
+    pub read_replica: Option<DatabaseConfig>,
     /// `[maintenance]`: settling interrupted orders and purging expired data.
     #[serde(default)]
     pub maintenance: MaintenanceConfig,
@@ -184,6 +189,7 @@ mod tests {
             DatabaseConfig::new("sqlite:///var/lib/basalt/basalt.db")
         );
         assert_eq!(config.maintenance, MaintenanceConfig::default());
+        assert_eq!(config.read_replica, None);
         assert_eq!(
             config.maintenance.processing_timeout.0,
             Duration::from_secs(600)
@@ -246,6 +252,22 @@ mod tests {
                 retention: ConfigDuration(Duration::from_secs(7 * 86_400)),
                 batch: 50,
             }
+        );
+    }
+
+    #[test]
+    fn a_read_replica_is_a_database_of_its_own() {
+        let text = format!(
+            "{EXAMPLE}\n[read_replica]\nurl = \"postgres://basalt@replica:5432/basalt\"\n\
+             password_file = \"/run/secrets/replica\"\nmax_connections = 20\n"
+        );
+        let config: SaConfig = basalt_config::parse(&text).unwrap();
+        let replica = config.read_replica.unwrap();
+        assert_eq!(replica.url, "postgres://basalt@replica:5432/basalt");
+        assert_eq!(replica.max_connections, 20);
+        assert_eq!(
+            replica.password_file,
+            Some(PathBuf::from("/run/secrets/replica"))
         );
     }
 

@@ -13,6 +13,7 @@ mod config;
 mod conformance;
 mod engine;
 mod migrate;
+mod split;
 mod status;
 mod storage;
 #[cfg(test)]
@@ -23,5 +24,6 @@ pub use config::MaintenanceConfig;
 pub use config::SaConfig;
 pub use engine::Engine;
 pub use migrate::create_database_if_missing;
+pub use split::ReadSplit;
 pub use storage::Maintenance;
 pub use storage::SqlStorage;

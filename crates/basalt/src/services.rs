@@ -62,15 +62,31 @@ pub(crate) async fn sa(path: PathBuf, stop: Shutdown) -> anyhow::Result<()> {
         let storage = storage.clone();
         async move { storage.maintain_forever(&config.maintenance).await }
     });
+    let replica = match &config.read_replica {
+        Some(replica) => {
+            let replica = basalt_sa::SqlStorage::open(replica, clock())
+                .await
+                .context("opening the read replica")?;
+            Some(basalt_sa::ReadSplit::new(replica, (*storage).clone()))
+        }
+        None => None,
+    };
     let (reader, writer) = basalt_grpc::sa_servers(storage.clone());
     let server = GrpcServer::bind(&config.grpc, &config.tls).await?;
     tracing::info!(listen = %server.local_addr()?, "serving gRPC");
-    let served = server
-        .add_service(reader)
-        .add_service(writer)
-        .serve(stop)
-        .await;
+    let server = server.add_service(writer);
+    let served = match &replica {
+        Some(split) => {
+            tracing::info!("StorageReadOnly reads from the read replica first");
+            let (reader, _) = basalt_grpc::sa_servers(Arc::new(split.clone()));
+            server.add_service(reader).serve(stop).await
+        }
+        None => server.add_service(reader).serve(stop).await,
+    };
     maintenance.abort();
+    if let Some(split) = replica {
+        split.close().await;
+    }
     storage.close().await;
     Ok(served?)
 }
