@@ -1,6 +1,7 @@
 //! The registration authority itself.
 
 use std::collections::BTreeMap;
+use std::future::Future;
 use std::sync::Arc;
 use std::sync::Mutex;
 use std::sync::PoisonError;
@@ -72,6 +73,42 @@ const FINALIZE_INTERNAL: &str = "error finalizing order";
 const VALIDATION_INTERNAL: &str = "error performing validation";
 /// Seconds in a day.
 const DAY: u64 = 86_400;
+/// How long a background task keeps retrying an SA write that failed as
+/// `unavailable` (an SA restarting, a database failing over) before it gives up and
+/// leaves the order to the SA's maintenance pass.
+const SA_WRITE_PATIENCE: Duration = Duration::from_secs(60);
+/// The first wait between those retries; each later one doubles, up to the cap.
+const SA_WRITE_FIRST_WAIT: Duration = Duration::from_millis(200);
+const SA_WRITE_MAX_WAIT: Duration = Duration::from_secs(5);
+
+/// Runs an SA write from a background task until it succeeds, fails for good, or
+/// `patience` runs out. Only `unavailable` is retried: it is what a restarting SA or a
+/// lost database connection answers, and every write retried here is safe to repeat.
+async fn sa_write_with_patience<F, Fut>(
+    what: &'static str,
+    patience: Duration,
+    mut write: F,
+) -> Result<(), Error>
+where
+    F: FnMut() -> Fut,
+    Fut: Future<Output = Result<(), Error>>,
+{
+    let deadline = tokio::time::Instant::now() + patience;
+    let mut wait = SA_WRITE_FIRST_WAIT;
+    loop {
+        match write().await {
+            Err(err) if err.is(ErrorKind::Unavailable) => {
+                if tokio::time::Instant::now() + wait > deadline {
+                    return Err(err);
+                }
+                warn!(what, error = %err, retry_in = ?wait, "storage unavailable; retrying");
+                tokio::time::sleep(wait).await;
+                wait = (wait * 2).min(SA_WRITE_MAX_WAIT);
+            }
+            result => return result,
+        }
+    }
+}
 
 /// The profile that exists when the config defines none, and the default
 /// `default_profile`.
@@ -455,7 +492,11 @@ impl Inner {
                 } else {
                     err
                 };
-                if let Err(store_err) = self.sa.set_order_error(id, &stored).await {
+                let marked = sa_write_with_patience("set_order_error", SA_WRITE_PATIENCE, || {
+                    self.sa.set_order_error(id, &stored)
+                })
+                .await;
+                if let Err(store_err) = marked {
                     error!(order_id = %id, error = %store_err, "cannot mark the order invalid");
                 }
                 return;
@@ -470,7 +511,11 @@ impl Inner {
             names = ?names,
             "certificate issued"
         );
-        if let Err(err) = self.sa.finalize_order(id, &certificate.serial).await {
+        let finalized = sa_write_with_patience("finalize_order", SA_WRITE_PATIENCE, || {
+            self.sa.finalize_order(id, &certificate.serial)
+        })
+        .await;
+        if let Err(err) = finalized {
             error!(
                 order_id = %id,
                 serial = %certificate.serial,

@@ -1,6 +1,4 @@
-//! What the SQL engines share: row decoding into domain types and the small
-//! conversions every engine's queries need. Each engine keeps its own SQL (the
-//! dialects differ in placeholders and locking) and reads rows through [`Columns`].
+//! Row decoding into domain types, and the small conversions the queries need.
 
 use std::fmt;
 use std::str::FromStr;
@@ -15,12 +13,11 @@ use basalt_core::IdentifierType;
 use serde::Serialize;
 use serde::de::DeserializeOwned;
 use sqlx::Row;
-use sqlx::postgres::PgRow;
-use sqlx::sqlite::SqliteRow;
+use sqlx::any::AnyRow;
 use time::OffsetDateTime;
 use tracing::error;
 
-/// The column types Basalt's schema uses, read by name from a row of any engine.
+/// The column types Basalt's schema uses, read by name from a row.
 pub(crate) trait Columns {
     /// A BIGINT / INTEGER column.
     fn int(&self, column: &'static str) -> Result<i64, Error>;
@@ -34,34 +31,27 @@ pub(crate) trait Columns {
     fn bytes(&self, column: &'static str) -> Result<Vec<u8>, Error>;
 }
 
-macro_rules! columns_for {
-    ($row:ty) => {
-        impl Columns for $row {
-            fn int(&self, column: &'static str) -> Result<i64, Error> {
-                self.try_get(column).map_err(row_error)
-            }
+impl Columns for AnyRow {
+    fn int(&self, column: &'static str) -> Result<i64, Error> {
+        self.try_get(column).map_err(row_error)
+    }
 
-            fn opt_int(&self, column: &'static str) -> Result<Option<i64>, Error> {
-                self.try_get(column).map_err(row_error)
-            }
+    fn opt_int(&self, column: &'static str) -> Result<Option<i64>, Error> {
+        self.try_get(column).map_err(row_error)
+    }
 
-            fn text(&self, column: &'static str) -> Result<String, Error> {
-                self.try_get(column).map_err(row_error)
-            }
+    fn text(&self, column: &'static str) -> Result<String, Error> {
+        self.try_get(column).map_err(row_error)
+    }
 
-            fn opt_text(&self, column: &'static str) -> Result<Option<String>, Error> {
-                self.try_get(column).map_err(row_error)
-            }
+    fn opt_text(&self, column: &'static str) -> Result<Option<String>, Error> {
+        self.try_get(column).map_err(row_error)
+    }
 
-            fn bytes(&self, column: &'static str) -> Result<Vec<u8>, Error> {
-                self.try_get(column).map_err(row_error)
-            }
-        }
-    };
+    fn bytes(&self, column: &'static str) -> Result<Vec<u8>, Error> {
+        self.try_get(column).map_err(row_error)
+    }
 }
-
-columns_for!(SqliteRow);
-columns_for!(PgRow);
 
 fn row_error(err: sqlx::Error) -> Error {
     error!(error = %err, "cannot read a database row");

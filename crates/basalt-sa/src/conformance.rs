@@ -1,8 +1,7 @@
 //! The conformance suite: what every storage engine must do, written once.
 //!
-//! Each test is a generic `async fn` over a [`TestEngine`] (a [`Storage`] that a test
-//! can also count rows in and inject failures into). Each engine's test module
-//! instantiates every one of them with [`conformance_tests!`], on a fresh database.
+//! Each test is an `async fn` over a [`SqlStorage`] on a fresh database; each engine's
+//! test module instantiates every one of them with [`conformance_tests!`].
 
 use std::fmt;
 use std::net::IpAddr;
@@ -15,7 +14,9 @@ use basalt_core::AuthzId;
 use basalt_core::AuthzOutcome;
 use basalt_core::AuthzStatus;
 use basalt_core::CertStatus;
+use basalt_core::CertificateLookup;
 use basalt_core::CertificateRecord;
+use basalt_core::CertificateStore;
 use basalt_core::Challenge;
 use basalt_core::ChallengeStatus;
 use basalt_core::ChallengeType;
@@ -36,35 +37,17 @@ use basalt_core::PageRequest;
 use basalt_core::RevocationReason;
 use basalt_core::Serial;
 use basalt_core::Storage;
+use basalt_core::StorageReadOnly;
 use basalt_core::ValidationRecord;
 use time::Duration;
+
+use crate::SqlStorage;
 use time::OffsetDateTime;
 
-/// A storage engine under test: the storage, plus what a test needs to look behind it.
-pub(crate) trait TestEngine: Storage + Clone {
-    /// Whatever keeps the fresh database alive; dropping it removes the database.
-    type Guard;
-
-    /// A fresh, empty, migrated database on this engine, with `clock`.
-    async fn fresh(clock: &FixedClock) -> (Self, Self::Guard);
-
-    /// How many rows `table` holds.
-    async fn count_rows(&self, table: &str) -> i64;
-
-    /// Makes every `event` (`INSERT`, `UPDATE OF column`) on `table` for which `when`
-    /// (a condition on `NEW`) holds fail, until [`TestEngine::drop_trigger`].
-    async fn add_failing_trigger(&self, name: &str, event: &str, table: &str, when: Option<&str>);
-
-    /// Removes a trigger that [`TestEngine::add_failing_trigger`] added.
-    async fn drop_trigger(&self, name: &str, table: &str);
-
-    /// Closes the pool.
-    async fn shut_down(&self);
-}
-
-/// Instantiates every conformance test for an engine: `conformance_tests!(SqlStorage);`.
+/// Instantiates every conformance test for an engine:
+/// `conformance_tests!(crate::Engine::Postgres);`.
 macro_rules! conformance_tests {
-    ($engine:ty) => {
+    ($engine:expr) => {
         $crate::conformance::conformance_tests!(@each $engine;
             account_keys_are_unique,
             order_round_trips_with_its_authzs,
@@ -97,15 +80,14 @@ macro_rules! conformance_tests {
             concurrent_registrations_bind_a_key_once,
         );
     };
-    (@each $engine:ty; $($name:ident,)*) => {
+    (@each $engine:expr; $($name:ident,)*) => {
         $(
             #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
             async fn $name() {
                 let clock = basalt_core::FixedClock::new($crate::conformance::start());
-                let (sa, guard) =
-                    <$engine as $crate::conformance::TestEngine>::fresh(&clock).await;
+                let (sa, guard) = $crate::testdb::TestDatabase::fresh($engine, &clock).await;
                 $crate::conformance::$name(&sa, &clock).await;
-                <$engine as $crate::conformance::TestEngine>::shut_down(&sa).await;
+                sa.close().await;
                 drop(guard);
             }
         )*
@@ -230,7 +212,7 @@ pub(crate) fn assert_kind<T: fmt::Debug>(result: Result<T, Error>, kind: ErrorKi
     err
 }
 
-pub(crate) async fn account_keys_are_unique<S: TestEngine>(sa: &S, _clock: &FixedClock) {
+pub(crate) async fn account_keys_are_unique(sa: &SqlStorage, _clock: &FixedClock) {
     let first = account(sa, "thumb-1").await;
     assert!(first.id.0 > 0);
     assert_eq!(first.status, AccountStatus::Valid);
@@ -256,7 +238,7 @@ pub(crate) async fn account_keys_are_unique<S: TestEngine>(sa: &S, _clock: &Fixe
     assert_eq!(err.detail, "account 42 not found");
 }
 
-pub(crate) async fn order_round_trips_with_its_authzs<S: TestEngine>(sa: &S, _clock: &FixedClock) {
+pub(crate) async fn order_round_trips_with_its_authzs(sa: &SqlStorage, _clock: &FixedClock) {
     let acct = account(sa, "thumb").await;
 
     let order = sa.new_order(new_order(acct.id, start())).await.unwrap();
@@ -303,7 +285,7 @@ pub(crate) async fn order_round_trips_with_its_authzs<S: TestEngine>(sa: &S, _cl
     assert_kind(sa.new_order(twice).await, ErrorKind::Malformed);
 }
 
-pub(crate) async fn new_order_is_one_transaction<S: TestEngine>(sa: &S, _clock: &FixedClock) {
+pub(crate) async fn new_order_is_one_transaction(sa: &SqlStorage, _clock: &FixedClock) {
     let acct = account(sa, "thumb").await;
     // An authorization that offers a challenge type twice is refused up front.
     let mut bad = new_order(acct.id, start());
@@ -331,10 +313,7 @@ pub(crate) async fn new_order_is_one_transaction<S: TestEngine>(sa: &S, _clock: 
     }
 }
 
-pub(crate) async fn order_status_moves_from_pending_to_valid<S: TestEngine>(
-    sa: &S,
-    clock: &FixedClock,
-) {
+pub(crate) async fn order_status_moves_from_pending_to_valid(sa: &SqlStorage, clock: &FixedClock) {
     let acct = account(sa, "thumb").await;
     let order = sa.new_order(new_order(acct.id, start())).await.unwrap();
     let (b, a) = (order.authz_ids[0], order.authz_ids[1]);
@@ -435,7 +414,7 @@ pub(crate) async fn order_status_moves_from_pending_to_valid<S: TestEngine>(
     assert_eq!(sa.order(order.id).await.unwrap().status, OrderStatus::Valid);
 }
 
-pub(crate) async fn finalize_order_needs_processing<S: TestEngine>(sa: &S, _clock: &FixedClock) {
+pub(crate) async fn finalize_order_needs_processing(sa: &SqlStorage, _clock: &FixedClock) {
     let acct = account(sa, "thumb").await;
     let order = sa.new_order(new_order(acct.id, start())).await.unwrap();
     validate_all(sa, &order, start()).await;
@@ -449,10 +428,7 @@ pub(crate) async fn finalize_order_needs_processing<S: TestEngine>(sa: &S, _cloc
     assert_eq!(sa.order(order.id).await.unwrap().status, OrderStatus::Ready);
 }
 
-pub(crate) async fn a_failed_challenge_invalidates_the_order<S: TestEngine>(
-    sa: &S,
-    _clock: &FixedClock,
-) {
+pub(crate) async fn a_failed_challenge_invalidates_the_order(sa: &SqlStorage, _clock: &FixedClock) {
     let acct = account(sa, "thumb").await;
     let order = sa.new_order(new_order(acct.id, start())).await.unwrap();
     let b = order.authz_ids[0];
@@ -483,7 +459,7 @@ pub(crate) async fn a_failed_challenge_invalidates_the_order<S: TestEngine>(
     );
 }
 
-pub(crate) async fn order_error_makes_it_invalid<S: TestEngine>(sa: &S, _clock: &FixedClock) {
+pub(crate) async fn order_error_makes_it_invalid(sa: &SqlStorage, _clock: &FixedClock) {
     let acct = account(sa, "thumb").await;
     let order = sa.new_order(new_order(acct.id, start())).await.unwrap();
     validate_all(sa, &order, start()).await;
@@ -504,10 +480,7 @@ pub(crate) async fn order_error_makes_it_invalid<S: TestEngine>(sa: &S, _clock: 
     );
 }
 
-pub(crate) async fn authzs_and_orders_expire_with_the_clock<S: TestEngine>(
-    sa: &S,
-    clock: &FixedClock,
-) {
+pub(crate) async fn authzs_and_orders_expire_with_the_clock(sa: &SqlStorage, clock: &FixedClock) {
     let acct = account(sa, "thumb").await;
     let mut request = new_order(acct.id, start());
     request.authzs[0].expires = start() + Duration::days(1);
@@ -549,7 +522,7 @@ pub(crate) async fn authzs_and_orders_expire_with_the_clock<S: TestEngine>(
     );
 }
 
-pub(crate) async fn serials_are_never_reused<S: TestEngine>(sa: &S, _clock: &FixedClock) {
+pub(crate) async fn serials_are_never_reused(sa: &SqlStorage, _clock: &FixedClock) {
     let acct = account(sa, "thumb").await;
     let serial: Serial = "01ab".parse().unwrap();
     let expires = start() + Duration::days(90);
@@ -569,8 +542,8 @@ pub(crate) async fn serials_are_never_reused<S: TestEngine>(sa: &S, _clock: &Fix
     );
 }
 
-pub(crate) async fn nothing_is_stored_without_its_precertificate<S: TestEngine>(
-    sa: &S,
+pub(crate) async fn nothing_is_stored_without_its_precertificate(
+    sa: &SqlStorage,
     _clock: &FixedClock,
 ) {
     let acct = account(sa, "thumb").await;
@@ -615,7 +588,7 @@ pub(crate) async fn nothing_is_stored_without_its_precertificate<S: TestEngine>(
     assert_eq!(stored, record(&serial, acct.id, start()));
 }
 
-pub(crate) async fn revocation_happens_once<S: TestEngine>(sa: &S, _clock: &FixedClock) {
+pub(crate) async fn revocation_happens_once(sa: &SqlStorage, _clock: &FixedClock) {
     let acct = account(sa, "thumb").await;
     let serial: Serial = "7e".parse().unwrap();
     issue(sa, acct.id, &serial, start()).await;
@@ -657,7 +630,7 @@ pub(crate) async fn revocation_happens_once<S: TestEngine>(sa: &S, _clock: &Fixe
     assert_eq!(unchanged.revoked_at, Some(at));
 }
 
-pub(crate) async fn only_one_finalize_wins<S: TestEngine>(sa: &S, _clock: &FixedClock) {
+pub(crate) async fn only_one_finalize_wins(sa: &SqlStorage, _clock: &FixedClock) {
     let acct = account(sa, "thumb").await;
     let order = sa.new_order(new_order(acct.id, start())).await.unwrap();
     validate_all(sa, &order, start()).await;
@@ -702,10 +675,7 @@ pub(crate) async fn all_pages<S: Storage>(
     }
 }
 
-pub(crate) async fn orders_are_listed_newest_first_in_pages<S: TestEngine>(
-    sa: &S,
-    clock: &FixedClock,
-) {
+pub(crate) async fn orders_are_listed_newest_first_in_pages(sa: &SqlStorage, clock: &FixedClock) {
     let acct = account(sa, "thumb-a").await;
     let other = account(sa, "thumb-b").await;
     let empty = account(sa, "thumb-c").await;
@@ -795,8 +765,8 @@ pub(crate) async fn orders_are_listed_newest_first_in_pages<S: TestEngine>(
     assert_eq!(err.detail, "account 42 not found");
 }
 
-pub(crate) async fn page_size_defaults_to_50_and_stops_at_100<S: TestEngine>(
-    sa: &S,
+pub(crate) async fn page_size_defaults_to_50_and_stops_at_100(
+    sa: &SqlStorage,
     _clock: &FixedClock,
 ) {
     let acct = account(sa, "thumb").await;
@@ -823,7 +793,7 @@ pub(crate) async fn page_size_defaults_to_50_and_stops_at_100<S: TestEngine>(
     assert!(!capped.order_ids.contains(&rest.order_ids[0]));
 }
 
-pub(crate) async fn garbled_cursors_are_malformed<S: TestEngine>(sa: &S, _clock: &FixedClock) {
+pub(crate) async fn garbled_cursors_are_malformed(sa: &SqlStorage, _clock: &FixedClock) {
     let acct = account(sa, "thumb").await;
     for cursor in [
         "",
@@ -867,7 +837,7 @@ pub(crate) async fn garbled_cursors_are_malformed<S: TestEngine>(sa: &S, _clock:
     assert_eq!(page, OrdersPage::default());
 }
 
-pub(crate) async fn account_contacts_and_key_change<S: TestEngine>(sa: &S, _clock: &FixedClock) {
+pub(crate) async fn account_contacts_and_key_change(sa: &SqlStorage, _clock: &FixedClock) {
     let acct = account(sa, "thumb-old").await;
 
     let contacts = vec![
@@ -943,8 +913,8 @@ pub(crate) async fn account_contacts_and_key_change<S: TestEngine>(sa: &S, _cloc
     assert_eq!(err.detail, "account 42 not found");
 }
 
-pub(crate) async fn a_key_in_use_is_a_conflict_and_changes_nothing<S: TestEngine>(
-    sa: &S,
+pub(crate) async fn a_key_in_use_is_a_conflict_and_changes_nothing(
+    sa: &SqlStorage,
     _clock: &FixedClock,
 ) {
     let mine = account(sa, "thumb-mine").await;
@@ -981,8 +951,8 @@ pub(crate) async fn a_key_in_use_is_a_conflict_and_changes_nothing<S: TestEngine
     assert_eq!(same, mine);
 }
 
-pub(crate) async fn accounts_only_move_from_valid_to_deactivated<S: TestEngine>(
-    sa: &S,
+pub(crate) async fn accounts_only_move_from_valid_to_deactivated(
+    sa: &SqlStorage,
     _clock: &FixedClock,
 ) {
     let acct = account(sa, "thumb").await;
@@ -1040,8 +1010,8 @@ pub(crate) async fn accounts_only_move_from_valid_to_deactivated<S: TestEngine>(
     assert_eq!(sa.account(acct.id).await.unwrap(), deactivated);
 }
 
-pub(crate) async fn deactivating_an_authz_invalidates_its_order<S: TestEngine>(
-    sa: &S,
+pub(crate) async fn deactivating_an_authz_invalidates_its_order(
+    sa: &SqlStorage,
     _clock: &FixedClock,
 ) {
     let acct = account(sa, "thumb").await;
@@ -1095,8 +1065,8 @@ pub(crate) async fn deactivating_an_authz_invalidates_its_order<S: TestEngine>(
     assert_eq!(err.detail, "authorization 42 not found");
 }
 
-pub(crate) async fn only_pending_or_valid_authzs_are_deactivated<S: TestEngine>(
-    sa: &S,
+pub(crate) async fn only_pending_or_valid_authzs_are_deactivated(
+    sa: &SqlStorage,
     clock: &FixedClock,
 ) {
     let acct = account(sa, "thumb").await;
@@ -1160,10 +1130,7 @@ pub(crate) fn replacing(account_id: AccountId, serial: &Serial) -> NewOrder {
     }
 }
 
-pub(crate) async fn orders_keep_profile_window_and_replaces<S: TestEngine>(
-    sa: &S,
-    _clock: &FixedClock,
-) {
+pub(crate) async fn orders_keep_profile_window_and_replaces(sa: &SqlStorage, _clock: &FixedClock) {
     let serial: Serial = "0a0b0c".parse().unwrap();
     let acct = issued(sa, "thumb", &serial).await;
 
@@ -1201,8 +1168,8 @@ pub(crate) async fn orders_keep_profile_window_and_replaces<S: TestEngine>(
     assert_eq!(err.detail, "notAfter must be later than notBefore");
 }
 
-pub(crate) async fn replacing_an_unknown_certificate_is_malformed<S: TestEngine>(
-    sa: &S,
+pub(crate) async fn replacing_an_unknown_certificate_is_malformed(
+    sa: &SqlStorage,
     _clock: &FixedClock,
 ) {
     let acct = account(sa, "thumb").await;
@@ -1224,8 +1191,8 @@ pub(crate) async fn replacing_an_unknown_certificate_is_malformed<S: TestEngine>
     assert_eq!(sa.replacement_order(&serial).await.unwrap(), None);
 }
 
-pub(crate) async fn a_certificate_is_replaced_by_one_live_order<S: TestEngine>(
-    sa: &S,
+pub(crate) async fn a_certificate_is_replaced_by_one_live_order(
+    sa: &SqlStorage,
     clock: &FixedClock,
 ) {
     let serial: Serial = "0a0b0c".parse().unwrap();
@@ -1279,8 +1246,8 @@ pub(crate) async fn a_certificate_is_replaced_by_one_live_order<S: TestEngine>(
     assert_eq!(sa.replacement_order(&serial).await.unwrap(), Some(third.id));
 }
 
-pub(crate) async fn a_valid_replacement_keeps_the_certificate_replaced<S: TestEngine>(
-    sa: &S,
+pub(crate) async fn a_valid_replacement_keeps_the_certificate_replaced(
+    sa: &SqlStorage,
     clock: &FixedClock,
 ) {
     let serial: Serial = "0a0b0c".parse().unwrap();
@@ -1307,10 +1274,7 @@ pub(crate) async fn a_valid_replacement_keeps_the_certificate_replaced<S: TestEn
     assert_eq!(sa.replacement_order(&next).await.unwrap(), None);
 }
 
-pub(crate) async fn concurrent_replacements_let_one_through<S: TestEngine>(
-    sa: &S,
-    _clock: &FixedClock,
-) {
+pub(crate) async fn concurrent_replacements_let_one_through(sa: &SqlStorage, _clock: &FixedClock) {
     let serial: Serial = "0a0b0c".parse().unwrap();
     let acct = issued(sa, "thumb", &serial).await;
     let attempts = (0..8).map(|_| {
@@ -1354,10 +1318,7 @@ pub(crate) async fn eab_account<S: Storage>(
     .await
 }
 
-pub(crate) async fn eab_keys_are_stored_listed_and_revoked<S: TestEngine>(
-    sa: &S,
-    _clock: &FixedClock,
-) {
+pub(crate) async fn eab_keys_are_stored_listed_and_revoked(sa: &SqlStorage, _clock: &FixedClock) {
     assert_eq!(sa.eab_keys().await.unwrap(), Vec::new());
 
     let older = eab_key("kid-1", start());
@@ -1401,7 +1362,7 @@ pub(crate) async fn eab_keys_are_stored_listed_and_revoked<S: TestEngine>(
     assert_kind(sa.revoke_eab_key("kid-9").await, ErrorKind::NotFound);
 }
 
-pub(crate) async fn an_eab_key_binds_one_account<S: TestEngine>(sa: &S, _clock: &FixedClock) {
+pub(crate) async fn an_eab_key_binds_one_account(sa: &SqlStorage, _clock: &FixedClock) {
     sa.add_eab_key(eab_key("kid", start())).await.unwrap();
 
     let first = eab_account(sa, "thumb-1", "kid").await.unwrap();
@@ -1427,10 +1388,7 @@ pub(crate) async fn an_eab_key_binds_one_account<S: TestEngine>(sa: &S, _clock: 
     assert_eq!(sa.account(first.id).await.unwrap(), first);
 }
 
-pub(crate) async fn unusable_eab_keys_create_no_account<S: TestEngine>(
-    sa: &S,
-    _clock: &FixedClock,
-) {
+pub(crate) async fn unusable_eab_keys_create_no_account(sa: &SqlStorage, _clock: &FixedClock) {
     sa.add_eab_key(eab_key("revoked", start())).await.unwrap();
     sa.revoke_eab_key("revoked").await.unwrap();
     sa.add_eab_key(eab_key("fresh", start())).await.unwrap();
@@ -1452,8 +1410,13 @@ pub(crate) async fn unusable_eab_keys_create_no_account<S: TestEngine>(
 
     // A failure after the account row is written (here, binding the key) rolls the
     // account back too.
-    sa.add_failing_trigger("fail_binding", "UPDATE OF account_id", "eab_keys", None)
-        .await;
+    sa.add_failing_trigger(
+        "fail_binding",
+        "UPDATE",
+        "eab_keys",
+        Some("NEW.account_id IS NOT NULL"),
+    )
+    .await;
     assert_kind(eab_account(sa, "thumb", "fresh").await, ErrorKind::Internal);
     assert_eq!(sa.count_rows("accounts").await, 1);
     assert_kind(sa.account_by_key("thumb").await, ErrorKind::NotFound);
@@ -1467,10 +1430,7 @@ pub(crate) async fn unusable_eab_keys_create_no_account<S: TestEngine>(
     assert_eq!(sa.count_rows("accounts").await, 2);
 }
 
-pub(crate) async fn concurrent_registrations_bind_a_key_once<S: TestEngine>(
-    sa: &S,
-    _clock: &FixedClock,
-) {
+pub(crate) async fn concurrent_registrations_bind_a_key_once(sa: &SqlStorage, _clock: &FixedClock) {
     sa.add_eab_key(eab_key("kid", start())).await.unwrap();
     let attempts = (0..8).map(|i| {
         let sa = sa.clone();

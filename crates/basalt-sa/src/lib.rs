@@ -1,23 +1,29 @@
 //! The storage authority: the only process with a database connection.
 //!
-//! [`SqlStorage`] (SQLite) and [`PgStorage`] (PostgreSQL) implement
-//! [`basalt_core::StorageReadOnly`], [`basalt_core::Storage`] and the certificate
-//! traits through sqlx; [`AnyStorage`] picks one from the database URL's scheme. Engines
-//! live in their own modules and share the status rules of `status`, which derive an
-//! order's and an authorization's status from the stored facts and the injected clock.
-//! One conformance suite (`conformance`, tests only) runs against every engine.
+//! [`SqlStorage`] implements [`basalt_core::StorageReadOnly`], [`basalt_core::Storage`]
+//! and the certificate traits on SQLite, PostgreSQL and MySQL/MariaDB, with the queries
+//! written once (`storage`) and what differs between engines kept in `engine` and in
+//! each engine's migrations (`migrate`). The status rules of `status` derive an order's
+//! and an authorization's status from the stored facts and the injected clock. One
+//! conformance suite (`conformance`, tests only) runs against every engine.
 
-mod any;
 mod common;
 mod config;
 #[cfg(test)]
 mod conformance;
-mod postgres;
-mod sqlite;
+mod engine;
+mod migrate;
+mod split;
 mod status;
+mod storage;
+#[cfg(test)]
+mod testdb;
 
-pub use any::AnyStorage;
 pub use config::DatabaseConfig;
+pub use config::MaintenanceConfig;
 pub use config::SaConfig;
-pub use postgres::PgStorage;
-pub use sqlite::SqlStorage;
+pub use engine::Engine;
+pub use migrate::create_database_if_missing;
+pub use split::ReadSplit;
+pub use storage::Maintenance;
+pub use storage::SqlStorage;

@@ -35,8 +35,9 @@ enum Command {
     Va(ServiceArgs),
     /// The certificate authority: the only holder of issuer keys (gRPC).
     Ca(ServiceArgs),
-    /// The storage authority: the only holder of the database (gRPC).
-    Sa(ServiceArgs),
+    /// The storage authority: the only holder of the database (gRPC);
+    /// `basalt sa migrate` applies its schema migrations.
+    Sa(SaArgs),
     /// The OCSP responder (HTTP).
     Ocsp(ServiceArgs),
     /// The nonce service that several WFEs share (gRPC).
@@ -56,6 +57,35 @@ struct ServiceArgs {
     /// outlive their launcher).
     #[arg(long, hide = true)]
     stop_on_stdin_eof: bool,
+}
+
+/// `basalt sa --config FILE` runs the SA; `basalt sa migrate --config FILE` applies
+/// pending schema migrations and exits.
+#[derive(Debug, clap::Args)]
+#[command(args_conflicts_with_subcommands = true)]
+struct SaArgs {
+    #[command(subcommand)]
+    command: Option<SaCommand>,
+    /// The SA's TOML configuration file.
+    #[arg(long, value_name = "FILE")]
+    config: Option<PathBuf>,
+    /// Stop when standard input closes.
+    #[arg(long, hide = true)]
+    stop_on_stdin_eof: bool,
+}
+
+#[derive(Debug, Subcommand)]
+enum SaCommand {
+    /// Apply the schema migrations the database lacks, then exit (for operators who
+    /// set `database.migrate = false`).
+    Migrate {
+        /// The SA's TOML configuration file.
+        #[arg(long, value_name = "FILE")]
+        config: PathBuf,
+        /// List the pending migrations without applying them.
+        #[arg(long)]
+        dry_run: bool,
+    },
 }
 
 fn main() -> ExitCode {
@@ -78,7 +108,24 @@ fn main() -> ExitCode {
             Command::Ra(args) => services::run("ra", args, services::ra).await,
             Command::Va(args) => services::run("va", args, services::va).await,
             Command::Ca(args) => services::run("ca", args, services::ca).await,
-            Command::Sa(args) => services::run("sa", args, services::sa).await,
+            Command::Sa(SaArgs {
+                command: Some(SaCommand::Migrate { config, dry_run }),
+                ..
+            }) => services::sa_migrate(config, dry_run).await,
+            Command::Sa(SaArgs {
+                command: None,
+                config: Some(config),
+                stop_on_stdin_eof,
+            }) => {
+                let args = ServiceArgs {
+                    config,
+                    stop_on_stdin_eof,
+                };
+                services::run("sa", args, services::sa).await
+            }
+            Command::Sa(SaArgs { config: None, .. }) => Err(anyhow::anyhow!(
+                "basalt sa needs --config FILE (or `basalt sa migrate --config FILE`)"
+            )),
             Command::Ocsp(args) => services::run("ocsp", args, services::ocsp).await,
             Command::Nonce(args) => services::run("nonce", args, services::nonce).await,
             Command::Admin(args) => admin::run(args).await,

@@ -54,19 +54,69 @@ fn channel(peer: &GrpcClientConfig, tls: &TlsConfig) -> anyhow::Result<GrpcChann
 
 pub(crate) async fn sa(path: PathBuf, stop: Shutdown) -> anyhow::Result<()> {
     let config: basalt_sa::SaConfig = load(&path)?;
-    let storage = basalt_sa::AnyStorage::from_config(&config.database, clock())
+    let storage = basalt_sa::SqlStorage::from_config(&config.database, clock())
         .await
         .context("opening the database")?;
     let storage = Arc::new(storage);
+    let maintenance = tokio::spawn({
+        let storage = storage.clone();
+        async move { storage.maintain_forever(&config.maintenance).await }
+    });
+    let replica = match &config.read_replica {
+        Some(replica) => {
+            let replica = basalt_sa::SqlStorage::open(replica, clock())
+                .await
+                .context("opening the read replica")?;
+            Some(basalt_sa::ReadSplit::new(replica, (*storage).clone()))
+        }
+        None => None,
+    };
     let (reader, writer) = basalt_grpc::sa_servers(storage.clone());
     let server = GrpcServer::bind(&config.grpc, &config.tls).await?;
     tracing::info!(listen = %server.local_addr()?, "serving gRPC");
-    server
-        .add_service(reader)
-        .add_service(writer)
-        .serve(stop)
-        .await?;
+    let server = server.add_service(writer);
+    let served = match &replica {
+        Some(split) => {
+            tracing::info!("StorageReadOnly reads from the read replica first");
+            let (reader, _) = basalt_grpc::sa_servers(Arc::new(split.clone()));
+            server.add_service(reader).serve(stop).await
+        }
+        None => server.add_service(reader).serve(stop).await,
+    };
+    maintenance.abort();
+    if let Some(split) = replica {
+        split.close().await;
+    }
     storage.close().await;
+    Ok(served?)
+}
+
+/// `basalt sa migrate`: applies the migrations the SA's database lacks, or with
+/// `dry_run` lists them, and exits.
+pub(crate) async fn sa_migrate(path: PathBuf, dry_run: bool) -> anyhow::Result<()> {
+    let config: basalt_sa::SaConfig = load(&path)?;
+    let storage = basalt_sa::SqlStorage::open(&config.database, clock())
+        .await
+        .context("opening the database")?;
+    let engine = storage.engine();
+    let result = if dry_run {
+        storage.pending_migrations().await
+    } else {
+        storage.migrate().await
+    };
+    storage.close().await;
+    let versions = result.context("migrating the database")?;
+    let verb = if dry_run { "pending" } else { "applied" };
+    if versions.is_empty() {
+        println!("basalt sa migrate: the {engine} schema is current");
+    } else {
+        let list = versions
+            .iter()
+            .map(ToString::to_string)
+            .collect::<Vec<_>>()
+            .join(", ");
+        println!("basalt sa migrate: {verb} {engine} migrations {list}");
+    }
     Ok(())
 }
 

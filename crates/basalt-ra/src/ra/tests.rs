@@ -1763,3 +1763,48 @@ async fn the_eab_key_id_reaches_the_sa() {
         .unwrap_err();
     assert_eq!(err, Error::unauthorized("unusable key"));
 }
+
+#[tokio::test]
+async fn background_sa_writes_wait_out_an_unavailable_sa() {
+    use std::sync::atomic::AtomicU32;
+    use std::sync::atomic::Ordering;
+
+    // Unavailable twice, then the SA is back: the write goes through.
+    let calls = AtomicU32::new(0);
+    sa_write_with_patience("test", Duration::from_secs(5), || async {
+        match calls.fetch_add(1, Ordering::SeqCst) {
+            0 | 1 => Err(Error::unavailable("sa restarting")),
+            _ => Ok(()),
+        }
+    })
+    .await
+    .unwrap();
+    assert_eq!(calls.load(Ordering::SeqCst), 3);
+
+    // Any other failure is final at once.
+    let calls = AtomicU32::new(0);
+    let err = sa_write_with_patience("test", Duration::from_secs(5), || async {
+        calls.fetch_add(1, Ordering::SeqCst);
+        Err(Error::malformed("order is valid"))
+    })
+    .await
+    .unwrap_err();
+    assert_eq!(
+        (err.kind, calls.load(Ordering::SeqCst)),
+        (ErrorKind::Malformed, 1)
+    );
+
+    // Patience runs out: the last unavailable comes back.
+    let calls = AtomicU32::new(0);
+    let started = std::time::Instant::now();
+    let err = sa_write_with_patience("test", Duration::from_millis(700), || async {
+        calls.fetch_add(1, Ordering::SeqCst);
+        Err(Error::unavailable("sa down"))
+    })
+    .await
+    .unwrap_err();
+    assert_eq!(err.kind, ErrorKind::Unavailable);
+    // Tries at 0, 200 ms and 600 ms; the next wait (800 ms) would pass the deadline.
+    assert_eq!(calls.load(Ordering::SeqCst), 3);
+    assert!(started.elapsed() < Duration::from_secs(2));
+}

@@ -1,12 +1,18 @@
-//! The PostgreSQL engine: for deployments with more than one SA, or a managed database.
+//! The storage authority's database: one implementation of the storage traits for
+//! every engine.
 //!
-//! The same queries as the SQLite engine with `$n` bind parameters; rows decode through the
-//! shared `common` module. Every write that reads before it writes runs in a
-//! `SERIALIZABLE` transaction; when the
-//! database aborts one for a serialization failure (SQLSTATE 40001, or a deadlock,
-//! 40P01) the whole transaction is run again, a bounded number of times. The schema
-//! stays within what CockroachDB accepts: application-chosen BIGINT IDs, no sequences,
-//! no advisory locks, no cross-table foreign keys.
+//! Plain `sqlx::query` with `.bind()` and hand-written row mapping through sqlx's `Any`
+//! driver (no sqlx macros, which would compile the whole database stack a second time).
+//! Every query is written once, in the SQL the engines share; `crate::engine` holds
+//! what differs. Every write that reads before it writes runs in a write transaction
+//! (`BEGIN IMMEDIATE` on SQLite, `SERIALIZABLE` on PostgreSQL and MySQL); when the
+//! database aborts one for a serialization failure or a deadlock, the whole transaction
+//! runs again, a bounded number of times, with a jittered backoff. A failed statement
+//! aborts a PostgreSQL transaction, so writes look before they insert rather than
+//! catching a violation and going on.
+//!
+//! The schema stays within what CockroachDB accepts: application-chosen BIGINT IDs, no
+//! sequences, no advisory locks on PostgreSQL, no cross-table foreign keys.
 
 use std::fmt;
 use std::future::Future;
@@ -46,19 +52,21 @@ use basalt_core::RevocationReason;
 use basalt_core::Serial;
 use basalt_core::Storage;
 use basalt_core::StorageReadOnly;
-use sqlx::PgConnection;
-use sqlx::PgPool;
-use sqlx::Postgres;
+use sqlx::Any;
+use sqlx::AnyConnection;
+use sqlx::AnyPool;
+use sqlx::AssertSqlSafe;
+use sqlx::Executor;
 use sqlx::Row;
 use sqlx::Transaction;
-use sqlx::postgres::PgConnectOptions;
-use sqlx::postgres::PgPoolOptions;
-use sqlx::postgres::PgRow;
+use sqlx::any::AnyPoolOptions;
+use sqlx::any::AnyRow;
 use time::OffsetDateTime;
 use tracing::info;
 use tracing::warn;
 
 use crate::DatabaseConfig;
+use crate::MaintenanceConfig;
 use crate::common;
 use crate::common::account_from_row;
 use crate::common::challenge_from_row;
@@ -76,7 +84,11 @@ use crate::common::parse_wire;
 use crate::common::position_value;
 use crate::common::to_json;
 use crate::common::unix;
-use crate::config::DEFAULT_MAX_CONNECTIONS;
+use crate::engine::Engine;
+use crate::engine::SQLITE_MEMORY_CONNECTIONS;
+use crate::engine::for_engine;
+use crate::engine::sql;
+use crate::migrate;
 use crate::status;
 use crate::status::OrderFacts;
 
@@ -89,26 +101,8 @@ const RETRY_BACKOFF: Duration = Duration::from_millis(5);
 /// The most random delay added to a retry's wait, in milliseconds.
 const RETRY_JITTER_MS: u64 = 10;
 
-/// How long a caller waits for a free connection.
-const ACQUIRE_TIMEOUT: Duration = Duration::from_secs(10);
-
 /// The start of the detail of an error that a retry may cure.
 const SERIALIZATION_FAILURE: &str = "database serialization failure";
-
-/// One schema change, applied once, in its own transaction.
-struct Migration {
-    version: i64,
-    name: &'static str,
-    sql: &'static str,
-}
-
-/// The PostgreSQL schema history, oldest first. Never edit an applied file: add one.
-/// Version 1 is the end state of SQLite's migrations 1 to 3.
-const MIGRATIONS: &[Migration] = &[Migration {
-    version: 1,
-    name: "initial",
-    sql: include_str!("../migrations/postgres/0001_initial.sql"),
-}];
 
 /// The shortest external account binding HMAC key accepted: 256 bits.
 const MIN_EAB_KEY_BYTES: usize = 32;
@@ -119,142 +113,227 @@ const DEFAULT_PAGE_SIZE: u32 = 50;
 /// The most items one page holds, whatever the request asks for.
 const MAX_PAGE_SIZE: u32 = 100;
 
-/// The storage authority's database, on PostgreSQL (or a wire-compatible engine).
+// The queries on hot paths, named so that the index test (`storage::tests`) explains
+// the very text the storage runs.
+
+const ACCOUNT_BY_ID: &str = "SELECT id, key_jwk, key_thumbprint, contacts, status, created_at
+     FROM accounts WHERE id = $1";
+
+const ACCOUNT_BY_KEY: &str = "SELECT id, key_jwk, key_thumbprint, contacts, status, created_at
+     FROM accounts WHERE key_thumbprint = $1";
+
+const ORDER_BY_ID: &str = "SELECT id, account_id, identifiers, expires, error,
+     began_processing, certificate_serial, created_at, profile, not_before, not_after, replaces
+     FROM orders WHERE id = $1";
+
+const ORDER_AUTHZS: &str = "SELECT oa.authz_id, a.identifier_type, a.identifier_value, a.status,
+     a.expires FROM order_authzs oa LEFT JOIN authzs a ON a.id = oa.authz_id
+     WHERE oa.order_id = $1
+     ORDER BY oa.position";
+
+const ORDERS_PAGE_FIRST: &str = "SELECT id, created_at FROM orders
+     WHERE account_id = $1
+     ORDER BY created_at DESC, id DESC
+     LIMIT $2";
+
+const ORDERS_PAGE_AFTER: &str = "SELECT id, created_at FROM orders
+     WHERE account_id = $1
+     AND (created_at < $2 OR (created_at = $3 AND id < $4))
+     ORDER BY created_at DESC, id DESC
+     LIMIT $5";
+
+const REPLACEMENT_ORDERS: &str = "SELECT id FROM orders WHERE replaces = $1
+     ORDER BY created_at DESC, id DESC";
+
+const AUTHZ_BY_ID: &str = "SELECT id, account_id, identifier_type, identifier_value, status,
+     expires, wildcard FROM authzs WHERE id = $1";
+
+const AUTHZ_CHALLENGES: &str = "SELECT kind, token, status, validated, error, validation_records
+     FROM challenges WHERE authz_id = $1
+     ORDER BY position";
+
+const CERTIFICATE_BY_SERIAL: &str = "SELECT c.account_id, c.der, c.issued_at, c.expires_at,
+     s.status, s.revoked_at, s.revoked_reason
+     FROM certificates c LEFT JOIN certificate_status s ON s.serial = c.serial
+     WHERE c.serial = $1";
+
+const CERTIFICATE_CHAIN: &str =
+    "SELECT der FROM certificate_chains WHERE serial = $1 ORDER BY position";
+
+const CERTIFICATE_STATUS_BY_SERIAL: &str =
+    "SELECT status FROM certificate_status WHERE serial = $1";
+
+const STUCK_ORDERS: &str = "SELECT id FROM orders
+     WHERE began_processing = 1 AND processing_at < $1
+     AND certificate_serial IS NULL AND error IS NULL
+     LIMIT $2";
+
+const EXPIRED_ORDERS: &str = "SELECT id FROM orders WHERE expires < $1 LIMIT $2";
+
+const EXPIRED_AUTHZS: &str = "SELECT a.id FROM authzs a
+     WHERE a.expires < $1
+     AND NOT EXISTS (SELECT 1 FROM order_authzs oa WHERE oa.authz_id = a.id)
+     LIMIT $2";
+
+/// The storage authority's database, on SQLite, PostgreSQL or MySQL/MariaDB.
 ///
-/// Implements [`StorageReadOnly`] and [`Storage`] with the semantics of
-/// [`crate::SqlStorage`]: random positive `i64` IDs, times in unix seconds, statuses
-/// that depend on time computed on read with the injected clock.
+/// Implements [`StorageReadOnly`], [`Storage`] and the certificate traits. IDs are
+/// random positive `i64`s chosen here; times are stored as unix seconds, so they come
+/// back truncated to the second; statuses that depend on time are computed on read
+/// with the injected clock.
 #[derive(Clone)]
-pub struct PgStorage {
-    pool: PgPool,
+pub struct SqlStorage {
+    pool: AnyPool,
+    engine: Engine,
     clock: Arc<dyn Clock>,
 }
 
-impl fmt::Debug for PgStorage {
+impl fmt::Debug for SqlStorage {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("PgStorage")
+        f.debug_struct("SqlStorage")
+            .field("engine", &self.engine)
             .field("pool", &self.pool)
             .finish_non_exhaustive()
     }
 }
 
-impl PgStorage {
-    /// Opens `url` (`postgres://…` or `postgresql://…`) with a pool of 5 connections,
-    /// and applies pending migrations.
+impl SqlStorage {
+    /// Opens `url` with the default pool settings and applies pending migrations.
     pub async fn connect(url: &str, clock: Arc<dyn Clock>) -> Result<Self, Error> {
-        Self::connect_with(url, DEFAULT_MAX_CONNECTIONS, clock).await
+        Self::from_config(&DatabaseConfig::new(url), clock).await
     }
 
-    /// Opens the database that `[database]` names, and applies pending migrations.
+    /// Opens the database that `[database]` names. With `migrate = true` (the default)
+    /// pending migrations are applied; otherwise a schema older than this binary needs
+    /// is refused.
     pub async fn from_config(
         config: &DatabaseConfig,
         clock: Arc<dyn Clock>,
     ) -> Result<Self, Error> {
-        Self::connect_with(&config.url, config.max_connections, clock).await
-    }
-
-    pub(crate) async fn connect_with(
-        url: &str,
-        max_connections: u32,
-        clock: Arc<dyn Clock>,
-    ) -> Result<Self, Error> {
-        if !(url.starts_with("postgres://") || url.starts_with("postgresql://")) {
-            return Err(Error::internal(
-                "unsupported database url: expected postgres://… or postgresql://…",
-            ));
+        let storage = Self::open(config, clock).await?;
+        if config.migrate {
+            storage.migrate().await?;
+        } else {
+            let pending = storage.pending_migrations().await?;
+            if let Some(first) = pending.first() {
+                return Err(Error::internal(format!(
+                    "the database lacks migration {first} and `database.migrate` is false: \
+                     apply it with `basalt sa migrate`"
+                )));
+            }
         }
-        if max_connections == 0 {
-            return Err(Error::internal(
-                "database max_connections must be at least 1",
-            ));
-        }
-        let options = PgConnectOptions::from_str(url)
-            .map_err(|err| Error::internal(format!("invalid database url: {err}")))?;
-        let pool = PgPoolOptions::new()
-            .max_connections(max_connections)
-            .acquire_timeout(ACQUIRE_TIMEOUT)
-            .connect_with(options)
-            .await
-            .map_err(db_error("opening the database"))?;
-        let storage = Self { pool, clock };
-        storage.migrate().await?;
         Ok(storage)
     }
 
-    /// Applies every migration the database has not seen yet, each in its own
-    /// serializable transaction, recorded in `schema_migrations`. Safe to run again,
-    /// and from two processes at once: the loser of a race retries and finds the
-    /// migration applied.
-    pub async fn migrate(&self) -> Result<(), Error> {
+    /// Opens the database that `[database]` names and touches nothing in it.
+    pub async fn open(config: &DatabaseConfig, clock: Arc<dyn Clock>) -> Result<Self, Error> {
+        sqlx::any::install_default_drivers();
+        let engine = Engine::from_url(&config.url).ok_or_else(|| {
+            Error::internal(
+                "database.url: unsupported database url: expected sqlite://PATH, \
+                 sqlite::memory:, postgres://…, postgresql://…, mysql://… or mariadb://…",
+            )
+        })?;
+        if config.max_connections == 0 {
+            return Err(Error::internal(
+                "database.max_connections must be at least 1",
+            ));
+        }
+        if config.min_connections > config.max_connections {
+            return Err(Error::internal(
+                "database.min_connections must not exceed database.max_connections",
+            ));
+        }
+        let url = connection_url(config, engine)?;
+        let in_memory =
+            engine == Engine::Sqlite && (url.contains(":memory:") || url.contains("mode=memory"));
+        let options = if in_memory {
+            // An in-memory database lives as long as one connection to it: keep exactly
+            // one, forever.
+            AnyPoolOptions::new()
+                .max_connections(SQLITE_MEMORY_CONNECTIONS)
+                .min_connections(SQLITE_MEMORY_CONNECTIONS)
+                .idle_timeout(None)
+                .max_lifetime(None)
+        } else {
+            AnyPoolOptions::new()
+                .max_connections(config.max_connections)
+                .min_connections(config.min_connections)
+                .idle_timeout(Some(config.idle_timeout.0))
+                .max_lifetime(Some(config.max_lifetime.0))
+        };
+        let setup = engine.session_setup();
+        let pool = options
+            .acquire_timeout(config.acquire_timeout.0)
+            .after_connect(move |conn, _| {
+                Box::pin(async move {
+                    if !setup.is_empty() {
+                        conn.execute(setup).await?;
+                    }
+                    Ok(())
+                })
+            })
+            .connect(&url)
+            .await
+            .map_err(db_error("opening the database"))?;
+        Ok(Self {
+            pool,
+            engine,
+            clock,
+        })
+    }
+
+    /// The engine this storage runs on.
+    pub fn engine(&self) -> Engine {
+        self.engine
+    }
+
+    /// Applies every migration the database has not seen yet and returns their
+    /// versions. Safe to run again, and from two processes at once: the loser of a
+    /// race retries and finds the migration applied.
+    pub async fn migrate(&self) -> Result<Vec<i64>, Error> {
         let mut attempt = 0;
-        loop {
+        let applied = loop {
             attempt += 1;
-            match self.migrate_once().await {
-                Ok(()) => break,
+            match migrate::apply(&self.pool, self.engine, &self.clock).await {
+                Ok(applied) => break applied,
                 Err(err) if attempt < MAX_ATTEMPTS => {
                     warn!(attempt, error = %err, "database migration failed; retrying");
                     tokio::time::sleep(backoff(attempt)).await;
                 }
                 Err(err) => return Err(err),
             }
-        }
-
-        let latest: Option<i64> =
-            sqlx::query("SELECT MAX(version) AS latest FROM schema_migrations")
-                .fetch_one(&self.pool)
-                .await
-                .and_then(|row| row.try_get("latest"))
-                .map_err(db_error("reading schema_migrations"))?;
-        let known = MIGRATIONS.last().map_or(0, |m| m.version);
-        if latest.is_some_and(|latest| latest > known) {
+        };
+        let newest = migrate::applied(&self.pool, self.engine)
+            .await?
+            .last()
+            .copied()
+            .unwrap_or(0);
+        let known = migrate::latest(self.engine);
+        if newest > known {
             warn!(
-                database_version = latest,
+                database_version = newest,
                 code_version = known,
                 "the database schema is newer than this binary"
             );
         }
-        Ok(())
+        Ok(applied)
     }
 
-    async fn migrate_once(&self) -> Result<(), Error> {
-        sqlx::query(
-            "CREATE TABLE IF NOT EXISTS schema_migrations (
-                version BIGINT NOT NULL PRIMARY KEY,
-                applied_at BIGINT NOT NULL
-            )",
-        )
-        .execute(&self.pool)
-        .await
-        .map_err(db_error("creating schema_migrations"))?;
+    /// The versions this binary knows that the database has not applied yet.
+    pub async fn pending_migrations(&self) -> Result<Vec<i64>, Error> {
+        let applied = migrate::applied(&self.pool, self.engine).await?;
+        Ok(migrate::history(self.engine)
+            .iter()
+            .map(|m| m.version)
+            .filter(|version| !applied.contains(version))
+            .collect())
+    }
 
-        for migration in MIGRATIONS {
-            let mut tx = self.begin_write().await?;
-            let applied = sqlx::query("SELECT version FROM schema_migrations WHERE version = $1")
-                .bind(migration.version)
-                .fetch_optional(&mut *tx)
-                .await
-                .map_err(db_error("reading schema_migrations"))?;
-            if applied.is_some() {
-                continue;
-            }
-            sqlx::raw_sql(migration.sql)
-                .execute(&mut *tx)
-                .await
-                .map_err(db_error("applying a migration"))?;
-            sqlx::query("INSERT INTO schema_migrations (version, applied_at) VALUES ($1, $2)")
-                .bind(migration.version)
-                .bind(unix(self.clock.now()))
-                .execute(&mut *tx)
-                .await
-                .map_err(db_error("recording a migration"))?;
-            commit(tx).await?;
-            info!(
-                version = migration.version,
-                name = migration.name,
-                "database migration applied"
-            );
-        }
-        Ok(())
+    /// The pool, for tests that run their own SQL.
+    #[cfg(test)]
+    pub(crate) fn pool(&self) -> &AnyPool {
+        &self.pool
     }
 
     /// Closes every connection; for a graceful shutdown.
@@ -268,18 +347,22 @@ impl PgStorage {
         from_unix(unix(self.clock.now()))
     }
 
-    async fn begin_write(&self) -> Result<Transaction<'static, Postgres>, Error> {
+    /// A query on the pool, outside a transaction, in this engine's SQL.
+    fn sql(&self, text: &'static str) -> AssertSqlSafe<std::borrow::Cow<'static, str>> {
+        for_engine(self.engine, text)
+    }
+
+    async fn begin_write(&self) -> Result<Transaction<'static, Any>, Error> {
         self.pool
-            .begin_with("BEGIN ISOLATION LEVEL SERIALIZABLE")
+            .begin_with(self.engine.begin_write())
             .await
             .map_err(db_error("starting a transaction"))
     }
 
-    /// A consistent snapshot for reads that span tables; a read-only snapshot never
-    /// fails to serialize.
-    async fn begin_read(&self) -> Result<Transaction<'static, Postgres>, Error> {
+    /// A consistent snapshot for reads that span tables.
+    async fn begin_read(&self) -> Result<Transaction<'static, Any>, Error> {
         self.pool
-            .begin_with("BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY")
+            .begin_with(self.engine.begin_read())
             .await
             .map_err(db_error("starting a transaction"))
     }
@@ -310,6 +393,49 @@ impl PgStorage {
     }
 }
 
+/// The URL the pool opens: `database.url`, with the password of
+/// `database.password_file`, and for a SQLite file the mode that creates it.
+fn connection_url(config: &DatabaseConfig, engine: Engine) -> Result<String, Error> {
+    if engine == Engine::Sqlite {
+        if config.password_file.is_some() {
+            return Err(Error::internal(
+                "database.password_file: SQLite has no password; remove the setting",
+            ));
+        }
+        if config.url.contains(":memory:") || config.url.contains("mode=") {
+            return Ok(config.url.clone());
+        }
+        let separator = if config.url.contains('?') { '&' } else { '?' };
+        return Ok(format!("{}{separator}mode=rwc", config.url));
+    }
+    let mut url = url::Url::from_str(&config.url)
+        .map_err(|err| Error::internal(format!("database.url: invalid url: {err}")))?;
+    if url.password().is_some() {
+        return Err(Error::internal(
+            "database.url: the url must not hold a password; put it in a file named by \
+             database.password_file",
+        ));
+    }
+    if let Some(path) = &config.password_file {
+        let password = std::fs::read_to_string(path).map_err(|err| {
+            Error::internal(format!(
+                "database.password_file: cannot read {}: {err}",
+                path.display()
+            ))
+        })?;
+        let password = password.trim();
+        if password.is_empty() {
+            return Err(Error::internal(format!(
+                "database.password_file: {} is empty",
+                path.display()
+            )));
+        }
+        url.set_password(Some(password))
+            .map_err(|()| Error::internal("database.url: this url cannot carry a password"))?;
+    }
+    Ok(url.into())
+}
+
 /// The wait before retry number `attempt` (1-based): exponential, with jitter so two
 /// colliding writers do not collide again.
 fn backoff(attempt: u32) -> Duration {
@@ -323,7 +449,7 @@ fn is_retryable(err: &Error) -> bool {
 }
 
 #[async_trait]
-impl Storage for PgStorage {
+impl Storage for SqlStorage {
     async fn new_account(&self, account: NewAccount) -> Result<Account, Error> {
         self.retrying("new_account", || self.attempt_new_account(account.clone()))
             .await
@@ -412,7 +538,7 @@ impl Storage for PgStorage {
 }
 
 #[async_trait]
-impl CertificateStore for PgStorage {
+impl CertificateStore for SqlStorage {
     async fn add_serial(
         &self,
         serial: &Serial,
@@ -448,7 +574,7 @@ impl CertificateStore for PgStorage {
 }
 
 #[async_trait]
-impl StorageReadOnly for PgStorage {
+impl StorageReadOnly for SqlStorage {
     async fn account(&self, id: AccountId) -> Result<Account, Error> {
         let mut conn = self
             .pool
@@ -459,15 +585,12 @@ impl StorageReadOnly for PgStorage {
     }
 
     async fn account_by_key(&self, key_thumbprint: &str) -> Result<Account, Error> {
-        let row = sqlx::query(
-            "SELECT id, key_jwk, key_thumbprint, contacts, status, created_at
-             FROM accounts WHERE key_thumbprint = $1",
-        )
-        .bind(key_thumbprint)
-        .fetch_optional(&self.pool)
-        .await
-        .map_err(db_error("reading an account"))?
-        .ok_or_else(|| Error::not_found("no account has this key"))?;
+        let row = sqlx::query(self.sql(ACCOUNT_BY_KEY))
+            .bind(key_thumbprint)
+            .fetch_optional(&self.pool)
+            .await
+            .map_err(db_error("reading an account"))?
+            .ok_or_else(|| Error::not_found("no account has this key"))?;
         account_from_row(&row)
     }
 
@@ -498,10 +621,10 @@ impl StorageReadOnly for PgStorage {
     }
 
     async fn eab_key(&self, key_id: &str) -> Result<EabKey, Error> {
-        let row = sqlx::query(
+        let row = sqlx::query(self.sql(
             "SELECT key_id, hmac_key, comment, created_at, revoked, account_id
              FROM eab_keys WHERE key_id = $1",
-        )
+        ))
         .bind(key_id)
         .fetch_optional(&self.pool)
         .await
@@ -514,10 +637,10 @@ impl StorageReadOnly for PgStorage {
 
     /// Every key, newest first (`created_at`, then `key_id`, both descending).
     async fn eab_keys(&self) -> Result<Vec<EabKey>, Error> {
-        let rows = sqlx::query(
+        let rows = sqlx::query(self.sql(
             "SELECT key_id, hmac_key, comment, created_at, revoked, account_id
              FROM eab_keys ORDER BY created_at DESC, key_id DESC",
-        )
+        ))
         .fetch_all(&self.pool)
         .await
         .map_err(db_error("listing eab keys"))?;
@@ -547,7 +670,7 @@ impl StorageReadOnly for PgStorage {
             size => size.min(MAX_PAGE_SIZE),
         };
         let mut tx = self.begin_read().await?;
-        let account = sqlx::query("SELECT id FROM accounts WHERE id = $1")
+        let account = sqlx::query(sql(&tx, "SELECT id FROM accounts WHERE id = $1"))
             .bind(account_id.0)
             .fetch_optional(&mut *tx)
             .await
@@ -559,32 +682,21 @@ impl StorageReadOnly for PgStorage {
         let limit = i64::from(size) + 1;
         let rows = match after {
             None => {
-                sqlx::query(
-                    "SELECT id, created_at FROM orders
-                     WHERE account_id = $1
-                     ORDER BY created_at DESC, id DESC
-                     LIMIT $2",
-                )
-                .bind(account_id.0)
-                .bind(limit)
-                .fetch_all(&mut *tx)
-                .await
+                sqlx::query(sql(&tx, ORDERS_PAGE_FIRST))
+                    .bind(account_id.0)
+                    .bind(limit)
+                    .fetch_all(&mut *tx)
+                    .await
             }
             Some((created_at, id)) => {
-                sqlx::query(
-                    "SELECT id, created_at FROM orders
-                     WHERE account_id = $1
-                           AND (created_at < $2 OR (created_at = $3 AND id < $4))
-                     ORDER BY created_at DESC, id DESC
-                     LIMIT $5",
-                )
-                .bind(account_id.0)
-                .bind(created_at)
-                .bind(created_at)
-                .bind(id)
-                .bind(limit)
-                .fetch_all(&mut *tx)
-                .await
+                sqlx::query(sql(&tx, ORDERS_PAGE_AFTER))
+                    .bind(account_id.0)
+                    .bind(created_at)
+                    .bind(created_at)
+                    .bind(id)
+                    .bind(limit)
+                    .fetch_all(&mut *tx)
+                    .await
             }
         }
         .map_err(db_error("listing an account's orders"))?;
@@ -610,7 +722,7 @@ impl StorageReadOnly for PgStorage {
 }
 
 #[async_trait]
-impl CertificateLookup for PgStorage {
+impl CertificateLookup for SqlStorage {
     async fn certificate(&self, serial: &Serial) -> Result<CertificateRecord, Error> {
         let mut tx = self.begin_read().await?;
         let certificate = load_certificate(&mut tx, serial).await?;
@@ -619,7 +731,7 @@ impl CertificateLookup for PgStorage {
     }
 }
 
-impl PgStorage {
+impl SqlStorage {
     /// Stores the account and, when it names an external account binding key, binds
     /// that key to it in the same transaction: the key must exist, not be revoked and
     /// not be bound yet ([`ErrorKind::Unauthorized`] otherwise, and no account is
@@ -629,11 +741,14 @@ impl PgStorage {
         let created_at = self.now()?;
         let mut tx = self.begin_write().await?;
         if let Some(key_id) = &account.eab_key_id {
-            let key = sqlx::query("SELECT revoked, account_id FROM eab_keys WHERE key_id = $1")
-                .bind(key_id)
-                .fetch_optional(&mut *tx)
-                .await
-                .map_err(db_error("reading an eab key"))?;
+            let key = sqlx::query(sql(
+                &tx,
+                "SELECT revoked, account_id FROM eab_keys WHERE key_id = $1",
+            ))
+            .bind(key_id)
+            .fetch_optional(&mut *tx)
+            .await
+            .map_err(db_error("reading an eab key"))?;
             let usable = match &key {
                 Some(row) => {
                     get::<i64>(row, "revoked")? == 0
@@ -646,18 +761,22 @@ impl PgStorage {
                 return Err(eab_refused());
             }
         }
-        let taken = sqlx::query("SELECT id FROM accounts WHERE key_thumbprint = $1")
-            .bind(&account.key_thumbprint)
-            .fetch_optional(&mut *tx)
-            .await
-            .map_err(db_error("reading an account"))?;
+        let taken = sqlx::query(sql(
+            &tx,
+            "SELECT id FROM accounts WHERE key_thumbprint = $1",
+        ))
+        .bind(&account.key_thumbprint)
+        .fetch_optional(&mut *tx)
+        .await
+        .map_err(db_error("reading an account"))?;
         if taken.is_some() {
             return Err(Error::conflict("an account with this key already exists"));
         }
-        let inserted = sqlx::query(
+        let inserted = sqlx::query(sql(
+            &tx,
             "INSERT INTO accounts (id, key_jwk, key_thumbprint, contacts, status, created_at)
              VALUES ($1, $2, $3, $4, $5, $6)",
-        )
+        ))
         .bind(id.0)
         .bind(&account.key_jwk)
         .bind(&account.key_thumbprint)
@@ -677,10 +796,11 @@ impl PgStorage {
             return Err(db_error("storing an account")(err));
         }
         if let Some(key_id) = &account.eab_key_id {
-            let bound = sqlx::query(
+            let bound = sqlx::query(sql(
+                &tx,
                 "UPDATE eab_keys SET account_id = $1
                  WHERE key_id = $2 AND revoked = 0 AND account_id IS NULL",
-            )
+            ))
             .bind(id.0)
             .bind(key_id)
             .execute(&mut *tx)
@@ -723,7 +843,7 @@ impl PgStorage {
                     current.status
                 )));
             }
-            sqlx::query("UPDATE accounts SET status = $1 WHERE id = $2")
+            sqlx::query(sql(&tx, "UPDATE accounts SET status = $1 WHERE id = $2"))
                 .bind(status.as_str())
                 .bind(id.0)
                 .execute(&mut *tx)
@@ -731,7 +851,7 @@ impl PgStorage {
                 .map_err(db_error("updating an account"))?;
         }
         if let Some(contacts) = &update.contacts {
-            sqlx::query("UPDATE accounts SET contacts = $1 WHERE id = $2")
+            sqlx::query(sql(&tx, "UPDATE accounts SET contacts = $1 WHERE id = $2"))
                 .bind(to_json(contacts)?)
                 .bind(id.0)
                 .execute(&mut *tx)
@@ -739,13 +859,15 @@ impl PgStorage {
                 .map_err(db_error("updating an account"))?;
         }
         if let Some((key_jwk, key_thumbprint)) = &update.key {
-            let updated =
-                sqlx::query("UPDATE accounts SET key_jwk = $1, key_thumbprint = $2 WHERE id = $3")
-                    .bind(key_jwk)
-                    .bind(key_thumbprint)
-                    .bind(id.0)
-                    .execute(&mut *tx)
-                    .await;
+            let updated = sqlx::query(sql(
+                &tx,
+                "UPDATE accounts SET key_jwk = $1, key_thumbprint = $2 WHERE id = $3",
+            ))
+            .bind(key_jwk)
+            .bind(key_thumbprint)
+            .bind(id.0)
+            .execute(&mut *tx)
+            .await;
             match updated {
                 Ok(_) => {}
                 Err(err) if is_unique_violation(&err) => {
@@ -801,7 +923,7 @@ impl PgStorage {
         let now = self.now()?;
 
         let mut tx = self.begin_write().await?;
-        let account = sqlx::query("SELECT id FROM accounts WHERE id = $1")
+        let account = sqlx::query(sql(&tx, "SELECT id FROM accounts WHERE id = $1"))
             .bind(order.account_id.0)
             .fetch_optional(&mut *tx)
             .await
@@ -815,11 +937,14 @@ impl PgStorage {
         if let Some(serial) = &order.replaces {
             // Checked in the write transaction, so two newOrders replacing the same
             // certificate cannot both pass.
-            let known = sqlx::query("SELECT serial FROM certificates WHERE serial = $1")
-                .bind(serial.to_string())
-                .fetch_optional(&mut *tx)
-                .await
-                .map_err(db_error("reading a certificate"))?;
+            let known = sqlx::query(sql(
+                &tx,
+                "SELECT serial FROM certificates WHERE serial = $1",
+            ))
+            .bind(serial.to_string())
+            .fetch_optional(&mut *tx)
+            .await
+            .map_err(db_error("reading a certificate"))?;
             if known.is_none() {
                 return Err(Error::malformed("replaces names an unknown certificate"));
             }
@@ -838,10 +963,9 @@ impl PgStorage {
         }
 
         let order_id = OrderId(new_id());
-        sqlx::query(
-            "INSERT INTO orders (id, account_id, identifiers, expires, began_processing, created_at,
+        sqlx::query(sql(&tx, "INSERT INTO orders (id, account_id, identifiers, expires, began_processing, created_at,
                                  profile, not_before, not_after, replaces)
-             VALUES ($1, $2, $3, $4, 0, $5, $6, $7, $8, $9)",
+             VALUES ($1, $2, $3, $4, 0, $5, $6, $7, $8, $9)"),
         )
         .bind(order_id.0)
         .bind(order.account_id.0)
@@ -858,11 +982,12 @@ impl PgStorage {
 
         for (position, authz) in order.authzs.iter().enumerate() {
             let authz_id = AuthzId(new_id());
-            sqlx::query(
+            sqlx::query(sql(
+                &tx,
                 "INSERT INTO authzs (id, account_id, identifier_type, identifier_value, status,
                                      expires, wildcard, created_at)
                  VALUES ($1, $2, $3, $4, $5, $6, $7, $8)",
-            )
+            ))
             .bind(authz_id.0)
             .bind(order.account_id.0)
             .bind(identifier_type_str(authz.identifier.kind))
@@ -874,9 +999,10 @@ impl PgStorage {
             .execute(&mut *tx)
             .await
             .map_err(db_error("storing an authorization"))?;
-            sqlx::query(
+            sqlx::query(sql(
+                &tx,
                 "INSERT INTO order_authzs (order_id, authz_id, position) VALUES ($1, $2, $3)",
-            )
+            ))
             .bind(order_id.0)
             .bind(authz_id.0)
             .bind(position_value(position)?)
@@ -906,7 +1032,7 @@ impl PgStorage {
     async fn attempt_deactivate_authz(&self, id: AuthzId) -> Result<(), Error> {
         let now = self.clock.now();
         let mut tx = self.begin_write().await?;
-        let row = sqlx::query("SELECT status, expires FROM authzs WHERE id = $1")
+        let row = sqlx::query(sql(&tx, "SELECT status, expires FROM authzs WHERE id = $1"))
             .bind(id.0)
             .fetch_optional(&mut *tx)
             .await
@@ -918,13 +1044,16 @@ impl PgStorage {
         if !matches!(current, AuthzStatus::Pending | AuthzStatus::Valid) {
             return Err(Error::malformed("authorization is not pending or valid"));
         }
-        sqlx::query("UPDATE authzs SET status = $1 WHERE id = $2 AND status = $3")
-            .bind(AuthzStatus::Deactivated.as_str())
-            .bind(id.0)
-            .bind(stored.as_str())
-            .execute(&mut *tx)
-            .await
-            .map_err(db_error("updating an authorization"))?;
+        sqlx::query(sql(
+            &tx,
+            "UPDATE authzs SET status = $1 WHERE id = $2 AND status = $3",
+        ))
+        .bind(AuthzStatus::Deactivated.as_str())
+        .bind(id.0)
+        .bind(stored.as_str())
+        .execute(&mut *tx)
+        .await
+        .map_err(db_error("updating an authorization"))?;
         commit(tx).await?;
         info!(authz_id = %id, previous = %current, "authorization deactivated");
         Ok(())
@@ -944,10 +1073,10 @@ impl PgStorage {
                 MIN_EAB_KEY_BYTES * 8
             )));
         }
-        let inserted = sqlx::query(
+        let inserted = sqlx::query(self.sql(
             "INSERT INTO eab_keys (key_id, hmac_key, comment, created_at, revoked, account_id)
              VALUES ($1, $2, $3, $4, $5, $6)",
-        )
+        ))
         .bind(&key.key_id)
         .bind(&key.hmac_key)
         .bind(&key.comment)
@@ -972,7 +1101,7 @@ impl PgStorage {
     /// Revokes a key; revoking a revoked key again is not an error. An account the key
     /// already bound keeps working.
     async fn attempt_revoke_eab_key(&self, key_id: &str) -> Result<(), Error> {
-        let updated = sqlx::query("UPDATE eab_keys SET revoked = 1 WHERE key_id = $1")
+        let updated = sqlx::query(self.sql("UPDATE eab_keys SET revoked = 1 WHERE key_id = $1"))
             .bind(key_id)
             .execute(&self.pool)
             .await
@@ -1009,9 +1138,10 @@ impl PgStorage {
                 challenge.status
             )));
         }
-        sqlx::query(
+        sqlx::query(sql(
+            &tx,
             "UPDATE challenges SET status = $1 WHERE authz_id = $2 AND kind = $3 AND status = $4",
-        )
+        ))
         .bind(ChallengeStatus::Processing.as_str())
         .bind(id.0)
         .bind(kind.as_str())
@@ -1060,19 +1190,23 @@ impl PgStorage {
                 challenge.status
             )));
         }
-        sqlx::query("UPDATE authzs SET status = $1, expires = $2 WHERE id = $3 AND status = $4")
-            .bind(outcome.status.as_str())
-            .bind(unix(outcome.expires))
-            .bind(id.0)
-            .bind(AuthzStatus::Pending.as_str())
-            .execute(&mut *tx)
-            .await
-            .map_err(db_error("updating an authorization"))?;
+        sqlx::query(sql(
+            &tx,
+            "UPDATE authzs SET status = $1, expires = $2 WHERE id = $3 AND status = $4",
+        ))
+        .bind(outcome.status.as_str())
+        .bind(unix(outcome.expires))
+        .bind(id.0)
+        .bind(AuthzStatus::Pending.as_str())
+        .execute(&mut *tx)
+        .await
+        .map_err(db_error("updating an authorization"))?;
         let error = outcome.error.as_ref().map(to_json).transpose()?;
-        sqlx::query(
+        sqlx::query(sql(
+            &tx,
             "UPDATE challenges SET status = $1, validated = $2, validation_records = $3, error = $4
              WHERE authz_id = $5 AND kind = $6",
-        )
+        ))
         .bind(challenge_status.as_str())
         .bind(unix(outcome.validated_at))
         .bind(to_json(&outcome.records)?)
@@ -1103,11 +1237,13 @@ impl PgStorage {
                 format!("order {id} is {}, not ready", order.status),
             ));
         }
-        let updated = sqlx::query(
-            "UPDATE orders SET began_processing = 1
-             WHERE id = $1 AND began_processing = 0 AND error IS NULL
+        let updated = sqlx::query(sql(
+            &tx,
+            "UPDATE orders SET began_processing = 1, processing_at = $1
+             WHERE id = $2 AND began_processing = 0 AND error IS NULL
                    AND certificate_serial IS NULL",
-        )
+        ))
+        .bind(unix(now))
         .bind(id.0)
         .execute(&mut *tx)
         .await
@@ -1127,11 +1263,20 @@ impl PgStorage {
         let now = self.clock.now();
         let mut tx = self.begin_write().await?;
         let order = load_order(&mut tx, id, now).await?;
-        let certificate = sqlx::query("SELECT account_id FROM certificates WHERE serial = $1")
-            .bind(serial.to_string())
-            .fetch_optional(&mut *tx)
-            .await
-            .map_err(db_error("reading a certificate"))?;
+        if order.certificate_serial.as_ref() == Some(serial) {
+            // A repeat of a call whose answer was lost (the SA died after the
+            // commit): the order already says so.
+            info!(order_id = %id, serial = %serial, "order already valid with this serial");
+            return Ok(());
+        }
+        let certificate = sqlx::query(sql(
+            &tx,
+            "SELECT account_id FROM certificates WHERE serial = $1",
+        ))
+        .bind(serial.to_string())
+        .fetch_optional(&mut *tx)
+        .await
+        .map_err(db_error("reading a certificate"))?;
         let Some(certificate) = certificate else {
             return Err(Error::internal(format!(
                 "certificate {serial} is not stored; refusing to finalize order {id} with it"
@@ -1142,11 +1287,12 @@ impl PgStorage {
                 "certificate {serial} belongs to another account than order {id}"
             )));
         }
-        let updated = sqlx::query(
+        let updated = sqlx::query(sql(
+            &tx,
             "UPDATE orders SET certificate_serial = $1
              WHERE id = $2 AND began_processing = 1 AND certificate_serial IS NULL
                    AND error IS NULL",
-        )
+        ))
         .bind(serial.to_string())
         .bind(id.0)
         .execute(&mut *tx)
@@ -1165,17 +1311,18 @@ impl PgStorage {
 
     async fn attempt_set_order_error(&self, id: OrderId, error: &Error) -> Result<(), Error> {
         let mut tx = self.begin_write().await?;
-        let updated = sqlx::query(
+        let updated = sqlx::query(sql(
+            &tx,
             "UPDATE orders SET error = $1, began_processing = 0
              WHERE id = $2 AND certificate_serial IS NULL",
-        )
+        ))
         .bind(to_json(error)?)
         .bind(id.0)
         .execute(&mut *tx)
         .await
         .map_err(db_error("updating an order"))?;
         if updated.rows_affected() != 1 {
-            let exists = sqlx::query("SELECT id FROM orders WHERE id = $1")
+            let exists = sqlx::query(sql(&tx, "SELECT id FROM orders WHERE id = $1"))
                 .bind(id.0)
                 .fetch_optional(&mut *tx)
                 .await
@@ -1200,7 +1347,7 @@ impl PgStorage {
     ) -> Result<(), Error> {
         let now = self.clock.now();
         let mut tx = self.begin_write().await?;
-        let row = sqlx::query("SELECT status FROM certificate_status WHERE serial = $1")
+        let row = sqlx::query(sql(&tx, CERTIFICATE_STATUS_BY_SERIAL))
             .bind(serial.to_string())
             .fetch_optional(&mut *tx)
             .await
@@ -1213,11 +1360,12 @@ impl PgStorage {
                 format!("certificate {serial} is already revoked"),
             ));
         }
-        sqlx::query(
+        sqlx::query(sql(
+            &tx,
             "UPDATE certificate_status
              SET status = $1, revoked_at = $2, revoked_reason = $3, last_updated = $4
              WHERE serial = $5 AND status = $6",
-        )
+        ))
         .bind(CertStatus::Revoked.as_str())
         .bind(unix(revoked_at))
         .bind(i64::from(reason.code()))
@@ -1239,8 +1387,7 @@ impl PgStorage {
         created_at: OffsetDateTime,
         expires_at: OffsetDateTime,
     ) -> Result<(), Error> {
-        let inserted = sqlx::query(
-            "INSERT INTO serials (serial, account_id, created_at, expires_at) VALUES ($1, $2, $3, $4)",
+        let inserted = sqlx::query(self.sql("INSERT INTO serials (serial, account_id, created_at, expires_at) VALUES ($1, $2, $3, $4)"),
         )
         .bind(serial.to_string())
         .bind(account_id.0)
@@ -1269,7 +1416,7 @@ impl PgStorage {
         issued_at: OffsetDateTime,
     ) -> Result<(), Error> {
         let mut tx = self.begin_write().await?;
-        let reserved = sqlx::query("SELECT account_id FROM serials WHERE serial = $1")
+        let reserved = sqlx::query(sql(&tx, "SELECT account_id FROM serials WHERE serial = $1"))
             .bind(serial.to_string())
             .fetch_optional(&mut *tx)
             .await
@@ -1284,8 +1431,7 @@ impl PgStorage {
                 "serial {serial} was reserved for another account than {account_id}"
             )));
         }
-        let inserted = sqlx::query(
-            "INSERT INTO precertificates (serial, account_id, der, issued_at) VALUES ($1, $2, $3, $4)",
+        let inserted = sqlx::query(sql(&tx, "INSERT INTO precertificates (serial, account_id, der, issued_at) VALUES ($1, $2, $3, $4)"),
         )
         .bind(serial.to_string())
         .bind(account_id.0)
@@ -1311,12 +1457,14 @@ impl PgStorage {
         let serial = &certificate.serial;
         let now = self.clock.now();
         let mut tx = self.begin_write().await?;
-        let precertificate =
-            sqlx::query("SELECT account_id FROM precertificates WHERE serial = $1")
-                .bind(serial.to_string())
-                .fetch_optional(&mut *tx)
-                .await
-                .map_err(db_error("reading a precertificate"))?;
+        let precertificate = sqlx::query(sql(
+            &tx,
+            "SELECT account_id FROM precertificates WHERE serial = $1",
+        ))
+        .bind(serial.to_string())
+        .fetch_optional(&mut *tx)
+        .await
+        .map_err(db_error("reading a precertificate"))?;
         let Some(precertificate) = precertificate else {
             return Err(Error::internal(format!(
                 "no precertificate with serial {serial} is stored; refusing the certificate"
@@ -1328,10 +1476,11 @@ impl PgStorage {
                 certificate.account_id
             )));
         }
-        let inserted = sqlx::query(
+        let inserted = sqlx::query(sql(
+            &tx,
             "INSERT INTO certificates (serial, account_id, der, issued_at, expires_at)
              VALUES ($1, $2, $3, $4, $5)",
-        )
+        ))
         .bind(serial.to_string())
         .bind(certificate.account_id.0)
         .bind(&certificate.der)
@@ -1349,9 +1498,10 @@ impl PgStorage {
             Err(err) => return Err(db_error("storing a certificate")(err)),
         }
         for (position, der) in certificate.chain.iter().enumerate() {
-            sqlx::query(
+            sqlx::query(sql(
+                &tx,
                 "INSERT INTO certificate_chains (serial, position, der) VALUES ($1, $2, $3)",
-            )
+            ))
             .bind(serial.to_string())
             .bind(position_value(position)?)
             .bind(der)
@@ -1361,10 +1511,11 @@ impl PgStorage {
         }
         // A new certificate is good whatever the record says: revocation goes through
         // `revoke_certificate`, so it is audited.
-        sqlx::query(
+        sqlx::query(sql(
+            &tx,
             "INSERT INTO certificate_status (serial, status, not_after, last_updated)
              VALUES ($1, $2, $3, $4)",
-        )
+        ))
         .bind(serial.to_string())
         .bind(CertStatus::Good.as_str())
         .bind(unix(certificate.expires_at))
@@ -1382,44 +1533,186 @@ impl PgStorage {
     }
 }
 
-async fn load_account(conn: &mut PgConnection, id: AccountId) -> Result<Account, Error> {
-    let row = sqlx::query(
-        "SELECT id, key_jwk, key_thumbprint, contacts, status, created_at
-         FROM accounts WHERE id = $1",
-    )
-    .bind(id.0)
-    .fetch_optional(&mut *conn)
-    .await
-    .map_err(db_error("reading an account"))?
-    .ok_or_else(|| Error::not_found(format!("account {id} not found")))?;
+/// What one maintenance pass did.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct Maintenance {
+    /// Orders stuck in processing that were made invalid.
+    pub orders_recovered: u64,
+    /// Expired orders deleted, with their links to authorizations.
+    pub orders_purged: u64,
+    /// Expired authorizations deleted, with their challenges.
+    pub authzs_purged: u64,
+}
+
+impl SqlStorage {
+    /// One maintenance pass, as the SA runs on a period:
+    ///
+    /// - an order that began processing more than `processing_timeout` ago and has
+    ///   neither a certificate nor an error was cut short (the RA or the SA died between
+    ///   "processing" and "valid"); it becomes invalid with a `serverInternal` error, so
+    ///   the client stops polling and orders again. A certificate signed for it, if any,
+    ///   is stored already (the CA stores before it returns) and was never handed out.
+    /// - orders and authorizations that expired more than `retention` ago are deleted,
+    ///   at most `batch` of each per pass, so one pass never holds the database long.
+    ///   An authorization is deleted only once no remaining order names it.
+    pub async fn maintain(
+        &self,
+        processing_timeout: Duration,
+        retention: Duration,
+        batch: u32,
+    ) -> Result<Maintenance, Error> {
+        let now = self.clock.now();
+        let stuck_before = unix(now).saturating_sub(seconds(processing_timeout));
+        let expired_before = unix(now).saturating_sub(seconds(retention));
+        let limit = i64::from(batch.max(1));
+        let mut report = Maintenance::default();
+
+        let stuck = sqlx::query(self.sql(STUCK_ORDERS))
+            .bind(stuck_before)
+            .bind(limit)
+            .fetch_all(&self.pool)
+            .await
+            .map_err(db_error("finding orders stuck in processing"))?;
+        for row in &stuck {
+            let id = OrderId(get(row, "id")?);
+            let error = Error::internal(
+                "issuance was interrupted before the certificate was issued; \
+                 submit a new order",
+            );
+            // The RA may finish the order between the scan and this update; then the
+            // order is valid and stays so.
+            match self.set_order_error(id, &error).await {
+                Ok(()) => {
+                    warn!(order_id = %id, "order stuck in processing made invalid");
+                    report.orders_recovered += 1;
+                }
+                Err(err) if err.is(ErrorKind::Malformed) => {}
+                Err(err) => return Err(err),
+            }
+        }
+
+        let expired = sqlx::query(self.sql(EXPIRED_ORDERS))
+            .bind(expired_before)
+            .bind(limit)
+            .fetch_all(&self.pool)
+            .await
+            .map_err(db_error("finding expired orders"))?;
+        for row in &expired {
+            let id: i64 = get(row, "id")?;
+            self.retrying("purging an order", || self.purge_order(id))
+                .await?;
+            report.orders_purged += 1;
+        }
+
+        let expired = sqlx::query(self.sql(EXPIRED_AUTHZS))
+            .bind(expired_before)
+            .bind(limit)
+            .fetch_all(&self.pool)
+            .await
+            .map_err(db_error("finding expired authorizations"))?;
+        for row in &expired {
+            let id: i64 = get(row, "id")?;
+            self.retrying("purging an authorization", || self.purge_authz(id))
+                .await?;
+            report.authzs_purged += 1;
+        }
+        if report != Maintenance::default() {
+            info!(
+                orders_recovered = report.orders_recovered,
+                orders_purged = report.orders_purged,
+                authzs_purged = report.authzs_purged,
+                "database maintenance"
+            );
+        }
+        Ok(report)
+    }
+
+    /// Runs [`SqlStorage::maintain`] every `config.interval` until the task is
+    /// dropped; a failed pass is logged and the next one tries again.
+    pub async fn maintain_forever(&self, config: &MaintenanceConfig) {
+        if config.interval.0.is_zero() {
+            info!("database maintenance is off");
+            return;
+        }
+        let mut ticks = tokio::time::interval(config.interval.0);
+        ticks.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        loop {
+            ticks.tick().await;
+            if let Err(err) = self
+                .maintain(
+                    config.processing_timeout.0,
+                    config.retention.0,
+                    config.batch,
+                )
+                .await
+            {
+                warn!(error = %err, "database maintenance failed; the next pass tries again");
+            }
+        }
+    }
+
+    async fn purge_order(&self, id: i64) -> Result<(), Error> {
+        let mut tx = self.begin_write().await?;
+        for statement in [
+            "DELETE FROM order_authzs WHERE order_id = $1",
+            "DELETE FROM orders WHERE id = $1",
+        ] {
+            sqlx::query(sql(&tx, statement))
+                .bind(id)
+                .execute(&mut *tx)
+                .await
+                .map_err(db_error("purging an order"))?;
+        }
+        commit(tx).await
+    }
+
+    async fn purge_authz(&self, id: i64) -> Result<(), Error> {
+        let mut tx = self.begin_write().await?;
+        for statement in [
+            "DELETE FROM challenges WHERE authz_id = $1",
+            "DELETE FROM authzs WHERE id = $1",
+        ] {
+            sqlx::query(sql(&tx, statement))
+                .bind(id)
+                .execute(&mut *tx)
+                .await
+                .map_err(db_error("purging an authorization"))?;
+        }
+        commit(tx).await
+    }
+}
+
+/// A duration in whole seconds, for arithmetic on unix times.
+fn seconds(duration: Duration) -> i64 {
+    i64::try_from(duration.as_secs()).unwrap_or(i64::MAX)
+}
+
+async fn load_account(conn: &mut AnyConnection, id: AccountId) -> Result<Account, Error> {
+    let row = sqlx::query(sql(conn, ACCOUNT_BY_ID))
+        .bind(id.0)
+        .fetch_optional(&mut *conn)
+        .await
+        .map_err(db_error("reading an account"))?
+        .ok_or_else(|| Error::not_found(format!("account {id} not found")))?;
     account_from_row(&row)
 }
 
 async fn load_order(
-    conn: &mut PgConnection,
+    conn: &mut AnyConnection,
     id: OrderId,
     now: OffsetDateTime,
 ) -> Result<Order, Error> {
-    let row = sqlx::query(
-        "SELECT id, account_id, identifiers, expires, error, began_processing,
-                certificate_serial, created_at, profile, not_before, not_after, replaces
-         FROM orders WHERE id = $1",
-    )
-    .bind(id.0)
-    .fetch_optional(&mut *conn)
-    .await
-    .map_err(db_error("reading an order"))?
-    .ok_or_else(|| Error::not_found(format!("order {id} not found")))?;
-    let authz_rows = sqlx::query(
-        "SELECT oa.authz_id, a.identifier_type, a.identifier_value, a.status, a.expires
-         FROM order_authzs oa LEFT JOIN authzs a ON a.id = oa.authz_id
-         WHERE oa.order_id = $1
-         ORDER BY oa.position",
-    )
-    .bind(id.0)
-    .fetch_all(&mut *conn)
-    .await
-    .map_err(db_error("reading an order's authorizations"))?;
+    let row = sqlx::query(sql(conn, ORDER_BY_ID))
+        .bind(id.0)
+        .fetch_optional(&mut *conn)
+        .await
+        .map_err(db_error("reading an order"))?
+        .ok_or_else(|| Error::not_found(format!("order {id} not found")))?;
+    let authz_rows = sqlx::query(sql(conn, ORDER_AUTHZS))
+        .bind(id.0)
+        .fetch_all(&mut *conn)
+        .await
+        .map_err(db_error("reading an order's authorizations"))?;
 
     let mut authz_ids = Vec::with_capacity(authz_rows.len());
     let mut authzs = Vec::with_capacity(authz_rows.len());
@@ -1486,18 +1779,15 @@ async fn load_order(
 /// Invalid replacement orders pile up only as fast as a client retries, so computing
 /// each one's status is cheap.
 async fn live_replacement(
-    conn: &mut PgConnection,
+    conn: &mut AnyConnection,
     serial: &Serial,
     now: OffsetDateTime,
 ) -> Result<Option<OrderId>, Error> {
-    let rows = sqlx::query(
-        "SELECT id FROM orders WHERE replaces = $1
-         ORDER BY created_at DESC, id DESC",
-    )
-    .bind(serial.to_string())
-    .fetch_all(&mut *conn)
-    .await
-    .map_err(db_error("reading replacement orders"))?;
+    let rows = sqlx::query(sql(conn, REPLACEMENT_ORDERS))
+        .bind(serial.to_string())
+        .fetch_all(&mut *conn)
+        .await
+        .map_err(db_error("reading replacement orders"))?;
     for row in &rows {
         let id = OrderId(get(row, "id")?);
         if load_order(conn, id, now).await?.status != OrderStatus::Invalid {
@@ -1508,28 +1798,21 @@ async fn live_replacement(
 }
 
 async fn load_authz(
-    conn: &mut PgConnection,
+    conn: &mut AnyConnection,
     id: AuthzId,
     now: OffsetDateTime,
 ) -> Result<Authz, Error> {
-    let row = sqlx::query(
-        "SELECT id, account_id, identifier_type, identifier_value, status, expires, wildcard
-         FROM authzs WHERE id = $1",
-    )
-    .bind(id.0)
-    .fetch_optional(&mut *conn)
-    .await
-    .map_err(db_error("reading an authorization"))?
-    .ok_or_else(|| Error::not_found(format!("authorization {id} not found")))?;
-    let challenge_rows = sqlx::query(
-        "SELECT kind, token, status, validated, error, validation_records
-         FROM challenges WHERE authz_id = $1
-         ORDER BY position",
-    )
-    .bind(id.0)
-    .fetch_all(&mut *conn)
-    .await
-    .map_err(db_error("reading an authorization's challenges"))?;
+    let row = sqlx::query(sql(conn, AUTHZ_BY_ID))
+        .bind(id.0)
+        .fetch_optional(&mut *conn)
+        .await
+        .map_err(db_error("reading an authorization"))?
+        .ok_or_else(|| Error::not_found(format!("authorization {id} not found")))?;
+    let challenge_rows = sqlx::query(sql(conn, AUTHZ_CHALLENGES))
+        .bind(id.0)
+        .fetch_all(&mut *conn)
+        .await
+        .map_err(db_error("reading an authorization's challenges"))?;
 
     let challenges = challenge_rows
         .iter()
@@ -1549,26 +1832,20 @@ async fn load_authz(
 }
 
 async fn load_certificate(
-    conn: &mut PgConnection,
+    conn: &mut AnyConnection,
     serial: &Serial,
 ) -> Result<CertificateRecord, Error> {
-    let row = sqlx::query(
-        "SELECT c.account_id, c.der, c.issued_at, c.expires_at,
-                s.status, s.revoked_at, s.revoked_reason
-         FROM certificates c LEFT JOIN certificate_status s ON s.serial = c.serial
-         WHERE c.serial = $1",
-    )
-    .bind(serial.to_string())
-    .fetch_optional(&mut *conn)
-    .await
-    .map_err(db_error("reading a certificate"))?
-    .ok_or_else(|| Error::not_found(format!("certificate {serial} not found")))?;
-    let chain_rows =
-        sqlx::query("SELECT der FROM certificate_chains WHERE serial = $1 ORDER BY position")
-            .bind(serial.to_string())
-            .fetch_all(&mut *conn)
-            .await
-            .map_err(db_error("reading a certificate chain"))?;
+    let row = sqlx::query(sql(conn, CERTIFICATE_BY_SERIAL))
+        .bind(serial.to_string())
+        .fetch_optional(&mut *conn)
+        .await
+        .map_err(db_error("reading a certificate"))?
+        .ok_or_else(|| Error::not_found(format!("certificate {serial} not found")))?;
+    let chain_rows = sqlx::query(sql(conn, CERTIFICATE_CHAIN))
+        .bind(serial.to_string())
+        .fetch_all(&mut *conn)
+        .await
+        .map_err(db_error("reading a certificate chain"))?;
 
     let chain = chain_rows
         .iter()
@@ -1603,17 +1880,18 @@ async fn load_certificate(
 }
 
 async fn insert_challenge(
-    conn: &mut PgConnection,
+    conn: &mut AnyConnection,
     authz_id: AuthzId,
     position: usize,
     challenge: &Challenge,
 ) -> Result<(), Error> {
     let error = challenge.error.as_ref().map(to_json).transpose()?;
-    sqlx::query(
+    sqlx::query(sql(
+        conn,
         "INSERT INTO challenges (authz_id, kind, position, token, status, validated, error,
                                  validation_records)
          VALUES ($1, $2, $3, $4, $5, $6, $7, $8)",
-    )
+    ))
     .bind(authz_id.0)
     .bind(challenge.kind.as_str())
     .bind(position_value(position)?)
@@ -1628,21 +1906,19 @@ async fn insert_challenge(
     Ok(())
 }
 
-fn get<'r, T>(row: &'r PgRow, column: &'static str) -> Result<T, Error>
+fn get<'r, T>(row: &'r AnyRow, column: &'static str) -> Result<T, Error>
 where
-    T: sqlx::Decode<'r, Postgres> + sqlx::Type<Postgres>,
+    T: sqlx::Decode<'r, Any> + sqlx::Type<Any>,
 {
     row.try_get(column).map_err(db_error("reading a row"))
 }
 
-/// Maps a database failure to the cross-service error, logging the cause.
-fn db_error(operation: &'static str) -> impl FnOnce(sqlx::Error) -> Error {
+/// Maps a database failure to the cross-service error, logging the cause. A failure
+/// that a retry of the whole transaction may cure is `unavailable` with a detail that
+/// [`is_retryable`] recognises.
+pub(crate) fn db_error(operation: &'static str) -> impl FnOnce(sqlx::Error) -> Error {
     move |err| {
-        let code = err
-            .as_database_error()
-            .and_then(|err| err.code())
-            .map(|code| code.into_owned());
-        if matches!(code.as_deref(), Some("40001" | "40P01")) {
+        if err.as_database_error().is_some_and(Engine::is_retryable) {
             warn!(operation, error = %err, "database serialization failure");
             return Error::unavailable(format!("{SERIALIZATION_FAILURE} while {operation}: {err}"));
         }
@@ -1650,7 +1926,7 @@ fn db_error(operation: &'static str) -> impl FnOnce(sqlx::Error) -> Error {
     }
 }
 
-async fn commit(tx: Transaction<'static, Postgres>) -> Result<(), Error> {
+async fn commit(tx: Transaction<'static, Any>) -> Result<(), Error> {
     tx.commit()
         .await
         .map_err(db_error("committing a transaction"))

@@ -1,0 +1,279 @@
+//! Reads from a replica, writes to the primary.
+//!
+//! The SA serves `StorageReadOnly` (the WFE's calls) from a read replica when the
+//! config names one (`[read_replica]`), so the WFE's polling does not load the primary.
+//! A replica lags: a row just written may not be there yet. A read that finds nothing
+//! on the replica (or cannot reach it) asks the primary, so a client never sees an
+//! account or order it just created as missing; a read that finds a row may show it a
+//! moment old (an order still `processing` that just became `valid`), which ACME
+//! clients already handle by polling again.
+
+use std::fmt;
+
+use async_trait::async_trait;
+use basalt_core::Account;
+use basalt_core::AccountId;
+use basalt_core::AccountUpdate;
+use basalt_core::Authz;
+use basalt_core::AuthzId;
+use basalt_core::AuthzOutcome;
+use basalt_core::CertificateLookup;
+use basalt_core::CertificateRecord;
+use basalt_core::CertificateStore;
+use basalt_core::ChallengeType;
+use basalt_core::EabKey;
+use basalt_core::Error;
+use basalt_core::ErrorKind;
+use basalt_core::NewAccount;
+use basalt_core::NewOrder;
+use basalt_core::Order;
+use basalt_core::OrderId;
+use basalt_core::OrdersPage;
+use basalt_core::PageRequest;
+use basalt_core::RevocationReason;
+use basalt_core::Serial;
+use basalt_core::Storage;
+use basalt_core::StorageReadOnly;
+use time::OffsetDateTime;
+use tracing::debug;
+
+use crate::SqlStorage;
+
+/// Storage that reads from `replica` first and writes to `primary` only.
+#[derive(Clone)]
+pub struct ReadSplit {
+    replica: SqlStorage,
+    primary: SqlStorage,
+}
+
+impl fmt::Debug for ReadSplit {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("ReadSplit")
+            .field("replica", &self.replica)
+            .field("primary", &self.primary)
+            .finish()
+    }
+}
+
+impl ReadSplit {
+    /// Reads go to `replica`, falling back to `primary`; writes go to `primary`.
+    pub fn new(replica: SqlStorage, primary: SqlStorage) -> Self {
+        Self { replica, primary }
+    }
+
+    /// Closes both pools.
+    pub async fn close(&self) {
+        self.replica.close().await;
+        self.primary.close().await;
+    }
+}
+
+/// Runs a read on the replica and, when it finds nothing or fails as unavailable, on
+/// the primary.
+macro_rules! read {
+    ($self:ident, $what:literal, $s:ident => $call:expr) => {{
+        let $s = &$self.replica;
+        match $call {
+            Err(err) if err.is(ErrorKind::NotFound) || err.is(ErrorKind::Unavailable) => {
+                debug!(read = $what, error = %err, "replica read falls back to the primary");
+                let $s = &$self.primary;
+                $call
+            }
+            result => result,
+        }
+    }};
+}
+
+#[async_trait]
+impl CertificateLookup for ReadSplit {
+    async fn certificate(&self, serial: &Serial) -> Result<CertificateRecord, Error> {
+        read!(self, "certificate", s => s.certificate(serial).await)
+    }
+}
+
+#[async_trait]
+impl StorageReadOnly for ReadSplit {
+    async fn account(&self, id: AccountId) -> Result<Account, Error> {
+        read!(self, "account", s => s.account(id).await)
+    }
+
+    async fn account_by_key(&self, key_thumbprint: &str) -> Result<Account, Error> {
+        read!(self, "account_by_key", s => s.account_by_key(key_thumbprint).await)
+    }
+
+    async fn order(&self, id: OrderId) -> Result<Order, Error> {
+        read!(self, "order", s => s.order(id).await)
+    }
+
+    async fn authz(&self, id: AuthzId) -> Result<Authz, Error> {
+        read!(self, "authz", s => s.authz(id).await)
+    }
+
+    /// The primary's answer: `None` from a lagging replica would wrongly say a
+    /// certificate is not replaced yet.
+    async fn replacement_order(&self, serial: &Serial) -> Result<Option<OrderId>, Error> {
+        self.primary.replacement_order(serial).await
+    }
+
+    async fn eab_key(&self, key_id: &str) -> Result<EabKey, Error> {
+        read!(self, "eab_key", s => s.eab_key(key_id).await)
+    }
+
+    async fn eab_keys(&self) -> Result<Vec<EabKey>, Error> {
+        read!(self, "eab_keys", s => s.eab_keys().await)
+    }
+
+    async fn orders_for_account(
+        &self,
+        account_id: AccountId,
+        page: PageRequest,
+    ) -> Result<OrdersPage, Error> {
+        read!(self, "orders_for_account", s => s.orders_for_account(account_id, page.clone()).await)
+    }
+}
+
+#[async_trait]
+impl CertificateStore for ReadSplit {
+    async fn add_serial(
+        &self,
+        serial: &Serial,
+        account_id: AccountId,
+        created_at: OffsetDateTime,
+        expires_at: OffsetDateTime,
+    ) -> Result<(), Error> {
+        self.primary
+            .add_serial(serial, account_id, created_at, expires_at)
+            .await
+    }
+
+    async fn add_precertificate(
+        &self,
+        serial: &Serial,
+        der: &[u8],
+        account_id: AccountId,
+        issued_at: OffsetDateTime,
+    ) -> Result<(), Error> {
+        self.primary
+            .add_precertificate(serial, der, account_id, issued_at)
+            .await
+    }
+
+    async fn add_certificate(&self, certificate: &CertificateRecord) -> Result<(), Error> {
+        self.primary.add_certificate(certificate).await
+    }
+}
+
+#[async_trait]
+impl Storage for ReadSplit {
+    async fn new_account(&self, account: NewAccount) -> Result<Account, Error> {
+        self.primary.new_account(account).await
+    }
+
+    async fn update_account(&self, id: AccountId, update: AccountUpdate) -> Result<Account, Error> {
+        self.primary.update_account(id, update).await
+    }
+
+    async fn new_order(&self, order: NewOrder) -> Result<Order, Error> {
+        self.primary.new_order(order).await
+    }
+
+    async fn deactivate_authz(&self, id: AuthzId) -> Result<(), Error> {
+        self.primary.deactivate_authz(id).await
+    }
+
+    async fn add_eab_key(&self, key: EabKey) -> Result<(), Error> {
+        self.primary.add_eab_key(key).await
+    }
+
+    async fn revoke_eab_key(&self, key_id: &str) -> Result<(), Error> {
+        self.primary.revoke_eab_key(key_id).await
+    }
+
+    async fn set_challenge_processing(
+        &self,
+        id: AuthzId,
+        kind: ChallengeType,
+    ) -> Result<(), Error> {
+        self.primary.set_challenge_processing(id, kind).await
+    }
+
+    async fn finalize_authz(
+        &self,
+        id: AuthzId,
+        kind: ChallengeType,
+        outcome: AuthzOutcome,
+    ) -> Result<(), Error> {
+        self.primary.finalize_authz(id, kind, outcome).await
+    }
+
+    async fn set_order_processing(&self, id: OrderId) -> Result<(), Error> {
+        self.primary.set_order_processing(id).await
+    }
+
+    async fn finalize_order(&self, id: OrderId, serial: &Serial) -> Result<(), Error> {
+        self.primary.finalize_order(id, serial).await
+    }
+
+    async fn set_order_error(&self, id: OrderId, error: &Error) -> Result<(), Error> {
+        self.primary.set_order_error(id, error).await
+    }
+
+    async fn revoke_certificate(
+        &self,
+        serial: &Serial,
+        reason: RevocationReason,
+        revoked_at: OffsetDateTime,
+    ) -> Result<(), Error> {
+        self.primary
+            .revoke_certificate(serial, reason, revoked_at)
+            .await
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::sync::Arc;
+
+    use basalt_core::FixedClock;
+
+    use super::*;
+    use crate::Engine;
+    use crate::conformance::account;
+    use crate::conformance::start;
+    use crate::testdb::TestDatabase;
+
+    /// Two separate databases stand in for a primary and a replica that has not
+    /// caught up: what only the replica holds is read from it, what only the
+    /// primary holds is still found, and writes land on the primary.
+    #[tokio::test]
+    async fn reads_fall_back_to_the_primary_and_writes_go_to_it() {
+        let clock = FixedClock::new(start());
+        let (primary, _p) = TestDatabase::fresh(Engine::Sqlite, &clock).await;
+        let (replica, _r) = TestDatabase::fresh(Engine::Sqlite, &clock).await;
+        let on_replica = account(&replica, "replica-only").await;
+        let on_primary = account(&primary, "primary-only").await;
+        let split = Arc::new(ReadSplit::new(replica.clone(), primary.clone()));
+
+        assert_eq!(
+            split.account_by_key("replica-only").await.unwrap(),
+            on_replica
+        );
+        assert_eq!(
+            split.account_by_key("primary-only").await.unwrap(),
+            on_primary
+        );
+        assert_eq!(split.account(on_primary.id).await.unwrap(), on_primary);
+        assert_eq!(
+            split.account_by_key("nowhere").await.unwrap_err().kind,
+            ErrorKind::NotFound
+        );
+
+        let written = account(split.as_ref(), "written").await;
+        assert_eq!(primary.account_by_key("written").await.unwrap(), written);
+        assert_eq!(
+            replica.account_by_key("written").await.unwrap_err().kind,
+            ErrorKind::NotFound
+        );
+        split.close().await;
+    }
+}
