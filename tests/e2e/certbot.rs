@@ -288,7 +288,6 @@ fn certbot_on_postgres_issues_renews_revokes_and_unregisters() {
 }
 
 #[test]
-#[ignore = "MariaDB engine lands with #4"]
 fn certbot_on_mariadb_issues_renews_revokes_and_unregisters() {
     let ca = DevCa::builder("certbot-mariadb").mariadb().start();
     issue_renew_revoke_unregister(&ca);

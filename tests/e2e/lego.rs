@@ -135,7 +135,6 @@ fn lego_on_postgres_issues_two_names_renews_and_revokes() {
 }
 
 #[test]
-#[ignore = "MariaDB engine lands with #4"]
 fn lego_on_mariadb_issues_two_names_renews_and_revokes() {
     let ca = DevCa::builder("lego-mariadb").mariadb().start();
     issue_renew_revoke(&ca);

@@ -340,8 +340,10 @@ pub(crate) async fn run(args: DevArgs) -> anyhow::Result<()> {
 
 /// Creates the database `--db` names when it does not exist yet, so a lab CA on
 /// PostgreSQL or MariaDB needs nothing beyond a running server.
-async fn ensure_database(_url: &str) -> anyhow::Result<()> {
-    // TODO(#4): basalt_sa::create_database_if_missing
+async fn ensure_database(url: &str) -> anyhow::Result<()> {
+    if basalt_sa::create_database_if_missing(url).await? {
+        println!("basalt dev: created the SA's database");
+    }
     Ok(())
 }
 
