@@ -161,7 +161,10 @@ pub trait Storage: StorageReadOnly + CertificateStore {
     ) -> Result<(), Error>;
     /// Moves a ready order to processing; [`crate::ErrorKind::OrderNotReady`] otherwise.
     async fn set_order_processing(&self, id: OrderId) -> Result<(), Error>;
-    /// Marks a processing order valid with its certificate.
+    /// Marks a processing order valid with its certificate. A repeat with the serial
+    /// the order already has succeeds and changes nothing (the answer to the first call
+    /// may have been lost); any other serial on a valid order is
+    /// [`crate::ErrorKind::OrderNotReady`].
     async fn finalize_order(&self, id: OrderId, serial: &Serial) -> Result<(), Error>;
     /// Marks an order invalid with the reason.
     async fn set_order_error(&self, id: OrderId, error: &Error) -> Result<(), Error>;

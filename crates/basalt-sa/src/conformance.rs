@@ -4,7 +4,9 @@
 //! test module instantiates every one of them with [`conformance_tests!`].
 
 use std::fmt;
+use std::future::Future;
 use std::net::IpAddr;
+use std::sync::Arc;
 
 use basalt_core::Account;
 use basalt_core::AccountId;
@@ -40,9 +42,10 @@ use basalt_core::Storage;
 use basalt_core::StorageReadOnly;
 use basalt_core::ValidationRecord;
 use time::Duration;
+use time::OffsetDateTime;
+use tokio::sync::Barrier;
 
 use crate::SqlStorage;
-use time::OffsetDateTime;
 
 /// Instantiates every conformance test for an engine:
 /// `conformance_tests!(crate::Engine::Postgres);`.
@@ -78,6 +81,27 @@ macro_rules! conformance_tests {
             an_eab_key_binds_one_account,
             unusable_eab_keys_create_no_account,
             concurrent_registrations_bind_a_key_once,
+            concurrent_key_rollovers_to_one_key_let_one_through,
+            concurrent_registrations_of_one_key_let_one_through,
+            concurrent_serial_reservations_let_one_through,
+            concurrent_orders_are_all_stored,
+            concurrent_challenge_attempts_let_one_through,
+            concurrent_authz_finalizations_let_one_through,
+            concurrent_revocations_let_one_through,
+            reads_of_unknown_ids_are_not_found,
+            writes_naming_unknown_ids_are_not_found_and_write_nothing,
+            a_challenge_is_attempted_and_finalized_once,
+            an_expired_authz_takes_no_outcome,
+            orders_need_identifiers_and_challenges,
+            ip_identifiers_round_trip_and_authorize_only_ips,
+            unicode_contacts_round_trip,
+            times_are_kept_to_the_second,
+            certificates_round_trip_byte_exact,
+            a_certificate_is_stored_once,
+            a_serial_serves_only_the_account_it_was_reserved_for,
+            only_unfinished_orders_take_an_error,
+            revocation_keeps_its_second_and_its_reason,
+            eab_keys_keep_what_they_are_given,
         );
     };
     (@each $engine:expr; $($name:ident,)*) => {
@@ -101,9 +125,14 @@ pub(crate) fn start() -> OffsetDateTime {
     OffsetDateTime::from_unix_timestamp(1_893_456_000).unwrap()
 }
 
+/// A JWK that stands for the key with this thumbprint.
+pub(crate) fn jwk(thumbprint: &str) -> String {
+    format!(r#"{{"kty":"EC","x":"{thumbprint}"}}"#)
+}
+
 pub(crate) async fn account<S: Storage>(sa: &S, thumbprint: &str) -> Account {
     sa.new_account(NewAccount {
-        key_jwk: format!(r#"{{"kty":"EC","x":"{thumbprint}"}}"#),
+        key_jwk: jwk(thumbprint),
         key_thumbprint: thumbprint.to_owned(),
         contacts: vec!["mailto:admin@example.com".to_owned()],
         eab_key_id: None,
@@ -176,16 +205,26 @@ pub(crate) async fn issue<S: Storage>(
     serial: &Serial,
     now: OffsetDateTime,
 ) {
-    let expires = now + Duration::days(90);
-    sa.add_serial(serial, account_id, now, expires)
+    store_certificate(sa, &record(serial, account_id, now)).await;
+}
+
+/// Reserves the serial of `certificate`, stores a precertificate and then the
+/// certificate itself, as the CA does.
+pub(crate) async fn store_certificate<S: Storage>(sa: &S, certificate: &CertificateRecord) {
+    let CertificateRecord {
+        serial,
+        account_id,
+        issued_at,
+        expires_at,
+        ..
+    } = certificate;
+    sa.add_serial(serial, *account_id, *issued_at, *expires_at)
         .await
         .unwrap();
-    sa.add_precertificate(serial, b"precert", account_id, now)
+    sa.add_precertificate(serial, b"precert", *account_id, *issued_at)
         .await
         .unwrap();
-    sa.add_certificate(&record(serial, account_id, now))
-        .await
-        .unwrap();
+    sa.add_certificate(certificate).await.unwrap();
 }
 
 pub(crate) fn record(
@@ -210,6 +249,46 @@ pub(crate) fn assert_kind<T: fmt::Debug>(result: Result<T, Error>, kind: ErrorKi
     let err = result.unwrap_err();
     assert_eq!(err.kind, kind, "{err}");
     err
+}
+
+/// Runs every attempt on a task of its own, all released at the same moment so they
+/// really race, and returns their results in the order given.
+pub(crate) async fn concurrently<F>(attempts: impl IntoIterator<Item = F>) -> Vec<F::Output>
+where
+    F: Future + Send + 'static,
+    F::Output: Send + 'static,
+{
+    let attempts: Vec<F> = attempts.into_iter().collect();
+    let gate = Arc::new(Barrier::new(attempts.len()));
+    let tasks: Vec<_> = attempts
+        .into_iter()
+        .map(|attempt| {
+            let gate = gate.clone();
+            tokio::spawn(async move {
+                gate.wait().await;
+                attempt.await
+            })
+        })
+        .collect();
+    let mut results = Vec::with_capacity(tasks.len());
+    for task in tasks {
+        results.push(task.await.unwrap());
+    }
+    results
+}
+
+/// The one success among `results`, where every other attempt must have failed with
+/// `kind`.
+pub(crate) fn the_one_winner<T: fmt::Debug>(results: Vec<Result<T, Error>>, kind: ErrorKind) -> T {
+    let mut won = Vec::new();
+    for result in results {
+        match result {
+            Ok(value) => won.push(value),
+            Err(err) => assert_eq!(err.kind, kind, "{err}"),
+        }
+    }
+    assert_eq!(won.len(), 1, "not exactly one winner: {won:?}");
+    won.remove(0)
 }
 
 pub(crate) async fn account_keys_are_unique(sa: &SqlStorage, _clock: &FixedClock) {
@@ -400,10 +479,10 @@ pub(crate) async fn order_status_moves_from_pending_to_valid(sa: &SqlStorage, cl
     let done = sa.order(order.id).await.unwrap();
     assert_eq!(done.status, OrderStatus::Valid);
     assert_eq!(done.certificate_serial, Some(serial.clone()));
-    assert_kind(
-        sa.finalize_order(order.id, &serial).await,
-        ErrorKind::OrderNotReady,
-    );
+    // The RA repeats a finalize whose answer an SA restart lost: with the same serial
+    // it succeeds and changes nothing.
+    sa.finalize_order(order.id, &serial).await.unwrap();
+    assert_eq!(sa.order(order.id).await.unwrap(), done);
     assert_kind(
         sa.set_order_error(order.id, &Error::internal("late")).await,
         ErrorKind::Malformed,
@@ -635,18 +714,12 @@ pub(crate) async fn only_one_finalize_wins(sa: &SqlStorage, _clock: &FixedClock)
     let order = sa.new_order(new_order(acct.id, start())).await.unwrap();
     validate_all(sa, &order, start()).await;
 
-    let attempts = (0..8).map(|_| {
+    let results = concurrently((0..8).map(|_| {
         let sa = sa.clone();
-        tokio::spawn(async move { sa.set_order_processing(order.id).await })
-    });
-    let mut won = 0;
-    for attempt in attempts.collect::<Vec<_>>() {
-        match attempt.await.unwrap() {
-            Ok(()) => won += 1,
-            Err(err) => assert_eq!(err.kind, ErrorKind::OrderNotReady, "{err}"),
-        }
-    }
-    assert_eq!(won, 1);
+        async move { sa.set_order_processing(order.id).await }
+    }))
+    .await;
+    the_one_winner(results, ErrorKind::OrderNotReady);
     assert_eq!(
         sa.order(order.id).await.unwrap().status,
         OrderStatus::Processing
@@ -1112,14 +1185,30 @@ pub(crate) async fn only_pending_or_valid_authzs_are_deactivated(
     assert_kind(sa.deactivate_authz(still_valid).await, ErrorKind::Malformed);
 }
 
+/// A new order of `account_id`, its authorizations valid, finalization begun.
+pub(crate) async fn processing_order<S: Storage>(sa: &S, account_id: AccountId) -> Order {
+    let order = sa.new_order(new_order(account_id, start())).await.unwrap();
+    validate_all(sa, &order, start()).await;
+    sa.set_order_processing(order.id).await.unwrap();
+    sa.order(order.id).await.unwrap()
+}
+
+/// A new order of `account_id` carried through to valid with a certificate of `serial`.
+pub(crate) async fn valid_order<S: Storage>(
+    sa: &S,
+    account_id: AccountId,
+    serial: &Serial,
+) -> Order {
+    let order = processing_order(sa, account_id).await;
+    issue(sa, account_id, serial, start()).await;
+    sa.finalize_order(order.id, serial).await.unwrap();
+    sa.order(order.id).await.unwrap()
+}
+
 /// Issues a certificate with `serial` to a fresh account and returns that account.
 pub(crate) async fn issued<S: Storage>(sa: &S, thumbprint: &str, serial: &Serial) -> Account {
     let acct = account(sa, thumbprint).await;
-    let order = sa.new_order(new_order(acct.id, start())).await.unwrap();
-    validate_all(sa, &order, start()).await;
-    sa.set_order_processing(order.id).await.unwrap();
-    issue(sa, acct.id, serial, start()).await;
-    sa.finalize_order(order.id, serial).await.unwrap();
+    valid_order(sa, acct.id, serial).await;
     acct
 }
 
@@ -1277,20 +1366,14 @@ pub(crate) async fn a_valid_replacement_keeps_the_certificate_replaced(
 pub(crate) async fn concurrent_replacements_let_one_through(sa: &SqlStorage, _clock: &FixedClock) {
     let serial: Serial = "0a0b0c".parse().unwrap();
     let acct = issued(sa, "thumb", &serial).await;
-    let attempts = (0..8).map(|_| {
+    let results = concurrently((0..8).map(|_| {
         let sa = sa.clone();
         let order = replacing(acct.id, &serial);
-        tokio::spawn(async move { sa.new_order(order).await })
-    });
-    let mut won = Vec::new();
-    for attempt in attempts.collect::<Vec<_>>() {
-        match attempt.await.unwrap() {
-            Ok(order) => won.push(order.id),
-            Err(err) => assert_eq!(err.kind, ErrorKind::AlreadyReplaced, "{err}"),
-        }
-    }
-    assert_eq!(won.len(), 1);
-    assert_eq!(sa.replacement_order(&serial).await.unwrap(), Some(won[0]));
+        async move { sa.new_order(order).await }
+    }))
+    .await;
+    let won = the_one_winner(results, ErrorKind::AlreadyReplaced);
+    assert_eq!(sa.replacement_order(&serial).await.unwrap(), Some(won.id));
 }
 
 pub(crate) fn eab_key(key_id: &str, created_at: OffsetDateTime) -> EabKey {
@@ -1432,18 +1515,975 @@ pub(crate) async fn unusable_eab_keys_create_no_account(sa: &SqlStorage, _clock:
 
 pub(crate) async fn concurrent_registrations_bind_a_key_once(sa: &SqlStorage, _clock: &FixedClock) {
     sa.add_eab_key(eab_key("kid", start())).await.unwrap();
-    let attempts = (0..8).map(|i| {
+    let results = concurrently((0..8).map(|i| {
         let sa = sa.clone();
-        tokio::spawn(async move { eab_account(&sa, &format!("thumb-{i}"), "kid").await })
-    });
-    let mut won = Vec::new();
-    for attempt in attempts.collect::<Vec<_>>() {
-        match attempt.await.unwrap() {
-            Ok(acct) => won.push(acct.id),
-            Err(err) => assert_eq!(err.kind, ErrorKind::Unauthorized, "{err}"),
+        async move { eab_account(&sa, &format!("thumb-{i}"), "kid").await }
+    }))
+    .await;
+    let won = the_one_winner(results, ErrorKind::Unauthorized);
+    assert_eq!(sa.eab_key("kid").await.unwrap().account_id, Some(won.id));
+    assert_eq!(sa.count_rows("accounts").await, 1);
+}
+
+/// Every table the storage writes to.
+const TABLES: [&str; 11] = [
+    "accounts",
+    "orders",
+    "authzs",
+    "order_authzs",
+    "challenges",
+    "serials",
+    "precertificates",
+    "certificates",
+    "certificate_chains",
+    "certificate_status",
+    "eab_keys",
+];
+
+/// Every reason a subscriber may give (RFC 8555 §7.6).
+const REVOCATION_REASONS: [RevocationReason; 6] = [
+    RevocationReason::Unspecified,
+    RevocationReason::KeyCompromise,
+    RevocationReason::AffiliationChanged,
+    RevocationReason::Superseded,
+    RevocationReason::CessationOfOperation,
+    RevocationReason::PrivilegeWithdrawn,
+];
+
+/// The number of rows in each table, to show that a refused write wrote nothing.
+async fn row_counts(sa: &SqlStorage) -> Vec<(&'static str, i64)> {
+    let mut counts = Vec::with_capacity(TABLES.len());
+    for table in TABLES {
+        counts.push((table, sa.count_rows(table).await));
+    }
+    counts
+}
+
+/// The only order of `account_id`.
+async fn only_order(sa: &SqlStorage, account_id: AccountId) -> Order {
+    let page = sa
+        .orders_for_account(account_id, PageRequest::default())
+        .await
+        .unwrap();
+    assert_eq!(page.order_ids.len(), 1, "{page:?}");
+    sa.order(page.order_ids[0]).await.unwrap()
+}
+
+pub(crate) async fn concurrent_key_rollovers_to_one_key_let_one_through(
+    sa: &SqlStorage,
+    _clock: &FixedClock,
+) {
+    // One round may run the two rollovers one after the other; several rounds make the
+    // two transactions overlap on every engine.
+    for round in 0..5 {
+        let first = account(sa, &format!("thumb-{round}-a")).await;
+        let second = account(sa, &format!("thumb-{round}-b")).await;
+        let new_key = format!("thumb-{round}-new");
+        let results = concurrently([&first, &second].map(|acct| {
+            let sa = sa.clone();
+            let id = acct.id;
+            let update = AccountUpdate {
+                key: Some((jwk(&new_key), new_key.clone())),
+                ..AccountUpdate::default()
+            };
+            async move { sa.update_account(id, update).await }
+        }))
+        .await;
+        let winner = the_one_winner(results, ErrorKind::Conflict);
+        let (old, loser) = match winner.id {
+            id if id == first.id => (&first, &second),
+            id if id == second.id => (&second, &first),
+            other => panic!("account {other} rolled over, but it was not asked to"),
+        };
+        assert_eq!(
+            winner,
+            Account {
+                key_jwk: jwk(&new_key),
+                key_thumbprint: new_key.clone(),
+                ..old.clone()
+            }
+        );
+        assert_eq!(sa.account_by_key(&new_key).await.unwrap(), winner);
+        assert_kind(
+            sa.account_by_key(&old.key_thumbprint).await,
+            ErrorKind::NotFound,
+        );
+        // The loser's transaction wrote nothing.
+        assert_eq!(sa.account(loser.id).await.unwrap(), *loser);
+        assert_eq!(
+            sa.account_by_key(&loser.key_thumbprint).await.unwrap(),
+            *loser
+        );
+    }
+}
+
+pub(crate) async fn concurrent_registrations_of_one_key_let_one_through(
+    sa: &SqlStorage,
+    _clock: &FixedClock,
+) {
+    let results = concurrently((0..8).map(|i| {
+        let sa = sa.clone();
+        async move {
+            sa.new_account(NewAccount {
+                key_jwk: jwk("thumb"),
+                key_thumbprint: "thumb".into(),
+                contacts: vec![format!("mailto:admin-{i}@example.com")],
+                eab_key_id: None,
+            })
+            .await
+        }
+    }))
+    .await;
+    // Each registration had its own contact, so the stored account is the winner's.
+    let winner = the_one_winner(results, ErrorKind::Conflict);
+    assert_eq!(sa.account_by_key("thumb").await.unwrap(), winner);
+    assert_eq!(sa.account(winner.id).await.unwrap(), winner);
+    assert_eq!(sa.count_rows("accounts").await, 1);
+}
+
+pub(crate) async fn concurrent_serial_reservations_let_one_through(
+    sa: &SqlStorage,
+    _clock: &FixedClock,
+) {
+    let mut accounts = Vec::new();
+    for i in 0..8 {
+        accounts.push(account(sa, &format!("thumb-{i}")).await);
+    }
+    let serial: Serial = "5e71a1".parse().unwrap();
+    let results = concurrently(accounts.iter().map(|acct| {
+        let sa = sa.clone();
+        let (serial, account_id) = (serial.clone(), acct.id);
+        async move {
+            sa.add_serial(&serial, account_id, start(), start() + Duration::days(90))
+                .await
+                .map(|()| account_id)
+        }
+    }))
+    .await;
+    let owner = the_one_winner(results, ErrorKind::Conflict);
+    assert_eq!(sa.count_rows("serials").await, 1);
+    // The reservation is the winner's: only its precertificate is taken.
+    for acct in accounts.iter().filter(|acct| acct.id != owner) {
+        assert_kind(
+            sa.add_precertificate(&serial, b"precert", acct.id, start())
+                .await,
+            ErrorKind::Internal,
+        );
+    }
+    sa.add_precertificate(&serial, b"precert", owner, start())
+        .await
+        .unwrap();
+}
+
+pub(crate) async fn concurrent_orders_are_all_stored(sa: &SqlStorage, _clock: &FixedClock) {
+    let acct = account(sa, "thumb").await;
+    let results = concurrently((0..16).map(|_| {
+        let sa = sa.clone();
+        async move { sa.new_order(new_order(acct.id, start())).await }
+    }))
+    .await;
+    let mut created = Vec::new();
+    for result in results {
+        created.push(result.unwrap());
+    }
+    created.sort_by_key(|order| order.id);
+    let created_ids: Vec<OrderId> = created.iter().map(|order| order.id).collect();
+
+    let page = sa
+        .orders_for_account(
+            acct.id,
+            PageRequest {
+                cursor: None,
+                size: 100,
+            },
+        )
+        .await
+        .unwrap();
+    assert_eq!(page.next, None);
+    let mut listed = page.order_ids;
+    listed.sort();
+    listed.dedup();
+    assert_eq!(listed, created_ids);
+    assert_eq!(listed.len(), 16);
+
+    for order in &created {
+        assert_eq!(sa.order(order.id).await.unwrap(), *order);
+        for id in &order.authz_ids {
+            assert_eq!(sa.authz(*id).await.unwrap().account_id, acct.id);
         }
     }
-    assert_eq!(won.len(), 1);
-    assert_eq!(sa.eab_key("kid").await.unwrap().account_id, Some(won[0]));
-    assert_eq!(sa.count_rows("accounts").await, 1);
+    let mut authz_ids: Vec<AuthzId> = created
+        .iter()
+        .flat_map(|order| order.authz_ids.clone())
+        .collect();
+    authz_ids.sort();
+    authz_ids.dedup();
+    assert_eq!(authz_ids.len(), 32);
+    for (table, rows) in [
+        ("orders", 16),
+        ("authzs", 32),
+        ("order_authzs", 32),
+        ("challenges", 48),
+    ] {
+        assert_eq!(sa.count_rows(table).await, rows, "{table}");
+    }
+}
+
+pub(crate) async fn concurrent_challenge_attempts_let_one_through(
+    sa: &SqlStorage,
+    _clock: &FixedClock,
+) {
+    let acct = account(sa, "thumb").await;
+    let order = sa.new_order(new_order(acct.id, start())).await.unwrap();
+    let b = order.authz_ids[0];
+    let results = concurrently((0..8).map(|_| {
+        let sa = sa.clone();
+        async move { sa.set_challenge_processing(b, ChallengeType::Http01).await }
+    }))
+    .await;
+    // Two winners would mean the VA is asked to validate the same challenge twice.
+    the_one_winner(results, ErrorKind::Malformed);
+    let authz = sa.authz(b).await.unwrap();
+    assert_eq!(authz.status, AuthzStatus::Pending);
+    assert_eq!(
+        authz.challenge(ChallengeType::Http01).unwrap().status,
+        ChallengeStatus::Processing
+    );
+    assert_eq!(
+        authz.challenge(ChallengeType::Dns01).unwrap().status,
+        ChallengeStatus::Pending
+    );
+}
+
+pub(crate) async fn concurrent_authz_finalizations_let_one_through(
+    sa: &SqlStorage,
+    _clock: &FixedClock,
+) {
+    let acct = account(sa, "thumb").await;
+    let order = sa.new_order(new_order(acct.id, start())).await.unwrap();
+    let b = order.authz_ids[0];
+    sa.set_challenge_processing(b, ChallengeType::Http01)
+        .await
+        .unwrap();
+    // Outcomes for both challenges, valid and invalid: only one may land.
+    let results = concurrently((0..8).map(|i| {
+        let sa = sa.clone();
+        let kind = [ChallengeType::Http01, ChallengeType::Dns01][i % 2];
+        let status = [AuthzStatus::Valid, AuthzStatus::Invalid][i / 2 % 2];
+        async move {
+            sa.finalize_authz(b, kind, outcome(status, start()))
+                .await
+                .map(|()| (kind, status))
+        }
+    }))
+    .await;
+    let (kind, status) = the_one_winner(results, ErrorKind::Malformed);
+
+    let authz = sa.authz(b).await.unwrap();
+    assert_eq!(authz.status, status);
+    let (won, other) = match kind {
+        ChallengeType::Http01 => (ChallengeType::Http01, ChallengeType::Dns01),
+        _ => (ChallengeType::Dns01, ChallengeType::Http01),
+    };
+    let expected = match status {
+        AuthzStatus::Valid => ChallengeStatus::Valid,
+        _ => ChallengeStatus::Invalid,
+    };
+    assert_eq!(authz.challenge(won).unwrap().status, expected);
+    assert_eq!(authz.challenge(won).unwrap().validated, Some(start()));
+    let untouched = authz.challenge(other).unwrap();
+    assert_eq!(untouched.validated, None);
+    assert_ne!(untouched.status, expected);
+}
+
+pub(crate) async fn concurrent_revocations_let_one_through(sa: &SqlStorage, _clock: &FixedClock) {
+    let acct = account(sa, "thumb").await;
+    let serial: Serial = "7e".parse().unwrap();
+    issue(sa, acct.id, &serial, start()).await;
+    let results = concurrently((1..).zip(REVOCATION_REASONS).map(|(minutes, reason)| {
+        let sa = sa.clone();
+        let serial = serial.clone();
+        let at = start() + Duration::minutes(minutes);
+        async move {
+            sa.revoke_certificate(&serial, reason, at)
+                .await
+                .map(|()| (reason, at))
+        }
+    }))
+    .await;
+    // The first revocation's time and reason are what OCSP and CRLs must report.
+    let (reason, at) = the_one_winner(results, ErrorKind::AlreadyRevoked);
+    let revoked = sa.certificate(&serial).await.unwrap();
+    assert_eq!(revoked.status, CertStatus::Revoked);
+    assert_eq!(revoked.revoked_at, Some(at));
+    assert_eq!(revoked.revocation_reason, Some(reason));
+}
+
+pub(crate) async fn reads_of_unknown_ids_are_not_found(sa: &SqlStorage, _clock: &FixedClock) {
+    // One of everything exists, so a lookup that ignored its key would find something.
+    let serial: Serial = "0a0b0c".parse().unwrap();
+    let acct = issued(sa, "thumb", &serial).await;
+    let order = only_order(sa, acct.id).await;
+    sa.add_eab_key(eab_key("kid", start())).await.unwrap();
+    let reserved: Serial = "0d0e0f".parse().unwrap();
+    sa.add_serial(&reserved, acct.id, start(), start() + Duration::days(90))
+        .await
+        .unwrap();
+    sa.add_precertificate(&reserved, b"precert", acct.id, start())
+        .await
+        .unwrap();
+
+    assert_kind(sa.account(AccountId(1)).await, ErrorKind::NotFound);
+    assert_kind(sa.account_by_key("thumb-2").await, ErrorKind::NotFound);
+    assert_kind(sa.account_by_key("THUMB").await, ErrorKind::NotFound);
+    assert_kind(sa.account_by_key("").await, ErrorKind::NotFound);
+    assert_kind(sa.order(OrderId(1)).await, ErrorKind::NotFound);
+    assert_kind(sa.authz(AuthzId(1)).await, ErrorKind::NotFound);
+    assert_kind(
+        sa.certificate(&"01".parse().unwrap()).await,
+        ErrorKind::NotFound,
+    );
+    // A serial reserved and precertified is not a certificate.
+    assert_kind(sa.certificate(&reserved).await, ErrorKind::NotFound);
+    assert_kind(sa.eab_key("kid-2").await, ErrorKind::NotFound);
+    assert_kind(sa.eab_key("").await, ErrorKind::NotFound);
+    assert_kind(
+        sa.orders_for_account(AccountId(1), PageRequest::default())
+            .await,
+        ErrorKind::NotFound,
+    );
+    assert_eq!(sa.replacement_order(&reserved).await.unwrap(), None);
+
+    // An ID is looked up in its own table only.
+    assert_kind(sa.order(OrderId(acct.id.0)).await, ErrorKind::NotFound);
+    assert_kind(sa.authz(AuthzId(order.id.0)).await, ErrorKind::NotFound);
+    assert_kind(
+        sa.order(OrderId(order.authz_ids[0].0)).await,
+        ErrorKind::NotFound,
+    );
+    assert_kind(sa.account(AccountId(order.id.0)).await, ErrorKind::NotFound);
+}
+
+pub(crate) async fn writes_naming_unknown_ids_are_not_found_and_write_nothing(
+    sa: &SqlStorage,
+    _clock: &FixedClock,
+) {
+    let serial: Serial = "0a0b0c".parse().unwrap();
+    let acct = issued(sa, "thumb", &serial).await;
+    let order = only_order(sa, acct.id).await;
+    sa.add_eab_key(eab_key("kid", start())).await.unwrap();
+    let before = row_counts(sa).await;
+    let (account_id, order_id, authz_id) = (AccountId(1), OrderId(1), AuthzId(1));
+
+    let everything = AccountUpdate {
+        contacts: Some(Vec::new()),
+        status: Some(AccountStatus::Deactivated),
+        key: Some((jwk("thumb-new"), "thumb-new".into())),
+    };
+    assert_kind(
+        sa.update_account(account_id, everything).await,
+        ErrorKind::NotFound,
+    );
+    assert_kind(
+        sa.new_order(new_order(account_id, start())).await,
+        ErrorKind::NotFound,
+    );
+    assert_kind(sa.deactivate_authz(authz_id).await, ErrorKind::NotFound);
+    assert_kind(
+        sa.set_challenge_processing(authz_id, ChallengeType::Http01)
+            .await,
+        ErrorKind::NotFound,
+    );
+    assert_kind(
+        sa.finalize_authz(
+            authz_id,
+            ChallengeType::Http01,
+            outcome(AuthzStatus::Valid, start()),
+        )
+        .await,
+        ErrorKind::NotFound,
+    );
+    assert_kind(sa.set_order_processing(order_id).await, ErrorKind::NotFound);
+    // The certificate exists; only the order is unknown.
+    assert_kind(
+        sa.finalize_order(order_id, &serial).await,
+        ErrorKind::NotFound,
+    );
+    assert_kind(
+        sa.set_order_error(order_id, &Error::internal("issuance failed"))
+            .await,
+        ErrorKind::NotFound,
+    );
+    assert_kind(
+        sa.revoke_certificate(
+            &"01".parse().unwrap(),
+            RevocationReason::KeyCompromise,
+            start(),
+        )
+        .await,
+        ErrorKind::NotFound,
+    );
+    assert_kind(sa.revoke_eab_key("kid-2").await, ErrorKind::NotFound);
+
+    assert_eq!(row_counts(sa).await, before);
+    assert_kind(sa.account_by_key("thumb-new").await, ErrorKind::NotFound);
+    assert_eq!(sa.account(acct.id).await.unwrap(), acct);
+    assert_eq!(sa.order(order.id).await.unwrap(), order);
+    assert_eq!(
+        sa.certificate(&serial).await.unwrap(),
+        record(&serial, acct.id, start())
+    );
+    assert!(!sa.eab_key("kid").await.unwrap().revoked);
+}
+
+pub(crate) async fn a_challenge_is_attempted_and_finalized_once(
+    sa: &SqlStorage,
+    _clock: &FixedClock,
+) {
+    let acct = account(sa, "thumb").await;
+    let order = sa.new_order(new_order(acct.id, start())).await.unwrap();
+    let b = order.authz_ids[0];
+    let fresh = sa.authz(b).await.unwrap();
+
+    // A type the authorization does not offer.
+    let err = assert_kind(
+        sa.set_challenge_processing(b, ChallengeType::TlsAlpn01)
+            .await,
+        ErrorKind::NotFound,
+    );
+    assert!(err.detail.contains("tls-alpn-01"), "{err}");
+    assert_kind(
+        sa.finalize_authz(
+            b,
+            ChallengeType::TlsAlpn01,
+            outcome(AuthzStatus::Valid, start()),
+        )
+        .await,
+        ErrorKind::NotFound,
+    );
+    assert_eq!(sa.authz(b).await.unwrap(), fresh);
+
+    sa.set_challenge_processing(b, ChallengeType::Http01)
+        .await
+        .unwrap();
+    let err = assert_kind(
+        sa.set_challenge_processing(b, ChallengeType::Http01).await,
+        ErrorKind::Malformed,
+    );
+    assert!(err.detail.contains("processing"), "{err}");
+
+    // Only valid and invalid are outcomes of a validation.
+    for status in [
+        AuthzStatus::Pending,
+        AuthzStatus::Expired,
+        AuthzStatus::Deactivated,
+        AuthzStatus::Revoked,
+    ] {
+        assert_kind(
+            sa.finalize_authz(b, ChallengeType::Http01, outcome(status, start()))
+                .await,
+            ErrorKind::Malformed,
+        );
+    }
+    let processing = sa.authz(b).await.unwrap();
+    assert_eq!(processing.status, AuthzStatus::Pending);
+    let challenge = processing.challenge(ChallengeType::Http01).unwrap();
+    assert_eq!(challenge.status, ChallengeStatus::Processing);
+    assert_eq!(challenge.validated, None);
+
+    sa.finalize_authz(
+        b,
+        ChallengeType::Http01,
+        outcome(AuthzStatus::Valid, start()),
+    )
+    .await
+    .unwrap();
+    let done = sa.authz(b).await.unwrap();
+    assert_eq!(done.status, AuthzStatus::Valid);
+    // A second outcome, on either challenge and either way, changes nothing.
+    let later = start() + Duration::minutes(1);
+    for kind in [ChallengeType::Http01, ChallengeType::Dns01] {
+        for status in [AuthzStatus::Valid, AuthzStatus::Invalid] {
+            assert_kind(
+                sa.finalize_authz(b, kind, outcome(status, later)).await,
+                ErrorKind::Malformed,
+            );
+        }
+    }
+    assert_eq!(sa.authz(b).await.unwrap(), done);
+    assert_eq!(
+        done.challenge(ChallengeType::Http01).unwrap().validated,
+        Some(start())
+    );
+}
+
+pub(crate) async fn an_expired_authz_takes_no_outcome(sa: &SqlStorage, clock: &FixedClock) {
+    let acct = account(sa, "thumb").await;
+    let mut request = new_order(acct.id, start());
+    request.authzs[0].expires = start() + Duration::hours(1);
+    let order = sa.new_order(request).await.unwrap();
+    let b = order.authz_ids[0];
+    sa.set_challenge_processing(b, ChallengeType::Http01)
+        .await
+        .unwrap();
+
+    // The validation outlived the authorization: at its expiry it is over.
+    clock.advance(Duration::hours(1));
+    let err = assert_kind(
+        sa.finalize_authz(
+            b,
+            ChallengeType::Http01,
+            outcome(AuthzStatus::Valid, clock.now()),
+        )
+        .await,
+        ErrorKind::Malformed,
+    );
+    assert!(err.detail.contains("expired"), "{err}");
+    assert_kind(
+        sa.finalize_authz(
+            b,
+            ChallengeType::Dns01,
+            outcome(AuthzStatus::Invalid, clock.now()),
+        )
+        .await,
+        ErrorKind::Malformed,
+    );
+
+    let authz = sa.authz(b).await.unwrap();
+    assert_eq!(authz.status, AuthzStatus::Expired);
+    assert_eq!(authz.expires, start() + Duration::hours(1));
+    let challenge = authz.challenge(ChallengeType::Http01).unwrap();
+    assert_eq!(challenge.status, ChallengeStatus::Processing);
+    assert_eq!(challenge.validated, None);
+    assert_eq!(
+        sa.order(order.id).await.unwrap().status,
+        OrderStatus::Invalid
+    );
+}
+
+pub(crate) async fn orders_need_identifiers_and_challenges(sa: &SqlStorage, _clock: &FixedClock) {
+    let acct = account(sa, "thumb").await;
+    let nameless = NewOrder {
+        identifiers: Vec::new(),
+        ..new_order(acct.id, start())
+    };
+    assert_kind(sa.new_order(nameless).await, ErrorKind::Malformed);
+    let mut unanswerable = new_order(acct.id, start());
+    unanswerable.authzs[1].challenges.clear();
+    assert_kind(sa.new_order(unanswerable).await, ErrorKind::Malformed);
+    for table in ["orders", "authzs", "order_authzs", "challenges"] {
+        assert_eq!(sa.count_rows(table).await, 0, "{table}");
+    }
+
+    // A name asked for twice is one name, and does not keep the order from being ready.
+    let mut twice = new_order(acct.id, start());
+    twice.identifiers.push(Identifier::dns("b.example"));
+    twice.identifiers.insert(0, Identifier::dns("*.a.example"));
+    let order = sa.new_order(twice).await.unwrap();
+    assert_eq!(
+        order.identifiers,
+        vec![Identifier::dns("*.a.example"), Identifier::dns("b.example")]
+    );
+    assert_eq!(sa.order(order.id).await.unwrap(), order);
+    validate_all(sa, &order, start()).await;
+    assert_eq!(sa.order(order.id).await.unwrap().status, OrderStatus::Ready);
+}
+
+pub(crate) async fn ip_identifiers_round_trip_and_authorize_only_ips(
+    sa: &SqlStorage,
+    _clock: &FixedClock,
+) {
+    let acct = account(sa, "thumb").await;
+    let v4 = Identifier::ip("192.0.2.1");
+    let v6 = Identifier::ip("2001:db8:85a3::8a2e:370:7334");
+    // RFC 8738 §7: no dns-01 for an IP address.
+    let ip_authz = |identifier: &Identifier, token: &str| NewAuthz {
+        identifier: identifier.clone(),
+        wildcard: false,
+        expires: start() + Duration::days(7),
+        challenges: vec![
+            Challenge::pending(ChallengeType::Http01, format!("{token}-http")),
+            Challenge::pending(ChallengeType::TlsAlpn01, format!("{token}-alpn")),
+        ],
+    };
+    let order = sa
+        .new_order(NewOrder {
+            identifiers: vec![v6.clone(), v4.clone()],
+            authzs: vec![ip_authz(&v4, "v4"), ip_authz(&v6, "v6")],
+            ..new_order(acct.id, start())
+        })
+        .await
+        .unwrap();
+    assert_eq!(order.identifiers, vec![v4.clone(), v6.clone()]);
+    assert_eq!(sa.order(order.id).await.unwrap(), order);
+    for (id, identifier) in order.authz_ids.iter().zip([&v4, &v6]) {
+        let authz = sa.authz(*id).await.unwrap();
+        assert_eq!(authz.identifier, *identifier);
+        assert_eq!(
+            authz.challenges.iter().map(|c| c.kind).collect::<Vec<_>>(),
+            vec![ChallengeType::Http01, ChallengeType::TlsAlpn01]
+        );
+    }
+    validate_all(sa, &order, start()).await;
+    assert_eq!(sa.order(order.id).await.unwrap().status, OrderStatus::Ready);
+
+    // An authorization for the address does not cover a DNS name spelled the same: if
+    // the type were lost on the way to the database, this order would be ready.
+    let lookalike = sa
+        .new_order(NewOrder {
+            identifiers: vec![Identifier::dns("192.0.2.1")],
+            authzs: vec![ip_authz(&v4, "lookalike")],
+            ..new_order(acct.id, start())
+        })
+        .await
+        .unwrap();
+    validate_all(sa, &lookalike, start()).await;
+    let authz = sa.authz(lookalike.authz_ids[0]).await.unwrap();
+    assert_eq!((authz.identifier, authz.status), (v4, AuthzStatus::Valid));
+    assert_eq!(
+        sa.order(lookalike.id).await.unwrap().status,
+        OrderStatus::Pending
+    );
+}
+
+pub(crate) async fn unicode_contacts_round_trip(sa: &SqlStorage, _clock: &FixedClock) {
+    // Four-byte characters (MySQL's legacy utf8 holds three), quotes and a backslash
+    // that the JSON column has to escape.
+    let contacts: Vec<String> = [
+        "mailto:jürgen@bücher.example",
+        "mailto:管理者@例え.テスト",
+        "mailto:🦀+👩‍💻@example.com",
+        r#"mailto:"o'brien\ops"@example.com"#,
+    ]
+    .map(String::from)
+    .to_vec();
+    let acct = sa
+        .new_account(NewAccount {
+            key_jwk: jwk("thumb"),
+            key_thumbprint: "thumb".into(),
+            contacts: contacts.clone(),
+            eab_key_id: None,
+        })
+        .await
+        .unwrap();
+    assert_eq!(acct.contacts, contacts);
+    assert_eq!(sa.account(acct.id).await.unwrap(), acct);
+    assert_eq!(sa.account_by_key("thumb").await.unwrap(), acct);
+
+    let mut reversed = contacts;
+    reversed.reverse();
+    let updated = sa
+        .update_account(
+            acct.id,
+            AccountUpdate {
+                contacts: Some(reversed.clone()),
+                ..AccountUpdate::default()
+            },
+        )
+        .await
+        .unwrap();
+    assert_eq!(updated.contacts, reversed);
+    assert_eq!(sa.account(acct.id).await.unwrap(), updated);
+}
+
+pub(crate) async fn times_are_kept_to_the_second(sa: &SqlStorage, clock: &FixedClock) {
+    let second = |s: i64| start() + Duration::seconds(s);
+    clock.advance(Duration::milliseconds(1500));
+    let acct = account(sa, "thumb").await;
+    assert_eq!(acct.created_at, second(1));
+    assert_eq!(sa.account(acct.id).await.unwrap(), acct);
+
+    let mut request = new_order(acct.id, clock.now());
+    request.authzs[0].expires = clock.now() + Duration::days(1);
+    let order = sa.new_order(request).await.unwrap();
+    assert_eq!(order.created_at, second(1));
+    assert_eq!(order.expires, second(1) + Duration::days(7));
+    assert_eq!(sa.order(order.id).await.unwrap(), order);
+    let b = order.authz_ids[0];
+    assert_eq!(
+        sa.authz(b).await.unwrap().expires,
+        second(1) + Duration::days(1)
+    );
+
+    let validated_at = second(2) + Duration::milliseconds(999);
+    sa.finalize_authz(
+        b,
+        ChallengeType::Http01,
+        outcome(AuthzStatus::Valid, validated_at),
+    )
+    .await
+    .unwrap();
+    let authz = sa.authz(b).await.unwrap();
+    assert_eq!(authz.expires, second(2) + Duration::days(30));
+    assert_eq!(
+        authz.challenge(ChallengeType::Http01).unwrap().validated,
+        Some(second(2))
+    );
+}
+
+pub(crate) async fn certificates_round_trip_byte_exact(sa: &SqlStorage, _clock: &FixedClock) {
+    let acct = account(sa, "thumb").await;
+    let serial: Serial = "0c".parse().unwrap();
+    // 256 KiB holding every byte value, NUL and 0xff included, and a chain whose
+    // middle link is longer than MySQL's plain BLOB (64 KiB).
+    let der: Vec<u8> = (0..=255u8).cycle().take(256 * 1024).collect();
+    let chain: Vec<Vec<u8>> = vec![
+        vec![0x30, 0x00],
+        (0..=255u8).rev().cycle().take(70_000).collect(),
+        b"cross-signed root".to_vec(),
+    ];
+    let issued_at = start() + Duration::milliseconds(250);
+    sa.add_serial(&serial, acct.id, issued_at, issued_at + Duration::days(90))
+        .await
+        .unwrap();
+    sa.add_precertificate(&serial, &der, acct.id, issued_at)
+        .await
+        .unwrap();
+    let certificate = CertificateRecord {
+        der: der.clone(),
+        chain: chain.clone(),
+        issued_at,
+        expires_at: issued_at + Duration::days(90),
+        ..record(&serial, acct.id, start())
+    };
+    sa.add_certificate(&certificate).await.unwrap();
+
+    let stored = sa.certificate(&serial).await.unwrap();
+    // Not assert_eq!: a failure would print a quarter of a megabyte.
+    assert!(
+        stored.der == der,
+        "the DER came back changed: {} bytes stored, {} read",
+        der.len(),
+        stored.der.len()
+    );
+    let lengths = |chain: &[Vec<u8>]| chain.iter().map(Vec::len).collect::<Vec<_>>();
+    assert_eq!(lengths(&stored.chain), lengths(&chain));
+    assert!(stored.chain == chain, "the chain came back changed");
+    assert_eq!(stored.issued_at, start());
+    assert_eq!(stored.expires_at, start() + Duration::days(90));
+    assert_eq!(
+        (stored.status, stored.revoked_at, stored.revocation_reason),
+        (CertStatus::Good, None, None)
+    );
+
+    // Twelve links, so an order by position that sorted as text ("10" < "2") shows.
+    let long: Serial = "0d".parse().unwrap();
+    let long_chain: Vec<Vec<u8>> = (1..=12u8).map(|i| vec![i; usize::from(i)]).collect();
+    store_certificate(
+        sa,
+        &CertificateRecord {
+            chain: long_chain.clone(),
+            ..record(&long, acct.id, start())
+        },
+    )
+    .await;
+    assert_eq!(sa.certificate(&long).await.unwrap().chain, long_chain);
+
+    // A certificate straight under a root has an empty chain.
+    let bare: Serial = "0e".parse().unwrap();
+    let unchained = CertificateRecord {
+        chain: Vec::new(),
+        ..record(&bare, acct.id, start())
+    };
+    store_certificate(sa, &unchained).await;
+    assert_eq!(sa.certificate(&bare).await.unwrap(), unchained);
+}
+
+pub(crate) async fn a_certificate_is_stored_once(sa: &SqlStorage, _clock: &FixedClock) {
+    let acct = account(sa, "thumb").await;
+    let serial: Serial = "0c".parse().unwrap();
+    let first = record(&serial, acct.id, start());
+    store_certificate(sa, &first).await;
+
+    let second = CertificateRecord {
+        der: b"another certificate".to_vec(),
+        chain: vec![b"another intermediate".to_vec()],
+        issued_at: start() + Duration::hours(1),
+        ..first.clone()
+    };
+    let err = assert_kind(sa.add_certificate(&second).await, ErrorKind::Conflict);
+    assert!(err.detail.contains("0c"), "{err}");
+    assert_kind(sa.add_certificate(&first).await, ErrorKind::Conflict);
+    assert_eq!(sa.certificate(&serial).await.unwrap(), first);
+    for (table, rows) in [
+        ("certificates", 1),
+        ("certificate_chains", 2),
+        ("certificate_status", 1),
+    ] {
+        assert_eq!(sa.count_rows(table).await, rows, "{table}");
+    }
+
+    // Storing a revoked certificate again does not make it good.
+    let at = start() + Duration::hours(2);
+    sa.revoke_certificate(&serial, RevocationReason::Superseded, at)
+        .await
+        .unwrap();
+    assert_kind(sa.add_certificate(&first).await, ErrorKind::Conflict);
+    let revoked = sa.certificate(&serial).await.unwrap();
+    assert_eq!(revoked.status, CertStatus::Revoked);
+    assert_eq!(revoked.revoked_at, Some(at));
+}
+
+pub(crate) async fn a_serial_serves_only_the_account_it_was_reserved_for(
+    sa: &SqlStorage,
+    _clock: &FixedClock,
+) {
+    let owner = account(sa, "owner").await;
+    let other = account(sa, "other").await;
+    let serial: Serial = "0c".parse().unwrap();
+    sa.add_serial(&serial, owner.id, start(), start() + Duration::days(90))
+        .await
+        .unwrap();
+
+    // These are CA bugs, not client errors: internal, and nothing is stored.
+    assert_kind(
+        sa.add_precertificate(&serial, b"precert", other.id, start())
+            .await,
+        ErrorKind::Internal,
+    );
+    assert_eq!(sa.count_rows("precertificates").await, 0);
+    sa.add_precertificate(&serial, b"precert", owner.id, start())
+        .await
+        .unwrap();
+    assert_kind(
+        sa.add_certificate(&record(&serial, other.id, start()))
+            .await,
+        ErrorKind::Internal,
+    );
+    assert_kind(sa.certificate(&serial).await, ErrorKind::NotFound);
+    sa.add_certificate(&record(&serial, owner.id, start()))
+        .await
+        .unwrap();
+
+    // Nor does the certificate finalize another account's order.
+    let theirs = processing_order(sa, other.id).await;
+    assert_kind(
+        sa.finalize_order(theirs.id, &serial).await,
+        ErrorKind::Internal,
+    );
+    assert_eq!(sa.order(theirs.id).await.unwrap(), theirs);
+    assert_eq!(theirs.status, OrderStatus::Processing);
+}
+
+pub(crate) async fn only_unfinished_orders_take_an_error(sa: &SqlStorage, _clock: &FixedClock) {
+    let serial: Serial = "0a0b0c".parse().unwrap();
+    let acct = account(sa, "thumb").await;
+    let valid = valid_order(sa, acct.id, &serial).await;
+    assert_eq!(valid.status, OrderStatus::Valid);
+    let err = assert_kind(
+        sa.set_order_error(valid.id, &Error::new(ErrorKind::BadCsr, "late"))
+            .await,
+        ErrorKind::Malformed,
+    );
+    assert!(err.detail.contains("valid"), "{err}");
+    // Still valid, with no error and its certificate.
+    assert_eq!(sa.order(valid.id).await.unwrap(), valid);
+    assert_kind(
+        sa.set_order_error(OrderId(1), &Error::new(ErrorKind::BadCsr, "late"))
+            .await,
+        ErrorKind::NotFound,
+    );
+
+    // A pending and a ready order both become invalid, each with its own error.
+    let pending = sa.new_order(new_order(acct.id, start())).await.unwrap();
+    let ready = sa.new_order(new_order(acct.id, start())).await.unwrap();
+    validate_all(sa, &ready, start()).await;
+    for order in [&pending, &ready] {
+        let problem = Error::new(
+            ErrorKind::RejectedIdentifier,
+            format!("order {} refused", order.id),
+        );
+        sa.set_order_error(order.id, &problem).await.unwrap();
+        let failed = sa.order(order.id).await.unwrap();
+        assert_eq!(failed.status, OrderStatus::Invalid);
+        assert_eq!(failed.error, Some(problem));
+    }
+    assert_kind(
+        sa.set_order_processing(ready.id).await,
+        ErrorKind::OrderNotReady,
+    );
+}
+
+pub(crate) async fn revocation_keeps_its_second_and_its_reason(
+    sa: &SqlStorage,
+    _clock: &FixedClock,
+) {
+    let acct = account(sa, "thumb").await;
+    for (hours, reason) in (1..).zip(REVOCATION_REASONS) {
+        let serial: Serial = format!("7e{hours:02x}").parse().unwrap();
+        issue(sa, acct.id, &serial, start()).await;
+        let at = start() + Duration::hours(hours);
+        sa.revoke_certificate(&serial, reason, at + Duration::milliseconds(750))
+            .await
+            .unwrap();
+        assert_eq!(
+            sa.certificate(&serial).await.unwrap(),
+            CertificateRecord {
+                status: CertStatus::Revoked,
+                revoked_at: Some(at),
+                revocation_reason: Some(reason),
+                ..record(&serial, acct.id, start())
+            },
+            "{reason:?}"
+        );
+    }
+    assert_kind(
+        sa.revoke_certificate(
+            &"7eff".parse().unwrap(),
+            RevocationReason::KeyCompromise,
+            start(),
+        )
+        .await,
+        ErrorKind::NotFound,
+    );
+}
+
+pub(crate) async fn eab_keys_keep_what_they_are_given(sa: &SqlStorage, _clock: &FixedClock) {
+    let comment = "für Jürgen 🦀 \"ops\"";
+    // Created within the same second: listed by key ID, descending.
+    for key_id in ["kid-b", "kid-a", "kid-c"] {
+        let key = EabKey {
+            comment: comment.to_owned(),
+            ..eab_key(key_id, start() + Duration::milliseconds(500))
+        };
+        sa.add_eab_key(key).await.unwrap();
+    }
+    let listed = sa.eab_keys().await.unwrap();
+    let ids: Vec<&str> = listed.iter().map(|key| key.key_id.as_str()).collect();
+    assert_eq!(ids, ["kid-c", "kid-b", "kid-a"]);
+    for key in &listed {
+        assert_eq!(
+            *key,
+            EabKey {
+                comment: comment.to_owned(),
+                ..eab_key(&key.key_id, start())
+            }
+        );
+    }
+
+    // Key IDs are opaque: one that differs only in case is another key.
+    assert_kind(sa.eab_key("KID-A").await, ErrorKind::NotFound);
+    sa.add_eab_key(eab_key("KID-A", start())).await.unwrap();
+    assert_eq!(sa.eab_key("KID-A").await.unwrap().comment, "for KID-A");
+    assert_eq!(sa.eab_key("kid-a").await.unwrap().comment, comment);
+
+    // A key stored revoked, or already bound, is stored so, and binds no new account.
+    let revoked = EabKey {
+        revoked: true,
+        ..eab_key("kid-revoked", start())
+    };
+    let bound = EabKey {
+        account_id: Some(AccountId(7)),
+        ..eab_key("kid-bound", start())
+    };
+    for key in [revoked, bound] {
+        sa.add_eab_key(key.clone()).await.unwrap();
+        assert_eq!(sa.eab_key(&key.key_id).await.unwrap(), key);
+        assert_kind(
+            eab_account(sa, &format!("thumb-{}", key.key_id), &key.key_id).await,
+            ErrorKind::Unauthorized,
+        );
+        assert_eq!(sa.eab_key(&key.key_id).await.unwrap(), key);
+    }
+    assert_eq!(sa.count_rows("accounts").await, 0);
 }

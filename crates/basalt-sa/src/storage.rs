@@ -1014,8 +1014,14 @@ impl SqlStorage {
             }
         }
 
-        let stored = load_order(&mut tx, order_id, self.clock.now()).await?;
         commit(tx).await?;
+        // Read back after the commit, in a read-only snapshot: inside the write
+        // transaction this read would widen its predicate locks over the order and
+        // authorization indexes, and PostgreSQL would abort concurrent new orders as
+        // serialization failures though none touches another's rows.
+        let mut read = self.begin_read().await?;
+        let stored = load_order(&mut read, order_id, self.clock.now()).await?;
+        commit(read).await?;
         info!(
             order_id = %order_id,
             account_id = %order.account_id,
