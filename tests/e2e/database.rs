@@ -89,16 +89,36 @@ impl TestDatabase {
     /// How many rows `table` holds, asked of the server directly.
     pub(crate) fn count_rows(&self, table: &str) -> u64 {
         let sql = format!("SELECT COUNT(*) FROM {table}");
+        let count = self.query_scalar(&sql);
+        count
+            .parse()
+            .unwrap_or_else(|_| panic!("{sql} in {}: {count:?}", self.name))
+    }
+
+    /// Runs `sql` in this database and returns its one value, as text.
+    pub(crate) fn query_scalar(&self, sql: &str) -> String {
+        let rows = self.query_rows(sql);
+        match &rows[..] {
+            [row] if row.len() == 1 => row[0].clone(),
+            _ => panic!("{sql} in {} gave {rows:?}, not one value", self.name),
+        }
+    }
+
+    /// Runs `sql` in this database and returns its rows, each a list of its
+    /// columns as the client prints them (text; PostgreSQL prints NULL as an empty
+    /// string, MariaDB as `NULL`). Columns must not hold tabs or newlines: encode
+    /// binary columns in the query, e.g. `encode(der, 'hex')`.
+    pub(crate) fn query_rows(&self, sql: &str) -> Vec<Vec<String>> {
         let output = match self.engine {
             Engine::MariaDb => run(
                 mariadb(&self.server)
                     .args(["--batch", "--skip-column-names", "--database"])
                     .arg(&self.name)
-                    .args(["-e", &sql]),
+                    .args(["-e", sql]),
                 CLIENT_TIMEOUT,
             ),
             Engine::Postgres => run(
-                psql(&self.url()).args(["-A", "-t", "-c", &sql]),
+                psql(&self.url()).args(["-A", "-t", "-F", "\t", "-c", sql]),
                 CLIENT_TIMEOUT,
             ),
         };
@@ -110,9 +130,30 @@ impl TestDatabase {
         );
         output
             .stdout
-            .trim()
-            .parse()
-            .unwrap_or_else(|_| panic!("{sql} in {}: {:?}", self.name, output.stdout))
+            .lines()
+            .filter(|line| !line.is_empty())
+            .map(|line| line.split('\t').map(str::to_owned).collect())
+            .collect()
+    }
+
+    /// Ends every connection to this database but the asking one, as a database
+    /// failover or an operator's `pg_terminate_backend` does; returns how many were
+    /// ended. PostgreSQL only.
+    pub(crate) fn terminate_connections(&self) -> usize {
+        assert_eq!(
+            self.engine,
+            Engine::Postgres,
+            "terminate_connections is written for PostgreSQL"
+        );
+        let sql = format!(
+            "SELECT pg_terminate_backend(pid) FROM pg_stat_activity \
+             WHERE datname = '{}' AND pid <> pg_backend_pid()",
+            self.name
+        );
+        self.query_rows(&sql)
+            .iter()
+            .filter(|row| row.first().is_some_and(|ended| ended == "t"))
+            .count()
     }
 }
 

@@ -277,10 +277,7 @@ impl DevCa {
     /// [`DevCaBuilder::mariadb`] how many certificates it stores, and checks that
     /// the SA made no SQLite database beside it: the SA really runs on the server.
     pub(crate) fn assert_certificates_in_database(&self, expected: u64) {
-        let database = self
-            .database
-            .as_ref()
-            .expect("this CA's SA runs on SQLite, not on a database server");
+        let database = self.database();
         assert_eq!(
             database.count_rows("certificates"),
             expected,
@@ -293,6 +290,14 @@ impl DevCa {
             "the SA made {} although --db names a server",
             sqlite.display()
         );
+    }
+
+    /// The database server the SA of a CA started with [`DevCaBuilder::postgres`] or
+    /// [`DevCaBuilder::mariadb`] runs on.
+    pub(crate) fn database(&self) -> &TestDatabase {
+        self.database
+            .as_ref()
+            .expect("this CA's SA runs on SQLite, not on a database server")
     }
 
     /// The port the WFE that `basalt dev` started listens on (HTTPS).

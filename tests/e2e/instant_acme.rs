@@ -140,6 +140,17 @@ impl Http01 {
 /// A new instant-acme account (ES256, instant-acme's default) on `ca`; returns it
 /// with its key's PKCS#8 DER.
 pub(crate) async fn new_account(ca: &DevCa, contact: &[&str]) -> (Account, Vec<u8>) {
+    try_new_account(ca, contact)
+        .await
+        .expect("instant-acme creates an account")
+}
+
+/// [`new_account`] for callers that expect the server to fail now and then (a
+/// crash test), so a failure is an error to record rather than a panic.
+pub(crate) async fn try_new_account(
+    ca: &DevCa,
+    contact: &[&str],
+) -> Result<(Account, Vec<u8>), instant_acme::Error> {
     let _ = rustls::crypto::ring::default_provider().install_default();
     let (account, credentials) = Account::builder_with_root(&ca.api_ca)
         .expect("an instant-acme client trusting api-ca.pem")
@@ -152,15 +163,28 @@ pub(crate) async fn new_account(ca: &DevCa, contact: &[&str]) -> (Account, Vec<u
             ca.directory_url.clone(),
             None,
         )
-        .await
-        .expect("instant-acme creates an account");
+        .await?;
     let key = credentials.private_key().secret_pkcs8_der().to_vec();
-    (account, key)
+    Ok((account, key))
 }
 
 /// A new order for `names`, with every pending authorization validated over
 /// http-01 through `http01`, polled until `ready`.
 pub(crate) async fn ready_order(account: &Account, http01: &Http01, names: &[&str]) -> Order {
+    let policy = RetryPolicy::new().timeout(POLL_TIMEOUT);
+    try_ready_order(account, http01, names, &policy)
+        .await
+        .unwrap_or_else(|err| panic!("{err}; the VA asked for {:?}", http01.requests()))
+}
+
+/// [`ready_order`] that polls with `policy` and returns what went wrong instead of
+/// panicking, for callers that expect the server to fail now and then.
+pub(crate) async fn try_ready_order(
+    account: &Account,
+    http01: &Http01,
+    names: &[&str],
+    policy: &RetryPolicy,
+) -> Result<Order, String> {
     let identifiers: Vec<Identifier> = names
         .iter()
         .map(|name| Identifier::Dns((*name).to_owned()))
@@ -168,38 +192,39 @@ pub(crate) async fn ready_order(account: &Account, http01: &Http01, names: &[&st
     let mut order = account
         .new_order(&NewOrder::new(&identifiers))
         .await
-        .expect("new-order");
-    assert_eq!(
-        order.state().authorizations.len(),
-        names.len(),
-        "one authorization per name"
-    );
+        .map_err(|err| format!("new-order: {err}"))?;
+    let authorizations = order.state().authorizations.len();
+    if authorizations != names.len() {
+        return Err(format!(
+            "{authorizations} authorizations for {} names",
+            names.len()
+        ));
+    }
     let mut authorizations = order.authorizations();
     while let Some(authz) = authorizations.next().await {
-        let mut authz = authz.expect("fetch an authorization");
+        let mut authz = authz.map_err(|err| format!("fetch an authorization: {err}"))?;
         match authz.status {
             AuthorizationStatus::Pending => {}
             AuthorizationStatus::Valid => continue,
-            other => panic!("authorization {} is {other:?}", authz.url()),
+            other => return Err(format!("authorization {} is {other:?}", authz.url())),
         }
         let mut challenge = authz
             .challenge(ChallengeType::Http01)
-            .expect("an http-01 challenge");
+            .ok_or("the authorization offers no http-01 challenge")?;
         http01.insert(&challenge.token, challenge.key_authorization().as_str());
         challenge
             .set_ready()
             .await
-            .expect("respond to the challenge");
+            .map_err(|err| format!("respond to the challenge: {err}"))?;
     }
-    let policy = RetryPolicy::new().timeout(POLL_TIMEOUT);
-    let status = order.poll_ready(&policy).await.unwrap_or_else(|err| {
-        panic!(
-            "the order did not become ready: {err}; the VA asked for {:?}",
-            http01.requests()
-        )
-    });
-    assert_eq!(status, OrderStatus::Ready, "{:?}", order.state());
-    order
+    let status = order
+        .poll_ready(policy)
+        .await
+        .map_err(|err| format!("the order did not become ready: {err}"))?;
+    if status != OrderStatus::Ready {
+        return Err(format!("the order is {status:?}: {:?}", order.state()));
+    }
+    Ok(order)
 }
 
 /// A CSR for `names` (no subject) and its fresh P-256 key as PKCS#8 DER.

@@ -13,6 +13,7 @@ mod alternate_chains;
 mod certbot;
 mod certs;
 mod conformance;
+mod crash;
 mod database;
 mod eab;
 mod flow;

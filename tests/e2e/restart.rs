@@ -31,7 +31,8 @@ fn parent_of(pid: u32) -> u32 {
         .expect("a ppid field")
 }
 
-fn kill(pid: u32) {
+/// `kill -KILL pid`: the process gets no chance to clean up, as in a crash.
+pub(crate) fn kill(pid: u32) {
     run_ok(
         Command::new("kill").args(["-KILL", &pid.to_string()]),
         Duration::from_secs(10),
@@ -40,7 +41,7 @@ fn kill(pid: u32) {
 
 /// Waits until the pid file of `svc` names a process other than `old`, and
 /// returns it.
-fn new_pid(ca: &DevCa, svc: &str, old: u32) -> u32 {
+pub(crate) fn new_pid(ca: &DevCa, svc: &str, old: u32) -> u32 {
     let deadline = Instant::now() + RESTART_TIMEOUT;
     loop {
         let pid = ca.service_pid(svc);
