@@ -64,16 +64,18 @@ const TRIGGER_TIMEOUT: Duration = Duration::from_secs(60);
 const SETTLE_TIMEOUT: Duration = Duration::from_secs(90);
 /// How long the test waits for the SA to hold a connection it can cut.
 const CONNECTION_TIMEOUT: Duration = Duration::from_secs(10);
-/// The pause between the two cuts of the SA's connections.
-const BETWEEN_CUTS: Duration = Duration::from_secs(1);
+/// How many times the SA's connections are cut, and the pause between cuts: often
+/// enough that some cut lands inside a transaction of the RA's background writes.
+const CUTS: usize = 10;
+const BETWEEN_CUTS: Duration = Duration::from_millis(200);
 
 /// What goes wrong while the burst runs.
 #[derive(Clone, Copy, Debug)]
 enum Fault {
     /// `kill -9` of the SA process; `basalt dev` starts a new one.
     KillSa,
-    /// `pg_terminate_backend` of every SA connection, twice, as a database
-    /// failover would; the SA process lives on.
+    /// `pg_terminate_backend` of every SA connection, [`CUTS`] times, as a
+    /// database failover would; the SA process lives on.
     DropConnections,
 }
 
@@ -198,10 +200,14 @@ async fn inject(ca: &DevCa, fault: Fault, progress: &Progress) -> usize {
             eprintln!("killed the sa (pid {old}); basalt dev started pid {new}");
         }),
         Fault::DropConnections => {
-            for cut in 1..=2 {
-                let ended = cut_connections(ca).await;
-                eprintln!("cut {cut}: ended {ended} connections of the sa");
+            // The first cut must end a connection; later ones end whatever the SA
+            // holds by then (nothing, once the burst is over).
+            let ended = cut_connections(ca).await;
+            eprintln!("cut 1: ended {ended} connections of the sa");
+            for cut in 2..=CUTS {
                 tokio::time::sleep(BETWEEN_CUTS).await;
+                let ended = tokio::task::block_in_place(|| ca.database().terminate_connections());
+                eprintln!("cut {cut}: ended {ended} connections of the sa");
             }
         }
     }

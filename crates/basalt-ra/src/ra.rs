@@ -437,7 +437,11 @@ impl Inner {
         };
         let status = outcome.status;
         let problem = outcome.error.as_ref().map(|err| err.kind);
-        match self.sa.finalize_authz(authz.id, kind, outcome).await {
+        let recorded = sa_write_with_patience("finalize_authz", SA_WRITE_PATIENCE, || {
+            self.sa.finalize_authz(authz.id, kind, outcome.clone())
+        })
+        .await;
+        match recorded {
             Ok(()) => info!(
                 target: AUDIT,
                 event = "validation_completed",
@@ -487,7 +491,9 @@ impl Inner {
                     error = %err,
                     "issuance failed"
                 );
-                let stored = if err.is(ErrorKind::Internal) {
+                // The order's error is final; "temporarily unavailable" would tell the
+                // subscriber to wait for an order that will never be issued.
+                let stored = if err.is(ErrorKind::Internal) || err.is(ErrorKind::Unavailable) {
                     Error::internal(FINALIZE_INTERNAL)
                 } else {
                     err

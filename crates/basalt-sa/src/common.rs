@@ -178,15 +178,61 @@ pub(crate) fn is_unique_violation(err: &sqlx::Error) -> bool {
         .is_some_and(|err| err.is_unique_violation())
 }
 
-/// Maps a database failure to the cross-service error, logging the cause.
+/// Maps a database failure to the cross-service error, logging the cause. A lost
+/// connection or a server going down is `unavailable`, which callers retry; anything
+/// else is `internal`.
 pub(crate) fn db_error(operation: &'static str) -> impl FnOnce(sqlx::Error) -> Error {
     move |err| {
         error!(operation, error = %err, "database error");
-        match err {
-            sqlx::Error::PoolTimedOut | sqlx::Error::PoolClosed | sqlx::Error::Io(_) => {
-                Error::unavailable(format!("database unavailable while {operation}: {err}"))
-            }
-            _ => Error::internal(format!("database error while {operation}: {err}")),
+        if connection_lost(&err) {
+            Error::unavailable(format!("database unavailable while {operation}: {err}"))
+        } else {
+            Error::internal(format!("database error while {operation}: {err}"))
         }
+    }
+}
+
+/// Whether `err` says the connection or the server went away rather than that the
+/// statement failed.
+fn connection_lost(err: &sqlx::Error) -> bool {
+    match err {
+        sqlx::Error::PoolTimedOut
+        | sqlx::Error::PoolClosed
+        | sqlx::Error::Io(_)
+        | sqlx::Error::WorkerCrashed => true,
+        sqlx::Error::Database(db) => {
+            if let Some(mysql) = db.try_downcast_ref::<sqlx::mysql::MySqlDatabaseError>() {
+                // Server shutting down, connection killed, query interrupted by a
+                // KILL, lost or gone connection.
+                return matches!(mysql.number(), 1053 | 1077 | 1317 | 1927 | 2006 | 2013);
+            }
+            // PostgreSQL's SQLSTATE classes 08 (connection exception) and 57 (operator
+            // intervention: admin shutdown, crash shutdown, cannot connect now).
+            db.code()
+                .is_some_and(|code| code.starts_with("08") || code.starts_with("57"))
+        }
+        _ => false,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn lost_connections_are_unavailable_and_the_rest_internal() {
+        assert_eq!(
+            db_error("testing")(sqlx::Error::PoolTimedOut).kind,
+            basalt_core::ErrorKind::Unavailable
+        );
+        let io = std::io::Error::new(std::io::ErrorKind::ConnectionReset, "reset");
+        assert_eq!(
+            db_error("testing")(sqlx::Error::Io(io)).kind,
+            basalt_core::ErrorKind::Unavailable
+        );
+        assert_eq!(
+            db_error("testing")(sqlx::Error::RowNotFound).kind,
+            basalt_core::ErrorKind::Internal
+        );
     }
 }

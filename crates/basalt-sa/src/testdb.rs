@@ -145,14 +145,22 @@ impl TestDatabase {
             .map(|row| row.get("id"))
             .collect();
         assert!(!ids.is_empty(), "the SA holds no connection to drop");
+        conn.close().await.unwrap();
         for id in ids {
-            let kill = match self.engine {
-                Engine::Postgres => format!("SELECT pg_terminate_backend({id})"),
-                _ => format!("KILL CONNECTION {id}"),
-            };
-            // A connection may close on its own in the meantime.
-            let _ = sqlx::raw_sql(AssertSqlSafe(kill)).execute(&mut conn).await;
+            self.end_connection(id).await;
         }
+    }
+
+    /// Has the server end the connection with server-side id `id`.
+    pub(crate) async fn end_connection(&self, id: i64) {
+        let server = self.server.as_deref().expect("a server engine");
+        let mut conn = admin_connection(self.engine, server).await;
+        let kill = match self.engine {
+            Engine::Postgres => format!("SELECT pg_terminate_backend({id})"),
+            _ => format!("KILL CONNECTION {id}"),
+        };
+        // A connection may close on its own in the meantime.
+        let _ = sqlx::raw_sql(AssertSqlSafe(kill)).execute(&mut conn).await;
         conn.close().await.unwrap();
     }
 

@@ -199,6 +199,34 @@ async fn lost_connections_are_replaced(engine: Engine) {
     sa.close().await;
 }
 
+/// The server ends a connection in the middle of a transaction: the failure is a
+/// retryable `unavailable`, not an internal error, so the RA tries again.
+async fn a_connection_ended_mid_transaction_is_unavailable(engine: Engine) {
+    let clock = FixedClock::new(start());
+    let (sa, db) = TestDatabase::fresh(engine, &clock).await;
+    let mut tx = sa.begin_write().await.unwrap();
+    let own_id = match engine {
+        Engine::Postgres => "SELECT CAST(pg_backend_pid() AS BIGINT) AS id",
+        _ => "SELECT CAST(CONNECTION_ID() AS SIGNED) AS id",
+    };
+    let id: i64 = sqlx::query(own_id)
+        .fetch_one(&mut *tx)
+        .await
+        .unwrap()
+        .get("id");
+    db.end_connection(id).await;
+    let failed = sqlx::query(sql(&tx, "SELECT id FROM accounts WHERE id = $1"))
+        .bind(1_i64)
+        .fetch_optional(&mut *tx)
+        .await
+        .map(|row| row.is_some());
+    let err = db_error("testing")(failed.expect_err("the ended connection answered"));
+    assert_eq!(err.kind, ErrorKind::Unavailable, "{err}");
+    drop(tx);
+    account(&sa, "thumb").await;
+    sa.close().await;
+}
+
 /// A missing database is created, once; an existing one is left alone.
 async fn missing_databases_are_created(engine: Engine) {
     let db = TestDatabase::named(engine);
@@ -628,6 +656,11 @@ mod postgres {
         super::lost_connections_are_replaced(Engine::Postgres).await;
     }
 
+    #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+    async fn a_connection_ended_mid_transaction_is_unavailable() {
+        super::a_connection_ended_mid_transaction_is_unavailable(Engine::Postgres).await;
+    }
+
     /// Runs `set_order_processing` while another transaction has written the order's row
     /// and not committed, so the SA's transaction waits on it and, once the other one
     /// commits, fails to serialize on its first attempt.
@@ -747,6 +780,11 @@ mod mysql {
     #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
     async fn lost_connections_are_replaced() {
         super::lost_connections_are_replaced(Engine::MySql).await;
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+    async fn a_connection_ended_mid_transaction_is_unavailable() {
+        super::a_connection_ended_mid_transaction_is_unavailable(Engine::MySql).await;
     }
 
     /// Another transaction and the SA's both read the order (InnoDB's SERIALIZABLE
