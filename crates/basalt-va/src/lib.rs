@@ -8,9 +8,12 @@
 #![warn(missing_docs)]
 
 mod address;
+mod caa;
 mod config;
 mod dns;
+mod dns01;
 mod http01;
+mod tlsalpn01;
 mod va;
 
 pub use address::{is_reserved, reserved_reason};

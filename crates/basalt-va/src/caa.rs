@@ -1,0 +1,1 @@
+//! CAA checking (RFC 8659, with the RFC 8657 parameters).

@@ -1,0 +1,1 @@
+//! dns-01 validation (RFC 8555 §8.4).
