@@ -22,7 +22,12 @@ const OPENSSL_TIMEOUT: Duration = Duration::from_secs(30);
 
 /// A certbot command with its state under `dir`, talking to `ca`.
 pub(crate) fn certbot(ca: &DevCa, dir: &Path, subcommand: &str) -> Command {
-    let mut cmd = Command::new("certbot");
+    certbot_at(Path::new("certbot"), ca, dir, subcommand)
+}
+
+/// [`certbot`] with the certbot program at `program`.
+pub(crate) fn certbot_at(program: &Path, ca: &DevCa, dir: &Path, subcommand: &str) -> Command {
+    let mut cmd = Command::new(program);
     cmd.arg(subcommand)
         .args(["--server", &ca.directory_url])
         .arg("--non-interactive")

@@ -61,6 +61,10 @@ pub(crate) struct DevCa {
     pub(crate) port_base: u16,
     /// The port the VA connects to for http-01, where the ACME client must answer.
     pub(crate) http01_port: u16,
+    /// The port the VA connects to for tls-alpn-01.
+    pub(crate) tlsalpn01_port: u16,
+    /// pebble-challtestsrv's management API (`/set-txt`, `/add-a`, …).
+    pub(crate) dns_management_port: u16,
     /// The HTTPS ACME API's port.
     listen_port: u16,
     /// The mock DNS's port.
@@ -144,6 +148,7 @@ impl DevCa {
         let dns_port = free_dns_port();
         let management_port = free_port();
         let http01_port = free_port();
+        let tlsalpn01_port = free_port();
         let port_base = free_port_block(INTERNAL_PORTS);
 
         let mut ca = Self {
@@ -153,6 +158,8 @@ impl DevCa {
             data_dir,
             port_base,
             http01_port,
+            tlsalpn01_port,
+            dns_management_port: management_port,
             listen_port,
             dns_port,
             extra_args,
@@ -198,6 +205,7 @@ impl DevCa {
             .args(["--port-base", &self.port_base.to_string()])
             .args(["--dns-resolver", &format!("127.0.0.1:{}", self.dns_port)])
             .args(["--http01-port", &self.http01_port.to_string()])
+            .args(["--tlsalpn01-port", &self.tlsalpn01_port.to_string()])
             .arg("--allow-private-addresses")
             .args(&self.extra_args)
             .stdin(Stdio::null())
@@ -301,6 +309,11 @@ impl DevCa {
     }
 
     /// The port the WFE that `basalt dev` started listens on (HTTPS).
+    /// The mock DNS server, as `host:port`, for clients that check their records.
+    pub(crate) fn dns_server(&self) -> String {
+        format!("127.0.0.1:{}", self.dns_port)
+    }
+
     pub(crate) fn api_port(&self) -> u16 {
         self.listen_port
     }

@@ -12,6 +12,7 @@ mod allowlist;
 mod alternate_chains;
 mod certbot;
 mod certs;
+mod challenges;
 mod conformance;
 mod crash;
 mod database;

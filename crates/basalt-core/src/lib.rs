@@ -54,7 +54,8 @@ pub use ids::{AccountId, AuthzId, OrderId, Serial};
 pub use model::{
     Account, AccountStatus, Authz, AuthzStatus, CertStatus, CertificateRecord, Challenge,
     ChallengeStatus, ChallengeType, EabKey, Identifier, IdentifierType, IssuedCertificate,
-    NewAccount, NewAuthz, NewOrder, Order, OrderStatus, RevocationReason, ValidationRecord,
+    NewAccount, NewAuthz, NewOrder, Order, OrderStatus, PerspectiveOutcome, RevocationReason,
+    ValidationRecord,
 };
 pub use service::{
     AccountUpdate, AuthzOutcome, CertificateAuthority, CertificateLookup, CertificateStore,

@@ -231,6 +231,24 @@ pub struct ValidationRecord {
     /// The address connected to.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub address_used: Option<IpAddr>,
+    /// With multi-perspective validation, on the primary's first record: what each
+    /// remote perspective found.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub perspectives: Vec<PerspectiveOutcome>,
+}
+
+/// What one remote perspective found in multi-perspective validation.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct PerspectiveOutcome {
+    /// The perspective's name.
+    pub perspective: String,
+    /// Its region.
+    pub region: String,
+    /// Whether it validated the challenge (and CAA).
+    pub succeeded: bool,
+    /// Why not, when it did not.
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    pub detail: String,
 }
 
 /// A challenge of an authorization (RFC 8555 §7.1.5, §8).

@@ -262,6 +262,9 @@ pub struct ValidateRequest {
     pub key_authorization: String,
     /// The account's URL, for CAA `accounturi` (RFC 8657).
     pub account_uri: String,
+    /// Whether the authorization is for the wildcard of `identifier`: CAA then
+    /// reads `issuewild` (RFC 8659 §4.3).
+    pub wildcard: bool,
 }
 
 /// What the VA found.

@@ -41,6 +41,7 @@ impl ValidationAuthority for VaClient {
             token: request.token,
             key_authorization: request.key_authorization,
             account_uri: request.account_uri,
+            wildcard: request.wildcard,
         });
         let response = ValidationClient::new(self.0.channel.clone())
             .validate(request)
@@ -70,6 +71,7 @@ impl<T: ValidationAuthority> pb::validation_server::Validation for VaService<T> 
                 token: request.token,
                 key_authorization: request.key_authorization,
                 account_uri: request.account_uri,
+                wildcard: request.wildcard,
             })
         })()
         .map_err(to_status)?;

@@ -23,8 +23,8 @@ const DETAIL_NAMES: usize = 1;
 /// with at least two labels of 1–63 letters, digits and hyphens, no label starting
 /// or ending with a hyphen, no trailing dot, and a top-level label that is not all
 /// digits. `xn--` labels are accepted when they are LDH; deeper IDNA checks come
-/// later. A wildcard may only be a whole leading `*.` label, and wildcards are
-/// refused for now because they need dns-01.
+/// later. A wildcard may only be a whole leading `*.` label over a name of at least
+/// two labels; it is authorized with dns-01 alone.
 ///
 /// IP identifiers (RFC 8738) must be an address in its canonical text form. Whether
 /// IP identifiers are allowed at all is [`IdentifierPolicy`]'s decision.
@@ -159,10 +159,7 @@ fn check_dns_name(name: &str) -> Result<(), Error> {
     if name.ends_with('.') {
         return Err(Error::malformed("DNS name must not end with a dot"));
     }
-    let (wildcard, base) = match name.strip_prefix("*.") {
-        Some(base) => (true, base),
-        None => (false, name),
-    };
+    let base = name.strip_prefix("*.").unwrap_or(name);
     if base.contains('*') {
         return Err(Error::malformed(
             "a wildcard is allowed only as the whole leftmost label (\"*.\")",
@@ -181,11 +178,6 @@ fn check_dns_name(name: &str) -> Result<(), Error> {
     {
         return Err(Error::malformed(
             "DNS name has an all-numeric top-level domain",
-        ));
-    }
-    if wildcard {
-        return Err(rejected(
-            "wildcard names need dns-01, which this CA does not offer yet",
         ));
     }
     Ok(())
@@ -261,7 +253,7 @@ mod tests {
             ("bücher.example".into(), Some(ErrorKind::Malformed)),
             ("1.2.3.4".into(), Some(ErrorKind::Malformed)),
             ("example.123".into(), Some(ErrorKind::Malformed)),
-            ("*.example.com".into(), Some(ErrorKind::RejectedIdentifier)),
+            ("*.example.com".into(), None),
             ("*".into(), Some(ErrorKind::Malformed)),
             ("*.com".into(), Some(ErrorKind::Malformed)),
             ("**.example.com".into(), Some(ErrorKind::Malformed)),
@@ -275,12 +267,7 @@ mod tests {
     }
 
     #[test]
-    fn wildcard_and_uppercase_details_say_why() {
-        let err = check_identifier(&Identifier::dns("*.example.com")).unwrap_err();
-        assert_eq!(
-            err.detail,
-            "wildcard names need dns-01, which this CA does not offer yet"
-        );
+    fn uppercase_details_say_why() {
         let err = check_identifier(&Identifier::dns("WWW.example.com")).unwrap_err();
         assert!(err.detail.contains("lowercase"), "{}", err.detail);
     }

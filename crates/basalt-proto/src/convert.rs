@@ -18,6 +18,7 @@ use basalt_core::Identifier;
 use basalt_core::IdentifierType;
 use basalt_core::Order;
 use basalt_core::OrderId;
+use basalt_core::PerspectiveOutcome;
 use basalt_core::RevocationReason;
 use basalt_core::Serial;
 use basalt_core::SubError;
@@ -231,6 +232,16 @@ impl From<ValidationRecord> for pb::ValidationRecord {
                 .address_used
                 .map(|ip| ip.to_string())
                 .unwrap_or_default(),
+            perspectives: record
+                .perspectives
+                .into_iter()
+                .map(|outcome| pb::PerspectiveOutcome {
+                    perspective: outcome.perspective,
+                    region: outcome.region,
+                    succeeded: outcome.succeeded,
+                    detail: outcome.detail,
+                })
+                .collect(),
         }
     }
 }
@@ -262,6 +273,16 @@ impl TryFrom<pb::ValidationRecord> for ValidationRecord {
                 "" => None,
                 text => Some(ip(text)?),
             },
+            perspectives: record
+                .perspectives
+                .into_iter()
+                .map(|outcome| PerspectiveOutcome {
+                    perspective: outcome.perspective,
+                    region: outcome.region,
+                    succeeded: outcome.succeeded,
+                    detail: outcome.detail,
+                })
+                .collect(),
         })
     }
 }
@@ -461,6 +482,12 @@ mod tests {
                     port: Some(80),
                     addresses_resolved: vec!["127.0.0.1".parse().unwrap(), "::1".parse().unwrap()],
                     address_used: Some("::1".parse().unwrap()),
+                    perspectives: vec![PerspectiveOutcome {
+                        perspective: "remote-1".into(),
+                        region: "west".into(),
+                        succeeded: false,
+                        detail: "unreachable".into(),
+                    }],
                 }],
             }],
         });

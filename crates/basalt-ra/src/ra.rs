@@ -25,6 +25,7 @@ use basalt_core::Clock;
 use basalt_core::Error;
 use basalt_core::ErrorKind;
 use basalt_core::Identifier;
+use basalt_core::IdentifierType;
 use basalt_core::IssueRequest;
 use basalt_core::NewAccount;
 use basalt_core::NewAuthz;
@@ -641,7 +642,7 @@ impl RegistrationAuthority for Ra {
         let authzs = identifiers
             .iter()
             .map(|id| new_authz(id, authz_expires))
-            .collect::<Result<Vec<_>, _>>()?;
+            .collect();
         // The SA refuses a second replacement atomically (AlreadyReplaced), should
         // another order have claimed the certificate since the check above.
         let order = self
@@ -714,6 +715,7 @@ impl RegistrationAuthority for Ra {
             token: challenge.token.clone(),
             key_authorization: format!("{}.{}", challenge.token, account.key_thumbprint),
             account_uri: self.account_uri(account.id),
+            wildcard: authz.wildcard,
         };
         sa.set_challenge_processing(id, kind).await?;
         info!(
@@ -838,23 +840,46 @@ fn after(now: OffsetDateTime, lifetime: Duration) -> OffsetDateTime {
     now.saturating_add(time::Duration::try_from(lifetime).unwrap_or(time::Duration::MAX))
 }
 
-/// A new authorization for one identifier of an order, with its challenges.
-fn new_authz(id: &Identifier, expires: OffsetDateTime) -> Result<NewAuthz, Error> {
-    if let Some(base) = id.value.strip_prefix("*.") {
-        // Policy refuses wildcards while the VA has no dns-01; never hand one an
-        // http-01 challenge, which cannot prove control of a whole zone.
-        return Err(Error::new(
-            ErrorKind::RejectedIdentifier,
-            format!("wildcard names need dns-01, which this CA does not offer yet ({base})"),
-        ));
-    }
-    Ok(NewAuthz {
-        identifier: id.clone(),
-        wildcard: false,
+/// A new authorization for one identifier of an order, with the challenges that can
+/// prove it: a wildcard only by dns-01 (the authorization is for the base name), a DNS
+/// name by http-01, dns-01 or tls-alpn-01, an IP address (RFC 8738) by http-01 or
+/// tls-alpn-01.
+fn new_authz(id: &Identifier, expires: OffsetDateTime) -> NewAuthz {
+    let pending = |kinds: &[ChallengeType]| {
+        kinds
+            .iter()
+            .map(|kind| Challenge::pending(*kind, new_token()))
+            .collect::<Vec<_>>()
+    };
+    let (identifier, wildcard, challenges) = match id.kind {
+        IdentifierType::Dns => match id.value.strip_prefix("*.") {
+            Some(base) => (
+                Identifier::dns(base),
+                true,
+                pending(&[ChallengeType::Dns01]),
+            ),
+            None => (
+                id.clone(),
+                false,
+                pending(&[
+                    ChallengeType::Http01,
+                    ChallengeType::Dns01,
+                    ChallengeType::TlsAlpn01,
+                ]),
+            ),
+        },
+        IdentifierType::Ip => (
+            id.clone(),
+            false,
+            pending(&[ChallengeType::Http01, ChallengeType::TlsAlpn01]),
+        ),
+    };
+    NewAuthz {
+        identifier,
+        wildcard,
         expires,
-        // The VA only does http-01 for now.
-        challenges: vec![Challenge::pending(ChallengeType::Http01, new_token())],
-    })
+        challenges,
+    }
 }
 
 /// A challenge token: 256 random bits, base64url without padding (RFC 8555 §8.1).

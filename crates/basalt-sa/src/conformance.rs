@@ -182,6 +182,7 @@ pub(crate) fn outcome(status: AuthzStatus, now: OffsetDateTime) -> AuthzOutcome 
             port: Some(53),
             addresses_resolved: vec!["192.0.2.1".parse::<IpAddr>().unwrap()],
             address_used: None,
+            perspectives: Vec::new(),
         }],
         error: None,
     }

@@ -34,7 +34,8 @@ pub(crate) struct OrderFacts<'a> {
     pub(crate) began_processing: bool,
     /// Whether its certificate was recorded.
     pub(crate) has_certificate: bool,
-    /// Its authorizations: identifier and status at `now` (see [`authz_status`]).
+    /// Its authorizations: the name each covers (`*.example.com` for a wildcard
+    /// authorization of `example.com`) and its status at `now` (see [`authz_status`]).
     pub(crate) authzs: &'a [(Identifier, AuthzStatus)],
 }
 
@@ -75,12 +76,14 @@ pub(crate) fn order_status(facts: &OrderFacts<'_>, now: OffsetDateTime) -> Order
     if facts.began_processing {
         return OrderStatus::Processing;
     }
+    // A wildcard name is covered only by a wildcard authorization (validated with
+    // dns-01), never by the base name's: an http-01 answer on example.com proves
+    // nothing about *.example.com.
     let covered = |name: &Identifier| {
-        let base = name.value.strip_prefix("*.").unwrap_or(&name.value);
         facts.authzs.iter().any(|(identifier, status)| {
             *status == AuthzStatus::Valid
                 && identifier.kind == name.kind
-                && identifier.value.eq_ignore_ascii_case(base)
+                && identifier.value.eq_ignore_ascii_case(&name.value)
         })
     };
     if !facts.identifiers.is_empty() && facts.identifiers.iter().all(covered) {
@@ -141,7 +144,7 @@ mod tests {
     fn order_status_follows_its_authzs() {
         let names = [Identifier::dns("*.a.example"), Identifier::dns("b.example")];
         let mut authzs = vec![
-            (Identifier::dns("a.example"), AuthzStatus::Valid),
+            (Identifier::dns("*.a.example"), AuthzStatus::Valid),
             (Identifier::dns("b.example"), AuthzStatus::Pending),
         ];
         assert_eq!(
@@ -172,6 +175,32 @@ mod tests {
         assert_eq!(
             order_status(&facts(&names[..1], &ip), now()),
             OrderStatus::Pending
+        );
+    }
+
+    #[test]
+    fn a_wildcard_is_covered_only_by_a_wildcard_authorization() {
+        let names = [Identifier::dns("*.a.example"), Identifier::dns("a.example")];
+        let base_only = [
+            (Identifier::dns("a.example"), AuthzStatus::Valid),
+            (Identifier::dns("*.a.example"), AuthzStatus::Pending),
+        ];
+        assert_eq!(
+            order_status(&facts(&names, &base_only), now()),
+            OrderStatus::Pending
+        );
+        let wildcard_only = [(Identifier::dns("*.a.example"), AuthzStatus::Valid)];
+        assert_eq!(
+            order_status(&facts(&names, &wildcard_only), now()),
+            OrderStatus::Pending
+        );
+        let both = [
+            (Identifier::dns("a.example"), AuthzStatus::Valid),
+            (Identifier::dns("*.a.example"), AuthzStatus::Valid),
+        ];
+        assert_eq!(
+            order_status(&facts(&names, &both), now()),
+            OrderStatus::Ready
         );
     }
 

@@ -127,7 +127,7 @@ const ORDER_BY_ID: &str = "SELECT id, account_id, identifiers, expires, error,
      FROM orders WHERE id = $1";
 
 const ORDER_AUTHZS: &str = "SELECT oa.authz_id, a.identifier_type, a.identifier_value, a.status,
-     a.expires FROM order_authzs oa LEFT JOIN authzs a ON a.id = oa.authz_id
+     a.expires, a.wildcard FROM order_authzs oa LEFT JOIN authzs a ON a.id = oa.authz_id
      WHERE oa.order_id = $1
      ORDER BY oa.position";
 
@@ -1733,7 +1733,16 @@ async fn load_order(
         let expires = from_unix(get(authz_row, "expires")?)?;
         let identifier = identifier_from_row(authz_row)?;
         authz_ids.push(authz_id);
-        authzs.push((identifier, status::authz_status(stored, expires, now)));
+        // What the authorization covers: a wildcard one covers `*.` + its name.
+        let covers = if get::<Option<i64>>(authz_row, "wildcard")?.unwrap_or(0) != 0 {
+            Identifier {
+                value: format!("*.{}", identifier.value),
+                ..identifier
+            }
+        } else {
+            identifier
+        };
+        authzs.push((covers, status::authz_status(stored, expires, now)));
     }
 
     let identifiers: Vec<Identifier> =

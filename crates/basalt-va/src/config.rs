@@ -9,6 +9,8 @@ use basalt_config::TlsConfig;
 use basalt_core::Error;
 use serde::Deserialize;
 
+use crate::perspectives::RemoteConfig;
+
 /// The whole configuration of the validation authority.
 ///
 /// ```toml
@@ -35,6 +37,18 @@ use serde::Deserialize;
 ///
 /// [tlsalpn01]
 /// port = 443
+/// timeout = "10s"
+///
+/// [caa]
+/// issuer_domains = ["ca.example.net"]
+///
+/// # Multi-perspective validation: every remote VA to ask after a local success.
+/// remote_timeout = "15s"
+/// [[remote]]
+/// name = "remote-1"
+/// region = "eu-west"
+/// address = "va-remote-1.internal:9092"
+/// server_name = "va-remote-1"
 /// ```
 #[derive(Clone, Debug, Deserialize, PartialEq, Eq)]
 #[serde(deny_unknown_fields)]
@@ -49,14 +63,38 @@ pub struct VaConfig {
     /// http-01 (RFC 8555 §8.3).
     #[serde(default)]
     pub http01: Http01Config,
-    /// tls-alpn-01 (RFC 8737); not validated yet.
+    /// tls-alpn-01 (RFC 8737, RFC 8738).
     #[serde(default)]
     pub tlsalpn01: TlsAlpn01Config,
+    /// CAA (RFC 8659): the names under which this CA may be authorized.
+    pub caa: CaaConfig,
+    /// The remote perspectives a primary VA asks after validating locally; none for
+    /// a remote VA itself, or a VA without multi-perspective validation.
+    #[serde(default)]
+    pub remote: Vec<RemoteConfig>,
+    /// How long a remote perspective has to answer.
+    #[serde(default = "VaConfig::default_remote_timeout")]
+    pub remote_timeout: ConfigDuration,
     /// Allow connections to loopback, private, link-local and other reserved
     /// addresses. Off by default: only a lab whose validated hosts live on a
     /// private network (`basalt dev`, tests) should turn it on.
     #[serde(default)]
     pub allow_private_addresses: bool,
+}
+
+impl VaConfig {
+    fn default_remote_timeout() -> ConfigDuration {
+        ConfigDuration(Duration::from_secs(15))
+    }
+}
+
+/// `[caa]`.
+#[derive(Clone, Debug, Deserialize, PartialEq, Eq)]
+#[serde(deny_unknown_fields)]
+pub struct CaaConfig {
+    /// The issuer domain names (RFC 8659 §4.2) that identify this CA in `issue` and
+    /// `issuewild` records; at least one.
+    pub issuer_domains: Vec<String>,
 }
 
 /// The DNS resolver the VA uses (`[dns]`).
@@ -73,6 +111,12 @@ pub struct DnsConfig {
     /// How many times a query is tried before it fails.
     #[serde(default = "DnsConfig::default_attempts")]
     pub attempts: u8,
+    /// Validate DNSSEC (`dnssec = true`) against the root trust anchor: an
+    /// answer that fails validation fails the lookup, as a DNS error. Off by
+    /// default: the upstream resolver must then pass RRSIG, DNSKEY and DS
+    /// records through, and most validate already.
+    #[serde(default)]
+    pub dnssec: bool,
 }
 
 impl DnsConfig {
@@ -105,6 +149,7 @@ impl Default for DnsConfig {
             resolver: None,
             timeout: Self::default_timeout(),
             attempts: Self::default_attempts(),
+            dnssec: false,
         }
     }
 }
@@ -150,18 +195,28 @@ impl Default for Http01Config {
     }
 }
 
-/// tls-alpn-01 validation (`[tlsalpn01]`), coming in a later issue.
+/// tls-alpn-01 validation (`[tlsalpn01]`): a TLS handshake offering only
+/// `acme-tls/1`, whose certificate must name the identifier and carry the
+/// acmeIdentifier extension (RFC 8737).
 #[derive(Clone, Debug, Deserialize, PartialEq, Eq)]
 #[serde(deny_unknown_fields)]
 pub struct TlsAlpn01Config {
     /// The port the TLS handshake goes to (RFC 8737 says 443).
     #[serde(default = "TlsAlpn01Config::default_port")]
     pub port: u16,
+    /// The time allowed for the whole validation: lookup, connection and
+    /// handshake.
+    #[serde(default = "TlsAlpn01Config::default_timeout")]
+    pub timeout: ConfigDuration,
 }
 
 impl TlsAlpn01Config {
     fn default_port() -> u16 {
         443
+    }
+
+    fn default_timeout() -> ConfigDuration {
+        ConfigDuration(Duration::from_secs(10))
     }
 }
 
@@ -169,6 +224,7 @@ impl Default for TlsAlpn01Config {
     fn default() -> Self {
         Self {
             port: Self::default_port(),
+            timeout: Self::default_timeout(),
         }
     }
 }
@@ -186,7 +242,42 @@ mod tests {
         cert = "va.pem"
         key = "va.key"
         ca = "ca.pem"
+
+        [caa]
+        issuer_domains = ["basalt.example"]
     "#;
+
+    #[test]
+    fn caa_identity_and_remotes() {
+        let without_caa =
+            MINIMAL.replace("[caa]\n        issuer_domains = [\"basalt.example\"]", "");
+        let err = basalt_config::parse::<VaConfig>(&without_caa).unwrap_err();
+        assert!(err.contains("missing field `caa`"), "{err}");
+
+        let config: VaConfig = basalt_config::parse(MINIMAL).unwrap();
+        assert_eq!(config.caa.issuer_domains, ["basalt.example"]);
+        assert!(config.remote.is_empty());
+        assert_eq!(config.remote_timeout.0, Duration::from_secs(15));
+
+        let text = format!(
+            "remote_timeout = \"5s\"\n{MINIMAL}\n[[remote]]\nname = \"r1\"\nregion = \"east\"\n\
+             address = \"127.0.0.1:9100\"\nserver_name = \"va-remote-1\"\n"
+        );
+        let config: VaConfig = basalt_config::parse(&text).unwrap();
+        assert_eq!(config.remote_timeout.0, Duration::from_secs(5));
+        assert_eq!(
+            config.remote,
+            [RemoteConfig {
+                name: "r1".into(),
+                region: "east".into(),
+                address: "127.0.0.1:9100".into(),
+                server_name: "va-remote-1".into(),
+            }]
+        );
+        let typo = text.replace("server_name", "servername");
+        let err = basalt_config::parse::<VaConfig>(&typo).unwrap_err();
+        assert!(err.contains("servername"), "{err}");
+    }
 
     #[test]
     fn defaults_are_safe() {
@@ -200,6 +291,8 @@ mod tests {
         assert_eq!(config.http01.https_port, 443);
         assert_eq!(config.http01.timeout.0, Duration::from_secs(10));
         assert_eq!(config.tlsalpn01.port, 443);
+        assert_eq!(config.tlsalpn01.timeout.0, Duration::from_secs(10));
+        assert_eq!(config.tlsalpn01, TlsAlpn01Config::default());
     }
 
     #[test]
@@ -219,6 +312,7 @@ mod tests {
 
             [tlsalpn01]
             port = 5001
+            timeout = "4s"
             "#
         );
         let config: VaConfig = basalt_config::parse(&text).unwrap();
@@ -233,6 +327,19 @@ mod tests {
         assert_eq!(config.http01.https_port, 5001);
         assert_eq!(config.http01.timeout.0, Duration::from_secs(3));
         assert_eq!(config.tlsalpn01.port, 5001);
+        assert_eq!(config.tlsalpn01.timeout.0, Duration::from_secs(4));
+    }
+
+    #[test]
+    fn tlsalpn01_timeout_alone_keeps_the_default_port() {
+        let text = format!("{MINIMAL}\n[tlsalpn01]\ntimeout = \"2500ms\"\n");
+        let config: VaConfig = basalt_config::parse(&text).unwrap();
+        assert_eq!(config.tlsalpn01.port, 443);
+        assert_eq!(config.tlsalpn01.timeout.0, Duration::from_millis(2500));
+
+        let text = format!("{MINIMAL}\n[tlsalpn01]\ntimeuot = \"2s\"\n");
+        let err = basalt_config::parse::<VaConfig>(&text).unwrap_err();
+        assert!(err.contains("unknown field `timeuot`"), "{err}");
     }
 
     #[test]
@@ -244,6 +351,17 @@ mod tests {
         let text = format!("allow_private = true\n{MINIMAL}");
         let err = basalt_config::parse::<VaConfig>(&text).unwrap_err();
         assert!(err.contains("unknown field `allow_private`"), "{err}");
+    }
+
+    #[test]
+    fn dnssec_is_off_unless_asked_for() {
+        let config: VaConfig = basalt_config::parse(MINIMAL).unwrap();
+        assert!(!config.dns.dnssec);
+
+        let text = format!("{MINIMAL}\n[dns]\ndnssec = true\n");
+        let config: VaConfig = basalt_config::parse(&text).unwrap();
+        assert!(config.dns.dnssec);
+        assert_eq!(config.dns.attempts, 2);
     }
 
     #[test]

@@ -269,6 +269,7 @@ impl Http01 {
             port: Some(port),
             addresses_resolved: resolved.as_ref().ok().cloned().unwrap_or_default(),
             address_used: None,
+            perspectives: Vec::new(),
         });
         let resolved = resolved?;
         let candidates = self.candidates(&hostname, url, &resolved)?;

@@ -1,10 +1,11 @@
 //! The validation authority: ACME challenge validation.
 //!
 //! [`Va`] implements [`basalt_core::ValidationAuthority`]. It validates http-01
-//! (RFC 8555 §8.3, and RFC 8738 for IP identifiers); dns-01 and tls-alpn-01
-//! are refused for now. Every name is resolved through [`Lookup`]
-//! ([`DnsResolver`] in production) and no connection is made to a reserved
-//! address ([`is_reserved`]) unless `allow_private_addresses` is set.
+//! (RFC 8555 §8.3), dns-01 (§8.4) and tls-alpn-01 (RFC 8737), with IP identifiers
+//! per RFC 8738, and then checks CAA (RFC 8659, RFC 8657). Every name is resolved
+//! through [`Lookup`] ([`DnsResolver`] in production) and no connection is made to a
+//! reserved address ([`is_reserved`]) unless `allow_private_addresses` is set.
+//! [`Perspectives`] makes a primary VA ask remote VAs in other networks too.
 #![warn(missing_docs)]
 
 mod address;
@@ -13,11 +14,13 @@ mod config;
 mod dns;
 mod dns01;
 mod http01;
+mod perspectives;
 mod tlsalpn01;
 mod va;
 
 pub use address::{is_reserved, reserved_reason};
-pub use config::{DnsConfig, Http01Config, TlsAlpn01Config, VaConfig};
-pub use dns::{DnsResolver, Lookup};
+pub use config::{CaaConfig, DnsConfig, Http01Config, TlsAlpn01Config, VaConfig};
+pub use dns::{CaaRecord, DnsResolver, Lookup};
 pub use http01::{MAX_BODY_BYTES, MAX_REDIRECTS};
+pub use perspectives::{Perspectives, Remote, RemoteConfig, allowed_failures};
 pub use va::{Va, VaSettings};

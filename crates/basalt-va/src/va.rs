@@ -7,14 +7,18 @@ use async_trait::async_trait;
 use basalt_core::ChallengeType;
 use basalt_core::Clock;
 use basalt_core::Error;
+use basalt_core::IdentifierType;
 use basalt_core::ValidateRequest;
 use basalt_core::ValidationAuthority;
 use basalt_core::ValidationResult;
 
+use crate::caa::CaaChecker;
 use crate::config::VaConfig;
 use crate::dns::DnsResolver;
 use crate::dns::Lookup;
+use crate::dns01::Dns01;
 use crate::http01::Http01;
+use crate::tlsalpn01::TlsAlpn01;
 
 /// The parts of [`VaConfig`] that validation itself uses (no gRPC or mTLS), so
 /// tests and the `basalt dev` launcher can build a [`Va`] directly.
@@ -27,6 +31,12 @@ pub struct VaSettings {
     pub https_port: u16,
     /// The time allowed for a whole http-01 validation, redirects included.
     pub http01_timeout: Duration,
+    /// The port of the tls-alpn-01 handshake (443 in production).
+    pub tlsalpn01_port: u16,
+    /// The time allowed for a whole tls-alpn-01 validation.
+    pub tlsalpn01_timeout: Duration,
+    /// The names that identify this CA in CAA records.
+    pub caa_issuer_domains: Vec<String>,
     /// Connect to reserved (loopback, private…) addresses too.
     pub allow_private_addresses: bool,
 }
@@ -38,27 +48,36 @@ impl VaSettings {
             http01_port: config.http01.port,
             https_port: config.http01.https_port,
             http01_timeout: config.http01.timeout.0,
+            tlsalpn01_port: config.tlsalpn01.port,
+            tlsalpn01_timeout: config.tlsalpn01.timeout.0,
+            caa_issuer_domains: config.caa.issuer_domains.clone(),
             allow_private_addresses: config.allow_private_addresses,
         }
     }
-}
 
-impl Default for VaSettings {
-    /// Production values: ports 80 and 443, ten seconds, public addresses only.
-    fn default() -> Self {
+    /// Production values (ports 80 and 443, ten seconds, public addresses only)
+    /// for a CA named `issuer_domain` in CAA records.
+    pub fn production(issuer_domain: &str) -> Self {
         Self {
             http01_port: 80,
             https_port: 443,
             http01_timeout: Duration::from_secs(10),
+            tlsalpn01_port: 443,
+            tlsalpn01_timeout: Duration::from_secs(10),
+            caa_issuer_domains: vec![issuer_domain.to_owned()],
             allow_private_addresses: false,
         }
     }
 }
 
-/// Validates challenges (RFC 8555 §8). Only http-01 is implemented; dns-01 and
-/// tls-alpn-01 come in a later issue and are refused with a clear problem.
+/// Validates challenges (RFC 8555 §8, RFC 8737, RFC 8738) and, once a challenge is
+/// met for a DNS name, checks that CAA lets this CA issue for it (RFC 8659): as
+/// Boulder does, CAA is checked at validation time.
 pub struct Va {
     http01: Http01,
+    dns01: Dns01,
+    tlsalpn01: TlsAlpn01,
+    caa: CaaChecker,
     clock: Arc<dyn Clock>,
 }
 
@@ -70,13 +89,27 @@ impl Va {
         clock: Arc<dyn Clock>,
     ) -> Result<Self, Error> {
         let http01 = Http01::new(
-            lookup,
+            lookup.clone(),
             settings.http01_port,
             settings.https_port,
             settings.http01_timeout,
             settings.allow_private_addresses,
         )?;
-        Ok(Self { http01, clock })
+        let tlsalpn01 = TlsAlpn01::new(
+            lookup.clone(),
+            settings.tlsalpn01_port,
+            settings.tlsalpn01_timeout,
+            settings.allow_private_addresses,
+        )?;
+        let caa = CaaChecker::new(lookup.clone(), &settings.caa_issuer_domains)
+            .map_err(|err| Error::internal(format!("caa.issuer_domains: {}", err.detail)))?;
+        Ok(Self {
+            http01,
+            dns01: Dns01::new(lookup),
+            tlsalpn01,
+            caa,
+            clock,
+        })
     }
 
     /// The VA `config` describes, with a [`DnsResolver`] built from `[dns]`.
@@ -84,13 +117,17 @@ impl Va {
         let lookup = Arc::new(DnsResolver::from_config(&config.dns)?);
         Self::new(VaSettings::from_config(config), lookup, clock)
     }
-}
 
-#[async_trait]
-impl ValidationAuthority for Va {
-    async fn validate(&self, request: ValidateRequest) -> Result<ValidationResult, Error> {
-        let started = self.clock.now();
-        let result = match request.challenge {
+    async fn check_challenge(&self, request: &ValidateRequest) -> Result<ValidationResult, Error> {
+        // The RA offers only challenges that fit the identifier; a request that does
+        // not fit is refused here too, so no other caller can bypass the rule.
+        if request.wildcard && request.challenge != ChallengeType::Dns01 {
+            return Ok(refused(format!(
+                "a wildcard is validated with dns-01 only, not {}",
+                request.challenge
+            )));
+        }
+        match request.challenge {
             ChallengeType::Http01 => {
                 self.http01
                     .validate(
@@ -98,21 +135,54 @@ impl ValidationAuthority for Va {
                         &request.token,
                         &request.key_authorization,
                     )
-                    .await?
+                    .await
             }
-            // TODO(#5): dns-01 and tls-alpn-01 validation.
-            kind @ (ChallengeType::Dns01 | ChallengeType::TlsAlpn01) => ValidationResult {
-                records: Vec::new(),
-                problem: Some(Error::malformed(format!(
-                    "challenge type {kind} is not supported by this validation authority"
-                ))),
-            },
-        };
+            ChallengeType::Dns01 => {
+                self.dns01
+                    .validate(&request.identifier, &request.key_authorization)
+                    .await
+            }
+            ChallengeType::TlsAlpn01 => {
+                self.tlsalpn01
+                    .validate(&request.identifier, &request.key_authorization)
+                    .await
+            }
+        }
+    }
+}
+
+fn refused(detail: String) -> ValidationResult {
+    ValidationResult {
+        records: Vec::new(),
+        problem: Some(Error::malformed(detail)),
+    }
+}
+
+#[async_trait]
+impl ValidationAuthority for Va {
+    async fn validate(&self, request: ValidateRequest) -> Result<ValidationResult, Error> {
+        let started = self.clock.now();
+        let mut result = self.check_challenge(&request).await?;
+        if result.problem.is_none() && request.identifier.kind == IdentifierType::Dns {
+            let caa = self
+                .caa
+                .check(
+                    &request.identifier.value,
+                    request.wildcard,
+                    &request.account_uri,
+                    request.challenge,
+                )
+                .await;
+            if let Err(problem) = caa {
+                result.problem = Some(problem);
+            }
+        }
         let elapsed = self.clock.now() - started;
         match &result.problem {
             None => tracing::info!(
                 identifier = %request.identifier,
                 challenge = %request.challenge,
+                wildcard = request.wildcard,
                 hops = result.records.len(),
                 ?elapsed,
                 "validation succeeded"
@@ -120,6 +190,7 @@ impl ValidationAuthority for Va {
             Some(problem) => tracing::info!(
                 identifier = %request.identifier,
                 challenge = %request.challenge,
+                wildcard = request.wildcard,
                 hops = result.records.len(),
                 kind = ?problem.kind,
                 detail = %problem.detail,
@@ -145,13 +216,41 @@ mod tests {
 
     use super::*;
 
-    /// Resolves every name to 127.0.0.1.
-    struct Localhost;
+    /// Resolves every name to 127.0.0.1, with no TXT records anywhere and the
+    /// given CAA set at example.com.
+    #[derive(Default)]
+    struct Localhost {
+        caa: Vec<crate::CaaRecord>,
+    }
 
     #[async_trait]
     impl Lookup for Localhost {
         async fn lookup_ip(&self, _host: &str) -> Result<Vec<IpAddr>, Error> {
             Ok(vec!["127.0.0.1".parse().unwrap()])
+        }
+
+        async fn lookup_txt(&self, _name: &str) -> Result<Vec<String>, Error> {
+            Ok(Vec::new())
+        }
+
+        async fn lookup_caa(&self, name: &str) -> Result<Vec<crate::CaaRecord>, Error> {
+            Ok(if name == "example.com" {
+                self.caa.clone()
+            } else {
+                Vec::new()
+            })
+        }
+    }
+
+    fn localhost() -> Arc<Localhost> {
+        Arc::new(Localhost::default())
+    }
+
+    fn settings(http01_port: u16, allow_private_addresses: bool) -> VaSettings {
+        VaSettings {
+            http01_port,
+            allow_private_addresses,
+            ..VaSettings::production("basalt.example")
         }
     }
 
@@ -166,6 +265,7 @@ mod tests {
             token: "token".into(),
             key_authorization: key_authorization.into(),
             account_uri: "https://acme.example/acct/1".into(),
+            wildcard: false,
         }
     }
 
@@ -190,12 +290,7 @@ mod tests {
     #[tokio::test]
     async fn http01_is_validated() {
         let port = serve("token.thumbprint\n").await;
-        let settings = VaSettings {
-            http01_port: port,
-            allow_private_addresses: true,
-            ..VaSettings::default()
-        };
-        let va = Va::new(settings, Arc::new(Localhost), clock()).unwrap();
+        let va = Va::new(settings(port, true), localhost(), clock()).unwrap();
 
         let ok = va
             .validate(request(ChallengeType::Http01, "token.thumbprint"))
@@ -212,13 +307,9 @@ mod tests {
     }
 
     #[tokio::test]
-    async fn default_settings_refuse_private_addresses() {
+    async fn production_settings_refuse_private_addresses() {
         let port = serve("token.thumbprint").await;
-        let settings = VaSettings {
-            http01_port: port,
-            ..VaSettings::default()
-        };
-        let va = Va::new(settings, Arc::new(Localhost), clock()).unwrap();
+        let va = Va::new(settings(port, false), localhost(), clock()).unwrap();
         let result = va
             .validate(request(ChallengeType::Http01, "token.thumbprint"))
             .await
@@ -226,25 +317,73 @@ mod tests {
         assert_eq!(result.problem.unwrap().kind, ErrorKind::Dns);
     }
 
+    /// A met challenge still fails when CAA names only another CA; CAA is not read
+    /// for a challenge that failed, nor for an IP address.
     #[tokio::test]
-    async fn other_challenge_types_are_refused_clearly() {
-        let va = Va::new(VaSettings::default(), Arc::new(Localhost), clock()).unwrap();
-        for (kind, name) in [
-            (ChallengeType::Dns01, "dns-01"),
-            (ChallengeType::TlsAlpn01, "tls-alpn-01"),
-        ] {
-            let result = va
-                .validate(request(kind, "token.thumbprint"))
-                .await
-                .unwrap();
+    async fn caa_is_checked_after_the_challenge() {
+        let port = serve("token.thumbprint").await;
+        let record = |value: &str| crate::CaaRecord {
+            critical: false,
+            tag: "issue".into(),
+            value: value.into(),
+        };
+        let other_ca = Arc::new(Localhost {
+            caa: vec![record("other-ca.example")],
+        });
+        let va = Va::new(settings(port, true), other_ca, clock()).unwrap();
+        let problem = va
+            .validate(request(ChallengeType::Http01, "token.thumbprint"))
+            .await
+            .unwrap()
+            .problem
+            .unwrap();
+        assert_eq!(problem.kind, ErrorKind::Caa);
+
+        let wrong = va
+            .validate(request(ChallengeType::Http01, "token.other"))
+            .await
+            .unwrap();
+        assert_eq!(wrong.problem.unwrap().kind, ErrorKind::IncorrectResponse);
+
+        let ip = ValidateRequest {
+            identifier: Identifier::ip("127.0.0.1"),
+            ..request(ChallengeType::Http01, "token.thumbprint")
+        };
+        assert_eq!(va.validate(ip).await.unwrap().problem, None);
+
+        let ours = Arc::new(Localhost {
+            caa: vec![record("basalt.example")],
+        });
+        let va = Va::new(settings(port, true), ours, clock()).unwrap();
+        let result = va
+            .validate(request(ChallengeType::Http01, "token.thumbprint"))
+            .await
+            .unwrap();
+        assert_eq!(result.problem, None);
+    }
+
+    #[tokio::test]
+    async fn a_wildcard_is_validated_only_by_dns_01() {
+        let port = serve("token.thumbprint").await;
+        let va = Va::new(settings(port, true), localhost(), clock()).unwrap();
+        for kind in [ChallengeType::Http01, ChallengeType::TlsAlpn01] {
+            let wildcard = ValidateRequest {
+                wildcard: true,
+                ..request(kind, "token.thumbprint")
+            };
+            let result = va.validate(wildcard).await.unwrap();
             let problem = result.problem.unwrap();
             assert_eq!(problem.kind, ErrorKind::Malformed);
-            assert_eq!(
-                problem.detail,
-                format!("challenge type {name} is not supported by this validation authority")
-            );
+            assert!(problem.detail.contains("dns-01 only"), "{problem}");
             assert!(result.records.is_empty());
         }
+        // dns-01 is tried (and finds no TXT record here).
+        let wildcard = ValidateRequest {
+            wildcard: true,
+            ..request(ChallengeType::Dns01, "token.thumbprint")
+        };
+        let problem = va.validate(wildcard).await.unwrap().problem.unwrap();
+        assert_eq!(problem.kind, ErrorKind::Unauthorized);
     }
 
     #[tokio::test]
@@ -264,6 +403,11 @@ mod tests {
             port = 5002
             https_port = 5001
             timeout = "2s"
+            [tlsalpn01]
+            port = 5003
+            timeout = "3s"
+            [caa]
+            issuer_domains = ["basalt.example"]
         "#;
         let config: VaConfig = basalt_config::parse(text).unwrap();
         let settings = VaSettings::from_config(&config);
@@ -273,14 +417,22 @@ mod tests {
                 http01_port: 5002,
                 https_port: 5001,
                 http01_timeout: Duration::from_secs(2),
+                tlsalpn01_port: 5003,
+                tlsalpn01_timeout: Duration::from_secs(3),
+                caa_issuer_domains: vec!["basalt.example".into()],
                 allow_private_addresses: true,
             }
         );
         assert!(Va::from_config(&config, clock()).is_ok());
 
-        let mut bad = config;
+        let mut bad = config.clone();
         bad.dns.resolver = Some("resolver.example:53".into());
         let err = Va::from_config(&bad, clock()).err().unwrap();
         assert!(err.detail.contains("dns.resolver"), "{err}");
+
+        let mut bad = config;
+        bad.caa.issuer_domains.clear();
+        let err = Va::from_config(&bad, clock()).err().unwrap();
+        assert!(err.detail.starts_with("caa.issuer_domains"), "{err}");
     }
 }

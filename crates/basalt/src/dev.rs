@@ -92,6 +92,10 @@ pub(crate) struct DevArgs {
     /// `basalt admin --config DIR/config/admin.toml eab create`).
     #[arg(long)]
     eab_required: bool,
+    /// The profile of orders that name none: `classic` (90 days), `modern` (45
+    /// days) or `shortlived` (160 hours, IP addresses allowed).
+    #[arg(long, value_name = "NAME", default_value = DEFAULT_PROFILE)]
+    default_profile: String,
 }
 
 /// The services in start order, with the gRPC service their health stands for
@@ -142,6 +146,9 @@ const PROFILES: &[DevProfile] = &[
 
 /// The profile orders get when they name none.
 const DEFAULT_PROFILE: &str = "classic";
+
+/// The lab CA's issuer domain in CAA records (under the reserved `.example`).
+const CAA_ISSUER_DOMAIN: &str = "basalt-dev.example";
 
 fn ca_profiles(ocsp_url: &str) -> String {
     PROFILES
@@ -581,7 +588,7 @@ fn render_configs(layout: &Layout, args: &DevArgs, ports: &Ports) -> Vec<(&'stat
 
     let ca = format!(
         "{header}default_profile = {}\n\n{}\n{}\n{}\n[issuer]\ncert = {}\nkey = {}\n\n{}",
-        q(DEFAULT_PROFILE),
+        q(&args.default_profile),
         grpc_block(
             ports.ca,
             &[
@@ -602,18 +609,21 @@ fn render_configs(layout: &Layout, args: &DevArgs, ports: &Ports) -> Vec<(&'stat
         .map(|resolver| format!("resolver = {}\n", q(resolver)))
         .unwrap_or_default();
     let va = format!(
-        "{header}allow_private_addresses = {}\n\n{}\n{}\n[dns]\n{resolver}\n[http01]\nport = {}\n\n[tlsalpn01]\nport = {}\n",
+        "{header}allow_private_addresses = {}\n\n{}\n{}\n[dns]\n{resolver}\n[http01]\nport = {}\n\n[tlsalpn01]\nport = {}\n\n\
+         # The lab CA's name in CAA records: a name with CAA that does not list it is refused.\n\
+         [caa]\nissuer_domains = [{}]\n",
         args.allow_private_addresses,
         grpc_block(ports.va, &[(service_names::VALIDATION, &["ra"])]),
         tls_block(layout, "va"),
         args.http01_port,
         args.tlsalpn01_port,
+        q(CAA_ISSUER_DOMAIN),
     );
 
     let ra = format!(
         "{header}account_uri_prefix = {}\ndefault_profile = {}\n\n{}\n{}\n{}\n{}\n{}\n{}",
         q(format!("{base_url}/acme/acct/")),
-        q(DEFAULT_PROFILE),
+        q(&args.default_profile),
         grpc_block(
             ports.ra,
             &[(service_names::REGISTRATION_AUTHORITY, &["wfe"])]
@@ -835,6 +845,7 @@ mod tests {
             prepare_only: false,
             db: None,
             eab_required: false,
+            default_profile: DEFAULT_PROFILE.to_owned(),
         }
     }
 

@@ -148,11 +148,34 @@ pub(crate) async fn ra(path: PathBuf, stop: Shutdown) -> anyhow::Result<()> {
 
 pub(crate) async fn va(path: PathBuf, stop: Shutdown) -> anyhow::Result<()> {
     let config: basalt_va::VaConfig = load(&path)?;
-    let va = Arc::new(basalt_va::Va::from_config(&config, clock())?);
+    let local = Arc::new(basalt_va::Va::from_config(&config, clock())?);
     let server = GrpcServer::bind(&config.grpc, &config.tls).await?;
     tracing::info!(listen = %server.local_addr()?, "serving gRPC");
+    if config.remote.is_empty() {
+        server
+            .add_service(basalt_grpc::va_server(local))
+            .serve(stop)
+            .await?;
+        return Ok(());
+    }
+    // A primary: every remote perspective is a VA reached over mutual TLS.
+    let mut remotes = Vec::with_capacity(config.remote.len());
+    for remote in &config.remote {
+        let peer = GrpcClientConfig {
+            address: remote.address.clone(),
+            server_name: remote.server_name.clone(),
+            timeout: config.remote_timeout,
+        };
+        remotes.push(basalt_va::Remote {
+            name: remote.name.clone(),
+            region: remote.region.clone(),
+            va: Arc::new(VaClient::new(channel(&peer, &config.tls)?)),
+        });
+    }
+    tracing::info!(remotes = remotes.len(), "multi-perspective validation");
+    let primary = basalt_va::Perspectives::new(local, remotes, config.remote_timeout.0)?;
     server
-        .add_service(basalt_grpc::va_server(va))
+        .add_service(basalt_grpc::va_server(Arc::new(primary)))
         .serve(stop)
         .await?;
     Ok(())

@@ -50,7 +50,7 @@ pub struct Account {
     #[prost(message, optional, tag = "6")]
     pub created_at: ::core::option::Option<::prost_types::Timestamp>,
 }
-#[derive(Clone, PartialEq, Eq, Hash, ::prost::Message)]
+#[derive(Clone, PartialEq, ::prost::Message)]
 pub struct ValidationRecord {
     #[prost(string, tag = "1")]
     pub url: ::prost::alloc::string::String,
@@ -61,9 +61,25 @@ pub struct ValidationRecord {
     pub port: u32,
     #[prost(string, repeated, tag = "4")]
     pub addresses_resolved: ::prost::alloc::vec::Vec<::prost::alloc::string::String>,
-    /// Next unused field number: 6
     #[prost(string, tag = "5")]
     pub address_used: ::prost::alloc::string::String,
+    /// Multi-perspective validation: what each remote perspective found.
+    ///
+    /// Next unused field number: 7
+    #[prost(message, repeated, tag = "6")]
+    pub perspectives: ::prost::alloc::vec::Vec<PerspectiveOutcome>,
+}
+#[derive(Clone, PartialEq, Eq, Hash, ::prost::Message)]
+pub struct PerspectiveOutcome {
+    #[prost(string, tag = "1")]
+    pub perspective: ::prost::alloc::string::String,
+    #[prost(string, tag = "2")]
+    pub region: ::prost::alloc::string::String,
+    #[prost(bool, tag = "3")]
+    pub succeeded: bool,
+    /// Next unused field number: 5
+    #[prost(string, tag = "4")]
+    pub detail: ::prost::alloc::string::String,
 }
 #[derive(Clone, PartialEq, ::prost::Message)]
 pub struct Challenge {

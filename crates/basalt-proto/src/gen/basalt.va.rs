@@ -9,9 +9,13 @@ pub struct ValidateRequest {
     pub token: ::prost::alloc::string::String,
     #[prost(string, tag = "4")]
     pub key_authorization: ::prost::alloc::string::String,
-    /// Next unused field number: 6
     #[prost(string, tag = "5")]
     pub account_uri: ::prost::alloc::string::String,
+    /// The authorization is for the wildcard of the identifier (CAA reads issuewild).
+    ///
+    /// Next unused field number: 7
+    #[prost(bool, tag = "6")]
+    pub wildcard: bool,
 }
 #[derive(Clone, PartialEq, ::prost::Message)]
 pub struct ValidateResponse {

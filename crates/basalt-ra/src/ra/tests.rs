@@ -554,6 +554,7 @@ fn harness_with(settings: RaSettings) -> Harness {
                 port: Some(80),
                 addresses_resolved: vec!["192.0.2.1".parse().unwrap()],
                 address_used: Some("192.0.2.1".parse().unwrap()),
+                perspectives: Vec::new(),
             }],
             problem: None,
         })),
@@ -647,7 +648,7 @@ fn csr(names: &[&str]) -> Vec<u8> {
 }
 
 #[tokio::test]
-async fn new_order_creates_one_http01_authz_per_identifier() {
+async fn new_order_creates_one_authz_per_identifier_with_every_challenge() {
     let h = harness();
     let account = h.account(THUMBPRINT).await;
     let order = h
@@ -669,16 +670,48 @@ async fn new_order_creates_one_http01_authz_per_identifier() {
         assert_eq!(authz.status, AuthzStatus::Pending);
         assert_eq!(authz.expires, now + time::Duration::days(7));
         assert!(!authz.wildcard);
-        assert_eq!(authz.challenges.len(), 1);
-        let challenge = &authz.challenges[0];
-        assert_eq!(challenge.kind, ChallengeType::Http01);
-        assert_eq!(challenge.status, ChallengeStatus::Pending);
-        let token = URL_SAFE_NO_PAD.decode(&challenge.token).unwrap();
-        assert!(token.len() * 8 >= 128, "token {:?}", challenge.token);
-        assert!(!challenge.token.contains('='));
-        tokens.push(challenge.token.clone());
+        let kinds: Vec<ChallengeType> = authz.challenges.iter().map(|c| c.kind).collect();
+        assert_eq!(
+            kinds,
+            [
+                ChallengeType::Http01,
+                ChallengeType::Dns01,
+                ChallengeType::TlsAlpn01
+            ]
+        );
+        for challenge in &authz.challenges {
+            assert_eq!(challenge.status, ChallengeStatus::Pending);
+            let token = URL_SAFE_NO_PAD.decode(&challenge.token).unwrap();
+            assert!(token.len() * 8 >= 128, "token {:?}", challenge.token);
+            assert!(!challenge.token.contains('='));
+            tokens.push(challenge.token.clone());
+        }
     }
-    assert_ne!(tokens[0], tokens[1], "tokens must be random");
+    let mut unique = tokens.clone();
+    unique.sort();
+    unique.dedup();
+    assert_eq!(unique.len(), tokens.len(), "tokens must be random");
+}
+
+/// A wildcard is authorized on its base name by dns-01 alone; an IP address by
+/// http-01 or tls-alpn-01, never dns-01 (RFC 8738 §7).
+#[tokio::test]
+async fn challenges_follow_the_identifier() {
+    let h = harness();
+    let account = h.account(THUMBPRINT).await;
+    let order = h.order(&account, &["*.a.example"]).await;
+    let authz = h.sa.authz(order.authz_ids[0]).await.unwrap();
+    assert_eq!(authz.identifier, Identifier::dns("a.example"));
+    assert!(authz.wildcard);
+    let kinds: Vec<ChallengeType> = authz.challenges.iter().map(|c| c.kind).collect();
+    assert_eq!(kinds, [ChallengeType::Dns01]);
+    assert_eq!(
+        h.ra.perform_validation(authz.id, ChallengeType::Http01)
+            .await
+            .unwrap_err()
+            .detail,
+        "challenge type http-01 is not offered"
+    );
 }
 
 #[tokio::test]
@@ -688,7 +721,7 @@ async fn bad_identifiers_give_one_error_with_subproblems() {
     let ids = vec![
         Identifier::dns("ok.example"),
         Identifier::dns("Upper.example"),
-        Identifier::dns("*.example.com"),
+        Identifier::dns("*.example"),
         Identifier::dns("no_underscore.example"),
     ];
     let request = OrderRequest {
@@ -704,7 +737,7 @@ async fn bad_identifiers_give_one_error_with_subproblems() {
         .collect();
     assert_eq!(
         bad,
-        vec!["*.example.com", "Upper.example", "no_underscore.example"]
+        vec!["*.example", "Upper.example", "no_underscore.example"]
     );
     assert!(h.sa.lock().orders.is_empty(), "no order may be stored");
 }
@@ -821,13 +854,6 @@ async fn perform_validation_checks_the_challenge_and_expiry() {
     let account = h.account(THUMBPRINT).await;
     let order = h.order(&account, &["a.example"]).await;
     let id = order.authz_ids[0];
-    let err =
-        h.ra.perform_validation(id, ChallengeType::Dns01)
-            .await
-            .unwrap_err();
-    assert_eq!(err.kind, ErrorKind::Malformed);
-    assert_eq!(err.detail, "challenge type dns-01 is not offered");
-
     h.clock.advance(time::Duration::days(8));
     let err =
         h.ra.perform_validation(id, ChallengeType::Http01)
@@ -1421,8 +1447,13 @@ async fn identifier_policy_is_per_profile() {
 
     let order = h.ra.new_order(ip(Some("shortlived"))).await.unwrap();
     assert!(order.identifiers.contains(&Identifier::ip("192.0.2.1")));
-    let authz = h.sa.authz(order.authz_ids[0]).await.unwrap();
-    assert_eq!(authz.challenges[0].kind, ChallengeType::Http01);
+    for id in &order.authz_ids {
+        let authz = h.sa.authz(*id).await.unwrap();
+        if authz.identifier.kind == IdentifierType::Ip {
+            let kinds: Vec<ChallengeType> = authz.challenges.iter().map(|c| c.kind).collect();
+            assert_eq!(kinds, [ChallengeType::Http01, ChallengeType::TlsAlpn01]);
+        }
+    }
 
     // max_names is the profile's too: 2 for shortlived, 100 for classic.
     let three = ["a.example", "b.example", "c.example"];

@@ -267,6 +267,7 @@ async fn correct_key_authorization_validates() {
             port: Some(server.port),
             addresses_resolved: vec![localhost],
             address_used: Some(localhost),
+            perspectives: Vec::new(),
         }]
     );
     let seen = server.seen();
