@@ -258,3 +258,45 @@ mod tests {
         assert_eq!(reason("93.184.216.34"), None);
     }
 }
+
+/// Which addresses validation may connect to: public ones only, or (in a lab)
+/// any. Every connection of every challenge asks [`AddressPolicy::refusal`] first.
+#[derive(Clone, Debug, Default)]
+pub(crate) struct AddressPolicy {
+    allow_private: bool,
+    /// Reserved addresses a test treats as public, so that a test server on one
+    /// loopback address stands for the Internet while another loopback address
+    /// stands for a private network.
+    #[cfg(test)]
+    public_for_tests: Vec<IpAddr>,
+}
+
+impl AddressPolicy {
+    /// Public addresses only, or any address with `allow_private`.
+    pub(crate) fn new(allow_private: bool) -> Self {
+        Self {
+            allow_private,
+            #[cfg(test)]
+            public_for_tests: Vec::new(),
+        }
+    }
+
+    /// Why a connection to `ip` is refused, or `None` when it is allowed.
+    pub(crate) fn refusal(&self, ip: IpAddr) -> Option<&'static str> {
+        if self.allow_private {
+            return None;
+        }
+        #[cfg(test)]
+        if self.public_for_tests.contains(&ip) {
+            return None;
+        }
+        reserved_reason(ip)
+    }
+
+    /// This policy, with `ip` treated as public.
+    #[cfg(test)]
+    pub(crate) fn treating_as_public(mut self, ip: IpAddr) -> Self {
+        self.public_for_tests.push(ip);
+        self
+    }
+}

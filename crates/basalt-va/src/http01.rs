@@ -44,7 +44,7 @@ use rustls::pki_types::ServerName;
 use rustls::pki_types::UnixTime;
 use tokio::time::Instant;
 
-use crate::address::reserved_reason;
+use crate::address::AddressPolicy;
 use crate::dns::Lookup;
 
 /// The most redirects one validation follows (Boulder's limit).
@@ -66,7 +66,7 @@ pub(crate) struct Http01 {
     port: u16,
     https_port: u16,
     timeout: Duration,
-    allow_private_addresses: bool,
+    addresses: AddressPolicy,
     tls: rustls::ClientConfig,
 }
 
@@ -103,7 +103,7 @@ impl Http01 {
             port,
             https_port,
             timeout,
-            allow_private_addresses,
+            addresses: AddressPolicy::new(allow_private_addresses),
             tls: unverified_tls_config()?,
         })
     }
@@ -242,9 +242,9 @@ impl Http01 {
     }
 
     fn check_literal(&self, ip: IpAddr) -> Result<(), String> {
-        match reserved_reason(ip) {
-            Some(why) if !self.allow_private_addresses => Err(format!("{ip} is {why}")),
-            _ => Ok(()),
+        match self.addresses.refusal(ip) {
+            Some(why) => Err(format!("{ip} is {why}")),
+            None => Ok(()),
         }
     }
 
@@ -327,12 +327,16 @@ impl Http01 {
         let allowed: Vec<IpAddr> = resolved
             .iter()
             .copied()
-            .filter(|ip| self.allow_private_addresses || reserved_reason(*ip).is_none())
+            .filter(|ip| self.addresses.refusal(*ip).is_none())
             .collect();
         if allowed.is_empty() {
             let why = resolved
                 .first()
-                .and_then(|ip| reserved_reason(*ip).map(|why| format!("{ip} is {why}")))
+                .and_then(|ip| {
+                    self.addresses
+                        .refusal(*ip)
+                        .map(|why| format!("{ip} is {why}"))
+                })
                 .unwrap_or_default();
             tracing::warn!(%url, ?resolved, "refusing reserved addresses");
             return Err(match url_host(url) {

@@ -1,7 +1,7 @@
 //! tls-alpn-01 validation (RFC 8737, and RFC 8738 for IP identifiers).
 //!
 //! As for http-01, the VA resolves the name itself through [`Lookup`] and
-//! refuses reserved addresses ([`reserved_reason`]) before any connection, so
+//! refuses reserved addresses ([`crate::reserved_reason`]) before any connection, so
 //! the TLS client only ever connects to an address the filter allowed. The
 //! handshake offers the single ALPN protocol `acme-tls/1` and sends the
 //! identifier as SNI; for an IP identifier the SNI is its reverse-DNS name
@@ -54,7 +54,7 @@ use x509_parser::der_parser::asn1_rs::Tag;
 use x509_parser::extensions::GeneralName;
 use x509_parser::prelude::FromDer;
 
-use crate::address::reserved_reason;
+use crate::address::AddressPolicy;
 use crate::dns::Lookup;
 use crate::http01::is_dns_name;
 
@@ -73,7 +73,7 @@ pub(crate) struct TlsAlpn01 {
     lookup: Arc<dyn Lookup>,
     port: u16,
     timeout: Duration,
-    allow_private_addresses: bool,
+    addresses: AddressPolicy,
     tls: TlsConnector,
 }
 
@@ -95,7 +95,7 @@ impl TlsAlpn01 {
             lookup,
             port,
             timeout,
-            allow_private_addresses,
+            addresses: AddressPolicy::new(allow_private_addresses),
             tls: TlsConnector::from(Arc::new(validation_tls_config()?)),
         })
     }
@@ -227,12 +227,16 @@ impl TlsAlpn01 {
         let allowed: Vec<IpAddr> = resolved
             .iter()
             .copied()
-            .filter(|ip| self.allow_private_addresses || reserved_reason(*ip).is_none())
+            .filter(|ip| self.addresses.refusal(*ip).is_none())
             .collect();
         if allowed.is_empty() {
             let why = resolved
                 .first()
-                .and_then(|ip| reserved_reason(*ip).map(|why| format!("{ip} is {why}")))
+                .and_then(|ip| {
+                    self.addresses
+                        .refusal(*ip)
+                        .map(|why| format!("{ip} is {why}"))
+                })
                 .unwrap_or_default();
             tracing::warn!(identifier = %target, ?resolved, "refusing reserved addresses");
             return Err(match target {

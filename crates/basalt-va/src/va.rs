@@ -386,6 +386,57 @@ mod tests {
         assert_eq!(problem.kind, ErrorKind::Unauthorized);
     }
 
+    /// One slow host holds up nobody: 50 validations against a server that never
+    /// answers all end, as timeouts, within the timeout and a small margin.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn validations_do_not_wait_for_each_other() {
+        let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let port = listener.local_addr().unwrap().port();
+        // Accepts every connection and never answers.
+        tokio::spawn(async move {
+            let mut held = Vec::new();
+            while let Ok((stream, _)) = listener.accept().await {
+                held.push(stream);
+            }
+        });
+        let timeout = Duration::from_secs(1);
+        let va = Arc::new(
+            Va::new(
+                VaSettings {
+                    http01_timeout: timeout,
+                    ..settings(port, true)
+                },
+                localhost(),
+                clock(),
+            )
+            .unwrap(),
+        );
+        let started = std::time::Instant::now();
+        let mut all = tokio::task::JoinSet::new();
+        for i in 0..50 {
+            let va = va.clone();
+            all.spawn(async move {
+                let request = ValidateRequest {
+                    identifier: Identifier::dns(format!("host-{i}.example.com")),
+                    ..request(ChallengeType::Http01, "token.thumbprint")
+                };
+                va.validate(request).await.unwrap()
+            });
+        }
+        let mut finished = 0;
+        while let Some(result) = all.join_next().await {
+            let problem = result.unwrap().problem.unwrap();
+            assert_eq!(problem.kind, ErrorKind::Connection, "{problem}");
+            finished += 1;
+        }
+        let took = started.elapsed();
+        assert_eq!(finished, 50);
+        assert!(
+            took < timeout + Duration::from_millis(1500),
+            "50 validations took {took:?} with a {timeout:?} timeout"
+        );
+    }
+
     #[tokio::test]
     async fn built_from_config() {
         let text = r#"

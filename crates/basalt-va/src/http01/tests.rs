@@ -246,6 +246,8 @@ fn problem(result: &ValidationResult) -> &Error {
         .expect("validation should have failed")
 }
 
+mod ssrf;
+
 #[tokio::test]
 async fn correct_key_authorization_validates() {
     let server = TestServer::start(|_| Some(Reply::ok(&format!("{KEY_AUTH}\r\n  \n")))).await;
