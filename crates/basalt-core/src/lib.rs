@@ -58,8 +58,8 @@ pub use model::{
     ValidationRecord,
 };
 pub use service::{
-    AccountUpdate, AuthzOutcome, CertificateAuthority, CertificateLookup, CertificateStore,
-    IssueRequest, Nonces, OcspRequestEntry, OrderRequest, OrdersPage, PageRequest,
-    RegistrationAuthority, Requester, RevocationSigner, RevokeRequest, Storage, StorageReadOnly,
-    ValidateRequest, ValidationAuthority, ValidationResult,
+    AccountUpdate, AuthzOutcome, CaaCheck, CertificateAuthority, CertificateLookup,
+    CertificateStore, IssueRequest, Nonces, OcspRequestEntry, OrderRequest, OrdersPage,
+    PageRequest, RegistrationAuthority, Requester, RevocationSigner, RevokeRequest, Storage,
+    StorageReadOnly, ValidateRequest, ValidationAuthority, ValidationResult,
 };

@@ -282,6 +282,23 @@ pub trait ValidationAuthority: Send + Sync + 'static {
     /// Checks a challenge. Validation failures are in the result; `Err` means the
     /// check could not be made.
     async fn validate(&self, request: ValidateRequest) -> Result<ValidationResult, Error>;
+    /// Checks CAA again for a name validated a while ago (at finalize): `Ok(None)`
+    /// when issuance is allowed, `Ok(Some(problem))` when CAA forbids it or cannot be
+    /// read; `Err` means the check could not be made.
+    async fn check_caa(&self, request: CaaCheck) -> Result<Option<Error>, Error>;
+}
+
+/// What the VA is asked to check CAA for.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct CaaCheck {
+    /// The name; an IP address has no CAA and is always allowed.
+    pub identifier: Identifier,
+    /// Whether the authorization was for the wildcard of `identifier`.
+    pub wildcard: bool,
+    /// How the name was validated, for `validationmethods` (RFC 8657).
+    pub method: ChallengeType,
+    /// The account's URL, for `accounturi` (RFC 8657).
+    pub account_uri: String,
 }
 
 /// What the CA is asked to sign.

@@ -4,6 +4,7 @@
 use std::sync::Arc;
 
 use async_trait::async_trait;
+use basalt_core::CaaCheck;
 use basalt_core::Error;
 use basalt_core::ValidateRequest;
 use basalt_core::ValidationAuthority;
@@ -17,7 +18,6 @@ use tonic::Response;
 use tonic::Status;
 
 use crate::GrpcChannel;
-use crate::not_yet;
 use crate::status::StatusExt;
 use crate::status::to_status;
 
@@ -51,6 +51,20 @@ impl ValidationAuthority for VaClient {
             records: basalt_proto::try_vec(response.records)?,
             problem: response.problem.map(Error::try_from).transpose()?,
         })
+    }
+
+    async fn check_caa(&self, request: CaaCheck) -> Result<Option<Error>, Error> {
+        let request = self.0.request(pb::CheckCaaRequest {
+            identifier: Some(request.identifier.into()),
+            validation_method: request.method.as_str().to_owned(),
+            account_uri: request.account_uri,
+            wildcard: request.wildcard,
+        });
+        let response = ValidationClient::new(self.0.channel.clone())
+            .check_caa(request)
+            .await
+            .map_status()?;
+        response.problem.map(Error::try_from).transpose()
     }
 }
 
@@ -86,9 +100,23 @@ impl<T: ValidationAuthority> pb::validation_server::Validation for VaService<T> 
 
     async fn check_caa(
         &self,
-        _request: Request<pb::CheckCaaRequest>,
+        request: Request<pb::CheckCaaRequest>,
     ) -> Result<Response<pb::CheckCaaResponse>, Status> {
-        Err(not_yet("CAA checking"))
+        let request = request.into_inner();
+        let parsed = (|| {
+            Ok::<_, Error>(CaaCheck {
+                identifier: required(request.identifier, "identifier")?.try_into()?,
+                method: basalt_proto::parse_field(&request.validation_method, "validation_method")?,
+                account_uri: request.account_uri,
+                wildcard: request.wildcard,
+            })
+        })()
+        .map_err(to_status)?;
+        let problem = self.0.check_caa(parsed).await.map_err(to_status)?;
+        Ok(Response::new(pb::CheckCaaResponse {
+            problem: problem.map(Into::into),
+            perspective: String::new(),
+        }))
     }
 }
 

@@ -47,6 +47,10 @@ pub struct RaConfig {
     /// Without any, one profile [`CLASSIC`] exists: 90 days, DNS names only.
     #[serde(default)]
     pub profiles: BTreeMap<String, ProfileConfig>,
+    /// At finalize, CAA is checked again for every name validated longer ago than
+    /// this (default `"7h"`, Boulder's; the Baseline Requirements allow 8 hours).
+    #[serde(default = "RaConfig::default_caa_recheck_after")]
+    pub caa_recheck_after: ConfigDuration,
 }
 
 /// How long authorizations and orders live.
@@ -139,6 +143,10 @@ impl ProfileConfig {
 }
 
 impl RaConfig {
+    fn default_caa_recheck_after() -> ConfigDuration {
+        ConfigDuration(Duration::from_secs(7 * 3600))
+    }
+
     fn default_profile_name() -> String {
         CLASSIC.to_owned()
     }
@@ -162,6 +170,7 @@ impl RaConfig {
                 .map(|(name, profile)| (name.clone(), profile.settings(&self.lifetimes)))
                 .collect(),
             valid_authz_lifetime: self.lifetimes.valid_authz.0,
+            caa_recheck_after: self.caa_recheck_after.0,
             account_uri_prefix: self.account_uri_prefix.clone(),
         }
     }

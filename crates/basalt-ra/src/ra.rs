@@ -16,6 +16,7 @@ use basalt_core::Authz;
 use basalt_core::AuthzId;
 use basalt_core::AuthzOutcome;
 use basalt_core::AuthzStatus;
+use basalt_core::CaaCheck;
 use basalt_core::CertificateAuthority;
 use basalt_core::CertificateRecord;
 use basalt_core::Challenge;
@@ -40,6 +41,7 @@ use basalt_core::RevocationReason;
 use basalt_core::RevokeRequest;
 use basalt_core::Serial;
 use basalt_core::Storage;
+use basalt_core::SubError;
 use basalt_core::ValidateRequest;
 use basalt_core::ValidationAuthority;
 use basalt_core::ValidationResult;
@@ -126,6 +128,8 @@ pub struct RaSettings {
     pub profiles: BTreeMap<String, ProfileSettings>,
     /// How long an authorization stays valid after a successful validation.
     pub valid_authz_lifetime: Duration,
+    /// At finalize, CAA is checked again for names validated longer ago than this.
+    pub caa_recheck_after: Duration,
     /// The account URL is this prefix followed by the account ID, e.g.
     /// `https://acme.example/acme/acct/`; the VA needs it for CAA `accounturi`.
     pub account_uri_prefix: String,
@@ -165,6 +169,7 @@ impl RaSettings {
             default_profile: CLASSIC.to_owned(),
             profiles: BTreeMap::from([(CLASSIC.to_owned(), ProfileSettings::classic())]),
             valid_authz_lifetime: Duration::from_secs(30 * DAY),
+            caa_recheck_after: Duration::from_secs(7 * 3600),
             account_uri_prefix: account_uri_prefix.into(),
         }
     }
@@ -776,6 +781,7 @@ impl RegistrationAuthority for Ra {
         let csr = check_csr(&csr_der, &order.identifiers).inspect_err(|err| {
             info!(order_id = %id, error = %err, "CSR refused");
         })?;
+        self.recheck_caa(&order).await?;
         sa.set_order_processing(id).await?;
         info!(
             target: AUDIT,
@@ -838,6 +844,70 @@ impl RegistrationAuthority for Ra {
 /// `now + lifetime`, saturating instead of overflowing on absurd config values.
 fn after(now: OffsetDateTime, lifetime: Duration) -> OffsetDateTime {
     now.saturating_add(time::Duration::try_from(lifetime).unwrap_or(time::Duration::MAX))
+}
+
+impl Ra {
+    /// CAA again, for every name of `order` validated longer ago than
+    /// `caa_recheck_after` (CA/Browser Forum Baseline Requirements §3.2.2.8: CAA is
+    /// checked within 8 hours of issuance). A refusal leaves the order ready, with a
+    /// `caa` problem naming each refused name.
+    async fn recheck_caa(&self, order: &Order) -> Result<(), Error> {
+        let Inner {
+            sa,
+            va,
+            clock,
+            settings,
+            ..
+        } = &*self.inner;
+        let now = clock.now();
+        let recheck_after =
+            time::Duration::try_from(settings.caa_recheck_after).unwrap_or(time::Duration::MAX);
+        let mut refused = Vec::new();
+        for authz_id in &order.authz_ids {
+            let authz = sa.authz(*authz_id).await?;
+            let Some((method, validated)) = authz.challenges.iter().find_map(|c| {
+                (c.status == ChallengeStatus::Valid).then_some((c.kind, c.validated?))
+            }) else {
+                continue;
+            };
+            if now - validated < recheck_after {
+                continue;
+            }
+            let check = CaaCheck {
+                identifier: authz.identifier.clone(),
+                wildcard: authz.wildcard,
+                method,
+                account_uri: self.account_uri(order.account_id),
+            };
+            let problem = va.check_caa(check).await?;
+            info!(
+                order_id = %order.id,
+                identifier = %authz.identifier,
+                validated = %validated,
+                allowed = problem.is_none(),
+                "caa rechecked at finalize"
+            );
+            if let Some(problem) = problem {
+                refused.push(SubError {
+                    identifier: authz.identifier.clone(),
+                    kind: problem.kind,
+                    detail: problem.detail,
+                });
+            }
+        }
+        if refused.is_empty() {
+            return Ok(());
+        }
+        let names = refused
+            .iter()
+            .map(|sub| sub.identifier.value.as_str())
+            .collect::<Vec<_>>()
+            .join(", ");
+        Err(
+            Error::new(ErrorKind::Caa, format!("CAA forbids issuance for {names}"))
+                .with_subproblems(refused),
+        )
+    }
 }
 
 /// A new authorization for one identifier of an order, with the challenges that can

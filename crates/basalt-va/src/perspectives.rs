@@ -9,12 +9,16 @@
 //! counts as failed. Each perspective's outcome goes into the validation record and
 //! the audit log.
 
+use std::future::Future;
+use std::pin::Pin;
 use std::sync::Arc;
 use std::time::Duration;
 
 use async_trait::async_trait;
+use basalt_core::CaaCheck;
 use basalt_core::Error;
 use basalt_core::ErrorKind;
+use basalt_core::Identifier;
 use basalt_core::PerspectiveOutcome;
 use basalt_core::ValidateRequest;
 use basalt_core::ValidationAuthority;
@@ -94,6 +98,121 @@ impl Perspectives {
     }
 }
 
+/// A call to one remote perspective, answering with its problem, if any.
+type Call = Pin<Box<dyn Future<Output = Result<Option<Error>, Error>> + Send>>;
+
+/// What one remote perspective is asked: a challenge, or CAA alone.
+type Ask = Arc<dyn Fn(Arc<dyn ValidationAuthority>) -> Call + Send + Sync>;
+
+/// What the remote perspectives said, and whether that makes a quorum.
+struct Verdict {
+    outcomes: Vec<PerspectiveOutcome>,
+    /// The first problem a remote reported (not a transport failure).
+    seen: Option<Error>,
+    failures: usize,
+    allowed: usize,
+    regions: usize,
+    quorum: bool,
+}
+
+impl Perspectives {
+    /// Asks every remote at once, each with its own deadline, so one slow remote
+    /// delays the answer by at most the timeout; then applies the quorum rule.
+    async fn ask_remotes(&self, ask: Ask) -> Verdict {
+        let mut asks = tokio::task::JoinSet::new();
+        for (index, remote) in self.remotes.iter().enumerate() {
+            let call = ask(remote.va.clone());
+            let timeout = self.timeout;
+            asks.spawn(async move { (index, tokio::time::timeout(timeout, call).await) });
+        }
+        let mut outcomes: Vec<PerspectiveOutcome> = self
+            .remotes
+            .iter()
+            .map(|remote| PerspectiveOutcome {
+                perspective: remote.name.clone(),
+                region: remote.region.clone(),
+                succeeded: false,
+                detail: "no answer in time".to_owned(),
+            })
+            .collect();
+        let mut problems: Vec<Option<Error>> = vec![None; self.remotes.len()];
+        while let Some(joined) = asks.join_next().await {
+            let Ok((index, answer)) = joined else {
+                continue;
+            };
+            let outcome = &mut outcomes[index];
+            match answer {
+                Ok(Ok(None)) => {
+                    outcome.succeeded = true;
+                    outcome.detail.clear();
+                }
+                Ok(Ok(Some(problem))) => {
+                    outcome.detail = problem.to_string();
+                    problems[index] = Some(problem);
+                }
+                Ok(Err(err)) => outcome.detail = format!("unreachable: {err}"),
+                Err(_) => {}
+            }
+        }
+        let failures = outcomes.iter().filter(|o| !o.succeeded).count();
+        let mut regions: Vec<&str> = outcomes
+            .iter()
+            .filter(|o| o.succeeded)
+            .map(|o| o.region.as_str())
+            .collect();
+        regions.sort_unstable();
+        regions.dedup();
+        let regions = regions.len();
+        let allowed = allowed_failures(self.remotes.len());
+        Verdict {
+            seen: problems.into_iter().flatten().next(),
+            quorum: failures <= allowed && regions >= 2,
+            outcomes,
+            failures,
+            allowed,
+            regions,
+        }
+    }
+
+    /// The problem when `verdict` is no quorum: what a remote saw, when one saw
+    /// something; otherwise a connection problem.
+    fn no_quorum(&self, verdict: Verdict) -> Error {
+        let summary = format!(
+            "{} of {} remote perspectives could not validate \
+             (at most {} may fail, successes must span 2 regions)",
+            verdict.failures,
+            self.remotes.len(),
+            verdict.allowed
+        );
+        match verdict.seen {
+            Some(problem) => Error::new(
+                problem.kind,
+                format!("during secondary validation: {}; {summary}", problem.detail),
+            ),
+            None => Error::new(ErrorKind::Connection, summary),
+        }
+    }
+
+    fn audit(&self, what: &'static str, identifier: &Identifier, verdict: &Verdict) {
+        info!(
+            target: AUDIT,
+            event = "multi_perspective_validation",
+            check = what,
+            identifier = %identifier,
+            remotes = self.remotes.len(),
+            failed = verdict.failures,
+            allowed_failures = verdict.allowed,
+            regions = verdict.regions,
+            quorum = verdict.quorum,
+            outcomes = ?verdict.outcomes,
+            "multi-perspective validation"
+        );
+        if !verdict.quorum {
+            warn!(identifier = %identifier, check = what, "no quorum of perspectives");
+        }
+    }
+}
+
 #[async_trait]
 impl ValidationAuthority for Perspectives {
     async fn validate(&self, request: ValidateRequest) -> Result<ValidationResult, Error> {
@@ -101,101 +220,40 @@ impl ValidationAuthority for Perspectives {
         if result.problem.is_some() || self.remotes.is_empty() {
             return Ok(result);
         }
-        // Every remote at once, each with its own deadline; one slow remote delays
-        // the answer by at most `timeout`.
-        let mut asks = tokio::task::JoinSet::new();
-        for (index, remote) in self.remotes.iter().enumerate() {
-            let va = remote.va.clone();
-            let request = request.clone();
-            let timeout = self.timeout;
-            asks.spawn(async move {
-                (
-                    index,
-                    tokio::time::timeout(timeout, va.validate(request)).await,
-                )
-            });
-        }
-        let mut answers: Vec<(PerspectiveOutcome, Option<Error>)> = self
-            .remotes
-            .iter()
-            .map(|remote| {
-                let outcome = PerspectiveOutcome {
-                    perspective: remote.name.clone(),
-                    region: remote.region.clone(),
-                    succeeded: false,
-                    detail: "no answer in time".to_owned(),
-                };
-                (outcome, None)
-            })
-            .collect();
-        while let Some(joined) = asks.join_next().await {
-            let Ok((index, answer)) = joined else {
-                continue;
-            };
-            let (outcome, problem) = &mut answers[index];
-            match answer {
-                Ok(Ok(ValidationResult { problem: None, .. })) => {
-                    outcome.succeeded = true;
-                    outcome.detail.clear();
-                }
-                Ok(Ok(ValidationResult {
-                    problem: Some(seen),
-                    ..
-                })) => {
-                    outcome.detail = seen.to_string();
-                    *problem = Some(seen);
-                }
-                Ok(Err(err)) => outcome.detail = format!("unreachable: {err}"),
-                Err(_) => {}
-            }
-        }
-
-        let failures = answers.iter().filter(|(o, _)| !o.succeeded).count();
-        let mut regions: Vec<&str> = answers
-            .iter()
-            .filter(|(o, _)| o.succeeded)
-            .map(|(o, _)| o.region.as_str())
-            .collect();
-        regions.sort_unstable();
-        regions.dedup();
-        let allowed = allowed_failures(self.remotes.len());
-        let quorum = failures <= allowed && regions.len() >= 2;
-        let outcomes: Vec<PerspectiveOutcome> = answers.iter().map(|(o, _)| o.clone()).collect();
-
-        info!(
-            target: AUDIT,
-            event = "multi_perspective_validation",
-            identifier = %request.identifier,
-            challenge = %request.challenge,
-            remotes = self.remotes.len(),
-            failed = failures,
-            allowed_failures = allowed,
-            regions = regions.len(),
-            quorum,
-            outcomes = ?outcomes,
-            "multi-perspective validation"
-        );
+        let shared = request.clone();
+        let verdict = self
+            .ask_remotes(Arc::new(move |va| {
+                let request = shared.clone();
+                Box::pin(async move { va.validate(request).await.map(|result| result.problem) })
+            }))
+            .await;
+        self.audit(request.challenge.as_str(), &request.identifier, &verdict);
         if let Some(first) = result.records.first_mut() {
-            first.perspectives = outcomes;
+            first.perspectives = verdict.outcomes.clone();
         }
-        if !quorum {
-            // The subscriber sees what a remote saw, when one saw something.
-            let seen = answers.into_iter().find_map(|(_, problem)| problem);
-            let summary = format!(
-                "{failures} of {} remote perspectives could not validate \
-                 (at most {allowed} may fail, successes must span 2 regions)",
-                self.remotes.len()
-            );
-            warn!(identifier = %request.identifier, %summary, "no quorum");
-            result.problem = Some(match seen {
-                Some(problem) => Error::new(
-                    problem.kind,
-                    format!("during secondary validation: {}; {summary}", problem.detail),
-                ),
-                None => Error::new(ErrorKind::Connection, summary),
-            });
+        if !verdict.quorum {
+            result.problem = Some(self.no_quorum(verdict));
         }
         Ok(result)
+    }
+
+    /// CAA from here, then from the remotes with the same quorum rule.
+    async fn check_caa(&self, request: CaaCheck) -> Result<Option<Error>, Error> {
+        if let Some(problem) = self.local.check_caa(request.clone()).await? {
+            return Ok(Some(problem));
+        }
+        if self.remotes.is_empty() {
+            return Ok(None);
+        }
+        let shared = request.clone();
+        let verdict = self
+            .ask_remotes(Arc::new(move |va| {
+                let request = shared.clone();
+                Box::pin(async move { va.check_caa(request).await })
+            }))
+            .await;
+        self.audit("caa", &request.identifier, &verdict);
+        Ok((!verdict.quorum).then(|| self.no_quorum(verdict)))
     }
 }
 
@@ -256,6 +314,21 @@ mod tests {
                     unreachable!("the primary gives up first")
                 }
             }
+        }
+
+        /// CAA answers as the challenge does: `Sees` is a CAA refusal.
+        async fn check_caa(&self, request: CaaCheck) -> Result<Option<Error>, Error> {
+            let result = self
+                .validate(ValidateRequest {
+                    identifier: request.identifier,
+                    challenge: request.method,
+                    token: String::new(),
+                    key_authorization: String::new(),
+                    account_uri: request.account_uri,
+                    wildcard: request.wildcard,
+                })
+                .await?;
+            Ok(result.problem)
         }
     }
 
@@ -395,6 +468,27 @@ mod tests {
         let va = Perspectives::new(Fake::new(Valid), remotes, Duration::from_millis(300)).unwrap();
         let problem = va.validate(request()).await.unwrap().problem.unwrap();
         assert!(problem.detail.contains("2 regions"), "{}", problem.detail);
+    }
+
+    #[tokio::test]
+    async fn caa_is_rechecked_with_the_same_quorum() {
+        use Answer::*;
+        let check = CaaCheck {
+            identifier: Identifier::dns("example.com"),
+            wildcard: false,
+            method: ChallengeType::Http01,
+            account_uri: "https://acme.example/acct/1".into(),
+        };
+        let (va, _) = primary(Valid, &[Valid, Sees(ErrorKind::Caa), Valid]);
+        assert_eq!(va.check_caa(check.clone()).await.unwrap(), None);
+        let (va, _) = primary(Valid, &[Sees(ErrorKind::Caa), Down, Valid]);
+        let problem = va.check_caa(check.clone()).await.unwrap().unwrap();
+        assert_eq!(problem.kind, ErrorKind::Caa);
+        // The local refusal stands, and no remote is asked.
+        let (va, fakes) = primary(Sees(ErrorKind::Caa), &[Valid, Valid, Valid]);
+        let problem = va.check_caa(check).await.unwrap().unwrap();
+        assert_eq!(problem.kind, ErrorKind::Caa);
+        assert!(fakes.iter().all(|f| *f.calls.lock().unwrap() == 0));
     }
 
     #[test]

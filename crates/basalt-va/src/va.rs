@@ -4,9 +4,11 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use async_trait::async_trait;
+use basalt_core::CaaCheck;
 use basalt_core::ChallengeType;
 use basalt_core::Clock;
 use basalt_core::Error;
+use basalt_core::ErrorKind;
 use basalt_core::IdentifierType;
 use basalt_core::ValidateRequest;
 use basalt_core::ValidationAuthority;
@@ -160,6 +162,26 @@ fn refused(detail: String) -> ValidationResult {
 
 #[async_trait]
 impl ValidationAuthority for Va {
+    async fn check_caa(&self, request: CaaCheck) -> Result<Option<Error>, Error> {
+        if request.identifier.kind != IdentifierType::Dns {
+            return Ok(None);
+        }
+        let checked = self
+            .caa
+            .check(
+                &request.identifier.value,
+                request.wildcard,
+                &request.account_uri,
+                request.method,
+            )
+            .await;
+        match checked {
+            Ok(()) => Ok(None),
+            Err(err) if err.is(ErrorKind::Internal) => Err(err),
+            Err(problem) => Ok(Some(problem)),
+        }
+    }
+
     async fn validate(&self, request: ValidateRequest) -> Result<ValidationResult, Error> {
         let started = self.clock.now();
         let mut result = self.check_challenge(&request).await?;

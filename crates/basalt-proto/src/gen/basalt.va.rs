@@ -36,9 +36,13 @@ pub struct CheckCaaRequest {
     pub identifier: ::core::option::Option<super::types::Identifier>,
     #[prost(string, tag = "2")]
     pub validation_method: ::prost::alloc::string::String,
-    /// Next unused field number: 4
     #[prost(string, tag = "3")]
     pub account_uri: ::prost::alloc::string::String,
+    /// The authorization was for the wildcard of the identifier (CAA reads issuewild).
+    ///
+    /// Next unused field number: 5
+    #[prost(bool, tag = "4")]
+    pub wildcard: bool,
 }
 #[derive(Clone, PartialEq, ::prost::Message)]
 pub struct CheckCaaResponse {

@@ -479,11 +479,18 @@ impl CertificateStore for FakeSa {
 struct FakeVa {
     result: Mutex<Result<ValidationResult, Error>>,
     requests: Mutex<Vec<ValidateRequest>>,
+    /// What CAA rechecks answer, and the names they were asked about.
+    caa: Mutex<Option<Error>>,
+    caa_checks: Mutex<Vec<CaaCheck>>,
 }
 
 impl FakeVa {
     fn set(&self, result: Result<ValidationResult, Error>) {
         *self.result.lock().unwrap() = result;
+    }
+
+    fn set_caa(&self, problem: Option<Error>) {
+        *self.caa.lock().unwrap() = problem;
     }
 }
 
@@ -492,6 +499,11 @@ impl ValidationAuthority for FakeVa {
     async fn validate(&self, request: ValidateRequest) -> Result<ValidationResult, Error> {
         self.requests.lock().unwrap().push(request);
         self.result.lock().unwrap().clone()
+    }
+
+    async fn check_caa(&self, request: CaaCheck) -> Result<Option<Error>, Error> {
+        self.caa_checks.lock().unwrap().push(request);
+        Ok(self.caa.lock().unwrap().clone())
     }
 }
 
@@ -559,6 +571,8 @@ fn harness_with(settings: RaSettings) -> Harness {
             problem: None,
         })),
         requests: Mutex::new(Vec::new()),
+        caa: Mutex::new(None),
+        caa_checks: Mutex::new(Vec::new()),
     });
     let ca = Arc::new(FakeCa {
         result: Mutex::new(Ok(IssuedCertificate {
@@ -918,6 +932,59 @@ async fn finalize_with_mismatched_csr_is_bad_csr_and_keeps_the_order_ready() {
         h.sa.order(order.id).await.unwrap().status,
         OrderStatus::Ready
     );
+}
+
+/// A name validated over 7 hours ago has its CAA checked again at finalize; a
+/// refusal is a `caa` problem naming it, and the order stays ready.
+#[tokio::test]
+async fn finalize_rechecks_caa_for_old_validations() {
+    let h = harness();
+    let account = h.account(THUMBPRINT).await;
+    let order = h.order(&account, &["a.example", "b.example"]).await;
+    h.validate_all(&order).await;
+    // Fresh validations: no recheck.
+    h.va.set_caa(Some(Error::new(ErrorKind::Caa, "CAA names another CA")));
+    h.clock.advance(time::Duration::hours(6));
+    let fresh = h.order(&account, &["c.example"]).await;
+    h.validate_all(&fresh).await;
+    h.ra.finalize_order(fresh.id, csr(&["c.example"]))
+        .await
+        .unwrap();
+    assert!(h.va.caa_checks.lock().unwrap().is_empty());
+
+    // Eight hours after the first order's validations: both names are rechecked.
+    h.clock.advance(time::Duration::hours(2));
+    let err =
+        h.ra.finalize_order(order.id, csr(&["a.example", "b.example"]))
+            .await
+            .unwrap_err();
+    assert_eq!(err.kind, ErrorKind::Caa);
+    let refused: Vec<&str> = err
+        .subproblems
+        .iter()
+        .map(|sub| sub.identifier.value.as_str())
+        .collect();
+    assert_eq!(refused, ["a.example", "b.example"]);
+    let checks = h.va.caa_checks.lock().unwrap().clone();
+    assert_eq!(checks.len(), 2);
+    assert_eq!(checks[0].method, ChallengeType::Http01);
+    assert!(
+        checks[0]
+            .account_uri
+            .ends_with(&order.account_id.to_string())
+    );
+    assert_eq!(
+        h.sa.order(order.id).await.unwrap().status,
+        OrderStatus::Ready
+    );
+
+    // CAA allows again: the order is finalized.
+    h.va.set_caa(None);
+    let finalized =
+        h.ra.finalize_order(order.id, csr(&["a.example", "b.example"]))
+            .await
+            .unwrap();
+    assert_eq!(finalized.status, OrderStatus::Processing);
 }
 
 #[tokio::test]
