@@ -20,7 +20,7 @@ const OPENSSL_TIMEOUT: Duration = Duration::from_secs(30);
 
 /// lego with its state under `dir`, for `names`, talking to `ca`; the challenge
 /// flags come from the caller.
-fn lego(ca: &DevCa, dir: &Path, names: &[&str]) -> Command {
+pub(crate) fn lego(ca: &DevCa, dir: &Path, names: &[&str]) -> Command {
     let mut cmd = Command::new("lego");
     cmd.args(["--server", &ca.directory_url])
         .args(["--email", "lego@example.com", "--accept-tos"])
@@ -34,7 +34,7 @@ fn lego(ca: &DevCa, dir: &Path, names: &[&str]) -> Command {
 }
 
 /// The leaf lego saved for `first` passes [`check_pem`].
-fn check_leaf(ca: &DevCa, dir: &Path, first: &str, want: &[&str]) -> String {
+pub(crate) fn check_leaf(ca: &DevCa, dir: &Path, first: &str, want: &[&str]) -> String {
     let file_name = first.replace('*', "_");
     check_pem(
         ca,

@@ -309,7 +309,9 @@ fn cases() -> Vec<Case> {
         case("identifier uppercase", Req { payload: ids(dns("UPPER.example.com")), ..r() }, 400, REJECTED_IDENTIFIER),
         case("identifier with a trailing dot", Req { payload: ids(dns("dot.example.com.")), ..r() }, 400, MALFORMED),
         case("IP identifier under classic", Req { payload: ids(json!([{ "type": "ip", "value": "127.0.0.1" }])), ..r() }, 400, REJECTED_IDENTIFIER),
-        case("wildcard identifier", Req { payload: ids(dns("*.example.com")), ..r() }, 400, REJECTED_IDENTIFIER),
+        // `*.example.com` is a valid order (dns-01 authorizes it); a `*` anywhere
+        // but as the whole leftmost label is not.
+        case("wildcard not the whole leftmost label", Req { payload: ids(dns("a*.example.com")), ..r() }, 400, MALFORMED),
         case("identifier label over 63 characters", Req { payload: ids(dns(&long_label)), ..r() }, 400, MALFORMED),
         case("identifier type email", Req { payload: ids(json!([{ "type": "email", "value": "a@example.com" }])), ..r() }, 400, UNSUPPORTED_IDENTIFIER),
         // Profiles and validity (draft-ietf-acme-profiles, RFC 8555 §7.4).

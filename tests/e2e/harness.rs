@@ -34,11 +34,26 @@ use crate::database::TestDatabase;
 const READY_TIMEOUT: Duration = Duration::from_secs(120);
 /// How long `basalt dev` may take to stop after SIGTERM.
 const STOP_TIMEOUT: Duration = Duration::from_secs(10);
+/// The remote VAs `basalt dev` starts unless `--remote-vas` says otherwise, the
+/// perspectives the VA asks after each local success.
+pub(crate) const REMOTE_VAS: [&str; 3] = ["va-remote-1", "va-remote-2", "va-remote-3"];
 /// The services `basalt dev` starts, each with a log in `DIR/logs/<svc>.log`.
-const SERVICES: [&str; 7] = ["sa", "ra", "va", "ca", "wfe", "ocsp", "nonce"];
+const SERVICES: [&str; 10] = [
+    "sa",
+    "ra",
+    "va",
+    "ca",
+    "wfe",
+    "ocsp",
+    "nonce",
+    REMOTE_VAS[0],
+    REMOTE_VAS[1],
+    REMOTE_VAS[2],
+];
 /// How many consecutive internal ports `basalt dev --port-base` uses: SA, RA, VA,
-/// CA, OCSP, nonce.
-const INTERNAL_PORTS: u16 = 6;
+/// CA, OCSP, nonce, then one per remote VA. A test that passed a larger
+/// `--remote-vas` would need a longer block.
+const INTERNAL_PORTS: u16 = 6 + REMOTE_VAS.len() as u16;
 /// Lines of each log shown when a test fails.
 const LOG_TAIL_LINES: usize = 120;
 
@@ -57,7 +72,8 @@ pub(crate) struct DevCa {
     /// The trust anchor of the HTTPS ACME API.
     pub(crate) api_ca: PathBuf,
     /// The internal gRPC ports are `port_base..port_base + 4` (sa, ra, va, ca),
-    /// OCSP HTTP is `port_base + 4` and the nonce service `port_base + 5`.
+    /// OCSP HTTP is `port_base + 4`, the nonce service `port_base + 5` and the
+    /// remote VAs `port_base + 6` on, one each.
     pub(crate) port_base: u16,
     /// The port the VA connects to for http-01, where the ACME client must answer.
     pub(crate) http01_port: u16,

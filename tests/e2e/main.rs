@@ -23,5 +23,6 @@ mod instant_acme;
 mod jws;
 mod lego;
 mod multi_wfe;
+mod perspectives;
 mod restart;
 mod steps;

@@ -10,6 +10,7 @@ use std::time::Instant;
 
 use crate::certbot::certbot;
 use crate::harness::DevCa;
+use crate::harness::REMOTE_VAS;
 use crate::harness::processes_mentioning;
 use crate::harness::run_ok;
 
@@ -76,9 +77,14 @@ fn every_service_is_its_own_process_and_only_the_ca_names_the_issuer_key() {
     let ca = DevCa::start("processes");
     let launcher = ca.launcher_pid();
     let processes = processes_mentioning(&ca.data_dir);
-    for service in ["sa", "ra", "va", "ca", "wfe", "ocsp", "nonce"] {
+    // Each remote VA is a `basalt va` with a config of its own.
+    let services = ["sa", "ra", "va", "ca", "wfe", "ocsp", "nonce"]
+        .map(|service| (service, service))
+        .into_iter()
+        .chain(REMOTE_VAS.map(|remote| (remote, "va")));
+    for (service, command) in services {
         let config = ca.data_dir.join(format!("config/{service}.toml"));
-        let wanted = format!(" {service} --config {}", config.display());
+        let wanted = format!(" {command} --config {}", config.display());
         let (pid, _) = processes
             .iter()
             .find(|(_, cmdline)| cmdline.contains(&wanted))

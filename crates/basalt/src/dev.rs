@@ -12,6 +12,10 @@
 //! Services get their standard input from a pipe held by the launcher: if the
 //! launcher dies, even by SIGKILL, the pipe closes and every service stops. Each
 //! service's current pid is in `DIR/run/<service>.pid`.
+//!
+//! The VA validates from several perspectives: `--remote-vas N` (3 unless told)
+//! more `basalt va` processes, `va-remote-1` … `va-remote-N`, each in a region of
+//! its own, which the primary VA asks after every local success.
 
 use std::collections::VecDeque;
 use std::net::SocketAddr;
@@ -67,10 +71,22 @@ pub(crate) struct DevArgs {
     /// names that resolve to this machine).
     #[arg(long)]
     allow_private_addresses: bool,
-    /// First of six consecutive loopback ports for the internal services: SA, RA,
-    /// VA and CA (gRPC), the OCSP responder (HTTP), then the nonce service (gRPC).
+    /// First of the consecutive loopback ports for the internal services: SA, RA,
+    /// VA and CA (gRPC), the OCSP responder (HTTP), the nonce service (gRPC), then
+    /// one per remote VA (gRPC), 6 + `--remote-vas` ports in all.
     #[arg(long, default_value_t = 14100, value_name = "N")]
     port_base: u16,
+    /// How many remote VAs (`va-remote-1` … `va-remote-N`, each its own process in
+    /// a region of its own) the VA asks after it validates: multi-perspective
+    /// validation, where one remote may fail with up to five of them and two from
+    /// six. 0 turns it off; 1 is refused, since successes must span two regions.
+    #[arg(
+        long,
+        default_value_t = DEFAULT_REMOTE_VAS,
+        value_name = "N",
+        value_parser = remote_vas_count,
+    )]
+    remote_vas: usize,
     /// The URL clients reach the ACME API by, when it is not `https://LISTEN`
     /// (e.g. a load balancer in front of several WFEs).
     #[arg(long, value_name = "URL")]
@@ -98,17 +114,101 @@ pub(crate) struct DevArgs {
     default_profile: String,
 }
 
-/// The services in start order, with the gRPC service their health stands for
-/// (`None`: an HTTP service, checked by connecting).
-const SERVICES: &[(&str, Option<&str>)] = &[
-    ("sa", Some(service_names::STORAGE)),
-    ("ca", Some(service_names::CERTIFICATE_AUTHORITY)),
-    ("va", Some(service_names::VALIDATION)),
-    ("ra", Some(service_names::REGISTRATION_AUTHORITY)),
-    ("ocsp", None),
-    ("nonce", Some(service_names::NONCE)),
-    ("wfe", None),
+/// One process `basalt dev` runs.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+struct Service {
+    /// Names its config, log, pid file and internal certificate.
+    name: &'static str,
+    /// The `basalt` subcommand that runs it: a remote VA is a `basalt va` too.
+    command: &'static str,
+    /// The gRPC service its health stands for (`None`: an HTTP service, checked
+    /// by connecting).
+    health: Option<&'static str>,
+}
+
+impl Service {
+    const fn new(name: &'static str, health: Option<&'static str>) -> Self {
+        Self {
+            name,
+            command: name,
+            health,
+        }
+    }
+
+    fn remote_va(name: &'static str) -> Self {
+        Self {
+            name,
+            command: "va",
+            health: Some(service_names::VALIDATION),
+        }
+    }
+}
+
+/// The services every lab CA runs, in start order; [`services`] adds the remote VAs.
+const SERVICES: &[Service] = &[
+    Service::new("sa", Some(service_names::STORAGE)),
+    Service::new("ca", Some(service_names::CERTIFICATE_AUTHORITY)),
+    Service::new("va", Some(service_names::VALIDATION)),
+    Service::new("ra", Some(service_names::REGISTRATION_AUTHORITY)),
+    Service::new("ocsp", None),
+    Service::new("nonce", Some(service_names::NONCE)),
+    Service::new("wfe", None),
 ];
+
+/// The names of the remote VAs `basalt dev` can run; `--remote-vas N` runs the
+/// first N. Nine is enough to try every quorum rule (one failure allowed with two
+/// to five remotes, two from six on) without burying a lab machine in processes.
+const REMOTE_VAS: [&str; 9] = [
+    "va-remote-1",
+    "va-remote-2",
+    "va-remote-3",
+    "va-remote-4",
+    "va-remote-5",
+    "va-remote-6",
+    "va-remote-7",
+    "va-remote-8",
+    "va-remote-9",
+];
+
+/// Remote VAs unless `--remote-vas` says otherwise: the fewest that still let one
+/// of them fail (Boulder's quorum allows a failure from two remotes on, and with
+/// two the survivor alone could not span two regions).
+const DEFAULT_REMOTE_VAS: usize = 3;
+
+/// Parses `--remote-vas`: 0, or 2 up to the length of [`REMOTE_VAS`].
+fn remote_vas_count(text: &str) -> Result<usize, String> {
+    let count: usize = text
+        .parse()
+        .map_err(|_| format!("expected a number of remote VAs, not {text:?}"))?;
+    match count {
+        // A quorum needs remote successes from two regions, which one remote
+        // cannot give: every validation would fail.
+        1 => Err("one remote VA can never make a quorum: use 0 (off) or 2 or more".to_owned()),
+        count if count > REMOTE_VAS.len() => Err(format!(
+            "at most {} remote VAs, one port and one process each",
+            REMOTE_VAS.len()
+        )),
+        count => Ok(count),
+    }
+}
+
+/// Every service in start order, with `remote_vas` remote VAs in front of the
+/// primary VA that asks them, so they are up before it is.
+fn services(remote_vas: usize) -> Vec<Service> {
+    let mut services = Vec::with_capacity(SERVICES.len() + remote_vas);
+    for service in SERVICES {
+        if service.name == "va" {
+            services.extend(
+                REMOTE_VAS
+                    .iter()
+                    .take(remote_vas)
+                    .map(|name| Service::remote_va(name)),
+            );
+        }
+        services.push(*service);
+    }
+    services
+}
 
 /// The certificate profiles a lab CA offers (draft-ietf-acme-profiles), written
 /// into the CA's, the RA's and the WFE's configs from this one table.
@@ -190,10 +290,22 @@ fn wfe_profiles() -> String {
     text
 }
 
-/// Names in the internal PKI: one per service, plus the launcher's own.
+/// Names in the internal PKI: one per service, plus the launcher's own;
+/// [`internal_names`] adds the remote VAs.
 const INTERNAL_NAMES: &[&str] = &[
     "sa", "ra", "va", "ca", "wfe", "ocsp", "nonce", "dev", "admin",
 ];
+
+/// Every name in the internal PKI with `remote_vas` remote VAs: each remote has a
+/// certificate of its own, so the primary VA checks that it reached the remote it
+/// meant to.
+fn internal_names(remote_vas: usize) -> Vec<&'static str> {
+    INTERNAL_NAMES
+        .iter()
+        .chain(REMOTE_VAS.iter().take(remote_vas))
+        .copied()
+        .collect()
+}
 
 /// Where everything lives under the data directory.
 struct Layout {
@@ -234,6 +346,9 @@ impl Layout {
     }
 }
 
+/// How many ports from `--port-base` the services other than the remote VAs use.
+const FIXED_PORTS: usize = 6;
+
 /// The addresses the services listen on.
 struct Ports {
     sa: SocketAddr,
@@ -242,14 +357,19 @@ struct Ports {
     ca: SocketAddr,
     ocsp: SocketAddr,
     nonce: SocketAddr,
+    /// One per remote VA, in [`REMOTE_VAS`] order, after the fixed ports: adding
+    /// remotes moves no other service.
+    remote_vas: Vec<SocketAddr>,
 }
 
 impl Ports {
-    fn new(base: u16) -> anyhow::Result<Self> {
-        let port = |offset: u16| -> anyhow::Result<SocketAddr> {
-            let port = base
-                .checked_add(offset)
-                .context("--port-base leaves no room for six ports")?;
+    fn new(base: u16, remote_vas: usize) -> anyhow::Result<Self> {
+        let total = FIXED_PORTS + remote_vas;
+        let port = |offset: usize| -> anyhow::Result<SocketAddr> {
+            let port = u16::try_from(offset)
+                .ok()
+                .and_then(|offset| base.checked_add(offset))
+                .with_context(|| format!("--port-base {base} leaves no room for {total} ports"))?;
             Ok(SocketAddr::from(([127, 0, 0, 1], port)))
         };
         Ok(Self {
@@ -259,6 +379,9 @@ impl Ports {
             ca: port(3)?,
             ocsp: port(4)?,
             nonce: port(5)?,
+            remote_vas: (FIXED_PORTS..total)
+                .map(port)
+                .collect::<anyhow::Result<_>>()?,
         })
     }
 
@@ -269,7 +392,10 @@ impl Ports {
             "va" => Some(self.va),
             "ca" => Some(self.ca),
             "nonce" => Some(self.nonce),
-            _ => None,
+            _ => REMOTE_VAS
+                .iter()
+                .position(|name| *name == service)
+                .and_then(|index| self.remote_vas.get(index).copied()),
         }
     }
 }
@@ -278,7 +404,8 @@ pub(crate) async fn run(args: DevArgs) -> anyhow::Result<()> {
     let layout = Layout {
         root: args.data_dir.clone(),
     };
-    let ports = Ports::new(args.port_base)?;
+    let ports = Ports::new(args.port_base, args.remote_vas)?;
+    let services = services(args.remote_vas);
     prepare(&layout, &args)?;
     for (service, text) in render_configs(&layout, &args, &ports) {
         write(&layout.config(service), &text)?;
@@ -296,8 +423,8 @@ pub(crate) async fn run(args: DevArgs) -> anyhow::Result<()> {
 
     let exe = std::env::current_exe().context("locating the basalt binary")?;
     let mut running = Vec::new();
-    for (service, _) in SERVICES {
-        match start(&exe, &layout, service) {
+    for service in &services {
+        match start(&exe, &layout, *service) {
             Ok(process) => running.push(process),
             Err(err) => {
                 stop_all(&layout, running).await;
@@ -307,22 +434,22 @@ pub(crate) async fn run(args: DevArgs) -> anyhow::Result<()> {
     }
 
     let healthy = tokio::select! {
-        result = wait_healthy(&layout, &args, &ports) => result,
+        result = wait_healthy(&layout, &args, &ports, &services) => result,
         (index, status) = first_exit(&mut running) => {
-            let service = running[index].service;
+            let service = running[index].service.name;
             Err(anyhow::anyhow!("the {service} service exited during start-up ({status})"))
         }
         () = crate::shutdown::interrupt() => Err(anyhow::anyhow!("interrupted during start-up")),
     };
     if let Err(err) = healthy {
-        report_logs(&layout);
+        report_logs(&layout, &services);
         stop_all(&layout, running).await;
         return Err(err);
     }
 
     let pids = running
         .iter()
-        .map(|p| format!("{}={}", p.service, p.child.id().unwrap_or_default()))
+        .map(|p| format!("{}={}", p.service.name, p.child.id().unwrap_or_default()))
         .collect::<Vec<_>>()
         .join(" ");
     println!("ACME directory: {}/directory", base_url(&args));
@@ -376,15 +503,16 @@ async fn supervise(
             () = &mut interrupt => break,
         };
         let service = running[index].service;
+        let name = service.name;
         if !budgets[index].spend(Instant::now()) {
             eprintln!(
-                "basalt dev: the {service} service exited ({status}) after {MAX_RESTARTS} \
+                "basalt dev: the {name} service exited ({status}) after {MAX_RESTARTS} \
                  restarts within {RESTART_WINDOW:?}; its log follows"
             );
-            tail(&layout.log(service));
-            bail!("the {service} service keeps dying");
+            tail(&layout.log(name));
+            bail!("the {name} service keeps dying");
         }
-        println!("basalt dev: the {service} service exited ({status}); restarting");
+        println!("basalt dev: the {name} service exited ({status}); restarting");
         tokio::select! {
             () = tokio::time::sleep(RESTART_DELAY) => {}
             () = &mut interrupt => break,
@@ -478,12 +606,15 @@ fn prepare(layout: &Layout, args: &DevArgs) -> anyhow::Result<()> {
             .with_context(|| format!("publishing {cert}"))?;
     }
 
-    let internal_missing = INTERNAL_NAMES
+    // A run with more remote VAs than before lacks their certificates, and so
+    // makes the whole internal PKI afresh; every service reads it as it starts.
+    let internal_names = internal_names(args.remote_vas);
+    let internal_missing = internal_names
         .iter()
         .any(|name| !layout.pki(&format!("{name}.key")).exists());
     if !layout.pki("internal-ca.pem").exists() || internal_missing {
         println!("basalt dev: creating the internal mTLS PKI");
-        basalt_ca::pki::generate_internal_pki(&layout.root.join("pki"), INTERNAL_NAMES, &clock)?;
+        basalt_ca::pki::generate_internal_pki(&layout.root.join("pki"), &internal_names, &clock)?;
     }
 
     if !layout.pki("api-ca.key").exists() {
@@ -561,11 +692,15 @@ fn grpc_block(listen: SocketAddr, allowed: &[(&str, &[&str])]) -> String {
     text
 }
 
+/// The first lines of every service's config.
+const CONFIG_HEADER: &str =
+    "# Written by `basalt dev` on every start; edit the flags, not this file.\n\n";
+
 /// Every service's config, from the flags. The CA's is the only one that names
 /// the issuer key.
 fn render_configs(layout: &Layout, args: &DevArgs, ports: &Ports) -> Vec<(&'static str, String)> {
     let base_url = base_url(args);
-    let header = "# Written by `basalt dev` on every start; edit the flags, not this file.\n\n";
+    let header = CONFIG_HEADER;
 
     let sa = format!(
         "{header}{}\n{}\n[database]\nurl = {}\n",
@@ -603,22 +738,21 @@ fn render_configs(layout: &Layout, args: &DevArgs, ports: &Ports) -> Vec<(&'stat
         ca_profiles(&format!("http://{}/", ports.ocsp)),
     );
 
-    let resolver = args
-        .dns_resolver
-        .as_ref()
-        .map(|resolver| format!("resolver = {}\n", q(resolver)))
-        .unwrap_or_default();
-    let va = format!(
-        "{header}allow_private_addresses = {}\n\n{}\n{}\n[dns]\n{resolver}\n[http01]\nport = {}\n\n[tlsalpn01]\nport = {}\n\n\
-         # The lab CA's name in CAA records: a name with CAA that does not list it is refused.\n\
-         [caa]\nissuer_domains = [{}]\n",
-        args.allow_private_addresses,
+    let va = va_config(
+        layout,
+        args,
+        "va",
         grpc_block(ports.va, &[(service_names::VALIDATION, &["ra"])]),
-        tls_block(layout, "va"),
-        args.http01_port,
-        args.tlsalpn01_port,
-        q(CAA_ISSUER_DOMAIN),
+        &remote_tables(&ports.remote_vas),
     );
+    // A remote answers the primary VA alone and asks no one itself.
+    let remote_vas = REMOTE_VAS
+        .iter()
+        .zip(&ports.remote_vas)
+        .map(|(name, address)| {
+            let grpc = grpc_block(*address, &[(service_names::VALIDATION, &["va"])]);
+            (*name, va_config(layout, args, name, grpc, ""))
+        });
 
     let ra = format!(
         "{header}account_uri_prefix = {}\ndefault_profile = {}\n\n{}\n{}\n{}\n{}\n{}\n{}",
@@ -674,30 +808,87 @@ fn render_configs(layout: &Layout, args: &DevArgs, ports: &Ports) -> Vec<(&'stat
         client_block("sa", ports.sa, "sa"),
     );
 
-    vec![
+    let mut configs = vec![
         ("nonce", nonce),
         ("admin", admin),
         ("sa", sa),
         ("ca", ca),
         ("va", va),
-        ("ra", ra),
-        ("wfe", wfe),
-        ("ocsp", ocsp),
-    ]
+    ];
+    configs.extend(remote_vas);
+    configs.extend([("ra", ra), ("wfe", wfe), ("ocsp", ocsp)]);
+    configs
+}
+
+/// A VA's config: `grpc` says who may call it and `remotes` which perspectives it
+/// asks (empty for a remote VA, or without multi-perspective validation). Every VA
+/// validates alike, with the same resolver, ports, address policy and CAA identity,
+/// so that only where a perspective stands could make it see something else.
+fn va_config(layout: &Layout, args: &DevArgs, name: &str, grpc: String, remotes: &str) -> String {
+    let resolver = args
+        .dns_resolver
+        .as_ref()
+        .map(|resolver| format!("resolver = {}\n", q(resolver)))
+        .unwrap_or_default();
+    // Top-level keys come before the first table.
+    let remote_timeout = if remotes.is_empty() {
+        ""
+    } else {
+        // The remotes run on this machine and fetch from the hosts this VA has just
+        // reached, so they answer well within a second; 5s instead of the 15s
+        // default (meant for remotes far away) keeps a remote that hangs (stopped,
+        // overloaded) from holding up every validation for long, and keeps the VA's
+        // answer far inside the RA's 30s deadline for it.
+        "# The remote VAs run on this machine and answer at once: one that hangs\n\
+         # delays each validation by at most this long.\n\
+         remote_timeout = \"5s\"\n"
+    };
+    format!(
+        "{CONFIG_HEADER}allow_private_addresses = {}\n{remote_timeout}\n{grpc}\n{}\n[dns]\n{resolver}\n\
+         [http01]\nport = {}\n\n[tlsalpn01]\nport = {}\n\n\
+         # The lab CA's name in CAA records: a name with CAA that does not list it is refused.\n\
+         [caa]\nissuer_domains = [{}]\n{remotes}",
+        args.allow_private_addresses,
+        tls_block(layout, name),
+        args.http01_port,
+        args.tlsalpn01_port,
+        q(CAA_ISSUER_DOMAIN),
+    )
+}
+
+/// The primary VA's `[[remote]]` tables, one per remote VA listening at
+/// `addresses`: each is named as its process is (so an outcome leads to its log)
+/// and stands in a region of its own, so any quorum rule can be met.
+fn remote_tables(addresses: &[SocketAddr]) -> String {
+    REMOTE_VAS
+        .iter()
+        .zip(addresses)
+        .enumerate()
+        .map(|(index, (name, address))| {
+            format!(
+                "\n[[remote]]\nname = {}\nregion = {}\naddress = {}\nserver_name = {}\n",
+                q(name),
+                q(format!("region-{}", index + 1)),
+                q(address.to_string()),
+                q(name),
+            )
+        })
+        .collect()
 }
 
 /// A running service process.
 struct Process {
-    service: &'static str,
+    service: Service,
     child: Child,
     /// Held open for the service's lifetime; dropping it tells the service to stop.
     stdin: Option<ChildStdin>,
 }
 
-fn start(exe: &Path, layout: &Layout, service: &'static str) -> anyhow::Result<Process> {
+fn start(exe: &Path, layout: &Layout, service: Service) -> anyhow::Result<Process> {
     use std::os::unix::process::CommandExt;
 
-    let log_path = layout.log(service);
+    let name = service.name;
+    let log_path = layout.log(name);
     let log = std::fs::OpenOptions::new()
         .create(true)
         .append(true)
@@ -706,9 +897,9 @@ fn start(exe: &Path, layout: &Layout, service: &'static str) -> anyhow::Result<P
     let log_err = log.try_clone().context("duplicating the log file handle")?;
     let mut command = std::process::Command::new(exe);
     command
-        .arg(service)
+        .arg(service.command)
         .arg("--config")
-        .arg(layout.config(service))
+        .arg(layout.config(name))
         .arg("--stop-on-stdin-eof")
         .stdin(Stdio::piped())
         .stdout(log)
@@ -719,15 +910,15 @@ fn start(exe: &Path, layout: &Layout, service: &'static str) -> anyhow::Result<P
     let mut child = tokio::process::Command::from(command)
         .kill_on_drop(true)
         .spawn()
-        .with_context(|| format!("starting the {service} service"))?;
+        .with_context(|| format!("starting the {name} service"))?;
     let stdin = child.stdin.take();
     // Written on every start, so it always names the process running now. If
     // it cannot be written, `child` is dropped and so killed.
     let pid = child
         .id()
-        .with_context(|| format!("the {service} service exited as it started"))?;
+        .with_context(|| format!("the {name} service exited as it started"))?;
     // Renamed into place, so a reader never sees half a pid.
-    let pid_file = layout.pid_file(service);
+    let pid_file = layout.pid_file(name);
     let partial = pid_file.with_extension("pid.partial");
     write(&partial, &format!("{pid}\n"))?;
     std::fs::rename(&partial, &pid_file)
@@ -764,34 +955,40 @@ async fn stop_all(layout: &Layout, mut running: Vec<Process>) {
             Err(_) => {
                 eprintln!(
                     "basalt dev: the {} service did not stop; killing it",
-                    process.service
+                    process.service.name
                 );
                 let _ = process.child.kill().await;
             }
         }
-        let _ = std::fs::remove_file(layout.pid_file(process.service));
+        let _ = std::fs::remove_file(layout.pid_file(process.service.name));
     }
 }
 
 /// Polls every service until it answers: gRPC health for the gRPC services, a
 /// TCP connection for the HTTP ones.
-async fn wait_healthy(layout: &Layout, args: &DevArgs, ports: &Ports) -> anyhow::Result<()> {
+async fn wait_healthy(
+    layout: &Layout,
+    args: &DevArgs,
+    ports: &Ports,
+    services: &[Service],
+) -> anyhow::Result<()> {
     let deadline = tokio::time::Instant::now() + STARTUP_TIMEOUT;
     let tls = layout.tls("dev");
-    for (service, grpc_name) in SERVICES {
+    for service in services {
+        let name = service.name;
         loop {
-            let healthy = match (grpc_name, ports.grpc(service)) {
+            let healthy = match (service.health, ports.grpc(name)) {
                 (Some(grpc_name), Some(address)) => {
                     let peer = GrpcClientConfig {
                         address: address.to_string(),
-                        server_name: (*service).to_owned(),
+                        server_name: name.to_owned(),
                         timeout: ConfigDuration(Duration::from_secs(2)),
                     };
                     let channel = GrpcChannel::new(&peer, &tls)?;
                     channel.check_health(grpc_name).await.unwrap_or(false)
                 }
                 _ => {
-                    let address = if *service == "wfe" {
+                    let address = if name == "wfe" {
                         args.listen
                     } else {
                         ports.ocsp
@@ -803,7 +1000,7 @@ async fn wait_healthy(layout: &Layout, args: &DevArgs, ports: &Ports) -> anyhow:
                 break;
             }
             if tokio::time::Instant::now() > deadline {
-                bail!("the {service} service did not become healthy within {STARTUP_TIMEOUT:?}");
+                bail!("the {name} service did not become healthy within {STARTUP_TIMEOUT:?}");
             }
             tokio::time::sleep(Duration::from_millis(200)).await;
         }
@@ -811,10 +1008,10 @@ async fn wait_healthy(layout: &Layout, args: &DevArgs, ports: &Ports) -> anyhow:
     Ok(())
 }
 
-fn report_logs(layout: &Layout) {
-    for (service, _) in SERVICES {
-        eprintln!("--- {} ---", layout.log(service).display());
-        tail(&layout.log(service));
+fn report_logs(layout: &Layout, services: &[Service]) {
+    for service in services {
+        eprintln!("--- {} ---", layout.log(service.name).display());
+        tail(&layout.log(service.name));
     }
 }
 
@@ -846,15 +1043,36 @@ mod tests {
             db: None,
             eab_required: false,
             default_profile: DEFAULT_PROFILE.to_owned(),
+            remote_vas: DEFAULT_REMOTE_VAS,
         }
     }
 
     fn configs() -> Vec<(&'static str, String)> {
-        let args = args();
+        configs_with(&args())
+    }
+
+    fn configs_with(args: &DevArgs) -> Vec<(&'static str, String)> {
         let layout = Layout {
             root: args.data_dir.clone(),
         };
-        render_configs(&layout, &args, &Ports::new(args.port_base).unwrap())
+        let ports = Ports::new(args.port_base, args.remote_vas).unwrap();
+        render_configs(&layout, args, &ports)
+    }
+
+    fn config<T: serde::de::DeserializeOwned>(configs: &[(&str, String)], name: &str) -> T {
+        let (_, text) = configs
+            .iter()
+            .find(|(service, _)| *service == name)
+            .unwrap_or_else(|| panic!("no {name}.toml"));
+        basalt_config::parse(text).unwrap_or_else(|err| panic!("{name}.toml: {err}\n{text}"))
+    }
+
+    /// The service called `name` among those of a lab with the default remotes.
+    fn service(name: &str) -> Service {
+        services(DEFAULT_REMOTE_VAS)
+            .into_iter()
+            .find(|service| service.name == name)
+            .unwrap_or_else(|| panic!("no service {name}"))
     }
 
     #[test]
@@ -863,7 +1081,9 @@ mod tests {
             let parsed = match service {
                 "sa" => basalt_config::parse::<basalt_sa::SaConfig>(&text).map(drop),
                 "ca" => basalt_config::parse::<basalt_ca::CaConfig>(&text).map(drop),
-                "va" => basalt_config::parse::<basalt_va::VaConfig>(&text).map(drop),
+                "va" | "va-remote-1" | "va-remote-2" | "va-remote-3" => {
+                    basalt_config::parse::<basalt_va::VaConfig>(&text).map(drop)
+                }
                 "ra" => basalt_config::parse::<basalt_ra::RaConfig>(&text)
                     .and_then(|config| config.validate()),
                 "wfe" => basalt_config::parse::<basalt_wfe::WfeConfig>(&text).map(drop),
@@ -874,6 +1094,198 @@ mod tests {
             };
             parsed.unwrap_or_else(|err| panic!("{service}.toml: {err}\n{text}"));
         }
+    }
+
+    #[test]
+    fn every_generated_config_belongs_to_a_service() {
+        for remote_vas in [0, DEFAULT_REMOTE_VAS, REMOTE_VAS.len()] {
+            let args = DevArgs {
+                remote_vas,
+                ..args()
+            };
+            let mut written: Vec<&str> = configs_with(&args).into_iter().map(|(s, _)| s).collect();
+            written.retain(|name| *name != "admin");
+            written.sort_unstable();
+            let mut started: Vec<&str> = services(remote_vas).iter().map(|s| s.name).collect();
+            started.sort_unstable();
+            assert_eq!(written, started, "with {remote_vas} remote VAs");
+        }
+    }
+
+    #[test]
+    fn the_remote_vas_start_before_the_va_that_asks_them() {
+        let names: Vec<&str> = services(3).iter().map(|s| s.name).collect();
+        assert_eq!(
+            names,
+            [
+                "sa",
+                "ca",
+                "va-remote-1",
+                "va-remote-2",
+                "va-remote-3",
+                "va",
+                "ra",
+                "ocsp",
+                "nonce",
+                "wfe"
+            ]
+        );
+        let remote = service("va-remote-2");
+        assert_eq!(remote.command, "va");
+        assert_eq!(remote.health, Some(service_names::VALIDATION));
+        assert_eq!(services(0).len(), SERVICES.len());
+    }
+
+    #[test]
+    fn the_va_asks_each_remote_in_a_region_of_its_own() {
+        let configs = configs();
+        let va: basalt_va::VaConfig = config(&configs, "va");
+        assert_eq!(va.remote_timeout.0, Duration::from_secs(5));
+        let remotes: Vec<(&str, &str, &str, &str)> = va
+            .remote
+            .iter()
+            .map(|r| {
+                (
+                    r.name.as_str(),
+                    r.region.as_str(),
+                    r.address.as_str(),
+                    r.server_name.as_str(),
+                )
+            })
+            .collect();
+        assert_eq!(
+            remotes,
+            [
+                ("va-remote-1", "region-1", "127.0.0.1:14106", "va-remote-1"),
+                ("va-remote-2", "region-2", "127.0.0.1:14107", "va-remote-2"),
+                ("va-remote-3", "region-3", "127.0.0.1:14108", "va-remote-3"),
+            ]
+        );
+        assert_eq!(
+            va.grpc.allowed_clients[service_names::VALIDATION],
+            vec!["ra"]
+        );
+    }
+
+    #[test]
+    fn a_remote_va_answers_only_the_va_and_validates_as_it_does() {
+        let configs = configs();
+        let va: basalt_va::VaConfig = config(&configs, "va");
+        for (index, name) in REMOTE_VAS.iter().take(DEFAULT_REMOTE_VAS).enumerate() {
+            let remote: basalt_va::VaConfig = config(&configs, name);
+            assert!(remote.remote.is_empty(), "{name} asks remotes of its own");
+            let allowed = &remote.grpc.allowed_clients;
+            assert_eq!(allowed[service_names::VALIDATION], vec!["va"], "{name}");
+            assert_eq!(allowed.len(), 1, "{name}");
+            let port = 14100 + u16::try_from(FIXED_PORTS + index).unwrap();
+            assert_eq!(remote.grpc.listen, SocketAddr::from(([127, 0, 0, 1], port)));
+            assert_eq!(
+                remote.tls.cert,
+                PathBuf::from(format!("/var/lib/basalt dev/pki/{name}.pem"))
+            );
+            assert_eq!(remote.dns, va.dns, "{name}");
+            assert_eq!(remote.http01, va.http01, "{name}");
+            assert_eq!(remote.tlsalpn01, va.tlsalpn01, "{name}");
+            assert_eq!(remote.caa, va.caa, "{name}");
+            assert_eq!(
+                remote.allow_private_addresses, va.allow_private_addresses,
+                "{name}"
+            );
+        }
+    }
+
+    #[test]
+    fn no_remote_vas_turn_multi_perspective_validation_off() {
+        let args = DevArgs {
+            remote_vas: 0,
+            ..args()
+        };
+        let configs = configs_with(&args);
+        let va: basalt_va::VaConfig = config(&configs, "va");
+        assert!(va.remote.is_empty());
+        assert!(
+            configs
+                .iter()
+                .all(|(name, _)| !name.starts_with("va-remote"))
+        );
+        assert_eq!(internal_names(0), INTERNAL_NAMES);
+    }
+
+    #[test]
+    fn each_remote_va_has_a_certificate_and_a_port_after_the_fixed_ones() {
+        let names = internal_names(3);
+        assert_eq!(
+            names[INTERNAL_NAMES.len()..],
+            ["va-remote-1", "va-remote-2", "va-remote-3"]
+        );
+        let ports = Ports::new(14100, 9).unwrap();
+        assert_eq!(ports.nonce.port(), 14105);
+        assert_eq!(ports.grpc("va-remote-1").unwrap().port(), 14106);
+        assert_eq!(ports.grpc("va-remote-9").unwrap().port(), 14114);
+        assert_eq!(Ports::new(14100, 3).unwrap().grpc("va-remote-4"), None);
+
+        assert!(Ports::new(u16::MAX - 8, 3).is_ok());
+        let err = Ports::new(u16::MAX - 8, 4).err().unwrap();
+        assert_eq!(
+            err.to_string(),
+            format!("--port-base {} leaves no room for 10 ports", u16::MAX - 8)
+        );
+    }
+
+    #[test]
+    fn the_remote_va_count_is_bounded() {
+        #[derive(Debug, clap::Parser)]
+        struct Cli {
+            #[command(flatten)]
+            dev: DevArgs,
+        }
+        use clap::Parser;
+
+        let parse = |flags: &[&str]| {
+            Cli::try_parse_from(std::iter::once("dev").chain(flags.iter().copied()))
+                .map(|cli| cli.dev.remote_vas)
+                .map_err(|err| err.to_string())
+        };
+        assert_eq!(parse(&[]), Ok(3));
+        for count in [0, 2, 9] {
+            assert_eq!(parse(&["--remote-vas", &count.to_string()]), Ok(count));
+        }
+        let err = parse(&["--remote-vas", "10"]).unwrap_err();
+        assert!(err.contains("at most 9 remote VAs"), "{err}");
+        let err = parse(&["--remote-vas", "1"]).unwrap_err();
+        assert!(
+            err.contains("one remote VA can never make a quorum"),
+            "{err}"
+        );
+        let err = parse(&["--remote-vas", "three"]).unwrap_err();
+        assert!(err.contains("expected a number"), "{err}");
+    }
+
+    #[tokio::test]
+    async fn a_remote_va_runs_as_a_va_with_its_own_config_log_and_pid_file() {
+        let (layout, exe) = fake_service("remote-va", "echo \"started: $*\"; exec cat >/dev/null");
+        let running = vec![start(&exe, &layout, service("va-remote-2")).unwrap()];
+        let log = layout.log("va-remote-2");
+        let deadline = Instant::now() + Duration::from_secs(30);
+        while std::fs::read_to_string(&log).unwrap_or_default().is_empty() {
+            assert!(Instant::now() < deadline, "the remote VA never started");
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+        assert_eq!(
+            std::fs::read_to_string(&log).unwrap(),
+            format!(
+                "started: va --config {} --stop-on-stdin-eof\n",
+                layout.config("va-remote-2").display()
+            )
+        );
+        assert_eq!(pid_in_file(&layout, "va-remote-2"), running[0].child.id());
+
+        stop_all(&layout, running).await;
+        assert!(
+            !layout.pid_file("va-remote-2").exists(),
+            "pid file left behind"
+        );
+        std::fs::remove_dir_all(&layout.root).unwrap();
     }
 
     #[test]
@@ -961,7 +1373,7 @@ mod tests {
 if [ ! -e "$0.died" ]; then touch "$0.died"; exit 3; fi
 exec cat >/dev/null"#,
         );
-        let mut running = vec![start(&exe, &layout, "nonce").unwrap()];
+        let mut running = vec![start(&exe, &layout, service("nonce")).unwrap()];
         let first_pid = pid_in_file(&layout, "nonce").unwrap();
 
         let log = layout.log("nonce");
@@ -999,7 +1411,7 @@ exec cat >/dev/null"#,
     #[tokio::test]
     async fn a_service_that_keeps_dying_is_given_up_on() {
         let (layout, exe) = fake_service("crash-loop", "echo started; exit 3");
-        let mut running = vec![start(&exe, &layout, "nonce").unwrap()];
+        let mut running = vec![start(&exe, &layout, service("nonce")).unwrap()];
         // Five restarts at RESTART_DELAY apart all fall within one budget window.
         let err = supervise(&exe, &layout, &mut running, std::future::pending())
             .await
