@@ -216,3 +216,63 @@ fn openssl_time(text: &str) -> i64 {
     );
     out.stdout.trim().parse().expect("date printed seconds")
 }
+
+/// Sets the CAA record set of `name` on the mock DNS: one `issue` record per value.
+fn set_caa(ca: &DevCa, name: &str, issuers: &[&str]) {
+    let policies = issuers
+        .iter()
+        .map(|issuer| format!("{{\"tag\":\"issue\",\"value\":\"{issuer}\"}}"))
+        .collect::<Vec<_>>()
+        .join(",");
+    run_ok(
+        Command::new("curl")
+            .args(["-sf", "-X", "POST", "-d"])
+            .arg(format!(
+                "{{\"host\":\"{name}.\",\"policies\":[{policies}]}}"
+            ))
+            .arg(format!(
+                "http://127.0.0.1:{}/add-caa",
+                ca.dns_management_port
+            )),
+        OPENSSL_TIMEOUT,
+    );
+}
+
+/// CAA on a parent domain naming another CA stops issuance with a `caa` problem,
+/// after the challenge was met; naming the lab CA (`basalt-dev.example`) allows it.
+#[test]
+fn caa_decides_after_the_challenge() {
+    let ca = DevCa::start("caa");
+    set_caa(&ca, "forbidden.example.com", &["other-ca.example"]);
+    set_caa(
+        &ca,
+        "allowed.example.com",
+        &["other-ca.example", "basalt-dev.example"],
+    );
+    let http = |cmd: &mut Command| {
+        cmd.arg("--http")
+            .args(["--http.port", &format!("127.0.0.1:{}", ca.http01_port)])
+            .arg("run");
+    };
+
+    let dir = ca.client_dir("lego-caa-forbidden");
+    let mut forbidden = lego(&ca, &dir, &["www.forbidden.example.com"]);
+    http(&mut forbidden);
+    let out = crate::harness::run_fails(&mut forbidden, CLIENT_TIMEOUT);
+    assert!(
+        out.text().contains("urn:ietf:params:acme:error:caa"),
+        "lego: {}",
+        out.text()
+    );
+
+    let dir = ca.client_dir("lego-caa-allowed");
+    let mut allowed = lego(&ca, &dir, &["www.allowed.example.com"]);
+    http(&mut allowed);
+    run_ok(&mut allowed, CLIENT_TIMEOUT);
+    check_leaf(
+        &ca,
+        &dir,
+        "www.allowed.example.com",
+        &["DNS:www.allowed.example.com"],
+    );
+}
