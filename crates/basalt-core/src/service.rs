@@ -160,7 +160,11 @@ pub trait Storage: StorageReadOnly + CertificateStore {
         outcome: AuthzOutcome,
     ) -> Result<(), Error>;
     /// Moves a ready order to processing; [`crate::ErrorKind::OrderNotReady`] otherwise.
-    async fn set_order_processing(&self, id: OrderId) -> Result<(), Error>;
+    ///
+    /// `attempt` names the finalize request (random, chosen by the caller): a repeat
+    /// with the same `attempt`, after an answer lost to a crash, succeeds; any other
+    /// caller of an order already processing gets OrderNotReady.
+    async fn set_order_processing(&self, id: OrderId, attempt: &str) -> Result<(), Error>;
     /// Marks a processing order valid with its certificate. A repeat with the serial
     /// the order already has succeeds and changes nothing (the answer to the first call
     /// may have been lost); any other serial on a valid order is

@@ -315,10 +315,11 @@ impl Storage for SaClient {
         Ok(())
     }
 
-    async fn set_order_processing(&self, id: OrderId) -> Result<(), Error> {
-        let request = self
-            .0
-            .request(pb::SetOrderProcessingRequest { order_id: id.0 });
+    async fn set_order_processing(&self, id: OrderId, attempt: &str) -> Result<(), Error> {
+        let request = self.0.request(pb::SetOrderProcessingRequest {
+            order_id: id.0,
+            attempt: attempt.to_owned(),
+        });
         self.writer()
             .set_order_processing(request)
             .await
@@ -683,9 +684,10 @@ impl<T: Storage> pb::storage_server::Storage for SaService<T> {
         &self,
         request: Request<pb::SetOrderProcessingRequest>,
     ) -> GrpcResult<types::Empty> {
+        let request = request.into_inner();
         empty(
             self.0
-                .set_order_processing(OrderId(request.into_inner().order_id))
+                .set_order_processing(OrderId(request.order_id), &request.attempt)
                 .await,
         )
     }

@@ -83,6 +83,9 @@ const SA_WRITE_PATIENCE: Duration = Duration::from_secs(60);
 /// The first wait between those retries; each later one doubles, up to the cap.
 const SA_WRITE_FIRST_WAIT: Duration = Duration::from_millis(200);
 const SA_WRITE_MAX_WAIT: Duration = Duration::from_secs(5);
+/// How long finalize, which a client waits on, retries marking the order
+/// processing while the SA is unavailable.
+const FINALIZE_SA_PATIENCE: Duration = Duration::from_secs(10);
 
 /// Runs an SA write from a background task until it succeeds, fails for good, or
 /// `patience` runs out. Only `unavailable` is retried: it is what a restarting SA or a
@@ -782,7 +785,15 @@ impl RegistrationAuthority for Ra {
             info!(order_id = %id, error = %err, "CSR refused");
         })?;
         self.recheck_caa(&order).await?;
-        sa.set_order_processing(id).await?;
+        // This request's own name: should the SA's answer be lost (the SA restarts
+        // after its commit), the repeat is recognised as this request rather than
+        // refused as a second finalize, and no order is left processing with no
+        // issuance behind it.
+        let attempt = new_token();
+        sa_write_with_patience("set_order_processing", FINALIZE_SA_PATIENCE, || {
+            sa.set_order_processing(id, &attempt)
+        })
+        .await?;
         info!(
             target: AUDIT,
             event = "issuance_requested",

@@ -399,7 +399,7 @@ pub(crate) async fn order_status_moves_from_pending_to_valid(sa: &SqlStorage, cl
     let (b, a) = (order.authz_ids[0], order.authz_ids[1]);
 
     let err = assert_kind(
-        sa.set_order_processing(order.id).await,
+        sa.set_order_processing(order.id, "attempt").await,
         ErrorKind::OrderNotReady,
     );
     assert!(err.detail.contains("pending"), "{err}");
@@ -464,13 +464,15 @@ pub(crate) async fn order_status_moves_from_pending_to_valid(sa: &SqlStorage, cl
         sa.finalize_order(order.id, &serial).await,
         ErrorKind::Internal,
     );
-    sa.set_order_processing(order.id).await.unwrap();
+    sa.set_order_processing(order.id, "attempt").await.unwrap();
     assert_eq!(
         sa.order(order.id).await.unwrap().status,
         OrderStatus::Processing
     );
+    // The same attempt again (its first answer lost) succeeds; another is refused.
+    sa.set_order_processing(order.id, "attempt").await.unwrap();
     let err = assert_kind(
-        sa.set_order_processing(order.id).await,
+        sa.set_order_processing(order.id, "another attempt").await,
         ErrorKind::OrderNotReady,
     );
     assert!(err.detail.contains("processing"), "{err}");
@@ -543,7 +545,7 @@ pub(crate) async fn order_error_makes_it_invalid(sa: &SqlStorage, _clock: &Fixed
     let acct = account(sa, "thumb").await;
     let order = sa.new_order(new_order(acct.id, start())).await.unwrap();
     validate_all(sa, &order, start()).await;
-    sa.set_order_processing(order.id).await.unwrap();
+    sa.set_order_processing(order.id, "attempt").await.unwrap();
 
     let problem = Error::new(ErrorKind::BadCsr, "csr names c.example");
     sa.set_order_error(order.id, &problem).await.unwrap();
@@ -551,7 +553,7 @@ pub(crate) async fn order_error_makes_it_invalid(sa: &SqlStorage, _clock: &Fixed
     assert_eq!(failed.status, OrderStatus::Invalid);
     assert_eq!(failed.error, Some(problem.clone()));
     assert_kind(
-        sa.set_order_processing(order.id).await,
+        sa.set_order_processing(order.id, "attempt").await,
         ErrorKind::OrderNotReady,
     );
     assert_kind(
@@ -597,7 +599,7 @@ pub(crate) async fn authzs_and_orders_expire_with_the_clock(sa: &SqlStorage, clo
         AuthzStatus::Expired
     );
     assert_kind(
-        sa.set_order_processing(order.id).await,
+        sa.set_order_processing(order.id, "attempt").await,
         ErrorKind::OrderNotReady,
     );
 }
@@ -715,9 +717,12 @@ pub(crate) async fn only_one_finalize_wins(sa: &SqlStorage, _clock: &FixedClock)
     let order = sa.new_order(new_order(acct.id, start())).await.unwrap();
     validate_all(sa, &order, start()).await;
 
-    let results = concurrently((0..8).map(|_| {
+    let results = concurrently((0..8).map(|i| {
         let sa = sa.clone();
-        async move { sa.set_order_processing(order.id).await }
+        async move {
+            sa.set_order_processing(order.id, &format!("attempt-{i}"))
+                .await
+        }
     }))
     .await;
     the_one_winner(results, ErrorKind::OrderNotReady);
@@ -1131,7 +1136,7 @@ pub(crate) async fn deactivating_an_authz_invalidates_its_order(
         OrderStatus::Invalid
     );
     assert_kind(
-        sa.set_order_processing(ready.id).await,
+        sa.set_order_processing(ready.id, "attempt").await,
         ErrorKind::OrderNotReady,
     );
 
@@ -1190,7 +1195,7 @@ pub(crate) async fn only_pending_or_valid_authzs_are_deactivated(
 pub(crate) async fn processing_order<S: Storage>(sa: &S, account_id: AccountId) -> Order {
     let order = sa.new_order(new_order(account_id, start())).await.unwrap();
     validate_all(sa, &order, start()).await;
-    sa.set_order_processing(order.id).await.unwrap();
+    sa.set_order_processing(order.id, "attempt").await.unwrap();
     sa.order(order.id).await.unwrap()
 }
 
@@ -1344,7 +1349,9 @@ pub(crate) async fn a_valid_replacement_keeps_the_certificate_replaced(
     let acct = issued(sa, "thumb", &serial).await;
     let renewal = sa.new_order(replacing(acct.id, &serial)).await.unwrap();
     validate_all(sa, &renewal, start()).await;
-    sa.set_order_processing(renewal.id).await.unwrap();
+    sa.set_order_processing(renewal.id, "attempt")
+        .await
+        .unwrap();
     let next: Serial = "0d0e0f".parse().unwrap();
     issue(sa, acct.id, &next, start()).await;
     sa.finalize_order(renewal.id, &next).await.unwrap();
@@ -1904,7 +1911,10 @@ pub(crate) async fn writes_naming_unknown_ids_are_not_found_and_write_nothing(
         .await,
         ErrorKind::NotFound,
     );
-    assert_kind(sa.set_order_processing(order_id).await, ErrorKind::NotFound);
+    assert_kind(
+        sa.set_order_processing(order_id, "attempt").await,
+        ErrorKind::NotFound,
+    );
     // The certificate exists; only the order is unknown.
     assert_kind(
         sa.finalize_order(order_id, &serial).await,
@@ -2400,7 +2410,7 @@ pub(crate) async fn only_unfinished_orders_take_an_error(sa: &SqlStorage, _clock
         assert_eq!(failed.error, Some(problem));
     }
     assert_kind(
-        sa.set_order_processing(ready.id).await,
+        sa.set_order_processing(ready.id, "attempt").await,
         ErrorKind::OrderNotReady,
     );
 }

@@ -53,6 +53,11 @@ const SQLITE: &[Migration] = &[
         name: "maintenance",
         sql: include_str!("../migrations/sqlite/0004_maintenance.sql"),
     },
+    Migration {
+        version: 5,
+        name: "processing_attempt",
+        sql: include_str!("../migrations/sqlite/0005_processing_attempt.sql"),
+    },
 ];
 
 /// PostgreSQL's history. Version 1 is the end state of SQLite's versions 1 to 3;
@@ -68,6 +73,11 @@ const POSTGRES: &[Migration] = &[
         name: "maintenance",
         sql: include_str!("../migrations/postgres/0002_maintenance.sql"),
     },
+    Migration {
+        version: 3,
+        name: "processing_attempt",
+        sql: include_str!("../migrations/postgres/0003_processing_attempt.sql"),
+    },
 ];
 
 /// MySQL/MariaDB's history, numbered as PostgreSQL's.
@@ -81,6 +91,11 @@ const MYSQL: &[Migration] = &[
         version: 2,
         name: "maintenance",
         sql: include_str!("../migrations/mysql/0002_maintenance.sql"),
+    },
+    Migration {
+        version: 3,
+        name: "processing_attempt",
+        sql: include_str!("../migrations/mysql/0003_processing_attempt.sql"),
     },
 ];
 

@@ -206,8 +206,8 @@ impl Storage for ReadSplit {
         self.primary.finalize_authz(id, kind, outcome).await
     }
 
-    async fn set_order_processing(&self, id: OrderId) -> Result<(), Error> {
-        self.primary.set_order_processing(id).await
+    async fn set_order_processing(&self, id: OrderId, attempt: &str) -> Result<(), Error> {
+        self.primary.set_order_processing(id, attempt).await
     }
 
     async fn finalize_order(&self, id: OrderId, serial: &Serial) -> Result<(), Error> {

@@ -505,9 +505,9 @@ impl Storage for SqlStorage {
         .await
     }
 
-    async fn set_order_processing(&self, id: OrderId) -> Result<(), Error> {
+    async fn set_order_processing(&self, id: OrderId, attempt: &str) -> Result<(), Error> {
         self.retrying("set_order_processing", || {
-            self.attempt_set_order_processing(id)
+            self.attempt_set_order_processing(id, attempt)
         })
         .await
     }
@@ -1233,10 +1233,26 @@ impl SqlStorage {
         Ok(())
     }
 
-    async fn attempt_set_order_processing(&self, id: OrderId) -> Result<(), Error> {
+    async fn attempt_set_order_processing(&self, id: OrderId, attempt: &str) -> Result<(), Error> {
         let now = self.clock.now();
         let mut tx = self.begin_write().await?;
         let order = load_order(&mut tx, id, now).await?;
+        if order.status == OrderStatus::Processing {
+            // The same finalize request again, its first answer lost to a crash
+            // after the commit: it still owns the issuance.
+            let owner = sqlx::query(sql(
+                &tx,
+                "SELECT processing_attempt FROM orders WHERE id = $1",
+            ))
+            .bind(id.0)
+            .fetch_one(&mut *tx)
+            .await
+            .map_err(db_error("reading an order"))?;
+            if get::<Option<String>>(&owner, "processing_attempt")?.as_deref() == Some(attempt) {
+                info!(order_id = %id, "order already processing for this attempt");
+                return Ok(());
+            }
+        }
         if order.status != OrderStatus::Ready {
             return Err(Error::new(
                 ErrorKind::OrderNotReady,
@@ -1245,11 +1261,12 @@ impl SqlStorage {
         }
         let updated = sqlx::query(sql(
             &tx,
-            "UPDATE orders SET began_processing = 1, processing_at = $1
-             WHERE id = $2 AND began_processing = 0 AND error IS NULL
+            "UPDATE orders SET began_processing = 1, processing_at = $1, processing_attempt = $2
+             WHERE id = $3 AND began_processing = 0 AND error IS NULL
                    AND certificate_serial IS NULL",
         ))
         .bind(unix(now))
+        .bind(attempt)
         .bind(id.0)
         .execute(&mut *tx)
         .await

@@ -192,10 +192,15 @@ pub struct DeactivateAuthorizationRequest {
     #[prost(int64, tag = "1")]
     pub authz_id: i64,
 }
-#[derive(Clone, Copy, PartialEq, Eq, Hash, ::prost::Message)]
+#[derive(Clone, PartialEq, Eq, Hash, ::prost::Message)]
 pub struct SetOrderProcessingRequest {
     #[prost(int64, tag = "1")]
     pub order_id: i64,
+    /// Names the finalize request, so that a repeat after a lost answer succeeds.
+    ///
+    /// Next unused field number: 3
+    #[prost(string, tag = "2")]
+    pub attempt: ::prost::alloc::string::String,
 }
 #[derive(Clone, PartialEq, Eq, Hash, ::prost::Message)]
 pub struct FinalizeOrderRequest {

@@ -386,7 +386,7 @@ impl Storage for FakeSa {
         Ok(())
     }
 
-    async fn set_order_processing(&self, id: OrderId) -> Result<(), Error> {
+    async fn set_order_processing(&self, id: OrderId, _attempt: &str) -> Result<(), Error> {
         let mut state = self.lock();
         let order = state
             .orders

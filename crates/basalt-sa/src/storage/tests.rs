@@ -76,7 +76,7 @@ async fn stuck_orders_are_settled(engine: Engine) {
     let processing = |sa: SqlStorage| async move {
         let order = sa.new_order(new_order(acct.id, start())).await.unwrap();
         validate_all(&sa, &order, start()).await;
-        sa.set_order_processing(order.id).await.unwrap();
+        sa.set_order_processing(order.id, "attempt").await.unwrap();
         order.id
     };
     let stuck = processing(sa.clone()).await;
@@ -334,7 +334,7 @@ async fn finalizing_again_with_the_same_serial_is_a_no_op(engine: Engine) {
     let acct = account(&sa, "thumb").await;
     let order = sa.new_order(new_order(acct.id, start())).await.unwrap();
     validate_all(&sa, &order, start()).await;
-    sa.set_order_processing(order.id).await.unwrap();
+    sa.set_order_processing(order.id, "attempt").await.unwrap();
     let serial: Serial = "0a0b0c0d".parse().unwrap();
     let other: Serial = "0a0b0c0e".parse().unwrap();
     crate::conformance::issue(&sa, acct.id, &serial, start()).await;
@@ -432,7 +432,7 @@ mod sqlite {
         let acct = account(&sa, "thumb").await;
         let order = sa.new_order(new_order(acct.id, start())).await.unwrap();
         validate_all(&sa, &order, start()).await;
-        sa.set_order_processing(order.id).await.unwrap();
+        sa.set_order_processing(order.id, "attempt").await.unwrap();
         let serial: Serial = "0102030405060708".parse().unwrap();
         issue(&sa, acct.id, &serial, start()).await;
         sa.finalize_order(order.id, &serial).await.unwrap();
@@ -459,7 +459,7 @@ mod sqlite {
             ErrorKind::Conflict,
         );
         assert_eq!(sa.migrate().await.unwrap(), Vec::<i64>::new());
-        assert_eq!(versions(&sa).await, vec![1, 2, 3, 4]);
+        assert_eq!(versions(&sa).await, vec![1, 2, 3, 4, 5]);
         let journal: String = sqlx::query("PRAGMA journal_mode")
             .fetch_one(sa.pool())
             .await
@@ -699,7 +699,7 @@ mod postgres {
 
         let once = sa.clone();
         let err = against_a_concurrent_update(&sa, order.id, move || async move {
-            once.attempt_set_order_processing(order.id).await
+            once.attempt_set_order_processing(order.id, "attempt").await
         })
         .await
         .unwrap_err();
@@ -709,7 +709,7 @@ mod postgres {
 
         let retried = sa.clone();
         against_a_concurrent_update(&sa, order.id, move || async move {
-            retried.set_order_processing(order.id).await
+            retried.set_order_processing(order.id, "attempt").await
         })
         .await
         .unwrap();
@@ -807,7 +807,7 @@ mod mysql {
             .unwrap();
         let task = tokio::spawn({
             let sa = sa.clone();
-            async move { sa.set_order_processing(order.id).await }
+            async move { sa.set_order_processing(order.id, "attempt").await }
         });
         // The SA's transaction reads the row too and waits to write it.
         tokio::time::sleep(Duration::from_millis(300)).await;

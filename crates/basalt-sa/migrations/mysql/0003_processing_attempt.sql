@@ -1,0 +1,3 @@
+-- Which finalize request began processing an order, so that the same request, repeated
+-- after its answer was lost to a crash, is told it still owns the issuance.
+ALTER TABLE orders ADD COLUMN IF NOT EXISTS processing_attempt VARCHAR(128);
