@@ -159,7 +159,7 @@ fn lego_answers_dns_01_for_a_wildcard_and_its_base_name() {
 /// certbot 5 (Debian's certbot 2.1 predates IP addresses and profiles): `.ci/run`
 /// installs it from PyPI into `/var/tmp/basalt-certbot5`; `BASALT_CERTBOT5` names
 /// another one.
-fn certbot5() -> PathBuf {
+pub(crate) fn certbot5() -> PathBuf {
     let path = std::env::var_os("BASALT_CERTBOT5").map_or_else(
         || PathBuf::from("/var/tmp/basalt-certbot5/bin/certbot"),
         PathBuf::from,

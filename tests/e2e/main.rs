@@ -24,5 +24,6 @@ mod jws;
 mod lego;
 mod multi_wfe;
 mod perspectives;
+mod pkilint;
 mod restart;
 mod steps;

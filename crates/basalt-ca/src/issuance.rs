@@ -59,6 +59,17 @@ use crate::lint;
 
 /// id-pe-authorityInfoAccess (RFC 5280 §4.2.2.1).
 const OID_AUTHORITY_INFO_ACCESS: &[u64] = &[1, 3, 6, 1, 5, 5, 7, 1, 1];
+
+/// certificatePolicies (RFC 5280 §4.2.1.4).
+pub(crate) const OID_CERTIFICATE_POLICIES: &[u64] = &[2, 5, 29, 32];
+
+/// The certificatePolicies value every subscriber certificate carries: one
+/// PolicyInformation naming the CA/Browser Forum domain-validated policy,
+/// 2.23.140.1.2.1 (Baseline Requirements §7.1.2.7.9 requires it; Let's Encrypt's
+/// leaves carry exactly this). DER: SEQUENCE { SEQUENCE { OID 2.23.140.1.2.1 } }.
+pub(crate) const DV_CERTIFICATE_POLICIES: &[u8] = &[
+    0x30, 0x0a, 0x30, 0x08, 0x06, 0x06, 0x67, 0x81, 0x0c, 0x01, 0x02, 0x01,
+];
 /// id-ad-ocsp (RFC 5280 §4.2.2.1).
 const ID_AD_OCSP: ObjectIdentifier = ObjectIdentifier::new_unwrap("1.3.6.1.5.5.7.48.1");
 /// Serial numbers are 20 octets: the most RFC 5280 §4.1.2.2 allows, about 159
@@ -307,8 +318,12 @@ impl Ca {
                 uris: vec![url.clone()],
             }];
         }
+        params.custom_extensions = vec![CustomExtension::from_oid_content(
+            OID_CERTIFICATE_POLICIES,
+            DV_CERTIFICATE_POLICIES.to_vec(),
+        )];
         if let Some(url) = &profile.ocsp_url {
-            params.custom_extensions = vec![ocsp_aia_extension(url)?];
+            params.custom_extensions.push(ocsp_aia_extension(url)?);
         }
         Ok(params)
     }

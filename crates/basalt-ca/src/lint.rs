@@ -48,6 +48,7 @@ const RULES: &[(&str, Rule)] = &[
     ("eku_server_auth", eku_server_auth),
     ("not_ca", not_ca),
     ("key_algorithm", key_algorithm),
+    ("certificate_policies_dv", certificate_policies_dv),
 ];
 
 /// Runs every rule on a subscriber (end-entity TLS server) certificate; an empty
@@ -193,6 +194,27 @@ fn not_ca(cert: &X509Certificate<'_>) -> Result<(), String> {
     }
 }
 
+/// Baseline Requirements §7.1.2.7.9: a subscriber certificate asserts the
+/// domain-validated policy, 2.23.140.1.2.1.
+fn certificate_policies_dv(cert: &X509Certificate<'_>) -> Result<(), String> {
+    let dv = x509_parser::oid_registry::Oid::from(&[2, 23, 140, 1, 2, 1])
+        .map_err(|_| "cannot build the DV policy OID".to_owned())?;
+    let policies = cert
+        .extensions()
+        .iter()
+        .find_map(|ext| match ext.parsed_extension() {
+            x509_parser::extensions::ParsedExtension::CertificatePolicies(policies) => {
+                Some(policies)
+            }
+            _ => None,
+        });
+    match policies {
+        None => Err("no certificatePolicies extension".into()),
+        Some(policies) if policies.iter().any(|p| p.policy_id == dv) => Ok(()),
+        Some(_) => Err("certificatePolicies lacks the DV policy 2.23.140.1.2.1".into()),
+    }
+}
+
 fn key_algorithm(cert: &X509Certificate<'_>) -> Result<(), String> {
     let spki = cert.public_key();
     let algorithm = &spki.algorithm.algorithm;
@@ -238,7 +260,15 @@ mod tests {
         params.serial_number = Some(rcgen::SerialNumber::from_slice(&[0x11; 16]));
         params.not_before = time::OffsetDateTime::from_unix_timestamp(1_893_456_000).unwrap();
         params.not_after = params.not_before + Duration::days(90);
+        params.custom_extensions = vec![dv_policies()];
         params
+    }
+
+    fn dv_policies() -> rcgen::CustomExtension {
+        rcgen::CustomExtension::from_oid_content(
+            crate::issuance::OID_CERTIFICATE_POLICIES,
+            crate::issuance::DV_CERTIFICATE_POLICIES.to_vec(),
+        )
     }
 
     fn rules_broken(params: &CertificateParams) -> Vec<&'static str> {
@@ -251,6 +281,21 @@ mod tests {
     #[test]
     fn a_good_certificate_passes() {
         assert_eq!(rules_broken(&good_params()), Vec::<&str>::new());
+    }
+
+    #[test]
+    fn the_dv_policy_is_required() {
+        let mut params = good_params();
+        params.custom_extensions.clear();
+        assert_eq!(rules_broken(&params), ["certificate_policies_dv"]);
+        // Another policy (2.23.140.1.2.2, OV) instead of DV.
+        params.custom_extensions = vec![rcgen::CustomExtension::from_oid_content(
+            crate::issuance::OID_CERTIFICATE_POLICIES,
+            vec![
+                0x30, 0x0a, 0x30, 0x08, 0x06, 0x06, 0x67, 0x81, 0x0c, 0x01, 0x02, 0x02,
+            ],
+        )];
+        assert_eq!(rules_broken(&params), ["certificate_policies_dv"]);
     }
 
     #[test]

@@ -112,6 +112,11 @@ pub(crate) struct DevArgs {
     /// days) or `shortlived` (160 hours, IP addresses allowed).
     #[arg(long, value_name = "NAME", default_value = DEFAULT_PROFILE)]
     default_profile: String,
+    /// The OCSP URL written into certificates (default: the responder's own
+    /// address, `http://127.0.0.1:PORT/`), for a lab whose clients reach the
+    /// responder by a name.
+    #[arg(long, value_name = "URL")]
+    ocsp_url: Option<String>,
 }
 
 /// One process `basalt dev` runs.
@@ -735,7 +740,12 @@ fn render_configs(layout: &Layout, args: &DevArgs, ports: &Ports) -> Vec<(&'stat
         client_block("sa", ports.sa, "sa"),
         qp(&layout.issuer_keys("intermediate.pem")),
         qp(&layout.issuer_keys("intermediate.key")),
-        ca_profiles(&format!("http://{}/", ports.ocsp)),
+        ca_profiles(
+            &args
+                .ocsp_url
+                .clone()
+                .unwrap_or_else(|| format!("http://{}/", ports.ocsp))
+        ),
     );
 
     let va = va_config(
@@ -1043,6 +1053,7 @@ mod tests {
             db: None,
             eab_required: false,
             default_profile: DEFAULT_PROFILE.to_owned(),
+            ocsp_url: None,
             remote_vas: DEFAULT_REMOTE_VAS,
         }
     }
