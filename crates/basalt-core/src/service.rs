@@ -150,8 +150,16 @@ pub trait Storage: StorageReadOnly + CertificateStore {
     /// Revokes an external account binding key, so no new account can use it.
     async fn revoke_eab_key(&self, key_id: &str) -> Result<(), Error>;
     /// Marks a pending challenge as processing; fails if the authorization is not pending.
-    async fn set_challenge_processing(&self, id: AuthzId, kind: ChallengeType)
-    -> Result<(), Error>;
+    ///
+    /// `attempt` names the request that starts the validation (random, chosen by the
+    /// caller): a repeat with the same `attempt`, after an answer lost to a crash,
+    /// succeeds; anyone else finds the challenge no longer pending.
+    async fn set_challenge_processing(
+        &self,
+        id: AuthzId,
+        kind: ChallengeType,
+        attempt: &str,
+    ) -> Result<(), Error>;
     /// Records a validation's outcome on the authorization and its challenge.
     async fn finalize_authz(
         &self,

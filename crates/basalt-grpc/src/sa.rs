@@ -281,10 +281,12 @@ impl Storage for SaClient {
         &self,
         id: AuthzId,
         kind: ChallengeType,
+        attempt: &str,
     ) -> Result<(), Error> {
         let request = self.0.request(pb::SetChallengeProcessingRequest {
             authz_id: id.0,
             challenge_type: kind.as_str().to_owned(),
+            attempt: attempt.to_owned(),
         });
         self.writer()
             .set_challenge_processing(request)
@@ -639,7 +641,7 @@ impl<T: Storage> pb::storage_server::Storage for SaService<T> {
             .map_err(to_status)?;
         empty(
             self.0
-                .set_challenge_processing(AuthzId(request.authz_id), kind)
+                .set_challenge_processing(AuthzId(request.authz_id), kind, &request.attempt)
                 .await,
         )
     }

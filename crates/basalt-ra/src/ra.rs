@@ -725,7 +725,14 @@ impl RegistrationAuthority for Ra {
             account_uri: self.account_uri(account.id),
             wildcard: authz.wildcard,
         };
-        sa.set_challenge_processing(id, kind).await?;
+        // This request's own name, as at finalize: a repeat after the SA's answer
+        // was lost is recognised, and the challenge is not left processing with no
+        // validation behind it.
+        let attempt = new_token();
+        sa_write_with_patience("set_challenge_processing", FINALIZE_SA_PATIENCE, || {
+            sa.set_challenge_processing(id, kind, &attempt)
+        })
+        .await?;
         info!(
             authz_id = %id,
             account_id = %authz.account_id,

@@ -192,7 +192,9 @@ pub(crate) fn outcome(status: AuthzStatus, now: OffsetDateTime) -> AuthzOutcome 
 pub(crate) async fn validate_all<S: Storage>(sa: &S, order: &Order, now: OffsetDateTime) {
     for id in &order.authz_ids {
         let kind = sa.authz(*id).await.unwrap().challenges[0].kind;
-        sa.set_challenge_processing(*id, kind).await.unwrap();
+        sa.set_challenge_processing(*id, kind, "attempt")
+            .await
+            .unwrap();
         sa.finalize_authz(*id, kind, outcome(AuthzStatus::Valid, now))
             .await
             .unwrap();
@@ -404,18 +406,24 @@ pub(crate) async fn order_status_moves_from_pending_to_valid(sa: &SqlStorage, cl
     );
     assert!(err.detail.contains("pending"), "{err}");
     assert_kind(
-        sa.set_challenge_processing(a, ChallengeType::Http01).await,
+        sa.set_challenge_processing(a, ChallengeType::Http01, "attempt")
+            .await,
         ErrorKind::NotFound,
     );
 
-    sa.set_challenge_processing(b, ChallengeType::Http01)
+    sa.set_challenge_processing(b, ChallengeType::Http01, "attempt")
         .await
         .unwrap();
     let authz = sa.authz(b).await.unwrap();
     assert_eq!(authz.challenges[0].status, ChallengeStatus::Processing);
     assert_eq!(authz.status, AuthzStatus::Pending);
+    // The same attempt again (its first answer lost) succeeds; another is refused.
+    sa.set_challenge_processing(b, ChallengeType::Http01, "attempt")
+        .await
+        .unwrap();
     assert_kind(
-        sa.set_challenge_processing(b, ChallengeType::Http01).await,
+        sa.set_challenge_processing(b, ChallengeType::Http01, "another attempt")
+            .await,
         ErrorKind::Malformed,
     );
 
@@ -445,7 +453,8 @@ pub(crate) async fn order_status_moves_from_pending_to_valid(sa: &SqlStorage, cl
         ErrorKind::Malformed,
     );
     assert_kind(
-        sa.set_challenge_processing(b, ChallengeType::Dns01).await,
+        sa.set_challenge_processing(b, ChallengeType::Dns01, "attempt")
+            .await,
         ErrorKind::Malformed,
     );
     assert_eq!(
@@ -579,7 +588,8 @@ pub(crate) async fn authzs_and_orders_expire_with_the_clock(sa: &SqlStorage, clo
         OrderStatus::Invalid
     );
     let err = assert_kind(
-        sa.set_challenge_processing(b, ChallengeType::Http01).await,
+        sa.set_challenge_processing(b, ChallengeType::Http01, "attempt")
+            .await,
         ErrorKind::Malformed,
     );
     assert!(err.detail.contains("expired"), "{err}");
@@ -1115,7 +1125,7 @@ pub(crate) async fn deactivating_an_authz_invalidates_its_order(
     );
     // A deactivated authorization cannot be validated any more, nor deactivated twice.
     assert_kind(
-        sa.set_challenge_processing(pending, ChallengeType::Http01)
+        sa.set_challenge_processing(pending, ChallengeType::Http01, "attempt")
             .await,
         ErrorKind::Malformed,
     );
@@ -1153,7 +1163,7 @@ pub(crate) async fn only_pending_or_valid_authzs_are_deactivated(
     // Invalid.
     let order = sa.new_order(new_order(acct.id, start())).await.unwrap();
     let failed = order.authz_ids[0];
-    sa.set_challenge_processing(failed, ChallengeType::Http01)
+    sa.set_challenge_processing(failed, ChallengeType::Http01, "attempt")
         .await
         .unwrap();
     sa.finalize_authz(
@@ -1744,9 +1754,12 @@ pub(crate) async fn concurrent_challenge_attempts_let_one_through(
     let acct = account(sa, "thumb").await;
     let order = sa.new_order(new_order(acct.id, start())).await.unwrap();
     let b = order.authz_ids[0];
-    let results = concurrently((0..8).map(|_| {
+    let results = concurrently((0..8).map(|i| {
         let sa = sa.clone();
-        async move { sa.set_challenge_processing(b, ChallengeType::Http01).await }
+        async move {
+            sa.set_challenge_processing(b, ChallengeType::Http01, &format!("attempt-{i}"))
+                .await
+        }
     }))
     .await;
     // Two winners would mean the VA is asked to validate the same challenge twice.
@@ -1770,7 +1783,7 @@ pub(crate) async fn concurrent_authz_finalizations_let_one_through(
     let acct = account(sa, "thumb").await;
     let order = sa.new_order(new_order(acct.id, start())).await.unwrap();
     let b = order.authz_ids[0];
-    sa.set_challenge_processing(b, ChallengeType::Http01)
+    sa.set_challenge_processing(b, ChallengeType::Http01, "attempt")
         .await
         .unwrap();
     // Outcomes for both challenges, valid and invalid: only one may land.
@@ -1898,7 +1911,7 @@ pub(crate) async fn writes_naming_unknown_ids_are_not_found_and_write_nothing(
     );
     assert_kind(sa.deactivate_authz(authz_id).await, ErrorKind::NotFound);
     assert_kind(
-        sa.set_challenge_processing(authz_id, ChallengeType::Http01)
+        sa.set_challenge_processing(authz_id, ChallengeType::Http01, "attempt")
             .await,
         ErrorKind::NotFound,
     );
@@ -1958,7 +1971,7 @@ pub(crate) async fn a_challenge_is_attempted_and_finalized_once(
 
     // A type the authorization does not offer.
     let err = assert_kind(
-        sa.set_challenge_processing(b, ChallengeType::TlsAlpn01)
+        sa.set_challenge_processing(b, ChallengeType::TlsAlpn01, "attempt")
             .await,
         ErrorKind::NotFound,
     );
@@ -1974,11 +1987,12 @@ pub(crate) async fn a_challenge_is_attempted_and_finalized_once(
     );
     assert_eq!(sa.authz(b).await.unwrap(), fresh);
 
-    sa.set_challenge_processing(b, ChallengeType::Http01)
+    sa.set_challenge_processing(b, ChallengeType::Http01, "attempt")
         .await
         .unwrap();
     let err = assert_kind(
-        sa.set_challenge_processing(b, ChallengeType::Http01).await,
+        sa.set_challenge_processing(b, ChallengeType::Http01, "another attempt")
+            .await,
         ErrorKind::Malformed,
     );
     assert!(err.detail.contains("processing"), "{err}");
@@ -2034,7 +2048,7 @@ pub(crate) async fn an_expired_authz_takes_no_outcome(sa: &SqlStorage, clock: &F
     request.authzs[0].expires = start() + Duration::hours(1);
     let order = sa.new_order(request).await.unwrap();
     let b = order.authz_ids[0];
-    sa.set_challenge_processing(b, ChallengeType::Http01)
+    sa.set_challenge_processing(b, ChallengeType::Http01, "attempt")
         .await
         .unwrap();
 

@@ -58,6 +58,11 @@ const SQLITE: &[Migration] = &[
         name: "processing_attempt",
         sql: include_str!("../migrations/sqlite/0005_processing_attempt.sql"),
     },
+    Migration {
+        version: 6,
+        name: "challenge_attempt",
+        sql: include_str!("../migrations/sqlite/0006_challenge_attempt.sql"),
+    },
 ];
 
 /// PostgreSQL's history. Version 1 is the end state of SQLite's versions 1 to 3;
@@ -78,6 +83,11 @@ const POSTGRES: &[Migration] = &[
         name: "processing_attempt",
         sql: include_str!("../migrations/postgres/0003_processing_attempt.sql"),
     },
+    Migration {
+        version: 4,
+        name: "challenge_attempt",
+        sql: include_str!("../migrations/postgres/0004_challenge_attempt.sql"),
+    },
 ];
 
 /// MySQL/MariaDB's history, numbered as PostgreSQL's.
@@ -96,6 +106,11 @@ const MYSQL: &[Migration] = &[
         version: 3,
         name: "processing_attempt",
         sql: include_str!("../migrations/mysql/0003_processing_attempt.sql"),
+    },
+    Migration {
+        version: 4,
+        name: "challenge_attempt",
+        sql: include_str!("../migrations/mysql/0004_challenge_attempt.sql"),
     },
 ];
 

@@ -193,8 +193,11 @@ impl Storage for ReadSplit {
         &self,
         id: AuthzId,
         kind: ChallengeType,
+        attempt: &str,
     ) -> Result<(), Error> {
-        self.primary.set_challenge_processing(id, kind).await
+        self.primary
+            .set_challenge_processing(id, kind, attempt)
+            .await
     }
 
     async fn finalize_authz(

@@ -486,9 +486,10 @@ impl Storage for SqlStorage {
         &self,
         id: AuthzId,
         kind: ChallengeType,
+        attempt: &str,
     ) -> Result<(), Error> {
         self.retrying("set_challenge_processing", || {
-            self.attempt_set_challenge_processing(id, kind)
+            self.attempt_set_challenge_processing(id, kind, attempt)
         })
         .await
     }
@@ -1125,10 +1126,31 @@ impl SqlStorage {
         &self,
         id: AuthzId,
         kind: ChallengeType,
+        attempt: &str,
     ) -> Result<(), Error> {
         let now = self.clock.now();
         let mut tx = self.begin_write().await?;
         let authz = load_authz(&mut tx, id, now).await?;
+        if authz
+            .challenge(kind)
+            .is_some_and(|c| c.status == ChallengeStatus::Processing)
+        {
+            // The same request again, its first answer lost to a crash after the
+            // commit: it still owns the validation.
+            let owner = sqlx::query(sql(
+                &tx,
+                "SELECT processing_attempt FROM challenges WHERE authz_id = $1 AND kind = $2",
+            ))
+            .bind(id.0)
+            .bind(kind.as_str())
+            .fetch_one(&mut *tx)
+            .await
+            .map_err(db_error("reading a challenge"))?;
+            if get::<Option<String>>(&owner, "processing_attempt")?.as_deref() == Some(attempt) {
+                info!(authz_id = %id, challenge = %kind, "challenge already processing for this attempt");
+                return Ok(());
+            }
+        }
         if authz.status != AuthzStatus::Pending {
             return Err(Error::malformed(format!(
                 "authorization {id} is {}, not pending",
@@ -1146,9 +1168,11 @@ impl SqlStorage {
         }
         sqlx::query(sql(
             &tx,
-            "UPDATE challenges SET status = $1 WHERE authz_id = $2 AND kind = $3 AND status = $4",
+            "UPDATE challenges SET status = $1, processing_attempt = $2
+             WHERE authz_id = $3 AND kind = $4 AND status = $5",
         ))
         .bind(ChallengeStatus::Processing.as_str())
+        .bind(attempt)
         .bind(id.0)
         .bind(kind.as_str())
         .bind(ChallengeStatus::Pending.as_str())

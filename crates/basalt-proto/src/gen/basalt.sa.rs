@@ -164,9 +164,13 @@ pub struct NewOrderRequest {
 pub struct SetChallengeProcessingRequest {
     #[prost(int64, tag = "1")]
     pub authz_id: i64,
-    /// Next unused field number: 3
     #[prost(string, tag = "2")]
     pub challenge_type: ::prost::alloc::string::String,
+    /// Names the request, so that a repeat after a lost answer succeeds.
+    ///
+    /// Next unused field number: 4
+    #[prost(string, tag = "3")]
+    pub attempt: ::prost::alloc::string::String,
 }
 #[derive(Clone, PartialEq, ::prost::Message)]
 pub struct FinalizeAuthorizationRequest {

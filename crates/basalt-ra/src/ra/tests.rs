@@ -340,6 +340,7 @@ impl Storage for FakeSa {
         &self,
         id: AuthzId,
         kind: ChallengeType,
+        _attempt: &str,
     ) -> Result<(), Error> {
         let mut state = self.lock();
         let authz = state
@@ -885,7 +886,7 @@ async fn repeated_validation_while_processing_starts_no_second_check() {
     let order = h.order(&account, &["a.example"]).await;
     let id = order.authz_ids[0];
     // As if an earlier request had started a validation that is still running.
-    h.sa.set_challenge_processing(id, ChallengeType::Http01)
+    h.sa.set_challenge_processing(id, ChallengeType::Http01, "attempt")
         .await
         .unwrap();
     let authz =

@@ -459,7 +459,7 @@ mod sqlite {
             ErrorKind::Conflict,
         );
         assert_eq!(sa.migrate().await.unwrap(), Vec::<i64>::new());
-        assert_eq!(versions(&sa).await, vec![1, 2, 3, 4, 5]);
+        assert_eq!(versions(&sa).await, vec![1, 2, 3, 4, 5, 6]);
         let journal: String = sqlx::query("PRAGMA journal_mode")
             .fetch_one(sa.pool())
             .await
