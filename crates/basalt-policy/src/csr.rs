@@ -24,10 +24,8 @@ use x509_parser::prelude::FromDer;
 use x509_parser::public_key::PublicKey;
 use x509_parser::x509::SubjectPublicKeyInfo;
 
-/// RSA moduli accepted, in bits.
-const RSA_BITS: std::ops::RangeInclusive<usize> = 2048..=4096;
-/// The only RSA public exponent accepted (as Boulder's goodkey).
-const RSA_EXPONENT: u64 = 65537;
+use crate::key::check_rsa_key;
+
 /// How many mismatched names to spell out in an error.
 const DETAIL_NAMES: usize = 10;
 
@@ -58,8 +56,9 @@ impl CsrInfo {
 /// with SHA-1), and the names it asks for (DNS and IP SANs of its extension request,
 /// plus its common names, compared in lowercase) must be exactly the order's
 /// identifiers: a missing or an extra name is [`ErrorKind::BadCsr`] naming them.
-/// Other SAN types are refused. The key must be ECDSA on P-256 or P-384, or RSA of
-/// 2048–4096 bits with exponent 65537 ([`ErrorKind::BadPublicKey`] otherwise).
+/// Other SAN types are refused. The key must be ECDSA on P-256 or P-384, or an RSA key
+/// that passes [`check_rsa_key`] ([`ErrorKind::BadPublicKey`] otherwise). The key is
+/// checked before the signature, so a weak key is refused as such.
 pub fn check_csr(csr_der: &[u8], order_identifiers: &[Identifier]) -> Result<CsrInfo, Error> {
     let (rest, csr) = X509CertificationRequest::from_der(csr_der)
         .map_err(|_| bad_csr("CSR is not a valid DER certification request"))?;
@@ -161,32 +160,11 @@ fn check_public_key(spki: &SubjectPublicKeyInfo<'_>) -> Result<(), Error> {
         let Ok(PublicKey::RSA(rsa)) = spki.parsed() else {
             return Err(bad_key("the RSA public key cannot be parsed"));
         };
-        let bits = rsa_modulus_bits(rsa.modulus);
-        if !RSA_BITS.contains(&bits) {
-            return Err(bad_key(&format!(
-                "RSA keys must have 2048 to 4096 bits, this one has {bits}"
-            )));
-        }
-        if rsa.try_exponent().ok() != Some(RSA_EXPONENT) {
-            return Err(bad_key("RSA keys must use the public exponent 65537"));
-        }
-        return Ok(());
+        return check_rsa_key(rsa.modulus, rsa.exponent);
     }
     Err(bad_key(
-        "the public key must be ECDSA (P-256 or P-384) or RSA (2048 to 4096 bits)",
+        "the public key must be ECDSA (P-256 or P-384) or RSA (2048, 3072 or 4096 bits)",
     ))
-}
-
-/// The size of an RSA modulus given as DER INTEGER content bytes.
-fn rsa_modulus_bits(modulus: &[u8]) -> usize {
-    let Some(start) = modulus.iter().position(|b| *b != 0) else {
-        return 0;
-    };
-    let significant = &modulus[start..];
-    let leading = significant
-        .first()
-        .map_or(0, |b| b.leading_zeros() as usize);
-    significant.len() * 8 - leading
 }
 
 /// The DNS and IP identifiers a CSR asks for: SANs from every extension request,
@@ -412,14 +390,31 @@ mod tests {
     }
 
     #[test]
-    fn rsa_modulus_sizes() {
-        let mut m2048 = vec![0x00, 0xc0];
-        m2048.extend(vec![0x11; 255]);
-        assert_eq!(rsa_modulus_bits(&m2048), 2048);
-        let mut m2047 = vec![0x40];
-        m2047.extend(vec![0x11; 255]);
-        assert_eq!(rsa_modulus_bits(&m2047), 2047);
-        assert_eq!(rsa_modulus_bits(&[]), 0);
-        assert_eq!(rsa_modulus_bits(&[0, 0, 1]), 1);
+    fn rsa_keys_go_through_the_key_check() {
+        // `openssl req -new` for a.example with an `openssl genrsa 2048` key.
+        let der = include_bytes!("../testdata/rsa2048.csr.der");
+        let info = check_csr(der, &order(&["a.example"])).unwrap();
+        assert_eq!(info.names, vec!["a.example"]);
+
+        // The same CSR with its modulus made divisible by 3 (same length, so the DER
+        // still parses): the key is refused before the signature is looked at.
+        let (_, csr) = X509CertificationRequest::from_der(der).unwrap();
+        let Ok(PublicKey::RSA(rsa)) = csr.certification_request_info.subject_pki.parsed() else {
+            panic!("the test CSR has an RSA key");
+        };
+        let modulus = num_bigint::BigUint::from_bytes_be(rsa.modulus);
+        let weak = &modulus - (&modulus % 3u32);
+        let mut weak_be = vec![0];
+        weak_be.extend(weak.to_bytes_be());
+        assert_eq!(weak_be.len(), rsa.modulus.len());
+        let at = der
+            .windows(rsa.modulus.len())
+            .position(|window| window == rsa.modulus)
+            .unwrap();
+        let mut weak_der = der.to_vec();
+        weak_der[at..at + weak_be.len()].copy_from_slice(&weak_be);
+        let err = check_csr(&weak_der, &order(&["a.example"])).unwrap_err();
+        assert_eq!(err.kind, ErrorKind::BadPublicKey);
+        assert!(err.detail.contains("small prime"), "{}", err.detail);
     }
 }

@@ -1,18 +1,20 @@
 //! Identifier and CSR policy: pure decisions with no I/O.
 //!
 //! The RA asks this crate whether it is willing to issue for a set of identifiers
-//! ([`IdentifierPolicy::check`], [`check_identifier`]) and whether a CSR matches an
-//! order ([`check_csr`]), whether a requested validity window fits a profile
-//! ([`ValidityLimits::check`]), and which key a certificate certifies, for revocation
-//! ([`certificate_spki`]). Nothing here touches the network, the clock or storage, so
+//! ([`IdentifierPolicy::check`], [`check_identifier`]), whether a CSR matches an order
+//! and has a strong enough key ([`check_csr`], [`check_rsa_key`]), whether a requested
+//! validity window fits a profile ([`ValidityLimits::check`]), and which key a
+//! certificate certifies, for revocation ([`certificate_spki`]). Nothing here touches the network, the clock or storage, so
 //! every rule can be tested from a table.
 
 mod certificate;
 mod csr;
 mod identifier;
+mod key;
 mod validity;
 
 pub use certificate::certificate_spki;
 pub use csr::{CsrInfo, check_csr};
 pub use identifier::{IdentifierPolicy, check_identifier};
+pub use key::check_rsa_key;
 pub use validity::{MAX_BACKDATE, ValidityLimits};
