@@ -10,11 +10,13 @@
 mod certificate;
 mod csr;
 mod identifier;
+mod jwk;
 mod key;
 mod validity;
 
 pub use certificate::certificate_spki;
 pub use csr::{CsrInfo, check_csr};
 pub use identifier::{IdentifierPolicy, check_identifier};
+pub use jwk::spki_canonical_jwk;
 pub use key::check_rsa_key;
 pub use validity::{MAX_BACKDATE, ValidityLimits};

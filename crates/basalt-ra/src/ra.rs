@@ -50,6 +50,7 @@ use basalt_policy::ValidityLimits;
 use basalt_policy::certificate_spki;
 use basalt_policy::check_csr;
 use basalt_policy::check_identifier;
+use basalt_policy::spki_canonical_jwk;
 use base64::Engine;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use rand::RngCore;
@@ -791,6 +792,15 @@ impl RegistrationAuthority for Ra {
         let csr = check_csr(&csr_der, &order.identifiers).inspect_err(|err| {
             info!(order_id = %id, error = %err, "CSR refused");
         })?;
+        // The certificate's key must not be the account's (Boulder refuses it too):
+        // whoever holds the one would hold the other.
+        let account = sa.account(order.account_id).await?;
+        if spki_canonical_jwk(&csr.spki_der).as_deref() == Some(account.key_jwk.as_str()) {
+            return Err(Error::new(
+                ErrorKind::BadCsr,
+                "the CSR's public key is the account key; certify a key of its own",
+            ));
+        }
         self.recheck_caa(&order).await?;
         // This request's own name: should the SA's answer be lost (the SA restarts
         // after its commit), the repeat is recognised as this request rather than

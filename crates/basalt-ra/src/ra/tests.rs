@@ -935,6 +935,42 @@ async fn finalize_with_mismatched_csr_is_bad_csr_and_keeps_the_order_ready() {
     );
 }
 
+/// A CSR for the account's own key is refused, and the order stays ready.
+#[tokio::test]
+async fn the_account_key_cannot_be_certified() {
+    let h = harness();
+    let key = KeyPair::generate().unwrap();
+    let account_jwk = spki_canonical_jwk(&key.subject_public_key_info()).unwrap();
+    let account =
+        h.ra.new_account(NewAccount {
+            key_jwk: account_jwk,
+            key_thumbprint: THUMBPRINT.into(),
+            contacts: Vec::new(),
+            eab_key_id: None,
+        })
+        .await
+        .unwrap();
+    let order = h.order(&account, &["a.example"]).await;
+    h.validate_all(&order).await;
+    let mut params = CertificateParams::new(vec!["a.example".to_owned()]).unwrap();
+    params.distinguished_name = DistinguishedName::new();
+    let same_key = params.serialize_request(&key).unwrap().der().to_vec();
+    let err = h.ra.finalize_order(order.id, same_key).await.unwrap_err();
+    assert_eq!(err.kind, ErrorKind::BadCsr);
+    assert!(err.detail.contains("account key"), "{err}");
+    assert!(h.ca.calls.lock().unwrap().is_empty());
+    assert_eq!(
+        h.sa.order(order.id).await.unwrap().status,
+        OrderStatus::Ready
+    );
+    // Another key goes through.
+    let finalized =
+        h.ra.finalize_order(order.id, csr(&["a.example"]))
+            .await
+            .unwrap();
+    assert_eq!(finalized.status, OrderStatus::Processing);
+}
+
 /// A name validated over 7 hours ago has its CAA checked again at finalize; a
 /// refusal is a `caa` problem naming it, and the order stays ready.
 #[tokio::test]
