@@ -16,18 +16,13 @@ const DOMAINS: [&str; 2] = ["lego-one.example.com", "lego-two.example.com"];
 const CLIENT_TIMEOUT: Duration = Duration::from_secs(180);
 const OPENSSL_TIMEOUT: Duration = Duration::from_secs(30);
 
-/// A lego command with its state under `dir`, talking to `ca`.
+/// A lego command for [`DOMAINS`] by http-01, with its state under `dir`, talking
+/// to `ca`.
 fn lego(ca: &DevCa, dir: &Path, subcommand: &str) -> Command {
-    let mut cmd = Command::new("lego");
-    cmd.args(["--server", &ca.directory_url])
-        .args(["--email", "lego@example.com", "--accept-tos"])
-        .args(["--domains", DOMAINS[0], "--domains", DOMAINS[1]])
-        .arg("--http")
+    let mut cmd = crate::challenges::lego(ca, dir, &DOMAINS);
+    cmd.arg("--http")
         .args(["--http.port", &format!("127.0.0.1:{}", ca.http01_port)])
-        .arg("--path")
-        .arg(dir)
-        .arg(subcommand)
-        .env("LEGO_CA_CERTIFICATES", &ca.api_ca);
+        .arg(subcommand);
     cmd
 }
 

@@ -84,9 +84,9 @@ const SA_WRITE_PATIENCE: Duration = Duration::from_secs(60);
 /// The first wait between those retries; each later one doubles, up to the cap.
 const SA_WRITE_FIRST_WAIT: Duration = Duration::from_millis(200);
 const SA_WRITE_MAX_WAIT: Duration = Duration::from_secs(5);
-/// How long finalize, which a client waits on, retries marking the order
-/// processing while the SA is unavailable.
-const FINALIZE_SA_PATIENCE: Duration = Duration::from_secs(10);
+/// How long a request a client waits on (starting a validation, finalize) retries
+/// its SA write while the SA is unavailable.
+const REQUEST_SA_PATIENCE: Duration = Duration::from_secs(10);
 
 /// Runs an SA write from a background task until it succeeds, fails for good, or
 /// `patience` runs out. Only `unavailable` is retried: it is what a restarting SA or a
@@ -730,7 +730,7 @@ impl RegistrationAuthority for Ra {
         // was lost is recognised, and the challenge is not left processing with no
         // validation behind it.
         let attempt = new_token();
-        sa_write_with_patience("set_challenge_processing", FINALIZE_SA_PATIENCE, || {
+        sa_write_with_patience("set_challenge_processing", REQUEST_SA_PATIENCE, || {
             sa.set_challenge_processing(id, kind, &attempt)
         })
         .await?;
@@ -807,7 +807,7 @@ impl RegistrationAuthority for Ra {
         // refused as a second finalize, and no order is left processing with no
         // issuance behind it.
         let attempt = new_token();
-        sa_write_with_patience("set_order_processing", FINALIZE_SA_PATIENCE, || {
+        sa_write_with_patience("set_order_processing", REQUEST_SA_PATIENCE, || {
             sa.set_order_processing(id, &attempt)
         })
         .await?;

@@ -1,7 +1,7 @@
 //! What differs between the database engines, in one place.
 //!
 //! The SA runs the same queries on every engine through sqlx's `Any` driver. The
-//! queries are written once, with PostgreSQL's numbered placeholders (`$1`, `$2`, …),
+//! queries are written once, with PostgreSQL's numbered bind parameters (`$1`, `$2`, …),
 //! which SQLite also accepts; [`sql`] rewrites them to MySQL's `?` when the connection
 //! is a MySQL/MariaDB one. What cannot be written once lives here: how a transaction
 //! starts, how each connection is set up, which failures a retry may cure, and the
@@ -134,7 +134,7 @@ pub(crate) fn sql(conn: &AnyConnection, text: &'static str) -> AssertSqlSafe<Cow
     for_engine(Engine::of(conn), text)
 }
 
-/// A query in Basalt's SQL as `engine` wants it: MySQL gets `?` placeholders.
+/// A query in Basalt's SQL as `engine` wants it: MySQL gets `?` bind parameters.
 pub(crate) fn for_engine(engine: Engine, text: &'static str) -> AssertSqlSafe<Cow<'static, str>> {
     match engine {
         Engine::MySql => AssertSqlSafe(Cow::Owned(question_marks(text))),
@@ -161,7 +161,7 @@ fn question_marks(text: &str) -> String {
                 .saturating_add(d.to_digit(10).unwrap_or(0));
             chars.next();
         }
-        debug_assert_eq!(number, expected, "placeholders out of order in: {text}");
+        debug_assert_eq!(number, expected, "bind parameters out of order in: {text}");
         expected += 1;
         out.push('?');
     }

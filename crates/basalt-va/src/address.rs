@@ -9,6 +9,9 @@ use std::net::IpAddr;
 use std::net::Ipv4Addr;
 use std::net::Ipv6Addr;
 
+use basalt_core::Error;
+use basalt_core::ErrorKind;
+
 /// Reserved IPv4 networks: (address, prefix length, why).
 const RESERVED_V4: &[([u8; 4], u8, &str)] = &[
     ([0, 0, 0, 0], 8, "\"this network\" (RFC 791)"),
@@ -291,6 +294,44 @@ impl AddressPolicy {
             return None;
         }
         reserved_reason(ip)
+    }
+
+    /// The addresses of `resolved` to try, in order: the first allowed IPv6 address,
+    /// then the first allowed IPv4 one. None allowed is the subscriber's problem: a
+    /// `dns` one for a name (`by_name`, called `host`), a `connection` one for an
+    /// address given directly.
+    pub(crate) fn candidates(
+        &self,
+        host: &str,
+        by_name: bool,
+        resolved: &[IpAddr],
+    ) -> Result<Vec<IpAddr>, Error> {
+        let allowed: Vec<IpAddr> = resolved
+            .iter()
+            .copied()
+            .filter(|ip| self.refusal(*ip).is_none())
+            .collect();
+        if allowed.is_empty() {
+            let why = resolved
+                .first()
+                .and_then(|ip| self.refusal(*ip).map(|why| format!("{ip} is {why}")))
+                .unwrap_or_default();
+            tracing::warn!(host, ?resolved, "refusing reserved addresses");
+            return Err(if by_name {
+                Error::new(
+                    ErrorKind::Dns,
+                    format!("no public addresses for {host}: {why}"),
+                )
+            } else {
+                Error::new(
+                    ErrorKind::Connection,
+                    format!("refusing to connect to {why}"),
+                )
+            });
+        }
+        let v6 = allowed.iter().copied().find(IpAddr::is_ipv6);
+        let v4 = allowed.iter().copied().find(IpAddr::is_ipv4);
+        Ok(v6.into_iter().chain(v4).collect())
     }
 
     /// This policy, with `ip` treated as public.

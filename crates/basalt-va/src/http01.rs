@@ -33,19 +33,11 @@ use reqwest::dns::Resolve;
 use reqwest::dns::Resolving;
 use reqwest::header;
 use reqwest::redirect::Policy;
-use rustls::DigitallySignedStruct;
-use rustls::SignatureScheme;
-use rustls::client::danger::HandshakeSignatureValid;
-use rustls::client::danger::ServerCertVerified;
-use rustls::client::danger::ServerCertVerifier;
-use rustls::crypto::CryptoProvider;
-use rustls::pki_types::CertificateDer;
-use rustls::pki_types::ServerName;
-use rustls::pki_types::UnixTime;
 use tokio::time::Instant;
 
 use crate::address::AddressPolicy;
 use crate::dns::Lookup;
+use crate::tls::unverified_client_config;
 
 /// The most redirects one validation follows (Boulder's limit).
 pub const MAX_REDIRECTS: usize = 10;
@@ -104,7 +96,7 @@ impl Http01 {
             https_port,
             timeout,
             addresses: AddressPolicy::new(allow_private_addresses),
-            tls: unverified_tls_config()?,
+            tls: unverified_client_config(b"http/1.1", true)?,
         })
     }
 
@@ -324,35 +316,8 @@ impl Http01 {
         url: &Url,
         resolved: &[IpAddr],
     ) -> Result<Vec<IpAddr>, Error> {
-        let allowed: Vec<IpAddr> = resolved
-            .iter()
-            .copied()
-            .filter(|ip| self.addresses.refusal(*ip).is_none())
-            .collect();
-        if allowed.is_empty() {
-            let why = resolved
-                .first()
-                .and_then(|ip| {
-                    self.addresses
-                        .refusal(*ip)
-                        .map(|why| format!("{ip} is {why}"))
-                })
-                .unwrap_or_default();
-            tracing::warn!(%url, ?resolved, "refusing reserved addresses");
-            return Err(match url_host(url) {
-                Some(UrlHost::Domain(_)) => Error::new(
-                    ErrorKind::Dns,
-                    format!("no public addresses for {hostname}: {why}"),
-                ),
-                _ => Error::new(
-                    ErrorKind::Connection,
-                    format!("refusing to connect to {why}"),
-                ),
-            });
-        }
-        let v6 = allowed.iter().copied().find(IpAddr::is_ipv6);
-        let v4 = allowed.iter().copied().find(IpAddr::is_ipv4);
-        Ok(v6.into_iter().chain(v4).collect())
+        let by_name = matches!(url_host(url), Some(UrlHost::Domain(_)));
+        self.addresses.candidates(hostname, by_name, resolved)
     }
 
     /// Sends the GET to `addr`; when another address is left to try, connecting
@@ -574,70 +539,6 @@ impl Resolve for PinnedResolver {
     fn resolve(&self, _name: Name) -> Resolving {
         let addr = self.0;
         Box::pin(async move { Ok(Box::new(std::iter::once(addr)) as Addrs) })
-    }
-}
-
-/// A TLS config for https redirect targets: ring, and no certificate checks,
-/// as Boulder does not judge certificates during http-01 (the key
-/// authorization is what proves control). Handshake signatures are still
-/// verified, so the peer holds the key of the certificate it sent.
-fn unverified_tls_config() -> Result<rustls::ClientConfig, Error> {
-    let provider = Arc::new(rustls::crypto::ring::default_provider());
-    let mut config = rustls::ClientConfig::builder_with_provider(provider.clone())
-        .with_safe_default_protocol_versions()
-        .map_err(|err| Error::internal(format!("cannot build tls config: {err}")))?
-        .dangerous()
-        .with_custom_certificate_verifier(Arc::new(AcceptAnyCertificate(provider)))
-        .with_no_client_auth();
-    config.alpn_protocols = vec![b"http/1.1".to_vec()];
-    Ok(config)
-}
-
-#[derive(Debug)]
-struct AcceptAnyCertificate(Arc<CryptoProvider>);
-
-impl ServerCertVerifier for AcceptAnyCertificate {
-    fn verify_server_cert(
-        &self,
-        _end_entity: &CertificateDer<'_>,
-        _intermediates: &[CertificateDer<'_>],
-        _server_name: &ServerName<'_>,
-        _ocsp_response: &[u8],
-        _now: UnixTime,
-    ) -> Result<ServerCertVerified, rustls::Error> {
-        Ok(ServerCertVerified::assertion())
-    }
-
-    fn verify_tls12_signature(
-        &self,
-        message: &[u8],
-        cert: &CertificateDer<'_>,
-        dss: &DigitallySignedStruct,
-    ) -> Result<HandshakeSignatureValid, rustls::Error> {
-        rustls::crypto::verify_tls12_signature(
-            message,
-            cert,
-            dss,
-            &self.0.signature_verification_algorithms,
-        )
-    }
-
-    fn verify_tls13_signature(
-        &self,
-        message: &[u8],
-        cert: &CertificateDer<'_>,
-        dss: &DigitallySignedStruct,
-    ) -> Result<HandshakeSignatureValid, rustls::Error> {
-        rustls::crypto::verify_tls13_signature(
-            message,
-            cert,
-            dss,
-            &self.0.signature_verification_algorithms,
-        )
-    }
-
-    fn supported_verify_schemes(&self) -> Vec<SignatureScheme> {
-        self.0.signature_verification_algorithms.supported_schemes()
     }
 }
 

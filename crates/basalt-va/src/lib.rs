@@ -15,6 +15,7 @@ mod dns;
 mod dns01;
 mod http01;
 mod perspectives;
+mod tls;
 mod tlsalpn01;
 mod va;
 

@@ -12,7 +12,7 @@
 //! proves control is that the certificate names exactly the identifier and
 //! carries the critical acmeIdentifier extension with the SHA-256 digest of
 //! the key authorization. Handshake signatures are still checked, so the peer
-//! holds the key of the certificate it sent (see [`AcceptAnyCertificate`]).
+//! holds the key of the certificate it sent (see [`crate::tls::AcceptAnyCertificate`]).
 //!
 //! Like Boulder, when a name has both kinds of address the VA tries the first
 //! IPv6 address and falls back to the first IPv4 address if it cannot connect.
@@ -32,31 +32,18 @@ use basalt_core::IdentifierType;
 use basalt_core::ValidationRecord;
 use basalt_core::ValidationResult;
 use ring::digest;
-use rustls::CertificateError;
-use rustls::DigitallySignedStruct;
-use rustls::PeerMisbehaved;
-use rustls::SignatureScheme;
-use rustls::client::Resumption;
-use rustls::client::danger::HandshakeSignatureValid;
-use rustls::client::danger::ServerCertVerified;
-use rustls::client::danger::ServerCertVerifier;
-use rustls::crypto::CryptoProvider;
 use rustls::pki_types::CertificateDer;
 use rustls::pki_types::DnsName;
 use rustls::pki_types::ServerName;
-use rustls::pki_types::SubjectPublicKeyInfoDer;
-use rustls::pki_types::UnixTime;
 use tokio::net::TcpStream;
 use tokio::time::Instant;
 use tokio_rustls::TlsConnector;
-use x509_parser::der_parser::asn1_rs::Any;
-use x509_parser::der_parser::asn1_rs::Tag;
 use x509_parser::extensions::GeneralName;
-use x509_parser::prelude::FromDer;
 
 use crate::address::AddressPolicy;
 use crate::dns::Lookup;
 use crate::http01::is_dns_name;
+use crate::tls::unverified_client_config;
 
 /// The ALPN protocol of the validation handshake (RFC 8737 §6.2).
 const ACME_TLS_ALPN: &[u8] = b"acme-tls/1";
@@ -96,7 +83,7 @@ impl TlsAlpn01 {
             port,
             timeout,
             addresses: AddressPolicy::new(allow_private_addresses),
-            tls: TlsConnector::from(Arc::new(validation_tls_config()?)),
+            tls: TlsConnector::from(Arc::new(unverified_client_config(ACME_TLS_ALPN, false)?)),
         })
     }
 
@@ -224,35 +211,11 @@ impl TlsAlpn01 {
     /// problem for a name (its records point somewhere the VA won't go) and a
     /// connection problem for an IP identifier, as for http-01.
     fn candidates(&self, target: &Target, resolved: &[IpAddr]) -> Result<Vec<IpAddr>, Error> {
-        let allowed: Vec<IpAddr> = resolved
-            .iter()
-            .copied()
-            .filter(|ip| self.addresses.refusal(*ip).is_none())
-            .collect();
-        if allowed.is_empty() {
-            let why = resolved
-                .first()
-                .and_then(|ip| {
-                    self.addresses
-                        .refusal(*ip)
-                        .map(|why| format!("{ip} is {why}"))
-                })
-                .unwrap_or_default();
-            tracing::warn!(identifier = %target, ?resolved, "refusing reserved addresses");
-            return Err(match target {
-                Target::Dns(name) => Error::new(
-                    ErrorKind::Dns,
-                    format!("no public addresses for {name}: {why}"),
-                ),
-                Target::Ip(_) => Error::new(
-                    ErrorKind::Connection,
-                    format!("refusing to connect to {why}"),
-                ),
-            });
-        }
-        let v6 = allowed.iter().copied().find(IpAddr::is_ipv6);
-        let v4 = allowed.iter().copied().find(IpAddr::is_ipv4);
-        Ok(v6.into_iter().chain(v4).collect())
+        let (host, by_name) = match target {
+            Target::Dns(name) => (name.as_str(), true),
+            Target::Ip(_) => ("", false),
+        };
+        self.addresses.candidates(host, by_name, resolved)
     }
 }
 
@@ -519,134 +482,6 @@ fn hex(bytes: &[u8]) -> String {
         let _ = write!(text, "{byte:02x}");
     }
     text
-}
-
-/// The TLS client of the validation: ring, TLS 1.2 or 1.3, only `acme-tls/1`
-/// offered, and no certificate checks (see the module doc).
-///
-/// Resumption is off: a resumed session carries no certificate, and every
-/// validation must judge the certificate the server presents now, not one it
-/// presented for an earlier challenge.
-fn validation_tls_config() -> Result<rustls::ClientConfig, Error> {
-    let provider = Arc::new(rustls::crypto::ring::default_provider());
-    let mut config = rustls::ClientConfig::builder_with_provider(provider.clone())
-        .with_safe_default_protocol_versions()
-        .map_err(|err| Error::internal(format!("cannot build tls config: {err}")))?
-        .dangerous()
-        .with_custom_certificate_verifier(Arc::new(AcceptAnyCertificate(provider)))
-        .with_no_client_auth();
-    config.alpn_protocols = vec![ACME_TLS_ALPN.to_vec()];
-    config.resumption = Resumption::disabled();
-    Ok(config)
-}
-
-/// Accepts any certificate, and still verifies the handshake signatures with
-/// the provider's algorithms, so the peer must hold the certificate's key.
-///
-/// The public key is read with x509-parser, not webpki (which rustls's
-/// `verify_tls1x_signature` use): webpki refuses a certificate carrying a
-/// critical extension it does not know, and a tls-alpn-01 certificate always
-/// carries one, acmeIdentifier.
-#[derive(Debug)]
-struct AcceptAnyCertificate(Arc<CryptoProvider>);
-
-impl ServerCertVerifier for AcceptAnyCertificate {
-    fn verify_server_cert(
-        &self,
-        _end_entity: &CertificateDer<'_>,
-        _intermediates: &[CertificateDer<'_>],
-        _server_name: &ServerName<'_>,
-        _ocsp_response: &[u8],
-        _now: UnixTime,
-    ) -> Result<ServerCertVerified, rustls::Error> {
-        Ok(ServerCertVerified::assertion())
-    }
-
-    /// TLS 1.2 does not tie a scheme to one algorithm (an ECDSA scheme names
-    /// the hash, not the curve), so every algorithm the scheme maps to and
-    /// whose key type is the certificate's is tried, as rustls does.
-    fn verify_tls12_signature(
-        &self,
-        message: &[u8],
-        cert: &CertificateDer<'_>,
-        dss: &DigitallySignedStruct,
-    ) -> Result<HandshakeSignatureValid, rustls::Error> {
-        let key = PeerKey::of(cert)?;
-        let algorithms = self
-            .0
-            .signature_verification_algorithms
-            .mapping
-            .iter()
-            .find(|(scheme, _)| *scheme == dss.scheme)
-            .map(|(_, algorithms)| *algorithms)
-            .ok_or(PeerMisbehaved::SignedHandshakeWithUnadvertisedSigScheme)?;
-        let verified = algorithms
-            .iter()
-            .filter(|algorithm| algorithm.public_key_alg_id().as_ref() == key.algorithm)
-            .any(|algorithm| {
-                algorithm
-                    .verify_signature(key.public_key, message, dss.signature())
-                    .is_ok()
-            });
-        if !verified {
-            return Err(CertificateError::BadSignature.into());
-        }
-        Ok(HandshakeSignatureValid::assertion())
-    }
-
-    fn verify_tls13_signature(
-        &self,
-        message: &[u8],
-        cert: &CertificateDer<'_>,
-        dss: &DigitallySignedStruct,
-    ) -> Result<HandshakeSignatureValid, rustls::Error> {
-        let key = PeerKey::of(cert)?;
-        rustls::crypto::verify_tls13_signature_with_raw_key(
-            message,
-            &SubjectPublicKeyInfoDer::from(key.spki),
-            dss,
-            &self.0.signature_verification_algorithms,
-        )
-    }
-
-    fn supported_verify_schemes(&self) -> Vec<SignatureScheme> {
-        self.0.signature_verification_algorithms.supported_schemes()
-    }
-}
-
-/// The public key of the peer's certificate, in the three forms signature
-/// verification needs.
-struct PeerKey<'a> {
-    /// The whole DER SubjectPublicKeyInfo.
-    spki: &'a [u8],
-    /// The contents of its AlgorithmIdentifier, as
-    /// `SignatureVerificationAlgorithm::public_key_alg_id` has them.
-    algorithm: &'a [u8],
-    /// The subjectPublicKey bits.
-    public_key: &'a [u8],
-}
-
-impl<'a> PeerKey<'a> {
-    fn of(cert: &'a CertificateDer<'_>) -> Result<Self, rustls::Error> {
-        let bad = || rustls::Error::from(CertificateError::BadEncoding);
-        let (_, parsed) = x509_parser::parse_x509_certificate(cert).map_err(|_| bad())?;
-        let spki = parsed.tbs_certificate.subject_pki.raw;
-        // SubjectPublicKeyInfo ::= SEQUENCE {
-        //     algorithm AlgorithmIdentifier, subjectPublicKey BIT STRING }
-        let (_, outer) = Any::from_der(spki).map_err(|_| bad())?;
-        let (rest, algorithm) = Any::from_der(outer.data).map_err(|_| bad())?;
-        let (_, bits) = Any::from_der(rest).map_err(|_| bad())?;
-        // A key is whole bytes: the leading unused-bits count must be zero.
-        let public_key = match bits.data {
-            [0, key @ ..] if bits.tag() == Tag::BitString => key,
-            _ => return Err(bad()),
-        };
-        Ok(Self {
-            spki,
-            algorithm: algorithm.data,
-            public_key,
-        })
-    }
 }
 
 #[cfg(test)]

@@ -247,7 +247,7 @@ enum Param {
     Text(&'static str),
 }
 
-/// Every hot query with values of the right types for its placeholders.
+/// Every hot query with values of the right types for its bind parameters.
 fn hot_queries() -> Vec<(&'static str, &'static str, Vec<Param>)> {
     use Param::Int;
     use Param::Text;
