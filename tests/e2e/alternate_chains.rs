@@ -1,7 +1,9 @@
-//! Alternate chains (RFC 8555 §7.4.2) against `basalt dev`: the dev intermediate
-//! is also cross-signed by "Basalt Dev Root X2", and clients that prefer that root
-//! (certbot and lego `--preferred-chain`) get the cross-signed chain, while the
-//! default chain still leads to the dev root.
+//! Alternate chains (RFC 8555 §7.4.2) against `basalt dev`: the dev ECDSA
+//! intermediate is also cross-signed by "Basalt Dev Root X2", and clients that
+//! prefer that root (certbot and lego `--preferred-chain`) get the cross-signed
+//! chain, while the default chain still leads to the dev roots (`root.pem`).
+//! Both clients make ECDSA keys by default, so their certificates come from the
+//! ECDSA intermediate.
 
 use std::fs;
 use std::path::Path;
@@ -115,12 +117,12 @@ fn certbot_issue(ca: &DevCa, dir: &Path, domain: &str, extra: &[&str]) -> std::p
     dir.join("config/live").join(domain)
 }
 
-/// Without a preference certbot keeps the default chain: the dev intermediate,
-/// leading to the dev root and not to Root X2.
+/// Without a preference certbot keeps the default chain: the dev ECDSA
+/// intermediate, leading to the dev roots and not to Root X2.
 fn certbot_default(ca: &DevCa, dir: &Path) {
     let live = certbot_issue(ca, dir, CERTBOT_DEFAULT_DOMAIN, &[]);
     let (cert, chain) = (live.join("cert.pem"), live.join("chain.pem"));
-    assert_first_cert_is(&chain, &ca.pki("intermediate.pem"));
+    assert_first_cert_is(&chain, &ca.pki("intermediate-ecdsa.pem"));
     assert_verifies(&ca.pki("root.pem"), &chain, &cert);
     assert_does_not_verify(&ca.pki("root-x2.pem"), &chain, &cert);
 }

@@ -87,6 +87,9 @@ pub(crate) struct DevCa {
     dns_port: u16,
     /// Flags added to `basalt dev` (see [`DevCaBuilder`]).
     extra_args: Vec<String>,
+    /// Environment variables of `basalt dev` and so of its services (see
+    /// [`DevCaBuilder::env_data_file`]).
+    env: Vec<(String, PathBuf)>,
     basalt: Option<Child>,
     challtestsrv: Option<Child>,
     stdout: Arc<Mutex<Vec<String>>>,
@@ -95,12 +98,14 @@ pub(crate) struct DevCa {
     database: Option<TestDatabase>,
 }
 
-/// A [`DevCa`] with extra `basalt dev` flags, e.g. `--eab-required` or
-/// `--base-url https://127.0.0.1:PORT`.
+/// A [`DevCa`] with extra `basalt dev` flags, e.g. `--eab-required`,
+/// `--base-url https://127.0.0.1:PORT` or `--ca-keys softhsm`.
 pub(crate) struct DevCaBuilder {
     label: String,
     extra_args: Vec<String>,
     engine: Option<Engine>,
+    /// Environment variables, each naming a file of the data dir.
+    env_files: Vec<(String, String)>,
 }
 
 impl DevCaBuilder {
@@ -124,9 +129,24 @@ impl DevCaBuilder {
         self
     }
 
+    /// The issuing hierarchy's keys in a SoftHSM2 token (`--ca-keys softhsm`): the
+    /// ceremonies make them there and the CA signs with them through PKCS#11.
+    /// With `BASALT_E2E_CA_KEYS=softhsm` in the environment every test's CA does.
+    pub(crate) fn softhsm(self) -> Self {
+        self.arg("--ca-keys").arg("softhsm")
+    }
+
+    /// Sets the environment variable `key` of `basalt dev`, which its services
+    /// inherit, to the path of `file` in the data dir (e.g. the CA's crash trigger,
+    /// `BASALT_CA_CRASH_TRIGGER`).
+    pub(crate) fn env_data_file(mut self, key: &str, file: &str) -> Self {
+        self.env_files.push((key.to_owned(), file.to_owned()));
+        self
+    }
+
     /// Starts the CA, as [`DevCa::start`] does.
     pub(crate) fn start(self) -> DevCa {
-        DevCa::start_with(&self.label, self.extra_args, self.engine)
+        DevCa::start_with(&self.label, self.extra_args, self.engine, self.env_files)
     }
 }
 
@@ -137,16 +157,30 @@ impl DevCa {
             label: label.to_owned(),
             extra_args: Vec::new(),
             engine: None,
+            env_files: Vec::new(),
         }
     }
 
     /// Starts the mock DNS and `basalt dev` on fresh ports with a fresh data dir,
     /// and waits until every service is healthy. `label` names the temp dir.
     pub(crate) fn start(label: &str) -> Self {
-        Self::start_with(label, Vec::new(), None)
+        Self::start_with(label, Vec::new(), None, Vec::new())
     }
 
-    fn start_with(label: &str, mut extra_args: Vec<String>, engine: Option<Engine>) -> Self {
+    fn start_with(
+        label: &str,
+        mut extra_args: Vec<String>,
+        engine: Option<Engine>,
+        env_files: Vec<(String, String)>,
+    ) -> Self {
+        // The whole suite can run with the CA's keys in SoftHSM2 instead of files.
+        match std::env::var("BASALT_E2E_CA_KEYS").as_deref() {
+            Ok("softhsm") if !extra_args.iter().any(|arg| arg == "--ca-keys") => {
+                extra_args.extend(["--ca-keys".to_owned(), "softhsm".to_owned()]);
+            }
+            Ok("softhsm" | "file") | Err(_) => {}
+            Ok(other) => panic!("BASALT_E2E_CA_KEYS={other:?}: use file or softhsm"),
+        }
         // First, so a missing server fails the test before anything is started.
         let database = engine.map(TestDatabase::create);
         if let Some(database) = &database {
@@ -159,6 +193,10 @@ impl DevCa {
         ));
         let data_dir = root.join("data");
         fs::create_dir_all(&root).expect("create the test's temp dir");
+        let env = env_files
+            .into_iter()
+            .map(|(key, file)| (key, data_dir.join(file)))
+            .collect();
 
         let listen_port = free_port();
         let dns_port = free_dns_port();
@@ -179,6 +217,7 @@ impl DevCa {
             listen_port,
             dns_port,
             extra_args,
+            env,
             basalt: None,
             challtestsrv: None,
             stdout: Arc::default(),
@@ -224,6 +263,7 @@ impl DevCa {
             .args(["--tlsalpn01-port", &self.tlsalpn01_port.to_string()])
             .arg("--allow-private-addresses")
             .args(&self.extra_args)
+            .envs(self.env.iter().map(|(key, path)| (key, path)))
             .stdin(Stdio::null())
             .stdout(Stdio::piped())
             .stderr(stderr)

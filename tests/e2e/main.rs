@@ -10,6 +10,7 @@
 mod acme_api;
 mod allowlist;
 mod alternate_chains;
+mod ca_crash;
 mod certbot;
 mod certs;
 mod challenges;
@@ -27,3 +28,4 @@ mod perspectives;
 mod pkilint;
 mod restart;
 mod steps;
+mod weak_keys;

@@ -98,7 +98,7 @@ fn every_service_is_its_own_process_and_only_the_ca_names_the_issuer_key() {
         assert_eq!(ca.service_pid(service), *pid, "run/{service}.pid");
     }
 
-    let key = ca.data_dir.join("ca-keys/intermediate.key");
+    let key = ca.data_dir.join("ca-keys/intermediate-ecdsa.key");
     let mode = fs::metadata(&key)
         .expect("the issuer key")
         .permissions()

@@ -10,15 +10,16 @@ use basalt_config::GrpcServerConfig;
 use basalt_config::TlsConfig;
 use basalt_core::Error;
 use serde::Deserialize;
+use time::OffsetDateTime;
 
+use crate::KeySource;
+use crate::Pkcs11Config;
 use crate::Profile;
 use crate::Profiles;
 
 /// The name of the profile a config without `[profiles]` gets, and the default
 /// `default_profile`.
 pub const CLASSIC_PROFILE: &str = "classic";
-/// The longest certificate lifetime the CA/Browser Forum Baseline Requirements allow.
-const MAX_VALIDITY: Duration = Duration::from_secs(398 * 86_400);
 
 /// Everything `basalt ca` reads from its TOML file.
 #[derive(Clone, Debug, Deserialize, PartialEq, Eq)]
@@ -31,8 +32,10 @@ pub struct CaConfig {
     pub tls: TlsConfig,
     /// How to reach the storage authority.
     pub sa: GrpcClientConfig,
-    /// The issuer certificate and key that sign subscriber certificates.
-    pub issuer: IssuerConfig,
+    /// The issuers that sign subscriber certificates (`[[issuers]]`), at least
+    /// one. A CSR gets the first issuer whose key is of the same type (RSA or
+    /// ECDSA) as the CSR's key, or else the first issuer.
+    pub issuers: Vec<IssuerConfig>,
     /// The profile used when an order names none.
     #[serde(default = "CaConfig::default_profile_name")]
     pub default_profile: String,
@@ -57,8 +60,16 @@ impl CaConfig {
 
     /// Checks what serde cannot: `default_profile` names a profile, profile names
     /// are non-empty tokens (`A-Z a-z 0-9 . _ -`), every validity is above zero and
-    /// at most 398 days, and the URLs are ASCII. The message names the field.
-    pub fn validate(&self) -> Result<(), String> {
+    /// at most what the Baseline Requirements allow today, and the URLs are ASCII
+    /// `http://` URLs. The message names the field. `now` dates the Baseline
+    /// Requirements' validity limit.
+    pub fn validate(&self, now: OffsetDateTime) -> Result<(), String> {
+        if self.issuers.is_empty() {
+            return Err("issuers must list at least one [[issuers]] table".into());
+        }
+        for (index, issuer) in self.issuers.iter().enumerate() {
+            issuer.validate(&format!("issuers[{index}]"))?;
+        }
         if !self.profiles.contains_key(&self.default_profile) {
             return Err(format!(
                 "default_profile {:?} is not one of the [profiles]",
@@ -72,21 +83,22 @@ impl CaConfig {
                 ));
             }
             let validity = profile.validity.0;
-            if validity.is_zero() || validity > MAX_VALIDITY {
+            // The linter would refuse every certificate of a longer profile.
+            let max = crate::lint::br_max_validity(now);
+            if validity.is_zero() || validity > max {
                 return Err(format!(
-                    "profiles.{name}.validity must be above zero and at most 398 days"
+                    "profiles.{name}.validity must be above zero and at most the {} days \
+                     the Baseline Requirements allow today",
+                    max.as_secs() / 86_400
                 ));
             }
             for (field, url) in [
                 ("crl_url", &profile.crl_url),
                 ("ocsp_url", &profile.ocsp_url),
             ] {
-                if url
-                    .as_ref()
-                    .is_some_and(|url| url.is_empty() || !url.is_ascii())
-                {
+                if url.as_ref().is_some_and(|url| !is_http_url(url)) {
                     return Err(format!(
-                        "profiles.{name}.{field} must be a non-empty ASCII URL"
+                        "profiles.{name}.{field} must be an ASCII http:// URL"
                     ));
                 }
             }
@@ -94,9 +106,9 @@ impl CaConfig {
         Ok(())
     }
 
-    /// The validated profile set the CA issues with.
-    pub fn to_profiles(&self) -> Result<Profiles, Error> {
-        self.validate()
+    /// The validated profile set the CA issues with, as of `now`.
+    pub fn to_profiles(&self, now: OffsetDateTime) -> Result<Profiles, Error> {
+        self.validate(now)
             .map_err(|err| Error::internal(format!("invalid CA config: {err}")))?;
         let by_name = self
             .profiles
@@ -116,18 +128,55 @@ fn is_profile_name(name: &str) -> bool {
             .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'.' | b'_' | b'-'))
 }
 
-/// The issuer's files.
+/// One issuer (`[[issuers]]`): its certificate, where its key is, and what goes
+/// with the certificates it signs.
 #[derive(Clone, Debug, Deserialize, PartialEq, Eq)]
 #[serde(deny_unknown_fields)]
 pub struct IssuerConfig {
     /// The issuer certificate, PEM.
     pub cert: PathBuf,
-    /// Its private key, PEM PKCS#8 (ECDSA P-256/P-384 or RSA).
-    pub key: PathBuf,
+    /// Its private key as a PEM PKCS#8 file (ECDSA P-256/P-384 or RSA); or
+    /// else `pkcs11`.
+    #[serde(default)]
+    pub key: Option<PathBuf>,
+    /// Its private key as an object in a PKCS#11 token; or else `key`.
+    #[serde(default)]
+    pub pkcs11: Option<Pkcs11Config>,
     /// Further certificates to send after the issuer certificate, PEM, nearest
-    /// first (e.g. a cross-signed intermediate). The root is usually left out.
+    /// first. The root is usually left out.
     #[serde(default)]
     pub chain: Vec<PathBuf>,
+    /// Where the issuer certificate can be downloaded (DER over HTTP): the
+    /// caIssuers URL of the authorityInfoAccess of every certificate it signs.
+    #[serde(default)]
+    pub issuer_url: Option<String>,
+}
+
+impl IssuerConfig {
+    /// Where the key is; exactly one of `key` and `pkcs11` must be set.
+    pub fn key_source(&self, block: &str) -> Result<KeySource, String> {
+        KeySource::from_fields(block, self.key.as_ref(), self.pkcs11.as_ref())
+    }
+
+    fn validate(&self, block: &str) -> Result<(), String> {
+        self.key_source(block)?;
+        if self
+            .issuer_url
+            .as_ref()
+            .is_some_and(|url| !is_http_url(url))
+        {
+            return Err(format!(
+                "{block}.issuer_url must be an ASCII http:// URL (RFC 5280 §4.2.2.1)"
+            ));
+        }
+        Ok(())
+    }
+}
+
+/// Whether `url` is an ASCII `http://` URL, as the AIA and CRL DP URLs of
+/// publicly-trusted certificates must be.
+fn is_http_url(url: &str) -> bool {
+    url.is_ascii() && url.len() > "http://".len() && url.starts_with("http://")
 }
 
 /// One certificate profile ([`Profile`]) as written in the config file
@@ -223,9 +272,14 @@ mod tests {
         address = "127.0.0.1:9095"
         server_name = "sa.basalt"
 
-        [issuer]
-        cert = "pki/intermediate.pem"
-        key = "pki/intermediate.key"
+        [[issuers]]
+        cert = "pki/intermediate-ecdsa.pem"
+        key = "pki/intermediate-ecdsa.key"
+        issuer_url = "http://127.0.0.1:4002/issuers/ecdsa.der"
+
+        [[issuers]]
+        cert = "pki/intermediate-rsa.pem"
+        pkcs11 = { module = "/usr/lib/softhsm/libsofthsm2.so", token_label = "basalt", key_label = "intermediate-rsa", pin_file = "pki/pin" }
 
         [profiles.classic]
         validity = "7d"
@@ -243,13 +297,26 @@ mod tests {
         format!("{head}\n{profiles}\n")
     }
 
+    /// 2026-11-29, when the Baseline Requirements allow 200-day leaves.
+    fn now() -> OffsetDateTime {
+        OffsetDateTime::from_unix_timestamp(1_796_000_000).unwrap()
+    }
+
     #[test]
     fn example_config_parses_with_defaults() {
         let config: CaConfig = basalt_config::parse(EXAMPLE).unwrap();
-        config.validate().unwrap();
-        assert_eq!(config.issuer.key, PathBuf::from("pki/intermediate.key"));
-        assert!(config.issuer.chain.is_empty());
-        let profiles = config.to_profiles().unwrap();
+        config.validate(now()).unwrap();
+        assert_eq!(
+            config.issuers[0].key_source("issuers[0]"),
+            Ok(KeySource::File(PathBuf::from("pki/intermediate-ecdsa.key")))
+        );
+        assert!(config.issuers[0].chain.is_empty());
+        let Ok(KeySource::Pkcs11(pkcs11)) = config.issuers[1].key_source("issuers[1]") else {
+            panic!("the RSA issuer's key is in a token");
+        };
+        assert_eq!(pkcs11.key_label, "intermediate-rsa");
+        assert_eq!(config.issuers[1].issuer_url, None);
+        let profiles = config.to_profiles(now()).unwrap();
         assert_eq!(profiles.default_name(), "classic");
         assert_eq!(profiles.by_name().len(), 2);
         let (name, classic) = profiles.get("").unwrap();
@@ -273,13 +340,13 @@ mod tests {
     fn missing_sections_take_defaults() {
         let text = with_profiles("").replace("default_profile = \"classic\"", "");
         let config: CaConfig = basalt_config::parse(&text).unwrap();
-        config.validate().unwrap();
+        config.validate(now()).unwrap();
         assert_eq!(config.default_profile, CLASSIC_PROFILE);
         assert_eq!(
             config.profiles,
             BTreeMap::from([(CLASSIC_PROFILE.to_owned(), ProfileConfig::default())])
         );
-        let profiles = config.to_profiles().unwrap();
+        let profiles = config.to_profiles(now()).unwrap();
         assert_eq!(profiles, Profiles::default());
         assert_eq!(
             profiles.get("").unwrap().1.validity,
@@ -292,13 +359,18 @@ mod tests {
     fn default_profile_must_exist() {
         let text = EXAMPLE.replace("default_profile = \"classic\"", "default_profile = \"tls\"");
         let config: CaConfig = basalt_config::parse(&text).unwrap();
-        let err = config.validate().unwrap_err();
+        let err = config.validate(now()).unwrap_err();
         assert!(err.contains("default_profile \"tls\""), "{err}");
-        assert!(config.to_profiles().is_err());
+        assert!(config.to_profiles(now()).is_err());
         // Defining profiles drops the implicit "classic" one.
         let text = with_profiles("[profiles.tls]\nvalidity = \"30d\"");
         let config: CaConfig = basalt_config::parse(&text).unwrap();
-        assert!(config.validate().unwrap_err().contains("default_profile"));
+        assert!(
+            config
+                .validate(now())
+                .unwrap_err()
+                .contains("default_profile")
+        );
     }
 
     #[test]
@@ -326,12 +398,44 @@ mod tests {
             ),
         ] {
             let config: CaConfig = basalt_config::parse(&with_profiles(profiles)).unwrap();
-            let err = config.validate().unwrap_err();
+            let err = config.validate(now()).unwrap_err();
             assert!(err.contains(expect), "{profiles}: {err}");
         }
-        let text = with_profiles("[profiles.classic]\nvalidity = \"398d\"");
+        let text = with_profiles("[profiles.classic]\nvalidity = \"47d\"");
         let config: CaConfig = basalt_config::parse(&text).unwrap();
-        config.validate().unwrap();
+        config.validate(now()).unwrap();
+    }
+
+    #[test]
+    fn issuers_are_checked() {
+        let head = EXAMPLE.split("[[issuers]]").next().unwrap_or_default();
+        let tail = EXAMPLE.split("[profiles.").skip(1).collect::<Vec<_>>();
+        let with_issuers =
+            |issuers: &str| format!("{head}\n{issuers}\n[profiles.{}", tail.join("[profiles."));
+        for (issuers, expect) in [
+            ("", "`issuers`"),
+            (
+                "[[issuers]]\ncert = \"c.pem\"",
+                "issuers[0] needs key (a PEM file) or pkcs11",
+            ),
+            (
+                "[[issuers]]\ncert = \"c.pem\"\nkey = \"k.pem\"\n\
+                 pkcs11 = { module = \"m.so\", token_label = \"t\", key_label = \"k\", pin_file = \"p\" }",
+                "issuers[0] sets both key and pkcs11",
+            ),
+            (
+                "[[issuers]]\ncert = \"c.pem\"\nkey = \"k.pem\"\n\
+                 [[issuers]]\ncert = \"c.pem\"\nkey = \"k.pem\"\nissuer_url = \"ldap://x/\"",
+                "issuers[1].issuer_url",
+            ),
+        ] {
+            let text = with_issuers(issuers);
+            let err = match basalt_config::parse::<CaConfig>(&text) {
+                Ok(config) => config.validate(now()).unwrap_err(),
+                Err(err) => err,
+            };
+            assert!(err.contains(expect), "{issuers}: {err}");
+        }
     }
 
     #[test]

@@ -8,6 +8,7 @@
 
 use std::collections::BTreeMap;
 use std::net::IpAddr;
+use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -72,6 +73,8 @@ pub(crate) const DV_CERTIFICATE_POLICIES: &[u8] = &[
 ];
 /// id-ad-ocsp (RFC 5280 §4.2.2.1).
 const ID_AD_OCSP: ObjectIdentifier = ObjectIdentifier::new_unwrap("1.3.6.1.5.5.7.48.1");
+/// id-ad-caIssuers (RFC 5280 §4.2.2.1).
+const ID_AD_CA_ISSUERS: ObjectIdentifier = ObjectIdentifier::new_unwrap("1.3.6.1.5.5.7.48.2");
 /// Serial numbers are 20 octets: the most RFC 5280 §4.1.2.2 allows, about 159
 /// random bits (the Baseline Requirements ask for 64).
 const SERIAL_LEN: usize = 20;
@@ -236,13 +239,19 @@ impl Default for Profiles {
 }
 
 /// The certificate authority: signs certificates ([`CertificateAuthority`]) and OCSP
-/// responses ([`basalt_core::RevocationSigner`]) with one issuer.
+/// responses ([`basalt_core::RevocationSigner`]) with its issuers.
+///
+/// As Boulder does, a certificate is signed by an issuer whose key is of the same
+/// type (RSA or ECDSA) as the certificate's key, the first such issuer configured;
+/// a CA without an issuer of that type signs with its first issuer, so a private CA
+/// with one hierarchy serves every key type.
 pub struct Ca {
-    pub(crate) issuer: Issuer,
+    pub(crate) issuers: Vec<Issuer>,
     profiles: Profiles,
     storage: Arc<dyn CertificateStore>,
     pub(crate) clock: Arc<dyn Clock>,
     pub(crate) ocsp_validity: Duration,
+    crash_trigger: Option<PathBuf>,
 }
 
 impl Ca {
@@ -254,11 +263,12 @@ impl Ca {
         clock: Arc<dyn Clock>,
     ) -> Self {
         Self {
-            issuer,
+            issuers: vec![issuer],
             profiles,
             storage,
             clock,
             ocsp_validity: DEFAULT_OCSP_VALIDITY,
+            crash_trigger: None,
         }
     }
 
@@ -269,9 +279,52 @@ impl Ca {
         storage: Arc<dyn CertificateStore>,
         clock: Arc<dyn Clock>,
     ) -> Result<Self, Error> {
-        let profiles = config.to_profiles()?;
-        let issuer = Issuer::from_config(&config.issuer)?;
-        Ok(Self::new(issuer, profiles, storage, clock).with_ocsp_validity(config.ocsp.validity.0))
+        let profiles = config.to_profiles(clock.now())?;
+        let mut issuers = config.issuers.iter().enumerate().map(|(index, issuer)| {
+            Issuer::from_config(issuer).map_err(|err| {
+                Error::internal(format!(
+                    "issuers[{index}] ({}): {}",
+                    issuer.cert.display(),
+                    err.detail
+                ))
+            })
+        });
+        let first = issuers
+            .next()
+            .ok_or_else(|| Error::internal("invalid CA config: no [[issuers]]"))??;
+        let mut ca = Self::new(first, profiles, storage, clock);
+        for issuer in issuers {
+            ca = ca.with_issuer(issuer?);
+        }
+        Ok(ca.with_ocsp_validity(config.ocsp.validity.0))
+    }
+
+    /// Arms a crash test: whenever the file `trigger` exists at the moment a
+    /// precertificate has been stored, the CA deletes the file and aborts the
+    /// process before the issuer key signs, as a power cut would. Only the
+    /// resilience tests use it (`BASALT_CA_CRASH_TRIGGER`); nothing in a config
+    /// file can set it.
+    pub fn with_crash_trigger(mut self, trigger: PathBuf) -> Self {
+        self.crash_trigger = Some(trigger);
+        self
+    }
+
+    /// Aborts the process if the crash trigger file exists (see
+    /// [`Ca::with_crash_trigger`]).
+    fn crash_if_triggered(&self, serial: &Serial) {
+        let Some(trigger) = &self.crash_trigger else {
+            return;
+        };
+        if std::fs::remove_file(trigger).is_ok() {
+            error!(%serial, trigger = %trigger.display(), "crash trigger: aborting after the precertificate");
+            std::process::abort();
+        }
+    }
+
+    /// Adds an issuer, after those already there.
+    pub fn with_issuer(mut self, issuer: Issuer) -> Self {
+        self.issuers.push(issuer);
+        self
     }
 
     /// Sets nextUpdate - thisUpdate of signed OCSP responses (default 4 days).
@@ -280,9 +333,23 @@ impl Ca {
         self
     }
 
-    /// The issuer.
+    /// The first issuer: the one for key types no other issuer matches.
     pub fn issuer(&self) -> &Issuer {
-        &self.issuer
+        &self.issuers[0]
+    }
+
+    /// Every issuer, in the configured order.
+    pub fn issuers(&self) -> &[Issuer] {
+        &self.issuers
+    }
+
+    /// The issuer that signs a certificate for a key of this type: the first
+    /// issuer with a key of the same type, or else the first issuer.
+    pub fn issuer_for(&self, subject_is_rsa: bool) -> &Issuer {
+        self.issuers
+            .iter()
+            .find(|issuer| issuer.is_rsa() == subject_is_rsa)
+            .unwrap_or(&self.issuers[0])
     }
 
     /// The profiles.
@@ -292,7 +359,7 @@ impl Ca {
 
     /// The certificate parameters for a subscriber certificate.
     fn params(
-        &self,
+        issuer: &Issuer,
         profile: &Profile,
         serial: &[u8],
         names: Vec<SanType>,
@@ -322,19 +389,20 @@ impl Ca {
             OID_CERTIFICATE_POLICIES,
             DV_CERTIFICATE_POLICIES.to_vec(),
         )];
-        if let Some(url) = &profile.ocsp_url {
-            params.custom_extensions.push(ocsp_aia_extension(url)?);
+        if let Some(aia) = aia_extension(profile.ocsp_url.as_deref(), issuer.issuer_url())? {
+            params.custom_extensions.push(aia);
         }
         Ok(params)
     }
 
     /// Signs `params` with a throwaway key, lints the result and returns its DER.
     fn linting_certificate(
-        &self,
+        issuer: &Issuer,
+        profile: &Profile,
         params: &CertificateParams,
         subject_key: &SubjectKey,
     ) -> Result<Result<Vec<u8>, Vec<lint::LintError>>, Error> {
-        let signer = self.issuer.linting_signer()?;
+        let signer = issuer.linting_signer()?;
         let cert = params
             .signed_by(&subject_key.spki, &signer)
             .map_err(|err| {
@@ -344,7 +412,7 @@ impl Ca {
         let (_, parsed) = X509Certificate::from_der(&der).map_err(|err| {
             Error::internal(format!("cannot parse the linting certificate: {err}"))
         })?;
-        let errors = lint::lint(&parsed);
+        let errors = lint::lint_with(&parsed, &lint::Context::for_profile(profile));
         Ok(if errors.is_empty() {
             Ok(der)
         } else {
@@ -354,14 +422,12 @@ impl Ca {
 
     /// Signs `params` with the issuer key and checks the result against the linted TBS.
     fn sign_certificate(
-        &self,
+        issuer: &Issuer,
         params: &CertificateParams,
         subject_key: &SubjectKey,
         linted_der: &[u8],
     ) -> Result<Vec<u8>, Error> {
-        let cert = params
-            .signed_by(&subject_key.spki, self.issuer.signer())
-            .map_err(|err| Error::internal(format!("cannot sign the certificate: {err}")))?;
+        let cert = issuer.sign_certificate(params, &subject_key.spki)?;
         let der = cert.der().to_vec();
         let (_, real) = X509Certificate::from_der(&der).map_err(|err| {
             Error::internal(format!("cannot parse the signed certificate: {err}"))
@@ -374,10 +440,10 @@ impl Ca {
                 "the signed certificate differs from the linted certificate",
             ));
         }
-        let (_, issuer) = X509Certificate::from_der(self.issuer.cert_der()).map_err(|err| {
+        let (_, issuer_cert) = X509Certificate::from_der(issuer.cert_der()).map_err(|err| {
             Error::internal(format!("cannot parse the issuer certificate: {err}"))
         })?;
-        real.verify_signature(Some(issuer.public_key()))
+        real.verify_signature(Some(issuer_cert.public_key()))
             .map_err(|err| {
                 Error::internal(format!("the issuer signature does not verify: {err}"))
             })?;
@@ -402,7 +468,9 @@ impl CertificateAuthority for Ca {
             profile.validity_window(now, request.not_before, request.not_after)?;
         let serial_bytes = new_serial()?;
         let serial = Serial::from_bytes(&serial_bytes)?;
-        let params = self.params(
+        let issuer = self.issuer_for(subject_key.is_rsa);
+        let params = Self::params(
+            issuer,
             profile,
             &serial_bytes,
             names,
@@ -417,7 +485,7 @@ impl CertificateAuthority for Ca {
             .await?;
 
         // Step 2: the linting certificate, signed by a throwaway key.
-        let linted = match self.linting_certificate(&params, &subject_key)? {
+        let linted = match Self::linting_certificate(issuer, profile, &params, &subject_key)? {
             Ok(der) => der,
             Err(errors) => {
                 let rules = errors.iter().map(|e| e.rule).collect::<Vec<_>>().join(",");
@@ -447,9 +515,10 @@ impl CertificateAuthority for Ca {
         self.storage
             .add_precertificate(&serial, &linted, request.account_id, not_before)
             .await?;
+        self.crash_if_triggered(&serial);
 
         // Step 4: the real signature, over exactly the linted TBS.
-        let der = match self.sign_certificate(&params, &subject_key, &linted) {
+        let der = match Self::sign_certificate(issuer, &params, &subject_key, &linted) {
             Ok(der) => der,
             Err(err) => {
                 error!(
@@ -466,7 +535,7 @@ impl CertificateAuthority for Ca {
             }
         };
 
-        let chain = self.issuer.chain().to_vec();
+        let chain = issuer.chain().to_vec();
         self.storage
             .add_certificate(&CertificateRecord {
                 serial: serial.clone(),
@@ -602,21 +671,34 @@ pub(crate) fn new_serial() -> Result<[u8; SERIAL_LEN], Error> {
     ))
 }
 
-/// The authorityInfoAccess extension naming the OCSP responder.
-fn ocsp_aia_extension(url: &str) -> Result<CustomExtension, Error> {
-    let location = Ia5String::new(url)
-        .map_err(|_| Error::internal(format!("OCSP URL {url:?} is not ASCII")))?;
-    let aia = AuthorityInfoAccessSyntax(vec![AccessDescription {
-        access_method: ID_AD_OCSP,
-        access_location: GeneralName::UniformResourceIdentifier(location),
-    }]);
-    let der = aia
+/// The authorityInfoAccess extension naming the OCSP responder and where the
+/// issuer certificate is (RFC 5280 §4.2.2.1), OCSP first as Let's Encrypt's
+/// leaves have it; `None` when there is neither.
+fn aia_extension(
+    ocsp_url: Option<&str>,
+    ca_issuers_url: Option<&str>,
+) -> Result<Option<CustomExtension>, Error> {
+    let mut descriptions = Vec::new();
+    for (method, url) in [(ID_AD_OCSP, ocsp_url), (ID_AD_CA_ISSUERS, ca_issuers_url)] {
+        if let Some(url) = url {
+            let location = Ia5String::new(url)
+                .map_err(|_| Error::internal(format!("AIA URL {url:?} is not ASCII")))?;
+            descriptions.push(AccessDescription {
+                access_method: method,
+                access_location: GeneralName::UniformResourceIdentifier(location),
+            });
+        }
+    }
+    if descriptions.is_empty() {
+        return Ok(None);
+    }
+    let der = AuthorityInfoAccessSyntax(descriptions)
         .to_der()
         .map_err(|err| Error::internal(format!("cannot encode the AIA extension: {err}")))?;
-    Ok(CustomExtension::from_oid_content(
+    Ok(Some(CustomExtension::from_oid_content(
         OID_AUTHORITY_INFO_ACCESS,
         der,
-    ))
+    )))
 }
 
 #[cfg(test)]

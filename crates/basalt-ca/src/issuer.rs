@@ -3,6 +3,8 @@
 use std::fmt;
 use std::path::Path;
 use std::path::PathBuf;
+use std::sync::atomic::AtomicU64;
+use std::sync::atomic::Ordering;
 
 use basalt_core::Error;
 use rcgen::KeyPair;
@@ -14,6 +16,8 @@ use x509_parser::extensions::ParsedExtension;
 use x509_parser::pem::Pem;
 use x509_parser::prelude::FromDer;
 
+use crate::CaKey;
+use crate::KeySource;
 use crate::config::IssuerConfig;
 
 /// An issuing CA: its certificate, its private key and the chain sent with every
@@ -24,11 +28,14 @@ use crate::config::IssuerConfig;
 /// identifier of every certificate it signs).
 pub struct Issuer {
     cert_der: Vec<u8>,
-    signer: rcgen::Issuer<'static, KeyPair>,
+    signer: rcgen::Issuer<'static, CaKey>,
     subject_key_id: Vec<u8>,
     subject_der: Vec<u8>,
     public_key_bits: Vec<u8>,
+    key_hash: Vec<u8>,
     chain: Vec<Vec<u8>>,
+    issuer_url: Option<String>,
+    signatures: AtomicU64,
 }
 
 impl Issuer {
@@ -41,22 +48,36 @@ impl Issuer {
     /// Loads the issuer as [`Issuer::load`] does, then appends the certificates of
     /// each `chain` PEM file (nearest first) to the chain sent with each certificate.
     pub fn load_with_chain(cert: &Path, key: &Path, chain: &[PathBuf]) -> Result<Self, Error> {
+        Self::load_from(cert, &KeySource::File(key.to_owned()), chain)
+    }
+
+    /// Loads the issuer described by one `[[issuers]]` table: its certificate, its
+    /// key from a file or a PKCS#11 token, its chain and its caIssuers URL.
+    pub fn from_config(config: &IssuerConfig) -> Result<Self, Error> {
+        let source = config
+            .key_source("issuer")
+            .map_err(|err| Error::internal(format!("invalid CA config: {err}")))?;
+        let mut issuer = Self::load_from(&config.cert, &source, &config.chain)?;
+        issuer.issuer_url = config.issuer_url.clone();
+        Ok(issuer)
+    }
+
+    fn load_from(cert: &Path, key: &KeySource, chain: &[PathBuf]) -> Result<Self, Error> {
         let cert_pem = read_file(cert)?;
-        let key_pem = read_file(key)?;
-        let key_pem = String::from_utf8(key_pem)
-            .map_err(|_| Error::internal(format!("issuer key {} is not PEM", key.display())))?;
-        let mut issuer = Self::from_pem(&cert_pem, &key_pem)?;
+        let cert_der = pem_certificates(&cert_pem)
+            .map_err(|err| Error::internal(format!("{}: {}", cert.display(), err.detail)))?
+            .into_iter()
+            .next()
+            .ok_or_else(|| Error::internal("no certificate in the issuer certificate file"))?;
+        let key = CaKey::load(key)
+            .map_err(|err| Error::internal(format!("issuer key ({key}): {}", err.detail)))?;
+        let mut issuer = Self::from_der(cert_der, key)?;
         for path in chain {
             let certs = pem_certificates(&read_file(path)?)
                 .map_err(|err| Error::internal(format!("{}: {}", path.display(), err.detail)))?;
             issuer.chain.extend(certs);
         }
         Ok(issuer)
-    }
-
-    /// Loads the issuer named by the `[issuer]` config block.
-    pub fn from_config(config: &IssuerConfig) -> Result<Self, Error> {
-        Self::load_with_chain(&config.cert, &config.key, &config.chain)
     }
 
     /// An issuer from a PEM certificate (the first one in `cert_pem` is the issuer)
@@ -68,11 +89,12 @@ impl Issuer {
             .ok_or_else(|| Error::internal("no certificate in the issuer certificate file"))?;
         let key = KeyPair::from_pem(key_pem)
             .map_err(|err| Error::internal(format!("cannot load the issuer key: {err}")))?;
-        Self::from_der(cert_der, key)
+        Self::from_der(cert_der, CaKey::from_key_pair(key))
     }
 
-    /// An issuer from a DER certificate and a key pair.
-    pub fn from_der(cert_der: Vec<u8>, key: KeyPair) -> Result<Self, Error> {
+    /// An issuer from a DER certificate and its key.
+    pub fn from_der(cert_der: Vec<u8>, key: impl Into<CaKey>) -> Result<Self, Error> {
+        let key = key.into();
         let alg = key.algorithm();
         if !is_supported_issuer_algorithm(alg) {
             return Err(Error::internal(format!(
@@ -123,7 +145,10 @@ impl Issuer {
             signer,
             subject_key_id,
             subject_der,
+            key_hash: sha1(&public_key_bits),
             public_key_bits,
+            issuer_url: None,
+            signatures: AtomicU64::new(0),
         };
         issuer.check_name_round_trip()?;
         Ok(issuer)
@@ -155,18 +180,54 @@ impl Issuer {
         &self.public_key_bits
     }
 
+    /// SHA-1 of the issuer's subjectPublicKey: the issuerKeyHash of OCSP CertIDs
+    /// and the responderID of the OCSP responses it signs.
+    pub fn key_hash(&self) -> &[u8] {
+        &self.key_hash
+    }
+
     /// The signature algorithm of the issuer key.
     pub fn algorithm(&self) -> &'static SignatureAlgorithm {
         self.signer.key().algorithm()
     }
 
-    /// The rcgen issuer holding the real key.
-    pub(crate) fn signer(&self) -> &rcgen::Issuer<'static, KeyPair> {
-        &self.signer
+    /// Whether the issuer key is RSA (else ECDSA).
+    pub fn is_rsa(&self) -> bool {
+        is_rsa_algorithm(self.algorithm())
+    }
+
+    /// The caIssuers URL written into the certificates it signs, if any.
+    pub fn issuer_url(&self) -> Option<&str> {
+        self.issuer_url.as_deref()
+    }
+
+    /// Sets the caIssuers URL written into the certificates it signs.
+    pub fn with_issuer_url(mut self, url: impl Into<String>) -> Self {
+        self.issuer_url = Some(url.into());
+        self
+    }
+
+    /// How many signatures the issuer key has made since it was loaded
+    /// (certificates and OCSP responses).
+    pub fn signatures(&self) -> u64 {
+        self.signatures.load(Ordering::Relaxed)
+    }
+
+    /// Signs certificate `params` for `subject_key` with the issuer key.
+    pub(crate) fn sign_certificate(
+        &self,
+        params: &rcgen::CertificateParams,
+        subject_key: &impl PublicKeyData,
+    ) -> Result<rcgen::Certificate, Error> {
+        self.signatures.fetch_add(1, Ordering::Relaxed);
+        params
+            .signed_by(subject_key, &self.signer)
+            .map_err(|err| Error::internal(format!("cannot sign the certificate: {err}")))
     }
 
     /// Signs `message` with the issuer key (the DER signature X.509 wants).
     pub(crate) fn sign(&self, message: &[u8]) -> Result<Vec<u8>, Error> {
+        self.signatures.fetch_add(1, Ordering::Relaxed);
         self.signer
             .key()
             .sign(message)
@@ -209,6 +270,7 @@ impl fmt::Debug for Issuer {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("Issuer")
             .field("algorithm", self.algorithm())
+            .field("key", self.signer.key())
             .field("subject_key_id", &self.subject_key_id)
             .field("chain_len", &self.chain.len())
             .finish_non_exhaustive()
@@ -255,6 +317,23 @@ impl SigningKey for LintKey {
     fn sign(&self, msg: &[u8]) -> Result<Vec<u8>, rcgen::Error> {
         self.key.sign(msg)
     }
+}
+
+/// Whether `alg` is one of the RSA signature algorithms.
+pub(crate) fn is_rsa_algorithm(alg: &SignatureAlgorithm) -> bool {
+    [
+        &rcgen::PKCS_RSA_SHA256,
+        &rcgen::PKCS_RSA_SHA384,
+        &rcgen::PKCS_RSA_SHA512,
+    ]
+    .contains(&alg)
+}
+
+/// SHA-1, for OCSP identifiers only.
+pub(crate) fn sha1(data: &[u8]) -> Vec<u8> {
+    ring::digest::digest(&ring::digest::SHA1_FOR_LEGACY_USE_ONLY, data)
+        .as_ref()
+        .to_vec()
 }
 
 fn is_supported_issuer_algorithm(alg: &SignatureAlgorithm) -> bool {

@@ -7,12 +7,16 @@
 //! issue request picks one by name, or gets the default. [`pki`] makes the files
 //! `basalt dev` needs. The gRPC adapter lives elsewhere and only wraps these types.
 
+pub mod ceremony;
 mod config;
 mod issuance;
 mod issuer;
+mod key;
 pub mod lint;
 mod ocsp;
+mod pkcs11;
 pub mod pki;
+pub mod softhsm;
 
 pub use config::CLASSIC_PROFILE;
 pub use config::CaConfig;
@@ -23,6 +27,10 @@ pub use issuance::Ca;
 pub use issuance::Profile;
 pub use issuance::Profiles;
 pub use issuer::Issuer;
+pub use key::CaKey;
+pub use key::KeyAlgorithm;
+pub use key::KeySource;
+pub use key::Pkcs11Config;
 pub use ocsp::sign_ocsp_response;
 
 #[cfg(test)]

@@ -18,7 +18,6 @@ use der::asn1::BitString;
 use der::asn1::Null;
 use der::asn1::ObjectIdentifier;
 use der::asn1::OctetString;
-use ring::digest;
 use time::OffsetDateTime;
 use x509_cert::ext::pkix::CrlReason;
 use x509_cert::serial_number::SerialNumber;
@@ -35,6 +34,7 @@ use x509_ocsp::Version;
 
 use crate::Ca;
 use crate::Issuer;
+use crate::issuer::sha1;
 
 /// id-sha1 (RFC 3279 §2.2.1), the CertID hash every OCSP client understands.
 const ID_SHA1: ObjectIdentifier = ObjectIdentifier::new_unwrap("1.3.14.3.2.26");
@@ -50,7 +50,19 @@ impl RevocationSigner for Ca {
         let now = self.clock.now();
         entries
             .iter()
-            .map(|entry| sign_ocsp_response(&self.issuer, entry, now, self.ocsp_validity))
+            .map(|entry| {
+                let issuer = self
+                    .issuers
+                    .iter()
+                    .find(|issuer| issuer.key_hash() == entry.issuer_key_hash.as_slice())
+                    .ok_or_else(|| {
+                        Error::malformed(format!(
+                            "the CA has no issuer whose key hash is {}",
+                            hex(&entry.issuer_key_hash)
+                        ))
+                    })?;
+                sign_ocsp_response(issuer, entry, now, self.ocsp_validity)
+            })
             .collect()
     }
 }
@@ -65,7 +77,7 @@ pub fn sign_ocsp_response(
 ) -> Result<Vec<u8>, Error> {
     let encoding =
         |err: der::Error| Error::internal(format!("cannot encode an OCSP response: {err}"));
-    let key_hash = sha1(issuer.public_key_bits());
+    let key_hash = issuer.key_hash().to_vec();
     let this_update = generalized_time(now)?;
     let next_update = now
         .checked_add(
@@ -161,10 +173,8 @@ fn crl_reason(reason: RevocationReason) -> CrlReason {
     }
 }
 
-fn sha1(data: &[u8]) -> Vec<u8> {
-    digest::digest(&digest::SHA1_FOR_LEGACY_USE_ONLY, data)
-        .as_ref()
-        .to_vec()
+fn hex(bytes: &[u8]) -> String {
+    bytes.iter().map(|b| format!("{b:02x}")).collect()
 }
 
 fn generalized_time(at: OffsetDateTime) -> Result<OcspGeneralizedTime, Error> {
@@ -183,6 +193,7 @@ mod tests {
     use basalt_core::Serial;
     use der::Decode;
     use ring::signature::ECDSA_P256_SHA256_ASN1;
+    use ring::signature::RSA_PKCS1_2048_8192_SHA256;
     use ring::signature::UnparsedPublicKey;
     use x509_ocsp::OcspResponseStatus;
 
@@ -191,6 +202,7 @@ mod tests {
     use crate::test_support::FakeStorage;
     use crate::test_support::fixed_now;
     use crate::test_support::test_issuer;
+    use crate::test_support::test_rsa_issuer;
 
     fn decode(der: &[u8]) -> BasicOcspResponse {
         let response = OcspResponse::from_der(der).unwrap();
@@ -230,12 +242,14 @@ mod tests {
                     status: CertStatus::Good,
                     revoked_at: None,
                     reason: None,
+                    issuer_key_hash: ca.issuer().key_hash().to_vec(),
                 },
                 OcspRequestEntry {
                     serial: revoked.clone(),
                     status: CertStatus::Revoked,
                     revoked_at: Some(revoked_at),
                     reason: Some(RevocationReason::KeyCompromise),
+                    issuer_key_hash: ca.issuer().key_hash().to_vec(),
                 },
             ])
             .await
@@ -283,6 +297,56 @@ mod tests {
         assert!(verify(ca.issuer(), &tampered).is_err());
     }
 
+    /// With an ECDSA and an RSA issuer, each response is signed by the issuer the
+    /// entry names by key hash, and an unknown issuer is refused.
+    #[tokio::test]
+    async fn each_response_is_signed_by_the_issuer_asked_for() {
+        let (ecdsa, _root) = test_issuer();
+        let (rsa, _) = test_rsa_issuer();
+        let clock = Arc::new(FixedClock::new(fixed_now()));
+        let ca = Ca::new(
+            ecdsa,
+            Profiles::default(),
+            Arc::new(FakeStorage::default()),
+            clock,
+        )
+        .with_issuer(rsa);
+        let entry = |issuer: &Issuer| OcspRequestEntry {
+            serial: "7f0102030405060708".parse().unwrap(),
+            status: CertStatus::Good,
+            revoked_at: None,
+            reason: None,
+            issuer_key_hash: issuer.key_hash().to_vec(),
+        };
+        let (ecdsa, rsa) = (&ca.issuers()[0], &ca.issuers()[1]);
+        let responses = ca.sign_ocsp(vec![entry(rsa), entry(ecdsa)]).await.unwrap();
+        let basic = decode(&responses[0]);
+        assert_eq!(basic.signature_algorithm.oid, SHA256_WITH_RSA);
+        let tbs = basic.tbs_response_data.to_der().unwrap();
+        UnparsedPublicKey::new(&RSA_PKCS1_2048_8192_SHA256, rsa.public_key_bits())
+            .verify(&tbs, basic.signature.raw_bytes())
+            .expect("signed by the RSA issuer");
+        let single = &basic.tbs_response_data.responses[0];
+        assert_eq!(single.cert_id.issuer_key_hash.as_bytes(), rsa.key_hash());
+        assert_eq!(
+            single.cert_id.issuer_name_hash.as_bytes(),
+            sha1(rsa.subject_der())
+        );
+        verify(ecdsa, &decode(&responses[1])).expect("signed by the ECDSA issuer");
+        assert_eq!((ecdsa.signatures(), rsa.signatures()), (1, 1));
+
+        let unknown = OcspRequestEntry {
+            issuer_key_hash: vec![0; 20],
+            ..entry(rsa)
+        };
+        let err = ca.sign_ocsp(vec![unknown]).await.unwrap_err();
+        assert_eq!(err.kind, basalt_core::ErrorKind::Malformed);
+        assert!(
+            err.detail.contains("no issuer whose key hash is 0000"),
+            "{err}"
+        );
+    }
+
     #[tokio::test]
     async fn revoked_without_time_is_refused() {
         let (issuer, _root) = test_issuer();
@@ -299,6 +363,7 @@ mod tests {
                 status: CertStatus::Revoked,
                 revoked_at: None,
                 reason: None,
+                issuer_key_hash: ca.issuer().key_hash().to_vec(),
             }])
             .await
             .unwrap_err();

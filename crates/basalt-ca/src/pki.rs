@@ -1,23 +1,25 @@
-//! The key ceremony of `basalt dev`: file-based PKI for a lab, made offline.
+//! The PKI of `basalt dev`: a lab CA's certificates and keys, made offline.
 //!
-//! Three independent hierarchies, so that trusting one never means trusting another:
+//! Three separate PKIs, so that trusting one never means trusting another:
 //!
-//! * the **issuing hierarchy** ([`generate_hierarchy`]): "Basalt Dev Root" →
-//!   "Basalt Dev Intermediate", the intermediate being the CA's [`crate::Issuer`];
-//!   ACME subscribers' certificates chain to `root.pem`;
+//! * the **issuing hierarchy** ([`DevIssuingPki`]), made by [`crate::ceremony`]
+//!   ceremonies that `basalt dev` runs: an ECDSA root and intermediate ("Basalt Dev
+//!   Root ECDSA" → "Basalt Dev Intermediate ECDSA"), an RSA one ("Basalt Dev Root
+//!   RSA" → "Basalt Dev Intermediate RSA"), and a third root, "Basalt Dev Root X2",
+//!   that cross-signs the ECDSA intermediate, so the WFE has an alternate chain to
+//!   offer (RFC 8555 §7.4.2), as Let's Encrypt does. The intermediates are the CA's
+//!   [`crate::Issuer`]s; subscribers' certificates chain to `root.pem`, which holds
+//!   both roots;
 //! * the **internal mTLS CA** ([`generate_internal_pki`]): one certificate per
 //!   service name for the gRPC links, client and server at once;
 //! * the **API CA** ([`generate_api_ca`] + [`generate_server_cert`]): the WFE's HTTPS
 //!   certificate. ACME clients must trust the PEM that [`generate_server_cert`]
 //!   returns (`api-ca.pem` when signed by the API CA).
 //!
-//! [`generate_cross_signed_chain`] adds to the issuing hierarchy a second root,
-//! "Basalt Dev Root X2", and a cross-signed copy of the intermediate under it, so the
-//! WFE has an alternate chain to offer (RFC 8555 §7.4.2), as Let's Encrypt does.
-//!
-//! Every function generates unconditionally and overwrites; the caller decides
-//! whether files already exist. Private keys are PKCS#8 PEM written with mode 0600
-//! on unix.
+//! The `generate_*` functions generate unconditionally and overwrite; the caller
+//! decides whether files already exist. Their private keys are PKCS#8 PEM written
+//! with mode 0600 on unix. The issuing hierarchy's ceremonies, by contrast, never
+//! overwrite anything.
 
 use std::fs;
 use std::io::Write;
@@ -33,33 +35,39 @@ use rcgen::DistinguishedName;
 use rcgen::DnType;
 use rcgen::ExtendedKeyUsagePurpose;
 use rcgen::IsCa;
-use rcgen::KeyIdMethod;
 use rcgen::KeyPair;
 use rcgen::KeyUsagePurpose;
 use rcgen::SanType;
 use rcgen::SerialNumber;
-use rcgen::string::BmpString;
-use rcgen::string::UniversalString;
 use time::OffsetDateTime;
-use x509_parser::certificate::X509Certificate;
-use x509_parser::der_parser::asn1_rs::Tag;
-use x509_parser::prelude::FromDer;
-use x509_parser::x509::X509Name;
 
-use crate::Issuer;
+use crate::KeyAlgorithm;
+use crate::KeySource;
+use crate::Pkcs11Config;
+use crate::ceremony::CeremonyKind;
 use crate::issuance::new_serial;
-use crate::issuer::pem_certificates;
 
-/// Common name of the dev root.
+/// Common name of the in-memory test root.
 pub const ROOT_CN: &str = "Basalt Dev Root";
-/// Common name of the dev intermediate (the issuer).
+/// Common name of the in-memory test intermediate.
 pub const INTERMEDIATE_CN: &str = "Basalt Dev Intermediate";
-/// Common name of the second dev root, which cross-signs the intermediate.
+/// Common name of the dev ECDSA root (P-384).
+pub const ROOT_ECDSA_CN: &str = "Basalt Dev Root ECDSA";
+/// Common name of the dev ECDSA intermediate (P-256), the CA's first issuer.
+pub const INTERMEDIATE_ECDSA_CN: &str = "Basalt Dev Intermediate ECDSA";
+/// Common name of the dev RSA root (4096 bits).
+pub const ROOT_RSA_CN: &str = "Basalt Dev Root RSA";
+/// Common name of the dev RSA intermediate (2048 bits), the issuer of RSA keys.
+pub const INTERMEDIATE_RSA_CN: &str = "Basalt Dev Intermediate RSA";
+/// Common name of the third dev root (P-384), which cross-signs the ECDSA
+/// intermediate.
 pub const ROOT_X2_CN: &str = "Basalt Dev Root X2";
 /// Common name of the internal mTLS CA.
 pub const INTERNAL_CA_CN: &str = "Basalt Dev Internal CA";
 /// Common name of the CA that signs the WFE's HTTPS certificate.
 pub const API_CA_CN: &str = "Basalt Dev API CA";
+/// The organizationName of the dev issuing hierarchy.
+const DEV_ORGANIZATION: &str = "Basalt Dev";
 
 const ROOT_DAYS: i64 = 3650;
 const INTERMEDIATE_DAYS: i64 = 1825;
@@ -77,16 +85,6 @@ pub struct CertKeyPaths {
     pub key: PathBuf,
 }
 
-/// The files of the issuing hierarchy.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub struct Hierarchy {
-    /// `root.pem` and `root.key`: what ACME clients and relying parties trust.
-    pub root: CertKeyPaths,
-    /// `intermediate.pem` and `intermediate.key`: the CA's issuer
-    /// (`[issuer] cert`/`key` of the CA config).
-    pub intermediate: CertKeyPaths,
-}
-
 /// The files of the internal mTLS PKI.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct InternalPki {
@@ -94,17 +92,6 @@ pub struct InternalPki {
     pub ca: CertKeyPaths,
     /// For each name, `<name>.pem` and `<name>.key`: `[tls] cert`/`key`.
     pub leaves: Vec<(String, CertKeyPaths)>,
-}
-
-/// The files of the alternate chain made by [`generate_cross_signed_chain`].
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub struct CrossChain {
-    /// `root-x2.pem` (in the output directory), which clients trust for the
-    /// alternate chain, and `root-x2.key` (in the keys directory, mode 0600).
-    pub root: CertKeyPaths,
-    /// `intermediate-x2.pem` (in the output directory): the intermediate's subject
-    /// and key, issued by Root X2. Leaves of the intermediate chain to it too.
-    pub intermediate: PathBuf,
 }
 
 /// A CA made in memory.
@@ -122,256 +109,305 @@ impl GeneratedCa {
     }
 }
 
-/// Generates the dev issuing hierarchy in `dir`: an ECDSA P-256 root (CA, pathlen 1,
-/// 10 years) and intermediate (CA, pathlen 0, 5 years), written as `root.pem`,
-/// `root.key`, `intermediate.pem` and `intermediate.key`.
-pub fn generate_hierarchy(dir: &Path, clock: &dyn Clock) -> Result<Hierarchy, Error> {
-    let now = clock.now();
-    let root = new_root(ROOT_CN, 1, ROOT_DAYS, now)?;
-    let intermediate = new_intermediate(&root, now)?;
-    create_dir(dir)?;
-    Ok(Hierarchy {
-        root: write_pair(dir, "root", &root.cert_pem, &root.key)?,
-        intermediate: write_pair(
-            dir,
-            "intermediate",
-            &intermediate.cert_pem,
-            &intermediate.key,
-        )?,
+/// Where `basalt dev` keeps the issuing hierarchy's keys.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum DevKeyStore {
+    /// PKCS#8 PEM files `<name>.key` in this directory (mode 0700).
+    Files(PathBuf),
+    /// Key pairs labelled `<name>` in one PKCS#11 token.
+    Token {
+        /// The PKCS#11 module.
+        module: PathBuf,
+        /// The token's label.
+        token_label: String,
+        /// The file holding the user PIN.
+        pin_file: PathBuf,
+    },
+}
+
+impl DevKeyStore {
+    /// Where the key called `name` (`root-ecdsa`, `intermediate-rsa`, …) is.
+    pub fn key(&self, name: &str) -> KeySource {
+        match self {
+            Self::Files(dir) => KeySource::File(dir.join(format!("{name}.key"))),
+            Self::Token {
+                module,
+                token_label,
+                pin_file,
+            } => KeySource::Pkcs11(Pkcs11Config {
+                module: module.clone(),
+                token_label: token_label.clone(),
+                key_label: name.to_owned(),
+                pin_file: pin_file.clone(),
+            }),
+        }
+    }
+}
+
+/// One ceremony of the dev issuing hierarchy, ready to run with
+/// `basalt ceremony <kind> --config <file>`.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct DevCeremony {
+    /// Names its config file (`<name>.toml`), its certificate (`<name>.pem`) and,
+    /// if it makes one, its key.
+    pub name: &'static str,
+    /// Which ceremony.
+    pub kind: CeremonyKind,
+    /// The ceremony's config, TOML.
+    pub config: String,
+    /// The certificate it writes: once this exists, the ceremony has run.
+    pub certificate: PathBuf,
+}
+
+/// One issuer of the dev CA (an `[[issuers]]` table of its config).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct DevIssuer {
+    /// `ecdsa` or `rsa`: names the URL its certificate is served at.
+    pub name: &'static str,
+    /// The intermediate certificate.
+    pub cert: PathBuf,
+    /// Where its key is.
+    pub key: KeySource,
+}
+
+/// One step of the dev issuing hierarchy.
+struct DevStep {
+    name: &'static str,
+    kind: CeremonyKind,
+    /// The subject's common name; a cross-signed certificate keeps its own.
+    common_name: &'static str,
+    /// The new key's type, for ceremonies that make one.
+    algorithm: Option<KeyAlgorithm>,
+    /// The signing CA, by name.
+    parent: Option<&'static str>,
+    /// The certificate a cross-sign issues again, by name.
+    original: Option<&'static str>,
+    days: i64,
+}
+
+/// The dev issuing hierarchy, in the order its ceremonies run.
+const DEV_STEPS: [DevStep; 6] = [
+    DevStep {
+        name: "root-ecdsa",
+        kind: CeremonyKind::Root,
+        common_name: ROOT_ECDSA_CN,
+        algorithm: Some(KeyAlgorithm::EcdsaP384),
+        parent: None,
+        original: None,
+        days: ROOT_DAYS,
+    },
+    DevStep {
+        name: "intermediate-ecdsa",
+        kind: CeremonyKind::Intermediate,
+        common_name: INTERMEDIATE_ECDSA_CN,
+        algorithm: Some(KeyAlgorithm::EcdsaP256),
+        parent: Some("root-ecdsa"),
+        original: None,
+        days: INTERMEDIATE_DAYS,
+    },
+    DevStep {
+        name: "root-rsa",
+        kind: CeremonyKind::Root,
+        common_name: ROOT_RSA_CN,
+        algorithm: Some(KeyAlgorithm::Rsa4096),
+        parent: None,
+        original: None,
+        days: ROOT_DAYS,
+    },
+    DevStep {
+        name: "intermediate-rsa",
+        kind: CeremonyKind::Intermediate,
+        common_name: INTERMEDIATE_RSA_CN,
+        algorithm: Some(KeyAlgorithm::Rsa2048),
+        parent: Some("root-rsa"),
+        original: None,
+        days: INTERMEDIATE_DAYS,
+    },
+    DevStep {
+        name: "root-x2",
+        kind: CeremonyKind::Root,
+        common_name: ROOT_X2_CN,
+        algorithm: Some(KeyAlgorithm::EcdsaP384),
+        parent: None,
+        original: None,
+        days: ROOT_DAYS,
+    },
+    DevStep {
+        name: "intermediate-x2",
+        kind: CeremonyKind::CrossSign,
+        common_name: INTERMEDIATE_ECDSA_CN,
+        algorithm: None,
+        parent: Some("root-x2"),
+        original: Some("intermediate-ecdsa"),
+        days: INTERMEDIATE_DAYS,
+    },
+];
+
+/// `basalt dev`'s issuing hierarchy: public certificates `<name>.pem` in `dir`,
+/// keys in `keys`.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct DevIssuingPki {
+    /// Where the certificates are (`<data-dir>/pki`).
+    pub dir: PathBuf,
+    /// Where the keys are.
+    pub keys: DevKeyStore,
+}
+
+impl DevIssuingPki {
+    /// The hierarchy with certificates in `dir` and keys in `keys`.
+    pub fn new(dir: impl Into<PathBuf>, keys: DevKeyStore) -> Self {
+        Self {
+            dir: dir.into(),
+            keys,
+        }
+    }
+
+    /// The certificate called `name`, e.g. `intermediate-x2`.
+    pub fn certificate(&self, name: &str) -> PathBuf {
+        self.dir.join(format!("{name}.pem"))
+    }
+
+    /// `root.pem`: the ECDSA and RSA roots, which clients trust for the default
+    /// chains ([`DevIssuingPki::write_root_bundle`]).
+    pub fn root_bundle(&self) -> PathBuf {
+        self.certificate("root")
+    }
+
+    /// The CA's issuers, ECDSA first (the issuer of every key type but RSA).
+    pub fn issuers(&self) -> Vec<DevIssuer> {
+        ["ecdsa", "rsa"]
+            .into_iter()
+            .map(|name| {
+                let stem = format!("intermediate-{name}");
+                DevIssuer {
+                    name,
+                    cert: self.certificate(&stem),
+                    key: self.keys.key(&stem),
+                }
+            })
+            .collect()
+    }
+
+    /// The ceremonies that make the hierarchy, in order, each with explicit dates:
+    /// from an hour before `now` (clock skew between the lab's processes), 10
+    /// years for roots and 5 for intermediates. A ceremony whose certificate
+    /// exists has run; the others are run in this order, so each finds its parent.
+    pub fn ceremonies(&self, now: OffsetDateTime) -> Result<Vec<DevCeremony>, Error> {
+        let now = now
+            .replace_nanosecond(0)
+            .map_err(|_| Error::internal("cannot truncate the current time"))?;
+        let not_before = rfc3339(now - time::Duration::hours(1))?;
+        DEV_STEPS
+            .iter()
+            .map(|step| {
+                let not_after = rfc3339(
+                    now.checked_add(time::Duration::days(step.days))
+                        .ok_or_else(|| Error::internal("certificate expiry out of range"))?,
+                )?;
+                let mut config = format!(
+                    "# The {} ceremony of `basalt dev`'s issuing hierarchy, written by\n\
+                     # `basalt dev` and run as `basalt ceremony {} --config <this file>`.\n",
+                    step.name, step.kind
+                );
+                if let Some(parent) = step.parent {
+                    config.push_str(&format!(
+                        "\n[parent]\ncertificate = {}\n{}\n",
+                        toml_path(&self.certificate(parent))?,
+                        key_fields(&self.keys.key(parent))?
+                    ));
+                }
+                if let Some(original) = step.original {
+                    config.push_str(&format!(
+                        "\n[inputs]\ncertificate = {}\n",
+                        toml_path(&self.certificate(original))?
+                    ));
+                }
+                if let Some(algorithm) = step.algorithm {
+                    config.push_str(&format!(
+                        "\n[new_key]\nalgorithm = {}\n{}\n\n[subject]\n\
+                         common_name = {}\norganization = {}\n",
+                        toml_string(&algorithm.to_string()),
+                        key_fields(&self.keys.key(step.name))?,
+                        toml_string(step.common_name),
+                        toml_string(DEV_ORGANIZATION),
+                    ));
+                }
+                config.push_str(&format!(
+                    "\n[validity]\nnot_before = {}\nnot_after = {}\n\n\
+                     [outputs]\ncertificate = {}\n",
+                    toml_string(&not_before),
+                    toml_string(&not_after),
+                    toml_path(&self.certificate(step.name))?
+                ));
+                Ok(DevCeremony {
+                    name: step.name,
+                    kind: step.kind,
+                    config,
+                    certificate: self.certificate(step.name),
+                })
+            })
+            .collect()
+    }
+
+    /// Writes `root.pem`, the ECDSA root then the RSA root, from their ceremonies'
+    /// certificates (replacing an earlier bundle).
+    pub fn write_root_bundle(&self) -> Result<PathBuf, Error> {
+        let mut bundle = String::new();
+        for name in ["root-ecdsa", "root-rsa"] {
+            let pem = read_to_string(&self.certificate(name))?;
+            bundle.push_str(pem.trim_end());
+            bundle.push('\n');
+        }
+        let path = self.root_bundle();
+        write_public(&path, &bundle)?;
+        Ok(path)
+    }
+}
+
+/// A date as the ceremony configs write it.
+fn rfc3339(at: OffsetDateTime) -> Result<String, Error> {
+    at.format(&time::format_description::well_known::Rfc3339)
+        .map_err(|err| Error::internal(format!("cannot format a date: {err}")))
+}
+
+/// The `key = …` or `pkcs11 = { … }` line naming `source`.
+fn key_fields(source: &KeySource) -> Result<String, Error> {
+    Ok(match source {
+        KeySource::File(path) => format!("key = {}", toml_path(path)?),
+        KeySource::Pkcs11(config) => format!(
+            "pkcs11 = {{ module = {}, token_label = {}, key_label = {}, pin_file = {} }}",
+            toml_path(&config.module)?,
+            toml_string(&config.token_label),
+            toml_string(&config.key_label),
+            toml_path(&config.pin_file)?
+        ),
     })
 }
 
-/// Generates an alternate chain for the dev issuing hierarchy in `keys_dir` (as
-/// [`generate_hierarchy`] writes it): a second root, "Basalt Dev Root X2" (ECDSA
-/// P-256, CA, pathlen 1, 10 years), and a cross-signed intermediate issued by it
-/// with the subject name, public key, subject key identifier, key usages and
-/// extended key usages of `intermediate.pem` (CA, pathlen 0, 5 years, a fresh
-/// serial). Every certificate the intermediate signs then verifies through both
-/// `intermediate.pem` → `root.pem` and `intermediate-x2.pem` → `root-x2.pem`.
-///
-/// Writes `keys_dir/root-x2.key` (mode 0600), `out_dir/root-x2.pem` and, last,
-/// `out_dir/intermediate-x2.pem`, overwriting them; the caller checks whether they
-/// exist. `root.key` is not read: only the intermediate's key signs anything.
-pub fn generate_cross_signed_chain(
-    keys_dir: &Path,
-    out_dir: &Path,
-    clock: &dyn Clock,
-) -> Result<CrossChain, Error> {
-    let now = clock.now();
-    let root_path = keys_dir.join("root.pem");
-    let cert_path = keys_dir.join("intermediate.pem");
-    let key_path = keys_dir.join("intermediate.key");
-    let root_der = read_certificate(&root_path)?;
-    let intermediate_pem = fs::read(&cert_path)
-        .map_err(|err| Error::internal(format!("cannot read {}: {err}", cert_path.display())))?;
-    // Checks that the key matches the certificate, that it is a CA with a subject
-    // key identifier, and that rcgen reproduces its subject name.
-    let intermediate =
-        Issuer::from_pem(&intermediate_pem, &read_to_string(&key_path)?).map_err(|err| {
-            Error::internal(format!(
-                "cannot load {} with {}: {}",
-                cert_path.display(),
-                key_path.display(),
-                err.detail
-            ))
-        })?;
-    let intermediate_der = intermediate.cert_der().to_vec();
-    let original = parse_certificate(&intermediate_der, &cert_path)?;
-    let root = parse_certificate(&root_der, &root_path)?;
-    if original.issuer().as_raw() != root.subject().as_raw()
-        || original.verify_signature(Some(root.public_key())).is_err()
-    {
-        return Err(Error::internal(format!(
-            "{} is not signed by {}",
-            cert_path.display(),
-            root_path.display()
-        )));
-    }
-
-    let root_x2 = new_root(ROOT_X2_CN, 1, ROOT_DAYS, now)?;
-    // CA, pathlen 0, fresh serial, 5 years; then the original's name and usages.
-    let mut params = ca_params(INTERMEDIATE_CN, 0, INTERMEDIATE_DAYS, now)?;
-    params.distinguished_name = distinguished_name(original.subject())?;
-    params.key_usages = key_usages(&original)?;
-    params.extended_key_usages = extended_key_usages(&original)?;
-    params.key_identifier_method =
-        KeyIdMethod::PreSpecified(intermediate.subject_key_id().to_vec());
-    params.use_authority_key_identifier_extension = true;
-    let cross = params
-        .signed_by(intermediate.signer().key(), &root_x2.issuer())
-        .map_err(|err| Error::internal(format!("cannot cross-sign the intermediate: {err}")))?;
-    check_cross_signed(cross.der(), &original, &root_x2)?;
-
-    create_dir(keys_dir)?;
-    create_dir(out_dir)?;
-    let paths = CrossChain {
-        root: CertKeyPaths {
-            cert: out_dir.join("root-x2.pem"),
-            key: keys_dir.join("root-x2.key"),
-        },
-        intermediate: out_dir.join("intermediate-x2.pem"),
-    };
-    write_private(&paths.root.key, &root_x2.key.serialize_pem())?;
-    write_public(&paths.root.cert, &root_x2.cert_pem)?;
-    write_public(&paths.intermediate, &cross.pem())?;
-    Ok(paths)
-}
-
-/// Checks that the cross-signed certificate is the intermediate under another
-/// issuer: same subject name (bytes), public key and subject key identifier, and
-/// signed by Root X2.
-fn check_cross_signed(
-    der: &[u8],
-    original: &X509Certificate<'_>,
-    root_x2: &GeneratedCa,
-) -> Result<(), Error> {
-    let failed = |what: &str| {
-        Error::internal(format!(
-            "the cross-signed intermediate does not keep the {what} of the original"
-        ))
-    };
-    let (_, cross) = X509Certificate::from_der(der).map_err(|err| {
-        Error::internal(format!("cannot parse the cross-signed intermediate: {err}"))
-    })?;
-    let (_, root) = X509Certificate::from_der(&root_x2.cert_der)
-        .map_err(|err| Error::internal(format!("cannot parse {ROOT_X2_CN}: {err}")))?;
-    if cross.subject().as_raw() != original.subject().as_raw() {
-        return Err(failed("subject name"));
-    }
-    if cross.public_key().raw != original.public_key().raw {
-        return Err(failed("public key"));
-    }
-    if subject_key_id(&cross) != subject_key_id(original) {
-        return Err(failed("subject key identifier"));
-    }
-    if cross.issuer().as_raw() != root.subject().as_raw()
-        || cross.verify_signature(Some(root.public_key())).is_err()
-    {
-        return Err(Error::internal(format!(
-            "the cross-signed intermediate does not verify under {ROOT_X2_CN}"
-        )));
-    }
-    Ok(())
-}
-
-fn subject_key_id<'a>(cert: &'a X509Certificate<'_>) -> Option<&'a [u8]> {
-    cert.iter_extensions()
-        .find_map(|ext| match ext.parsed_extension() {
-            x509_parser::extensions::ParsedExtension::SubjectKeyIdentifier(id) => Some(id.0),
-            _ => None,
-        })
-}
-
-/// `name` as rcgen attributes, in order, with their original string types.
-fn distinguished_name(name: &X509Name<'_>) -> Result<DistinguishedName, Error> {
-    let unsupported = || Error::internal("unsupported attribute in the intermediate's subject");
-    let mut dn = DistinguishedName::new();
-    let mut seen = Vec::new();
-    for rdn in name.iter() {
-        let mut attrs = rdn.iter();
-        let (Some(attr), None) = (attrs.next(), attrs.next()) else {
-            return Err(unsupported());
-        };
-        let oid: Vec<u64> = attr.attr_type().iter().ok_or_else(unsupported)?.collect();
-        let ty = DnType::from_oid(&oid);
-        // rcgen keeps one value per attribute type.
-        if seen.contains(&ty) {
-            return Err(unsupported());
+/// A TOML basic string.
+fn toml_string(text: &str) -> String {
+    let mut quoted = String::with_capacity(text.len() + 2);
+    quoted.push('"');
+    for c in text.chars() {
+        match c {
+            '"' => quoted.push_str("\\\""),
+            '\\' => quoted.push_str("\\\\"),
+            c if c.is_control() => quoted.push_str(&format!("\\u{:04X}", u32::from(c))),
+            c => quoted.push(c),
         }
-        seen.push(ty.clone());
-        let data = attr.attr_value().data;
-        let text = || std::str::from_utf8(data).map_err(|_| unsupported());
-        let invalid = |_| unsupported();
-        let value = match attr.attr_value().header.tag() {
-            Tag::Utf8String => rcgen::DnValue::Utf8String(text()?.to_owned()),
-            Tag::PrintableString => {
-                rcgen::DnValue::PrintableString(text()?.try_into().map_err(invalid)?)
-            }
-            Tag::Ia5String => rcgen::DnValue::Ia5String(text()?.try_into().map_err(invalid)?),
-            Tag::T61String => rcgen::DnValue::TeletexString(text()?.try_into().map_err(invalid)?),
-            Tag::BmpString => {
-                rcgen::DnValue::BmpString(BmpString::from_utf16be(data.to_vec()).map_err(invalid)?)
-            }
-            Tag::UniversalString => rcgen::DnValue::UniversalString(
-                UniversalString::from_utf32be(data.to_vec()).map_err(invalid)?,
-            ),
-            _ => return Err(unsupported()),
-        };
-        dn.push(ty, value);
     }
-    Ok(dn)
+    quoted.push('"');
+    quoted
 }
 
-fn key_usages(cert: &X509Certificate<'_>) -> Result<Vec<KeyUsagePurpose>, Error> {
-    let Some(ku) = cert
-        .key_usage()
-        .map_err(|err| Error::internal(format!("invalid key usage: {err}")))?
-    else {
-        return Ok(Vec::new());
-    };
-    let ku = ku.value;
-    Ok([
-        (ku.digital_signature(), KeyUsagePurpose::DigitalSignature),
-        (ku.non_repudiation(), KeyUsagePurpose::ContentCommitment),
-        (ku.key_encipherment(), KeyUsagePurpose::KeyEncipherment),
-        (ku.data_encipherment(), KeyUsagePurpose::DataEncipherment),
-        (ku.key_agreement(), KeyUsagePurpose::KeyAgreement),
-        (ku.key_cert_sign(), KeyUsagePurpose::KeyCertSign),
-        (ku.crl_sign(), KeyUsagePurpose::CrlSign),
-        (ku.encipher_only(), KeyUsagePurpose::EncipherOnly),
-        (ku.decipher_only(), KeyUsagePurpose::DecipherOnly),
-    ]
-    .into_iter()
-    .filter_map(|(set, usage)| set.then_some(usage))
-    .collect())
-}
-
-fn extended_key_usages(cert: &X509Certificate<'_>) -> Result<Vec<ExtendedKeyUsagePurpose>, Error> {
-    let Some(eku) = cert
-        .extended_key_usage()
-        .map_err(|err| Error::internal(format!("invalid extended key usage: {err}")))?
-    else {
-        return Ok(Vec::new());
-    };
-    let eku = eku.value;
-    let mut usages: Vec<ExtendedKeyUsagePurpose> = [
-        (eku.any, ExtendedKeyUsagePurpose::Any),
-        (eku.server_auth, ExtendedKeyUsagePurpose::ServerAuth),
-        (eku.client_auth, ExtendedKeyUsagePurpose::ClientAuth),
-        (eku.code_signing, ExtendedKeyUsagePurpose::CodeSigning),
-        (
-            eku.email_protection,
-            ExtendedKeyUsagePurpose::EmailProtection,
-        ),
-        (eku.time_stamping, ExtendedKeyUsagePurpose::TimeStamping),
-        (eku.ocsp_signing, ExtendedKeyUsagePurpose::OcspSigning),
-    ]
-    .into_iter()
-    .filter_map(|(set, usage)| set.then_some(usage))
-    .collect();
-    for oid in &eku.other {
-        let arcs = oid
-            .iter()
-            .ok_or_else(|| Error::internal("unsupported extended key usage"))?;
-        usages.push(ExtendedKeyUsagePurpose::Other(arcs.collect()));
-    }
-    Ok(usages)
-}
-
-fn read_certificate(path: &Path) -> Result<Vec<u8>, Error> {
-    let pem = fs::read(path)
-        .map_err(|err| Error::internal(format!("cannot read {}: {err}", path.display())))?;
-    pem_certificates(&pem)
-        .map_err(|err| Error::internal(format!("{}: {}", path.display(), err.detail)))?
-        .into_iter()
-        .next()
-        .ok_or_else(|| Error::internal(format!("no certificate in {}", path.display())))
-}
-
-fn parse_certificate<'a>(der: &'a [u8], path: &Path) -> Result<X509Certificate<'a>, Error> {
-    X509Certificate::from_der(der)
-        .map(|(_, cert)| cert)
-        .map_err(|err| Error::internal(format!("cannot parse {}: {err}", path.display())))
+/// A path as a TOML string; it must be UTF-8 to be written in a config.
+fn toml_path(path: &Path) -> Result<String, Error> {
+    path.to_str().map(toml_string).ok_or_else(|| {
+        Error::internal(format!(
+            "{} is not UTF-8 and cannot be written in a ceremony config",
+            path.display()
+        ))
+    })
 }
 
 /// Generates the internal mTLS CA (`internal-ca.pem`/`.key`) in `dir` and, for each
@@ -484,7 +520,9 @@ pub(crate) fn new_root(
     })
 }
 
-/// The dev intermediate, signed by `root`.
+/// An intermediate named [`INTERMEDIATE_CN`], signed by `root` (the unit tests'
+/// in-memory hierarchy).
+#[cfg(test)]
 pub(crate) fn new_intermediate(
     root: &GeneratedCa,
     now: OffsetDateTime,

@@ -15,9 +15,9 @@ use time::OffsetDateTime;
 use crate::Issuer;
 use crate::pki;
 
-/// 2030-01-01T00:00:00Z.
+/// 2026-06-01T00:00:00Z, when the Baseline Requirements allow 200-day leaves.
 pub(crate) fn fixed_now() -> OffsetDateTime {
-    OffsetDateTime::from_unix_timestamp(1_893_456_000).unwrap()
+    OffsetDateTime::from_unix_timestamp(1_780_272_000).unwrap()
 }
 
 /// A dev hierarchy in memory: the intermediate as an [`Issuer`], and the root.
@@ -26,6 +26,28 @@ pub(crate) fn test_issuer() -> (Issuer, pki::GeneratedCa) {
     let intermediate = pki::new_intermediate(&root, fixed_now()).unwrap();
     let issuer = Issuer::from_der(intermediate.cert_der.clone(), intermediate.key).unwrap();
     (issuer, root)
+}
+
+/// An RSA intermediate under a fresh dev root, and its certificate.
+pub(crate) fn test_rsa_issuer() -> (Issuer, Vec<u8>) {
+    let root = pki::new_root(pki::ROOT_CN, 1, 3650, fixed_now()).unwrap();
+    let rsa_key = rcgen::KeyPair::from_pem(include_str!("../testdata/rsa-2048-b.key")).unwrap();
+    let mut params = rcgen::CertificateParams::default();
+    params.distinguished_name = rcgen::DistinguishedName::new();
+    params
+        .distinguished_name
+        .push(rcgen::DnType::CommonName, "Basalt Test RSA Intermediate");
+    params.is_ca = rcgen::IsCa::Ca(rcgen::BasicConstraints::Constrained(0));
+    params.key_usages = vec![
+        rcgen::KeyUsagePurpose::KeyCertSign,
+        rcgen::KeyUsagePurpose::DigitalSignature,
+    ];
+    params.not_before = fixed_now() - time::Duration::days(1);
+    params.not_after = fixed_now() + time::Duration::days(365);
+    let root_issuer = rcgen::Issuer::from_params(&root.params, &root.key);
+    let cert = params.signed_by(&rsa_key, &root_issuer).unwrap();
+    let der = cert.der().to_vec();
+    (Issuer::from_der(der.clone(), rsa_key).unwrap(), der)
 }
 
 /// A storage call the CA made.
@@ -82,6 +104,52 @@ impl CertificateStore for FakeStorage {
 
     async fn add_certificate(&self, certificate: &CertificateRecord) -> Result<(), Error> {
         self.record(Call::Certificate(certificate.clone()));
+        Ok(())
+    }
+}
+
+/// Log lines written on this thread while the guard lives, as text.
+pub(crate) struct CapturedLogs {
+    buffer: std::sync::Arc<Mutex<Vec<u8>>>,
+    _guard: tracing::subscriber::DefaultGuard,
+}
+
+impl CapturedLogs {
+    /// Captures every event (all targets, all levels) on this thread.
+    pub(crate) fn start() -> Self {
+        let buffer = std::sync::Arc::new(Mutex::new(Vec::new()));
+        let writer = buffer.clone();
+        let subscriber = tracing_subscriber::fmt()
+            .with_writer(move || LogWriter(writer.clone()))
+            .with_ansi(false)
+            .with_target(true)
+            .without_time()
+            .with_max_level(tracing::Level::TRACE)
+            .finish();
+        Self {
+            buffer,
+            _guard: tracing::subscriber::set_default(subscriber),
+        }
+    }
+
+    /// The lines written so far.
+    pub(crate) fn lines(&self) -> Vec<String> {
+        String::from_utf8_lossy(&self.buffer.lock().unwrap())
+            .lines()
+            .map(str::to_owned)
+            .collect()
+    }
+}
+
+struct LogWriter(std::sync::Arc<Mutex<Vec<u8>>>);
+
+impl std::io::Write for LogWriter {
+    fn write(&mut self, bytes: &[u8]) -> std::io::Result<usize> {
+        self.0.lock().unwrap().extend_from_slice(bytes);
+        Ok(bytes.len())
+    }
+
+    fn flush(&mut self) -> std::io::Result<()> {
         Ok(())
     }
 }

@@ -121,6 +121,73 @@ impl From<Serial> for String {
     }
 }
 
+/// The SHA-256 of a DER SubjectPublicKeyInfo (RFC 5280 §4.1.2.7): how the blocked-keys
+/// list names a key, shown as 64 lowercase hex digits.
+///
+/// The hash is of the SubjectPublicKeyInfo exactly as a certificate or CSR carries it,
+/// so every service that hashes a key must hash the same DER encoding (for a JWK, the
+/// encoding a certificate of that key would carry).
+#[derive(Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct SpkiHash([u8; 32]);
+
+impl SpkiHash {
+    /// The hash whose 32 bytes these are.
+    pub fn new(digest: [u8; 32]) -> Self {
+        Self(digest)
+    }
+
+    /// The hash from a byte string, which must hold exactly 32 bytes
+    /// ([`crate::ErrorKind::Malformed`] otherwise).
+    pub fn from_slice(bytes: &[u8]) -> Result<Self, Error> {
+        <[u8; 32]>::try_from(bytes).map(Self).map_err(|_| {
+            Error::malformed(format!(
+                "a SubjectPublicKeyInfo SHA-256 has 32 bytes, not {}",
+                bytes.len()
+            ))
+        })
+    }
+
+    /// The 32 bytes.
+    pub fn as_bytes(&self) -> &[u8; 32] {
+        &self.0
+    }
+}
+
+impl fmt::Display for SpkiHash {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        for byte in &self.0 {
+            write!(f, "{byte:02x}")?;
+        }
+        Ok(())
+    }
+}
+
+impl fmt::Debug for SpkiHash {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "SpkiHash({self})")
+    }
+}
+
+impl FromStr for SpkiHash {
+    type Err = Error;
+
+    /// 64 hex digits, in either case.
+    fn from_str(s: &str) -> Result<Self, Error> {
+        let invalid = || Error::malformed(format!("{s:?} is not a SHA-256 in hex (64 hex digits)"));
+        if s.len() != 64 || !s.bytes().all(|b| b.is_ascii_hexdigit()) {
+            return Err(invalid());
+        }
+        let mut digest = [0u8; 32];
+        for (i, byte) in digest.iter_mut().enumerate() {
+            *byte = s
+                .get(2 * i..2 * i + 2)
+                .and_then(|pair| u8::from_str_radix(pair, 16).ok())
+                .ok_or_else(invalid)?;
+        }
+        Ok(Self(digest))
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -147,5 +214,36 @@ mod tests {
         assert!("0".parse::<OrderId>().is_err());
         assert!("-4".parse::<AccountId>().is_err());
         assert!("x".parse::<AuthzId>().is_err());
+    }
+
+    #[test]
+    fn spki_hashes_round_trip_through_hex() {
+        let hash = SpkiHash::new([0xab; 32]);
+        assert_eq!(hash.to_string(), "ab".repeat(32));
+        assert_eq!("AB".repeat(32).parse::<SpkiHash>().unwrap(), hash);
+        assert_eq!(SpkiHash::from_slice(&[0xab; 32]).unwrap(), hash);
+        assert_eq!(hash.as_bytes(), &[0xab; 32]);
+        assert_eq!(format!("{hash:?}"), format!("SpkiHash({hash})"));
+    }
+
+    #[test]
+    fn spki_hashes_reject_garbage() {
+        for bad in [
+            "",
+            "ab",
+            &"ab".repeat(31),
+            &"ab".repeat(33),
+            &"zz".repeat(32),
+        ] {
+            let err = bad.parse::<SpkiHash>().unwrap_err();
+            assert_eq!(err.kind, crate::ErrorKind::Malformed, "{bad:?}");
+        }
+        // 64 bytes, but not 64 hex digits.
+        assert!(format!("{}é", "a".repeat(62)).parse::<SpkiHash>().is_err());
+        let err = SpkiHash::from_slice(&[0; 31]).unwrap_err();
+        assert_eq!(
+            err.detail,
+            "a SubjectPublicKeyInfo SHA-256 has 32 bytes, not 31"
+        );
     }
 }

@@ -50,16 +50,17 @@ mod service;
 
 pub use clock::{Clock, FixedClock, SystemClock};
 pub use error::{Error, ErrorKind, SubError};
-pub use ids::{AccountId, AuthzId, OrderId, Serial};
+pub use ids::{AccountId, AuthzId, OrderId, Serial, SpkiHash};
 pub use model::{
-    Account, AccountStatus, Authz, AuthzStatus, CertStatus, CertificateRecord, Challenge,
-    ChallengeStatus, ChallengeType, EabKey, Identifier, IdentifierType, IssuedCertificate,
-    NewAccount, NewAuthz, NewOrder, Order, OrderStatus, PerspectiveOutcome, RevocationReason,
-    ValidationRecord,
+    Account, AccountStatus, Authz, AuthzStatus, BlockedKey, BlockedKeySource, CertStatus,
+    CertificateRecord, Challenge, ChallengeStatus, ChallengeType, EabKey, Identifier,
+    IdentifierType, IssuedCertificate, NewAccount, NewAuthz, NewOrder, Order, OrderStatus,
+    PerspectiveOutcome, RevocationReason, RevocationStatus, ValidationRecord,
 };
 pub use service::{
     AccountUpdate, AuthzOutcome, CaaCheck, CertificateAuthority, CertificateLookup,
     CertificateStore, IssueRequest, Nonces, OcspRequestEntry, OrderRequest, OrdersPage,
-    PageRequest, RegistrationAuthority, Requester, RevocationSigner, RevokeRequest, Storage,
-    StorageReadOnly, ValidateRequest, ValidationAuthority, ValidationResult,
+    PageRequest, RegistrationAuthority, Requester, RevocationLookup, RevocationSigner,
+    RevokeRequest, Storage, StorageReadOnly, ValidateRequest, ValidationAuthority,
+    ValidationResult,
 };

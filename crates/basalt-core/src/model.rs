@@ -12,6 +12,7 @@ use crate::AuthzId;
 use crate::Error;
 use crate::OrderId;
 use crate::Serial;
+use crate::SpkiHash;
 
 /// The type of an identifier (RFC 8555 §9.7.7, RFC 8738).
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
@@ -213,6 +214,32 @@ pub struct EabKey {
     pub account_id: Option<AccountId>,
 }
 
+/// How a key came onto the blocked-keys list.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum BlockedKeySource {
+    /// An operator blocked it (`basalt admin block-key`).
+    Admin,
+    /// Someone proved it compromised: they revoked a certificate with a request
+    /// signed by the certificate's own key (RFC 8555 §7.6).
+    KeyCompromise,
+}
+
+wire_names!(BlockedKeySource { Admin => "admin", KeyCompromise => "key-compromise" });
+
+/// A public key refused everywhere: as an account key (new account, key change) and
+/// in a CSR, because it is known compromised or otherwise banned.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct BlockedKey {
+    /// The SHA-256 of the key's DER SubjectPublicKeyInfo.
+    pub spki_sha256: SpkiHash,
+    /// When it was blocked.
+    pub added_at: OffsetDateTime,
+    /// Who blocked it.
+    pub source: BlockedKeySource,
+    /// Why, in the operator's words (may be empty).
+    pub comment: String,
+}
+
 /// What a validator saw while validating (RFC 8555 §8.3, Boulder's
 /// `ValidationRecord`), kept for audit.
 #[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
@@ -404,6 +431,16 @@ pub enum RevocationReason {
 }
 
 impl RevocationReason {
+    /// Every reason, in code order.
+    pub const ALL: [Self; 6] = [
+        Self::Unspecified,
+        Self::KeyCompromise,
+        Self::AffiliationChanged,
+        Self::Superseded,
+        Self::CessationOfOperation,
+        Self::PrivilegeWithdrawn,
+    ];
+
     /// The RFC 5280 code.
     pub fn code(self) -> u8 {
         match self {
@@ -414,6 +451,47 @@ impl RevocationReason {
             Self::CessationOfOperation => 5,
             Self::PrivilegeWithdrawn => 9,
         }
+    }
+
+    /// The RFC 5280 §5.3.1 name of the reason, as ACME clients spell it
+    /// (`keyCompromise`).
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Unspecified => "unspecified",
+            Self::KeyCompromise => "keyCompromise",
+            Self::AffiliationChanged => "affiliationChanged",
+            Self::Superseded => "superseded",
+            Self::CessationOfOperation => "cessationOfOperation",
+            Self::PrivilegeWithdrawn => "privilegeWithdrawn",
+        }
+    }
+}
+
+impl fmt::Display for RevocationReason {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+impl std::str::FromStr for RevocationReason {
+    type Err = Error;
+
+    /// The reason named as in RFC 5280 §5.3.1 (`keyCompromise`); names are
+    /// case-sensitive, and reasons that are not for subscribers are refused.
+    fn from_str(s: &str) -> Result<Self, Error> {
+        Self::ALL
+            .into_iter()
+            .find(|reason| reason.as_str() == s)
+            .ok_or_else(|| {
+                let names: Vec<&str> = Self::ALL.iter().map(|reason| reason.as_str()).collect();
+                Error::new(
+                    crate::ErrorKind::BadRevocationReason,
+                    format!(
+                        "{s:?} is not a revocation reason; use one of {}",
+                        names.join(", ")
+                    ),
+                )
+            })
     }
 }
 
@@ -469,6 +547,29 @@ pub struct CertificateRecord {
     pub revocation_reason: Option<RevocationReason>,
 }
 
+/// The revocation status of a serial the CA signed something with, and what it
+/// signed: the certificate or, when the certificate was never stored (the CA died
+/// between the precertificate and the certificate), the precertificate. Either way
+/// the serial has a status and can be revoked, so OCSP and CRLs answer for it.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct RevocationStatus {
+    /// The serial.
+    pub serial: Serial,
+    /// The certificate, DER; the precertificate (a linting certificate, not signed
+    /// by the issuer) when [`Self::precertificate`] is true.
+    pub der: Vec<u8>,
+    /// Whether only the precertificate is stored.
+    pub precertificate: bool,
+    /// notAfter.
+    pub expires_at: OffsetDateTime,
+    /// Revocation status.
+    pub status: CertStatus,
+    /// When it was revoked.
+    pub revoked_at: Option<OffsetDateTime>,
+    /// Why it was revoked.
+    pub revocation_reason: Option<RevocationReason>,
+}
+
 /// A certificate the CA has just signed.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct IssuedCertificate {
@@ -506,6 +607,23 @@ mod tests {
         for code in [2, 6, 7, 8, 10, 11] {
             let err = RevocationReason::try_from(code).unwrap_err();
             assert_eq!(err.kind, crate::ErrorKind::BadRevocationReason);
+        }
+    }
+
+    #[test]
+    fn revocation_reasons_have_their_rfc5280_names() {
+        for reason in RevocationReason::ALL {
+            assert_eq!(reason.as_str().parse::<RevocationReason>().unwrap(), reason);
+            assert_eq!(reason.to_string(), reason.as_str());
+        }
+        assert_eq!(
+            "keyCompromise".parse::<RevocationReason>().unwrap(),
+            RevocationReason::KeyCompromise
+        );
+        for bad in ["", "keycompromise", "cACompromise", "certificateHold", "1"] {
+            let err = bad.parse::<RevocationReason>().unwrap_err();
+            assert_eq!(err.kind, crate::ErrorKind::BadRevocationReason, "{bad:?}");
+            assert!(err.detail.contains("keyCompromise"), "{err}");
         }
     }
 

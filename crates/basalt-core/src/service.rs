@@ -14,6 +14,7 @@ use crate::AccountStatus;
 use crate::Authz;
 use crate::AuthzId;
 use crate::AuthzStatus;
+use crate::BlockedKey;
 use crate::CertStatus;
 use crate::CertificateRecord;
 use crate::ChallengeType;
@@ -26,15 +27,27 @@ use crate::NewOrder;
 use crate::Order;
 use crate::OrderId;
 use crate::RevocationReason;
+use crate::RevocationStatus;
 use crate::Serial;
+use crate::SpkiHash;
 use crate::ValidationRecord;
 
-/// A certificate and its revocation status by serial: all the OCSP responder
-/// needs from the storage authority.
+/// A certificate and its revocation status by serial, as served for download: only
+/// certificates, never precertificates.
 #[async_trait]
 pub trait CertificateLookup: Send + Sync + 'static {
     /// The certificate with this serial, with its revocation status.
     async fn certificate(&self, serial: &Serial) -> Result<CertificateRecord, Error>;
+}
+
+/// The revocation status of any serial the CA stored a precertificate for: all the
+/// OCSP responder needs from the storage authority.
+#[async_trait]
+pub trait RevocationLookup: Send + Sync + 'static {
+    /// The status of `serial`, with its certificate or, when only the precertificate
+    /// was stored, its precertificate; [`crate::ErrorKind::NotFound`] for a serial
+    /// with neither.
+    async fn revocation_status(&self, serial: &Serial) -> Result<RevocationStatus, Error>;
 }
 
 /// Recording what the CA signs, before and after it signs it: all the CA needs
@@ -49,7 +62,9 @@ pub trait CertificateStore: Send + Sync + 'static {
         created_at: OffsetDateTime,
         expires_at: OffsetDateTime,
     ) -> Result<(), Error>;
-    /// Records the linted precertificate before the issuer key signs the certificate.
+    /// Records the linted precertificate before the issuer key signs the certificate,
+    /// and gives its serial the status good, so the serial can be revoked even if the
+    /// certificate is never stored.
     async fn add_precertificate(
         &self,
         serial: &Serial,
@@ -57,7 +72,8 @@ pub trait CertificateStore: Send + Sync + 'static {
         account_id: AccountId,
         issued_at: OffsetDateTime,
     ) -> Result<(), Error>;
-    /// Records an issued certificate and its chain.
+    /// Records an issued certificate and its chain; the serial keeps the status its
+    /// precertificate gave it (a revocation in between stands).
     async fn add_certificate(&self, certificate: &CertificateRecord) -> Result<(), Error>;
 }
 
@@ -85,6 +101,9 @@ pub trait StorageReadOnly: CertificateLookup {
         account_id: AccountId,
         page: PageRequest,
     ) -> Result<OrdersPage, Error>;
+    /// Whether the key whose DER SubjectPublicKeyInfo has this SHA-256 is on the
+    /// blocked-keys list.
+    async fn key_blocked(&self, spki_sha256: &SpkiHash) -> Result<bool, Error>;
 }
 
 /// Which page of a list to read.
@@ -180,13 +199,17 @@ pub trait Storage: StorageReadOnly + CertificateStore {
     async fn finalize_order(&self, id: OrderId, serial: &Serial) -> Result<(), Error>;
     /// Marks an order invalid with the reason.
     async fn set_order_error(&self, id: OrderId, error: &Error) -> Result<(), Error>;
-    /// Revokes a certificate; [`crate::ErrorKind::AlreadyRevoked`] if it was.
+    /// Revokes a certificate, or the serial of a precertificate whose certificate was
+    /// never stored; [`crate::ErrorKind::AlreadyRevoked`] if it was.
     async fn revoke_certificate(
         &self,
         serial: &Serial,
         reason: RevocationReason,
         revoked_at: OffsetDateTime,
     ) -> Result<(), Error>;
+    /// Puts a key on the blocked-keys list. Blocking a key already blocked succeeds
+    /// and keeps the first record (its time, source and comment).
+    async fn block_key(&self, key: BlockedKey) -> Result<(), Error>;
 }
 
 /// Who asks for a revocation, as the WFE authenticated them (RFC 8555 §7.6).
@@ -351,6 +374,9 @@ pub struct OcspRequestEntry {
     pub revoked_at: Option<OffsetDateTime>,
     /// Why it was revoked.
     pub reason: Option<RevocationReason>,
+    /// Which issuer signed the certificate, and so signs the response: the SHA-1
+    /// of the issuer's subjectPublicKey, as in the OCSP CertID's issuerKeyHash.
+    pub issuer_key_hash: Vec<u8>,
 }
 
 /// Revocation signing (client: the OCSP responder and CRL updater).

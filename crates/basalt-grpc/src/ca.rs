@@ -74,6 +74,7 @@ impl RevocationSigner for CaClient {
                     status: entry.status.as_str().to_owned(),
                     revoked_at: basalt_proto::opt_timestamp(entry.revoked_at),
                     reason: entry.reason.map(|reason| u32::from(reason.code())),
+                    issuer_key_hash: entry.issuer_key_hash,
                 })
                 .collect(),
         });
@@ -137,6 +138,7 @@ impl<T: RevocationSigner> pb::revocation_signer_server::RevocationSigner for CaS
                     status: basalt_proto::parse_field(&entry.status, "status")?,
                     revoked_at: basalt_proto::opt_from_timestamp(entry.revoked_at)?,
                     reason: basalt_proto::opt_reason(entry.reason)?,
+                    issuer_key_hash: entry.issuer_key_hash,
                 })
             })
             .collect::<Result<Vec<_>, Error>>()

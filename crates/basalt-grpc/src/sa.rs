@@ -11,6 +11,7 @@ use basalt_core::AccountUpdate;
 use basalt_core::Authz;
 use basalt_core::AuthzId;
 use basalt_core::AuthzOutcome;
+use basalt_core::BlockedKey;
 use basalt_core::CertificateLookup;
 use basalt_core::CertificateRecord;
 use basalt_core::CertificateStore;
@@ -24,8 +25,11 @@ use basalt_core::Order;
 use basalt_core::OrderId;
 use basalt_core::OrdersPage;
 use basalt_core::PageRequest;
+use basalt_core::RevocationLookup;
 use basalt_core::RevocationReason;
+use basalt_core::RevocationStatus;
 use basalt_core::Serial;
+use basalt_core::SpkiHash;
 use basalt_core::Storage;
 use basalt_core::StorageReadOnly;
 use basalt_proto::required;
@@ -151,6 +155,14 @@ impl StorageReadOnly for SaClient {
         let response = self.reader().list_eab_keys(request).await.map_status()?;
         response.keys.into_iter().map(eab_from_pb).collect()
     }
+
+    async fn key_blocked(&self, spki_sha256: &SpkiHash) -> Result<bool, Error> {
+        let request = self.0.request(pb::KeyBlockedRequest {
+            spki_sha256: spki_sha256.as_bytes().to_vec(),
+        });
+        let response = self.reader().key_blocked(request).await.map_status()?;
+        Ok(response.blocked)
+    }
 }
 
 #[async_trait]
@@ -165,6 +177,49 @@ impl CertificateLookup for SaClient {
             .map_status()?
             .try_into()
     }
+}
+
+#[async_trait]
+impl RevocationLookup for SaClient {
+    async fn revocation_status(&self, serial: &Serial) -> Result<RevocationStatus, Error> {
+        let request = self.0.request(pb::GetRevocationStatusRequest {
+            serial: serial.to_string(),
+        });
+        let response = self
+            .reader()
+            .get_revocation_status(request)
+            .await
+            .map_status()?;
+        revocation_status_from_pb(response)
+    }
+}
+
+fn revocation_status_to_pb(status: RevocationStatus) -> pb::GetRevocationStatusResponse {
+    pb::GetRevocationStatusResponse {
+        serial: status.serial.to_string(),
+        der: status.der,
+        precertificate: status.precertificate,
+        expires_at: Some(timestamp(status.expires_at)),
+        status: status.status.as_str().to_owned(),
+        revoked_at: basalt_proto::opt_timestamp(status.revoked_at),
+        revocation_reason: status
+            .revocation_reason
+            .map(|reason| u32::from(reason.code())),
+    }
+}
+
+fn revocation_status_from_pb(
+    status: pb::GetRevocationStatusResponse,
+) -> Result<RevocationStatus, Error> {
+    Ok(RevocationStatus {
+        serial: basalt_proto::serial(&status.serial)?,
+        der: status.der,
+        precertificate: status.precertificate,
+        expires_at: required_time(status.expires_at, "expires_at")?,
+        status: basalt_proto::parse_field(&status.status, "status")?,
+        revoked_at: basalt_proto::opt_from_timestamp(status.revoked_at)?,
+        revocation_reason: basalt_proto::opt_reason(status.revocation_reason)?,
+    })
 }
 
 fn eab_to_pb(key: EabKey) -> pb::EabKey {
@@ -364,6 +419,17 @@ impl Storage for SaClient {
             .map_status()?;
         Ok(())
     }
+
+    async fn block_key(&self, key: BlockedKey) -> Result<(), Error> {
+        let request = self.0.request(pb::BlockKeyRequest {
+            spki_sha256: key.spki_sha256.as_bytes().to_vec(),
+            comment: key.comment,
+            added_at: Some(timestamp(key.added_at)),
+            source: key.source.as_str().to_owned(),
+        });
+        self.writer().block_key(request).await.map_status()?;
+        Ok(())
+    }
 }
 
 #[async_trait]
@@ -435,7 +501,7 @@ fn serial(text: &str) -> Result<Serial, Status> {
 }
 
 #[async_trait]
-impl<T: Storage> pb::storage_read_only_server::StorageReadOnly for SaService<T> {
+impl<T: Storage + RevocationLookup> pb::storage_read_only_server::StorageReadOnly for SaService<T> {
     async fn get_account(
         &self,
         request: Request<pb::GetAccountRequest>,
@@ -500,6 +566,15 @@ impl<T: Storage> pb::storage_read_only_server::StorageReadOnly for SaService<T> 
         reply(self.0.certificate(&serial).await)
     }
 
+    async fn get_revocation_status(
+        &self,
+        request: Request<pb::GetRevocationStatusRequest>,
+    ) -> GrpcResult<pb::GetRevocationStatusResponse> {
+        let serial = serial(&request.into_inner().serial)?;
+        let status = self.0.revocation_status(&serial).await.map_err(to_status)?;
+        Ok(tonic::Response::new(revocation_status_to_pb(status)))
+    }
+
     async fn get_replacement_order(
         &self,
         request: Request<pb::GetReplacementOrderRequest>,
@@ -532,9 +607,11 @@ impl<T: Storage> pb::storage_read_only_server::StorageReadOnly for SaService<T> 
 
     async fn key_blocked(
         &self,
-        _request: Request<pb::KeyBlockedRequest>,
+        request: Request<pb::KeyBlockedRequest>,
     ) -> GrpcResult<pb::KeyBlockedResponse> {
-        Err(not_yet("the blocked-keys list"))
+        let hash = SpkiHash::from_slice(&request.into_inner().spki_sha256).map_err(to_status)?;
+        let blocked = self.0.key_blocked(&hash).await.map_err(to_status)?;
+        Ok(tonic::Response::new(pb::KeyBlockedResponse { blocked }))
     }
 
     async fn get_ocsp_response(
@@ -556,7 +633,7 @@ impl<T: Storage> pb::storage_read_only_server::StorageReadOnly for SaService<T> 
 }
 
 #[async_trait]
-impl<T: Storage> pb::storage_server::Storage for SaService<T> {
+impl<T: Storage + RevocationLookup> pb::storage_server::Storage for SaService<T> {
     async fn new_account(
         &self,
         request: Request<pb::NewAccountRequest>,
@@ -779,8 +856,18 @@ impl<T: Storage> pb::storage_server::Storage for SaService<T> {
         empty(self.0.revoke_certificate(&serial, reason, revoked_at).await)
     }
 
-    async fn block_key(&self, _request: Request<pb::BlockKeyRequest>) -> GrpcResult<types::Empty> {
-        Err(not_yet("the blocked-keys list"))
+    async fn block_key(&self, request: Request<pb::BlockKeyRequest>) -> GrpcResult<types::Empty> {
+        let request = request.into_inner();
+        let key = (|| {
+            Ok::<_, Error>(BlockedKey {
+                spki_sha256: SpkiHash::from_slice(&request.spki_sha256)?,
+                added_at: required_time(request.added_at, "added_at")?,
+                source: basalt_proto::parse_field(&request.source, "source")?,
+                comment: request.comment,
+            })
+        })()
+        .map_err(to_status)?;
+        empty(self.0.block_key(key).await)
     }
 
     async fn store_ocsp_response(
@@ -818,7 +905,7 @@ impl<T: Storage> pb::storage_server::Storage for SaService<T> {
 }
 
 /// The tonic services for an SA, ready for [`crate::GrpcServer::add_service`].
-pub fn sa_servers<T: Storage>(
+pub fn sa_servers<T: Storage + RevocationLookup>(
     storage: Arc<T>,
 ) -> (
     pb::storage_read_only_server::StorageReadOnlyServer<SaService<T>>,

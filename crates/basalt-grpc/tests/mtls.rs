@@ -47,7 +47,7 @@ impl RevocationSigner for FakeCa {
     async fn sign_ocsp(&self, entries: Vec<OcspRequestEntry>) -> Result<Vec<Vec<u8>>, Error> {
         Ok(entries
             .iter()
-            .map(|e| e.serial.as_bytes().to_vec())
+            .map(|e| [e.serial.as_bytes(), &e.issuer_key_hash].concat())
             .collect())
     }
 }
@@ -149,13 +149,14 @@ async fn ca_refuses_clients_not_on_its_allow_list() {
         status: CertStatus::Good,
         revoked_at: None,
         reason: None,
+        issuer_key_hash: vec![0xab; 20],
     };
     let err = from_ra.sign_ocsp(vec![entry.clone()]).await.unwrap_err();
     assert!(err.detail.contains("PermissionDenied"), "{err}");
     let from_ocsp = CaClient::new(channel(&pki, "ocsp", &ca));
     assert_eq!(
         from_ocsp.sign_ocsp(vec![entry]).await.unwrap(),
-        vec![vec![1]]
+        vec![[&[1][..], &[0xab; 20]].concat()]
     );
 }
 

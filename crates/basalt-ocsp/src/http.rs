@@ -1,6 +1,7 @@
 //! OCSP over HTTP (RFC 6960 appendix A, RFC 5019 §5 and §6): POST and GET, plain
 //! HTTP by design (the responses are signed, and TLS would need revocation checking
-//! of its own).
+//! of its own). The issuer certificates are served beside the answers, for the
+//! caIssuers URLs (RFC 5280 §4.2.2.1).
 
 use std::future::Future;
 use std::net::SocketAddr;
@@ -19,6 +20,7 @@ use axum::http::Uri;
 use axum::http::header;
 use axum::response::IntoResponse;
 use axum::response::Response;
+use axum::routing::get;
 use axum::routing::post;
 use basalt_core::Error;
 use base64::Engine;
@@ -46,6 +48,12 @@ const MAX_REQUEST_LEN: usize = 10 * 1024;
 
 const OCSP_RESPONSE: &str = "application/ocsp-response";
 
+/// The media type of a DER certificate (RFC 2585 §4.1).
+const PKIX_CERT: &str = "application/pkix-cert";
+
+/// How long HTTP caches may keep an issuer certificate, in seconds: a day.
+const ISSUER_CERT_MAX_AGE: u64 = 86_400;
+
 /// Standard base64 that also accepts missing padding.
 const STANDARD_LENIENT: GeneralPurpose = GeneralPurpose::new(
     &alphabet::STANDARD,
@@ -60,15 +68,25 @@ const URL_SAFE_LENIENT: GeneralPurpose = GeneralPurpose::new(
 );
 
 /// The responder's routes: `POST /` with a DER `application/ocsp-request` body, and
-/// `GET /{url-encoded base64 of the DER request}`.
+/// `GET /{url-encoded base64 of the DER request}`; and `GET <path>` (or `HEAD`) for
+/// each issuer certificate given a path.
 ///
-/// Every answer, including errors, is an `application/ocsp-response` with HTTP 200,
-/// since OCSP clients (OpenSSL among them) read the OCSP status only from a 200.
+/// Every OCSP answer, including errors, is an `application/ocsp-response` with HTTP
+/// 200, since OCSP clients (OpenSSL among them) read the OCSP status only from a 200.
 /// Successful responses carry the RFC 5019 §6 caching headers; error responses carry
 /// `Cache-Control: no-store` so that no cache keeps a transient failure.
+///
+/// The issuer paths are static routes, which the router prefers to the catch-all
+/// that reads any other path as a base64 OCSP request. A POST to an issuer path is
+/// still an OCSP request, as a POST to any path is.
 pub fn router(responder: Arc<Responder>) -> Router {
-    Router::new()
-        .route("/", post(post_request).get(empty_get))
+    let mut router = Router::new().route("/", post(post_request).get(empty_get));
+    for (path, der) in responder.issuer_certs() {
+        let certificate = IssuerCertificate::new(der);
+        let serve = move || std::future::ready(certificate.response());
+        router = router.route(path, get(serve).post(post_request));
+    }
+    router
         .route("/{*request}", post(post_request).get(get_request))
         .layer(DefaultBodyLimit::max(MAX_REQUEST_LEN))
         .with_state(responder)
@@ -108,6 +126,37 @@ pub async fn serve_on(
         .map_err(|err| Error::internal(format!("ocsp http listener on {listen} failed: {err}")))?;
     info!(%listen, "ocsp http listener stopped");
     Ok(())
+}
+
+/// An issuer certificate as served over HTTP (RFC 5280 §4.2.2.1: one DER
+/// certificate, `application/pkix-cert`).
+#[derive(Clone)]
+struct IssuerCertificate {
+    der: Bytes,
+    etag: String,
+}
+
+impl IssuerCertificate {
+    fn new(der: &[u8]) -> Self {
+        Self {
+            der: Bytes::copy_from_slice(der),
+            etag: etag(der),
+        }
+    }
+
+    /// The certificate, cacheable for a day: it changes only when the operator
+    /// replaces the file and restarts the responder.
+    fn response(&self) -> Response {
+        let mut headers = HeaderMap::new();
+        set(&mut headers, header::CONTENT_TYPE, PKIX_CERT.to_owned());
+        set(
+            &mut headers,
+            header::CACHE_CONTROL,
+            format!("max-age={ISSUER_CERT_MAX_AGE}, public"),
+        );
+        set(&mut headers, header::ETAG, self.etag.clone());
+        (StatusCode::OK, headers, self.der.clone()).into_response()
+    }
 }
 
 async fn post_request(

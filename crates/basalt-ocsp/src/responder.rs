@@ -1,21 +1,29 @@
-//! The protocol logic: decode a request, check that it asks about our issuer, look
+//! The protocol logic: decode a request, check that it asks about one of our issuers, look
 //! the serial up in the SA and have the CA sign the answer.
+//!
+//! A serial is answered for as soon as its precertificate is stored: the CA may die
+//! before it stores the certificate, and the serial must stay revocable and known to
+//! OCSP all the same. The SA then returns the precertificate, a linting certificate
+//! with the very TBS the issuer would have signed, so its issuer name and authority
+//! key identifier say which issuer it belongs to; its signature is not the issuer's
+//! and is never checked here.
 
 use std::path::Path;
 use std::sync::Arc;
 use std::time::Duration;
 
-use basalt_core::CertificateLookup;
 use basalt_core::Clock;
 use basalt_core::Error;
 use basalt_core::ErrorKind;
 use basalt_core::OcspRequestEntry;
+use basalt_core::RevocationLookup;
 use basalt_core::RevocationSigner;
 use basalt_core::Serial;
 use der::Decode;
 use der::DecodePem;
 use der::Encode;
 use der::asn1::ObjectIdentifier;
+use der::asn1::OctetString;
 use ring::digest;
 use time::OffsetDateTime;
 use tracing::debug;
@@ -23,7 +31,10 @@ use tracing::error;
 use tracing::info;
 use tracing::warn;
 use x509_cert::Certificate;
+use x509_cert::ext::pkix::AuthorityKeyIdentifier;
+use x509_cert::ext::pkix::SubjectKeyIdentifier;
 use x509_ocsp::BasicOcspResponse;
+use x509_ocsp::CertId;
 use x509_ocsp::OcspGeneralizedTime;
 use x509_ocsp::OcspRequest;
 use x509_ocsp::OcspResponse;
@@ -44,21 +55,42 @@ pub struct ResponderSettings {
     pub max_age: Duration,
 }
 
-/// Answers OCSP requests about the certificates of one issuer.
+/// One issuer the responder answers for, as given to [`Responder::new`].
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ResponderIssuer {
+    /// The issuer certificate, DER.
+    pub cert_der: Vec<u8>,
+    /// The HTTP path at which [`crate::router`] serves `cert_der` (the caIssuers
+    /// URL of RFC 5280 §4.2.2.1), if any. It must pass the checks of
+    /// [`crate::OcspConfig::validate`] and differ from every other issuer's path.
+    pub path: Option<String>,
+}
+
+/// Answers OCSP requests about the certificates of its issuers.
 pub struct Responder {
-    issuer: IssuerHashes,
-    sa: Arc<dyn CertificateLookup>,
+    issuers: Vec<Issuer>,
+    sa: Arc<dyn RevocationLookup>,
     signer: Arc<dyn RevocationSigner>,
     clock: Arc<dyn Clock>,
     settings: ResponderSettings,
 }
 
-/// What a CertID must carry to be about our issuer (RFC 6960 §4.1.1).
-struct IssuerHashes {
+/// One issuer: what a CertID must carry to be about it (RFC 6960 §4.1.1), what the
+/// certificates it signed name as their issuer, and its certificate for download.
+struct Issuer {
+    /// The issuer certificate, DER.
+    cert_der: Vec<u8>,
+    /// Where the certificate is served over HTTP.
+    path: Option<String>,
     /// The DER of the issuer's subject name, to match the issuer field of the
     /// certificates the SA returns.
     name_der: Vec<u8>,
+    /// The issuer's subjectKeyIdentifier, to match the authorityKeyIdentifier of
+    /// those certificates when both are present: two issuers may share a name.
+    key_id: Option<Vec<u8>>,
     sha1_name: Vec<u8>,
+    /// Also the key hash the CA knows this issuer by
+    /// ([`OcspRequestEntry::issuer_key_hash`]).
     sha1_key: Vec<u8>,
     sha256_name: Vec<u8>,
     sha256_key: Vec<u8>,
@@ -85,35 +117,38 @@ pub(crate) struct SignedResponse {
 }
 
 impl Responder {
-    /// A responder for the certificates issued by `issuer_cert_der` (one DER
-    /// certificate). Fails if the certificate cannot be parsed.
+    /// A responder for the certificates signed by `issuers`, at least one. Fails if
+    /// an issuer certificate cannot be parsed or a path is unusable.
+    ///
+    /// Issuers with the same subject name and key (an intermediate and its
+    /// cross-signed copy) are one issuer for OCSP; listing both is harmless.
     pub fn new(
-        issuer_cert_der: &[u8],
-        sa: Arc<dyn CertificateLookup>,
+        issuers: Vec<ResponderIssuer>,
+        sa: Arc<dyn RevocationLookup>,
         signer: Arc<dyn RevocationSigner>,
         clock: Arc<dyn Clock>,
         settings: ResponderSettings,
     ) -> Result<Self, Error> {
-        let cert = Certificate::from_der(issuer_cert_der).map_err(|err| {
-            Error::internal(format!("cannot parse the issuer certificate: {err}"))
-        })?;
-        let name_der = cert.tbs_certificate.subject.to_der().map_err(|err| {
-            Error::internal(format!("cannot encode the issuer's subject name: {err}"))
-        })?;
-        let key = cert
-            .tbs_certificate
-            .subject_public_key_info
-            .subject_public_key
-            .raw_bytes();
-        let issuer = IssuerHashes {
-            sha1_name: sha1(&name_der),
-            sha1_key: sha1(key),
-            sha256_name: sha256(&name_der),
-            sha256_key: sha256(key),
-            name_der,
-        };
+        if issuers.is_empty() {
+            return Err(Error::internal(
+                "the ocsp responder needs at least one issuer",
+            ));
+        }
+        let mut parsed: Vec<Issuer> = Vec::with_capacity(issuers.len());
+        for (index, issuer) in issuers.into_iter().enumerate() {
+            let issuer = Issuer::new(issuer)
+                .map_err(|detail| Error::internal(format!("issuer {index}: {detail}")))?;
+            if let Some(path) = &issuer.path
+                && parsed.iter().any(|other| other.path.as_ref() == Some(path))
+            {
+                return Err(Error::internal(format!(
+                    "issuer {index}: path {path:?} is already another issuer's"
+                )));
+            }
+            parsed.push(issuer);
+        }
         Ok(Self {
-            issuer,
+            issuers: parsed,
             sa,
             signer,
             clock,
@@ -152,17 +187,18 @@ impl Responder {
         };
         let cert_id = &single.req_cert;
         let algorithm = cert_id.hash_algorithm.oid;
-        let (name_hash, key_hash) = if algorithm == ID_SHA1 {
-            (&self.issuer.sha1_name, &self.issuer.sha1_key)
-        } else if algorithm == ID_SHA256 {
-            (&self.issuer.sha256_name, &self.issuer.sha256_key)
-        } else {
+        if algorithm != ID_SHA1 && algorithm != ID_SHA256 {
             debug!(%algorithm, "ocsp request uses an unsupported certid hash");
             return Answer::Failed(OcspResponseStatus::MalformedRequest);
-        };
-        if cert_id.issuer_name_hash.as_bytes() != name_hash.as_slice()
-            || cert_id.issuer_key_hash.as_bytes() != key_hash.as_slice()
-        {
+        }
+        // Every issuer the CertID names: more than one only when the same issuer is
+        // configured twice (e.g. with its cross-signed copy).
+        let named: Vec<&Issuer> = self
+            .issuers
+            .iter()
+            .filter(|issuer| issuer.is_named_by(cert_id))
+            .collect();
+        if named.is_empty() {
             debug!("ocsp request is about another issuer");
             return Answer::Failed(OcspResponseStatus::Unauthorized);
         }
@@ -176,12 +212,22 @@ impl Responder {
             debug!("ocsp request has an invalid serial number");
             return Answer::Failed(OcspResponseStatus::MalformedRequest);
         };
-        self.respond_for(serial).await
+        self.respond_for(serial, &named).await
     }
 
-    /// Looks up `serial` and has the CA sign its status.
-    async fn respond_for(&self, serial: Serial) -> Answer {
-        let record = match self.sa.certificate(&serial).await {
+    /// The certificates to serve over HTTP: each issuer's path and DER.
+    pub(crate) fn issuer_certs(&self) -> impl Iterator<Item = (&str, &[u8])> {
+        self.issuers.iter().filter_map(|issuer| {
+            let path = issuer.path.as_deref()?;
+            Some((path, issuer.cert_der.as_slice()))
+        })
+    }
+
+    /// Looks up `serial`, checks that its certificate (or precertificate) names one
+    /// of the `named` issuers as its issuer, and has the CA sign its status with that
+    /// issuer.
+    async fn respond_for(&self, serial: Serial, named: &[&Issuer]) -> Answer {
+        let record = match self.sa.revocation_status(&serial).await {
             Ok(record) => record,
             // RFC 5019 §2.2.3: unauthorized for certificates the responder does not know.
             Err(err) if err.is(ErrorKind::NotFound) => {
@@ -193,22 +239,28 @@ impl Responder {
                 return Answer::Failed(OcspResponseStatus::TryLater);
             }
         };
-        match issued_by(&record.der, &self.issuer.name_der) {
-            Ok(true) => {}
-            Ok(false) => {
-                warn!(%serial, "serial belongs to a certificate of another issuer");
-                return Answer::Failed(OcspResponseStatus::Unauthorized);
-            }
+        let issuer = match signer_of(&record.der) {
+            Ok(signer) => named.iter().find(|issuer| issuer.signed(&signer)),
             Err(err) => {
-                error!(%serial, error = %err, "cannot parse the stored certificate");
+                error!(
+                    %serial,
+                    precertificate = record.precertificate,
+                    error = %err,
+                    "cannot parse the stored certificate"
+                );
                 return Answer::Failed(OcspResponseStatus::TryLater);
             }
-        }
+        };
+        let Some(issuer) = issuer else {
+            warn!(%serial, "serial belongs to a certificate of another issuer");
+            return Answer::Failed(OcspResponseStatus::Unauthorized);
+        };
         let entry = OcspRequestEntry {
             serial: serial.clone(),
             status: record.status,
             revoked_at: record.revoked_at,
             reason: record.revocation_reason,
+            issuer_key_hash: issuer.sha1_key.clone(),
         };
         let signed = self.signer.sign_ocsp(vec![entry]).await;
         let der = match signed.map(<[Vec<u8>; 1]>::try_from) {
@@ -224,7 +276,12 @@ impl Responder {
         };
         match inspect(der, &serial) {
             Ok(signed) => {
-                debug!(%serial, status = %record.status, "ocsp response served");
+                debug!(
+                    %serial,
+                    status = %record.status,
+                    precertificate = record.precertificate,
+                    "ocsp response served"
+                );
                 Answer::Signed(signed)
             }
             Err(err) => {
@@ -235,7 +292,8 @@ impl Responder {
     }
 }
 
-/// Reads an issuer certificate file, PEM or DER, and returns its DER.
+/// Reads an issuer certificate file, PEM or DER, and returns its DER. A PEM file
+/// must hold that one certificate: a bundle is refused rather than guessed from.
 pub fn load_issuer_cert(path: &Path) -> Result<Vec<u8>, Error> {
     let bytes = std::fs::read(path).map_err(|err| {
         Error::internal(format!(
@@ -250,6 +308,17 @@ pub fn load_issuer_cert(path: &Path) -> Result<Vec<u8>, Error> {
         ))
     };
     if bytes.trim_ascii_start().starts_with(b"-----BEGIN") {
+        let blocks = bytes
+            .windows(b"-----BEGIN".len())
+            .filter(|window| *window == b"-----BEGIN")
+            .count();
+        if blocks > 1 {
+            return Err(Error::internal(format!(
+                "issuer certificate {} holds {blocks} PEM blocks; it must hold the issuer \
+                 certificate alone",
+                path.display()
+            )));
+        }
         Certificate::from_pem(&bytes)
             .and_then(|cert| cert.to_der())
             .map_err(invalid)
@@ -259,10 +328,112 @@ pub fn load_issuer_cert(path: &Path) -> Result<Vec<u8>, Error> {
     }
 }
 
-/// Whether the certificate `der` names `issuer_name_der` as its issuer.
-fn issued_by(der: &[u8], issuer_name_der: &[u8]) -> Result<bool, der::Error> {
+impl Issuer {
+    /// Parses the issuer certificate and checks its path; the error says which.
+    fn new(issuer: ResponderIssuer) -> Result<Self, String> {
+        let ResponderIssuer { cert_der, path } = issuer;
+        if let Some(path) = &path {
+            check_issuer_path(path).map_err(|problem| format!("path {problem}"))?;
+        }
+        let cert = Certificate::from_der(&cert_der)
+            .map_err(|err| format!("cannot parse the issuer certificate: {err}"))?;
+        let tbs = &cert.tbs_certificate;
+        let name_der = tbs
+            .subject
+            .to_der()
+            .map_err(|err| format!("cannot encode the issuer's subject name: {err}"))?;
+        let key_id = tbs
+            .get::<SubjectKeyIdentifier>()
+            .map_err(|err| format!("invalid subjectKeyIdentifier: {err}"))?
+            .map(|(_, ski)| ski.0.into_bytes());
+        let key = tbs.subject_public_key_info.subject_public_key.raw_bytes();
+        Ok(Self {
+            sha1_name: sha1(&name_der),
+            sha1_key: sha1(key),
+            sha256_name: sha256(&name_der),
+            sha256_key: sha256(key),
+            name_der,
+            key_id,
+            cert_der,
+            path,
+        })
+    }
+
+    /// Whether `cert_id` carries this issuer's name and key hashes for its hash
+    /// algorithm (SHA-1 or SHA-256).
+    fn is_named_by(&self, cert_id: &CertId) -> bool {
+        let algorithm = cert_id.hash_algorithm.oid;
+        let (name_hash, key_hash) = if algorithm == ID_SHA1 {
+            (&self.sha1_name, &self.sha1_key)
+        } else if algorithm == ID_SHA256 {
+            (&self.sha256_name, &self.sha256_key)
+        } else {
+            return false;
+        };
+        cert_id.issuer_name_hash.as_bytes() == name_hash.as_slice()
+            && cert_id.issuer_key_hash.as_bytes() == key_hash.as_slice()
+    }
+
+    /// Whether a certificate naming `signer` as its issuer comes from this issuer:
+    /// same name, and same key identifier when both sides carry one.
+    fn signed(&self, signer: &SignerOf) -> bool {
+        signer.name_der == self.name_der
+            && match (&signer.key_id, &self.key_id) {
+                (Some(theirs), Some(ours)) => theirs == ours,
+                _ => true,
+            }
+    }
+}
+
+/// Checks an issuer certificate's HTTP path: a plain absolute path that the router
+/// can serve as a static route and no client rewrites. The message completes
+/// "path …".
+pub(crate) fn check_issuer_path(path: &str) -> Result<(), &'static str> {
+    if !path.starts_with('/') {
+        return Err("must start with '/'");
+    }
+    if path == "/" {
+        return Err("must name a file, not '/' (where OCSP requests are posted)");
+    }
+    let plain =
+        |byte: u8| byte.is_ascii_alphanumeric() || matches!(byte, b'-' | b'.' | b'_' | b'~' | b'/');
+    if !path.bytes().all(plain) {
+        return Err(
+            "may hold only ASCII letters, digits, '-', '.', '_', '~' and '/' \
+             (no '?', '#', '%', braces or spaces)",
+        );
+    }
+    if path.contains("..") {
+        return Err("must not contain '..'");
+    }
+    if path[1..]
+        .split('/')
+        .any(|segment| segment.is_empty() || segment == ".")
+    {
+        return Err("must not contain empty or '.' segments");
+    }
+    Ok(())
+}
+
+/// Who a certificate says signed it: its issuer name and authority key identifier.
+struct SignerOf {
+    name_der: Vec<u8>,
+    key_id: Option<Vec<u8>>,
+}
+
+/// Reads the issuer name and authorityKeyIdentifier keyIdentifier of the
+/// certificate `der`.
+fn signer_of(der: &[u8]) -> Result<SignerOf, der::Error> {
     let cert = Certificate::from_der(der)?;
-    Ok(cert.tbs_certificate.issuer.to_der()? == issuer_name_der)
+    let tbs = &cert.tbs_certificate;
+    let key_id = tbs
+        .get::<AuthorityKeyIdentifier>()?
+        .and_then(|(_, aki)| aki.key_identifier)
+        .map(OctetString::into_bytes);
+    Ok(SignerOf {
+        name_der: tbs.issuer.to_der()?,
+        key_id,
+    })
 }
 
 /// Checks that the CA's response is a successful basic response about `serial`, and
@@ -334,6 +505,7 @@ mod tests {
         params
             .distinguished_name
             .push(rcgen::DnType::CommonName, "Load Test Issuer");
+        params.is_ca = rcgen::IsCa::Ca(rcgen::BasicConstraints::Unconstrained);
         params.self_signed(&key).unwrap()
     }
 
@@ -355,6 +527,10 @@ mod tests {
         assert_eq!(load_issuer_cert(&pem).unwrap(), cert.der().to_vec());
         assert_eq!(load_issuer_cert(&der).unwrap(), cert.der().to_vec());
         assert!(load_issuer_cert(&junk).is_err());
+        let bundle = dir.join("bundle.pem");
+        std::fs::write(&bundle, format!("{}{}", cert.pem(), issuer_cert().pem())).unwrap();
+        let err = load_issuer_cert(&bundle).unwrap_err();
+        assert!(err.detail.contains("holds 2 PEM blocks"), "{err}");
         assert!(load_issuer_cert(&dir.join("missing.pem")).is_err());
         std::fs::remove_dir_all(&dir).unwrap();
     }
@@ -367,36 +543,119 @@ mod tests {
         assert!(inspect(Vec::new(), &serial).is_err());
     }
 
-    #[test]
-    fn garbage_issuer_certificate_is_refused() {
-        struct Nothing;
-        #[async_trait::async_trait]
-        impl RevocationSigner for Nothing {
-            async fn sign_ocsp(
-                &self,
-                _entries: Vec<OcspRequestEntry>,
-            ) -> Result<Vec<Vec<u8>>, Error> {
-                Err(Error::internal("unused"))
-            }
+    struct Nothing;
+
+    #[async_trait::async_trait]
+    impl RevocationSigner for Nothing {
+        async fn sign_ocsp(&self, _entries: Vec<OcspRequestEntry>) -> Result<Vec<Vec<u8>>, Error> {
+            Err(Error::internal("unused"))
         }
-        #[async_trait::async_trait]
-        impl CertificateLookup for Nothing {
-            async fn certificate(
-                &self,
-                _: &Serial,
-            ) -> Result<basalt_core::CertificateRecord, Error> {
-                Err(Error::internal("unused"))
-            }
+    }
+
+    #[async_trait::async_trait]
+    impl RevocationLookup for Nothing {
+        async fn revocation_status(
+            &self,
+            _: &Serial,
+        ) -> Result<basalt_core::RevocationStatus, Error> {
+            Err(Error::internal("unused"))
         }
-        let result = Responder::new(
-            b"not a certificate",
+    }
+
+    fn responder(issuers: Vec<ResponderIssuer>) -> Result<Responder, Error> {
+        Responder::new(
+            issuers,
             Arc::new(Nothing),
             Arc::new(Nothing),
             Arc::new(basalt_core::SystemClock),
             ResponderSettings {
                 max_age: Duration::from_secs(60),
             },
+        )
+    }
+
+    fn issuer(cert_der: &[u8], path: Option<&str>) -> ResponderIssuer {
+        ResponderIssuer {
+            cert_der: cert_der.to_vec(),
+            path: path.map(str::to_owned),
+        }
+    }
+
+    #[test]
+    fn unusable_issuers_are_refused() {
+        let cert = issuer_cert();
+        let der = cert.der().as_ref();
+        let err = responder(Vec::new()).err().unwrap();
+        assert_eq!(err.detail, "the ocsp responder needs at least one issuer");
+        let err = responder(vec![issuer(der, None), issuer(b"not a certificate", None)])
+            .err()
+            .unwrap();
+        assert!(
+            err.detail
+                .starts_with("issuer 1: cannot parse the issuer certificate"),
+            "{err}"
         );
-        assert!(result.is_err());
+        let err = responder(vec![issuer(der, Some("/a?b"))]).err().unwrap();
+        assert!(
+            err.detail.starts_with("issuer 0: path may hold only"),
+            "{err}"
+        );
+        let err = responder(vec![
+            issuer(der, Some("/a.der")),
+            issuer(der, Some("/a.der")),
+        ])
+        .err()
+        .unwrap();
+        assert_eq!(
+            err.detail,
+            "issuer 1: path \"/a.der\" is already another issuer's"
+        );
+    }
+
+    #[test]
+    fn one_issuer_may_be_listed_twice() {
+        let cert = issuer_cert();
+        let der = cert.der().as_ref();
+        let responder = responder(vec![
+            issuer(der, Some("/a.der")),
+            issuer(der, None),
+            issuer(der, Some("/b.der")),
+        ])
+        .unwrap();
+        let served: Vec<_> = responder.issuer_certs().collect();
+        assert_eq!(served, vec![("/a.der", der), ("/b.der", der)]);
+    }
+
+    #[test]
+    fn issuer_paths_must_be_plain() {
+        for good in [
+            "/a",
+            "/issuers/ecdsa.der",
+            "/x/y-z_1~2.crt",
+            "/.well-known/x",
+        ] {
+            assert_eq!(check_issuer_path(good), Ok(()), "{good}");
+        }
+        for bad in [
+            "", "a", "/", "/a b", "/a?", "/a#", "/a%41", "/{a}", "/*a", "/a:b", "/é", "/a/../b",
+            "/a..b", "/a//b", "/a/./b", "/a/", "/./a",
+        ] {
+            assert!(check_issuer_path(bad).is_err(), "{bad}");
+        }
+    }
+
+    #[test]
+    fn signer_is_matched_by_name_and_key_identifier() {
+        let ours = Issuer::new(issuer(issuer_cert().der(), None)).unwrap();
+        assert!(ours.key_id.is_some(), "rcgen CA certificates carry an SKI");
+        let name_der = ours.name_der.clone();
+        let signer = |name_der: &[u8], key_id: Option<&[u8]>| SignerOf {
+            name_der: name_der.to_vec(),
+            key_id: key_id.map(<[u8]>::to_vec),
+        };
+        assert!(ours.signed(&signer(&name_der, None)));
+        assert!(ours.signed(&signer(&name_der, ours.key_id.as_deref())));
+        assert!(!ours.signed(&signer(&name_der, Some(b"another key"))));
+        assert!(!ours.signed(&signer(b"another name", None)));
     }
 }

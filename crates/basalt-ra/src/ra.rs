@@ -16,6 +16,8 @@ use basalt_core::Authz;
 use basalt_core::AuthzId;
 use basalt_core::AuthzOutcome;
 use basalt_core::AuthzStatus;
+use basalt_core::BlockedKey;
+use basalt_core::BlockedKeySource;
 use basalt_core::CaaCheck;
 use basalt_core::CertificateAuthority;
 use basalt_core::CertificateRecord;
@@ -50,6 +52,7 @@ use basalt_policy::ValidityLimits;
 use basalt_policy::certificate_spki;
 use basalt_policy::check_csr;
 use basalt_policy::check_identifier;
+use basalt_policy::jwk_spki;
 use basalt_policy::spki_canonical_jwk;
 use base64::Engine;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
@@ -60,6 +63,8 @@ use tracing::Instrument;
 use tracing::error;
 use tracing::info;
 use tracing::warn;
+
+use crate::keys::spki_sha256;
 
 /// The tracing target of audit events: issuance, revocation, validation outcomes and
 /// account changes. Their field names are stable.
@@ -311,6 +316,63 @@ impl Ra {
         Ok(account)
     }
 
+    /// Refuses a key on the blocked-keys list with [`ErrorKind::BadPublicKey`].
+    async fn check_not_blocked(&self, spki_der: &[u8], offered_as: KeyUse) -> Result<(), Error> {
+        let hash = spki_sha256(spki_der);
+        if !self.inner.sa.key_blocked(&hash).await? {
+            return Ok(());
+        }
+        warn!(
+            target: AUDIT,
+            event = "blocked_key_refused",
+            spki_sha256 = %hash,
+            offered_as = offered_as.as_str(),
+            "a blocked key was refused"
+        );
+        Err(Error::new(ErrorKind::BadPublicKey, offered_as.refusal()))
+    }
+
+    /// Refuses an account key (a JWK) on the blocked-keys list, or one that cannot be
+    /// read, with [`ErrorKind::BadPublicKey`].
+    async fn check_account_key_not_blocked(&self, jwk: &str) -> Result<(), Error> {
+        let spki = jwk_spki(jwk)?;
+        self.check_not_blocked(&spki, KeyUse::Account).await
+    }
+
+    /// Puts the key of `certificate`, whose holder has just proved possession of it by
+    /// signing a revocation request with it, on the blocked-keys list (as Boulder does):
+    /// the key is out of its holder's sole control, so no account and no certificate
+    /// may use it again.
+    async fn block_compromised_key(
+        &self,
+        certificate: &CertificateRecord,
+        spki_der: &[u8],
+    ) -> Result<(), Error> {
+        let hash = spki_sha256(spki_der);
+        self.inner
+            .sa
+            .block_key(BlockedKey {
+                spki_sha256: hash,
+                added_at: self.inner.clock.now(),
+                source: BlockedKeySource::KeyCompromise,
+                comment: format!(
+                    "certificate {} revoked by a request signed with its key",
+                    certificate.serial
+                ),
+            })
+            .await?;
+        info!(
+            target: AUDIT,
+            event = "key_blocked",
+            spki_sha256 = %hash,
+            serial = %certificate.serial,
+            account_id = %certificate.account_id,
+            source = %BlockedKeySource::KeyCompromise,
+            "key blocked after a revocation signed by it"
+        );
+        Ok(())
+    }
+
     /// An order may replace (RFC 9773 §5) only a certificate issued to its own
     /// account and not replaced already.
     async fn check_replaces(&self, account_id: AccountId, serial: &Serial) -> Result<(), Error> {
@@ -394,6 +456,36 @@ impl Ra {
                 // which send none by default.)
                 let _ = reason;
                 Ok(("certificate_key", RevocationReason::KeyCompromise))
+            }
+        }
+    }
+}
+
+/// Where a key was offered, for a refusal's wording and the audit log.
+#[derive(Clone, Copy, Debug)]
+enum KeyUse {
+    /// As an account key (new account, key change).
+    Account,
+    /// In a CSR, to be certified.
+    Csr,
+}
+
+impl KeyUse {
+    fn as_str(self) -> &'static str {
+        match self {
+            Self::Account => "account",
+            Self::Csr => "csr",
+        }
+    }
+
+    /// What the subscriber is told when the key is blocked.
+    fn refusal(self) -> &'static str {
+        match self {
+            Self::Account => {
+                "the account key is blocked (known compromised or banned); use another key"
+            }
+            Self::Csr => {
+                "the CSR's public key is blocked (known compromised or banned); certify another key"
             }
         }
     }
@@ -546,6 +638,7 @@ impl Inner {
 impl RegistrationAuthority for Ra {
     async fn new_account(&self, account: NewAccount) -> Result<Account, Error> {
         check_contacts(&account.contacts)?;
+        self.check_account_key_not_blocked(&account.key_jwk).await?;
         let account = self.inner.sa.new_account(account).await?;
         info!(
             target: AUDIT,
@@ -606,6 +699,7 @@ impl RegistrationAuthority for Ra {
         if old.key_thumbprint == new_key_thumbprint {
             return Err(Error::malformed("the new key is the same as the old key"));
         }
+        self.check_account_key_not_blocked(&new_key_jwk).await?;
         let update = AccountUpdate {
             key: Some((new_key_jwk, new_key_thumbprint)),
             ..AccountUpdate::default()
@@ -792,6 +886,7 @@ impl RegistrationAuthority for Ra {
         let csr = check_csr(&csr_der, &order.identifiers).inspect_err(|err| {
             info!(order_id = %id, error = %err, "CSR refused");
         })?;
+        self.check_not_blocked(&csr.spki_der, KeyUse::Csr).await?;
         // The certificate's key must not be the account's (Boulder refuses it too):
         // whoever holds the one would hold the other.
         let account = sa.account(order.account_id).await?;
@@ -854,6 +949,11 @@ impl RegistrationAuthority for Ra {
             }
         })?;
         let (method, reason) = Self::authorize_revocation(&certificate, &requester, reason)?;
+        // Blocked first, so that a key proved compromised is blocked even when the
+        // certificate was revoked already, and a failure leaves nothing half done.
+        if let Requester::CertificateKey(spki) = &requester {
+            self.block_compromised_key(&certificate, spki).await?;
+        }
         sa.revoke_certificate(&serial, reason, self.inner.clock.now())
             .await?;
         info!(

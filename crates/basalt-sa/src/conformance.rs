@@ -15,6 +15,8 @@ use basalt_core::AccountUpdate;
 use basalt_core::AuthzId;
 use basalt_core::AuthzOutcome;
 use basalt_core::AuthzStatus;
+use basalt_core::BlockedKey;
+use basalt_core::BlockedKeySource;
 use basalt_core::CertStatus;
 use basalt_core::CertificateLookup;
 use basalt_core::CertificateRecord;
@@ -36,16 +38,23 @@ use basalt_core::OrderId;
 use basalt_core::OrderStatus;
 use basalt_core::OrdersPage;
 use basalt_core::PageRequest;
+use basalt_core::RevocationLookup;
 use basalt_core::RevocationReason;
+use basalt_core::RevocationStatus;
 use basalt_core::Serial;
+use basalt_core::SpkiHash;
 use basalt_core::Storage;
 use basalt_core::StorageReadOnly;
 use basalt_core::ValidationRecord;
+use sqlx::Row;
 use time::Duration;
 use time::OffsetDateTime;
 use tokio::sync::Barrier;
 
 use crate::SqlStorage;
+use crate::common::from_unix;
+use crate::common::parse_wire;
+use crate::engine::for_engine;
 
 /// Instantiates every conformance test for an engine:
 /// `conformance_tests!(crate::Engine::Postgres);`.
@@ -62,6 +71,8 @@ macro_rules! conformance_tests {
             authzs_and_orders_expire_with_the_clock,
             serials_are_never_reused,
             nothing_is_stored_without_its_precertificate,
+            a_precertificate_alone_has_a_status_and_is_revocable,
+            a_revocation_before_the_certificate_stands,
             revocation_happens_once,
             only_one_finalize_wins,
             orders_are_listed_newest_first_in_pages,
@@ -102,6 +113,9 @@ macro_rules! conformance_tests {
             only_unfinished_orders_take_an_error,
             revocation_keeps_its_second_and_its_reason,
             eab_keys_keep_what_they_are_given,
+            blocked_keys_are_added_once_and_found,
+            blocked_key_hashes_compare_byte_exact,
+            concurrent_blocks_of_one_key_all_succeed,
         );
     };
     (@each $engine:expr; $($name:ident,)*) => {
@@ -654,6 +668,8 @@ pub(crate) async fn nothing_is_stored_without_its_precertificate(
         ErrorKind::Internal,
     );
     assert_kind(sa.certificate(&serial).await, ErrorKind::NotFound);
+    // A reserved serial with nothing signed has no status yet.
+    assert_kind(sa.revocation_status(&serial).await, ErrorKind::NotFound);
 
     assert_kind(
         sa.add_precertificate(&serial, b"precert", AccountId(1), start())
@@ -678,6 +694,115 @@ pub(crate) async fn nothing_is_stored_without_its_precertificate(
 
     let stored = sa.certificate(&serial).await.unwrap();
     assert_eq!(stored, record(&serial, acct.id, start()));
+}
+
+/// The CA died between the precertificate and the certificate: the serial still has
+/// a status, good, until its reservation's expiry, and can be revoked once; the
+/// certificate download knows nothing of it.
+pub(crate) async fn a_precertificate_alone_has_a_status_and_is_revocable(
+    sa: &SqlStorage,
+    clock: &FixedClock,
+) {
+    let acct = account(sa, "thumb").await;
+    let serial: Serial = "0badca".parse().unwrap();
+    let expires = start() + Duration::days(47);
+    sa.add_serial(&serial, acct.id, start(), expires)
+        .await
+        .unwrap();
+    sa.add_precertificate(&serial, b"linting certificate", acct.id, start())
+        .await
+        .unwrap();
+
+    let status = sa.revocation_status(&serial).await.unwrap();
+    assert_eq!(
+        status,
+        RevocationStatus {
+            serial: serial.clone(),
+            der: b"linting certificate".to_vec(),
+            precertificate: true,
+            expires_at: expires,
+            status: CertStatus::Good,
+            revoked_at: None,
+            revocation_reason: None,
+        }
+    );
+    assert_kind(sa.certificate(&serial).await, ErrorKind::NotFound);
+    let unknown: Serial = "0badcb".parse().unwrap();
+    let err = assert_kind(sa.revocation_status(&unknown).await, ErrorKind::NotFound);
+    assert_eq!(err.detail, "serial 0badcb not found");
+
+    clock.advance(Duration::hours(3));
+    let at = clock.now();
+    sa.revoke_certificate(&serial, RevocationReason::KeyCompromise, at)
+        .await
+        .unwrap();
+    let revoked = sa.revocation_status(&serial).await.unwrap();
+    assert_eq!(
+        (
+            revoked.status,
+            revoked.revoked_at,
+            revoked.revocation_reason,
+            revoked.precertificate
+        ),
+        (
+            CertStatus::Revoked,
+            Some(at),
+            Some(RevocationReason::KeyCompromise),
+            true
+        )
+    );
+    assert_kind(
+        sa.revoke_certificate(&serial, RevocationReason::Superseded, at)
+            .await,
+        ErrorKind::AlreadyRevoked,
+    );
+}
+
+/// A serial revoked while only its precertificate was stored stays revoked when the
+/// certificate is stored after all; from then on the status comes with the
+/// certificate.
+pub(crate) async fn a_revocation_before_the_certificate_stands(
+    sa: &SqlStorage,
+    _clock: &FixedClock,
+) {
+    let acct = account(sa, "thumb").await;
+    let serial: Serial = "0bad0c".parse().unwrap();
+    let certificate = record(&serial, acct.id, start());
+    sa.add_serial(&serial, acct.id, start(), certificate.expires_at)
+        .await
+        .unwrap();
+    sa.add_precertificate(&serial, b"precert", acct.id, start())
+        .await
+        .unwrap();
+    let at = start() + Duration::minutes(1);
+    sa.revoke_certificate(&serial, RevocationReason::PrivilegeWithdrawn, at)
+        .await
+        .unwrap();
+
+    sa.add_certificate(&certificate).await.unwrap();
+    let stored = sa.certificate(&serial).await.unwrap();
+    assert_eq!(
+        (stored.status, stored.revoked_at, stored.revocation_reason),
+        (
+            CertStatus::Revoked,
+            Some(at),
+            Some(RevocationReason::PrivilegeWithdrawn)
+        )
+    );
+    let status = sa.revocation_status(&serial).await.unwrap();
+    assert!(!status.precertificate);
+    assert_eq!(status.der, certificate.der);
+    assert_eq!(status.status, CertStatus::Revoked);
+    assert_eq!(status.expires_at, certificate.expires_at);
+
+    // An issued certificate's status is good, and its DER is the certificate's.
+    let good: Serial = "0bad0d".parse().unwrap();
+    issue(sa, acct.id, &good, start()).await;
+    let status = sa.revocation_status(&good).await.unwrap();
+    assert_eq!(
+        (status.status, status.precertificate, status.der),
+        (CertStatus::Good, false, record(&good, acct.id, start()).der)
+    );
 }
 
 pub(crate) async fn revocation_happens_once(sa: &SqlStorage, _clock: &FixedClock) {
@@ -2511,4 +2636,132 @@ pub(crate) async fn eab_keys_keep_what_they_are_given(sa: &SqlStorage, _clock: &
         assert_eq!(sa.eab_key(&key.key_id).await.unwrap(), key);
     }
     assert_eq!(sa.count_rows("accounts").await, 0);
+}
+
+/// A blocked key named by `hash`, blocked by an operator at the start.
+fn blocked_key(hash: [u8; 32]) -> BlockedKey {
+    BlockedKey {
+        spki_sha256: SpkiHash::new(hash),
+        added_at: start(),
+        source: BlockedKeySource::Admin,
+        comment: "leaked on a paste site".to_owned(),
+    }
+}
+
+/// The stored record of a blocked key, read straight from the table (the storage
+/// traits only ask whether a key is blocked), and how many rows name it.
+async fn stored_block(sa: &SqlStorage, hash: &SpkiHash) -> (Option<BlockedKey>, usize) {
+    let rows = sqlx::query(for_engine(
+        sa.engine(),
+        "SELECT spki_sha256, added_at, source, comment FROM blocked_keys
+         WHERE spki_sha256 = $1",
+    ))
+    .bind(hash.as_bytes().as_slice())
+    .fetch_all(sa.pool())
+    .await
+    .unwrap();
+    let record = rows.first().map(|row| BlockedKey {
+        spki_sha256: SpkiHash::from_slice(&row.get::<Vec<u8>, _>("spki_sha256")).unwrap(),
+        added_at: from_unix(row.get::<i64, _>("added_at")).unwrap(),
+        source: parse_wire(&row.get::<String, _>("source"), "source").unwrap(),
+        comment: row.get("comment"),
+    });
+    (record, rows.len())
+}
+
+pub(crate) async fn blocked_keys_are_added_once_and_found(sa: &SqlStorage, _clock: &FixedClock) {
+    let first = BlockedKey {
+        added_at: start() + Duration::milliseconds(700),
+        ..blocked_key([0x11; 32])
+    };
+    let hash = first.spki_sha256;
+    assert!(!sa.key_blocked(&hash).await.unwrap());
+    assert_eq!(stored_block(sa, &hash).await, (None, 0));
+
+    sa.block_key(first.clone()).await.unwrap();
+    assert!(sa.key_blocked(&hash).await.unwrap());
+    // Kept to the second, as every time.
+    let kept = BlockedKey {
+        added_at: start(),
+        ..first.clone()
+    };
+    assert_eq!(stored_block(sa, &hash).await, (Some(kept.clone()), 1));
+
+    // Blocking it again, even for another reason, succeeds and keeps the first record.
+    let again = BlockedKey {
+        added_at: start() + Duration::days(1),
+        source: BlockedKeySource::KeyCompromise,
+        comment: "revoked by its own key".to_owned(),
+        ..first
+    };
+    sa.block_key(again.clone()).await.unwrap();
+    sa.block_key(again).await.unwrap();
+    assert!(sa.key_blocked(&hash).await.unwrap());
+    assert_eq!(stored_block(sa, &hash).await, (Some(kept), 1));
+
+    // A key blocked after a compromise is stored so, with an empty comment.
+    let compromised = BlockedKey {
+        source: BlockedKeySource::KeyCompromise,
+        comment: String::new(),
+        ..blocked_key([0x22; 32])
+    };
+    sa.block_key(compromised.clone()).await.unwrap();
+    assert_eq!(
+        stored_block(sa, &compromised.spki_sha256).await,
+        (Some(compromised), 1)
+    );
+    assert!(!sa.key_blocked(&SpkiHash::new([0x33; 32])).await.unwrap());
+}
+
+pub(crate) async fn blocked_key_hashes_compare_byte_exact(sa: &SqlStorage, _clock: &FixedClock) {
+    let mut last_one = [0u8; 32];
+    last_one[31] = 1;
+    let mut first_one = [0u8; 32];
+    first_one[0] = 1;
+    let mut high_bits = [0x80u8; 32];
+    high_bits[31] = 0x81;
+    let blocked = [[0u8; 32], [0xff; 32], high_bits];
+    let not_blocked = [last_one, first_one, [0x80; 32], [0xfe; 32]];
+    for hash in blocked {
+        let key = BlockedKey {
+            comment: "für Jürgen 🦀 \"ops\" ' ; --".to_owned(),
+            ..blocked_key(hash)
+        };
+        sa.block_key(key.clone()).await.unwrap();
+        assert_eq!(stored_block(sa, &key.spki_sha256).await, (Some(key), 1));
+    }
+    for hash in blocked {
+        assert!(
+            sa.key_blocked(&SpkiHash::new(hash)).await.unwrap(),
+            "{hash:02x?}"
+        );
+    }
+    // Hashes that differ in one byte or one bit, or that a collation could fold onto
+    // a blocked one, are other keys.
+    for hash in not_blocked {
+        assert!(
+            !sa.key_blocked(&SpkiHash::new(hash)).await.unwrap(),
+            "{hash:02x?}"
+        );
+    }
+}
+
+pub(crate) async fn concurrent_blocks_of_one_key_all_succeed(sa: &SqlStorage, _clock: &FixedClock) {
+    let hash = SpkiHash::new([0x5a; 32]);
+    let results = concurrently((0..8).map(|i| {
+        let sa = sa.clone();
+        let key = BlockedKey {
+            comment: format!("attempt {i}"),
+            ..blocked_key(*hash.as_bytes())
+        };
+        async move { sa.block_key(key).await }
+    }))
+    .await;
+    for result in results {
+        result.unwrap();
+    }
+    assert!(sa.key_blocked(&hash).await.unwrap());
+    let (record, rows) = stored_block(sa, &hash).await;
+    assert_eq!(rows, 1);
+    assert!(record.unwrap().comment.starts_with("attempt "));
 }

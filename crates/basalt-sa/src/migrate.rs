@@ -63,6 +63,16 @@ const SQLITE: &[Migration] = &[
         name: "challenge_attempt",
         sql: include_str!("../migrations/sqlite/0006_challenge_attempt.sql"),
     },
+    Migration {
+        version: 7,
+        name: "blocked_keys",
+        sql: include_str!("../migrations/sqlite/0007_blocked_keys.sql"),
+    },
+    Migration {
+        version: 8,
+        name: "precertificate_status",
+        sql: include_str!("../migrations/sqlite/0008_precertificate_status.sql"),
+    },
 ];
 
 /// PostgreSQL's history. Version 1 is the end state of SQLite's versions 1 to 3;
@@ -88,6 +98,16 @@ const POSTGRES: &[Migration] = &[
         name: "challenge_attempt",
         sql: include_str!("../migrations/postgres/0004_challenge_attempt.sql"),
     },
+    Migration {
+        version: 5,
+        name: "blocked_keys",
+        sql: include_str!("../migrations/postgres/0005_blocked_keys.sql"),
+    },
+    Migration {
+        version: 6,
+        name: "precertificate_status",
+        sql: include_str!("../migrations/postgres/0006_precertificate_status.sql"),
+    },
 ];
 
 /// MySQL/MariaDB's history, numbered as PostgreSQL's.
@@ -111,6 +131,16 @@ const MYSQL: &[Migration] = &[
         version: 4,
         name: "challenge_attempt",
         sql: include_str!("../migrations/mysql/0004_challenge_attempt.sql"),
+    },
+    Migration {
+        version: 5,
+        name: "blocked_keys",
+        sql: include_str!("../migrations/mysql/0005_blocked_keys.sql"),
+    },
+    Migration {
+        version: 6,
+        name: "precertificate_status",
+        sql: include_str!("../migrations/mysql/0006_precertificate_status.sql"),
     },
 ];
 

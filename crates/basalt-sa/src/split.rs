@@ -17,6 +17,7 @@ use basalt_core::AccountUpdate;
 use basalt_core::Authz;
 use basalt_core::AuthzId;
 use basalt_core::AuthzOutcome;
+use basalt_core::BlockedKey;
 use basalt_core::CertificateLookup;
 use basalt_core::CertificateRecord;
 use basalt_core::CertificateStore;
@@ -30,8 +31,11 @@ use basalt_core::Order;
 use basalt_core::OrderId;
 use basalt_core::OrdersPage;
 use basalt_core::PageRequest;
+use basalt_core::RevocationLookup;
 use basalt_core::RevocationReason;
+use basalt_core::RevocationStatus;
 use basalt_core::Serial;
+use basalt_core::SpkiHash;
 use basalt_core::Storage;
 use basalt_core::StorageReadOnly;
 use time::OffsetDateTime;
@@ -92,6 +96,13 @@ impl CertificateLookup for ReadSplit {
 }
 
 #[async_trait]
+impl RevocationLookup for ReadSplit {
+    async fn revocation_status(&self, serial: &Serial) -> Result<RevocationStatus, Error> {
+        read!(self, "revocation_status", s => s.revocation_status(serial).await)
+    }
+}
+
+#[async_trait]
 impl StorageReadOnly for ReadSplit {
     async fn account(&self, id: AccountId) -> Result<Account, Error> {
         read!(self, "account", s => s.account(id).await)
@@ -129,6 +140,12 @@ impl StorageReadOnly for ReadSplit {
         page: PageRequest,
     ) -> Result<OrdersPage, Error> {
         read!(self, "orders_for_account", s => s.orders_for_account(account_id, page.clone()).await)
+    }
+
+    /// The primary's answer: `false` from a lagging replica would let a key blocked a
+    /// moment ago through.
+    async fn key_blocked(&self, spki_sha256: &SpkiHash) -> Result<bool, Error> {
+        self.primary.key_blocked(spki_sha256).await
     }
 }
 
@@ -231,6 +248,10 @@ impl Storage for ReadSplit {
             .revoke_certificate(serial, reason, revoked_at)
             .await
     }
+
+    async fn block_key(&self, key: BlockedKey) -> Result<(), Error> {
+        self.primary.block_key(key).await
+    }
 }
 
 #[cfg(test)]
@@ -277,6 +298,37 @@ mod tests {
             replica.account_by_key("written").await.unwrap_err().kind,
             ErrorKind::NotFound
         );
+
+        // The blocked-keys list is read from the primary only: a replica that has
+        // not caught up must not let a just-blocked key through.
+        let hash = SpkiHash::new([7; 32]);
+        split
+            .block_key(BlockedKey {
+                spki_sha256: hash,
+                added_at: start(),
+                source: basalt_core::BlockedKeySource::Admin,
+                comment: String::new(),
+            })
+            .await
+            .unwrap();
+        assert!(primary.key_blocked(&hash).await.unwrap());
+        assert!(!replica.key_blocked(&hash).await.unwrap());
+        assert!(split.key_blocked(&hash).await.unwrap());
+
+        // A precertificate just stored on the primary already has a status.
+        let serial: Serial = "0c0ffee0".parse().unwrap();
+        let expires = start() + time::Duration::days(90);
+        split
+            .add_serial(&serial, written.id, start(), expires)
+            .await
+            .unwrap();
+        split
+            .add_precertificate(&serial, b"precert", written.id, start())
+            .await
+            .unwrap();
+        let status = split.revocation_status(&serial).await.unwrap();
+        assert!(status.precertificate);
+        assert_eq!(status.der, b"precert");
         split.close().await;
     }
 }

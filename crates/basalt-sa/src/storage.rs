@@ -29,6 +29,7 @@ use basalt_core::Authz;
 use basalt_core::AuthzId;
 use basalt_core::AuthzOutcome;
 use basalt_core::AuthzStatus;
+use basalt_core::BlockedKey;
 use basalt_core::CertStatus;
 use basalt_core::CertificateLookup;
 use basalt_core::CertificateRecord;
@@ -48,8 +49,11 @@ use basalt_core::OrderId;
 use basalt_core::OrderStatus;
 use basalt_core::OrdersPage;
 use basalt_core::PageRequest;
+use basalt_core::RevocationLookup;
 use basalt_core::RevocationReason;
+use basalt_core::RevocationStatus;
 use basalt_core::Serial;
+use basalt_core::SpkiHash;
 use basalt_core::Storage;
 use basalt_core::StorageReadOnly;
 use sqlx::Any;
@@ -163,10 +167,21 @@ const CERTIFICATE_CHAIN: &str =
 const CERTIFICATE_STATUS_BY_SERIAL: &str =
     "SELECT status FROM certificate_status WHERE serial = $1";
 
+/// A serial's status with its certificate, or its precertificate when the
+/// certificate was never stored.
+const REVOCATION_STATUS_BY_SERIAL: &str = "SELECT s.status, s.revoked_at, s.revoked_reason,
+     s.not_after, c.serial AS certificate_serial, COALESCE(c.der, p.der) AS der
+     FROM certificate_status s
+     LEFT JOIN certificates c ON c.serial = s.serial
+     LEFT JOIN precertificates p ON p.serial = s.serial
+     WHERE s.serial = $1";
+
 const STUCK_ORDERS: &str = "SELECT id FROM orders
      WHERE began_processing = 1 AND processing_at < $1
      AND certificate_serial IS NULL AND error IS NULL
      LIMIT $2";
+
+const KEY_BLOCKED: &str = "SELECT added_at FROM blocked_keys WHERE spki_sha256 = $1";
 
 const EXPIRED_ORDERS: &str = "SELECT id FROM orders WHERE expires < $1 LIMIT $2";
 
@@ -536,6 +551,11 @@ impl Storage for SqlStorage {
         })
         .await
     }
+
+    async fn block_key(&self, key: BlockedKey) -> Result<(), Error> {
+        self.retrying("block_key", || self.attempt_block_key(&key))
+            .await
+    }
 }
 
 #[async_trait]
@@ -720,6 +740,15 @@ impl StorageReadOnly for SqlStorage {
         };
         Ok(OrdersPage { order_ids, next })
     }
+
+    async fn key_blocked(&self, spki_sha256: &SpkiHash) -> Result<bool, Error> {
+        let row = sqlx::query(self.sql(KEY_BLOCKED))
+            .bind(spki_sha256.as_bytes().as_slice())
+            .fetch_optional(&self.pool)
+            .await
+            .map_err(db_error("reading the blocked-keys list"))?;
+        Ok(row.is_some())
+    }
 }
 
 #[async_trait]
@@ -729,6 +758,34 @@ impl CertificateLookup for SqlStorage {
         let certificate = load_certificate(&mut tx, serial).await?;
         commit(tx).await?;
         Ok(certificate)
+    }
+}
+
+#[async_trait]
+impl RevocationLookup for SqlStorage {
+    async fn revocation_status(&self, serial: &Serial) -> Result<RevocationStatus, Error> {
+        let row = sqlx::query(self.sql(REVOCATION_STATUS_BY_SERIAL))
+            .bind(serial.to_string())
+            .fetch_optional(&self.pool)
+            .await
+            .map_err(db_error("reading a revocation status"))?
+            .ok_or_else(|| Error::not_found(format!("serial {serial} not found")))?;
+        let Some(der) = get::<Option<Vec<u8>>>(&row, "der")? else {
+            return Err(corrupt(format!(
+                "serial {serial} has a status but neither a certificate nor a precertificate"
+            )));
+        };
+        Ok(RevocationStatus {
+            serial: serial.clone(),
+            der,
+            precertificate: get::<Option<String>>(&row, "certificate_serial")?.is_none(),
+            expires_at: from_unix(get(&row, "not_after")?)?,
+            status: parse_wire(&get::<String>(&row, "status")?, "certificate_status.status")?,
+            revoked_at: get::<Option<i64>>(&row, "revoked_at")?
+                .map(from_unix)
+                .transpose()?,
+            revocation_reason: revocation_reason(get(&row, "revoked_reason")?)?,
+        })
     }
 }
 
@@ -1122,6 +1179,38 @@ impl SqlStorage {
         Ok(())
     }
 
+    /// Inserts the key; a key already on the list keeps its first record. One
+    /// statement outside a transaction, so a concurrent insert of the same key makes
+    /// one of the two a unique violation, which is success too.
+    async fn attempt_block_key(&self, key: &BlockedKey) -> Result<(), Error> {
+        let inserted = sqlx::query(self.sql(
+            "INSERT INTO blocked_keys (spki_sha256, added_at, source, comment)
+             VALUES ($1, $2, $3, $4)",
+        ))
+        .bind(key.spki_sha256.as_bytes().as_slice())
+        .bind(unix(key.added_at))
+        .bind(key.source.as_str())
+        .bind(&key.comment)
+        .execute(&self.pool)
+        .await;
+        match inserted {
+            Ok(_) => {
+                info!(
+                    spki_sha256 = %key.spki_sha256,
+                    source = %key.source,
+                    comment = %key.comment,
+                    "key blocked"
+                );
+                Ok(())
+            }
+            Err(err) if is_unique_violation(&err) => {
+                info!(spki_sha256 = %key.spki_sha256, "key already blocked");
+                Ok(())
+            }
+            Err(err) => Err(db_error("blocking a key")(err)),
+        }
+    }
+
     async fn attempt_set_challenge_processing(
         &self,
         id: AuthzId,
@@ -1462,12 +1551,16 @@ impl SqlStorage {
         account_id: AccountId,
         issued_at: OffsetDateTime,
     ) -> Result<(), Error> {
+        let now = self.clock.now();
         let mut tx = self.begin_write().await?;
-        let reserved = sqlx::query(sql(&tx, "SELECT account_id FROM serials WHERE serial = $1"))
-            .bind(serial.to_string())
-            .fetch_optional(&mut *tx)
-            .await
-            .map_err(db_error("reading a serial"))?;
+        let reserved = sqlx::query(sql(
+            &tx,
+            "SELECT account_id, expires_at FROM serials WHERE serial = $1",
+        ))
+        .bind(serial.to_string())
+        .fetch_optional(&mut *tx)
+        .await
+        .map_err(db_error("reading a serial"))?;
         let Some(reserved) = reserved else {
             return Err(Error::internal(format!(
                 "serial {serial} was never reserved; refusing its precertificate"
@@ -1495,6 +1588,21 @@ impl SqlStorage {
             }
             Err(err) => return Err(db_error("storing a precertificate")(err)),
         }
+        // From here on the issuer key may sign with this serial, so the serial must be
+        // revocable and have a status for OCSP and CRLs even if the certificate is
+        // never stored; it expires when the serial's reservation says.
+        sqlx::query(sql(
+            &tx,
+            "INSERT INTO certificate_status (serial, status, not_after, last_updated)
+             VALUES ($1, $2, $3, $4)",
+        ))
+        .bind(serial.to_string())
+        .bind(CertStatus::Good.as_str())
+        .bind(get::<i64>(&reserved, "expires_at")?)
+        .bind(unix(now))
+        .execute(&mut *tx)
+        .await
+        .map_err(db_error("storing a certificate status"))?;
         commit(tx).await?;
         info!(serial = %serial, account_id = %account_id, "precertificate stored");
         Ok(())
@@ -1556,20 +1664,29 @@ impl SqlStorage {
             .await
             .map_err(db_error("storing a certificate chain"))?;
         }
-        // A new certificate is good whatever the record says: revocation goes through
-        // `revoke_certificate`, so it is audited.
-        sqlx::query(sql(
-            &tx,
-            "INSERT INTO certificate_status (serial, status, not_after, last_updated)
-             VALUES ($1, $2, $3, $4)",
-        ))
-        .bind(serial.to_string())
-        .bind(CertStatus::Good.as_str())
-        .bind(unix(certificate.expires_at))
-        .bind(unix(now))
-        .execute(&mut *tx)
-        .await
-        .map_err(db_error("storing a certificate status"))?;
+        // The precertificate gave the serial its status, and a revocation since then
+        // stands: the record's status is ignored, since revocation goes through
+        // `revoke_certificate`, so it is audited. A precertificate stored before
+        // precertificates had a status has none yet; the new certificate is good.
+        let status = sqlx::query(sql(&tx, CERTIFICATE_STATUS_BY_SERIAL))
+            .bind(serial.to_string())
+            .fetch_optional(&mut *tx)
+            .await
+            .map_err(db_error("reading a certificate status"))?;
+        if status.is_none() {
+            sqlx::query(sql(
+                &tx,
+                "INSERT INTO certificate_status (serial, status, not_after, last_updated)
+                 VALUES ($1, $2, $3, $4)",
+            ))
+            .bind(serial.to_string())
+            .bind(CertStatus::Good.as_str())
+            .bind(unix(certificate.expires_at))
+            .bind(unix(now))
+            .execute(&mut *tx)
+            .await
+            .map_err(db_error("storing a certificate status"))?;
+        }
         commit(tx).await?;
         info!(
             serial = %serial,
@@ -1912,14 +2029,7 @@ async fn load_certificate(
             "certificate {serial} has no status row"
         )));
     };
-    let revocation_reason = get::<Option<i64>>(&row, "revoked_reason")?
-        .map(|code| {
-            u8::try_from(code)
-                .ok()
-                .and_then(|code| RevocationReason::try_from(code).ok())
-                .ok_or_else(|| corrupt(format!("revoked_reason {code}")))
-        })
-        .transpose()?;
+    let revocation_reason = revocation_reason(get(&row, "revoked_reason")?)?;
     Ok(CertificateRecord {
         serial: serial.clone(),
         account_id: AccountId(get(&row, "account_id")?),
@@ -1933,6 +2043,17 @@ async fn load_certificate(
             .transpose()?,
         revocation_reason,
     })
+}
+
+/// The reason stored in `certificate_status.revoked_reason`, if any.
+fn revocation_reason(code: Option<i64>) -> Result<Option<RevocationReason>, Error> {
+    code.map(|code| {
+        u8::try_from(code)
+            .ok()
+            .and_then(|code| RevocationReason::try_from(code).ok())
+            .ok_or_else(|| corrupt(format!("revoked_reason {code}")))
+    })
+    .transpose()
 }
 
 async fn insert_challenge(

@@ -1,35 +1,14 @@
 //! Just enough DER (X.690) to read a certificate's serial number, names and key
-//! identifiers (RFC 5280 §4.1, §4.2.1.1, §4.2.1.2) and to write a public key as a
-//! SubjectPublicKeyInfo (RFC 5280 §4.1.2.7, RFC 5480, RFC 8017 §A.1.1, RFC 8410 §4).
+//! identifiers (RFC 5280 §4.1, §4.2.1.1, §4.2.1.2). Writing a public key as a
+//! SubjectPublicKeyInfo is [`basalt_policy::ec_spki`] and its siblings.
 
 use basalt_core::Error;
 use basalt_core::Serial;
 
 const SEQUENCE: u8 = 0x30;
 const INTEGER: u8 = 0x02;
-const BIT_STRING: u8 = 0x03;
-const NULL: u8 = 0x05;
 const OBJECT_IDENTIFIER: u8 = 0x06;
 
-/// id-ecPublicKey, 1.2.840.10045.2.1 (RFC 5480 §2.1.1), contents only.
-const OID_EC_PUBLIC_KEY: &[u8] = &[0x2a, 0x86, 0x48, 0xce, 0x3d, 0x02, 0x01];
-/// secp256r1, 1.2.840.10045.3.1.7 (RFC 5480 §2.1.1.1).
-const OID_P256: &[u8] = &[0x2a, 0x86, 0x48, 0xce, 0x3d, 0x03, 0x01, 0x07];
-/// secp384r1, 1.3.132.0.34 (RFC 5480 §2.1.1.1).
-const OID_P384: &[u8] = &[0x2b, 0x81, 0x04, 0x00, 0x22];
-/// rsaEncryption, 1.2.840.113549.1.1.1 (RFC 8017 §A.1).
-const OID_RSA_ENCRYPTION: &[u8] = &[0x2a, 0x86, 0x48, 0x86, 0xf7, 0x0d, 0x01, 0x01, 0x01];
-/// id-Ed25519, 1.3.101.112 (RFC 8410 §3).
-const OID_ED25519: &[u8] = &[0x2b, 0x65, 0x70];
-
-/// A named curve of an EC SubjectPublicKeyInfo.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub(crate) enum NamedCurve {
-    /// secp256r1.
-    P256,
-    /// secp384r1.
-    P384,
-}
 /// `[0] EXPLICIT Version` in TBSCertificate.
 const VERSION_TAG: u8 = 0xa0;
 /// `[3] EXPLICIT Extensions` in TBSCertificate.
@@ -217,169 +196,11 @@ pub(crate) fn issuer_and_subject(der: &[u8]) -> Result<(&[u8], &[u8]), Error> {
     Ok((issuer, subject))
 }
 
-/// Appends one tag-length-value with a minimal (DER) length.
-fn write_tlv(out: &mut Vec<u8>, tag: u8, contents: &[u8]) {
-    out.push(tag);
-    let len = contents.len();
-    if len < 0x80 {
-        // Fits the short form, so the cast cannot truncate.
-        out.push(len as u8);
-    } else {
-        let bytes = len.to_be_bytes();
-        let skip = bytes.iter().take_while(|b| **b == 0).count();
-        let octets = &bytes[skip..];
-        // At most size_of::<usize>() octets, far below 0x7f.
-        out.push(0x80 | octets.len() as u8);
-        out.extend_from_slice(octets);
-    }
-    out.extend_from_slice(contents);
-}
-
-fn tlv_vec(tag: u8, contents: &[u8]) -> Vec<u8> {
-    let mut out = Vec::with_capacity(contents.len() + 6);
-    write_tlv(&mut out, tag, contents);
-    out
-}
-
-/// Appends a non-negative INTEGER from big-endian magnitude bytes: leading zeros
-/// dropped, one zero octet added when the top bit is set (X.690 §8.3).
-fn write_unsigned_integer(out: &mut Vec<u8>, magnitude: &[u8]) {
-    let first = magnitude
-        .iter()
-        .position(|b| *b != 0)
-        .unwrap_or(magnitude.len());
-    let magnitude = &magnitude[first..];
-    let mut contents = Vec::with_capacity(magnitude.len() + 1);
-    if magnitude.first().is_none_or(|b| b & 0x80 != 0) {
-        contents.push(0);
-    }
-    contents.extend_from_slice(magnitude);
-    write_tlv(out, INTEGER, &contents);
-}
-
-/// SubjectPublicKeyInfo: SEQUENCE { AlgorithmIdentifier, BIT STRING }, where the
-/// AlgorithmIdentifier is SEQUENCE { OID, parameters } and `parameters` is complete
-/// DER (or empty when absent).
-fn spki(algorithm_oid: &[u8], parameters: &[u8], key: &[u8]) -> Vec<u8> {
-    let mut algorithm = tlv_vec(OBJECT_IDENTIFIER, algorithm_oid);
-    algorithm.extend_from_slice(parameters);
-    let mut bits = Vec::with_capacity(key.len() + 1);
-    bits.push(0); // no unused bits
-    bits.extend_from_slice(key);
-    let mut body = tlv_vec(SEQUENCE, &algorithm);
-    write_tlv(&mut body, BIT_STRING, &bits);
-    tlv_vec(SEQUENCE, &body)
-}
-
-/// The SubjectPublicKeyInfo of an EC key (RFC 5480): `id-ecPublicKey` with the named
-/// curve, and the uncompressed point `04 || x || y`.
-pub(crate) fn ec_spki(curve: NamedCurve, x: &[u8], y: &[u8]) -> Vec<u8> {
-    let oid = match curve {
-        NamedCurve::P256 => OID_P256,
-        NamedCurve::P384 => OID_P384,
-    };
-    let mut point = Vec::with_capacity(1 + x.len() + y.len());
-    point.push(0x04);
-    point.extend_from_slice(x);
-    point.extend_from_slice(y);
-    spki(OID_EC_PUBLIC_KEY, &tlv_vec(OBJECT_IDENTIFIER, oid), &point)
-}
-
-/// The SubjectPublicKeyInfo of an RSA key (RFC 8017 §A.1.1): `rsaEncryption` with
-/// NULL parameters, and RSAPublicKey ::= SEQUENCE { modulus, publicExponent }.
-pub(crate) fn rsa_spki(n: &[u8], e: &[u8]) -> Vec<u8> {
-    let mut integers = Vec::with_capacity(n.len() + e.len() + 12);
-    write_unsigned_integer(&mut integers, n);
-    write_unsigned_integer(&mut integers, e);
-    let key = tlv_vec(SEQUENCE, &integers);
-    spki(OID_RSA_ENCRYPTION, &[NULL, 0x00], &key)
-}
-
-/// The SubjectPublicKeyInfo of an Ed25519 key (RFC 8410 §4): `id-Ed25519` without
-/// parameters, and the 32 key bytes.
-pub(crate) fn ed25519_spki(x: &[u8]) -> Vec<u8> {
-    spki(OID_ED25519, &[], x)
-}
-
 #[cfg(test)]
 mod tests {
     use rcgen::KeyPair;
-    use rcgen::PublicKeyData;
-    use ring::signature::RsaKeyPair;
-    use ring::signature::RsaPublicKeyComponents;
 
     use super::*;
-
-    #[test]
-    fn lengths_and_integers_are_minimal() {
-        assert_eq!(tlv_vec(0x04, &[7; 3]), vec![0x04, 3, 7, 7, 7]);
-        let long = tlv_vec(0x04, &[0; 0x80]);
-        assert_eq!(&long[..3], &[0x04, 0x81, 0x80]);
-        assert_eq!(long.len(), 3 + 0x80);
-        let longer = tlv_vec(0x04, &[0; 0x1234]);
-        assert_eq!(&longer[..4], &[0x04, 0x82, 0x12, 0x34]);
-        let int = |bytes: &[u8]| {
-            let mut out = Vec::new();
-            write_unsigned_integer(&mut out, bytes);
-            out
-        };
-        assert_eq!(int(&[0x01, 0x00, 0x01]), vec![0x02, 0x03, 0x01, 0x00, 0x01]);
-        assert_eq!(int(&[0x00, 0x00, 0x7f]), vec![0x02, 0x01, 0x7f]);
-        assert_eq!(int(&[0x80]), vec![0x02, 0x02, 0x00, 0x80]);
-        assert_eq!(int(&[0x00, 0xff, 0x01]), vec![0x02, 0x03, 0x00, 0xff, 0x01]);
-        assert_eq!(int(&[]), vec![0x02, 0x01, 0x00]);
-        assert_eq!(int(&[0, 0]), vec![0x02, 0x01, 0x00]);
-    }
-
-    /// The encoder against rcgen's (yasna's) SubjectPublicKeyInfo for the same keys.
-    #[test]
-    fn spki_matches_rcgen() {
-        for (alg, curve, half) in [
-            (&rcgen::PKCS_ECDSA_P256_SHA256, NamedCurve::P256, 32),
-            (&rcgen::PKCS_ECDSA_P384_SHA384, NamedCurve::P384, 48),
-        ] {
-            let pair = KeyPair::generate_for(alg).unwrap();
-            let point = pair.public_key_raw();
-            assert_eq!(point.len(), 1 + 2 * half);
-            let ours = ec_spki(curve, &point[1..=half], &point[1 + half..]);
-            assert_eq!(ours, pair.subject_public_key_info(), "{curve:?}");
-        }
-        let pair = KeyPair::generate_for(&rcgen::PKCS_ED25519).unwrap();
-        assert_eq!(
-            ed25519_spki(pair.public_key_raw()),
-            pair.subject_public_key_info()
-        );
-        assert_eq!(
-            &ed25519_spki(&[0xaa; 32])[..12],
-            &[
-                0x30, 0x2a, 0x30, 0x05, 0x06, 0x03, 0x2b, 0x65, 0x70, 0x03, 0x21, 0x00
-            ]
-        );
-    }
-
-    #[test]
-    fn rsa_spki_matches_rcgen() {
-        let pem = include_str!("../tests/data/rsa2048.pem");
-        let pair = KeyPair::from_pem(pem).unwrap();
-        let der = pair.serialize_der();
-        let ring_pair = RsaKeyPair::from_pkcs8(&der).unwrap();
-        let components: RsaPublicKeyComponents<Vec<u8>> = ring_pair.public().into();
-        let expected = pair.subject_public_key_info();
-        assert_eq!(rsa_spki(&components.n, &components.e), expected);
-        // Redundant leading zeros in the input change nothing.
-        let mut padded = vec![0, 0];
-        padded.extend_from_slice(&components.n);
-        assert_eq!(rsa_spki(&padded, &[0, 1, 0, 1]), expected);
-        // The well-known shape of a 2048-bit key with exponent 65537.
-        assert_eq!(
-            &expected[..24],
-            &[
-                0x30, 0x82, 0x01, 0x22, 0x30, 0x0d, 0x06, 0x09, 0x2a, 0x86, 0x48, 0x86, 0xf7, 0x0d,
-                0x01, 0x01, 0x01, 0x05, 0x00, 0x03, 0x82, 0x01, 0x0f, 0x00
-            ]
-        );
-        assert!(expected.ends_with(&[0x02, 0x03, 0x01, 0x00, 0x01]));
-    }
 
     /// A v3 certificate's first bytes with a long-form length, and a v1 one without
     /// a version; only the structure up to the serial matters.

@@ -20,6 +20,10 @@ use basalt_core::AccountId;
 use basalt_core::AccountStatus;
 use basalt_core::Error;
 use basalt_core::ErrorKind;
+use basalt_policy::NamedCurve;
+use basalt_policy::ec_spki;
+use basalt_policy::ed25519_spki;
+use basalt_policy::rsa_spki;
 use base64::Engine;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use ring::agreement;
@@ -32,10 +36,6 @@ use serde_json::Map;
 use serde_json::Value;
 
 use crate::Wfe;
-use crate::der::NamedCurve;
-use crate::der::ec_spki;
-use crate::der::ed25519_spki;
-use crate::der::rsa_spki;
 use crate::problem::problem;
 
 /// The `alg` values Basalt accepts, as listed in `badSignatureAlgorithm` problems.

@@ -1,8 +1,10 @@
 //! `basalt dev`: a whole CA on one machine, each service its own OS process.
 //!
 //! The first run creates a data directory with an internal PKI for the gRPC links,
-//! a dev root and intermediate for issuance, an HTTPS certificate for the ACME API
-//! and an SQLite database. Every run writes the services' configs from the flags,
+//! an issuing hierarchy (ECDSA and RSA roots and intermediates, and a cross-signed
+//! ECDSA intermediate) made by `basalt ceremony` runs with its keys in files or in a
+//! SoftHSM2 token (`--ca-keys`), an HTTPS certificate for the ACME API and an
+//! SQLite database. Every run writes the services' configs from the flags,
 //! starts `basalt <service> --config …` for each, waits until all are healthy, and
 //! stops them all on Ctrl-C. A service that dies once the CA is up is started
 //! again, a few times at most (see [`RestartBudget`]); one that keeps dying stops
@@ -28,9 +30,13 @@ use std::time::Instant;
 
 use anyhow::Context;
 use anyhow::bail;
+use basalt_ca::KeySource;
+use basalt_ca::pki::DevIssuingPki;
+use basalt_ca::pki::DevKeyStore;
 use basalt_config::ConfigDuration;
 use basalt_config::GrpcClientConfig;
 use basalt_config::TlsConfig;
+use basalt_core::Clock;
 use basalt_core::SystemClock;
 use basalt_grpc::GrpcChannel;
 use basalt_grpc::service_names;
@@ -114,10 +120,37 @@ pub(crate) struct DevArgs {
     default_profile: String,
     /// The OCSP URL written into certificates (default: the responder's own
     /// address, `http://127.0.0.1:PORT/`), for a lab whose clients reach the
-    /// responder by a name.
+    /// responder by a name. The responder also serves the intermediates under it,
+    /// at `issuers/ecdsa.der` and `issuers/rsa.der`.
     #[arg(long, value_name = "URL")]
     ocsp_url: Option<String>,
+    /// Where the issuing hierarchy's keys live: `file` (PEM files in
+    /// `DIR/ca-keys`) or `softhsm` (a SoftHSM2 token in `DIR/softhsm`, reached
+    /// through PKCS#11). Fixed when the data directory is first prepared.
+    #[arg(long, value_enum, default_value_t = CaKeys::File, value_name = "WHERE")]
+    ca_keys: CaKeys,
 }
+
+/// `--ca-keys`: where the issuing hierarchy's keys live.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
+enum CaKeys {
+    /// PKCS#8 PEM files, mode 0600, in `DIR/ca-keys` (mode 0700).
+    File,
+    /// Objects in the SoftHSM2 token "basalt-dev", its PINs in `DIR/ca-keys`.
+    Softhsm,
+}
+
+impl CaKeys {
+    fn name(self) -> &'static str {
+        match self {
+            Self::File => "file",
+            Self::Softhsm => "softhsm",
+        }
+    }
+}
+
+/// The label of the token `--ca-keys softhsm` keeps the keys in.
+const DEV_TOKEN_LABEL: &str = "basalt-dev";
 
 /// One process `basalt dev` runs.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -221,7 +254,6 @@ struct DevProfile {
     name: &'static str,
     validity: &'static str,
     ip_identifiers: bool,
-    ocsp: bool,
     description: &'static str,
 }
 
@@ -230,22 +262,19 @@ const PROFILES: &[DevProfile] = &[
         name: "classic",
         validity: "90d",
         ip_identifiers: false,
-        ocsp: true,
         description: "90-day certificates for DNS names, with an OCSP URL",
     },
     DevProfile {
         name: "modern",
         validity: "45d",
         ip_identifiers: false,
-        ocsp: true,
         description: "45-day certificates for DNS names",
     },
     DevProfile {
         name: "shortlived",
         validity: "160h",
         ip_identifiers: true,
-        ocsp: false,
-        description: "160-hour certificates for DNS names and IP addresses, without revocation status",
+        description: "160-hour certificates for DNS names and IP addresses",
     },
 ];
 
@@ -259,15 +288,14 @@ fn ca_profiles(ocsp_url: &str) -> String {
     PROFILES
         .iter()
         .map(|p| {
-            let ocsp = if p.ocsp {
-                format!("ocsp_url = {}\n", q(ocsp_url))
-            } else {
-                String::new()
-            };
+            // Every leaf names the OCSP responder: the Baseline Requirements let
+            // short-lived ones go without revocation information, but Microsoft's
+            // root program (and pkilint with it) wants some on every leaf.
             format!(
-                "[profiles.{}]\nvalidity = {}\n{ocsp}\n",
+                "[profiles.{}]\nvalidity = {}\nocsp_url = {}\n\n",
                 p.name,
-                q(p.validity)
+                q(p.validity),
+                q(ocsp_url)
             )
         })
         .collect()
@@ -315,15 +343,34 @@ fn internal_names(remote_vas: usize) -> Vec<&'static str> {
 /// Where everything lives under the data directory.
 struct Layout {
     root: PathBuf,
+    /// The SoftHSM2 configuration the CA's keys are reached through
+    /// (`--ca-keys softhsm`): only the CA process gets it, as `SOFTHSM2_CONF`.
+    softhsm_conf: Option<PathBuf>,
 }
 
 impl Layout {
+    fn new(root: PathBuf) -> Self {
+        Self {
+            root,
+            softhsm_conf: None,
+        }
+    }
+
     fn pki(&self, file: &str) -> PathBuf {
         self.root.join("pki").join(file)
     }
 
     fn issuer_keys(&self, file: &str) -> PathBuf {
         self.root.join("ca-keys").join(file)
+    }
+
+    /// The issuing hierarchy with its keys in `keys`.
+    fn issuing_pki(&self, keys: DevKeyStore) -> DevIssuingPki {
+        DevIssuingPki::new(self.root.join("pki"), keys)
+    }
+
+    fn ceremony(&self, name: &str) -> PathBuf {
+        self.root.join("ceremony").join(format!("{name}.toml"))
     }
 
     fn config(&self, service: &str) -> PathBuf {
@@ -406,13 +453,13 @@ impl Ports {
 }
 
 pub(crate) async fn run(args: DevArgs) -> anyhow::Result<()> {
-    let layout = Layout {
-        root: args.data_dir.clone(),
-    };
+    let mut layout = Layout::new(args.data_dir.clone());
     let ports = Ports::new(args.port_base, args.remote_vas)?;
     let services = services(args.remote_vas);
-    prepare(&layout, &args)?;
-    for (service, text) in render_configs(&layout, &args, &ports) {
+    let exe = std::env::current_exe().context("locating the basalt binary")?;
+    let keys = prepare(&layout, &args, &exe)?;
+    layout.softhsm_conf = keys.softhsm_conf;
+    for (service, text) in render_configs(&layout, &args, &ports, &keys.store) {
         write(&layout.config(service), &text)?;
     }
     if args.prepare_only {
@@ -426,7 +473,6 @@ pub(crate) async fn run(args: DevArgs) -> anyhow::Result<()> {
             .context("creating the SA's database")?;
     }
 
-    let exe = std::env::current_exe().context("locating the basalt binary")?;
     let mut running = Vec::new();
     for service in &services {
         match start(&exe, &layout, *service) {
@@ -463,7 +509,8 @@ pub(crate) async fn run(args: DevArgs) -> anyhow::Result<()> {
         layout.pki("api-ca.pem").display()
     );
     println!(
-        "Issued certificates chain to: {} (alternate chain: {})",
+        "Issued certificates chain to: {} (ECDSA and RSA roots; alternate chain for \
+         ECDSA certificates: {})",
         layout.pki("root.pem").display(),
         layout.pki("root-x2.pem").display()
     );
@@ -583,33 +630,35 @@ fn base_url(args: &DevArgs) -> String {
         .unwrap_or_else(|| api_base_url(args.listen))
 }
 
-/// Creates the directories and, once, the keys and certificates.
-fn prepare(layout: &Layout, args: &DevArgs) -> anyhow::Result<()> {
+/// Where the issuing hierarchy's keys are, as [`prepare`] found or made them.
+struct IssuerKeys {
+    store: DevKeyStore,
+    /// The SoftHSM2 configuration that reaches them (`--ca-keys softhsm`).
+    softhsm_conf: Option<PathBuf>,
+}
+
+/// Creates the directories and, once, the keys and certificates: the issuing
+/// hierarchy by running `exe ceremony …` for each ceremony not yet run.
+fn prepare(layout: &Layout, args: &DevArgs, exe: &Path) -> anyhow::Result<IssuerKeys> {
     let clock = SystemClock;
-    for dir in ["pki", "config", "db", "logs", "run"] {
+    for dir in ["pki", "config", "db", "logs", "run", "ceremony"] {
         std::fs::create_dir_all(layout.root.join(dir))
             .with_context(|| format!("creating {}", layout.root.join(dir).display()))?;
     }
     private_dir(&layout.root.join("ca-keys"))?;
 
-    if !layout.issuer_keys("intermediate.key").exists() {
-        println!("basalt dev: creating the dev root and intermediate");
-        basalt_ca::pki::generate_hierarchy(&layout.root.join("ca-keys"), &clock)?;
-    }
-    if !layout.pki("intermediate-x2.pem").exists() {
-        // A second root and the same intermediate cross-signed by it, so the WFE
-        // has an alternate chain to offer (RFC 8555 §7.4.2), as Let's Encrypt does.
-        basalt_ca::pki::generate_cross_signed_chain(
-            &layout.root.join("ca-keys"),
-            &layout.root.join("pki"),
-            &clock,
-        )?;
-    }
-    // The certificates are public; only the CA's config names the key files.
-    for cert in ["root.pem", "intermediate.pem"] {
-        std::fs::copy(layout.issuer_keys(cert), layout.pki(cert))
-            .with_context(|| format!("publishing {cert}"))?;
-    }
+    check_key_location(layout, args.ca_keys)?;
+    let keys = match args.ca_keys {
+        CaKeys::File => IssuerKeys {
+            store: DevKeyStore::Files(layout.root.join("ca-keys")),
+            softhsm_conf: None,
+        },
+        CaKeys::Softhsm => prepare_softhsm(layout)?,
+    };
+    let pki = layout.issuing_pki(keys.store.clone());
+    run_ceremonies(exe, layout, &pki, keys.softhsm_conf.as_deref(), clock.now())?;
+    // The roots clients trust for the default chains, ECDSA and RSA.
+    pki.write_root_bundle()?;
 
     // A run with more remote VAs than before lacks their certificates, and so
     // makes the whole internal PKI afresh; every service reads it as it starts.
@@ -643,6 +692,157 @@ fn prepare(layout: &Layout, args: &DevArgs) -> anyhow::Result<()> {
         &layout.pki("wfe-https.key"),
         &clock,
     )?;
+    Ok(keys)
+}
+
+/// Records, on the first run, where this data directory keeps its CA keys, and
+/// refuses a later run that asks for the other place: a hierarchy is never made
+/// half in files and half in a token.
+fn check_key_location(layout: &Layout, wanted: CaKeys) -> anyhow::Result<()> {
+    let record = layout.issuer_keys("location");
+    let found = match std::fs::read_to_string(&record) {
+        Ok(text) => text.trim().to_owned(),
+        Err(err) if err.kind() == std::io::ErrorKind::NotFound => {
+            // A hierarchy without the record (removed by hand) shows where its
+            // first key is.
+            if layout.issuer_keys("root-ecdsa.key").exists() {
+                CaKeys::File.name().to_owned()
+            } else if layout.pki("root-ecdsa.pem").exists() {
+                CaKeys::Softhsm.name().to_owned()
+            } else {
+                wanted.name().to_owned()
+            }
+        }
+        Err(err) => {
+            return Err(err).with_context(|| format!("reading {}", record.display()));
+        }
+    };
+    if found != wanted.name() {
+        bail!(
+            "the data directory {} keeps its CA keys in {found} (it was prepared with \
+             --ca-keys {found}); run with --ca-keys {found}, or use another --data-dir \
+             for --ca-keys {}",
+            layout.root.display(),
+            wanted.name()
+        );
+    }
+    write(&record, &format!("{found}\n"))
+}
+
+/// Prepares the SoftHSM2 token the keys live in: its configuration under
+/// `DIR/softhsm`, PINs made once (random, in owner-only files under `DIR/ca-keys`),
+/// and the token "basalt-dev", initialised once.
+fn prepare_softhsm(layout: &Layout) -> anyhow::Result<IssuerKeys> {
+    let module = basalt_ca::softhsm::module_path().context(
+        "--ca-keys softhsm needs SoftHSM2: apt-get install softhsm2 \
+         (or set BASALT_SOFTHSM_MODULE to its PKCS#11 module)",
+    )?;
+    let dir = layout.root.join("softhsm");
+    private_dir(&dir)?;
+    let conf = basalt_ca::softhsm::write_config(&dir)?;
+    let so_pin = pin(&layout.issuer_keys("softhsm-so.pin"))?;
+    let user_pin_file = layout.issuer_keys("softhsm-user.pin");
+    let user_pin = pin(&user_pin_file)?;
+    let tokens = dir.join("tokens");
+    let initialised = std::fs::read_dir(&tokens)
+        .with_context(|| format!("reading {}", tokens.display()))?
+        .next()
+        .is_some();
+    if !initialised {
+        println!("basalt dev: initialising the SoftHSM2 token {DEV_TOKEN_LABEL:?}");
+        basalt_ca::softhsm::init_token(&conf, DEV_TOKEN_LABEL, &so_pin, &user_pin)?;
+    }
+    Ok(IssuerKeys {
+        store: DevKeyStore::Token {
+            module,
+            token_label: DEV_TOKEN_LABEL.to_owned(),
+            pin_file: user_pin_file,
+        },
+        softhsm_conf: Some(conf),
+    })
+}
+
+/// The PIN in `path`, made (32 random hex digits, mode 0600) if the file is new.
+fn pin(path: &Path) -> anyhow::Result<String> {
+    use std::io::Write;
+    use std::os::unix::fs::OpenOptionsExt;
+
+    if let Ok(text) = std::fs::read_to_string(path) {
+        let pin = text.trim();
+        if pin.len() < 4 {
+            bail!("{} holds no PIN", path.display());
+        }
+        return Ok(pin.to_owned());
+    }
+    let mut random = [0u8; 16];
+    ring::rand::SecureRandom::fill(&ring::rand::SystemRandom::new(), &mut random)
+        .map_err(|_| anyhow::anyhow!("the system random number generator failed"))?;
+    let pin: String = random.iter().map(|b| format!("{b:02x}")).collect();
+    let mut file = std::fs::OpenOptions::new()
+        .write(true)
+        .create_new(true)
+        .mode(0o600)
+        .open(path)
+        .with_context(|| format!("creating {}", path.display()))?;
+    file.write_all(format!("{pin}\n").as_bytes())
+        .and_then(|()| file.sync_all())
+        .with_context(|| format!("writing {}", path.display()))?;
+    Ok(pin)
+}
+
+/// Runs, in order, the ceremonies of `pki` whose certificates do not exist yet:
+/// writes each config to `DIR/ceremony/<name>.toml` and runs
+/// `exe ceremony <kind> --config <it>` as a child process, with `SOFTHSM2_CONF`
+/// when the keys are in a token (SoftHSM reads it as the module loads).
+fn run_ceremonies(
+    exe: &Path,
+    layout: &Layout,
+    pki: &DevIssuingPki,
+    softhsm_conf: Option<&Path>,
+    now: time::OffsetDateTime,
+) -> anyhow::Result<()> {
+    for ceremony in pki.ceremonies(now)? {
+        if ceremony.certificate.exists() {
+            continue;
+        }
+        let config = layout.ceremony(ceremony.name);
+        write(&config, &ceremony.config)?;
+        println!(
+            "basalt dev: the {} ceremony ({})",
+            ceremony.name, ceremony.kind
+        );
+        let mut command = std::process::Command::new(exe);
+        command
+            .arg("ceremony")
+            .arg(ceremony.kind.name())
+            .arg("--config")
+            .arg(&config)
+            .stdin(Stdio::null());
+        match softhsm_conf {
+            Some(conf) => command.env(basalt_ca::softhsm::CONF_ENV, conf),
+            None => command.env_remove(basalt_ca::softhsm::CONF_ENV),
+        };
+        let output = command
+            .output()
+            .with_context(|| format!("running the {} ceremony", ceremony.name))?;
+        print!("{}", String::from_utf8_lossy(&output.stdout));
+        if !output.status.success() {
+            bail!(
+                "the {} ceremony ({}) failed ({}): {}",
+                ceremony.name,
+                config.display(),
+                output.status,
+                String::from_utf8_lossy(&output.stderr).trim()
+            );
+        }
+        if !ceremony.certificate.exists() {
+            bail!(
+                "the {} ceremony succeeded but wrote no {}",
+                ceremony.name,
+                ceremony.certificate.display()
+            );
+        }
+    }
     Ok(())
 }
 
@@ -665,6 +865,20 @@ fn q(value: impl AsRef<str>) -> String {
 
 fn qp(path: &Path) -> String {
     q(path.to_string_lossy())
+}
+
+/// The `key = …` or `pkcs11 = { … }` line of an issuer.
+fn key_location(source: &KeySource) -> String {
+    match source {
+        KeySource::File(path) => format!("key = {}", qp(path)),
+        KeySource::Pkcs11(config) => format!(
+            "pkcs11 = {{ module = {}, token_label = {}, key_label = {}, pin_file = {} }}",
+            qp(&config.module),
+            q(&config.token_label),
+            q(&config.key_label),
+            qp(&config.pin_file)
+        ),
+    }
 }
 
 fn tls_block(layout: &Layout, name: &str) -> String {
@@ -703,9 +917,22 @@ const CONFIG_HEADER: &str =
 
 /// Every service's config, from the flags. The CA's is the only one that names
 /// the issuer key.
-fn render_configs(layout: &Layout, args: &DevArgs, ports: &Ports) -> Vec<(&'static str, String)> {
+fn render_configs(
+    layout: &Layout,
+    args: &DevArgs,
+    ports: &Ports,
+    keys: &DevKeyStore,
+) -> Vec<(&'static str, String)> {
     let base_url = base_url(args);
     let header = CONFIG_HEADER;
+    let ocsp_url = args
+        .ocsp_url
+        .clone()
+        .unwrap_or_else(|| format!("http://{}/", ports.ocsp));
+    // The responder serves the intermediates beside its OCSP answers, and every
+    // certificate names its issuer's there (authorityInfoAccess caIssuers).
+    let issuers_url = format!("{}/issuers/", ocsp_url.trim_end_matches('/'));
+    let pki = layout.issuing_pki(keys.clone());
 
     let sa = format!(
         "{header}{}\n{}\n[database]\nurl = {}\n",
@@ -726,8 +953,22 @@ fn render_configs(layout: &Layout, args: &DevArgs, ports: &Ports) -> Vec<(&'stat
             .unwrap_or_else(|| { format!("sqlite://{}", layout.database().to_string_lossy()) })),
     );
 
+    // ECDSA first: the issuer of every key that is not RSA. No chain: clients
+    // have the roots.
+    let ca_issuers: String = pki
+        .issuers()
+        .iter()
+        .map(|issuer| {
+            format!(
+                "[[issuers]]\ncert = {}\n{}\nissuer_url = {}\n\n",
+                qp(&issuer.cert),
+                key_location(&issuer.key),
+                q(format!("{issuers_url}{}.der", issuer.name)),
+            )
+        })
+        .collect();
     let ca = format!(
-        "{header}default_profile = {}\n\n{}\n{}\n{}\n[issuer]\ncert = {}\nkey = {}\n\n{}",
+        "{header}default_profile = {}\n\n{}\n{}\n{}\n{ca_issuers}{}",
         q(&args.default_profile),
         grpc_block(
             ports.ca,
@@ -738,14 +979,7 @@ fn render_configs(layout: &Layout, args: &DevArgs, ports: &Ports) -> Vec<(&'stat
         ),
         tls_block(layout, "ca"),
         client_block("sa", ports.sa, "sa"),
-        qp(&layout.issuer_keys("intermediate.pem")),
-        qp(&layout.issuer_keys("intermediate.key")),
-        ca_profiles(
-            &args
-                .ocsp_url
-                .clone()
-                .unwrap_or_else(|| format!("http://{}/", ports.ocsp))
-        ),
+        ca_profiles(&ocsp_url),
     );
 
     let va = va_config(
@@ -781,7 +1015,7 @@ fn render_configs(layout: &Layout, args: &DevArgs, ports: &Ports) -> Vec<(&'stat
 
     let wfe = format!(
         "{header}listen = {}\nbase_url = {}\n\
-         # The dev intermediate cross-signed by Basalt Dev Root X2 (RFC 8555 §7.4.2).\n\
+         # The ECDSA intermediate cross-signed by Basalt Dev Root X2 (RFC 8555 §7.4.2).\n\
          alternate_chains = [{}]\n\n[https]\ncert = {}\nkey = {}\n\n{}\n{}\n{}\n{}\n\
          [eab]\nrequired = {}\n\n{}",
         q(args.listen.to_string()),
@@ -797,10 +1031,20 @@ fn render_configs(layout: &Layout, args: &DevArgs, ports: &Ports) -> Vec<(&'stat
         wfe_profiles(),
     );
 
+    let ocsp_issuers: String = pki
+        .issuers()
+        .iter()
+        .map(|issuer| {
+            format!(
+                "[[issuers]]\ncert = {}\npath = {}\n\n",
+                qp(&issuer.cert),
+                q(format!("/issuers/{}.der", issuer.name)),
+            )
+        })
+        .collect();
     let ocsp = format!(
-        "{header}listen = {}\nissuer_cert = {}\nmax_age = \"1h\"\n\n{}\n{}\n{}",
+        "{header}listen = {}\nmax_age = \"1h\"\n\n{ocsp_issuers}{}\n{}\n{}",
         q(ports.ocsp.to_string()),
-        qp(&layout.pki("intermediate.pem")),
         tls_block(layout, "ocsp"),
         client_block("sa", ports.sa, "sa"),
         client_block("ca", ports.ca, "ca"),
@@ -917,6 +1161,15 @@ fn start(exe: &Path, layout: &Layout, service: Service) -> anyhow::Result<Proces
         // Its own process group: Ctrl-C reaches the launcher, which stops the
         // services in order, rather than every process at once.
         .process_group(0);
+    // Only the CA opens the issuer keys, so only it is told where the token is.
+    match &layout.softhsm_conf {
+        Some(conf) if service.command == "ca" => {
+            command.env(basalt_ca::softhsm::CONF_ENV, conf);
+        }
+        _ => {
+            command.env_remove(basalt_ca::softhsm::CONF_ENV);
+        }
+    }
     let mut child = tokio::process::Command::from(command)
         .kill_on_drop(true)
         .spawn()
@@ -1055,6 +1308,27 @@ mod tests {
             default_profile: DEFAULT_PROFILE.to_owned(),
             ocsp_url: None,
             remote_vas: DEFAULT_REMOTE_VAS,
+            ca_keys: CaKeys::File,
+        }
+    }
+
+    /// Where `args`' keys are, as [`prepare`] would find them.
+    fn key_store(args: &DevArgs) -> DevKeyStore {
+        let keys = args.data_dir.join("ca-keys");
+        match args.ca_keys {
+            CaKeys::File => DevKeyStore::Files(keys),
+            CaKeys::Softhsm => DevKeyStore::Token {
+                module: PathBuf::from("/usr/lib/softhsm/libsofthsm2.so"),
+                token_label: DEV_TOKEN_LABEL.to_owned(),
+                pin_file: keys.join("softhsm-user.pin"),
+            },
+        }
+    }
+
+    fn softhsm_args() -> DevArgs {
+        DevArgs {
+            ca_keys: CaKeys::Softhsm,
+            ..args()
         }
     }
 
@@ -1063,11 +1337,9 @@ mod tests {
     }
 
     fn configs_with(args: &DevArgs) -> Vec<(&'static str, String)> {
-        let layout = Layout {
-            root: args.data_dir.clone(),
-        };
+        let layout = Layout::new(args.data_dir.clone());
         let ports = Ports::new(args.port_base, args.remote_vas).unwrap();
-        render_configs(&layout, args, &ports)
+        render_configs(&layout, args, &ports, &key_store(args))
     }
 
     fn config<T: serde::de::DeserializeOwned>(configs: &[(&str, String)], name: &str) -> T {
@@ -1088,7 +1360,7 @@ mod tests {
 
     #[test]
     fn generated_configs_parse_as_each_service_expects() {
-        for (service, text) in configs() {
+        for (service, text) in configs().into_iter().chain(configs_with(&softhsm_args())) {
             let parsed = match service {
                 "sa" => basalt_config::parse::<basalt_sa::SaConfig>(&text).map(drop),
                 "ca" => basalt_config::parse::<basalt_ca::CaConfig>(&text).map(drop),
@@ -1364,7 +1636,7 @@ mod tests {
         let exe = root.join("fake-basalt");
         std::fs::write(&exe, format!("#!/bin/sh\n{script}\n")).unwrap();
         std::fs::set_permissions(&exe, std::fs::Permissions::from_mode(0o755)).unwrap();
-        (Layout { root }, exe)
+        (Layout::new(root), exe)
     }
 
     fn pid_in_file(layout: &Layout, service: &str) -> Option<u32> {
@@ -1467,14 +1739,331 @@ exec cat >/dev/null"#,
     }
 
     #[test]
-    fn only_the_ca_config_names_the_issuer_key() {
-        for (service, text) in configs() {
+    fn only_the_ca_config_names_the_issuer_keys() {
+        for args in [args(), softhsm_args()] {
+            for (service, text) in configs_with(&args) {
+                let ca = service == "ca";
+                assert_eq!(text.contains("ca-keys"), ca, "{service}.toml:\n{text}");
+                assert_eq!(
+                    text.contains("pkcs11"),
+                    ca && args.ca_keys == CaKeys::Softhsm,
+                    "{service}.toml:\n{text}"
+                );
+                assert!(!text.contains("root-ecdsa.key"), "{service}.toml:\n{text}");
+            }
+        }
+    }
+
+    #[test]
+    fn the_ca_issues_from_the_ecdsa_then_the_rsa_intermediate() {
+        let pki = PathBuf::from("/var/lib/basalt dev/pki");
+        let keys = PathBuf::from("/var/lib/basalt dev/ca-keys");
+        let file: basalt_ca::CaConfig = config(&configs(), "ca");
+        let token: basalt_ca::CaConfig = config(&configs_with(&softhsm_args()), "ca");
+        for config in [&file, &token] {
+            assert_eq!(config.issuers.len(), 2);
+            for (issuer, name) in config.issuers.iter().zip(["ecdsa", "rsa"]) {
+                assert_eq!(issuer.cert, pki.join(format!("intermediate-{name}.pem")));
+                assert_eq!(
+                    issuer.issuer_url.as_deref(),
+                    Some(format!("http://127.0.0.1:14104/issuers/{name}.der").as_str())
+                );
+                assert!(issuer.chain.is_empty(), "the roots are left out");
+            }
+        }
+        for (index, name) in ["ecdsa", "rsa"].into_iter().enumerate() {
+            let block = format!("issuers[{index}]");
             assert_eq!(
-                text.contains("intermediate.key") || text.contains("root.key"),
-                service == "ca",
-                "{service}.toml:\n{text}"
+                file.issuers[index].key_source(&block),
+                Ok(KeySource::File(
+                    keys.join(format!("intermediate-{name}.key"))
+                ))
+            );
+            assert_eq!(
+                token.issuers[index].key_source(&block),
+                Ok(KeySource::Pkcs11(basalt_ca::Pkcs11Config {
+                    module: PathBuf::from("/usr/lib/softhsm/libsofthsm2.so"),
+                    token_label: "basalt-dev".to_owned(),
+                    key_label: format!("intermediate-{name}"),
+                    pin_file: keys.join("softhsm-user.pin"),
+                }))
             );
         }
+        // The profiles' OCSP URL and the issuers' URLs share the responder's base.
+        let args = DevArgs {
+            ocsp_url: Some("http://ocsp.lab.example".to_owned()),
+            ..args()
+        };
+        let ca: basalt_ca::CaConfig = config(&configs_with(&args), "ca");
+        assert_eq!(
+            ca.issuers[1].issuer_url.as_deref(),
+            Some("http://ocsp.lab.example/issuers/rsa.der")
+        );
+        assert_eq!(
+            ca.profiles["classic"].ocsp_url.as_deref(),
+            Some("http://ocsp.lab.example")
+        );
+    }
+
+    #[test]
+    fn the_ocsp_responder_serves_both_intermediates() {
+        let ocsp: basalt_ocsp::OcspConfig = config(&configs(), "ocsp");
+        let issuers: Vec<(PathBuf, Option<String>)> = ocsp
+            .issuers
+            .iter()
+            .map(|issuer| (issuer.cert.clone(), issuer.path.clone()))
+            .collect();
+        assert_eq!(
+            issuers,
+            [
+                (
+                    PathBuf::from("/var/lib/basalt dev/pki/intermediate-ecdsa.pem"),
+                    Some("/issuers/ecdsa.der".to_owned())
+                ),
+                (
+                    PathBuf::from("/var/lib/basalt dev/pki/intermediate-rsa.pem"),
+                    Some("/issuers/rsa.der".to_owned())
+                ),
+            ]
+        );
+    }
+
+    /// `prepare` on a fresh data directory under a temporary directory, with
+    /// `fake-basalt` standing in for the basalt binary: it records each call (with
+    /// its `SOFTHSM2_CONF`) in `fake-basalt.calls`, writes a placeholder where the
+    /// ceremony config says the certificate goes, and exits with `status`.
+    fn prepare_with(name: &str, ca_keys: CaKeys, status: u8) -> (DevArgs, PathBuf) {
+        let (layout, exe) = fake_service(
+            name,
+            &format!(
+                r#"echo "$* conf=${{SOFTHSM2_CONF-unset}}" >> "$0.calls"
+cert=$(sed -n 's/^certificate = "\(.*\)"$/\1/p' "$4" | tail -n 1)
+[ {status} -eq 0 ] || {{ echo "no such key" >&2; exit {status}; }}
+echo "placeholder for $2" > "$cert"
+echo "$2 ceremony: certificate made and verified""#
+            ),
+        );
+        let args = DevArgs {
+            data_dir: layout.root.join("data"),
+            ca_keys,
+            ..args()
+        };
+        (args, exe)
+    }
+
+    fn calls(exe: &Path) -> Vec<String> {
+        std::fs::read_to_string(exe.with_file_name("fake-basalt.calls"))
+            .unwrap_or_default()
+            .lines()
+            .map(str::to_owned)
+            .collect()
+    }
+
+    #[test]
+    fn the_ceremonies_run_once_as_child_processes() {
+        let (args, exe) = prepare_with("ceremonies", CaKeys::File, 0);
+        let layout = Layout::new(args.data_dir.clone());
+        let keys = prepare(&layout, &args, &exe).unwrap();
+        assert_eq!(keys.store, DevKeyStore::Files(layout.root.join("ca-keys")));
+        assert_eq!(keys.softhsm_conf, None);
+        let expected: Vec<String> = [
+            ("root", "root-ecdsa"),
+            ("intermediate", "intermediate-ecdsa"),
+            ("root", "root-rsa"),
+            ("intermediate", "intermediate-rsa"),
+            ("root", "root-x2"),
+            ("cross-sign", "intermediate-x2"),
+        ]
+        .iter()
+        .map(|(kind, name)| {
+            format!(
+                "ceremony {kind} --config {} conf=unset",
+                layout.ceremony(name).display()
+            )
+        })
+        .collect();
+        assert_eq!(calls(&exe), expected);
+        // Each config is kept, and is what `basalt ceremony` parses.
+        let root = std::fs::read_to_string(layout.ceremony("root-rsa")).unwrap();
+        let parsed =
+            basalt_ca::ceremony::Ceremony::parse(basalt_ca::ceremony::CeremonyKind::Root, &root)
+                .unwrap();
+        assert_eq!(parsed.outputs(), [layout.pki("root-rsa.pem").as_path()]);
+        assert!(root.contains("algorithm = \"rsa-4096\""), "{root}");
+        // root.pem is both roots.
+        assert_eq!(
+            std::fs::read_to_string(layout.pki("root.pem")).unwrap(),
+            "placeholder for root\nplaceholder for root\n"
+        );
+        assert!(!layout.pki("intermediate.pem").exists());
+        {
+            use std::os::unix::fs::PermissionsExt;
+            let mode = std::fs::metadata(layout.root.join("ca-keys"))
+                .unwrap()
+                .permissions()
+                .mode();
+            assert_eq!(mode & 0o777, 0o700);
+        }
+
+        // A second run has nothing left to make.
+        prepare(&layout, &args, &exe).unwrap();
+        assert_eq!(calls(&exe).len(), expected.len());
+
+        // Nor may it move the keys into a token.
+        let switched = DevArgs {
+            ca_keys: CaKeys::Softhsm,
+            ..args
+        };
+        let err = prepare(&layout, &switched, &exe).err().unwrap().to_string();
+        assert!(
+            err.contains("keeps its CA keys in file") && err.contains("run with --ca-keys file"),
+            "{err}"
+        );
+        assert!(!layout.root.join("softhsm").exists());
+        std::fs::remove_dir_all(layout.root.parent().unwrap()).unwrap();
+    }
+
+    #[test]
+    fn a_failed_ceremony_stops_the_preparation() {
+        let (args, exe) = prepare_with("failed-ceremony", CaKeys::File, 3);
+        let layout = Layout::new(args.data_dir.clone());
+        let err = prepare(&layout, &args, &exe).err().unwrap().to_string();
+        assert!(err.contains("the root-ecdsa ceremony"), "{err}");
+        assert!(err.contains("no such key"), "{err}");
+        assert_eq!(calls(&exe).len(), 1, "nothing after a failure");
+        std::fs::remove_dir_all(layout.root.parent().unwrap()).unwrap();
+    }
+
+    /// Needs SoftHSM2 (DESIGN.md lists it on every machine): fails without it.
+    #[test]
+    fn softhsm_keys_live_in_a_token_made_once() {
+        let (args, exe) = prepare_with("softhsm", CaKeys::Softhsm, 0);
+        let layout = Layout::new(args.data_dir.clone());
+        let keys = prepare(&layout, &args, &exe).unwrap();
+        let conf = keys.softhsm_conf.clone().unwrap();
+        assert_eq!(
+            conf,
+            std::fs::canonicalize(layout.root.join("softhsm/softhsm2.conf")).unwrap()
+        );
+        let pin_file = layout.issuer_keys("softhsm-user.pin");
+        assert_eq!(
+            keys.store,
+            DevKeyStore::Token {
+                module: basalt_ca::softhsm::module_path().unwrap(),
+                token_label: "basalt-dev".to_owned(),
+                pin_file: pin_file.clone(),
+            }
+        );
+        // Every ceremony ran with the token's configuration.
+        let calls = calls(&exe);
+        assert_eq!(calls.len(), 6);
+        for call in &calls {
+            assert!(
+                call.ends_with(&format!("conf={}", conf.display())),
+                "{call}"
+            );
+        }
+        let text = std::fs::read_to_string(layout.ceremony("intermediate-ecdsa")).unwrap();
+        let Ok(basalt_ca::ceremony::Ceremony::Intermediate(intermediate)) =
+            basalt_ca::ceremony::Ceremony::parse(
+                basalt_ca::ceremony::CeremonyKind::Intermediate,
+                &text,
+            )
+        else {
+            panic!("not an intermediate ceremony:\n{text}");
+        };
+        let new_key = intermediate.new_key.unwrap().pkcs11.unwrap();
+        assert_eq!(new_key.key_label, "intermediate-ecdsa");
+        assert_eq!(new_key.pin_file, pin_file);
+        assert_eq!(intermediate.parent.pkcs11.unwrap().key_label, "root-ecdsa");
+        // Random PINs, owner-only; the token exists.
+        let mut pins = Vec::new();
+        for file in ["softhsm-so.pin", "softhsm-user.pin"] {
+            use std::os::unix::fs::PermissionsExt;
+            let path = layout.issuer_keys(file);
+            let pin = std::fs::read_to_string(&path).unwrap();
+            assert!(
+                pin.trim().len() == 32 && pin.trim().bytes().all(|b| b.is_ascii_hexdigit()),
+                "{pin:?}"
+            );
+            let mode = std::fs::metadata(&path).unwrap().permissions().mode();
+            assert_eq!(mode & 0o777, 0o600, "{file}");
+            pins.push(pin);
+        }
+        assert_ne!(pins[0], pins[1]);
+        let tokens = || {
+            std::fs::read_dir(layout.root.join("softhsm/tokens"))
+                .unwrap()
+                .count()
+        };
+        assert_eq!(tokens(), 1);
+
+        // Again: the same PINs and token, no ceremony.
+        prepare(&layout, &args, &exe).unwrap();
+        assert_eq!(tokens(), 1);
+        assert_eq!(
+            std::fs::read_to_string(layout.issuer_keys("softhsm-user.pin")).unwrap(),
+            pins[1]
+        );
+        let switched = DevArgs {
+            ca_keys: CaKeys::File,
+            ..args
+        };
+        let err = prepare(&layout, &switched, &exe).err().unwrap().to_string();
+        assert!(err.contains("run with --ca-keys softhsm"), "{err}");
+        std::fs::remove_dir_all(layout.root.parent().unwrap()).unwrap();
+    }
+
+    #[tokio::test]
+    async fn only_the_ca_process_is_told_where_the_token_is() {
+        let (mut layout, exe) = fake_service(
+            "softhsm-env",
+            "echo \"$1 conf=${SOFTHSM2_CONF-unset}\"; exec cat >/dev/null",
+        );
+        layout.softhsm_conf = Some(PathBuf::from("/lab/softhsm/softhsm2.conf"));
+        let running = vec![
+            start(&exe, &layout, service("ca")).unwrap(),
+            start(&exe, &layout, service("nonce")).unwrap(),
+        ];
+        let deadline = Instant::now() + Duration::from_secs(30);
+        for (name, expected) in [
+            ("ca", "ca conf=/lab/softhsm/softhsm2.conf\n"),
+            ("nonce", "nonce conf=unset\n"),
+        ] {
+            while std::fs::read_to_string(layout.log(name))
+                .unwrap_or_default()
+                .is_empty()
+            {
+                assert!(
+                    Instant::now() < deadline,
+                    "the {name} service never started"
+                );
+                tokio::time::sleep(Duration::from_millis(50)).await;
+            }
+            assert_eq!(std::fs::read_to_string(layout.log(name)).unwrap(), expected);
+        }
+        stop_all(&layout, running).await;
+        std::fs::remove_dir_all(&layout.root).unwrap();
+    }
+
+    #[test]
+    fn ca_keys_are_in_files_unless_told() {
+        #[derive(Debug, clap::Parser)]
+        struct Cli {
+            #[command(flatten)]
+            dev: DevArgs,
+        }
+        use clap::Parser;
+
+        let parse = |flags: &[&str]| {
+            Cli::try_parse_from(std::iter::once("dev").chain(flags.iter().copied()))
+                .map(|cli| cli.dev.ca_keys)
+                .map_err(|err| err.to_string())
+        };
+        assert_eq!(parse(&[]), Ok(CaKeys::File));
+        assert_eq!(parse(&["--ca-keys", "softhsm"]), Ok(CaKeys::Softhsm));
+        assert_eq!(parse(&["--ca-keys", "file"]), Ok(CaKeys::File));
+        assert!(parse(&["--ca-keys", "hsm"]).is_err());
     }
 
     #[test]

@@ -1,7 +1,8 @@
 //! `basalt`: every Basalt service, and the lab launcher, in one binary.
 //!
 //! `basalt <service> --config FILE` runs one service as its own process;
-//! `basalt dev` starts them all on one machine with a generated PKI and SQLite.
+//! `basalt dev` starts them all on one machine with a generated PKI and SQLite;
+//! `basalt ceremony <kind> --config FILE` makes CA keys and certificates offline.
 
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -10,6 +11,7 @@ use clap::Parser;
 use clap::Subcommand;
 
 mod admin;
+mod ceremony;
 mod dev;
 mod services;
 mod shutdown;
@@ -44,6 +46,9 @@ enum Command {
     Nonce(ServiceArgs),
     /// Operator commands (external account binding keys, …).
     Admin(admin::AdminArgs),
+    /// A key ceremony: make a root, an intermediate, a cross-signed or a CRL
+    /// signing certificate (and its key) from a TOML file, offline.
+    Ceremony(ceremony::CeremonyArgs),
     /// Start a whole CA on this machine, each service as its own process.
     Dev(dev::DevArgs),
 }
@@ -129,6 +134,7 @@ fn main() -> ExitCode {
             Command::Ocsp(args) => services::run("ocsp", args, services::ocsp).await,
             Command::Nonce(args) => services::run("nonce", args, services::nonce).await,
             Command::Admin(args) => admin::run(args).await,
+            Command::Ceremony(args) => ceremony::run(args),
         }
     });
     match result {

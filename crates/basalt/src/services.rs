@@ -181,12 +181,27 @@ pub(crate) async fn va(path: PathBuf, stop: Shutdown) -> anyhow::Result<()> {
     Ok(())
 }
 
+/// The environment variable that arms the CA's crash test
+/// ([`basalt_ca::Ca::with_crash_trigger`]).
+const CA_CRASH_TRIGGER: &str = "BASALT_CA_CRASH_TRIGGER";
+
 pub(crate) async fn ca(path: PathBuf, stop: Shutdown) -> anyhow::Result<()> {
     let config: basalt_ca::CaConfig = load(&path)?;
     let sa = SaClient::new(channel(&config.sa, &config.tls)?);
-    let ca = basalt_ca::Ca::from_config(&config, Arc::new(sa), clock())
-        .context("loading the issuer")?
+    let mut ca = basalt_ca::Ca::from_config(&config, Arc::new(sa), clock())
+        .context("loading the issuers")?
         .with_ocsp_validity(config.ocsp.validity.0);
+    // Resilience tests only: see `Ca::with_crash_trigger`.
+    if let Some(trigger) = std::env::var_os(CA_CRASH_TRIGGER) {
+        tracing::warn!(
+            trigger = %Path::new(&trigger).display(),
+            "{CA_CRASH_TRIGGER} is set: the CA aborts after a precertificate while that file exists"
+        );
+        ca = ca.with_crash_trigger(trigger.into());
+    }
+    for issuer in ca.issuers() {
+        tracing::info!(issuer = ?issuer, "issuer loaded");
+    }
     let (issuer, signer) = basalt_grpc::ca_servers(Arc::new(ca));
     let server = GrpcServer::bind(&config.grpc, &config.tls).await?;
     tracing::info!(listen = %server.local_addr()?, "serving gRPC");
@@ -227,20 +242,24 @@ pub(crate) async fn wfe(path: PathBuf, stop: Shutdown) -> anyhow::Result<()> {
 
 pub(crate) async fn ocsp(path: PathBuf, stop: Shutdown) -> anyhow::Result<()> {
     let config: basalt_ocsp::OcspConfig = load(&path)?;
-    let issuer = basalt_grpc::tls::load_certs(&config.issuer_cert)?;
-    let issuer = issuer.first().context("issuer_cert holds no certificate")?;
+    config
+        .validate()
+        .map_err(|message| anyhow::anyhow!("invalid config file {}: {message}", path.display()))?;
+    let issuers = config.load_issuers()?;
     let sa = SaClient::new(channel(&config.sa, &config.tls)?);
     let ca = CaClient::new(channel(&config.ca, &config.tls)?);
     let responder = basalt_ocsp::Responder::new(
-        issuer,
+        issuers,
         Arc::new(sa),
         Arc::new(ca),
         clock(),
-        basalt_ocsp::ResponderSettings {
-            max_age: config.max_age.0,
-        },
+        config.settings(),
     )?;
-    tracing::info!(listen = %config.listen, "serving OCSP over HTTP");
+    tracing::info!(
+        listen = %config.listen,
+        issuers = config.issuers.len(),
+        "serving OCSP over HTTP"
+    );
     basalt_ocsp::serve(
         config.listen,
         basalt_ocsp::router(Arc::new(responder)),

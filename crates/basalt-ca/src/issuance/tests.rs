@@ -11,14 +11,14 @@ use x509_parser::extensions::GeneralName as X509GeneralName;
 use x509_parser::extensions::ParsedExtension;
 
 use super::*;
-use crate::pki;
 use crate::test_support::Call;
+use crate::test_support::CapturedLogs;
 use crate::test_support::FakeStorage;
 use crate::test_support::fixed_now;
 use crate::test_support::test_issuer;
+use crate::test_support::test_rsa_issuer;
 
 const RSA_KEY_A: &str = include_str!("../../testdata/rsa-2048-a.key");
-const RSA_KEY_B: &str = include_str!("../../testdata/rsa-2048-b.key");
 
 /// A CSR whose own names and subject must be ignored by the CA.
 fn csr(key: &KeyPair) -> Vec<u8> {
@@ -320,14 +320,19 @@ async fn lint_failure_signs_nothing_with_the_issuer_key() {
         .unwrap_err();
     assert_eq!(err.kind, ErrorKind::Internal);
     assert!(err.detail.contains("names_lowercase"), "{}", err.detail);
-    // The serial was recorded first; no precertificate and no certificate follow.
+    // The serial was recorded first; no precertificate and no certificate follow,
+    // and the issuer key signed nothing.
     let calls = storage.calls();
     assert_eq!(calls.len(), 1, "{calls:?}");
     assert!(matches!(calls[0], Call::Serial(_)));
+    assert_eq!(ca.issuer().signatures(), 0);
 }
 
+/// Issue 6: a profile asking for 400 days makes the linter fail; issuance is
+/// refused, the issuer key signs nothing, and the audit log says why.
 #[tokio::test]
-async fn too_long_validity_fails_lints() {
+async fn a_400_day_profile_fails_lints_with_nothing_signed_and_an_audit_line() {
+    let logs = CapturedLogs::start();
     let (issuer, _) = test_issuer();
     let profile = Profile {
         validity: Duration::from_secs(400 * 86_400),
@@ -339,12 +344,105 @@ async fn too_long_validity_fails_lints() {
         .issue_certificate(request(csr(&key), vec![Identifier::dns("a.example")]))
         .await
         .unwrap_err();
+    assert_eq!(err.kind, ErrorKind::Internal);
     assert!(
-        err.detail.contains("validity_max_398_days"),
+        err.detail.contains("validity_within_br_limit"),
         "{}",
         err.detail
     );
-    assert_eq!(storage.calls().len(), 1);
+    // Only the serial was recorded: no precertificate, no certificate, and not
+    // one signature by the issuer key.
+    let calls = storage.calls();
+    assert_eq!(calls.len(), 1, "{calls:?}");
+    let Call::Serial(serial) = &calls[0] else {
+        panic!("expected the serial first, got {calls:?}");
+    };
+    assert_eq!(ca.issuer().signatures(), 0);
+    let audit = logs
+        .lines()
+        .into_iter()
+        .filter(|line| line.contains("audit") && line.contains("failed linting"))
+        .collect::<Vec<_>>();
+    assert_eq!(audit.len(), 1, "{:?}", logs.lines());
+    for expected in [
+        "ERROR",
+        "certificate failed linting, not signed",
+        &format!("serial={serial}"),
+        "rules=validity_within_br_limit",
+        "names=a.example",
+        "order_id=9",
+    ] {
+        assert!(audit[0].contains(expected), "{expected:?} in {}", audit[0]);
+    }
+}
+
+/// Two hierarchies: an RSA CSR gets a leaf from the RSA issuer, an ECDSA CSR one
+/// from the ECDSA issuer, each with its own chain and caIssuers URL.
+#[tokio::test]
+async fn the_issuer_is_chosen_by_the_csr_key_type() {
+    let (ecdsa, _) = test_issuer();
+    let ecdsa = ecdsa.with_issuer_url("http://issuers.example/ecdsa.der");
+    let (rsa, rsa_cert) = test_rsa_issuer();
+    let rsa = rsa.with_issuer_url("http://issuers.example/rsa.der");
+    let storage = Arc::new(FakeStorage::default());
+    let clock = Arc::new(FixedClock::new(fixed_now()));
+    let ca = Ca::new(ecdsa, Profiles::default(), storage, clock).with_issuer(rsa);
+    let (ecdsa, rsa) = (&ca.issuers()[0], &ca.issuers()[1]);
+
+    for (key, issuer, url) in [
+        (
+            KeyPair::from_pem(RSA_KEY_A).unwrap(),
+            rsa,
+            "http://issuers.example/rsa.der",
+        ),
+        (
+            KeyPair::generate_for(&rcgen::PKCS_ECDSA_P384_SHA384).unwrap(),
+            ecdsa,
+            "http://issuers.example/ecdsa.der",
+        ),
+        (
+            KeyPair::generate().unwrap(),
+            ecdsa,
+            "http://issuers.example/ecdsa.der",
+        ),
+    ] {
+        let before = (ecdsa.signatures(), rsa.signatures());
+        let issued = ca
+            .issue_certificate(request(csr(&key), vec![Identifier::dns("a.example")]))
+            .await
+            .unwrap();
+        let leaf = parse(&issued.der);
+        let issuer_cert = parse(issuer.cert_der());
+        assert_eq!(leaf.issuer().as_raw(), issuer_cert.subject().as_raw());
+        assert_eq!(aki(&leaf), ski(&issuer_cert));
+        leaf.verify_signature(Some(issuer_cert.public_key()))
+            .unwrap();
+        assert_eq!(issued.chain, issuer.chain());
+        assert_eq!(ca_issuers_urls(&leaf), [url]);
+        let after = (ecdsa.signatures(), rsa.signatures());
+        if issuer.is_rsa() {
+            assert_eq!(after, (before.0, before.1 + 1));
+        } else {
+            assert_eq!(after, (before.0 + 1, before.1));
+        }
+    }
+    assert_eq!(parse(rsa.cert_der()).as_ref(), parse(&rsa_cert).as_ref());
+}
+
+/// The caIssuers URLs of a certificate's authorityInfoAccess.
+fn ca_issuers_urls(cert: &X509Certificate<'_>) -> Vec<String> {
+    cert.iter_extensions()
+        .filter_map(|ext| match ext.parsed_extension() {
+            ParsedExtension::AuthorityInfoAccess(aia) => Some(aia),
+            _ => None,
+        })
+        .flat_map(|aia| aia.accessdescs.iter())
+        .filter(|desc| desc.access_method.to_id_string() == "1.3.6.1.5.5.7.48.2")
+        .filter_map(|desc| match &desc.access_location {
+            X509GeneralName::URI(uri) => Some((*uri).to_owned()),
+            _ => None,
+        })
+        .collect()
 }
 
 #[tokio::test]
@@ -406,23 +504,7 @@ async fn rsa_subject_keys_get_key_encipherment() {
 
 #[tokio::test]
 async fn rsa_issuer_signs_the_linted_tbs() {
-    let root = pki::new_root(pki::ROOT_CN, 1, 3650, fixed_now()).unwrap();
-    let rsa_key = KeyPair::from_pem(RSA_KEY_B).unwrap();
-    let mut params = CertificateParams::default();
-    params.distinguished_name = DistinguishedName::new();
-    params
-        .distinguished_name
-        .push(DnType::CommonName, "Basalt Test RSA Intermediate");
-    params.is_ca = IsCa::Ca(rcgen::BasicConstraints::Constrained(0));
-    params.key_usages = vec![
-        KeyUsagePurpose::KeyCertSign,
-        KeyUsagePurpose::DigitalSignature,
-    ];
-    params.not_before = fixed_now() - time::Duration::days(1);
-    params.not_after = fixed_now() + time::Duration::days(365);
-    let root_issuer = rcgen::Issuer::from_params(&root.params, &root.key);
-    let cert = params.signed_by(&rsa_key, &root_issuer).unwrap();
-    let issuer = Issuer::from_der(cert.der().to_vec(), rsa_key).unwrap();
+    let (issuer, cert) = test_rsa_issuer();
     let (ca, storage) = ca_with(issuer, Profile::default());
 
     let key = KeyPair::generate().unwrap();
@@ -431,7 +513,7 @@ async fn rsa_issuer_signs_the_linted_tbs() {
         .await
         .unwrap();
     let leaf = parse(&issued.der);
-    let intermediate = parse(cert.der());
+    let intermediate = parse(&cert);
     leaf.verify_signature(Some(intermediate.public_key()))
         .unwrap();
     let calls = storage.calls();

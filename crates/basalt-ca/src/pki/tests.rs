@@ -13,9 +13,7 @@ use x509_parser::prelude::FromDer;
 
 use super::*;
 use crate::Ca;
-use crate::Issuer;
-use crate::Profile;
-use crate::Profiles;
+use crate::ceremony::Ceremony;
 use crate::issuer::pem_certificates;
 use crate::test_support::FakeStorage;
 use crate::test_support::TempDir;
@@ -26,10 +24,13 @@ fn clock() -> FixedClock {
 }
 
 fn load(path: &Path) -> Vec<u8> {
-    let pem = fs::read(path).unwrap();
-    let mut certs = pem_certificates(&pem).unwrap();
-    assert_eq!(certs.len(), 1);
+    let mut certs = load_all(path);
+    assert_eq!(certs.len(), 1, "{}", path.display());
     certs.remove(0)
+}
+
+fn load_all(path: &Path) -> Vec<Vec<u8>> {
+    pem_certificates(&fs::read(path).unwrap()).unwrap()
 }
 
 fn parse(der: &[u8]) -> X509Certificate<'_> {
@@ -83,119 +84,371 @@ fn assert_owner_only(path: &Path) {
 #[cfg(not(unix))]
 fn assert_owner_only(_: &Path) {}
 
-#[tokio::test]
-async fn hierarchy_chains_and_issues() {
-    let dir = TempDir::new();
-    let out = dir.path().join("pki");
-    let hierarchy = generate_hierarchy(&out, &clock()).unwrap();
-    assert_eq!(hierarchy.root.cert, out.join("root.pem"));
-    assert_eq!(hierarchy.intermediate.key, out.join("intermediate.key"));
-    assert_owner_only(&hierarchy.root.key);
-    assert_owner_only(&hierarchy.intermediate.key);
+/// The dev issuing hierarchy with file keys, made in `dir` by running its
+/// ceremonies in order (as `basalt dev` does, in this process).
+fn dev_pki(dir: &Path) -> DevIssuingPki {
+    let pki = DevIssuingPki::new(dir.join("pki"), DevKeyStore::Files(dir.join("ca-keys")));
+    create_dir(&pki.dir).unwrap();
+    create_dir(&dir.join("ca-keys")).unwrap();
+    for ceremony in pki.ceremonies(fixed_now()).unwrap() {
+        let parsed = Ceremony::parse(ceremony.kind, &ceremony.config)
+            .unwrap_or_else(|err| panic!("{}: {err}\n{}", ceremony.name, ceremony.config));
+        let summary = parsed.run().unwrap();
+        assert_eq!(summary.outputs, [ceremony.certificate]);
+    }
+    pki.write_root_bundle().unwrap();
+    pki
+}
 
-    let root_der = load(&hierarchy.root.cert);
-    let intermediate_der = load(&hierarchy.intermediate.cert);
-    let root = parse(&root_der);
-    let intermediate = parse(&intermediate_der);
-    root.verify_signature(None).unwrap();
-    intermediate
-        .verify_signature(Some(root.public_key()))
-        .unwrap();
-    assert_eq!(common_name(&root), ROOT_CN);
-    assert_eq!(common_name(&intermediate), INTERMEDIATE_CN);
-    let bc = root.basic_constraints().unwrap().unwrap().value;
-    assert!(bc.ca && bc.path_len_constraint == Some(1));
-    let bc = intermediate.basic_constraints().unwrap().unwrap().value;
-    assert!(bc.ca && bc.path_len_constraint == Some(0));
-    let ku = intermediate.key_usage().unwrap().unwrap().value;
-    assert!(ku.key_cert_sign() && ku.crl_sign() && ku.digital_signature());
-    assert_eq!(key_id(&intermediate, true), key_id(&root, false));
-    let days = |cert: &X509Certificate<'_>| {
-        (cert.validity().not_after.timestamp() - fixed_now().unix_timestamp()) / 86_400
-    };
-    assert_eq!(days(&root), 3650);
-    assert_eq!(days(&intermediate), 1825);
+fn organization(cert: &X509Certificate<'_>) -> String {
+    cert.subject()
+        .iter_organization()
+        .next()
+        .unwrap()
+        .as_str()
+        .unwrap()
+        .to_owned()
+}
 
-    // The files load as the CA's issuer, and its leaves chain root -> intermediate -> leaf.
-    let issuer = Issuer::load(&hierarchy.intermediate.cert, &hierarchy.intermediate.key).unwrap();
-    assert_eq!(issuer.chain(), std::slice::from_ref(&intermediate_der));
-    let storage = Arc::new(FakeStorage::default());
-    let ca = Ca::new(
-        issuer,
-        Profiles::default(),
-        storage.clone(),
-        Arc::new(clock()),
-    );
-    let subject_key = KeyPair::generate().unwrap();
+/// The public key's type: `P-256`, `P-384` or `RSA-<bits>`.
+fn key_type(cert: &X509Certificate<'_>) -> String {
+    use x509_parser::public_key::PublicKey;
+    match cert.public_key().parsed().unwrap() {
+        PublicKey::EC(point) => format!("P-{}", point.key_size()),
+        PublicKey::RSA(rsa) => format!("RSA-{}", rsa.key_size()),
+        other => panic!("unexpected key {other:?}"),
+    }
+}
+
+fn days(cert: &X509Certificate<'_>) -> i64 {
+    (cert.validity().not_after.timestamp() - fixed_now().unix_timestamp()) / 86_400
+}
+
+/// Issues a certificate for `www.example.org` and a key of type `alg`.
+async fn issue(ca: &Ca, alg: KeyAlgorithm) -> Vec<u8> {
+    let key = KeyPair::from_pem(&crate::key::generate_pkcs8_pem(alg).unwrap()).unwrap();
     let csr = CertificateParams::default()
-        .serialize_request(&subject_key)
+        .serialize_request(&key)
         .unwrap();
-    let issued = ca
-        .issue_certificate(IssueRequest {
-            csr_der: csr.der().to_vec(),
-            account_id: AccountId(1),
-            order_id: OrderId(2),
-            identifiers: vec![
-                Identifier::dns("www.example.org"),
-                Identifier::ip("127.0.0.1"),
-            ],
-            profile: String::new(),
-            not_before: None,
-            not_after: None,
-        })
-        .await
-        .unwrap();
-    let leaf = parse(&issued.der);
-    leaf.verify_signature(Some(intermediate.public_key()))
-        .unwrap();
-    assert_eq!(key_id(&leaf, true), key_id(&intermediate, false));
-    assert_eq!(san_values(&leaf), ["www.example.org", "ip[127, 0, 0, 1]"]);
-    assert!(
-        leaf.extended_key_usage()
-            .unwrap()
-            .unwrap()
-            .value
-            .server_auth
-    );
-    assert_eq!(leaf.raw_serial().len(), 20);
-    assert!(leaf.raw_serial()[0] & 0x80 == 0);
+    ca.issue_certificate(IssueRequest {
+        csr_der: csr.der().to_vec(),
+        account_id: AccountId(1),
+        order_id: OrderId(2),
+        identifiers: vec![Identifier::dns("www.example.org")],
+        profile: String::new(),
+        not_before: None,
+        not_after: None,
+    })
+    .await
+    .unwrap()
+    .der
+}
 
-    // The root key belongs to the root certificate.
-    let root_key = KeyPair::from_pem(&fs::read_to_string(&hierarchy.root.key).unwrap()).unwrap();
-    assert_eq!(
-        root.public_key().subject_public_key.data.as_ref(),
-        root_key.public_key_raw()
+/// A CA config naming `pki`'s issuers, as `basalt dev` writes it.
+fn ca_config(pki: &DevIssuingPki) -> String {
+    let mut text = String::from(
+        "[grpc]\nlisten = \"127.0.0.1:0\"\nallowed_clients = {}\n\
+         [tls]\ncert = \"ca.pem\"\nkey = \"ca.key\"\nca = \"internal-ca.pem\"\n\
+         [sa]\naddress = \"127.0.0.1:1\"\nserver_name = \"sa.basalt\"\n",
     );
-    // A key that does not match its certificate is refused.
-    assert!(Issuer::load(&hierarchy.intermediate.cert, &hierarchy.root.key).is_err());
+    for issuer in pki.issuers() {
+        text.push_str(&format!(
+            "[[issuers]]\ncert = {}\n{}\nissuer_url = \"http://127.0.0.1:4002/issuers/{}.der\"\n",
+            toml_path(&issuer.cert).unwrap(),
+            key_fields(&issuer.key).unwrap(),
+            issuer.name
+        ));
+    }
+    text
+}
+
+#[tokio::test]
+async fn dev_ceremonies_make_two_hierarchies_and_a_cross_signed_intermediate() {
+    let dir = TempDir::new();
+    let pki = dev_pki(dir.path());
+    let names: Vec<&str> = pki
+        .ceremonies(fixed_now())
+        .unwrap()
+        .iter()
+        .map(|ceremony| ceremony.name)
+        .collect();
+    assert_eq!(
+        names,
+        [
+            "root-ecdsa",
+            "intermediate-ecdsa",
+            "root-rsa",
+            "intermediate-rsa",
+            "root-x2",
+            "intermediate-x2"
+        ]
+    );
+
+    let der = |name: &str| load(&pki.certificate(name));
+    let (root_ecdsa, int_ecdsa) = (der("root-ecdsa"), der("intermediate-ecdsa"));
+    let (root_rsa, int_rsa) = (der("root-rsa"), der("intermediate-rsa"));
+    let (root_x2, int_x2) = (der("root-x2"), der("intermediate-x2"));
+    let (root_ecdsa, int_ecdsa) = (parse(&root_ecdsa), parse(&int_ecdsa));
+    let (root_rsa, int_rsa) = (parse(&root_rsa), parse(&int_rsa));
+    let (root_x2, int_x2) = (parse(&root_x2), parse(&int_x2));
+    for (cert, cn, key, lifetime) in [
+        (&root_ecdsa, ROOT_ECDSA_CN, "P-384", 3650),
+        (&int_ecdsa, INTERMEDIATE_ECDSA_CN, "P-256", 1825),
+        (&root_rsa, ROOT_RSA_CN, "RSA-4096", 3650),
+        (&int_rsa, INTERMEDIATE_RSA_CN, "RSA-2048", 1825),
+        (&root_x2, ROOT_X2_CN, "P-384", 3650),
+        (&int_x2, INTERMEDIATE_ECDSA_CN, "P-256", 1825),
+    ] {
+        assert_eq!(common_name(cert), cn);
+        assert_eq!(organization(cert), "Basalt Dev", "{cn}");
+        assert_eq!(key_type(cert), key, "{cn}");
+        assert_eq!(days(cert), lifetime, "{cn}");
+        assert_eq!(
+            cert.validity().not_before.timestamp(),
+            fixed_now().unix_timestamp() - 3600,
+            "{cn}"
+        );
+    }
+    assert_chains(&[&int_ecdsa, &root_ecdsa]);
+    assert_chains(&[&int_rsa, &root_rsa]);
+    assert_chains(&[&int_x2, &root_x2]);
+    let bc = root_ecdsa.basic_constraints().unwrap().unwrap().value;
+    assert!(bc.ca && bc.path_len_constraint.is_none());
+    let bc = int_rsa.basic_constraints().unwrap().unwrap().value;
+    assert!(bc.ca && bc.path_len_constraint == Some(0));
+    // The cross-signed intermediate is the ECDSA intermediate under Root X2.
+    assert_eq!(int_x2.subject().as_raw(), int_ecdsa.subject().as_raw());
+    assert_eq!(int_x2.public_key().raw, int_ecdsa.public_key().raw);
+    assert_eq!(key_id(&int_x2, false), key_id(&int_ecdsa, false));
+    assert_ne!(int_x2.raw_serial(), int_ecdsa.raw_serial());
+
+    // root.pem trusts the two default chains, ECDSA first.
+    assert_eq!(
+        load_all(&pki.root_bundle()),
+        [der("root-ecdsa"), der("root-rsa")]
+    );
+    // Five keys, owner-only, each its certificate's; none for the cross-signed one.
+    let keys = dir.path().join("ca-keys");
+    let mut files: Vec<String> = fs::read_dir(&keys)
+        .unwrap()
+        .map(|entry| entry.unwrap().file_name().to_string_lossy().into_owned())
+        .collect();
+    files.sort();
+    assert_eq!(
+        files,
+        [
+            "intermediate-ecdsa.key",
+            "intermediate-rsa.key",
+            "root-ecdsa.key",
+            "root-rsa.key",
+            "root-x2.key"
+        ]
+    );
+    for file in &files {
+        assert_owner_only(&keys.join(file));
+    }
+
+    // The CA loads both issuers from the config `basalt dev` writes; an ECDSA key
+    // gets the ECDSA intermediate, an RSA key the RSA one.
+    let config: crate::CaConfig = basalt_config::parse(&ca_config(&pki)).unwrap();
+    let ca = Ca::from_config(&config, Arc::new(FakeStorage::default()), Arc::new(clock())).unwrap();
+    assert_eq!(ca.issuers().len(), 2);
+    assert!(!ca.issuers()[0].is_rsa() && ca.issuers()[1].is_rsa());
+    let ecdsa_leaf = issue(&ca, KeyAlgorithm::EcdsaP256).await;
+    let rsa_leaf = issue(&ca, KeyAlgorithm::Rsa2048).await;
+    assert_chains(&[&parse(&ecdsa_leaf), &int_ecdsa, &root_ecdsa]);
+    assert_chains(&[&parse(&ecdsa_leaf), &int_x2, &root_x2]);
+    assert_chains(&[&parse(&rsa_leaf), &int_rsa, &root_rsa]);
+
+    let ecdsa_pem = dir.path().join("ecdsa-leaf.pem");
+    let rsa_pem = dir.path().join("rsa-leaf.pem");
+    write_pem(&ecdsa_pem, &ecdsa_leaf);
+    write_pem(&rsa_pem, &rsa_leaf);
+    let verify = |root: &str, untrusted: &str, leaf: &Path| {
+        let root = if root == "root" {
+            pki.root_bundle()
+        } else {
+            pki.certificate(root)
+        };
+        openssl_verify(&root, &pki.certificate(untrusted), leaf)
+    };
+    for (root, untrusted, leaf, expected) in [
+        ("root", "intermediate-ecdsa", &ecdsa_pem, true),
+        ("root", "intermediate-rsa", &rsa_pem, true),
+        ("root-x2", "intermediate-x2", &ecdsa_pem, true),
+        ("root-ecdsa", "intermediate-ecdsa", &ecdsa_pem, true),
+        // Root X2 does not vouch for the original intermediate, nor root.pem for
+        // the cross-signed one; the RSA leaf has no alternate chain.
+        ("root-x2", "intermediate-ecdsa", &ecdsa_pem, false),
+        ("root", "intermediate-x2", &ecdsa_pem, false),
+        ("root-x2", "intermediate-x2", &rsa_pem, false),
+        ("root-ecdsa", "intermediate-rsa", &rsa_pem, false),
+    ] {
+        let (ok, text) = verify(root, untrusted, leaf);
+        assert_eq!(
+            ok,
+            expected,
+            "{} with {untrusted} against {root}: {text}",
+            leaf.display()
+        );
+    }
 }
 
 #[test]
-fn issuer_chain_files_are_appended() {
+fn dev_ceremonies_never_run_twice() {
     let dir = TempDir::new();
-    let hierarchy = generate_hierarchy(dir.path(), &clock()).unwrap();
-    let issuer = Issuer::load_with_chain(
-        &hierarchy.intermediate.cert,
-        &hierarchy.intermediate.key,
-        std::slice::from_ref(&hierarchy.root.cert),
-    )
-    .unwrap();
+    let pki = dev_pki(dir.path());
+    let before = fs::read(pki.certificate("intermediate-x2")).unwrap();
+    let later = fixed_now() + time::Duration::days(30);
+    for ceremony in pki.ceremonies(later).unwrap() {
+        let err = Ceremony::parse(ceremony.kind, &ceremony.config)
+            .unwrap()
+            .run()
+            .unwrap_err();
+        assert!(err.detail.contains("exists"), "{}: {err}", ceremony.name);
+    }
     assert_eq!(
-        issuer.chain(),
-        &[
-            load(&hierarchy.intermediate.cert),
-            load(&hierarchy.root.cert)
-        ]
+        fs::read(pki.certificate("intermediate-x2")).unwrap(),
+        before
     );
-    let missing = dir.path().join("missing.pem");
-    assert!(
-        Issuer::load_with_chain(
-            &hierarchy.intermediate.cert,
-            &hierarchy.intermediate.key,
-            &[missing]
-        )
-        .is_err()
+    // The bundle is rewritten from the same roots.
+    pki.write_root_bundle().unwrap();
+    assert_eq!(load_all(&pki.root_bundle()).len(), 2);
+}
+
+#[test]
+fn dev_ceremonies_keep_token_keys_by_name() {
+    let pki = DevIssuingPki::new(
+        "/var/lib/basalt \"dev\"\\pki",
+        DevKeyStore::Token {
+            module: "/usr/lib/softhsm/libsofthsm2.so".into(),
+            token_label: "basalt-dev".into(),
+            pin_file: "/var/lib/basalt/ca-keys/softhsm-user.pin".into(),
+        },
     );
+    let pkcs11 = |label: &str| {
+        KeySource::Pkcs11(Pkcs11Config {
+            module: "/usr/lib/softhsm/libsofthsm2.so".into(),
+            token_label: "basalt-dev".into(),
+            key_label: label.into(),
+            pin_file: "/var/lib/basalt/ca-keys/softhsm-user.pin".into(),
+        })
+    };
+    for ceremony in pki.ceremonies(fixed_now()).unwrap() {
+        let parsed = Ceremony::parse(ceremony.kind, &ceremony.config)
+            .unwrap_or_else(|err| panic!("{}: {err}\n{}", ceremony.name, ceremony.config));
+        assert_eq!(parsed.kind(), ceremony.kind);
+        assert_eq!(parsed.outputs(), [ceremony.certificate.as_path()]);
+        assert!(
+            ceremony
+                .certificate
+                .starts_with("/var/lib/basalt \"dev\"\\pki")
+        );
+        match parsed {
+            Ceremony::Root(root) => {
+                assert_eq!(root.new_key.key, None);
+                assert_eq!(
+                    root.new_key.pkcs11.map(KeySource::Pkcs11),
+                    Some(pkcs11(ceremony.name))
+                );
+            }
+            Ceremony::Intermediate(intermediate) => {
+                let new_key = intermediate.new_key.unwrap();
+                assert_eq!(
+                    new_key.pkcs11.map(KeySource::Pkcs11),
+                    Some(pkcs11(ceremony.name))
+                );
+                let parent = ceremony.name.replace("intermediate", "root");
+                assert_eq!(
+                    intermediate.parent.pkcs11.map(KeySource::Pkcs11),
+                    Some(pkcs11(&parent))
+                );
+                assert_eq!(intermediate.parent.certificate, pki.certificate(&parent));
+            }
+            Ceremony::CrossSign(cross) => {
+                assert_eq!(ceremony.name, "intermediate-x2");
+                assert_eq!(
+                    cross.parent.pkcs11.map(KeySource::Pkcs11),
+                    Some(pkcs11("root-x2"))
+                );
+                assert_eq!(
+                    cross.inputs.certificate,
+                    pki.certificate("intermediate-ecdsa")
+                );
+            }
+            Ceremony::CrlSigner(_) => panic!("basalt dev makes no CRL signer"),
+        }
+    }
+    let issuers = pki.issuers();
+    assert_eq!(issuers.len(), 2);
+    assert_eq!(
+        (issuers[0].name, &issuers[0].key),
+        ("ecdsa", &pkcs11("intermediate-ecdsa"))
+    );
+    assert_eq!(
+        (issuers[1].name, &issuers[1].key),
+        ("rsa", &pkcs11("intermediate-rsa"))
+    );
+    assert_eq!(issuers[1].cert, pki.certificate("intermediate-rsa"));
+
+    let files = DevKeyStore::Files("/keys".into());
+    assert_eq!(
+        files.key("root-x2"),
+        KeySource::File("/keys/root-x2.key".into())
+    );
+    assert_eq!(toml_string("a\"b\\c\nd"), "\"a\\\"b\\\\c\\u000Ad\"");
+}
+
+/// Checks each link of `path` (leaf first, self-signed root last): the issuer name
+/// is the next certificate's subject, byte for byte, and the signature verifies
+/// with its key.
+fn assert_chains(path: &[&X509Certificate<'_>]) {
+    for pair in path.windows(2) {
+        let (child, parent) = (pair[0], pair[1]);
+        assert_eq!(
+            child.issuer().as_raw(),
+            parent.subject().as_raw(),
+            "{} is not issued by {}",
+            child.subject(),
+            parent.subject()
+        );
+        child
+            .verify_signature(Some(parent.public_key()))
+            .unwrap_or_else(|err| panic!("{}: {err}", child.subject()));
+        assert_eq!(key_id(child, true), key_id(parent, false));
+    }
+    let root = path.last().unwrap();
+    assert_eq!(root.issuer().as_raw(), root.subject().as_raw());
+    root.verify_signature(None).unwrap();
+}
+
+fn write_pem(path: &Path, der: &[u8]) {
+    use der::Decode;
+    use der::EncodePem;
+    let cert = x509_cert::Certificate::from_der(der).unwrap();
+    fs::write(path, cert.to_pem(der::pem::LineEnding::LF).unwrap()).unwrap();
+}
+
+/// `openssl verify` at the fixed time. openssl is on every development and CI
+/// machine (DESIGN.md), so its absence fails the test.
+fn openssl_verify(root: &Path, untrusted: &Path, leaf: &Path) -> (bool, String) {
+    let output = std::process::Command::new("openssl")
+        .arg("verify")
+        .arg("-attime")
+        .arg(fixed_now().unix_timestamp().to_string())
+        .arg("-CAfile")
+        .arg(root)
+        .arg("-untrusted")
+        .arg(untrusted)
+        .arg(leaf)
+        .output()
+        .expect("openssl must be installed (apt-get install openssl)");
+    let text = format!(
+        "{}{}",
+        String::from_utf8_lossy(&output.stdout),
+        String::from_utf8_lossy(&output.stderr)
+    );
+    (output.status.success() && text.contains(": OK"), text)
 }
 
 #[test]
@@ -265,275 +518,4 @@ fn server_cert_is_signed_by_the_api_ca() {
     let eku = leaf.extended_key_usage().unwrap().unwrap().value;
     assert!(eku.server_auth && !eku.client_auth);
     assert!(generate_server_cert(&api_ca, &[], &cert_out, &key_out, &clock()).is_err());
-}
-
-#[test]
-fn ca_from_config_loads_the_dev_hierarchy() {
-    let dir = TempDir::new();
-    let hierarchy = generate_hierarchy(dir.path(), &clock()).unwrap();
-    let text = format!(
-        r#"
-        [grpc]
-        listen = "127.0.0.1:0"
-        allowed_clients = {{}}
-        [tls]
-        cert = "ca.pem"
-        key = "ca.key"
-        ca = "internal-ca.pem"
-        [sa]
-        address = "127.0.0.1:1"
-        server_name = "sa.basalt"
-        [issuer]
-        cert = {cert:?}
-        key = {key:?}
-        chain = [{root:?}]
-        [ocsp]
-        validity = "2d"
-        "#,
-        cert = hierarchy.intermediate.cert,
-        key = hierarchy.intermediate.key,
-        root = hierarchy.root.cert,
-    );
-    let config: crate::CaConfig = basalt_config::parse(&text).unwrap();
-    let ca = Ca::from_config(&config, Arc::new(FakeStorage::default()), Arc::new(clock())).unwrap();
-    assert_eq!(ca.issuer().chain().len(), 2);
-    assert_eq!(ca.profiles(), &Profiles::default());
-
-    // A config whose default profile does not exist loads no CA.
-    let bad = format!("default_profile = \"tls\"\n{text}");
-    let config: crate::CaConfig = basalt_config::parse(&bad).unwrap();
-    let err = Ca::from_config(&config, Arc::new(FakeStorage::default()), Arc::new(clock()))
-        .err()
-        .unwrap();
-    assert!(err.detail.contains("default_profile"), "{err}");
-    assert_eq!(
-        ca.profiles().get("").unwrap(),
-        (crate::CLASSIC_PROFILE, &Profile::default())
-    );
-}
-
-/// A leaf for `www.example.org` issued by the CA through the intermediate in
-/// `keys_dir`, DER.
-async fn issue_leaf(keys_dir: &Path) -> Vec<u8> {
-    let issuer = Issuer::load(
-        &keys_dir.join("intermediate.pem"),
-        &keys_dir.join("intermediate.key"),
-    )
-    .unwrap();
-    let ca = Ca::new(
-        issuer,
-        Profiles::default(),
-        Arc::new(FakeStorage::default()),
-        Arc::new(clock()),
-    );
-    let subject_key = KeyPair::generate().unwrap();
-    let csr = CertificateParams::default()
-        .serialize_request(&subject_key)
-        .unwrap();
-    ca.issue_certificate(IssueRequest {
-        csr_der: csr.der().to_vec(),
-        account_id: AccountId(1),
-        order_id: OrderId(2),
-        identifiers: vec![Identifier::dns("www.example.org")],
-        profile: String::new(),
-        not_before: None,
-        not_after: None,
-    })
-    .await
-    .unwrap()
-    .der
-}
-
-/// Checks each link of `path` (leaf first, self-signed root last): the issuer name
-/// is the next certificate's subject, byte for byte, and the signature verifies
-/// with its key.
-fn assert_chains(path: &[&X509Certificate<'_>]) {
-    for pair in path.windows(2) {
-        let (child, parent) = (pair[0], pair[1]);
-        assert_eq!(
-            child.issuer().as_raw(),
-            parent.subject().as_raw(),
-            "{} is not issued by {}",
-            child.subject(),
-            parent.subject()
-        );
-        child
-            .verify_signature(Some(parent.public_key()))
-            .unwrap_or_else(|err| panic!("{}: {err}", child.subject()));
-        assert_eq!(key_id(child, true), key_id(parent, false));
-    }
-    let root = path.last().unwrap();
-    assert_eq!(root.issuer().as_raw(), root.subject().as_raw());
-    root.verify_signature(None).unwrap();
-}
-
-fn write_pem(path: &Path, der: &[u8]) {
-    use der::Decode;
-    use der::EncodePem;
-    let cert = x509_cert::Certificate::from_der(der).unwrap();
-    fs::write(path, cert.to_pem(der::pem::LineEnding::LF).unwrap()).unwrap();
-}
-
-/// `openssl verify` at the fixed time, or `None` when openssl is not installed.
-fn openssl_verify(root: &Path, untrusted: &Path, leaf: &Path) -> Option<(bool, String)> {
-    let output = match std::process::Command::new("openssl")
-        .arg("verify")
-        .arg("-attime")
-        .arg(fixed_now().unix_timestamp().to_string())
-        .arg("-CAfile")
-        .arg(root)
-        .arg("-untrusted")
-        .arg(untrusted)
-        .arg(leaf)
-        .output()
-    {
-        Ok(output) => output,
-        Err(err) if err.kind() == std::io::ErrorKind::NotFound => return None,
-        Err(err) => panic!("cannot run openssl: {err}"),
-    };
-    let text = format!(
-        "{}{}",
-        String::from_utf8_lossy(&output.stdout),
-        String::from_utf8_lossy(&output.stderr)
-    );
-    Some((output.status.success(), text))
-}
-
-#[tokio::test]
-async fn cross_signed_intermediate_gives_a_second_chain() {
-    let dir = TempDir::new();
-    let keys = dir.path().join("ca-keys");
-    let out = dir.path().join("public");
-    let hierarchy = generate_hierarchy(&keys, &clock()).unwrap();
-    let cross = generate_cross_signed_chain(&keys, &out, &clock()).unwrap();
-    assert_eq!(cross.root.cert, out.join("root-x2.pem"));
-    assert_eq!(cross.root.key, keys.join("root-x2.key"));
-    assert_eq!(cross.intermediate, out.join("intermediate-x2.pem"));
-    assert_owner_only(&cross.root.key);
-
-    let root_der = load(&hierarchy.root.cert);
-    let intermediate_der = load(&hierarchy.intermediate.cert);
-    let root_x2_der = load(&cross.root.cert);
-    let intermediate_x2_der = load(&cross.intermediate);
-    let root = parse(&root_der);
-    let intermediate = parse(&intermediate_der);
-    let root_x2 = parse(&root_x2_der);
-    let intermediate_x2 = parse(&intermediate_x2_der);
-    let days = |cert: &X509Certificate<'_>| {
-        (cert.validity().not_after.timestamp() - fixed_now().unix_timestamp()) / 86_400
-    };
-
-    // Root X2: a distinct self-signed root, CA with pathlen 1, 10 years, whose key
-    // is the one written.
-    assert_eq!(common_name(&root_x2), ROOT_X2_CN);
-    assert_ne!(root_x2.subject().as_raw(), root.subject().as_raw());
-    assert_ne!(root_x2.public_key().raw, root.public_key().raw);
-    let bc = root_x2.basic_constraints().unwrap().unwrap().value;
-    assert!(bc.ca && bc.path_len_constraint == Some(1));
-    assert_eq!(days(&root_x2), 3650);
-    let root_x2_key = KeyPair::from_pem(&fs::read_to_string(&cross.root.key).unwrap()).unwrap();
-    assert_eq!(
-        root_x2.public_key().subject_public_key.data.as_ref(),
-        root_x2_key.public_key_raw()
-    );
-
-    // The cross-signed intermediate: same name, key and SKI, another issuer.
-    assert_eq!(
-        intermediate_x2.subject().as_raw(),
-        intermediate.subject().as_raw()
-    );
-    assert_eq!(
-        intermediate_x2.public_key().raw,
-        intermediate.public_key().raw
-    );
-    assert_eq!(
-        key_id(&intermediate_x2, false),
-        key_id(&intermediate, false)
-    );
-    assert_ne!(intermediate_x2.raw_serial(), intermediate.raw_serial());
-    assert_eq!(intermediate_x2.raw_serial().len(), 20);
-    let bc = intermediate_x2.basic_constraints().unwrap().unwrap().value;
-    assert!(bc.ca && bc.path_len_constraint == Some(0));
-    assert_eq!(
-        intermediate_x2.key_usage().unwrap().unwrap().value.flags,
-        intermediate.key_usage().unwrap().unwrap().value.flags
-    );
-    assert_eq!(days(&intermediate_x2), 1825);
-    assert!(
-        intermediate_x2
-            .verify_signature(Some(root.public_key()))
-            .is_err()
-    );
-
-    // A leaf of the CA verifies through both chains.
-    let leaf_der = issue_leaf(&keys).await;
-    let leaf = parse(&leaf_der);
-    assert_chains(&[&leaf, &intermediate, &root]);
-    assert_chains(&[&leaf, &intermediate_x2, &root_x2]);
-
-    let leaf_pem = dir.path().join("leaf.pem");
-    write_pem(&leaf_pem, &leaf_der);
-    match openssl_verify(&cross.root.cert, &cross.intermediate, &leaf_pem) {
-        None => println!("note: openssl is not on PATH, skipping the openssl verify check"),
-        Some((ok, text)) => {
-            assert!(ok && text.contains(": OK"), "{text}");
-            let (ok, text) = openssl_verify(
-                &hierarchy.root.cert,
-                &hierarchy.intermediate.cert,
-                &leaf_pem,
-            )
-            .unwrap();
-            assert!(ok && text.contains(": OK"), "{text}");
-            // Root X2 does not vouch for the original intermediate, nor root.pem
-            // for the cross-signed one.
-            let (ok, text) =
-                openssl_verify(&cross.root.cert, &hierarchy.intermediate.cert, &leaf_pem).unwrap();
-            assert!(!ok, "{text}");
-            let (ok, text) =
-                openssl_verify(&hierarchy.root.cert, &cross.intermediate, &leaf_pem).unwrap();
-            assert!(!ok, "{text}");
-        }
-    }
-
-    // Run again, it makes a new Root X2 and still chains.
-    let again = generate_cross_signed_chain(&keys, &out, &clock()).unwrap();
-    assert_eq!(again, cross);
-    let root_x2_again = load(&again.root.cert);
-    assert_ne!(root_x2_again, root_x2_der);
-    let intermediate_x2_again = load(&again.intermediate);
-    assert_chains(&[
-        &leaf,
-        &parse(&intermediate_x2_again),
-        &parse(&root_x2_again),
-    ]);
-}
-
-#[test]
-fn cross_signing_refuses_an_inconsistent_hierarchy() {
-    let dir = TempDir::new();
-    let keys = dir.path().join("ca-keys");
-    let out = dir.path().join("public");
-    let hierarchy = generate_hierarchy(&keys, &clock()).unwrap();
-
-    // No hierarchy at all.
-    let err = generate_cross_signed_chain(&dir.path().join("missing"), &out, &clock()).unwrap_err();
-    assert_eq!(err.kind, basalt_core::ErrorKind::Internal);
-
-    // intermediate.key does not belong to intermediate.pem.
-    let good_key = fs::read(&hierarchy.intermediate.key).unwrap();
-    fs::copy(&hierarchy.root.key, &hierarchy.intermediate.key).unwrap();
-    let err = generate_cross_signed_chain(&keys, &out, &clock()).unwrap_err();
-    assert!(err.detail.contains("intermediate.pem"), "{err}");
-    fs::write(&hierarchy.intermediate.key, good_key).unwrap();
-
-    // root.pem is not the intermediate's issuer.
-    let other = dir.path().join("other");
-    let other_hierarchy = generate_hierarchy(&other, &clock()).unwrap();
-    fs::copy(&other_hierarchy.root.cert, &hierarchy.root.cert).unwrap();
-    let err = generate_cross_signed_chain(&keys, &out, &clock()).unwrap_err();
-    assert!(err.detail.contains("is not signed by"), "{err}");
-
-    // Nothing was written by the failed runs.
-    assert!(!out.exists());
-    assert!(!keys.join("root-x2.key").exists());
 }

@@ -9,14 +9,15 @@ use axum::http::Request;
 use axum::http::StatusCode;
 use basalt_core::AccountId;
 use basalt_core::CertStatus;
-use basalt_core::CertificateLookup;
 use basalt_core::CertificateRecord;
 use basalt_core::Clock;
 use basalt_core::Error;
 use basalt_core::FixedClock;
 use basalt_core::OcspRequestEntry;
+use basalt_core::RevocationLookup;
 use basalt_core::RevocationReason;
 use basalt_core::RevocationSigner;
+use basalt_core::RevocationStatus;
 use basalt_core::Serial;
 use base64::engine::general_purpose::STANDARD;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
@@ -47,7 +48,10 @@ use x509_ocsp::TbsRequest;
 use x509_ocsp::Version;
 
 use super::*;
+use crate::ResponderIssuer;
 use crate::ResponderSettings;
+
+mod issuers;
 
 const ID_SHA1: ObjectIdentifier = ObjectIdentifier::new_unwrap("1.3.14.3.2.26");
 const ID_SHA256: ObjectIdentifier = ObjectIdentifier::new_unwrap("2.16.840.1.101.3.4.2.1");
@@ -65,7 +69,11 @@ struct TestIssuer {
 
 impl TestIssuer {
     fn new(cn: &str) -> Self {
-        let key = KeyPair::generate().unwrap();
+        Self::with_key(cn, KeyPair::generate().unwrap())
+    }
+
+    /// A self-signed CA certificate named `cn` for `key`.
+    fn with_key(cn: &str, key: KeyPair) -> Self {
         let mut params = CertificateParams::new(Vec::<String>::new()).unwrap();
         params.distinguished_name.push(DnType::CommonName, cn);
         params.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
@@ -73,13 +81,30 @@ impl TestIssuer {
         Self { params, key, der }
     }
 
-    /// A leaf certificate with `serial`, signed by this issuer.
+    /// A leaf certificate with `serial`, signed by this issuer, with an
+    /// authorityKeyIdentifier as the CA writes one.
     fn leaf(&self, serial: &Serial) -> Vec<u8> {
         let key = KeyPair::generate().unwrap();
         let mut params = CertificateParams::new(vec!["leaf.example".to_owned()]).unwrap();
         params.serial_number = Some(rcgen::SerialNumber::from_slice(serial.as_bytes()));
+        params.use_authority_key_identifier_extension = true;
         let issuer = rcgen::Issuer::from_params(&self.params, &self.key);
         params.signed_by(&key, &issuer).unwrap().der().to_vec()
+    }
+
+    /// The SHA-1 of the issuer's subjectPublicKey: how the CA knows this issuer.
+    fn key_hash(&self) -> Vec<u8> {
+        digest::digest(&digest::SHA1_FOR_LEGACY_USE_ONLY, self.key.public_key_raw())
+            .as_ref()
+            .to_vec()
+    }
+
+    /// This issuer as the responder takes it, served at `path`.
+    fn responder_issuer(&self, path: Option<&str>) -> ResponderIssuer {
+        ResponderIssuer {
+            cert_der: self.der.clone(),
+            path: path.map(str::to_owned),
+        }
     }
 
     /// A CertID about `serial` with hashes of this issuer, computed as the CA does:
@@ -125,25 +150,38 @@ fn request_der(cert_ids: Vec<CertId>) -> Vec<u8> {
     Encode::to_der(&request).unwrap()
 }
 
-/// A storage that only knows certificates, and can be told to fail.
+/// A storage that knows certificates and precertificates whose certificate was
+/// never stored, and can be told to fail.
 #[derive(Default)]
 struct FakeSa {
     certificates: HashMap<Serial, CertificateRecord>,
+    precertificates: HashMap<Serial, RevocationStatus>,
     fail: bool,
     lookups: Mutex<Vec<Serial>>,
 }
 
 #[async_trait]
-impl CertificateLookup for FakeSa {
-    async fn certificate(&self, serial: &Serial) -> Result<CertificateRecord, Error> {
+impl RevocationLookup for FakeSa {
+    async fn revocation_status(&self, serial: &Serial) -> Result<RevocationStatus, Error> {
         self.lookups.lock().unwrap().push(serial.clone());
         if self.fail {
             return Err(Error::unavailable("database is down"));
         }
-        self.certificates
+        if let Some(record) = self.certificates.get(serial) {
+            return Ok(RevocationStatus {
+                serial: record.serial.clone(),
+                der: record.der.clone(),
+                precertificate: false,
+                expires_at: record.expires_at,
+                status: record.status,
+                revoked_at: record.revoked_at,
+                revocation_reason: record.revocation_reason,
+            });
+        }
+        self.precertificates
             .get(serial)
             .cloned()
-            .ok_or_else(|| Error::not_found("no such certificate"))
+            .ok_or_else(|| Error::not_found("no such serial"))
     }
 }
 
@@ -278,21 +316,34 @@ fn good_record(issuer: &TestIssuer, serial: &Serial) -> CertificateRecord {
     }
 }
 
-fn harness_with(
-    issuer: TestIssuer,
+/// A fake SA holding `records`, a fake CA answering as `mode`, and the router of a
+/// responder for `issuers` over them.
+fn build(
+    issuers: Vec<ResponderIssuer>,
     records: Vec<CertificateRecord>,
     sa_fails: bool,
     mode: SignerMode,
-) -> Harness {
-    let clock = FixedClock::new(NOW);
-    let sa = Arc::new(FakeSa {
+) -> (Arc<FakeSa>, Arc<FakeSigner>, Router) {
+    let sa = FakeSa {
         certificates: records.into_iter().map(|r| (r.serial.clone(), r)).collect(),
         fail: sa_fails,
-        lookups: Mutex::default(),
-    });
+        ..FakeSa::default()
+    };
+    build_over(issuers, sa, mode)
+}
+
+/// The router of a responder for `issuers` over `sa` and a fake CA answering as
+/// `mode`.
+fn build_over(
+    issuers: Vec<ResponderIssuer>,
+    sa: FakeSa,
+    mode: SignerMode,
+) -> (Arc<FakeSa>, Arc<FakeSigner>, Router) {
+    let clock = FixedClock::new(NOW);
+    let sa = Arc::new(sa);
     let signer = Arc::new(FakeSigner::new(mode, clock.clone()));
     let responder = Responder::new(
-        &issuer.der,
+        issuers,
         sa.clone(),
         signer.clone(),
         Arc::new(clock),
@@ -301,11 +352,21 @@ fn harness_with(
         },
     )
     .unwrap();
+    (sa, signer, router(Arc::new(responder)))
+}
+
+fn harness_with(
+    issuer: TestIssuer,
+    records: Vec<CertificateRecord>,
+    sa_fails: bool,
+    mode: SignerMode,
+) -> Harness {
+    let (sa, signer, router) = build(vec![issuer.responder_issuer(None)], records, sa_fails, mode);
     Harness {
         issuer,
         sa,
         signer,
-        router: router(Arc::new(responder)),
+        router,
     }
 }
 
@@ -412,6 +473,7 @@ async fn post_good_returns_signed_response_with_cache_headers() {
             status: CertStatus::Good,
             revoked_at: None,
             reason: None,
+            issuer_key_hash: harness.issuer.key_hash(),
         }]
     );
 }
@@ -507,8 +569,93 @@ async fn revoked_status_reaches_the_signer() {
             status: CertStatus::Revoked,
             revoked_at: Some(revoked_at),
             reason: Some(RevocationReason::KeyCompromise),
+            issuer_key_hash: harness.issuer.key_hash(),
         }]
     );
+}
+
+/// The CA died after storing a precertificate: the serial has no certificate, only
+/// the linting certificate (the issuer's TBS under another key's signature), and
+/// is answered for with its status, good or revoked, from the issuer its TBS
+/// names. A precertificate naming another issuer is not.
+#[tokio::test]
+async fn a_serial_with_only_a_precertificate_is_answered_for() {
+    let issuer = TestIssuer::new("Basalt Test Issuer");
+    let other = TestIssuer::new("Someone Else");
+    let linting = |issuer: &TestIssuer, serial: &Serial| {
+        let mut der = issuer.leaf(serial);
+        // Another signature over the same TBS: not the issuer's.
+        let last = der.last_mut().unwrap();
+        *last ^= 0xff;
+        der
+    };
+    let revoked_at = NOW - time::Duration::minutes(5);
+    let precertificate = |der: Vec<u8>, serial: &Serial, revoked: bool| RevocationStatus {
+        serial: serial.clone(),
+        der,
+        precertificate: true,
+        expires_at: NOW + time::Duration::days(90),
+        status: if revoked {
+            CertStatus::Revoked
+        } else {
+            CertStatus::Good
+        },
+        revoked_at: revoked.then_some(revoked_at),
+        revocation_reason: revoked.then_some(RevocationReason::KeyCompromise),
+    };
+    let (good, revoked, foreign) = (serial("0e01"), serial("0e02"), serial("0e03"));
+    let sa = FakeSa {
+        precertificates: [
+            precertificate(linting(&issuer, &good), &good, false),
+            precertificate(linting(&issuer, &revoked), &revoked, true),
+            precertificate(linting(&other, &foreign), &foreign, false),
+        ]
+        .into_iter()
+        .map(|status| (status.serial.clone(), status))
+        .collect(),
+        ..FakeSa::default()
+    };
+    let (sa, signer, router) = build_over(
+        vec![issuer.responder_issuer(None)],
+        sa,
+        SignerMode::Valid(Duration::from_secs(86_400)),
+    );
+    let harness = Harness {
+        issuer,
+        sa,
+        signer,
+        router,
+    };
+    for serial in [&good, &revoked] {
+        let cert_id = harness
+            .issuer
+            .cert_id(serial, &digest::SHA1_FOR_LEGACY_USE_ONLY);
+        let response = post(&harness.router, request_der(vec![cert_id])).await;
+        assert_signed(&harness, response, 3600, "Sun, 02 Mar 2025 12:00:00 GMT").await;
+    }
+    let entries = harness.signer.entries.lock().unwrap().clone();
+    let entry = |serial: &Serial, revoked: bool| OcspRequestEntry {
+        serial: serial.clone(),
+        status: if revoked {
+            CertStatus::Revoked
+        } else {
+            CertStatus::Good
+        },
+        revoked_at: revoked.then_some(revoked_at),
+        reason: revoked.then_some(RevocationReason::KeyCompromise),
+        issuer_key_hash: harness.issuer.key_hash(),
+    };
+    assert_eq!(entries, vec![entry(&good, false), entry(&revoked, true)]);
+
+    let cert_id = harness
+        .issuer
+        .cert_id(&foreign, &digest::SHA1_FOR_LEGACY_USE_ONLY);
+    let response = post(&harness.router, request_der(vec![cert_id])).await;
+    assert_eq!(
+        failed_status(response).await,
+        OcspResponseStatus::Unauthorized
+    );
+    assert_eq!(harness.signer.entries.lock().unwrap().len(), 2);
 }
 
 #[tokio::test]

@@ -37,9 +37,14 @@ pub struct OcspEntry {
     pub status: ::prost::alloc::string::String,
     #[prost(message, optional, tag = "3")]
     pub revoked_at: ::core::option::Option<::prost_types::Timestamp>,
-    /// Next unused field number: 5
     #[prost(uint32, optional, tag = "4")]
     pub reason: ::core::option::Option<u32>,
+    /// SHA-1 of the issuer's subjectPublicKey (the CertID's issuerKeyHash): which of
+    /// the CA's issuers signs the response.
+    ///
+    /// Next unused field number: 6
+    #[prost(bytes = "vec", tag = "5")]
+    pub issuer_key_hash: ::prost::alloc::vec::Vec<u8>,
 }
 #[derive(Clone, PartialEq, ::prost::Message)]
 pub struct SignOcspRequest {

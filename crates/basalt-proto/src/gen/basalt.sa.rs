@@ -58,6 +58,35 @@ pub struct GetCertificateRequest {
     pub serial: ::prost::alloc::string::String,
 }
 #[derive(Clone, PartialEq, Eq, Hash, ::prost::Message)]
+pub struct GetRevocationStatusRequest {
+    #[prost(string, tag = "1")]
+    pub serial: ::prost::alloc::string::String,
+}
+/// A serial's status, with its certificate or, when only the precertificate was
+/// stored (the CA died before the certificate), its precertificate.
+#[derive(Clone, PartialEq, Eq, Hash, ::prost::Message)]
+pub struct GetRevocationStatusResponse {
+    /// hex
+    #[prost(string, tag = "1")]
+    pub serial: ::prost::alloc::string::String,
+    /// the certificate, or the precertificate when precertificate is true
+    #[prost(bytes = "vec", tag = "2")]
+    pub der: ::prost::alloc::vec::Vec<u8>,
+    #[prost(bool, tag = "3")]
+    pub precertificate: bool,
+    #[prost(message, optional, tag = "4")]
+    pub expires_at: ::core::option::Option<::prost_types::Timestamp>,
+    /// "good" or "revoked"
+    #[prost(string, tag = "5")]
+    pub status: ::prost::alloc::string::String,
+    #[prost(message, optional, tag = "6")]
+    pub revoked_at: ::core::option::Option<::prost_types::Timestamp>,
+    /// RFC 5280 code
+    #[prost(uint32, optional, tag = "7")]
+    pub revocation_reason: ::core::option::Option<u32>,
+}
+/// A key by the SHA-256 of its DER SubjectPublicKeyInfo (32 bytes).
+#[derive(Clone, PartialEq, Eq, Hash, ::prost::Message)]
 pub struct KeyBlockedRequest {
     #[prost(bytes = "vec", tag = "1")]
     pub spki_sha256: ::prost::alloc::vec::Vec<u8>,
@@ -262,15 +291,19 @@ pub struct RevokeCertificateRequest {
     #[prost(message, optional, tag = "3")]
     pub revoked_at: ::core::option::Option<::prost_types::Timestamp>,
 }
+/// Blocking a key already blocked succeeds and keeps the first record.
 #[derive(Clone, PartialEq, Eq, Hash, ::prost::Message)]
 pub struct BlockKeyRequest {
+    /// SHA-256 of the DER SubjectPublicKeyInfo, 32 bytes
     #[prost(bytes = "vec", tag = "1")]
     pub spki_sha256: ::prost::alloc::vec::Vec<u8>,
     #[prost(string, tag = "2")]
     pub comment: ::prost::alloc::string::String,
-    /// Next unused field number: 4
     #[prost(message, optional, tag = "3")]
     pub added_at: ::core::option::Option<::prost_types::Timestamp>,
+    /// "admin" or "key-compromise"
+    #[prost(string, tag = "4")]
+    pub source: ::prost::alloc::string::String,
 }
 #[derive(Clone, PartialEq, Eq, Hash, ::prost::Message)]
 pub struct StoreOcspResponseRequest {
@@ -611,6 +644,33 @@ pub mod storage_read_only_client {
                 .insert(GrpcMethod::new("basalt.sa.StorageReadOnly", "GetCertificate"));
             self.inner.unary(req, path, codec).await
         }
+        /// The status of any serial with a stored precertificate, for OCSP and CRLs.
+        pub async fn get_revocation_status(
+            &mut self,
+            request: impl tonic::IntoRequest<super::GetRevocationStatusRequest>,
+        ) -> std::result::Result<
+            tonic::Response<super::GetRevocationStatusResponse>,
+            tonic::Status,
+        > {
+            self.inner
+                .ready()
+                .await
+                .map_err(|e| {
+                    tonic::Status::unknown(
+                        format!("Service was not ready: {}", e.into()),
+                    )
+                })?;
+            let codec = tonic_prost::ProstCodec::default();
+            let path = http::uri::PathAndQuery::from_static(
+                "/basalt.sa.StorageReadOnly/GetRevocationStatus",
+            );
+            let mut req = request.into_request();
+            req.extensions_mut()
+                .insert(
+                    GrpcMethod::new("basalt.sa.StorageReadOnly", "GetRevocationStatus"),
+                );
+            self.inner.unary(req, path, codec).await
+        }
         pub async fn get_replacement_order(
             &mut self,
             request: impl tonic::IntoRequest<super::GetReplacementOrderRequest>,
@@ -821,6 +881,14 @@ pub mod storage_read_only_server {
             request: tonic::Request<super::GetCertificateRequest>,
         ) -> std::result::Result<
             tonic::Response<super::super::types::Certificate>,
+            tonic::Status,
+        >;
+        /// The status of any serial with a stored precertificate, for OCSP and CRLs.
+        async fn get_revocation_status(
+            &self,
+            request: tonic::Request<super::GetRevocationStatusRequest>,
+        ) -> std::result::Result<
+            tonic::Response<super::GetRevocationStatusResponse>,
             tonic::Status,
         >;
         async fn get_replacement_order(
@@ -1256,6 +1324,55 @@ pub mod storage_read_only_server {
                     let inner = self.inner.clone();
                     let fut = async move {
                         let method = GetCertificateSvc(inner);
+                        let codec = tonic_prost::ProstCodec::default();
+                        let mut grpc = tonic::server::Grpc::new(codec)
+                            .apply_compression_config(
+                                accept_compression_encodings,
+                                send_compression_encodings,
+                            )
+                            .apply_max_message_size_config(
+                                max_decoding_message_size,
+                                max_encoding_message_size,
+                            );
+                        let res = grpc.unary(method, req).await;
+                        Ok(res)
+                    };
+                    Box::pin(fut)
+                }
+                "/basalt.sa.StorageReadOnly/GetRevocationStatus" => {
+                    #[allow(non_camel_case_types)]
+                    struct GetRevocationStatusSvc<T: StorageReadOnly>(pub Arc<T>);
+                    impl<
+                        T: StorageReadOnly,
+                    > tonic::server::UnaryService<super::GetRevocationStatusRequest>
+                    for GetRevocationStatusSvc<T> {
+                        type Response = super::GetRevocationStatusResponse;
+                        type Future = BoxFuture<
+                            tonic::Response<Self::Response>,
+                            tonic::Status,
+                        >;
+                        fn call(
+                            &mut self,
+                            request: tonic::Request<super::GetRevocationStatusRequest>,
+                        ) -> Self::Future {
+                            let inner = Arc::clone(&self.0);
+                            let fut = async move {
+                                <T as StorageReadOnly>::get_revocation_status(
+                                        &inner,
+                                        request,
+                                    )
+                                    .await
+                            };
+                            Box::pin(fut)
+                        }
+                    }
+                    let accept_compression_encodings = self.accept_compression_encodings;
+                    let send_compression_encodings = self.send_compression_encodings;
+                    let max_decoding_message_size = self.max_decoding_message_size;
+                    let max_encoding_message_size = self.max_encoding_message_size;
+                    let inner = self.inner.clone();
+                    let fut = async move {
+                        let method = GetRevocationStatusSvc(inner);
                         let codec = tonic_prost::ProstCodec::default();
                         let mut grpc = tonic::server::Grpc::new(codec)
                             .apply_compression_config(

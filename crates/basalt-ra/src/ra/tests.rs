@@ -16,6 +16,7 @@ use basalt_core::OrdersPage;
 use basalt_core::PageRequest;
 use basalt_core::RevocationReason;
 use basalt_core::Serial;
+use basalt_core::SpkiHash;
 use basalt_core::StorageReadOnly;
 use basalt_core::ValidationRecord;
 use rcgen::CertificateParams;
@@ -46,6 +47,10 @@ struct State {
     hide_replacements: bool,
     /// Every `NewAccount` the SA was asked to store, as it arrived.
     new_accounts: Vec<NewAccount>,
+    /// The blocked-keys list.
+    blocked_keys: HashMap<SpkiHash, BlockedKey>,
+    /// What `key_blocked` answers instead of looking, when set.
+    key_blocked_error: Option<Error>,
 }
 
 impl State {
@@ -181,6 +186,14 @@ impl StorageReadOnly for FakeSa {
         _page: PageRequest,
     ) -> Result<OrdersPage, Error> {
         Err(Error::internal("the RA never lists orders"))
+    }
+
+    async fn key_blocked(&self, spki_sha256: &SpkiHash) -> Result<bool, Error> {
+        let state = self.lock();
+        if let Some(err) = &state.key_blocked_error {
+            return Err(err.clone());
+        }
+        Ok(state.blocked_keys.contains_key(spki_sha256))
     }
 }
 
@@ -447,6 +460,14 @@ impl Storage for FakeSa {
         certificate.revocation_reason = Some(reason);
         Ok(())
     }
+
+    async fn block_key(&self, key: BlockedKey) -> Result<(), Error> {
+        self.lock()
+            .blocked_keys
+            .entry(key.spki_sha256)
+            .or_insert(key);
+        Ok(())
+    }
 }
 
 #[async_trait]
@@ -602,10 +623,29 @@ fn harness_with(settings: RaSettings) -> Harness {
 }
 
 impl Harness {
+    /// After a refused finalize: nothing was signed, the order is still ready, and
+    /// a CSR for another key finalizes it.
+    async fn assert_finalizable_with_another_key(&self, order: OrderId) {
+        assert!(
+            self.ca.calls.lock().unwrap().is_empty(),
+            "nothing is signed"
+        );
+        assert_eq!(
+            self.sa.order(order).await.unwrap().status,
+            OrderStatus::Ready
+        );
+        let finalized = self
+            .ra
+            .finalize_order(order, csr(&["a.example"]))
+            .await
+            .unwrap();
+        assert_eq!(finalized.status, OrderStatus::Processing);
+    }
+
     async fn account(&self, thumbprint: &str) -> Account {
         self.ra
             .new_account(NewAccount {
-                key_jwk: "{}".into(),
+                key_jwk: fresh_jwk(),
                 key_thumbprint: thumbprint.into(),
                 contacts: vec!["mailto:admin@a.example".into()],
                 eab_key_id: None,
@@ -655,11 +695,25 @@ fn order_request(account_id: AccountId, names: &[&str]) -> OrderRequest {
 }
 
 fn csr(names: &[&str]) -> Vec<u8> {
-    let key = KeyPair::generate().unwrap();
+    csr_for(&KeyPair::generate().unwrap(), names)
+}
+
+/// A CSR for these DNS names with `key`.
+fn csr_for(key: &KeyPair, names: &[&str]) -> Vec<u8> {
     let mut params =
         CertificateParams::new(names.iter().map(|n| n.to_string()).collect::<Vec<_>>()).unwrap();
     params.distinguished_name = DistinguishedName::new();
-    params.serialize_request(&key).unwrap().der().to_vec()
+    params.serialize_request(key).unwrap().der().to_vec()
+}
+
+/// The canonical JWK of `key`, as the WFE passes account keys.
+fn jwk_of(key: &KeyPair) -> String {
+    spki_canonical_jwk(&key.subject_public_key_info()).unwrap()
+}
+
+/// The JWK of a fresh P-256 key.
+fn fresh_jwk() -> String {
+    jwk_of(&KeyPair::generate().unwrap())
 }
 
 #[tokio::test]
@@ -958,17 +1012,7 @@ async fn the_account_key_cannot_be_certified() {
     let err = h.ra.finalize_order(order.id, same_key).await.unwrap_err();
     assert_eq!(err.kind, ErrorKind::BadCsr);
     assert!(err.detail.contains("account key"), "{err}");
-    assert!(h.ca.calls.lock().unwrap().is_empty());
-    assert_eq!(
-        h.sa.order(order.id).await.unwrap().status,
-        OrderStatus::Ready
-    );
-    // Another key goes through.
-    let finalized =
-        h.ra.finalize_order(order.id, csr(&["a.example"]))
-            .await
-            .unwrap();
-    assert_eq!(finalized.status, OrderStatus::Processing);
+    h.assert_finalizable_with_another_key(order.id).await;
 }
 
 /// A name validated over 7 hours ago has its CAA checked again at finalize; a
@@ -1160,7 +1204,7 @@ async fn revoking_an_unknown_serial_is_not_found() {
 async fn new_account_checks_contacts() {
     let h = harness();
     let new = |contacts: &[&str]| NewAccount {
-        key_jwk: "{}".into(),
+        key_jwk: fresh_jwk(),
         key_thumbprint: format!("key-{}", contacts.join("|")),
         contacts: contacts.iter().map(|c| c.to_string()).collect(),
         eab_key_id: None,
@@ -1375,19 +1419,20 @@ async fn rollover_replaces_the_key_and_passes_conflicts_through() {
     let account = h.account(THUMBPRINT).await;
     let other = h.account("other").await;
 
+    let new_jwk = fresh_jwk();
     let rolled =
-        h.ra.rollover_account_key(account.id, r#"{"new":1}"#.into(), "new-thumbprint".into())
+        h.ra.rollover_account_key(account.id, new_jwk.clone(), "new-thumbprint".into())
             .await
             .unwrap();
     assert_eq!(rolled.key_thumbprint, "new-thumbprint");
-    assert_eq!(rolled.key_jwk, r#"{"new":1}"#);
+    assert_eq!(rolled.key_jwk, new_jwk);
     let stored = h.sa.account_by_key("new-thumbprint").await.unwrap();
     assert_eq!(stored.id, account.id);
     assert!(h.sa.account_by_key(THUMBPRINT).await.is_err());
 
     // The key of another account: the SA's Conflict comes back unchanged.
     let err =
-        h.ra.rollover_account_key(account.id, "{}".into(), other.key_thumbprint.clone())
+        h.ra.rollover_account_key(account.id, fresh_jwk(), other.key_thumbprint.clone())
             .await
             .unwrap_err();
     assert_eq!(err, Error::conflict("key in use by another account"));
@@ -1397,14 +1442,14 @@ async fn rollover_replaces_the_key_and_passes_conflicts_through() {
     );
 
     let err =
-        h.ra.rollover_account_key(account.id, "{}".into(), "new-thumbprint".into())
+        h.ra.rollover_account_key(account.id, fresh_jwk(), "new-thumbprint".into())
             .await
             .unwrap_err();
     assert_eq!(err.kind, ErrorKind::Malformed);
 
     h.ra.deactivate_account(other.id).await.unwrap();
     let err =
-        h.ra.rollover_account_key(other.id, "{}".into(), "third".into())
+        h.ra.rollover_account_key(other.id, fresh_jwk(), "third".into())
             .await
             .unwrap_err();
     assert_eq!(err.kind, ErrorKind::Unauthorized);
@@ -1866,7 +1911,7 @@ async fn the_eab_key_id_reaches_the_sa() {
     .unwrap();
     let account =
         h.ra.new_account(NewAccount {
-            key_jwk: "{}".into(),
+            key_jwk: fresh_jwk(),
             key_thumbprint: THUMBPRINT.into(),
             contacts: Vec::new(),
             eab_key_id: Some("kid-1".to_owned()),
@@ -1889,7 +1934,7 @@ async fn the_eab_key_id_reaches_the_sa() {
     // The SA's refusal (the key is bound already) passes through.
     let err =
         h.ra.new_account(NewAccount {
-            key_jwk: "{}".into(),
+            key_jwk: fresh_jwk(),
             key_thumbprint: "second".into(),
             contacts: Vec::new(),
             eab_key_id: Some("kid-1".to_owned()),
@@ -1943,3 +1988,5 @@ async fn background_sa_writes_wait_out_an_unavailable_sa() {
     assert_eq!(calls.load(Ordering::SeqCst), 3);
     assert!(started.elapsed() < Duration::from_secs(2));
 }
+
+mod blocked_keys;

@@ -245,10 +245,12 @@ async fn missing_databases_are_created(engine: Engine) {
 enum Param {
     Int(i64),
     Text(&'static str),
+    Bytes(&'static [u8]),
 }
 
 /// Every hot query with values of the right types for its bind parameters.
 fn hot_queries() -> Vec<(&'static str, &'static str, Vec<Param>)> {
+    use Param::Bytes;
     use Param::Int;
     use Param::Text;
     vec![
@@ -289,6 +291,11 @@ fn hot_queries() -> Vec<(&'static str, &'static str, Vec<Param>)> {
             vec![Text("0a")],
         ),
         (
+            "revocation status by serial",
+            REVOCATION_STATUS_BY_SERIAL,
+            vec![Text("0a")],
+        ),
+        (
             "orders stuck in processing",
             STUCK_ORDERS,
             vec![Int(1), Int(100)],
@@ -299,6 +306,7 @@ fn hot_queries() -> Vec<(&'static str, &'static str, Vec<Param>)> {
             EXPIRED_AUTHZS,
             vec![Int(1), Int(100)],
         ),
+        ("a blocked key", KEY_BLOCKED, vec![Bytes(&[0x11; 32])]),
     ]
 }
 
@@ -315,6 +323,7 @@ async fn plan(
         explain = match param {
             Param::Int(value) => explain.bind(*value),
             Param::Text(value) => explain.bind(*value),
+            Param::Bytes(value) => explain.bind(*value),
         };
     }
     explain
@@ -351,6 +360,63 @@ async fn finalizing_again_with_the_same_serial_is_a_no_op(engine: Engine) {
     sa.close().await;
 }
 
+/// A precertificate stored before precertificates gave their serial a status (its
+/// status row deleted here, as such a database holds it) gets one, good, from the
+/// migration that introduced them, and can then be revoked; a serial that already
+/// had a status keeps it.
+async fn old_precertificates_get_a_status_from_their_migration(engine: Engine) {
+    let clock = FixedClock::new(start());
+    let (sa, _db) = TestDatabase::fresh(engine, &clock).await;
+    let acct = account(&sa, "thumb").await;
+    let expires = start() + time::Duration::days(90);
+    let old: Serial = "01d0".parse().unwrap();
+    let revoked: Serial = "02d0".parse().unwrap();
+    for serial in [&old, &revoked] {
+        sa.add_serial(serial, acct.id, start(), expires)
+            .await
+            .unwrap();
+        sa.add_precertificate(serial, b"precert", acct.id, start())
+            .await
+            .unwrap();
+    }
+    sa.revoke_certificate(&revoked, RevocationReason::Superseded, start())
+        .await
+        .unwrap();
+    let version = migrate::history(engine)
+        .iter()
+        .find(|migration| migration.name == "precertificate_status")
+        .unwrap()
+        .version;
+    for text in [
+        format!("DELETE FROM schema_migrations WHERE version = {version}"),
+        format!("DELETE FROM certificate_status WHERE serial = '{old}'"),
+    ] {
+        sqlx::query(AssertSqlSafe(text))
+            .execute(sa.pool())
+            .await
+            .unwrap();
+    }
+    assert_eq!(
+        sa.revocation_status(&old).await.unwrap_err().kind,
+        ErrorKind::NotFound
+    );
+
+    assert_eq!(sa.migrate().await.unwrap(), vec![version]);
+    let status = sa.revocation_status(&old).await.unwrap();
+    assert_eq!(
+        (status.status, status.precertificate, status.expires_at),
+        (CertStatus::Good, true, expires)
+    );
+    assert_eq!(
+        sa.revocation_status(&revoked).await.unwrap().status,
+        CertStatus::Revoked
+    );
+    sa.revoke_certificate(&old, RevocationReason::KeyCompromise, start())
+        .await
+        .unwrap();
+    sa.close().await;
+}
+
 /// Instantiates the tests every engine runs.
 macro_rules! engine_tests {
     ($engine:expr) => {
@@ -379,6 +445,11 @@ macro_rules! engine_tests {
         #[tokio::test]
         async fn expired_data_is_purged_in_batches() {
             super::expired_data_is_purged_in_batches($engine).await;
+        }
+
+        #[tokio::test]
+        async fn old_precertificates_get_a_status_from_their_migration() {
+            super::old_precertificates_get_a_status_from_their_migration($engine).await;
         }
     };
 }
@@ -459,7 +530,11 @@ mod sqlite {
             ErrorKind::Conflict,
         );
         assert_eq!(sa.migrate().await.unwrap(), Vec::<i64>::new());
-        assert_eq!(versions(&sa).await, vec![1, 2, 3, 4, 5, 6]);
+        let all: Vec<i64> = migrate::history(Engine::Sqlite)
+            .iter()
+            .map(|m| m.version)
+            .collect();
+        assert_eq!(versions(&sa).await, all);
         let journal: String = sqlx::query("PRAGMA journal_mode")
             .fetch_one(sa.pool())
             .await

@@ -225,6 +225,10 @@ impl StorageReadOnly for Fake {
             next,
         })
     }
+
+    async fn key_blocked(&self, _spki_sha256: &basalt_core::SpkiHash) -> Result<bool, Error> {
+        Err(Error::internal("the WFE never reads the blocked-keys list"))
+    }
 }
 
 #[async_trait]
