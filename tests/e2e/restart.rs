@@ -98,16 +98,26 @@ fn every_service_is_its_own_process_and_only_the_ca_names_the_issuer_key() {
         assert_eq!(ca.service_pid(service), *pid, "run/{service}.pid");
     }
 
-    let key = ca.data_dir.join("ca-keys/intermediate-ecdsa.key");
-    let mode = fs::metadata(&key)
-        .expect("the issuer key")
-        .permissions()
-        .mode();
-    assert_eq!(
-        mode & 0o077,
-        0,
-        "the issuer key is readable by others: {mode:o}"
-    );
+    // The issuing keys (or, with `--ca-keys softhsm`, the token's PINs) are for
+    // the owner alone.
+    let secrets: Vec<_> = fs::read_dir(ca.data_dir.join("ca-keys"))
+        .expect("ca-keys/")
+        .map(|entry| entry.unwrap().path())
+        .filter(|path| {
+            path.extension()
+                .is_some_and(|extension| extension == "key" || extension == "pin")
+        })
+        .collect();
+    assert!(!secrets.is_empty(), "no key or PIN file in ca-keys/");
+    for secret in &secrets {
+        let mode = fs::metadata(secret).unwrap().permissions().mode();
+        assert_eq!(
+            mode & 0o077,
+            0,
+            "{} is readable by others: {mode:o}",
+            secret.display()
+        );
+    }
     let dir_mode = fs::metadata(ca.data_dir.join("ca-keys"))
         .unwrap()
         .permissions()

@@ -9,6 +9,7 @@ use basalt_config::GrpcClientConfig;
 use basalt_config::GrpcServerConfig;
 use basalt_config::TlsConfig;
 use basalt_core::Error;
+use basalt_core::IdentifierType;
 use serde::Deserialize;
 use time::OffsetDateTime;
 
@@ -16,6 +17,8 @@ use crate::KeySource;
 use crate::Pkcs11Config;
 use crate::Profile;
 use crate::Profiles;
+use crate::issuance::MAX_NAMES;
+use crate::issuance::identifier_type_name;
 
 /// The name of the profile a config without `[profiles]` gets, and the default
 /// `default_profile`.
@@ -60,8 +63,9 @@ impl CaConfig {
 
     /// Checks what serde cannot: `default_profile` names a profile, profile names
     /// are non-empty tokens (`A-Z a-z 0-9 . _ -`), every validity is above zero and
-    /// at most what the Baseline Requirements allow today, and the URLs are ASCII
-    /// `http://` URLs. The message names the field. `now` dates the Baseline
+    /// at most what the Baseline Requirements allow today, the URLs are ASCII
+    /// `http://` URLs, `identifier_types` is a non-empty list without repeats and
+    /// `max_names` is 1 to 100. The message names the field. `now` dates the Baseline
     /// Requirements' validity limit.
     pub fn validate(&self, now: OffsetDateTime) -> Result<(), String> {
         if self.issuers.is_empty() {
@@ -82,26 +86,7 @@ impl CaConfig {
                     "profile name {name:?} must be non-empty and use only A-Z, a-z, 0-9, '.', '_' and '-'"
                 ));
             }
-            let validity = profile.validity.0;
-            // The linter would refuse every certificate of a longer profile.
-            let max = crate::lint::br_max_validity(now);
-            if validity.is_zero() || validity > max {
-                return Err(format!(
-                    "profiles.{name}.validity must be above zero and at most the {} days \
-                     the Baseline Requirements allow today",
-                    max.as_secs() / 86_400
-                ));
-            }
-            for (field, url) in [
-                ("crl_url", &profile.crl_url),
-                ("ocsp_url", &profile.ocsp_url),
-            ] {
-                if url.as_ref().is_some_and(|url| !is_http_url(url)) {
-                    return Err(format!(
-                        "profiles.{name}.{field} must be an ASCII http:// URL"
-                    ));
-                }
-            }
+            profile.validate(name, crate::lint::br_max_validity(now))?;
         }
         Ok(())
     }
@@ -196,6 +181,21 @@ pub struct ProfileConfig {
     /// The OCSP responder URL to put in the AIA extension, if any.
     #[serde(default)]
     pub ocsp_url: Option<String>,
+    /// Whether the subject gets a commonName (the first DNS name of at most 64
+    /// octets); by default the subject is empty.
+    #[serde(default)]
+    pub common_name: bool,
+    /// Whether RSA subject keys also get keyEncipherment (default `true`).
+    #[serde(default = "ProfileConfig::default_key_encipherment")]
+    pub key_encipherment: bool,
+    /// The identifier types the profile issues for, `"dns"` and/or `"ip"`
+    /// (default `["dns"]`); the RA's profile of the same name should allow the
+    /// same.
+    #[serde(default = "ProfileConfig::default_identifier_types")]
+    pub identifier_types: Vec<IdentifierType>,
+    /// The most distinct names one certificate may hold, 1 to 100 (default 100).
+    #[serde(default = "ProfileConfig::default_max_names")]
+    pub max_names: usize,
 }
 
 impl ProfileConfig {
@@ -207,6 +207,58 @@ impl ProfileConfig {
         ConfigDuration(Duration::from_secs(3600))
     }
 
+    fn default_key_encipherment() -> bool {
+        true
+    }
+
+    fn default_identifier_types() -> Vec<IdentifierType> {
+        vec![IdentifierType::Dns]
+    }
+
+    fn default_max_names() -> usize {
+        MAX_NAMES
+    }
+
+    /// Checks the fields of `[profiles.<name>]` serde cannot; `max_validity` is
+    /// the longest validity the Baseline Requirements allow today.
+    fn validate(&self, name: &str, max_validity: Duration) -> Result<(), String> {
+        let validity = self.validity.0;
+        // The linter would refuse every certificate of a longer profile.
+        if validity.is_zero() || validity > max_validity {
+            return Err(format!(
+                "profiles.{name}.validity must be above zero and at most the {} days \
+                 the Baseline Requirements allow today",
+                max_validity.as_secs() / 86_400
+            ));
+        }
+        for (field, url) in [("crl_url", &self.crl_url), ("ocsp_url", &self.ocsp_url)] {
+            if url.as_ref().is_some_and(|url| !is_http_url(url)) {
+                return Err(format!(
+                    "profiles.{name}.{field} must be an ASCII http:// URL"
+                ));
+            }
+        }
+        if self.identifier_types.is_empty() {
+            return Err(format!(
+                "profiles.{name}.identifier_types must list at least one of \"dns\" and \"ip\""
+            ));
+        }
+        for (index, kind) in self.identifier_types.iter().enumerate() {
+            if self.identifier_types[..index].contains(kind) {
+                return Err(format!(
+                    "profiles.{name}.identifier_types lists {:?} more than once",
+                    identifier_type_name(*kind)
+                ));
+            }
+        }
+        if !(1..=MAX_NAMES).contains(&self.max_names) {
+            return Err(format!(
+                "profiles.{name}.max_names must be 1 to {MAX_NAMES}"
+            ));
+        }
+        Ok(())
+    }
+
     /// The profile as the CA issues with it.
     pub fn to_profile(&self) -> Profile {
         Profile {
@@ -214,6 +266,10 @@ impl ProfileConfig {
             backdate: self.backdate.0,
             crl_url: self.crl_url.clone(),
             ocsp_url: self.ocsp_url.clone(),
+            common_name: self.common_name,
+            key_encipherment: self.key_encipherment,
+            identifier_types: self.identifier_types.clone(),
+            max_names: self.max_names,
         }
     }
 }
@@ -225,6 +281,10 @@ impl Default for ProfileConfig {
             backdate: Self::default_backdate(),
             crl_url: None,
             ocsp_url: None,
+            common_name: false,
+            key_encipherment: Self::default_key_encipherment(),
+            identifier_types: Self::default_identifier_types(),
+            max_names: Self::default_max_names(),
         }
     }
 }
@@ -284,11 +344,15 @@ mod tests {
         [profiles.classic]
         validity = "7d"
         ocsp_url = "http://127.0.0.1:4002/"
+        common_name = true
 
         [profiles.shortlived]
         validity = "6d"
         backdate = "5m"
         crl_url = "http://127.0.0.1:4003/1.crl"
+        key_encipherment = false
+        identifier_types = ["dns", "ip"]
+        max_names = 25
     "#;
 
     /// The example with its `[profiles...]` tables replaced by `profiles`.
@@ -325,6 +389,10 @@ mod tests {
         assert_eq!(classic.backdate, Duration::from_secs(3600));
         assert_eq!(classic.ocsp_url.as_deref(), Some("http://127.0.0.1:4002/"));
         assert_eq!(classic.crl_url, None);
+        assert!(classic.common_name);
+        assert!(classic.key_encipherment);
+        assert_eq!(classic.identifier_types, [IdentifierType::Dns]);
+        assert_eq!(classic.max_names, 100);
         let (_, short) = profiles.get("shortlived").unwrap();
         assert_eq!(short.validity, Duration::from_secs(6 * 86_400));
         assert_eq!(short.backdate, Duration::from_secs(300));
@@ -333,6 +401,13 @@ mod tests {
             short.crl_url.as_deref(),
             Some("http://127.0.0.1:4003/1.crl")
         );
+        assert!(!short.common_name);
+        assert!(!short.key_encipherment);
+        assert_eq!(
+            short.identifier_types,
+            [IdentifierType::Dns, IdentifierType::Ip]
+        );
+        assert_eq!(short.max_names, 25);
         assert_eq!(config.ocsp.validity.0, Duration::from_secs(4 * 86_400));
     }
 
@@ -348,6 +423,13 @@ mod tests {
         );
         let profiles = config.to_profiles(now()).unwrap();
         assert_eq!(profiles, Profiles::default());
+        // Today's shape: no commonName, keyEncipherment for RSA, DNS names only,
+        // at most 100 of them.
+        let (_, classic) = profiles.get("").unwrap();
+        assert!(!classic.common_name);
+        assert!(classic.key_encipherment);
+        assert_eq!(classic.identifier_types, [IdentifierType::Dns]);
+        assert_eq!(classic.max_names, 100);
         assert_eq!(
             profiles.get("").unwrap().1.validity,
             Duration::from_secs(90 * 86_400)
@@ -396,14 +478,48 @@ mod tests {
                 "[profiles.classic]\ncrl_url = \"\"",
                 "profiles.classic.crl_url",
             ),
+            (
+                "[profiles.classic]\nidentifier_types = []",
+                "profiles.classic.identifier_types must list at least one",
+            ),
+            (
+                "[profiles.classic]\nidentifier_types = [\"dns\", \"ip\", \"dns\"]",
+                "profiles.classic.identifier_types lists \"dns\" more than once",
+            ),
+            (
+                "[profiles.classic]\nmax_names = 0",
+                "profiles.classic.max_names must be 1 to 100",
+            ),
+            (
+                "[profiles.classic]\n[profiles.short]\nmax_names = 101",
+                "profiles.short.max_names must be 1 to 100",
+            ),
         ] {
             let config: CaConfig = basalt_config::parse(&with_profiles(profiles)).unwrap();
             let err = config.validate(now()).unwrap_err();
             assert!(err.contains(expect), "{profiles}: {err}");
         }
-        let text = with_profiles("[profiles.classic]\nvalidity = \"47d\"");
+        let text = with_profiles(
+            "[profiles.classic]\nvalidity = \"47d\"\nmax_names = 1\nidentifier_types = [\"ip\"]",
+        );
         let config: CaConfig = basalt_config::parse(&text).unwrap();
         config.validate(now()).unwrap();
+        // Only the two RFC 8555 / RFC 8738 types exist.
+        for (profiles, expect) in [
+            (
+                "[profiles.classic]\nidentifier_types = [\"email\"]",
+                "unknown variant `email`",
+            ),
+            (
+                "[profiles.classic]\nidentifier_types = \"dns\"",
+                "identifier_types",
+            ),
+            ("[profiles.classic]\nmax_names = -1", "max_names"),
+            ("[profiles.classic]\ncommon_name = \"yes\"", "common_name"),
+        ] {
+            let err = basalt_config::parse::<CaConfig>(&with_profiles(profiles)).unwrap_err();
+            assert!(err.contains(expect), "{profiles}: {err}");
+        }
     }
 
     #[test]

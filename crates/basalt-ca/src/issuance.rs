@@ -20,10 +20,12 @@ use basalt_core::CertificateStore;
 use basalt_core::Clock;
 use basalt_core::Error;
 use basalt_core::ErrorKind;
+use basalt_core::Identifier;
 use basalt_core::IdentifierType;
 use basalt_core::IssueRequest;
 use basalt_core::IssuedCertificate;
 use basalt_core::Serial;
+use basalt_core::SubError;
 use der::Encode;
 use der::asn1::Ia5String;
 use der::asn1::ObjectIdentifier;
@@ -31,6 +33,7 @@ use rcgen::CertificateParams;
 use rcgen::CrlDistributionPoint;
 use rcgen::CustomExtension;
 use rcgen::DistinguishedName;
+use rcgen::DnType;
 use rcgen::ExtendedKeyUsagePurpose;
 use rcgen::IsCa;
 use rcgen::KeyUsagePurpose;
@@ -42,6 +45,7 @@ use ring::rand::SystemRandom;
 use time::OffsetDateTime;
 use tracing::error;
 use tracing::info;
+use tracing::warn;
 use x509_cert::ext::pkix::AccessDescription;
 use x509_cert::ext::pkix::AuthorityInfoAccessSyntax;
 use x509_cert::ext::pkix::name::GeneralName;
@@ -87,8 +91,10 @@ pub(crate) const DEFAULT_OCSP_VALIDITY: Duration = Duration::from_secs(4 * 86_40
 
 /// The shape of issued certificates.
 ///
-/// Subjects are empty: like Let's Encrypt today, the CA puts no common name in
-/// the subject, so the names live only in the (then critical) subjectAltName.
+/// By default subjects are empty: like Let's Encrypt's newer profiles, the CA puts
+/// no common name in the subject, so the names live only in the (then critical)
+/// subjectAltName. A profile with `common_name` copies one name into the subject,
+/// and the subjectAltName is then not critical (RFC 5280 §4.2.1.6).
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Profile {
     /// Lifetime, from the (backdated) notBefore; notAfter is notBefore + validity - 1s
@@ -100,7 +106,27 @@ pub struct Profile {
     pub crl_url: Option<String>,
     /// The OCSP responder URL for the AIA extension, if any.
     pub ocsp_url: Option<String>,
+    /// Whether the subject gets a commonName: the first DNS identifier, in the
+    /// sorted order of the subjectAltName, of at most 64 octets (ub-common-name).
+    /// Without such a name the subject stays empty, as in Boulder.
+    pub common_name: bool,
+    /// Whether RSA subject keys get keyEncipherment besides digitalSignature
+    /// (for TLS 1.2 RSA key exchange). ECDSA keys never get it.
+    pub key_encipherment: bool,
+    /// The identifier types the profile issues for; an issue request with any
+    /// other is refused ([`ErrorKind::RejectedIdentifier`]).
+    pub identifier_types: Vec<IdentifierType>,
+    /// The most distinct identifiers one certificate may hold; more is refused
+    /// ([`ErrorKind::Malformed`]).
+    pub max_names: usize,
 }
+
+/// ub-common-name (RFC 5280 Appendix A.1): the longest commonName, in octets.
+pub(crate) const MAX_COMMON_NAME_LEN: usize = 64;
+
+/// The most names a certificate may hold under any profile, as Boulder and Let's
+/// Encrypt cap it.
+pub(crate) const MAX_NAMES: usize = 100;
 
 impl Default for Profile {
     fn default() -> Self {
@@ -109,11 +135,69 @@ impl Default for Profile {
             backdate: DEFAULT_BACKDATE,
             crl_url: None,
             ocsp_url: None,
+            common_name: false,
+            key_encipherment: true,
+            identifier_types: vec![IdentifierType::Dns],
+            max_names: MAX_NAMES,
         }
     }
 }
 
 impl Profile {
+    /// Checks that the (sorted, deduplicated) `identifiers` fit the profile called
+    /// `name`: at most `max_names` of them ([`ErrorKind::Malformed`]), each of an
+    /// allowed type ([`ErrorKind::RejectedIdentifier`], one subproblem per refused
+    /// identifier). The RA checks the same first; this is the CA's own guard.
+    fn check_identifiers(&self, name: &str, identifiers: &[Identifier]) -> Result<(), Error> {
+        if identifiers.len() > self.max_names {
+            return Err(Error::malformed(format!(
+                "profile {name:?} allows at most {} identifiers, the request has {}",
+                self.max_names,
+                identifiers.len()
+            )));
+        }
+        let refused: Vec<SubError> = identifiers
+            .iter()
+            .filter(|id| !self.identifier_types.contains(&id.kind))
+            .map(|id| SubError {
+                identifier: id.clone(),
+                kind: ErrorKind::RejectedIdentifier,
+                detail: format!(
+                    "profile {name:?} does not issue for {} identifiers",
+                    identifier_type_name(id.kind)
+                ),
+            })
+            .collect();
+        let Some(first) = refused.first() else {
+            return Ok(());
+        };
+        let mut detail = format!(
+            "cannot issue for {:?}: {}",
+            first.identifier.value, first.detail
+        );
+        if refused.len() > 1 {
+            detail.push_str(&format!(" (and {} more)", refused.len() - 1));
+        }
+        Err(Error::new(ErrorKind::RejectedIdentifier, detail).with_subproblems(refused))
+    }
+
+    /// The subject of a certificate for the (sorted, deduplicated) `identifiers`:
+    /// empty, or with `common_name` one commonName, the first DNS identifier short
+    /// enough for one.
+    fn subject(&self, identifiers: &[Identifier]) -> DistinguishedName {
+        let mut subject = DistinguishedName::new();
+        if !self.common_name {
+            return subject;
+        }
+        let cn = identifiers
+            .iter()
+            .find(|id| id.kind == IdentifierType::Dns && id.value.len() <= MAX_COMMON_NAME_LEN);
+        if let Some(cn) = cn {
+            subject.push(DnType::CommonName, cn.value.as_str());
+        }
+        subject
+    }
+
     /// notBefore and notAfter for a certificate issued at `now`, honouring the
     /// window the order asked for.
     ///
@@ -362,20 +446,22 @@ impl Ca {
         issuer: &Issuer,
         profile: &Profile,
         serial: &[u8],
-        names: Vec<SanType>,
+        identifiers: &[Identifier],
         subject_key: &SubjectKey,
         not_before: OffsetDateTime,
         not_after: OffsetDateTime,
     ) -> Result<CertificateParams, Error> {
         let mut params = CertificateParams::default();
-        params.distinguished_name = DistinguishedName::new();
+        // rcgen marks the subjectAltName critical exactly when this is empty
+        // (RFC 5280 §4.2.1.6), which lint::san_critical_iff_empty_subject checks.
+        params.distinguished_name = profile.subject(identifiers);
         params.serial_number = Some(SerialNumber::from_slice(serial));
         params.not_before = not_before;
         params.not_after = not_after;
-        params.subject_alt_names = names;
+        params.subject_alt_names = subject_alt_names(identifiers)?;
         params.is_ca = IsCa::ExplicitNoCa;
         params.key_usages = vec![KeyUsagePurpose::DigitalSignature];
-        if subject_key.is_rsa {
+        if subject_key.is_rsa && profile.key_encipherment {
             params.key_usages.push(KeyUsagePurpose::KeyEncipherment);
         }
         params.extended_key_usages = vec![ExtendedKeyUsagePurpose::ServerAuth];
@@ -455,7 +541,7 @@ impl Ca {
 impl CertificateAuthority for Ca {
     async fn issue_certificate(&self, request: IssueRequest) -> Result<IssuedCertificate, Error> {
         let subject_key = parse_csr(&request.csr_der)?;
-        let names = subject_alt_names(&request)?;
+        let identifiers = sorted_identifiers(&request)?;
         let names_text = request
             .identifiers
             .iter()
@@ -463,6 +549,19 @@ impl CertificateAuthority for Ca {
             .collect::<Vec<_>>()
             .join(",");
         let (profile_name, profile) = self.profiles.get(&request.profile)?;
+        if let Err(err) = profile.check_identifiers(profile_name, &identifiers) {
+            // The RA applies the same profile first: reaching here means the two
+            // configs disagree, or a caller bypassed the RA.
+            warn!(
+                account_id = %request.account_id,
+                order_id = %request.order_id,
+                names = %names_text,
+                profile = %profile_name,
+                error = %err.detail,
+                "issue request refused by the profile"
+            );
+            return Err(err);
+        }
         let now = self.clock.now();
         let (not_before, not_after) =
             profile.validity_window(now, request.not_before, request.not_after)?;
@@ -473,7 +572,7 @@ impl CertificateAuthority for Ca {
             issuer,
             profile,
             &serial_bytes,
-            names,
+            &identifiers,
             &subject_key,
             not_before,
             not_after,
@@ -622,15 +721,28 @@ fn parse_csr(der: &[u8]) -> Result<SubjectKey, Error> {
     Ok(SubjectKey { spki, is_rsa })
 }
 
-/// The subjectAltName entries, from the identifiers the RA approved (never from
-/// the CSR).
-fn subject_alt_names(request: &IssueRequest) -> Result<Vec<SanType>, Error> {
+/// The identifiers the RA approved (never the CSR's names), sorted and without
+/// duplicates: the order of the subjectAltName entries.
+fn sorted_identifiers(request: &IssueRequest) -> Result<Vec<Identifier>, Error> {
     if request.identifiers.is_empty() {
         return Err(Error::malformed("no identifiers to issue for"));
     }
     let mut identifiers = request.identifiers.clone();
     identifiers.sort();
     identifiers.dedup();
+    Ok(identifiers)
+}
+
+/// How an identifier type is written in configs and on the wire.
+pub(crate) fn identifier_type_name(kind: IdentifierType) -> &'static str {
+    match kind {
+        IdentifierType::Dns => "dns",
+        IdentifierType::Ip => "ip",
+    }
+}
+
+/// The subjectAltName entries for `identifiers`, in their order.
+fn subject_alt_names(identifiers: &[Identifier]) -> Result<Vec<SanType>, Error> {
     identifiers
         .iter()
         .map(|id| match id.kind {

@@ -249,31 +249,46 @@ fn services(remote_vas: usize) -> Vec<Service> {
 }
 
 /// The certificate profiles a lab CA offers (draft-ietf-acme-profiles), written
-/// into the CA's, the RA's and the WFE's configs from this one table.
+/// into the CA's, the RA's and the WFE's configs from this one table, so the CA
+/// and the RA agree on which identifier types each profile allows.
 struct DevProfile {
     name: &'static str,
     validity: &'static str,
+    /// IP identifiers besides DNS names: the RA's `allow_ip_identifiers`, the
+    /// CA's `identifier_types`.
     ip_identifiers: bool,
+    /// The CA's `common_name`: the first DNS name in the subject.
+    common_name: bool,
+    /// The CA's `key_encipherment` for RSA keys.
+    key_encipherment: bool,
     description: &'static str,
 }
 
 const PROFILES: &[DevProfile] = &[
+    // Let's Encrypt's classic profile: a commonName, keyEncipherment for RSA.
     DevProfile {
         name: "classic",
         validity: "90d",
         ip_identifiers: false,
-        description: "90-day certificates for DNS names, with an OCSP URL",
+        common_name: true,
+        key_encipherment: true,
+        description: "90-day certificates for DNS names, with a commonName",
     },
+    // Let's Encrypt's newer profiles: an empty subject, digitalSignature only.
     DevProfile {
         name: "modern",
         validity: "45d",
         ip_identifiers: false,
-        description: "45-day certificates for DNS names",
+        common_name: false,
+        key_encipherment: false,
+        description: "45-day certificates for DNS names, empty subject, no keyEncipherment",
     },
     DevProfile {
         name: "shortlived",
         validity: "160h",
         ip_identifiers: true,
+        common_name: false,
+        key_encipherment: false,
         description: "160-hour certificates for DNS names and IP addresses",
     },
 ];
@@ -291,11 +306,19 @@ fn ca_profiles(ocsp_url: &str) -> String {
             // Every leaf names the OCSP responder: the Baseline Requirements let
             // short-lived ones go without revocation information, but Microsoft's
             // root program (and pkilint with it) wants some on every leaf.
+            let identifier_types = if p.ip_identifiers {
+                r#"["dns", "ip"]"#
+            } else {
+                r#"["dns"]"#
+            };
             format!(
-                "[profiles.{}]\nvalidity = {}\nocsp_url = {}\n\n",
+                "[profiles.{}]\nvalidity = {}\nocsp_url = {}\ncommon_name = {}\n\
+                 key_encipherment = {}\nidentifier_types = {identifier_types}\n\n",
                 p.name,
                 q(p.validity),
-                q(ocsp_url)
+                q(ocsp_url),
+                p.common_name,
+                p.key_encipherment,
             )
         })
         .collect()
@@ -1803,6 +1826,56 @@ exec cat >/dev/null"#,
             ca.profiles["classic"].ocsp_url.as_deref(),
             Some("http://ocsp.lab.example")
         );
+    }
+
+    /// Checks that the CA's and the RA's profiles have the same names, identifier
+    /// types and name limits, and returns the CA's.
+    fn agreeing_profiles(
+        ca: &basalt_ca::CaConfig,
+        ra: &basalt_ra::RaConfig,
+    ) -> basalt_ca::Profiles {
+        use basalt_core::IdentifierType;
+
+        // 2026-06-01, when the Baseline Requirements allow 200-day leaves.
+        let now = time::OffsetDateTime::from_unix_timestamp(1_780_272_000).unwrap();
+        let profiles = ca.to_profiles(now).unwrap();
+        let ca_names: Vec<&String> = profiles.by_name().keys().collect();
+        let ra_names: Vec<&String> = ra.profiles.keys().collect();
+        assert_eq!(ca_names, ra_names);
+        for (name, profile) in profiles.by_name() {
+            let ra_profile = &ra.profiles[name];
+            let expected = if ra_profile.allow_ip_identifiers {
+                vec![IdentifierType::Dns, IdentifierType::Ip]
+            } else {
+                vec![IdentifierType::Dns]
+            };
+            assert_eq!(profile.identifier_types, expected, "{name}");
+            assert_eq!(profile.max_names, ra_profile.max_names, "{name}");
+        }
+        assert!(
+            profiles.by_name()["shortlived"]
+                .identifier_types
+                .contains(&IdentifierType::Ip)
+        );
+        profiles
+    }
+
+    #[test]
+    fn the_ca_and_the_ra_profiles_allow_the_same_identifier_types() {
+        let profiles = agreeing_profiles(&config(&configs(), "ca"), &config(&configs(), "ra"));
+        // classic is shaped like Let's Encrypt's classic profile, the others like
+        // its newer ones.
+        let classic = &profiles.by_name()["classic"];
+        assert!(classic.common_name && classic.key_encipherment);
+        for name in ["modern", "shortlived"] {
+            let profile = &profiles.by_name()[name];
+            assert!(!profile.common_name && !profile.key_encipherment, "{name}");
+        }
+
+        let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../deploy/config");
+        let ca = basalt_config::load::<basalt_ca::CaConfig>(&dir.join("ca.toml")).unwrap();
+        let ra = basalt_config::load::<basalt_ra::RaConfig>(&dir.join("ra.toml")).unwrap();
+        agreeing_profiles(&ca, &ra);
     }
 
     #[test]

@@ -42,6 +42,14 @@ fn request(csr_der: Vec<u8>, identifiers: Vec<Identifier>) -> IssueRequest {
     }
 }
 
+/// The default profile, allowing IP identifiers too.
+fn dns_and_ip() -> Profile {
+    Profile {
+        identifier_types: vec![IdentifierType::Dns, IdentifierType::Ip],
+        ..Profile::default()
+    }
+}
+
 fn ca_with(issuer: Issuer, profile: Profile) -> (Ca, Arc<FakeStorage>) {
     ca_with_profiles(issuer, Profiles::single("classic", profile))
 }
@@ -82,7 +90,7 @@ fn aki(cert: &X509Certificate<'_>) -> Vec<u8> {
 async fn issues_a_linted_recorded_certificate_that_chains_to_the_root() {
     let (issuer, root) = test_issuer();
     let intermediate_der = issuer.cert_der().to_vec();
-    let (ca, storage) = ca_with(issuer, Profile::default());
+    let (ca, storage) = ca_with(issuer, dns_and_ip());
     let subject_key = KeyPair::generate().unwrap();
     let identifiers = vec![
         Identifier::dns("b.example"),
@@ -220,6 +228,7 @@ async fn profile_urls_become_crl_and_aia_extensions() {
         backdate: Duration::ZERO,
         crl_url: Some("http://crl.example/1.crl".into()),
         ocsp_url: Some("http://ocsp.example/".into()),
+        ..Profile::default()
     };
     let (ca, _) = ca_with(issuer, profile);
     let key = KeyPair::generate().unwrap();
@@ -466,7 +475,7 @@ async fn refused_serial_stops_issuance() {
 #[tokio::test]
 async fn bad_identifiers_and_keys_are_refused() {
     let (issuer, _) = test_issuer();
-    let (ca, storage) = ca_with(issuer, Profile::default());
+    let (ca, storage) = ca_with(issuer, dns_and_ip());
     let key = KeyPair::generate().unwrap();
     for identifiers in [
         vec![],
@@ -623,6 +632,7 @@ fn two_profiles() -> Profiles {
         backdate: Duration::from_secs(3600),
         crl_url: Some("http://crl.example/short.crl".into()),
         ocsp_url: None,
+        ..Profile::default()
     };
     Profiles::new(
         "classic".into(),
@@ -819,4 +829,271 @@ fn profiles_need_their_default() {
         profiles.get("nope").unwrap_err().kind,
         ErrorKind::InvalidProfile
     );
+}
+
+/// A DNS name of 79 octets: too long for a commonName, fine for a dNSName.
+fn long_name(first: char) -> String {
+    format!(
+        "{}.{}.example",
+        first.to_string().repeat(40),
+        "b".repeat(30)
+    )
+}
+
+/// The subject's commonNames, as text.
+fn common_names(cert: &X509Certificate<'_>) -> Vec<String> {
+    cert.subject()
+        .iter_common_name()
+        .map(|cn| cn.as_str().unwrap().to_owned())
+        .collect()
+}
+
+/// Lints a certificate as the CA does before signing.
+fn lint_errors(cert: &X509Certificate<'_>, profile: &Profile) -> Vec<lint::LintError> {
+    lint::lint_with(cert, &lint::Context::for_profile(profile))
+}
+
+#[tokio::test]
+async fn a_common_name_profile_puts_the_first_dns_name_that_fits_in_the_subject() {
+    let profile = Profile {
+        common_name: true,
+        ..dns_and_ip()
+    };
+    let too_long = long_name('a');
+    for (key, identifiers, expected) in [
+        (
+            KeyPair::generate().unwrap(),
+            vec![
+                Identifier::ip("192.0.2.1"),
+                Identifier::dns("c.example"),
+                Identifier::dns("b.example"),
+                Identifier::dns("c.example"),
+            ],
+            "b.example",
+        ),
+        // The first name in SAN order is over 64 octets: the next one is taken.
+        (
+            KeyPair::from_pem(RSA_KEY_A).unwrap(),
+            vec![Identifier::dns("z.example"), Identifier::dns(&too_long)],
+            "z.example",
+        ),
+        // An IP address never becomes the commonName.
+        (
+            KeyPair::generate().unwrap(),
+            vec![
+                Identifier::ip("192.0.2.1"),
+                Identifier::dns("*.example.org"),
+            ],
+            "*.example.org",
+        ),
+    ] {
+        let (issuer, _) = test_issuer();
+        let (ca, storage) = ca_with(issuer, profile.clone());
+        let issued = ca
+            .issue_certificate(request(csr(&key), identifiers.clone()))
+            .await
+            .unwrap();
+        let leaf = parse(&issued.der);
+        assert_eq!(common_names(&leaf), [expected], "{identifiers:?}");
+        // One RDN holding the commonName alone.
+        assert_eq!(leaf.subject().iter().count(), 1);
+        assert_eq!(leaf.subject().iter_attributes().count(), 1);
+        let san = leaf.subject_alternative_name().unwrap().unwrap();
+        assert!(
+            !san.critical,
+            "SAN must not be critical with a non-empty subject"
+        );
+        assert!(
+            san.value
+                .general_names
+                .contains(&X509GeneralName::DNSName(expected))
+        );
+        assert_eq!(lint_errors(&leaf, &profile), [], "{identifiers:?}");
+        let calls = storage.calls();
+        let Call::Precertificate(_, pre_der) = &calls[1] else {
+            panic!("expected a precertificate, got {calls:?}");
+        };
+        assert_eq!(common_names(&parse(pre_der)), [expected]);
+    }
+}
+
+#[tokio::test]
+async fn the_common_name_is_left_out_when_no_dns_name_fits() {
+    let profile = Profile {
+        common_name: true,
+        ..dns_and_ip()
+    };
+    let (issuer, _) = test_issuer();
+    let (ca, _) = ca_with(issuer, profile.clone());
+    let key = KeyPair::generate().unwrap();
+    let names = [long_name('a'), long_name('c')];
+    assert!(names.iter().all(|name| name.len() > MAX_COMMON_NAME_LEN));
+    let issued = ca
+        .issue_certificate(request(
+            csr(&key),
+            vec![
+                Identifier::dns(&names[0]),
+                Identifier::dns(&names[1]),
+                Identifier::ip("192.0.2.1"),
+            ],
+        ))
+        .await
+        .unwrap();
+    let leaf = parse(&issued.der);
+    assert_eq!(leaf.subject().iter().count(), 0);
+    let san = leaf.subject_alternative_name().unwrap().unwrap();
+    assert!(san.critical, "SAN must be critical with an empty subject");
+    assert_eq!(san.value.general_names.len(), 3);
+    assert_eq!(lint_errors(&leaf, &profile), []);
+}
+
+#[tokio::test]
+async fn without_key_encipherment_rsa_keys_get_digital_signature_only() {
+    let profile = Profile {
+        key_encipherment: false,
+        ..Profile::default()
+    };
+    for (key, is_rsa) in [
+        (KeyPair::from_pem(RSA_KEY_A).unwrap(), true),
+        (KeyPair::generate().unwrap(), false),
+    ] {
+        let (issuer, _) = test_rsa_issuer();
+        let (ca, _) = ca_with(issuer, profile.clone());
+        let issued = ca
+            .issue_certificate(request(csr(&key), vec![Identifier::dns("rsa.example")]))
+            .await
+            .unwrap();
+        let leaf = parse(&issued.der);
+        assert_eq!(
+            leaf.public_key().algorithm.algorithm == OID_PKCS1_RSAENCRYPTION,
+            is_rsa
+        );
+        let ku = leaf.key_usage().unwrap().unwrap();
+        assert!(ku.critical);
+        assert!(
+            ku.value.digital_signature() && ku.value.flags.count_ones() == 1,
+            "digitalSignature alone: {}",
+            ku.value
+        );
+        assert_eq!(lint_errors(&leaf, &profile), []);
+    }
+}
+
+#[tokio::test]
+async fn an_identifier_type_the_profile_does_not_allow_is_refused_before_anything_is_recorded() {
+    let logs = CapturedLogs::start();
+    let ip_only = Profile {
+        identifier_types: vec![IdentifierType::Ip],
+        ..Profile::default()
+    };
+    let profiles = Profiles::new(
+        "classic".into(),
+        BTreeMap::from([
+            ("classic".to_owned(), Profile::default()),
+            ("iponly".to_owned(), ip_only),
+        ]),
+    )
+    .unwrap();
+    let (issuer, _) = test_issuer();
+    let (ca, storage) = ca_with_profiles(issuer, profiles);
+    let key = KeyPair::generate().unwrap();
+    for (profile, identifiers, refused) in [
+        (
+            "",
+            vec![
+                Identifier::dns("a.example"),
+                Identifier::ip("192.0.2.1"),
+                Identifier::ip("2001:db8::1"),
+            ],
+            vec![Identifier::ip("192.0.2.1"), Identifier::ip("2001:db8::1")],
+        ),
+        (
+            "iponly",
+            vec![Identifier::ip("192.0.2.1"), Identifier::dns("a.example")],
+            vec![Identifier::dns("a.example")],
+        ),
+    ] {
+        let err = ca
+            .issue_certificate(IssueRequest {
+                profile: profile.into(),
+                ..request(csr(&key), identifiers.clone())
+            })
+            .await
+            .unwrap_err();
+        assert_eq!(err.kind, ErrorKind::RejectedIdentifier, "{profile}: {err}");
+        assert!(err.detail.contains("does not issue for"), "{err}");
+        let subproblems: Vec<Identifier> = err
+            .subproblems
+            .iter()
+            .map(|sub| {
+                assert_eq!(sub.kind, ErrorKind::RejectedIdentifier);
+                sub.identifier.clone()
+            })
+            .collect();
+        assert_eq!(subproblems, refused, "{profile}");
+    }
+    assert!(storage.calls().is_empty(), "{:?}", storage.calls());
+    assert_eq!(ca.issuer().signatures(), 0);
+    let refusals = logs
+        .lines()
+        .into_iter()
+        .filter(|line| line.contains("refused by the profile"))
+        .count();
+    assert_eq!(refusals, 2, "{:?}", logs.lines());
+
+    // The IP-only profile issues for an IP address.
+    let issued = ca
+        .issue_certificate(IssueRequest {
+            profile: "iponly".into(),
+            ..request(csr(&key), vec![Identifier::ip("192.0.2.1")])
+        })
+        .await
+        .unwrap();
+    assert!(parse(&issued.der).subject_alternative_name().is_ok());
+}
+
+#[tokio::test]
+async fn more_names_than_max_names_are_refused_before_anything_is_recorded() {
+    let profile = Profile {
+        max_names: 2,
+        ..Profile::default()
+    };
+    let (issuer, _) = test_issuer();
+    let (ca, storage) = ca_with(issuer, profile);
+    let key = KeyPair::generate().unwrap();
+    let err = ca
+        .issue_certificate(request(
+            csr(&key),
+            vec![
+                Identifier::dns("a.example"),
+                Identifier::dns("b.example"),
+                Identifier::dns("c.example"),
+            ],
+        ))
+        .await
+        .unwrap_err();
+    assert_eq!(err.kind, ErrorKind::Malformed, "{err}");
+    assert!(
+        err.detail
+            .contains("at most 2 identifiers, the request has 3"),
+        "{err}"
+    );
+    assert!(storage.calls().is_empty(), "{:?}", storage.calls());
+    assert_eq!(ca.issuer().signatures(), 0);
+
+    // Repeats count once, as in the subjectAltName.
+    let issued = ca
+        .issue_certificate(request(
+            csr(&key),
+            vec![
+                Identifier::dns("b.example"),
+                Identifier::dns("a.example"),
+                Identifier::dns("b.example"),
+            ],
+        ))
+        .await
+        .unwrap();
+    let leaf = parse(&issued.der);
+    let san = leaf.subject_alternative_name().unwrap().unwrap();
+    assert_eq!(san.value.general_names.len(), 2);
 }
