@@ -143,6 +143,14 @@ async fn a_ca_killed_after_the_precertificate_leaves_its_serial_revocable_and_un
             "{}",
             revoked.text()
         );
+        // keyCompromise also blocks the key, read from the precertificate.
+        assert!(
+            revoked
+                .stdout
+                .contains("; its key is blocked (spki_sha256 "),
+            "{}",
+            revoked.text()
+        );
         ocsp_status_becomes(&ca, &issuer, &crashed, "revoked");
         let again = ca.admin(&["revoke", "--serial", &hex, "--reason", "superseded"]);
         assert!(

@@ -214,6 +214,25 @@ async fn revoke<S: Storage + RevocationLookup>(
             .map_or_else(String::new, |at| format!(" at {at}"));
         bail!("serial {serial} is already revoked ({why}{when})");
     }
+    // As the RA does for a revocation proved with the certificate's own key (and
+    // Boulder's admin tool for keyCompromise): block the key first, so no new
+    // account or certificate can use it even if the revocation then fails.
+    let blocked = if reason == RevocationReason::KeyCompromise {
+        let spki = der_certificate_spki(&status.der)
+            .context("reading the key of the compromised certificate")?;
+        let hash = spki_sha256(&spki);
+        sa.block_key(BlockedKey {
+            spki_sha256: hash,
+            added_at: clock.now(),
+            source: BlockedKeySource::KeyCompromise,
+            comment: format!("serial {serial} revoked for keyCompromise by an operator"),
+        })
+        .await
+        .context("blocking the compromised key")?;
+        format!("; its key is blocked (spki_sha256 {hash})")
+    } else {
+        String::new()
+    };
     match sa.revoke_certificate(serial, reason, clock.now()).await {
         Ok(()) => {}
         Err(err) if err.is(ErrorKind::AlreadyRevoked) => {
@@ -228,7 +247,7 @@ async fn revoke<S: Storage + RevocationLookup>(
         "certificate"
     };
     Ok(format!(
-        "revoked serial {serial} ({what}), reason {reason} ({})",
+        "revoked serial {serial} ({what}), reason {reason} ({}){blocked}",
         reason.code()
     ))
 }
@@ -276,8 +295,12 @@ fn pem_block(pem: &[u8], labels: &[&str]) -> anyhow::Result<Vec<u8>> {
 
 /// The SubjectPublicKeyInfo of a PEM certificate, as the certificate carries it.
 fn certificate_spki(pem: &[u8]) -> anyhow::Result<Vec<u8>> {
-    let der = pem_block(pem, &["CERTIFICATE"])?;
-    let (rest, certificate) = X509Certificate::from_der(&der)
+    der_certificate_spki(&pem_block(pem, &["CERTIFICATE"])?)
+}
+
+/// The SubjectPublicKeyInfo of a DER certificate (or precertificate).
+fn der_certificate_spki(der: &[u8]) -> anyhow::Result<Vec<u8>> {
+    let (rest, certificate) = X509Certificate::from_der(der)
         .map_err(|err| anyhow::anyhow!("not a valid certificate: {err}"))?;
     if !rest.is_empty() {
         bail!("trailing data after the certificate");
@@ -528,18 +551,29 @@ mod tests {
         sa.add_serial(&serial, AccountId(1), at, at + time::Duration::days(90))
             .await
             .unwrap();
-        sa.add_precertificate(&serial, b"precert", AccountId(1), at)
+        let key = rcgen::KeyPair::generate().unwrap();
+        let precert = rcgen::CertificateParams::new(vec!["a.example".to_owned()])
+            .unwrap()
+            .self_signed(&key)
+            .unwrap();
+        sa.add_precertificate(&serial, precert.der(), AccountId(1), at)
             .await
             .unwrap();
+        let hash = spki_sha256(&rcgen::PublicKeyData::subject_public_key_info(&key));
+        assert!(!sa.key_blocked(&hash).await.unwrap());
 
         let done = revoke(&sa, &serial, RevocationReason::KeyCompromise, &clock)
             .await
             .unwrap();
         assert_eq!(
             done,
-            "revoked serial 0bad (precertificate only; its certificate was never stored), \
-             reason keyCompromise (1)"
+            format!(
+                "revoked serial 0bad (precertificate only; its certificate was never stored), \
+                 reason keyCompromise (1); its key is blocked (spki_sha256 {hash})"
+            )
         );
+        // keyCompromise blocks the certificate's key, as the RA does.
+        assert!(sa.key_blocked(&hash).await.unwrap());
         let again = revoke(&sa, &serial, RevocationReason::Superseded, &clock)
             .await
             .unwrap_err()
