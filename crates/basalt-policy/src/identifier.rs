@@ -22,26 +22,64 @@ const DETAIL_NAMES: usize = 1;
 /// the name the client sent is the name that is stored), at most 253 characters,
 /// with at least two labels of 1–63 letters, digits and hyphens, no label starting
 /// or ending with a hyphen, no trailing dot, and a top-level label that is not all
-/// digits. `xn--` labels are accepted when they are LDH; deeper IDNA checks come
-/// later. A wildcard may only be a whole leading `*.` label over a name of at least
-/// two labels; it is authorized with dns-01 alone.
+/// digits. An `xn--` label must be a valid IDNA A-label: its punycode decodes, and
+/// IDNA processing of it gives the same label back. A wildcard may only be a whole
+/// leading `*.` label over a name of at least two labels; it is authorized with
+/// dns-01 alone. A name that is itself a public suffix (`co.uk`, `github.io`), or a
+/// wildcard directly over one (`*.co.uk`), is refused with
+/// [`ErrorKind::RejectedIdentifier`]: such a certificate would cover names held by
+/// unrelated parties.
 ///
 /// IP identifiers (RFC 8738) must be an address in its canonical text form. Whether
-/// IP identifiers are allowed at all is [`IdentifierPolicy`]'s decision.
+/// IP identifiers are allowed at all, and reserved ranges, are [`IdentifierPolicy`]'s
+/// decision.
 pub fn check_identifier(id: &Identifier) -> Result<(), Error> {
     match id.kind {
-        IdentifierType::Dns => check_dns_name(&id.value),
+        IdentifierType::Dns => {
+            check_dns_name(&id.value)?;
+            check_public_suffix(&id.value)
+        }
         IdentifierType::Ip => check_ip(&id.value),
     }
 }
 
+/// Checks an entry of an operator's allow or block list: a lowercase DNS name
+/// without a wildcard, which stands for itself and every name under it. The error
+/// says what is wrong with the entry.
+pub fn check_domain_rule(entry: &str) -> Result<(), String> {
+    if entry.starts_with("*.") {
+        return Err(format!(
+            "{entry:?} must be a name without \"*.\" (an entry already covers the names under it)"
+        ));
+    }
+    check_dns_name(entry)
+        .map_err(|err| format!("{entry:?} is not a valid DNS name: {}", err.detail))
+}
+
 /// The identifier rules an operator can tune.
+///
+/// [`IdentifierPolicy::default`] applies the syntax and public suffix rules of
+/// [`check_identifier`] and nothing more (any TLD, any IP range, no lists); the RA's
+/// config turns on the stricter rules a public CA runs on.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct IdentifierPolicy {
     /// Whether IP identifiers (RFC 8738) may be ordered.
     pub allow_ip_identifiers: bool,
     /// The most distinct identifiers one order may hold.
     pub max_names: usize,
+    /// Whether a DNS name's top-level domain must be in the public suffix list. Off,
+    /// names under reserved TLDs (`.example`, `.test`, `.internal`) may be issued for,
+    /// as a lab or private CA wants.
+    pub require_known_tld: bool,
+    /// Whether IP identifiers in reserved ranges (private, loopback, link-local,
+    /// documentation, multicast, …) may be ordered.
+    pub allow_reserved_ips: bool,
+    /// When not empty, every DNS name must be one of these names or under one
+    /// (wildcards by their base name). Entries pass [`check_domain_rule`].
+    pub allow: Vec<String>,
+    /// DNS names that are refused, with every name under them; this wins over
+    /// [`IdentifierPolicy::allow`]. Entries pass [`check_domain_rule`].
+    pub block: Vec<String>,
 }
 
 impl Default for IdentifierPolicy {
@@ -49,6 +87,10 @@ impl Default for IdentifierPolicy {
         Self {
             allow_ip_identifiers: false,
             max_names: 100,
+            require_known_tld: false,
+            allow_reserved_ips: true,
+            allow: Vec::new(),
+            block: Vec::new(),
         }
     }
 }
@@ -90,11 +132,101 @@ impl IdentifierPolicy {
 
     fn check_one(&self, id: &Identifier) -> Result<(), Error> {
         check_identifier(id)?;
-        if id.kind == IdentifierType::Ip && !self.allow_ip_identifiers {
-            return Err(rejected("IP identifiers are not enabled"));
+        match id.kind {
+            IdentifierType::Ip => {
+                if !self.allow_ip_identifiers {
+                    return Err(rejected("IP identifiers are not enabled"));
+                }
+                if !self.allow_reserved_ips
+                    && let Ok(ip) = id.value.parse::<IpAddr>()
+                    && is_reserved(ip)
+                {
+                    return Err(rejected("IP address is in a reserved range"));
+                }
+            }
+            IdentifierType::Dns => {
+                let base = id.value.strip_prefix("*.").unwrap_or(&id.value);
+                if self.require_known_tld
+                    && !psl::suffix(base.as_bytes()).is_some_and(|suffix| suffix.is_known())
+                {
+                    return Err(rejected("DNS name is not under a known top-level domain"));
+                }
+                if self.block.iter().any(|entry| under(base, entry)) {
+                    return Err(rejected("DNS name is blocked by the CA's policy"));
+                }
+                if !self.allow.is_empty() && !self.allow.iter().any(|entry| under(base, entry)) {
+                    return Err(rejected(
+                        "DNS name is not under an allowed domain of the CA's policy",
+                    ));
+                }
+            }
         }
         Ok(())
     }
+}
+
+/// Whether `name` is `entry` or a name under it.
+fn under(name: &str, entry: &str) -> bool {
+    name.strip_suffix(entry)
+        .is_some_and(|rest| rest.is_empty() || rest.ends_with('.'))
+}
+
+/// Whether an IP address is outside the globally routed unicast space (the IANA
+/// special-purpose registries, as far as they matter for certificates).
+fn is_reserved(ip: IpAddr) -> bool {
+    match ip {
+        IpAddr::V4(v4) => {
+            let [a, b, c, _] = v4.octets();
+            v4.is_unspecified()
+                || v4.is_loopback()
+                || v4.is_private()
+                || v4.is_link_local()
+                || v4.is_multicast()
+                || v4.is_broadcast()
+                || v4.is_documentation()
+                || a == 0
+                || a >= 240
+                // 100.64.0.0/10, shared address space (RFC 6598).
+                || (a == 100 && (64..128).contains(&b))
+                // 192.0.0.0/24, IETF protocol assignments (RFC 6890).
+                || (a == 192 && b == 0 && c == 0)
+                // 198.18.0.0/15, benchmarking (RFC 2544).
+                || (a == 198 && (b == 18 || b == 19))
+        }
+        IpAddr::V6(v6) => {
+            if let Some(v4) = v6.to_ipv4_mapped() {
+                return is_reserved(IpAddr::V4(v4));
+            }
+            let first = v6.segments()[0];
+            v6.is_unspecified()
+                || v6.is_loopback()
+                || v6.is_multicast()
+                // fc00::/7, unique local (RFC 4193).
+                || (first & 0xfe00) == 0xfc00
+                // fe80::/10, link-local.
+                || (first & 0xffc0) == 0xfe80
+                // 2001:db8::/32, documentation (RFC 3849).
+                || (first == 0x2001 && v6.segments()[1] == 0x0db8)
+                // Everything outside global unicast 2000::/3 (NAT64 64:ff9b::/96, discard 100::/64).
+                || (first & 0xe000) != 0x2000
+        }
+    }
+}
+
+/// Refuses a name that is a public suffix, or a wildcard directly over one.
+fn check_public_suffix(name: &str) -> Result<(), Error> {
+    let (base, wildcard) = match name.strip_prefix("*.") {
+        Some(base) => (base, true),
+        None => (name, false),
+    };
+    if psl::suffix_str(base) == Some(base) {
+        return Err(rejected(if wildcard {
+            "a wildcard directly over a public suffix is not allowed"
+        } else {
+            "DNS name is a public suffix"
+        }));
+    }
+    Ok(())
 }
 
 /// One error for all the bad identifiers of a request.
@@ -210,170 +342,24 @@ fn check_label(label: &str) -> Result<(), Error> {
             "DNS label has hyphens in the third and fourth positions but is not an xn-- label",
         ));
     }
+    if label.starts_with("xn--") {
+        check_a_label(label)?;
+    }
+    Ok(())
+}
+
+/// An `xn--` label must be an IDNA A-label: valid punycode that IDNA processing
+/// (UTS #46, strict) turns back into the same label.
+fn check_a_label(label: &str) -> Result<(), Error> {
+    let decodes = idna::punycode::decode_to_string(&label["xn--".len()..])
+        .is_some_and(|unicode| !unicode.is_ascii());
+    if !decodes || idna::domain_to_ascii_strict(label).ok().as_deref() != Some(label) {
+        return Err(Error::malformed(
+            "DNS label starts with xn-- but is not a valid IDNA A-label",
+        ));
+    }
     Ok(())
 }
 
 #[cfg(test)]
-mod tests {
-    use super::*;
-
-    fn kind_of(id: &Identifier) -> Option<ErrorKind> {
-        check_identifier(id).err().map(|err| err.kind)
-    }
-
-    #[test]
-    fn dns_name_rules() {
-        let long_label = "a".repeat(64);
-        let label_63 = "a".repeat(63);
-        let ok_long = format!("{label_63}.{label_63}.{label_63}.{}.com", "a".repeat(57));
-        assert_eq!(ok_long.len(), 253);
-        let too_long = format!("a{ok_long}");
-        let cases: Vec<(String, Option<ErrorKind>)> = vec![
-            ("example.com".into(), None),
-            ("a.b.c.example.co.uk".into(), None),
-            ("xn--bcher-kva.example".into(), None),
-            ("a-b.example".into(), None),
-            ("1.example.com".into(), None),
-            (format!("{label_63}.com"), None),
-            (ok_long, None),
-            (too_long, Some(ErrorKind::Malformed)),
-            (format!("{long_label}.com"), Some(ErrorKind::Malformed)),
-            ("Example.com".into(), Some(ErrorKind::RejectedIdentifier)),
-            ("".into(), Some(ErrorKind::Malformed)),
-            ("com".into(), Some(ErrorKind::Malformed)),
-            ("example.com.".into(), Some(ErrorKind::Malformed)),
-            ("example..com".into(), Some(ErrorKind::Malformed)),
-            (".example.com".into(), Some(ErrorKind::Malformed)),
-            ("-a.example".into(), Some(ErrorKind::Malformed)),
-            ("a-.example".into(), Some(ErrorKind::Malformed)),
-            ("ab--c.example".into(), Some(ErrorKind::Malformed)),
-            ("xn--.example".into(), Some(ErrorKind::Malformed)),
-            ("a_b.example".into(), Some(ErrorKind::Malformed)),
-            ("a b.example".into(), Some(ErrorKind::Malformed)),
-            ("bücher.example".into(), Some(ErrorKind::Malformed)),
-            ("1.2.3.4".into(), Some(ErrorKind::Malformed)),
-            ("example.123".into(), Some(ErrorKind::Malformed)),
-            ("*.example.com".into(), None),
-            ("*".into(), Some(ErrorKind::Malformed)),
-            ("*.com".into(), Some(ErrorKind::Malformed)),
-            ("**.example.com".into(), Some(ErrorKind::Malformed)),
-            ("*.*.example.com".into(), Some(ErrorKind::Malformed)),
-            ("a.*.example.com".into(), Some(ErrorKind::Malformed)),
-            ("a*.example.com".into(), Some(ErrorKind::Malformed)),
-        ];
-        for (name, want) in cases {
-            assert_eq!(kind_of(&Identifier::dns(name.clone())), want, "{name:?}");
-        }
-    }
-
-    #[test]
-    fn uppercase_details_say_why() {
-        let err = check_identifier(&Identifier::dns("WWW.example.com")).unwrap_err();
-        assert!(err.detail.contains("lowercase"), "{}", err.detail);
-    }
-
-    #[test]
-    fn ip_identifiers_must_be_canonical() {
-        let cases = [
-            ("192.0.2.1", None),
-            ("2001:db8::1", None),
-            ("::1", None),
-            ("2001:DB8::1", Some(ErrorKind::Malformed)),
-            ("2001:db8:0::1", Some(ErrorKind::Malformed)),
-            ("192.0.2.01", Some(ErrorKind::Malformed)),
-            (" 192.0.2.1", Some(ErrorKind::Malformed)),
-            ("example.com", Some(ErrorKind::Malformed)),
-            ("", Some(ErrorKind::Malformed)),
-        ];
-        for (value, want) in cases {
-            assert_eq!(kind_of(&Identifier::ip(value)), want, "{value:?}");
-        }
-    }
-
-    #[test]
-    fn policy_sorts_and_dedups() {
-        let policy = IdentifierPolicy::default();
-        let ids = vec![
-            Identifier::dns("b.example"),
-            Identifier::dns("a.example"),
-            Identifier::dns("b.example"),
-        ];
-        assert_eq!(
-            policy.check(&ids).unwrap(),
-            vec![Identifier::dns("a.example"), Identifier::dns("b.example")]
-        );
-    }
-
-    #[test]
-    fn policy_refuses_empty_and_too_many() {
-        let policy = IdentifierPolicy {
-            max_names: 2,
-            ..IdentifierPolicy::default()
-        };
-        assert_eq!(policy.check(&[]).unwrap_err().kind, ErrorKind::Malformed);
-        let three: Vec<Identifier> = ["a.example", "b.example", "c.example"]
-            .into_iter()
-            .map(Identifier::dns)
-            .collect();
-        let err = policy.check(&three).unwrap_err();
-        assert_eq!(err.kind, ErrorKind::Malformed);
-        assert!(err.detail.contains("at most 2"), "{}", err.detail);
-        // Duplicates do not count against the limit.
-        let dups = vec![Identifier::dns("a.example"); 5];
-        assert_eq!(policy.check(&dups).unwrap().len(), 1);
-    }
-
-    #[test]
-    fn policy_gates_ip_identifiers() {
-        let ip = [Identifier::ip("192.0.2.1")];
-        let err = IdentifierPolicy::default().check(&ip).unwrap_err();
-        assert_eq!(err.kind, ErrorKind::RejectedIdentifier);
-        assert_eq!(err.subproblems.len(), 1);
-        assert_eq!(err.subproblems[0].detail, "IP identifiers are not enabled");
-        let allowing = IdentifierPolicy {
-            allow_ip_identifiers: true,
-            ..IdentifierPolicy::default()
-        };
-        assert_eq!(allowing.check(&ip).unwrap(), ip.to_vec());
-        // Enabling IPs does not relax their syntax.
-        let err = allowing
-            .check(&[Identifier::ip("192.0.2.001")])
-            .unwrap_err();
-        assert_eq!(err.kind, ErrorKind::Malformed);
-    }
-
-    #[test]
-    fn policy_collects_one_subproblem_per_bad_identifier() {
-        let ids = [
-            Identifier::dns("good.example"),
-            Identifier::dns("Bad.example"),
-            Identifier::dns("bad..example"),
-            Identifier::ip("192.0.2.1"),
-        ];
-        let err = IdentifierPolicy::default().check(&ids).unwrap_err();
-        assert_eq!(err.kind, ErrorKind::RejectedIdentifier);
-        // Sorted as the identifiers are: DNS names first.
-        let bad: Vec<(&str, ErrorKind)> = err
-            .subproblems
-            .iter()
-            .map(|p| (p.identifier.value.as_str(), p.kind))
-            .collect();
-        assert_eq!(
-            bad,
-            vec![
-                ("Bad.example", ErrorKind::RejectedIdentifier),
-                ("bad..example", ErrorKind::Malformed),
-                ("192.0.2.1", ErrorKind::RejectedIdentifier),
-            ]
-        );
-        assert!(err.detail.contains("2 more problems"), "{}", err.detail);
-    }
-
-    #[test]
-    fn policy_keeps_a_common_kind() {
-        let ids = [Identifier::dns("a..example"), Identifier::dns("-b.example")];
-        let err = IdentifierPolicy::default().check(&ids).unwrap_err();
-        assert_eq!(err.kind, ErrorKind::Malformed);
-        assert_eq!(err.subproblems.len(), 2);
-    }
-}
+mod tests;

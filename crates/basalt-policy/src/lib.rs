@@ -1,7 +1,7 @@
 //! Identifier and CSR policy: pure decisions with no I/O.
 //!
 //! The RA asks this crate whether it is willing to issue for a set of identifiers
-//! ([`IdentifierPolicy::check`], [`check_identifier`]), whether a CSR matches an order
+//! ([`IdentifierPolicy::check`], [`check_identifier`], [`check_domain_rule`]), whether a CSR matches an order
 //! and has a strong enough key ([`check_csr`], [`check_rsa_key`]), whether a requested
 //! validity window fits a profile ([`ValidityLimits::check`]), and which key a
 //! certificate certifies, for revocation ([`certificate_spki`]). Nothing here touches the network, the clock or storage, so
@@ -21,7 +21,7 @@ mod validity;
 
 pub use certificate::certificate_spki;
 pub use csr::{CsrInfo, check_csr};
-pub use identifier::{IdentifierPolicy, check_identifier};
+pub use identifier::{IdentifierPolicy, check_domain_rule, check_identifier};
 pub use jwk::spki_canonical_jwk;
 pub use key::check_rsa_key;
 pub use spki::{NamedCurve, ec_spki, ed25519_spki, jwk_spki, rsa_spki};

@@ -8,6 +8,7 @@ use basalt_config::GrpcClientConfig;
 use basalt_config::GrpcServerConfig;
 use basalt_config::TlsConfig;
 use basalt_policy::IdentifierPolicy;
+use basalt_policy::check_domain_rule;
 use serde::Deserialize;
 
 use crate::CLASSIC;
@@ -51,6 +52,62 @@ pub struct RaConfig {
     /// this (default `"7h"`, Boulder's; the Baseline Requirements allow 8 hours).
     #[serde(default = "RaConfig::default_caa_recheck_after")]
     pub caa_recheck_after: ConfigDuration,
+    /// `[identifiers]`: the CA-wide identifier rules, applied under every profile.
+    #[serde(default)]
+    pub identifiers: IdentifiersConfig,
+}
+
+/// The CA-wide identifier rules, `[identifiers]`.
+#[derive(Clone, Debug, Deserialize, PartialEq, Eq)]
+#[serde(deny_unknown_fields)]
+pub struct IdentifiersConfig {
+    /// Whether a DNS name's top-level domain must be in the public suffix list
+    /// (default `true`); a private or lab CA that issues for `.example`, `.test` or
+    /// `.internal` names turns it off.
+    #[serde(default = "IdentifiersConfig::default_require_known_tld")]
+    pub require_known_tld: bool,
+    /// Whether IP identifiers in reserved ranges (private, loopback, link-local,
+    /// documentation, …) may be ordered under profiles that allow IPs (default
+    /// `false`).
+    #[serde(default)]
+    pub allow_reserved_ips: bool,
+    /// When not empty, every DNS name must be one of these names or under one, e.g.
+    /// `["corp.example"]` (default empty: any name).
+    #[serde(default)]
+    pub allow: Vec<String>,
+    /// DNS names refused with every name under them; wins over `allow` (default
+    /// empty).
+    #[serde(default)]
+    pub block: Vec<String>,
+}
+
+impl IdentifiersConfig {
+    fn default_require_known_tld() -> bool {
+        true
+    }
+
+    /// Checks that every `allow` and `block` entry is a lowercase DNS name without a
+    /// wildcard; the message names the field.
+    fn validate(&self) -> Result<(), String> {
+        for (field, entries) in [("allow", &self.allow), ("block", &self.block)] {
+            for (index, entry) in entries.iter().enumerate() {
+                check_domain_rule(entry)
+                    .map_err(|err| format!("identifiers.{field}[{index}]: {err}"))?;
+            }
+        }
+        Ok(())
+    }
+}
+
+impl Default for IdentifiersConfig {
+    fn default() -> Self {
+        Self {
+            require_known_tld: Self::default_require_known_tld(),
+            allow_reserved_ips: false,
+            allow: Vec::new(),
+            block: Vec::new(),
+        }
+    }
 }
 
 /// How long authorizations and orders live.
@@ -129,11 +186,19 @@ impl ProfileConfig {
         }
     }
 
-    fn settings(&self, lifetimes: &LifetimesConfig) -> ProfileSettings {
+    fn settings(
+        &self,
+        lifetimes: &LifetimesConfig,
+        identifiers: &IdentifiersConfig,
+    ) -> ProfileSettings {
         ProfileSettings {
             policy: IdentifierPolicy {
                 allow_ip_identifiers: self.allow_ip_identifiers,
                 max_names: self.max_names,
+                require_known_tld: identifiers.require_known_tld,
+                allow_reserved_ips: identifiers.allow_reserved_ips,
+                allow: identifiers.allow.clone(),
+                block: identifiers.block.clone(),
             },
             validity: self.validity.0,
             pending_authz_lifetime: self.pending_authz.unwrap_or(lifetimes.pending_authz).0,
@@ -167,7 +232,12 @@ impl RaConfig {
             profiles: self
                 .effective_profiles()
                 .iter()
-                .map(|(name, profile)| (name.clone(), profile.settings(&self.lifetimes)))
+                .map(|(name, profile)| {
+                    (
+                        name.clone(),
+                        profile.settings(&self.lifetimes, &self.identifiers),
+                    )
+                })
                 .collect(),
             valid_authz_lifetime: self.lifetimes.valid_authz.0,
             caa_recheck_after: self.caa_recheck_after.0,
@@ -176,9 +246,11 @@ impl RaConfig {
     }
 
     /// Checks the values serde cannot: non-zero lifetimes, validities and name
-    /// limits, profile names, a default profile that is defined, and an account URL
-    /// prefix that is an HTTP(S) URL ending in `/`. The message names the field.
+    /// limits, profile names, a default profile that is defined, an account URL
+    /// prefix that is an HTTP(S) URL ending in `/`, and `[identifiers]` lists of valid
+    /// lowercase names. The message names the field.
     pub fn validate(&self) -> Result<(), String> {
+        self.identifiers.validate()?;
         let mut durations = vec![
             (
                 "lifetimes.pending_authz".to_owned(),
@@ -274,10 +346,15 @@ mod tests {
         assert_eq!(config.default_profile, "classic");
         assert!(config.profiles.is_empty());
         let settings = config.settings();
-        assert_eq!(
-            settings,
-            RaSettings::with_defaults("https://acme.example/acme/acct/")
-        );
+        // The config's identifier rules are a public CA's, stricter than the bare
+        // policy's defaults; everything else is as in `RaSettings::with_defaults`.
+        let mut expected = RaSettings::with_defaults("https://acme.example/acme/acct/");
+        for profile in expected.profiles.values_mut() {
+            profile.policy.require_known_tld = true;
+            profile.policy.allow_reserved_ips = false;
+        }
+        assert_eq!(settings, expected);
+        assert_eq!(config.identifiers, IdentifiersConfig::default());
         // Old configs keep working: one profile, 90 days, DNS names only.
         assert_eq!(settings.profile_names(), vec!["classic"]);
         let classic = &settings.profiles[CLASSIC];
@@ -322,6 +399,10 @@ mod tests {
                 policy: IdentifierPolicy {
                     allow_ip_identifiers: false,
                     max_names: 100,
+                    require_known_tld: true,
+                    allow_reserved_ips: false,
+                    allow: Vec::new(),
+                    block: Vec::new(),
                 },
                 validity: 90 * DAY,
                 pending_authz_lifetime: 2 * DAY,
@@ -334,6 +415,10 @@ mod tests {
                 policy: IdentifierPolicy {
                     allow_ip_identifiers: true,
                     max_names: 25,
+                    require_known_tld: true,
+                    allow_reserved_ips: false,
+                    allow: Vec::new(),
+                    block: Vec::new(),
                 },
                 validity: Duration::from_secs(160 * 3600),
                 pending_authz_lifetime: Duration::from_secs(7 * 3600),
@@ -411,5 +496,68 @@ mod tests {
                 .unwrap_err()
                 .contains("account_uri_prefix")
         );
+    }
+
+    #[test]
+    fn identifier_rules_reach_every_profile() {
+        let text = format!(
+            "{EXAMPLE}{PROFILES}\n[identifiers]\nrequire_known_tld = false\n\
+             allow_reserved_ips = true\nallow = [\"corp.example\"]\nblock = [\"bad.corp.example\"]\n"
+        );
+        let config: RaConfig = basalt_config::parse(&text).unwrap();
+        let config = RaConfig {
+            default_profile: "tlsserver".to_owned(),
+            ..config
+        };
+        config.validate().unwrap();
+        let settings = config.settings();
+        for name in ["tlsserver", "shortlived"] {
+            let policy = &settings.profiles[name].policy;
+            assert!(!policy.require_known_tld, "{name}");
+            assert!(policy.allow_reserved_ips, "{name}");
+            assert_eq!(policy.allow, vec!["corp.example".to_owned()], "{name}");
+            assert_eq!(policy.block, vec!["bad.corp.example".to_owned()], "{name}");
+        }
+        let shortlived = &settings.profiles["shortlived"].policy;
+        let err = shortlived
+            .check(&[basalt_core::Identifier::dns("www.other.example")])
+            .unwrap_err();
+        assert_eq!(err.kind, basalt_core::ErrorKind::RejectedIdentifier);
+        assert!(
+            err.subproblems[0]
+                .detail
+                .contains("not under an allowed domain"),
+            "{}",
+            err.detail
+        );
+        let ip = [basalt_core::Identifier::ip("127.0.0.1")];
+        assert_eq!(shortlived.check(&ip).unwrap(), ip.to_vec());
+    }
+
+    #[test]
+    fn identifier_lists_are_validated() {
+        let check = |table: &str, expected: &str| {
+            let config: RaConfig =
+                basalt_config::parse(&format!("{EXAMPLE}\n[identifiers]\n{table}\n")).unwrap();
+            let err = config.validate().unwrap_err();
+            assert!(err.contains(expected), "{table}: {err}");
+        };
+        check(
+            "allow = [\"corp.example\", \"Corp.example\"]",
+            "identifiers.allow[1]: \"Corp.example\" is not a valid DNS name",
+        );
+        check(
+            "block = [\"*.bad.example\"]",
+            "identifiers.block[0]: \"*.bad.example\" must be a name without \"*.\"",
+        );
+        check(
+            "block = [\"bad..example\"]",
+            "identifiers.block[0]: \"bad..example\" is not a valid DNS name: DNS name has an empty label",
+        );
+        let err = basalt_config::parse::<RaConfig>(&format!(
+            "{EXAMPLE}\n[identifiers]\nallowed = [\"corp.example\"]\n"
+        ))
+        .unwrap_err();
+        assert!(err.contains("unknown field `allowed`"), "{err}");
     }
 }

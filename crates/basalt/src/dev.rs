@@ -324,6 +324,12 @@ fn ca_profiles(ocsp_url: &str) -> String {
         .collect()
 }
 
+/// The lab RA's identifier rules: names under reserved TLDs (`.example`, `.test`,
+/// `.localhost`) and local IP addresses, which a production RA refuses.
+const RA_IDENTIFIERS: &str = "# A lab CA issues for reserved TLDs and local addresses.\n\
+                              [identifiers]\nrequire_known_tld = false\n\
+                              allow_reserved_ips = true\n";
+
 fn ra_profiles() -> String {
     PROFILES
         .iter()
@@ -1022,7 +1028,7 @@ fn render_configs(
         });
 
     let ra = format!(
-        "{header}account_uri_prefix = {}\ndefault_profile = {}\n\n{}\n{}\n{}\n{}\n{}\n{}",
+        "{header}account_uri_prefix = {}\ndefault_profile = {}\n\n{}\n{}\n{}\n{}\n{}\n{}\n{}",
         q(format!("{base_url}/acme/acct/")),
         q(&args.default_profile),
         grpc_block(
@@ -1033,6 +1039,7 @@ fn render_configs(
         client_block("sa", ports.sa, "sa"),
         client_block("va", ports.va, "va"),
         client_block("ca", ports.ca, "ca"),
+        RA_IDENTIFIERS,
         ra_profiles(),
     );
 
@@ -1740,6 +1747,26 @@ exec cat >/dev/null"#,
             api_base_url("[::1]:14000".parse().unwrap()),
             "https://[::1]:14000"
         );
+    }
+
+    #[test]
+    fn the_lab_ra_issues_for_reserved_names_and_addresses() {
+        let ra: basalt_ra::RaConfig = config(&configs(), "ra");
+        ra.validate().unwrap();
+        let settings = ra.settings();
+        let names = [
+            basalt_core::Identifier::dns("x.example"),
+            basalt_core::Identifier::dns("localhost.localhost"),
+        ];
+        settings.profiles["classic"].policy.check(&names).unwrap();
+        let ips = [basalt_core::Identifier::ip("127.0.0.1")];
+        settings.profiles["shortlived"].policy.check(&ips).unwrap();
+        // Public suffixes stay refused even in the lab.
+        let err = settings.profiles["classic"]
+            .policy
+            .check(&[basalt_core::Identifier::dns("*.co.uk")])
+            .unwrap_err();
+        assert_eq!(err.kind, basalt_core::ErrorKind::RejectedIdentifier);
     }
 
     #[test]

@@ -1497,6 +1497,7 @@ fn two_profiles() -> RaSettings {
             policy: IdentifierPolicy {
                 allow_ip_identifiers: true,
                 max_names: 2,
+                ..IdentifierPolicy::default()
             },
             validity: Duration::from_secs(160 * 3600),
             pending_authz_lifetime: Duration::from_secs(7 * 3600),
