@@ -96,7 +96,7 @@ impl Issuer {
     pub fn from_der(cert_der: Vec<u8>, key: impl Into<CaKey>) -> Result<Self, Error> {
         let key = key.into();
         let alg = key.algorithm();
-        if !is_supported_issuer_algorithm(alg) {
+        if !crate::key::is_supported_algorithm(alg) {
             return Err(Error::internal(format!(
                 "issuer key algorithm {alg:?} is not supported: use ECDSA P-256, P-384 or RSA"
             )));
@@ -334,17 +334,6 @@ pub(crate) fn sha1(data: &[u8]) -> Vec<u8> {
     ring::digest::digest(&ring::digest::SHA1_FOR_LEGACY_USE_ONLY, data)
         .as_ref()
         .to_vec()
-}
-
-fn is_supported_issuer_algorithm(alg: &SignatureAlgorithm) -> bool {
-    [
-        &rcgen::PKCS_ECDSA_P256_SHA256,
-        &rcgen::PKCS_ECDSA_P384_SHA384,
-        &rcgen::PKCS_RSA_SHA256,
-        &rcgen::PKCS_RSA_SHA384,
-        &rcgen::PKCS_RSA_SHA512,
-    ]
-    .contains(&alg)
 }
 
 fn read_file(path: &Path) -> Result<Vec<u8>, Error> {

@@ -207,15 +207,7 @@ impl CaKey {
 
     fn check_supported(&self) -> Result<(), Error> {
         let alg = self.algorithm();
-        if [
-            &rcgen::PKCS_ECDSA_P256_SHA256,
-            &rcgen::PKCS_ECDSA_P384_SHA384,
-            &rcgen::PKCS_RSA_SHA256,
-            &rcgen::PKCS_RSA_SHA384,
-            &rcgen::PKCS_RSA_SHA512,
-        ]
-        .contains(&alg)
-        {
+        if is_supported_algorithm(alg) {
             Ok(())
         } else {
             Err(Error::internal(format!(
@@ -266,6 +258,18 @@ impl SigningKey for CaKey {
             }),
         }
     }
+}
+
+/// Whether a CA key may sign with `alg`: ECDSA P-256/P-384 or RSA.
+pub(crate) fn is_supported_algorithm(alg: &SignatureAlgorithm) -> bool {
+    [
+        &rcgen::PKCS_ECDSA_P256_SHA256,
+        &rcgen::PKCS_ECDSA_P384_SHA384,
+        &rcgen::PKCS_RSA_SHA256,
+        &rcgen::PKCS_RSA_SHA384,
+        &rcgen::PKCS_RSA_SHA512,
+    ]
+    .contains(&alg)
 }
 
 /// Reads a PKCS#8 PEM private key file.
@@ -325,7 +329,8 @@ mod tests {
 
     #[test]
     fn file_keys_of_every_type_generate_load_and_sign() {
-        let dir = tempdir();
+        let temp = crate::test_support::TempDir::new();
+        let dir = temp.path();
         for alg in [
             KeyAlgorithm::EcdsaP256,
             KeyAlgorithm::EcdsaP384,
@@ -374,19 +379,5 @@ mod tests {
         };
         let err = KeySource::from_fields("root", None, Some(&unlabelled)).unwrap_err();
         assert!(err.contains("root.pkcs11.key_label"), "{err}");
-    }
-
-    fn tempdir() -> PathBuf {
-        let dir = std::env::temp_dir().join(format!(
-            "basalt-ca-key-{}-{}",
-            std::process::id(),
-            crate::issuance::new_serial().map(hex_prefix).unwrap()
-        ));
-        fs::create_dir_all(&dir).unwrap();
-        dir
-    }
-
-    fn hex_prefix(serial: [u8; 20]) -> String {
-        serial[..6].iter().map(|b| format!("{b:02x}")).collect()
     }
 }

@@ -1930,8 +1930,8 @@ exec cat >/dev/null"#,
 
     /// `prepare` on a fresh data directory under a temporary directory, with
     /// `fake-basalt` standing in for the basalt binary: it records each call (with
-    /// its `SOFTHSM2_CONF`) in `fake-basalt.calls`, writes a placeholder where the
-    /// ceremony config says the certificate goes, and exits with `status`.
+    /// its `SOFTHSM2_CONF`) in `fake-basalt.calls`, writes a stand-in certificate
+    /// where the ceremony config says the certificate goes, and exits with `status`.
     fn prepare_with(name: &str, ca_keys: CaKeys, status: u8) -> (DevArgs, PathBuf) {
         let (layout, exe) = fake_service(
             name,
@@ -1939,7 +1939,7 @@ exec cat >/dev/null"#,
                 r#"echo "$* conf=${{SOFTHSM2_CONF-unset}}" >> "$0.calls"
 cert=$(sed -n 's/^certificate = "\(.*\)"$/\1/p' "$4" | tail -n 1)
 [ {status} -eq 0 ] || {{ echo "no such key" >&2; exit {status}; }}
-echo "placeholder for $2" > "$cert"
+echo "stand-in certificate of $2" > "$cert"
 echo "$2 ceremony: certificate made and verified""#
             ),
         );
@@ -1993,7 +1993,7 @@ echo "$2 ceremony: certificate made and verified""#
         // root.pem is both roots.
         assert_eq!(
             std::fs::read_to_string(layout.pki("root.pem")).unwrap(),
-            "placeholder for root\nplaceholder for root\n"
+            "stand-in certificate of root\nstand-in certificate of root\n"
         );
         assert!(!layout.pki("intermediate.pem").exists());
         {

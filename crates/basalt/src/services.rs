@@ -189,8 +189,7 @@ pub(crate) async fn ca(path: PathBuf, stop: Shutdown) -> anyhow::Result<()> {
     let config: basalt_ca::CaConfig = load(&path)?;
     let sa = SaClient::new(channel(&config.sa, &config.tls)?);
     let mut ca = basalt_ca::Ca::from_config(&config, Arc::new(sa), clock())
-        .context("loading the issuers")?
-        .with_ocsp_validity(config.ocsp.validity.0);
+        .context("loading the issuers")?;
     // Resilience tests only: see `Ca::with_crash_trigger`.
     if let Some(trigger) = std::env::var_os(CA_CRASH_TRIGGER) {
         tracing::warn!(

@@ -804,7 +804,7 @@ fn configs_parse_and_errors_name_the_field() {
         ),
         (
             CeremonyKind::Root,
-            ROOT.replace("\"XX\"", "\"XXX\""),
+            ROOT.replace("\"XX\"", "\"USA\""),
             "subject.country",
         ),
         (
