@@ -595,6 +595,7 @@ impl CertificateAuthority for Ca {
                     .join("; ");
                 error!(
                     target: "audit",
+                    event = "lint_failed",
                     serial = %serial,
                     account_id = %request.account_id,
                     order_id = %request.order_id,
@@ -622,6 +623,7 @@ impl CertificateAuthority for Ca {
             Err(err) => {
                 error!(
                     target: "audit",
+                    event = "signing_failed",
                     serial = %serial,
                     account_id = %request.account_id,
                     order_id = %request.order_id,
@@ -650,6 +652,7 @@ impl CertificateAuthority for Ca {
             .await?;
         info!(
             target: "audit",
+            event = "certificate_signed",
             serial = %serial,
             account_id = %request.account_id,
             order_id = %request.order_id,

@@ -54,8 +54,9 @@ pub use ids::{AccountId, AuthzId, OrderId, Serial, SpkiHash};
 pub use model::{
     Account, AccountStatus, Authz, AuthzStatus, BlockedKey, BlockedKeySource, CertStatus,
     CertificateRecord, Challenge, ChallengeStatus, ChallengeType, EabKey, Identifier,
-    IdentifierType, IssuedCertificate, NewAccount, NewAuthz, NewOrder, Order, OrderStatus,
-    PerspectiveOutcome, RevocationReason, RevocationStatus, ValidationRecord,
+    IdentifierType, Incident, IssuedCertificate, NewAccount, NewAuthz, NewIncident, NewOrder,
+    Order, OrderStatus, PerspectiveOutcome, RateLimit, RateLimitOverride, RevocationReason,
+    RevocationStatus, ValidationRecord,
 };
 pub use service::{
     AccountUpdate, AuthzOutcome, CaaCheck, CertificateAuthority, CertificateLookup,

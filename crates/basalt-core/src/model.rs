@@ -194,6 +194,9 @@ pub struct NewAccount {
     /// The external account binding key the registration used (RFC 8555 §7.3.4);
     /// the SA binds it to the new account in the same transaction.
     pub eab_key_id: Option<String>,
+    /// The address the request came from, for the new-accounts rate limits; the SA
+    /// does not store it.
+    pub remote_ip: Option<IpAddr>,
 }
 
 /// An external account binding key (RFC 8555 §7.3.4): the MAC key an operator
@@ -398,6 +401,10 @@ pub struct NewOrder {
     pub not_after: Option<OffsetDateTime>,
     /// See [`Order::replaces`].
     pub replaces: Option<Serial>,
+    /// Existing authorizations of the same account to link to the order instead of
+    /// creating new ones (authorization reuse); each must still be pending or valid
+    /// and unexpired when the order is stored.
+    pub reused_authz_ids: Vec<AuthzId>,
 }
 
 /// A certificate's revocation status.
@@ -545,6 +552,87 @@ pub struct CertificateRecord {
     pub revoked_at: Option<OffsetDateTime>,
     /// Why it was revoked.
     pub revocation_reason: Option<RevocationReason>,
+}
+
+impl CertificateRecord {
+    /// The suggested renewal window (RFC 9773 §4.2) at `now`: (start, end).
+    ///
+    /// A certificate valid for L = notAfter − notBefore is to be renewed between
+    /// notBefore + 2L/3 and notBefore + 3L/4 (days 60 to 67½ of a 90-day
+    /// certificate), leaving a quarter of its life to renew in should anything go
+    /// wrong. A revoked certificate, or one named in an operator's incident, gets a
+    /// window that has already passed: the client is to renew at once.
+    pub fn renewal_window(
+        &self,
+        in_incident: bool,
+        now: OffsetDateTime,
+    ) -> (OffsetDateTime, OffsetDateTime) {
+        if self.status == CertStatus::Revoked || in_incident {
+            return (
+                now - time::Duration::hours(2),
+                now - time::Duration::hours(1),
+            );
+        }
+        let not_before = self.issued_at;
+        let lifetime = (self.expires_at - not_before).whole_seconds().max(0);
+        (
+            not_before + time::Duration::seconds(lifetime * 2 / 3),
+            not_before + time::Duration::seconds(lifetime * 3 / 4),
+        )
+    }
+}
+
+/// An operator-declared incident (`basalt admin incident`): the certificates it
+/// names are to be renewed at once, so their renewal window (RFC 9773) moves to now.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Incident {
+    /// Chosen by the SA.
+    pub id: i64,
+    /// The operator's short name for it, e.g. `2026-11-cps-mismatch`; unique.
+    pub name: String,
+    /// A page that explains it, served as the ARI `explanationURL`; may be empty.
+    pub url: String,
+    /// When it was declared.
+    pub created_at: OffsetDateTime,
+    /// How many serials it names.
+    pub serials: u64,
+}
+
+/// An incident to declare, with the serials it affects.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct NewIncident {
+    /// See [`Incident::name`].
+    pub name: String,
+    /// See [`Incident::url`].
+    pub url: String,
+    /// The affected serials; each must be one the CA used.
+    pub serials: Vec<Serial>,
+}
+
+/// A rate limit's parameters (a GCRA token bucket): `count` requests per `period`,
+/// with room for a burst of up to `burst` at once.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct RateLimit {
+    /// Requests allowed per `period` on average.
+    pub count: u32,
+    /// The period `count` is measured over.
+    pub period: std::time::Duration,
+    /// The most requests allowed at once (the bucket's size).
+    pub burst: u32,
+}
+
+/// A rate limit changed for one key (an account, an IP, a domain, …).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct RateLimitOverride {
+    /// The limit's name, e.g. `new_orders_per_account`.
+    pub limit: String,
+    /// The bucket key the override is for, as the limit spells it (an account ID, an
+    /// IP address, a registered domain, …).
+    pub key: String,
+    /// The limit that applies to that key instead of the default.
+    pub rate: RateLimit,
+    /// Why, in the operator's words.
+    pub comment: String,
 }
 
 /// The revocation status of a serial the CA signed something with, and what it

@@ -21,11 +21,14 @@ use crate::ChallengeType;
 use crate::EabKey;
 use crate::Error;
 use crate::Identifier;
+use crate::Incident;
 use crate::IssuedCertificate;
 use crate::NewAccount;
+use crate::NewIncident;
 use crate::NewOrder;
 use crate::Order;
 use crate::OrderId;
+use crate::RateLimitOverride;
 use crate::RevocationReason;
 use crate::RevocationStatus;
 use crate::Serial;
@@ -104,6 +107,28 @@ pub trait StorageReadOnly: CertificateLookup {
     /// Whether the key whose DER SubjectPublicKeyInfo has this SHA-256 is on the
     /// blocked-keys list.
     async fn key_blocked(&self, spki_sha256: &SpkiHash) -> Result<bool, Error>;
+    /// Order reuse: the account's newest order for exactly these identifiers (in any
+    /// order, duplicates ignored) and this profile that is still pending or ready,
+    /// not yet expired, replaces nothing and asked for no notBefore/notAfter.
+    async fn reusable_order(
+        &self,
+        account_id: AccountId,
+        identifiers: &[Identifier],
+        profile: &str,
+    ) -> Result<Option<Order>, Error>;
+    /// Authorization reuse: the account's authorizations for these identifiers
+    /// (authorization identifiers: a wildcard's base name) that are valid and expire
+    /// after `valid_until_at_least`, or pending and not yet expired; any order.
+    async fn authzs_for_reuse(
+        &self,
+        account_id: AccountId,
+        identifiers: &[Identifier],
+        valid_until_at_least: OffsetDateTime,
+    ) -> Result<Vec<Authz>, Error>;
+    /// The incident, if any, that names this serial (the newest, if several do).
+    async fn incident_for_serial(&self, serial: &Serial) -> Result<Option<Incident>, Error>;
+    /// Every incident, newest first.
+    async fn incidents(&self) -> Result<Vec<Incident>, Error>;
 }
 
 /// Which page of a list to read.
@@ -153,7 +178,7 @@ pub struct AuthzOutcome {
 /// Writes to the storage authority (clients: RA, admin; the CA through
 /// [`CertificateStore`]).
 #[async_trait]
-pub trait Storage: StorageReadOnly + CertificateStore {
+pub trait Storage: StorageReadOnly + CertificateStore + RevocationLookup {
     /// Creates an account; [`crate::ErrorKind::Conflict`] if the key is taken.
     async fn new_account(&self, account: NewAccount) -> Result<Account, Error>;
     /// Changes an account; [`crate::ErrorKind::Conflict`] if a new key belongs to
@@ -210,6 +235,15 @@ pub trait Storage: StorageReadOnly + CertificateStore {
     /// Puts a key on the blocked-keys list. Blocking a key already blocked succeeds
     /// and keeps the first record (its time, source and comment).
     async fn block_key(&self, key: BlockedKey) -> Result<(), Error>;
+    /// Changes the reason of a revoked serial to keyCompromise, keeping its
+    /// revocation time (the re-revocation Boulder allows once the key is proved
+    /// compromised). [`crate::ErrorKind::AlreadyRevoked`] if its reason is
+    /// keyCompromise already, [`crate::ErrorKind::Conflict`] if it is not revoked,
+    /// [`crate::ErrorKind::NotFound`] for an unknown serial.
+    async fn rerevoke_for_key_compromise(&self, serial: &Serial) -> Result<(), Error>;
+    /// Declares an incident; [`crate::ErrorKind::Conflict`] if its name is taken,
+    /// [`crate::ErrorKind::Malformed`] naming the first serial the CA never used.
+    async fn add_incident(&self, incident: NewIncident) -> Result<Incident, Error>;
 }
 
 /// Who asks for a revocation, as the WFE authenticated them (RFC 8555 §7.6).
@@ -220,6 +254,9 @@ pub enum Requester {
     /// Whoever holds the certificate's private key: the request was signed by the
     /// key whose SubjectPublicKeyInfo (DER) this is.
     CertificateKey(Vec<u8>),
+    /// An operator (`basalt admin revoke`), by the name they gave; may use any
+    /// reason, and may revoke a serial whose certificate was never stored.
+    Operator(String),
 }
 
 /// A revocation request that the WFE has authenticated.
@@ -280,8 +317,15 @@ pub trait RegistrationAuthority: Send + Sync + 'static {
     /// Finalizes an order with a CSR (RFC 8555 §7.4); the caller owns the order.
     /// Returns the order as soon as issuance has started (`processing`), or done.
     async fn finalize_order(&self, id: OrderId, csr_der: Vec<u8>) -> Result<Order, Error>;
-    /// Revokes a certificate (RFC 8555 §7.6).
+    /// Revokes a certificate (RFC 8555 §7.6), or a serial for an operator.
     async fn revoke_certificate(&self, request: RevokeRequest) -> Result<(), Error>;
+    /// Sets the rate limit of one key (replacing any override it had).
+    async fn add_rate_limit_override(&self, limit: RateLimitOverride) -> Result<(), Error>;
+    /// Removes the override of `key` under `limit`; [`crate::ErrorKind::NotFound`]
+    /// if it has none.
+    async fn remove_rate_limit_override(&self, limit: &str, key: &str) -> Result<(), Error>;
+    /// Every override in force: from the config and from operators.
+    async fn rate_limit_overrides(&self) -> Result<Vec<RateLimitOverride>, Error>;
 }
 
 /// What the VA is asked to check.

@@ -2,6 +2,7 @@
 //! [`ra_server`] to serve any [`RegistrationAuthority`].
 
 use std::sync::Arc;
+use std::time::Duration;
 
 use async_trait::async_trait;
 use basalt_core::Account;
@@ -14,6 +15,8 @@ use basalt_core::NewAccount;
 use basalt_core::Order;
 use basalt_core::OrderId;
 use basalt_core::OrderRequest;
+use basalt_core::RateLimit;
+use basalt_core::RateLimitOverride;
 use basalt_core::RegistrationAuthority;
 use basalt_core::Requester;
 use basalt_core::RevokeRequest;
@@ -54,6 +57,10 @@ impl RegistrationAuthority for RaClient {
             key_thumbprint: account.key_thumbprint,
             contacts: account.contacts,
             eab_key_id: account.eab_key_id.unwrap_or_default(),
+            remote_ip: account
+                .remote_ip
+                .map(|ip| ip.to_string())
+                .unwrap_or_default(),
         });
         self.client()
             .new_account(request)
@@ -184,8 +191,80 @@ impl RegistrationAuthority for RaClient {
                     .await
                     .map_status()?;
             }
+            Requester::Operator(admin_name) => {
+                let request = self.0.request(pb::AdministrativelyRevokeRequest {
+                    serial,
+                    reason,
+                    admin_name,
+                });
+                self.client()
+                    .administratively_revoke(request)
+                    .await
+                    .map_status()?;
+            }
         }
         Ok(())
+    }
+
+    async fn add_rate_limit_override(&self, limit: RateLimitOverride) -> Result<(), Error> {
+        let request = self.0.request(override_to_pb(limit));
+        self.client()
+            .add_rate_limit_override(request)
+            .await
+            .map_status()?;
+        Ok(())
+    }
+
+    async fn remove_rate_limit_override(&self, limit: &str, key: &str) -> Result<(), Error> {
+        let request = self.0.request(pb::RemoveRateLimitOverrideRequest {
+            limit: limit.to_owned(),
+            bucket_key: key.to_owned(),
+        });
+        self.client()
+            .remove_rate_limit_override(request)
+            .await
+            .map_status()?;
+        Ok(())
+    }
+
+    async fn rate_limit_overrides(&self) -> Result<Vec<RateLimitOverride>, Error> {
+        let request = self.0.request(types::Empty {});
+        let response = self
+            .client()
+            .list_rate_limit_overrides(request)
+            .await
+            .map_status()?;
+        Ok(response
+            .overrides
+            .into_iter()
+            .map(override_from_pb)
+            .collect())
+    }
+}
+
+/// An override as its message.
+fn override_to_pb(limit: RateLimitOverride) -> pb::AddRateLimitOverrideRequest {
+    pb::AddRateLimitOverrideRequest {
+        limit: limit.limit,
+        bucket_key: limit.key,
+        count: limit.rate.count,
+        period_seconds: limit.rate.period.as_secs(),
+        burst: limit.rate.burst,
+        comment: limit.comment,
+    }
+}
+
+/// An override from its message; the RA validates it.
+fn override_from_pb(limit: pb::AddRateLimitOverrideRequest) -> RateLimitOverride {
+    RateLimitOverride {
+        limit: limit.limit,
+        key: limit.bucket_key,
+        rate: RateLimit {
+            count: limit.count,
+            period: Duration::from_secs(limit.period_seconds),
+            burst: limit.burst,
+        },
+        comment: limit.comment,
     }
 }
 
@@ -208,6 +287,7 @@ impl<T: RegistrationAuthority> pb::registration_authority_server::RegistrationAu
                     key_thumbprint: request.key_thumbprint,
                     contacts: request.contacts,
                     eab_key_id: Some(request.eab_key_id).filter(|id| !id.is_empty()),
+                    remote_ip: request.remote_ip.parse().ok(),
                 })
                 .await,
         )
@@ -333,9 +413,23 @@ impl<T: RegistrationAuthority> pb::registration_authority_server::RegistrationAu
 
     async fn administratively_revoke(
         &self,
-        _request: Request<pb::AdministrativelyRevokeRequest>,
+        request: Request<pb::AdministrativelyRevokeRequest>,
     ) -> GrpcResult<types::Empty> {
-        Err(not_yet("administrative revocation"))
+        let request = request.into_inner();
+        let revoke = (|| {
+            if request.admin_name.trim().is_empty() {
+                return Err(Error::malformed(
+                    "an administrative revocation must name the operator",
+                ));
+            }
+            Ok::<_, Error>(RevokeRequest {
+                serial: basalt_proto::serial(&request.serial)?,
+                reason: basalt_proto::reason(request.reason)?,
+                requester: Requester::Operator(request.admin_name),
+            })
+        })()
+        .map_err(to_status)?;
+        empty(self.0.revoke_certificate(revoke).await)
     }
 
     async fn block_key(&self, _request: Request<pb::BlockKeyRequest>) -> GrpcResult<types::Empty> {
@@ -344,9 +438,32 @@ impl<T: RegistrationAuthority> pb::registration_authority_server::RegistrationAu
 
     async fn add_rate_limit_override(
         &self,
-        _request: Request<pb::AddRateLimitOverrideRequest>,
+        request: Request<pb::AddRateLimitOverrideRequest>,
     ) -> GrpcResult<types::Empty> {
-        Err(not_yet("rate-limit overrides"))
+        let limit = override_from_pb(request.into_inner());
+        empty(self.0.add_rate_limit_override(limit).await)
+    }
+
+    async fn remove_rate_limit_override(
+        &self,
+        request: Request<pb::RemoveRateLimitOverrideRequest>,
+    ) -> GrpcResult<types::Empty> {
+        let request = request.into_inner();
+        empty(
+            self.0
+                .remove_rate_limit_override(&request.limit, &request.bucket_key)
+                .await,
+        )
+    }
+
+    async fn list_rate_limit_overrides(
+        &self,
+        _request: Request<types::Empty>,
+    ) -> GrpcResult<pb::ListRateLimitOverridesResponse> {
+        let overrides = self.0.rate_limit_overrides().await.map_err(to_status)?;
+        Ok(tonic::Response::new(pb::ListRateLimitOverridesResponse {
+            overrides: overrides.into_iter().map(override_to_pb).collect(),
+        }))
     }
 
     async fn add_eab_key(
@@ -354,13 +471,6 @@ impl<T: RegistrationAuthority> pb::registration_authority_server::RegistrationAu
         _request: Request<pb::AddEabKeyRequest>,
     ) -> GrpcResult<pb::AddEabKeyResponse> {
         Err(not_yet("external account binding"))
-    }
-
-    async fn add_incident(
-        &self,
-        _request: Request<pb::AddIncidentRequest>,
-    ) -> GrpcResult<types::Empty> {
-        Err(not_yet("incidents"))
     }
 }
 

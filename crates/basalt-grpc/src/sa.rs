@@ -18,8 +18,11 @@ use basalt_core::CertificateStore;
 use basalt_core::ChallengeType;
 use basalt_core::EabKey;
 use basalt_core::Error;
+use basalt_core::Identifier;
+use basalt_core::Incident;
 use basalt_core::NewAccount;
 use basalt_core::NewAuthz;
+use basalt_core::NewIncident;
 use basalt_core::NewOrder;
 use basalt_core::Order;
 use basalt_core::OrderId;
@@ -163,6 +166,66 @@ impl StorageReadOnly for SaClient {
         let response = self.reader().key_blocked(request).await.map_status()?;
         Ok(response.blocked)
     }
+
+    async fn reusable_order(
+        &self,
+        account_id: AccountId,
+        identifiers: &[Identifier],
+        profile: &str,
+    ) -> Result<Option<Order>, Error> {
+        let request = self.0.request(pb::GetReusableOrderRequest {
+            account_id: account_id.0,
+            identifiers: basalt_proto::to_vec(identifiers.to_vec()),
+            profile: profile.to_owned(),
+        });
+        let response = self
+            .reader()
+            .get_reusable_order(request)
+            .await
+            .map_status()?;
+        response.order.map(Order::try_from).transpose()
+    }
+
+    async fn authzs_for_reuse(
+        &self,
+        account_id: AccountId,
+        identifiers: &[Identifier],
+        valid_until_at_least: OffsetDateTime,
+    ) -> Result<Vec<Authz>, Error> {
+        let request = self.0.request(pb::GetAuthorizationsForReuseRequest {
+            account_id: account_id.0,
+            identifiers: basalt_proto::to_vec(identifiers.to_vec()),
+            valid_until: Some(timestamp(valid_until_at_least)),
+        });
+        let response = self
+            .reader()
+            .get_authorizations_for_reuse(request)
+            .await
+            .map_status()?;
+        basalt_proto::try_vec(response.authorizations)
+    }
+
+    async fn incident_for_serial(&self, serial: &Serial) -> Result<Option<Incident>, Error> {
+        let request = self.0.request(pb::GetIncidentForSerialRequest {
+            serial: serial.to_string(),
+        });
+        let response = self
+            .reader()
+            .get_incident_for_serial(request)
+            .await
+            .map_status()?;
+        response.incident.map(incident_from_pb).transpose()
+    }
+
+    async fn incidents(&self) -> Result<Vec<Incident>, Error> {
+        let request = self.0.request(pb::ListIncidentsRequest {});
+        let response = self.reader().list_incidents(request).await.map_status()?;
+        response
+            .incidents
+            .into_iter()
+            .map(incident_from_pb)
+            .collect()
+    }
 }
 
 #[async_trait]
@@ -244,8 +307,29 @@ fn eab_from_pb(key: pb::EabKey) -> Result<EabKey, Error> {
     })
 }
 
+fn incident_to_pb(incident: Incident) -> pb::Incident {
+    pb::Incident {
+        id: incident.id,
+        name: incident.name,
+        url: incident.url,
+        created_at: Some(timestamp(incident.created_at)),
+        serials: incident.serials,
+    }
+}
+
+fn incident_from_pb(incident: pb::Incident) -> Result<Incident, Error> {
+    Ok(Incident {
+        id: incident.id,
+        name: incident.name,
+        url: incident.url,
+        created_at: required_time(incident.created_at, "created_at")?,
+        serials: incident.serials,
+    })
+}
+
 #[async_trait]
 impl Storage for SaClient {
+    /// The SA does not store `remote_ip`, so it does not travel.
     async fn new_account(&self, account: NewAccount) -> Result<Account, Error> {
         let request = self.0.request(pb::NewAccountRequest {
             key_jwk: account.key_jwk,
@@ -324,6 +408,7 @@ impl Storage for SaClient {
             not_before: basalt_proto::opt_timestamp(order.not_before),
             not_after: basalt_proto::opt_timestamp(order.not_after),
             replaces: order.replaces.map(String::from).unwrap_or_default(),
+            reused_authz_ids: order.reused_authz_ids.iter().map(|id| id.0).collect(),
         });
         self.writer()
             .new_order(request)
@@ -429,6 +514,26 @@ impl Storage for SaClient {
         });
         self.writer().block_key(request).await.map_status()?;
         Ok(())
+    }
+
+    async fn rerevoke_for_key_compromise(&self, serial: &Serial) -> Result<(), Error> {
+        let request = self.0.request(pb::RerevokeForKeyCompromiseRequest {
+            serial: serial.to_string(),
+        });
+        self.writer()
+            .rerevoke_for_key_compromise(request)
+            .await
+            .map_status()?;
+        Ok(())
+    }
+
+    async fn add_incident(&self, incident: NewIncident) -> Result<Incident, Error> {
+        let request = self.0.request(pb::AddIncidentRequest {
+            name: incident.name,
+            url: incident.url,
+            serials: incident.serials.iter().map(ToString::to_string).collect(),
+        });
+        incident_from_pb(self.writer().add_incident(request).await.map_status()?)
     }
 }
 
@@ -551,11 +656,49 @@ impl<T: Storage + RevocationLookup> pb::storage_read_only_server::StorageReadOnl
         reply(self.0.authz(AuthzId(request.into_inner().id)).await)
     }
 
-    async fn get_valid_authorizations(
+    async fn get_authorizations_for_reuse(
         &self,
-        _request: Request<pb::GetValidAuthorizationsRequest>,
-    ) -> GrpcResult<pb::GetValidAuthorizationsResponse> {
-        Err(not_yet("authorization reuse"))
+        request: Request<pb::GetAuthorizationsForReuseRequest>,
+    ) -> GrpcResult<pb::GetAuthorizationsForReuseResponse> {
+        let request = request.into_inner();
+        let (identifiers, valid_until) = (|| {
+            Ok::<_, Error>((
+                basalt_proto::try_vec::<_, Identifier>(request.identifiers)?,
+                required_time(request.valid_until, "valid_until")?,
+            ))
+        })()
+        .map_err(to_status)?;
+        let authzs = self
+            .0
+            .authzs_for_reuse(AccountId(request.account_id), &identifiers, valid_until)
+            .await
+            .map_err(to_status)?;
+        Ok(tonic::Response::new(
+            pb::GetAuthorizationsForReuseResponse {
+                authorizations: basalt_proto::to_vec(authzs),
+            },
+        ))
+    }
+
+    async fn get_reusable_order(
+        &self,
+        request: Request<pb::GetReusableOrderRequest>,
+    ) -> GrpcResult<pb::GetReusableOrderResponse> {
+        let request = request.into_inner();
+        let identifiers: Vec<Identifier> =
+            basalt_proto::try_vec(request.identifiers).map_err(to_status)?;
+        let order = self
+            .0
+            .reusable_order(
+                AccountId(request.account_id),
+                &identifiers,
+                &request.profile,
+            )
+            .await
+            .map_err(to_status)?;
+        Ok(tonic::Response::new(pb::GetReusableOrderResponse {
+            order: order.map(Into::into),
+        }))
     }
 
     async fn get_certificate(
@@ -630,6 +773,31 @@ impl<T: Storage + RevocationLookup> pb::storage_read_only_server::StorageReadOnl
     ) -> GrpcResult<Self::GetRevokedCertificatesStream> {
         Err(not_yet("CRL shards"))
     }
+
+    async fn get_incident_for_serial(
+        &self,
+        request: Request<pb::GetIncidentForSerialRequest>,
+    ) -> GrpcResult<pb::GetIncidentForSerialResponse> {
+        let serial = serial(&request.into_inner().serial)?;
+        let incident = self
+            .0
+            .incident_for_serial(&serial)
+            .await
+            .map_err(to_status)?;
+        Ok(tonic::Response::new(pb::GetIncidentForSerialResponse {
+            incident: incident.map(incident_to_pb),
+        }))
+    }
+
+    async fn list_incidents(
+        &self,
+        _request: Request<pb::ListIncidentsRequest>,
+    ) -> GrpcResult<pb::ListIncidentsResponse> {
+        let incidents = self.0.incidents().await.map_err(to_status)?;
+        Ok(tonic::Response::new(pb::ListIncidentsResponse {
+            incidents: incidents.into_iter().map(incident_to_pb).collect(),
+        }))
+    }
 }
 
 #[async_trait]
@@ -646,6 +814,7 @@ impl<T: Storage + RevocationLookup> pb::storage_server::Storage for SaService<T>
                     key_thumbprint: request.key_thumbprint,
                     contacts: request.contacts,
                     eab_key_id: Some(request.eab_key_id).filter(|id| !id.is_empty()),
+                    remote_ip: None,
                 })
                 .await,
         )
@@ -703,6 +872,7 @@ impl<T: Storage + RevocationLookup> pb::storage_server::Storage for SaService<T>
                 not_before: basalt_proto::opt_from_timestamp(request.not_before)?,
                 not_after: basalt_proto::opt_from_timestamp(request.not_after)?,
                 replaces: basalt_proto::opt_serial(&request.replaces)?,
+                reused_authz_ids: request.reused_authz_ids.into_iter().map(AuthzId).collect(),
             })
         })()
         .map_err(to_status)?;
@@ -870,6 +1040,36 @@ impl<T: Storage + RevocationLookup> pb::storage_server::Storage for SaService<T>
         empty(self.0.block_key(key).await)
     }
 
+    async fn rerevoke_for_key_compromise(
+        &self,
+        request: Request<pb::RerevokeForKeyCompromiseRequest>,
+    ) -> GrpcResult<types::Empty> {
+        let serial = serial(&request.into_inner().serial)?;
+        empty(self.0.rerevoke_for_key_compromise(&serial).await)
+    }
+
+    async fn add_incident(
+        &self,
+        request: Request<pb::AddIncidentRequest>,
+    ) -> GrpcResult<pb::Incident> {
+        let request = request.into_inner();
+        let serials = request
+            .serials
+            .iter()
+            .map(|text| serial(text))
+            .collect::<Result<Vec<_>, Status>>()?;
+        let incident = self
+            .0
+            .add_incident(NewIncident {
+                name: request.name,
+                url: request.url,
+                serials,
+            })
+            .await
+            .map_err(to_status)?;
+        Ok(tonic::Response::new(incident_to_pb(incident)))
+    }
+
     async fn store_ocsp_response(
         &self,
         _request: Request<pb::StoreOcspResponseRequest>,
@@ -916,4 +1116,31 @@ pub fn sa_servers<T: Storage + RevocationLookup>(
         pb::storage_read_only_server::StorageReadOnlyServer::new(service.clone()),
         pb::storage_server::StorageServer::new(service),
     )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn incidents_round_trip() {
+        let incident = Incident {
+            id: 42,
+            name: "2030-01-cps-mismatch".into(),
+            url: "https://status.example/2030-01".into(),
+            created_at: OffsetDateTime::from_unix_timestamp(1_893_456_000).unwrap(),
+            serials: 3,
+        };
+        assert_eq!(
+            incident_from_pb(incident_to_pb(incident.clone())).unwrap(),
+            incident
+        );
+        let garbled = pb::Incident {
+            created_at: None,
+            ..incident_to_pb(incident)
+        };
+        let err = incident_from_pb(garbled).unwrap_err();
+        assert_eq!(err.kind, basalt_core::ErrorKind::Internal);
+        assert!(err.detail.contains("created_at"), "{err}");
+    }
 }

@@ -19,7 +19,7 @@ mod key;
 mod spki;
 mod validity;
 
-pub use certificate::certificate_spki;
+pub use certificate::{certificate_names, certificate_spki};
 pub use csr::{CsrInfo, check_csr};
 pub use identifier::{IdentifierPolicy, check_domain_rule, check_identifier};
 pub use jwk::spki_canonical_jwk;

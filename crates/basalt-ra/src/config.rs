@@ -9,6 +9,8 @@ use basalt_config::GrpcServerConfig;
 use basalt_config::TlsConfig;
 use basalt_policy::IdentifierPolicy;
 use basalt_policy::check_domain_rule;
+use basalt_ratelimit::Limiter;
+use basalt_ratelimit::RateLimitsConfig;
 use serde::Deserialize;
 
 use crate::CLASSIC;
@@ -55,6 +57,10 @@ pub struct RaConfig {
     /// `[identifiers]`: the CA-wide identifier rules, applied under every profile.
     #[serde(default)]
     pub identifiers: IdentifiersConfig,
+    /// `[rate_limits]`: the rate limits and where their counters live (in this
+    /// process by default).
+    #[serde(default)]
+    pub rate_limits: RateLimitsConfig,
 }
 
 /// The CA-wide identifier rules, `[identifiers]`.
@@ -123,6 +129,10 @@ pub struct LifetimesConfig {
     /// An order's lifetime (default `"7d"`).
     #[serde(default = "LifetimesConfig::default_order")]
     pub order: ConfigDuration,
+    /// A valid authorization is reused for a new order only while at least this
+    /// much of its life remains (default `"1d"`).
+    #[serde(default = "LifetimesConfig::default_authz_reuse_min_remaining")]
+    pub authz_reuse_min_remaining: ConfigDuration,
 }
 
 impl LifetimesConfig {
@@ -137,6 +147,10 @@ impl LifetimesConfig {
     fn default_order() -> ConfigDuration {
         ConfigDuration(7 * DAY)
     }
+
+    fn default_authz_reuse_min_remaining() -> ConfigDuration {
+        ConfigDuration(DAY)
+    }
 }
 
 impl Default for LifetimesConfig {
@@ -145,6 +159,7 @@ impl Default for LifetimesConfig {
             pending_authz: Self::default_pending_authz(),
             valid_authz: Self::default_valid_authz(),
             order: Self::default_order(),
+            authz_reuse_min_remaining: Self::default_authz_reuse_min_remaining(),
         }
     }
 }
@@ -168,6 +183,11 @@ pub struct ProfileConfig {
     /// An order's lifetime (default: `[lifetimes]`).
     #[serde(default)]
     pub order: Option<ConfigDuration>,
+    /// How long after its validation an authorization counts for this profile's
+    /// orders, e.g. `"8h"` for a profile that wants fresh proof of control (default
+    /// and maximum: `[lifetimes] valid_authz`, which sets when it expires).
+    #[serde(default)]
+    pub valid_authz: Option<ConfigDuration>,
 }
 
 impl ProfileConfig {
@@ -183,6 +203,7 @@ impl ProfileConfig {
             max_names: Self::default_max_names(),
             pending_authz: None,
             order: None,
+            valid_authz: None,
         }
     }
 
@@ -203,6 +224,7 @@ impl ProfileConfig {
             validity: self.validity.0,
             pending_authz_lifetime: self.pending_authz.unwrap_or(lifetimes.pending_authz).0,
             order_lifetime: self.order.unwrap_or(lifetimes.order).0,
+            valid_authz_lifetime: self.valid_authz.unwrap_or(lifetimes.valid_authz).0,
         }
     }
 }
@@ -240,6 +262,7 @@ impl RaConfig {
                 })
                 .collect(),
             valid_authz_lifetime: self.lifetimes.valid_authz.0,
+            authz_reuse_min_remaining: self.lifetimes.authz_reuse_min_remaining.0,
             caa_recheck_after: self.caa_recheck_after.0,
             account_uri_prefix: self.account_uri_prefix.clone(),
         }
@@ -251,6 +274,7 @@ impl RaConfig {
     /// lowercase names. The message names the field.
     pub fn validate(&self) -> Result<(), String> {
         self.identifiers.validate()?;
+        Limiter::new(&self.rate_limits)?;
         let mut durations = vec![
             (
                 "lifetimes.pending_authz".to_owned(),
@@ -273,10 +297,19 @@ impl RaConfig {
             if profile.max_names == 0 {
                 return Err(format!("profiles.{name}.max_names must be at least 1"));
             }
+            if let Some(valid_authz) = profile.valid_authz
+                && valid_authz.0 > self.lifetimes.valid_authz.0
+            {
+                return Err(format!(
+                    "profiles.{name}.valid_authz must not be longer than lifetimes.valid_authz \
+                     (which sets when an authorization expires)"
+                ));
+            }
             durations.push((format!("profiles.{name}.validity"), profile.validity));
             for (field, value) in [
                 ("pending_authz", profile.pending_authz),
                 ("order", profile.order),
+                ("valid_authz", profile.valid_authz),
             ] {
                 if let Some(value) = value {
                     durations.push((format!("profiles.{name}.{field}"), value));
@@ -380,6 +413,7 @@ mod tests {
         max_names = 25
         pending_authz = "7h"
         order = "6h"
+        valid_authz = "1h"
     "#;
 
     #[test]
@@ -407,6 +441,7 @@ mod tests {
                 validity: 90 * DAY,
                 pending_authz_lifetime: 2 * DAY,
                 order_lifetime: 7 * DAY,
+                valid_authz_lifetime: Duration::from_secs(8 * 3600),
             }
         );
         assert_eq!(
@@ -423,8 +458,32 @@ mod tests {
                 validity: Duration::from_secs(160 * 3600),
                 pending_authz_lifetime: Duration::from_secs(7 * 3600),
                 order_lifetime: Duration::from_secs(6 * 3600),
+                valid_authz_lifetime: Duration::from_secs(3600),
             }
         );
+        assert_eq!(settings.authz_reuse_min_remaining, DAY);
+    }
+
+    #[test]
+    fn a_profile_cannot_keep_authorizations_longer_than_they_live() {
+        let text = format!(
+            "{EXAMPLE}\n[lifetimes]\nvalid_authz = \"8h\"\n\n\
+             [profiles.classic]\nvalidity = \"90d\"\nvalid_authz = \"9h\"\n"
+        );
+        let config: RaConfig = basalt_config::parse(&text).unwrap();
+        let err = config.validate().unwrap_err();
+        assert!(
+            err.starts_with("profiles.classic.valid_authz must not be longer"),
+            "{err}"
+        );
+    }
+
+    #[test]
+    fn rate_limit_errors_name_their_field() {
+        let text = format!("{EXAMPLE}\n[rate_limits]\nbackend = \"redis\"\n");
+        let config: RaConfig = basalt_config::parse(&text).unwrap();
+        let err = config.validate().unwrap_err();
+        assert!(err.contains("rate_limits.redis_url"), "{err}");
     }
 
     #[test]

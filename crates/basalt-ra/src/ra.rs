@@ -16,8 +16,6 @@ use basalt_core::Authz;
 use basalt_core::AuthzId;
 use basalt_core::AuthzOutcome;
 use basalt_core::AuthzStatus;
-use basalt_core::BlockedKey;
-use basalt_core::BlockedKeySource;
 use basalt_core::CaaCheck;
 use basalt_core::CertificateAuthority;
 use basalt_core::CertificateRecord;
@@ -37,9 +35,8 @@ use basalt_core::Order;
 use basalt_core::OrderId;
 use basalt_core::OrderRequest;
 use basalt_core::OrderStatus;
+use basalt_core::RateLimitOverride;
 use basalt_core::RegistrationAuthority;
-use basalt_core::Requester;
-use basalt_core::RevocationReason;
 use basalt_core::RevokeRequest;
 use basalt_core::Serial;
 use basalt_core::Storage;
@@ -49,11 +46,12 @@ use basalt_core::ValidationAuthority;
 use basalt_core::ValidationResult;
 use basalt_policy::IdentifierPolicy;
 use basalt_policy::ValidityLimits;
-use basalt_policy::certificate_spki;
 use basalt_policy::check_csr;
 use basalt_policy::check_identifier;
 use basalt_policy::jwk_spki;
 use basalt_policy::spki_canonical_jwk;
+use basalt_ratelimit::Limiter;
+use basalt_ratelimit::Transaction;
 use base64::Engine;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use rand::RngCore;
@@ -137,6 +135,9 @@ pub struct RaSettings {
     pub profiles: BTreeMap<String, ProfileSettings>,
     /// How long an authorization stays valid after a successful validation.
     pub valid_authz_lifetime: Duration,
+    /// A valid authorization is reused for a new order only while at least this
+    /// much of its life remains.
+    pub authz_reuse_min_remaining: Duration,
     /// At finalize, CAA is checked again for names validated longer ago than this.
     pub caa_recheck_after: Duration,
     /// The account URL is this prefix followed by the account ID, e.g.
@@ -155,6 +156,9 @@ pub struct ProfileSettings {
     pub pending_authz_lifetime: Duration,
     /// How long an order lives (capped by its authorizations' expiry).
     pub order_lifetime: Duration,
+    /// How long after its validation an authorization counts for this profile's
+    /// orders (at most the RA's `valid_authz_lifetime`, which sets its expiry).
+    pub valid_authz_lifetime: Duration,
 }
 
 impl ProfileSettings {
@@ -166,6 +170,7 @@ impl ProfileSettings {
             validity: Duration::from_secs(90 * DAY),
             pending_authz_lifetime: Duration::from_secs(7 * DAY),
             order_lifetime: Duration::from_secs(7 * DAY),
+            valid_authz_lifetime: Duration::from_secs(30 * DAY),
         }
     }
 }
@@ -178,6 +183,7 @@ impl RaSettings {
             default_profile: CLASSIC.to_owned(),
             profiles: BTreeMap::from([(CLASSIC.to_owned(), ProfileSettings::classic())]),
             valid_authz_lifetime: Duration::from_secs(30 * DAY),
+            authz_reuse_min_remaining: Duration::from_secs(DAY),
             caa_recheck_after: Duration::from_secs(7 * 3600),
             account_uri_prefix: account_uri_prefix.into(),
         }
@@ -251,6 +257,8 @@ struct Inner {
     va: Arc<dyn ValidationAuthority>,
     ca: Arc<dyn CertificateAuthority>,
     clock: Arc<dyn Clock>,
+    /// The rate limits; `None` checks none.
+    limiter: Option<Limiter>,
 }
 
 impl Ra {
@@ -269,8 +277,32 @@ impl Ra {
                 va,
                 ca,
                 clock,
+                limiter: None,
             }),
             tasks: Mutex::new(Vec::new()),
+        }
+    }
+
+    /// This RA, with rate limits.
+    pub fn with_limiter(self, limiter: Limiter) -> Self {
+        let Inner {
+            settings,
+            sa,
+            va,
+            ca,
+            clock,
+            ..
+        } = &*self.inner;
+        Self {
+            inner: Arc::new(Inner {
+                settings: settings.clone(),
+                sa: Arc::clone(sa),
+                va: Arc::clone(va),
+                ca: Arc::clone(ca),
+                clock: Arc::clone(clock),
+                limiter: Some(limiter),
+            }),
+            tasks: self.tasks,
         }
     }
 
@@ -339,43 +371,13 @@ impl Ra {
         self.check_not_blocked(&spki, KeyUse::Account).await
     }
 
-    /// Puts the key of `certificate`, whose holder has just proved possession of it by
-    /// signing a revocation request with it, on the blocked-keys list (as Boulder does):
-    /// the key is out of its holder's sole control, so no account and no certificate
-    /// may use it again.
-    async fn block_compromised_key(
-        &self,
-        certificate: &CertificateRecord,
-        spki_der: &[u8],
-    ) -> Result<(), Error> {
-        let hash = spki_sha256(spki_der);
-        self.inner
-            .sa
-            .block_key(BlockedKey {
-                spki_sha256: hash,
-                added_at: self.inner.clock.now(),
-                source: BlockedKeySource::KeyCompromise,
-                comment: format!(
-                    "certificate {} revoked by a request signed with its key",
-                    certificate.serial
-                ),
-            })
-            .await?;
-        info!(
-            target: AUDIT,
-            event = "key_blocked",
-            spki_sha256 = %hash,
-            serial = %certificate.serial,
-            account_id = %certificate.account_id,
-            source = %BlockedKeySource::KeyCompromise,
-            "key blocked after a revocation signed by it"
-        );
-        Ok(())
-    }
-
     /// An order may replace (RFC 9773 §5) only a certificate issued to its own
-    /// account and not replaced already.
-    async fn check_replaces(&self, account_id: AccountId, serial: &Serial) -> Result<(), Error> {
+    /// account and not replaced already; returns that certificate.
+    async fn check_replaces(
+        &self,
+        account_id: AccountId,
+        serial: &Serial,
+    ) -> Result<CertificateRecord, Error> {
         let sa = &self.inner.sa;
         let certificate = sa.certificate(serial).await.map_err(|err| {
             if err.is(ErrorKind::NotFound) {
@@ -401,63 +403,22 @@ impl Ra {
                 format!("certificate {serial} was already replaced by order {order_id}"),
             ));
         }
-        Ok(())
+        Ok(certificate)
     }
 
-    /// Who may revoke: the account the certificate was issued to, or whoever signed
-    /// with the certificate's key. Returns the audit `method`.
-    fn authorize_revocation(
-        certificate: &CertificateRecord,
-        requester: &Requester,
-        reason: RevocationReason,
-    ) -> Result<(&'static str, RevocationReason), Error> {
-        match requester {
-            Requester::Account(account_id) => {
-                if certificate.account_id != *account_id {
-                    warn!(
-                        target: AUDIT,
-                        event = "revocation_refused",
-                        serial = %certificate.serial,
-                        account_id = %account_id,
-                        owner_account_id = %certificate.account_id,
-                        "revocation refused: the certificate belongs to another account"
-                    );
-                    return Err(Error::unauthorized(
-                        "the certificate was not issued to this account",
-                    ));
-                }
-                Ok(("account", reason))
-            }
-            Requester::CertificateKey(spki) => {
-                let certified = certificate_spki(&certificate.der).map_err(|err| {
-                    error!(
-                        serial = %certificate.serial,
-                        error = %err,
-                        "a stored certificate cannot be parsed"
-                    );
-                    Error::internal("error reading the certificate")
-                })?;
-                if certified != *spki {
-                    warn!(
-                        target: AUDIT,
-                        event = "revocation_refused",
-                        serial = %certificate.serial,
-                        owner_account_id = %certificate.account_id,
-                        "revocation refused: not signed by the certificate's key"
-                    );
-                    return Err(Error::unauthorized(
-                        "the request was not signed by the certificate's key",
-                    ));
-                }
-                // As Boulder: whoever proves possession of the certificate's key
-                // may revoke it, and whatever reason they gave, the key is out of
-                // its holder's sole control, so the recorded reason is keyCompromise.
-                // (Refusing other reasons would break clients such as certbot,
-                // which send none by default.)
-                let _ = reason;
-                Ok(("certificate_key", RevocationReason::KeyCompromise))
-            }
-        }
+    /// Whether the certificate an order replaces is inside its ARI renewal window
+    /// (RFC 9773), which has begun for a revoked certificate or one named in an
+    /// incident: such a renewal is exempt from the new-order rate limits.
+    async fn in_renewal_window(&self, certificate: &CertificateRecord) -> Result<bool, Error> {
+        let in_incident = self
+            .inner
+            .sa
+            .incident_for_serial(&certificate.serial)
+            .await?
+            .is_some();
+        let now = self.inner.clock.now();
+        let (start, _) = certificate.renewal_window(in_incident, now);
+        Ok(start <= now)
     }
 }
 
@@ -539,6 +500,23 @@ impl Inner {
         };
         let status = outcome.status;
         let problem = outcome.error.as_ref().map(|err| err.kind);
+        let (perspectives_succeeded, perspectives) = outcome
+            .records
+            .first()
+            .map(|record| {
+                let succeeded = record.perspectives.iter().filter(|p| p.succeeded).count();
+                (succeeded, record.perspectives.len())
+            })
+            .unwrap_or_default();
+        if status == AuthzStatus::Invalid {
+            let failed = Transaction::failed_authorization(authz.account_id, &authz.identifier);
+            // Spent, not checked: the failure happened whatever the limit says.
+            if let Err(err) = self.spend_limits(std::slice::from_ref(&failed)).await
+                && !err.is(ErrorKind::RateLimited)
+            {
+                warn!(authz_id = %authz.id, error = %err, "cannot count a failed validation");
+            }
+        }
         let recorded = sa_write_with_patience("finalize_authz", SA_WRITE_PATIENCE, || {
             self.sa.finalize_authz(authz.id, kind, outcome.clone())
         })
@@ -550,9 +528,12 @@ impl Inner {
                 authz_id = %authz.id,
                 account_id = %authz.account_id,
                 identifier = %authz.identifier,
+                wildcard = authz.wildcard,
                 challenge = %kind,
                 status = %status,
-                problem = ?problem,
+                problem = problem.map(ErrorKind::as_str),
+                perspectives,
+                perspectives_succeeded,
                 "validation completed"
             ),
             Err(err) => error!(
@@ -607,6 +588,8 @@ impl Inner {
                 if let Err(store_err) = marked {
                     error!(order_id = %id, error = %store_err, "cannot mark the order invalid");
                 }
+                self.refund_limits(&limits::certificate_transactions(&order.identifiers))
+                    .await;
                 return;
             }
         };
@@ -616,7 +599,8 @@ impl Inner {
             account_id = %order.account_id,
             order_id = %id,
             serial = %certificate.serial,
-            names = ?names,
+            names = %names.join(","),
+            profile = %order.profile,
             "certificate issued"
         );
         let finalized = sa_write_with_patience("finalize_order", SA_WRITE_PATIENCE, || {
@@ -639,7 +623,15 @@ impl RegistrationAuthority for Ra {
     async fn new_account(&self, account: NewAccount) -> Result<Account, Error> {
         check_contacts(&account.contacts)?;
         self.check_account_key_not_blocked(&account.key_jwk).await?;
-        let account = self.inner.sa.new_account(account).await?;
+        let limits = limits::new_account_transactions(account.remote_ip);
+        self.inner.spend_limits(&limits).await?;
+        let account = match self.inner.sa.new_account(account).await {
+            Ok(account) => account,
+            Err(err) => {
+                self.inner.refund_limits(&limits).await;
+                return Err(err);
+            }
+        };
         info!(
             target: AUDIT,
             event = "account_created",
@@ -739,39 +731,80 @@ impl RegistrationAuthority for Ra {
             max_validity: profile.validity,
         }
         .check(not_before, not_after)?;
-        if let Some(serial) = &replaces {
-            self.check_replaces(account_id, serial).await?;
+        let replaced = match &replaces {
+            Some(serial) => Some(self.check_replaces(account_id, serial).await?),
+            None => None,
+        };
+        // The same request again gets the same order, costing nothing (as Boulder).
+        if replaces.is_none() && not_before.is_none() && not_after.is_none() {
+            let sa = &self.inner.sa;
+            if let Some(order) = sa
+                .reusable_order(account_id, &identifiers, profile_name)
+                .await?
+            {
+                info!(
+                    target: AUDIT,
+                    event = "order_reused",
+                    account_id = %account_id,
+                    order_id = %order.id,
+                    identifiers = %identifier_list(&order.identifiers),
+                    profile = %order.profile,
+                    "an identical pending order was returned"
+                );
+                return Ok(order);
+            }
         }
-        let authzs = identifiers
-            .iter()
-            .map(|id| new_authz(id, authz_expires))
-            .collect();
-        // The SA refuses a second replacement atomically (AlreadyReplaced), should
-        // another order have claimed the certificate since the check above.
-        let order = self
-            .inner
-            .sa
-            .new_order(NewOrder {
-                account_id,
-                identifiers,
-                expires,
-                authzs,
-                profile: profile_name.to_owned(),
-                not_before,
-                not_after,
-                replaces,
-            })
-            .await?;
+        let ari_renewal = match &replaced {
+            Some(certificate) => self.in_renewal_window(certificate).await?,
+            None => false,
+        };
+        let limits = if ari_renewal {
+            Vec::new()
+        } else {
+            self.inner
+                .check_limits(&limits::failed_validation_transactions(
+                    account_id,
+                    &identifiers,
+                ))
+                .await?;
+            limits::new_order_transactions(account_id, &identifiers)
+        };
+        self.inner.spend_limits(&limits).await?;
+        let stored = self
+            .store_order(
+                NewOrder {
+                    account_id,
+                    identifiers,
+                    expires,
+                    authzs: Vec::new(),
+                    profile: profile_name.to_owned(),
+                    not_before,
+                    not_after,
+                    replaces,
+                    reused_authz_ids: Vec::new(),
+                },
+                profile,
+            )
+            .await;
+        let (order, reused) = match stored {
+            Ok(stored) => stored,
+            Err(err) => {
+                self.inner.refund_limits(&limits).await;
+                return Err(err);
+            }
+        };
         info!(
             target: AUDIT,
             event = "order_created",
             account_id = %account_id,
             order_id = %order.id,
-            identifiers = ?identifier_values(&order.identifiers),
+            identifiers = %identifier_list(&order.identifiers),
             profile = %order.profile,
-            not_before = ?order.not_before,
-            not_after = ?order.not_after,
-            replaces = ?order.replaces.as_ref().map(ToString::to_string),
+            not_before = order.not_before.map(rfc3339),
+            not_after = order.not_after.map(rfc3339),
+            replaces = order.replaces.as_ref().map(ToString::to_string),
+            ari_renewal,
+            reused_authzs = reused,
             "order created"
         );
         Ok(order)
@@ -911,7 +944,7 @@ impl RegistrationAuthority for Ra {
             event = "issuance_requested",
             account_id = %order.account_id,
             order_id = %id,
-            names = ?csr.names,
+            names = %csr.names.join(","),
             profile = %order.profile,
             "issuance requested"
         );
@@ -935,43 +968,37 @@ impl RegistrationAuthority for Ra {
     }
 
     async fn revoke_certificate(&self, request: RevokeRequest) -> Result<(), Error> {
-        let RevokeRequest {
-            serial,
-            reason,
-            requester,
-        } = request;
-        let sa = &self.inner.sa;
-        let certificate = sa.certificate(&serial).await.map_err(|err| {
-            if err.is(ErrorKind::NotFound) {
-                Error::not_found("certificate not found")
-            } else {
-                err
-            }
-        })?;
-        let (method, reason) = Self::authorize_revocation(&certificate, &requester, reason)?;
-        // Blocked first, so that a key proved compromised is blocked even when the
-        // certificate was revoked already, and a failure leaves nothing half done.
-        if let Requester::CertificateKey(spki) = &requester {
-            self.block_compromised_key(&certificate, spki).await?;
-        }
-        sa.revoke_certificate(&serial, reason, self.inner.clock.now())
-            .await?;
-        info!(
-            target: AUDIT,
-            event = "certificate_revoked",
-            serial = %serial,
-            account_id = %certificate.account_id,
-            method,
-            reason = reason.code(),
-            "certificate revoked"
-        );
-        Ok(())
+        self.revoke(request).await
+    }
+
+    // The limiter writes the audit events of override changes.
+    async fn add_rate_limit_override(&self, limit: RateLimitOverride) -> Result<(), Error> {
+        self.inner.add_override(limit).await
+    }
+
+    async fn remove_rate_limit_override(&self, limit: &str, key: &str) -> Result<(), Error> {
+        self.inner.remove_override(limit, key).await
+    }
+
+    async fn rate_limit_overrides(&self) -> Result<Vec<RateLimitOverride>, Error> {
+        self.inner.overrides().await
     }
 }
 
 /// `now + lifetime`, saturating instead of overflowing on absurd config values.
 fn after(now: OffsetDateTime, lifetime: Duration) -> OffsetDateTime {
     now.saturating_add(time::Duration::try_from(lifetime).unwrap_or(time::Duration::MAX))
+}
+
+/// A time for the audit log.
+fn rfc3339(at: OffsetDateTime) -> String {
+    at.format(&time::format_description::well_known::Rfc3339)
+        .unwrap_or_else(|_| at.to_string())
+}
+
+/// `now - lifetime`, saturating.
+fn before(now: OffsetDateTime, lifetime: Duration) -> OffsetDateTime {
+    now.saturating_sub(time::Duration::try_from(lifetime).unwrap_or(time::Duration::MAX))
 }
 
 impl Ra {
@@ -1009,11 +1036,17 @@ impl Ra {
             };
             let problem = va.check_caa(check).await?;
             info!(
+                target: AUDIT,
+                event = "caa_rechecked",
                 order_id = %order.id,
+                account_id = %order.account_id,
                 identifier = %authz.identifier,
-                validated = %validated,
+                wildcard = authz.wildcard,
+                method = %method,
+                validated = rfc3339(validated),
                 allowed = problem.is_none(),
-                "caa rechecked at finalize"
+                problem = problem.as_ref().map(|problem| problem.detail.clone()),
+                "CAA rechecked at finalize"
             );
             if let Some(problem) = problem {
                 refused.push(SubError {
@@ -1088,8 +1121,13 @@ fn new_token() -> String {
     URL_SAFE_NO_PAD.encode(bytes)
 }
 
-fn identifier_values(ids: &[Identifier]) -> Vec<&str> {
-    ids.iter().map(|id| id.value.as_str()).collect()
+/// Identifiers for the audit log: their values joined by commas (no DNS name or
+/// IP address holds one).
+fn identifier_list(ids: &[Identifier]) -> String {
+    ids.iter()
+        .map(|id| id.value.as_str())
+        .collect::<Vec<_>>()
+        .join(",")
 }
 
 /// RFC 8555 §7.3: contacts are `mailto:` URLs holding one address, without hfields.
@@ -1165,6 +1203,10 @@ fn valid_local_part(local: &str) -> bool {
                     .all(|b| b.is_ascii_alphanumeric() || ATEXT_SYMBOLS.contains(&b))
         })
 }
+
+mod limits;
+mod reuse;
+mod revoke;
 
 #[cfg(test)]
 mod tests;

@@ -10,6 +10,7 @@ use basalt_core::EabKey;
 use basalt_core::Error;
 use basalt_core::Identifier;
 use basalt_core::IdentifierType;
+use basalt_core::Incident;
 use serde::Serialize;
 use serde::de::DeserializeOwned;
 use sqlx::Row;
@@ -77,6 +78,18 @@ pub(crate) fn eab_key_from_row(row: &impl Columns) -> Result<EabKey, Error> {
         created_at: from_unix(row.int("created_at")?)?,
         revoked: row.int("revoked")? != 0,
         account_id: row.opt_int("account_id")?.map(AccountId),
+    })
+}
+
+pub(crate) fn incident_from_row(row: &impl Columns) -> Result<Incident, Error> {
+    let serials = row.int("serial_count")?;
+    Ok(Incident {
+        id: row.int("id")?,
+        name: row.text("name")?,
+        url: row.text("url")?,
+        created_at: from_unix(row.int("created_at")?)?,
+        serials: u64::try_from(serials)
+            .map_err(|_| corrupt(format!("incidents.serial_count {serials}")))?,
     })
 }
 

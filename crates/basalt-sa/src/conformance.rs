@@ -32,6 +32,7 @@ use basalt_core::FixedClock;
 use basalt_core::Identifier;
 use basalt_core::NewAccount;
 use basalt_core::NewAuthz;
+use basalt_core::NewIncident;
 use basalt_core::NewOrder;
 use basalt_core::Order;
 use basalt_core::OrderId;
@@ -116,6 +117,14 @@ macro_rules! conformance_tests {
             blocked_keys_are_added_once_and_found,
             blocked_key_hashes_compare_byte_exact,
             concurrent_blocks_of_one_key_all_succeed,
+            a_live_order_for_the_same_names_is_reused,
+            authzs_for_reuse_are_valid_long_enough_or_pending,
+            an_order_links_reused_authzs,
+            reused_authzs_must_still_be_usable,
+            a_shared_authz_is_purged_with_its_last_order,
+            a_revocation_becomes_key_compromise_once,
+            incidents_are_declared_listed_and_found,
+            concurrent_incidents_of_one_name_let_one_through,
         );
     };
     (@each $engine:expr; $($name:ident,)*) => {
@@ -150,6 +159,7 @@ pub(crate) async fn account<S: Storage>(sa: &S, thumbprint: &str) -> Account {
         key_thumbprint: thumbprint.to_owned(),
         contacts: vec!["mailto:admin@example.com".to_owned()],
         eab_key_id: None,
+        remote_ip: None,
     })
     .await
     .unwrap()
@@ -182,6 +192,7 @@ pub(crate) fn new_order(account_id: AccountId, now: OffsetDateTime) -> NewOrder 
         not_before: None,
         not_after: None,
         replaces: None,
+        reused_authz_ids: Vec::new(),
     }
 }
 
@@ -323,6 +334,7 @@ pub(crate) async fn account_keys_are_unique(sa: &SqlStorage, _clock: &FixedClock
             key_thumbprint: "thumb-1".into(),
             contacts: Vec::new(),
             eab_key_id: None,
+            remote_ip: None,
         })
         .await;
     assert_kind(err, ErrorKind::Conflict);
@@ -1540,6 +1552,7 @@ pub(crate) async fn eab_account<S: Storage>(
         key_thumbprint: thumbprint.to_owned(),
         contacts: Vec::new(),
         eab_key_id: Some(key_id.to_owned()),
+        remote_ip: None,
     })
     .await
 }
@@ -1669,7 +1682,7 @@ pub(crate) async fn concurrent_registrations_bind_a_key_once(sa: &SqlStorage, _c
 }
 
 /// Every table the storage writes to.
-const TABLES: [&str; 11] = [
+const TABLES: [&str; 13] = [
     "accounts",
     "orders",
     "authzs",
@@ -1681,6 +1694,8 @@ const TABLES: [&str; 11] = [
     "certificate_chains",
     "certificate_status",
     "eab_keys",
+    "incidents",
+    "incident_serials",
 ];
 
 /// Every reason a subscriber may give (RFC 8555 §7.6).
@@ -1772,6 +1787,7 @@ pub(crate) async fn concurrent_registrations_of_one_key_let_one_through(
                 key_thumbprint: "thumb".into(),
                 contacts: vec![format!("mailto:admin-{i}@example.com")],
                 eab_key_id: None,
+                remote_ip: None,
             })
             .await
         }
@@ -2313,6 +2329,7 @@ pub(crate) async fn unicode_contacts_round_trip(sa: &SqlStorage, _clock: &FixedC
             key_thumbprint: "thumb".into(),
             contacts: contacts.clone(),
             eab_key_id: None,
+            remote_ip: None,
         })
         .await
         .unwrap();
@@ -2764,4 +2781,707 @@ pub(crate) async fn concurrent_blocks_of_one_key_all_succeed(sa: &SqlStorage, _c
     let (record, rows) = stored_block(sa, &hash).await;
     assert_eq!(rows, 1);
     assert!(record.unwrap().comment.starts_with("attempt "));
+}
+
+/// The names of [`new_order`], in another order and with a duplicate: reuse compares
+/// them as the order stores them.
+fn new_order_names() -> Vec<Identifier> {
+    vec![
+        Identifier::dns("b.example"),
+        Identifier::dns("*.a.example"),
+        Identifier::dns("b.example"),
+    ]
+}
+
+/// An order for `b.example` alone, with one http-01 authorization that expires with it.
+fn order_for_b(account_id: AccountId, now: OffsetDateTime) -> NewOrder {
+    let mut order = new_order(account_id, now);
+    order.identifiers = vec![Identifier::dns("b.example")];
+    order.authzs.truncate(1);
+    order
+}
+
+pub(crate) async fn a_live_order_for_the_same_names_is_reused(sa: &SqlStorage, clock: &FixedClock) {
+    let serial: Serial = "0a0b0c".parse().unwrap();
+    // Its order is valid: never reused.
+    let acct = issued(sa, "thumb", &serial).await;
+    let other = account(sa, "other").await;
+    let names = new_order_names();
+    assert_eq!(
+        sa.reusable_order(acct.id, &names, "classic").await.unwrap(),
+        None
+    );
+
+    let pending = sa.new_order(new_order(acct.id, start())).await.unwrap();
+    assert_eq!(
+        sa.reusable_order(acct.id, &names, "classic").await.unwrap(),
+        Some(pending.clone())
+    );
+    // Each later order is the account's newest when created, and none may be reused
+    // for these names and this profile.
+    let newer = |order: NewOrder| {
+        clock.advance(Duration::seconds(1));
+        let sa = sa.clone();
+        async move { sa.new_order(order).await.unwrap() }
+    };
+    newer(replacing(acct.id, &serial)).await;
+    newer(NewOrder {
+        not_after: Some(start() + Duration::days(5)),
+        ..new_order(acct.id, start())
+    })
+    .await;
+    newer(NewOrder {
+        not_before: Some(start() + Duration::days(1)),
+        ..new_order(acct.id, start())
+    })
+    .await;
+    let shortlived = newer(NewOrder {
+        profile: "shortlived".into(),
+        ..new_order(acct.id, start())
+    })
+    .await;
+    let fewer = newer(order_for_b(acct.id, start())).await;
+    let failed = newer(new_order(acct.id, start())).await;
+    sa.set_order_error(failed.id, &Error::internal("issuance failed"))
+        .await
+        .unwrap();
+    clock.advance(Duration::seconds(1));
+    let processing = processing_order(sa, acct.id).await;
+    assert_eq!(processing.status, OrderStatus::Processing);
+    newer(new_order(other.id, start())).await;
+
+    assert_eq!(
+        sa.reusable_order(acct.id, &names, "classic").await.unwrap(),
+        Some(pending.clone())
+    );
+    assert_eq!(
+        sa.reusable_order(acct.id, &names, "shortlived")
+            .await
+            .unwrap()
+            .map(|order| order.id),
+        Some(shortlived.id)
+    );
+    assert_eq!(sa.reusable_order(acct.id, &names, "").await.unwrap(), None);
+    assert_eq!(
+        sa.reusable_order(acct.id, &[Identifier::dns("b.example")], "classic")
+            .await
+            .unwrap()
+            .map(|order| order.id),
+        Some(fewer.id)
+    );
+    assert_eq!(
+        sa.reusable_order(acct.id, &[Identifier::dns("a.example")], "classic")
+            .await
+            .unwrap(),
+        None
+    );
+    assert_eq!(
+        sa.reusable_order(acct.id, &[], "classic").await.unwrap(),
+        None
+    );
+    assert_eq!(
+        sa.reusable_order(AccountId(1), &names, "classic")
+            .await
+            .unwrap(),
+        None
+    );
+
+    // The newest of several candidates, also once it is ready.
+    let newest = newer(new_order(acct.id, start())).await;
+    let reused = sa.reusable_order(acct.id, &names, "classic").await.unwrap();
+    assert_eq!(reused, Some(newest.clone()));
+    validate_all(sa, &newest, clock.now()).await;
+    let reused = sa.reusable_order(acct.id, &names, "classic").await.unwrap();
+    assert_eq!(
+        reused.map(|order| (order.id, order.status)),
+        Some((newest.id, OrderStatus::Ready))
+    );
+    // An authorization deactivated makes it invalid: the older pending one is next.
+    sa.deactivate_authz(newest.authz_ids[0]).await.unwrap();
+    assert_eq!(
+        sa.reusable_order(acct.id, &names, "classic").await.unwrap(),
+        Some(pending.clone())
+    );
+    // Every order expires 7 days after start.
+    clock.advance(Duration::days(7));
+    assert_eq!(
+        sa.reusable_order(acct.id, &names, "classic").await.unwrap(),
+        None
+    );
+}
+
+pub(crate) async fn authzs_for_reuse_are_valid_long_enough_or_pending(
+    sa: &SqlStorage,
+    clock: &FixedClock,
+) {
+    let acct = account(sa, "thumb").await;
+    let other = account(sa, "other").await;
+    let pending = sa.new_order(new_order(acct.id, start())).await.unwrap();
+    // Valid for 30 days from start.
+    let valid = sa.new_order(new_order(acct.id, start())).await.unwrap();
+    validate_all(sa, &valid, start()).await;
+    // One invalid, one deactivated.
+    let failed = sa.new_order(new_order(acct.id, start())).await.unwrap();
+    sa.finalize_authz(
+        failed.authz_ids[0],
+        ChallengeType::Http01,
+        outcome(AuthzStatus::Invalid, start()),
+    )
+    .await
+    .unwrap();
+    sa.deactivate_authz(failed.authz_ids[1]).await.unwrap();
+    // Pending, expiring in an hour.
+    let mut short = new_order(acct.id, start());
+    for authz in &mut short.authzs {
+        authz.expires = start() + Duration::hours(1);
+    }
+    sa.new_order(short).await.unwrap();
+    // Another account's.
+    sa.new_order(new_order(other.id, start())).await.unwrap();
+    // Another name.
+    sa.new_order(NewOrder {
+        identifiers: vec![Identifier::dns("c.example")],
+        authzs: vec![NewAuthz {
+            identifier: Identifier::dns("c.example"),
+            ..new_order(acct.id, start()).authzs.remove(0)
+        }],
+        ..new_order(acct.id, start())
+    })
+    .await
+    .unwrap();
+
+    clock.advance(Duration::hours(2));
+    let names = [Identifier::dns("b.example"), Identifier::dns("a.example")];
+    let ids = |authzs: &[basalt_core::Authz]| {
+        let mut ids: Vec<AuthzId> = authzs.iter().map(|authz| authz.id).collect();
+        ids.sort();
+        ids
+    };
+    let sorted = |mut ids: Vec<AuthzId>| {
+        ids.sort();
+        ids
+    };
+
+    let found = sa
+        .authzs_for_reuse(acct.id, &names, clock.now() + Duration::days(29))
+        .await
+        .unwrap();
+    let expected = sorted([pending.authz_ids.clone(), valid.authz_ids.clone()].concat());
+    assert_eq!(ids(&found), expected);
+    // Whole authorizations, as `authz` reads them.
+    for authz in &found {
+        assert_eq!(*authz, sa.authz(authz.id).await.unwrap());
+        assert_eq!(authz.account_id, acct.id);
+    }
+    // The wildcard one is found by its base name, and says it is a wildcard one.
+    let wildcard = found
+        .iter()
+        .find(|authz| authz.id == valid.authz_ids[1])
+        .unwrap();
+    assert_eq!(
+        (
+            wildcard.identifier.clone(),
+            wildcard.wildcard,
+            wildcard.status
+        ),
+        (Identifier::dns("a.example"), true, AuthzStatus::Valid)
+    );
+
+    // Valid ones that expire too soon are left out; pending ones are not.
+    let found = sa
+        .authzs_for_reuse(acct.id, &names, start() + Duration::days(30))
+        .await
+        .unwrap();
+    assert_eq!(ids(&found), sorted(pending.authz_ids.clone()));
+    // One name, asked twice.
+    let found = sa
+        .authzs_for_reuse(
+            acct.id,
+            &[Identifier::dns("b.example"), Identifier::dns("b.example")],
+            clock.now(),
+        )
+        .await
+        .unwrap();
+    assert_eq!(
+        ids(&found),
+        sorted(vec![pending.authz_ids[0], valid.authz_ids[0]])
+    );
+    assert_eq!(
+        sa.authzs_for_reuse(acct.id, &[Identifier::ip("192.0.2.1")], clock.now())
+            .await
+            .unwrap(),
+        Vec::new()
+    );
+    assert_eq!(
+        sa.authzs_for_reuse(AccountId(1), &names, clock.now())
+            .await
+            .unwrap(),
+        Vec::new()
+    );
+    // A valid authorization is never offered past its expiry, whatever the caller
+    // asks for; pending ones expire with the clock too.
+    clock.advance(Duration::days(30));
+    assert_eq!(
+        sa.authzs_for_reuse(acct.id, &names, start()).await.unwrap(),
+        Vec::new()
+    );
+}
+
+pub(crate) async fn an_order_links_reused_authzs(sa: &SqlStorage, _clock: &FixedClock) {
+    let acct = account(sa, "thumb").await;
+    let first = sa.new_order(new_order(acct.id, start())).await.unwrap();
+    let (b, a) = (first.authz_ids[0], first.authz_ids[1]);
+    validate_all(sa, &first, start()).await;
+
+    // c.example is new; b.example and *.a.example come from the first order.
+    let mut request = new_order(acct.id, start());
+    request.identifiers.push(Identifier::dns("c.example"));
+    request.authzs = vec![NewAuthz {
+        identifier: Identifier::dns("c.example"),
+        ..request.authzs.remove(0)
+    }];
+    request.reused_authz_ids = vec![b, a];
+    let second = sa.new_order(request).await.unwrap();
+    let c = second.authz_ids[0];
+    assert_eq!(second.authz_ids, vec![c, b, a]);
+    assert_eq!(second.status, OrderStatus::Pending);
+    assert_eq!(sa.order(second.id).await.unwrap(), second);
+    assert_eq!(sa.count_rows("authzs").await, 3);
+
+    sa.finalize_authz(
+        c,
+        ChallengeType::Http01,
+        outcome(AuthzStatus::Valid, start()),
+    )
+    .await
+    .unwrap();
+    assert_eq!(
+        sa.order(second.id).await.unwrap().status,
+        OrderStatus::Ready
+    );
+    // Both orders are finalized, each with its certificate.
+    for (order, serial) in [(&second, "0c0c"), (&first, "0f0f")] {
+        let serial: Serial = serial.parse().unwrap();
+        sa.set_order_processing(order.id, "attempt").await.unwrap();
+        issue(sa, acct.id, &serial, start()).await;
+        sa.finalize_order(order.id, &serial).await.unwrap();
+        let done = sa.order(order.id).await.unwrap();
+        assert_eq!(
+            (done.status, done.certificate_serial),
+            (OrderStatus::Valid, Some(serial))
+        );
+    }
+
+    // An order made only of reused authorizations is ready at once when they are
+    // valid; one made of a pending authorization waits for it, and so does the order
+    // the authorization came from.
+    let reusing = |ids: Vec<AuthzId>| NewOrder {
+        authzs: Vec::new(),
+        reused_authz_ids: ids,
+        ..new_order(acct.id, start())
+    };
+    let ready = sa.new_order(reusing(vec![a, b])).await.unwrap();
+    assert_eq!(
+        (ready.status, ready.authz_ids.clone()),
+        (OrderStatus::Ready, vec![a, b])
+    );
+
+    let third = sa.new_order(new_order(acct.id, start())).await.unwrap();
+    let fourth = sa
+        .new_order(reusing(third.authz_ids.clone()))
+        .await
+        .unwrap();
+    assert_eq!(fourth.status, OrderStatus::Pending);
+    assert_eq!(fourth.authz_ids, third.authz_ids);
+    validate_all(sa, &third, start()).await;
+    for order in [&third, &fourth] {
+        assert_eq!(sa.order(order.id).await.unwrap().status, OrderStatus::Ready);
+    }
+    // Deactivating a shared authorization invalidates every order that holds it.
+    sa.deactivate_authz(third.authz_ids[1]).await.unwrap();
+    for order in [&third, &fourth] {
+        assert_eq!(
+            sa.order(order.id).await.unwrap().status,
+            OrderStatus::Invalid
+        );
+    }
+}
+
+pub(crate) async fn reused_authzs_must_still_be_usable(sa: &SqlStorage, clock: &FixedClock) {
+    let acct = account(sa, "thumb").await;
+    let other = account(sa, "other").await;
+    let mut short = new_order(acct.id, start());
+    short.authzs[0].expires = start() + Duration::hours(1);
+    let short = sa.new_order(short).await.unwrap();
+    let deactivated = sa.new_order(new_order(acct.id, start())).await.unwrap();
+    sa.deactivate_authz(deactivated.authz_ids[0]).await.unwrap();
+    let failed = sa.new_order(new_order(acct.id, start())).await.unwrap();
+    sa.finalize_authz(
+        failed.authz_ids[0],
+        ChallengeType::Http01,
+        outcome(AuthzStatus::Invalid, start()),
+    )
+    .await
+    .unwrap();
+    let theirs = sa.new_order(new_order(other.id, start())).await.unwrap();
+    let live = sa.new_order(new_order(acct.id, start())).await.unwrap();
+    clock.advance(Duration::hours(2));
+    let before = row_counts(sa).await;
+
+    // The order for b.example and *.a.example with a new authorization for the
+    // wildcard and `b` reused.
+    let reusing = |b: AuthzId| {
+        let mut order = new_order(acct.id, clock.now());
+        order.authzs.remove(0);
+        order.reused_authz_ids = vec![b];
+        order
+    };
+    for refused in [
+        short.authz_ids[0],
+        deactivated.authz_ids[0],
+        failed.authz_ids[0],
+        theirs.authz_ids[0],
+        AuthzId(1),
+    ] {
+        let err = assert_kind(sa.new_order(reusing(refused)).await, ErrorKind::Conflict);
+        assert_eq!(
+            err.detail,
+            format!("authorization {refused} can no longer be reused")
+        );
+    }
+    // An authorization for a name the order does not ask for.
+    let mut unneeded = reusing(live.authz_ids[0]);
+    unneeded.identifiers = vec![Identifier::dns("*.a.example")];
+    let err = assert_kind(sa.new_order(unneeded).await, ErrorKind::Conflict);
+    assert!(err.detail.contains(&live.authz_ids[0].to_string()), "{err}");
+    // The wildcard's authorization does not stand for the base name.
+    let base = NewOrder {
+        identifiers: vec![Identifier::dns("a.example")],
+        authzs: Vec::new(),
+        reused_authz_ids: vec![live.authz_ids[1]],
+        ..new_order(acct.id, clock.now())
+    };
+    assert_kind(sa.new_order(base).await, ErrorKind::Conflict);
+    // An authorization for a name another authorization of the order covers.
+    let mut twice = reusing(live.authz_ids[1]);
+    twice.reused_authz_ids.push(live.authz_ids[0]);
+    let err = assert_kind(sa.new_order(twice).await, ErrorKind::Conflict);
+    assert!(err.detail.contains(&live.authz_ids[1].to_string()), "{err}");
+    let mut repeated = reusing(live.authz_ids[0]);
+    repeated.reused_authz_ids.push(live.authz_ids[0]);
+    assert_kind(sa.new_order(repeated).await, ErrorKind::Conflict);
+    assert_eq!(row_counts(sa).await, before);
+
+    let order = sa.new_order(reusing(live.authz_ids[0])).await.unwrap();
+    assert_eq!(order.authz_ids[1], live.authz_ids[0]);
+    assert_eq!(order.status, OrderStatus::Pending);
+}
+
+/// An expired authorization stays while an order names it, and goes with the last one.
+pub(crate) async fn a_shared_authz_is_purged_with_its_last_order(
+    sa: &SqlStorage,
+    clock: &FixedClock,
+) {
+    let acct = account(sa, "thumb").await;
+    // Order and authorizations expire 7 days after start.
+    let first = sa.new_order(new_order(acct.id, start())).await.unwrap();
+    let second = sa
+        .new_order(NewOrder {
+            expires: start() + Duration::days(20),
+            authzs: Vec::new(),
+            reused_authz_ids: first.authz_ids.clone(),
+            ..new_order(acct.id, start())
+        })
+        .await
+        .unwrap();
+    let timeout = std::time::Duration::from_secs(300);
+    let retention = std::time::Duration::from_secs(86_400);
+
+    clock.advance(Duration::days(10));
+    let report = sa.maintain(timeout, retention, 100).await.unwrap();
+    assert_eq!(
+        (report.orders_purged, report.authzs_purged),
+        (1, 0),
+        "{report:?}"
+    );
+    assert_kind(sa.order(first.id).await, ErrorKind::NotFound);
+    let kept = sa.order(second.id).await.unwrap();
+    assert_eq!(
+        (kept.status, kept.authz_ids),
+        (OrderStatus::Invalid, first.authz_ids.clone())
+    );
+    for id in &first.authz_ids {
+        assert_eq!(sa.authz(*id).await.unwrap().status, AuthzStatus::Expired);
+    }
+
+    clock.advance(Duration::days(12));
+    let report = sa.maintain(timeout, retention, 100).await.unwrap();
+    assert_eq!(
+        (report.orders_purged, report.authzs_purged),
+        (1, 2),
+        "{report:?}"
+    );
+    for table in ["orders", "authzs", "order_authzs", "challenges"] {
+        assert_eq!(sa.count_rows(table).await, 0, "{table}");
+    }
+}
+
+pub(crate) async fn a_revocation_becomes_key_compromise_once(sa: &SqlStorage, clock: &FixedClock) {
+    let acct = account(sa, "thumb").await;
+    let unknown: Serial = "01".parse().unwrap();
+    let err = assert_kind(
+        sa.rerevoke_for_key_compromise(&unknown).await,
+        ErrorKind::NotFound,
+    );
+    assert_eq!(err.detail, "serial 01 not found");
+    // Reserved, nothing signed: no status, so unknown too.
+    let reserved: Serial = "02".parse().unwrap();
+    sa.add_serial(&reserved, acct.id, start(), start() + Duration::days(90))
+        .await
+        .unwrap();
+    assert_kind(
+        sa.rerevoke_for_key_compromise(&reserved).await,
+        ErrorKind::NotFound,
+    );
+
+    let serial: Serial = "7e".parse().unwrap();
+    issue(sa, acct.id, &serial, start()).await;
+    let err = assert_kind(
+        sa.rerevoke_for_key_compromise(&serial).await,
+        ErrorKind::Conflict,
+    );
+    assert_eq!(err.detail, "serial 7e is not revoked");
+    assert_eq!(
+        sa.certificate(&serial).await.unwrap().status,
+        CertStatus::Good
+    );
+
+    let at = start() + Duration::hours(2);
+    sa.revoke_certificate(&serial, RevocationReason::Superseded, at)
+        .await
+        .unwrap();
+    clock.advance(Duration::days(1));
+    sa.rerevoke_for_key_compromise(&serial).await.unwrap();
+    let stored = sa.certificate(&serial).await.unwrap();
+    assert_eq!(
+        (stored.status, stored.revoked_at, stored.revocation_reason),
+        (
+            CertStatus::Revoked,
+            Some(at),
+            Some(RevocationReason::KeyCompromise)
+        )
+    );
+    let err = assert_kind(
+        sa.rerevoke_for_key_compromise(&serial).await,
+        ErrorKind::AlreadyRevoked,
+    );
+    assert!(err.detail.contains("keyCompromise"), "{err}");
+
+    // A serial with only its precertificate, revoked for another reason.
+    let precert: Serial = "7f".parse().unwrap();
+    sa.add_serial(&precert, acct.id, start(), start() + Duration::days(90))
+        .await
+        .unwrap();
+    sa.add_precertificate(&precert, b"precert", acct.id, start())
+        .await
+        .unwrap();
+    sa.revoke_certificate(&precert, RevocationReason::Unspecified, at)
+        .await
+        .unwrap();
+    sa.rerevoke_for_key_compromise(&precert).await.unwrap();
+    let status = sa.revocation_status(&precert).await.unwrap();
+    assert_eq!(
+        (
+            status.precertificate,
+            status.revoked_at,
+            status.revocation_reason
+        ),
+        (true, Some(at), Some(RevocationReason::KeyCompromise))
+    );
+
+    // Revoked for keyCompromise in the first place.
+    let compromised: Serial = "80".parse().unwrap();
+    issue(sa, acct.id, &compromised, start()).await;
+    sa.revoke_certificate(&compromised, RevocationReason::KeyCompromise, at)
+        .await
+        .unwrap();
+    assert_kind(
+        sa.rerevoke_for_key_compromise(&compromised).await,
+        ErrorKind::AlreadyRevoked,
+    );
+
+    // Of concurrent calls, one changes the reason.
+    let raced: Serial = "81".parse().unwrap();
+    issue(sa, acct.id, &raced, start()).await;
+    sa.revoke_certificate(&raced, RevocationReason::CessationOfOperation, at)
+        .await
+        .unwrap();
+    let results = concurrently((0..8).map(|_| {
+        let sa = sa.clone();
+        let raced = raced.clone();
+        async move { sa.rerevoke_for_key_compromise(&raced).await }
+    }))
+    .await;
+    the_one_winner(results, ErrorKind::AlreadyRevoked);
+    let stored = sa.certificate(&raced).await.unwrap();
+    assert_eq!(
+        (stored.revoked_at, stored.revocation_reason),
+        (Some(at), Some(RevocationReason::KeyCompromise))
+    );
+}
+
+fn new_incident(name: &str, serials: &[&Serial]) -> NewIncident {
+    NewIncident {
+        name: name.to_owned(),
+        url: format!("https://status.example/{name}"),
+        serials: serials.iter().map(|serial| (*serial).clone()).collect(),
+    }
+}
+
+pub(crate) async fn incidents_are_declared_listed_and_found(sa: &SqlStorage, clock: &FixedClock) {
+    let acct = account(sa, "thumb").await;
+    let (one, two, reserved): (Serial, Serial, Serial) = (
+        "0a01".parse().unwrap(),
+        "0a02".parse().unwrap(),
+        "0a03".parse().unwrap(),
+    );
+    issue(sa, acct.id, &one, start()).await;
+    issue(sa, acct.id, &two, start()).await;
+    sa.add_serial(&reserved, acct.id, start(), start() + Duration::days(90))
+        .await
+        .unwrap();
+    assert_eq!(sa.incidents().await.unwrap(), Vec::new());
+    assert_eq!(sa.incident_for_serial(&one).await.unwrap(), None);
+
+    // A serial named twice counts once.
+    let first = sa
+        .add_incident(new_incident("first", &[&one, &reserved, &one]))
+        .await
+        .unwrap();
+    assert!(first.id > 0);
+    assert_eq!(
+        (
+            first.name.as_str(),
+            first.url.as_str(),
+            first.created_at,
+            first.serials
+        ),
+        ("first", "https://status.example/first", start(), 2)
+    );
+    assert_eq!(
+        sa.incident_for_serial(&one).await.unwrap(),
+        Some(first.clone())
+    );
+    assert_eq!(
+        sa.incident_for_serial(&reserved).await.unwrap(),
+        Some(first.clone())
+    );
+    assert_eq!(sa.incident_for_serial(&two).await.unwrap(), None);
+
+    clock.advance(Duration::hours(1));
+    let second = sa
+        .add_incident(NewIncident {
+            url: String::new(),
+            ..new_incident("second", &[&two, &one])
+        })
+        .await
+        .unwrap();
+    assert_eq!(
+        (second.url.as_str(), second.created_at, second.serials),
+        ("", start() + Duration::hours(1), 2)
+    );
+    assert_ne!(second.id, first.id);
+    // The newest incident that names a serial.
+    assert_eq!(
+        sa.incident_for_serial(&one).await.unwrap(),
+        Some(second.clone())
+    );
+    assert_eq!(
+        sa.incident_for_serial(&two).await.unwrap(),
+        Some(second.clone())
+    );
+    assert_eq!(
+        sa.incident_for_serial(&reserved).await.unwrap(),
+        Some(first.clone())
+    );
+    assert_eq!(
+        sa.incidents().await.unwrap(),
+        vec![second.clone(), first.clone()]
+    );
+
+    // Refused, and nothing written.
+    let before = (
+        sa.count_rows("incidents").await,
+        sa.count_rows("incident_serials").await,
+    );
+    let err = assert_kind(
+        sa.add_incident(new_incident("first", &[&two])).await,
+        ErrorKind::Conflict,
+    );
+    assert!(err.detail.contains("\"first\""), "{err}");
+    let (unknown, also_unknown): (Serial, Serial) =
+        ("0b01".parse().unwrap(), "0b02".parse().unwrap());
+    let err = assert_kind(
+        sa.add_incident(new_incident("third", &[&two, &unknown, &also_unknown]))
+            .await,
+        ErrorKind::Malformed,
+    );
+    assert_eq!(err.detail, "serial 0b01 is not one this CA used");
+    assert_kind(
+        sa.add_incident(new_incident("third", &[])).await,
+        ErrorKind::Malformed,
+    );
+    assert_kind(
+        sa.add_incident(new_incident(" ", &[&two])).await,
+        ErrorKind::Malformed,
+    );
+    assert_kind(
+        sa.add_incident(new_incident(&"x".repeat(256), &[&two]))
+            .await,
+        ErrorKind::Malformed,
+    );
+    assert_eq!(
+        (
+            sa.count_rows("incidents").await,
+            sa.count_rows("incident_serials").await
+        ),
+        before
+    );
+    assert_eq!(sa.incidents().await.unwrap().len(), 2);
+
+    // Names compare exactly on every engine; the longest name fits.
+    clock.advance(Duration::seconds(1));
+    let upper = sa
+        .add_incident(new_incident("FIRST", &[&two]))
+        .await
+        .unwrap();
+    assert_eq!(upper.name, "FIRST");
+    let long = sa
+        .add_incident(new_incident(&"x".repeat(255), &[&two]))
+        .await
+        .unwrap();
+    assert_eq!(sa.incidents().await.unwrap().len(), 4);
+    assert_eq!(sa.incident_for_serial(&one).await.unwrap(), Some(second));
+    // Same second: the tie goes to the larger ID, as the listing orders them.
+    let newest_for_two = sa.incident_for_serial(&two).await.unwrap().unwrap();
+    assert_eq!(newest_for_two.id, upper.id.max(long.id));
+    assert_eq!(sa.incidents().await.unwrap()[0], newest_for_two);
+}
+
+pub(crate) async fn concurrent_incidents_of_one_name_let_one_through(
+    sa: &SqlStorage,
+    _clock: &FixedClock,
+) {
+    let acct = account(sa, "thumb").await;
+    let serial: Serial = "0a01".parse().unwrap();
+    issue(sa, acct.id, &serial, start()).await;
+    let results = concurrently((0..8).map(|_| {
+        let sa = sa.clone();
+        let incident = new_incident("outage", &[&serial]);
+        async move { sa.add_incident(incident).await }
+    }))
+    .await;
+    let won = the_one_winner(results, ErrorKind::Conflict);
+    assert_eq!(sa.incidents().await.unwrap(), vec![won]);
+    assert_eq!(sa.count_rows("incident_serials").await, 1);
 }

@@ -73,6 +73,11 @@ const SQLITE: &[Migration] = &[
         name: "precertificate_status",
         sql: include_str!("../migrations/sqlite/0008_precertificate_status.sql"),
     },
+    Migration {
+        version: 9,
+        name: "incidents",
+        sql: include_str!("../migrations/sqlite/0009_incidents.sql"),
+    },
 ];
 
 /// PostgreSQL's history. Version 1 is the end state of SQLite's versions 1 to 3;
@@ -108,6 +113,11 @@ const POSTGRES: &[Migration] = &[
         name: "precertificate_status",
         sql: include_str!("../migrations/postgres/0006_precertificate_status.sql"),
     },
+    Migration {
+        version: 7,
+        name: "incidents",
+        sql: include_str!("../migrations/postgres/0007_incidents.sql"),
+    },
 ];
 
 /// MySQL/MariaDB's history, numbered as PostgreSQL's.
@@ -141,6 +151,11 @@ const MYSQL: &[Migration] = &[
         version: 6,
         name: "precertificate_status",
         sql: include_str!("../migrations/mysql/0006_precertificate_status.sql"),
+    },
+    Migration {
+        version: 7,
+        name: "incidents",
+        sql: include_str!("../migrations/mysql/0007_incidents.sql"),
     },
 ];
 

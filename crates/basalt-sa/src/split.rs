@@ -25,7 +25,10 @@ use basalt_core::ChallengeType;
 use basalt_core::EabKey;
 use basalt_core::Error;
 use basalt_core::ErrorKind;
+use basalt_core::Identifier;
+use basalt_core::Incident;
 use basalt_core::NewAccount;
+use basalt_core::NewIncident;
 use basalt_core::NewOrder;
 use basalt_core::Order;
 use basalt_core::OrderId;
@@ -147,6 +150,43 @@ impl StorageReadOnly for ReadSplit {
     async fn key_blocked(&self, spki_sha256: &SpkiHash) -> Result<bool, Error> {
         self.primary.key_blocked(spki_sha256).await
     }
+
+    /// The primary's answer: the order a client asks again for is most often one it
+    /// created a moment ago, which a lagging replica does not have yet.
+    async fn reusable_order(
+        &self,
+        account_id: AccountId,
+        identifiers: &[Identifier],
+        profile: &str,
+    ) -> Result<Option<Order>, Error> {
+        self.primary
+            .reusable_order(account_id, identifiers, profile)
+            .await
+    }
+
+    /// The primary's answer: an authorization a lagging replica still shows as
+    /// reusable may have been deactivated, and the new order naming it would be
+    /// refused.
+    async fn authzs_for_reuse(
+        &self,
+        account_id: AccountId,
+        identifiers: &[Identifier],
+        valid_until_at_least: OffsetDateTime,
+    ) -> Result<Vec<Authz>, Error> {
+        self.primary
+            .authzs_for_reuse(account_id, identifiers, valid_until_at_least)
+            .await
+    }
+
+    /// The replica's answer: an incident declared a moment ago shows up when the
+    /// replica catches up, and ARI clients poll.
+    async fn incident_for_serial(&self, serial: &Serial) -> Result<Option<Incident>, Error> {
+        read!(self, "incident_for_serial", s => s.incident_for_serial(serial).await)
+    }
+
+    async fn incidents(&self) -> Result<Vec<Incident>, Error> {
+        read!(self, "incidents", s => s.incidents().await)
+    }
 }
 
 #[async_trait]
@@ -252,6 +292,14 @@ impl Storage for ReadSplit {
     async fn block_key(&self, key: BlockedKey) -> Result<(), Error> {
         self.primary.block_key(key).await
     }
+
+    async fn rerevoke_for_key_compromise(&self, serial: &Serial) -> Result<(), Error> {
+        self.primary.rerevoke_for_key_compromise(serial).await
+    }
+
+    async fn add_incident(&self, incident: NewIncident) -> Result<Incident, Error> {
+        self.primary.add_incident(incident).await
+    }
 }
 
 #[cfg(test)]
@@ -263,6 +311,7 @@ mod tests {
     use super::*;
     use crate::Engine;
     use crate::conformance::account;
+    use crate::conformance::new_order;
     use crate::conformance::start;
     use crate::testdb::TestDatabase;
 
@@ -329,6 +378,61 @@ mod tests {
         let status = split.revocation_status(&serial).await.unwrap();
         assert!(status.precertificate);
         assert_eq!(status.der, b"precert");
+
+        // Reuse reads the primary only: the order a client asks again for was most
+        // likely created a moment ago.
+        let order = split
+            .new_order(new_order(written.id, start()))
+            .await
+            .unwrap();
+        let names = order.identifiers.clone();
+        assert_eq!(
+            split
+                .reusable_order(written.id, &names, &order.profile)
+                .await
+                .unwrap(),
+            Some(order.clone())
+        );
+        let bases = [Identifier::dns("b.example"), Identifier::dns("a.example")];
+        let mut reusable: Vec<AuthzId> = split
+            .authzs_for_reuse(written.id, &bases, start())
+            .await
+            .unwrap()
+            .iter()
+            .map(|authz| authz.id)
+            .collect();
+        reusable.sort();
+        let mut expected = order.authz_ids.clone();
+        expected.sort();
+        assert_eq!(reusable, expected);
+        // A replica that has not caught up has no incident yet; the primary has it.
+        let incident = split
+            .add_incident(NewIncident {
+                name: "outage".into(),
+                url: String::new(),
+                serials: vec![serial.clone()],
+            })
+            .await
+            .unwrap();
+        assert_eq!(
+            primary.incident_for_serial(&serial).await.unwrap(),
+            Some(incident.clone())
+        );
+        assert_eq!(replica.incidents().await.unwrap(), Vec::new());
+        // Re-revocation writes to the primary.
+        split
+            .revoke_certificate(&serial, RevocationReason::Superseded, start())
+            .await
+            .unwrap();
+        split.rerevoke_for_key_compromise(&serial).await.unwrap();
+        assert_eq!(
+            primary
+                .revocation_status(&serial)
+                .await
+                .unwrap()
+                .revocation_reason,
+            Some(RevocationReason::KeyCompromise)
+        );
         split.close().await;
     }
 }

@@ -14,6 +14,7 @@
 //! The schema stays within what CockroachDB accepts: application-chosen BIGINT IDs, no
 //! sequences, no advisory locks on PostgreSQL, no cross-table foreign keys.
 
+use std::collections::BTreeSet;
 use std::fmt;
 use std::future::Future;
 use std::str::FromStr;
@@ -42,7 +43,9 @@ use basalt_core::EabKey;
 use basalt_core::Error;
 use basalt_core::ErrorKind;
 use basalt_core::Identifier;
+use basalt_core::Incident;
 use basalt_core::NewAccount;
+use basalt_core::NewIncident;
 use basalt_core::NewOrder;
 use basalt_core::Order;
 use basalt_core::OrderId;
@@ -81,6 +84,7 @@ use crate::common::from_json;
 use crate::common::from_unix;
 use crate::common::identifier_from_row;
 use crate::common::identifier_type_str;
+use crate::common::incident_from_row;
 use crate::common::is_unique_violation;
 use crate::common::new_id;
 use crate::common::parse_cursor;
@@ -117,6 +121,14 @@ const DEFAULT_PAGE_SIZE: u32 = 50;
 /// The most items one page holds, whatever the request asks for.
 const MAX_PAGE_SIZE: u32 = 100;
 
+/// How many of an account's newest orders order reuse looks at. Reuse serves a client
+/// that asks again for what it asked a moment ago; bounding the look keeps the cost of
+/// every new order of a large account constant.
+const REUSE_CANDIDATES: i64 = 50;
+
+/// The longest incident name, in bytes (MySQL's column is a VARCHAR(255)).
+const MAX_INCIDENT_NAME: usize = 255;
+
 // The queries on hot paths, named so that the index test (`storage::tests`) explains
 // the very text the storage runs.
 
@@ -146,10 +158,28 @@ const ORDERS_PAGE_AFTER: &str = "SELECT id, created_at FROM orders
      ORDER BY created_at DESC, id DESC
      LIMIT $5";
 
+/// An account's newest orders with what order reuse filters on, newest first.
+const RECENT_ORDERS: &str = "SELECT id, identifiers, expires, error, began_processing,
+     certificate_serial, profile, not_before, not_after, replaces
+     FROM orders WHERE account_id = $1
+     ORDER BY created_at DESC, id DESC
+     LIMIT $2";
+
 const REPLACEMENT_ORDERS: &str = "SELECT id FROM orders WHERE replaces = $1
      ORDER BY created_at DESC, id DESC";
 
 const AUTHZ_BY_ID: &str = "SELECT id, account_id, identifier_type, identifier_value, status,
+     expires, wildcard FROM authzs WHERE id = $1";
+
+/// An account's authorizations for one name that are valid until a time, or pending
+/// and unexpired.
+const AUTHZS_FOR_REUSE: &str = "SELECT id FROM authzs
+     WHERE account_id = $1 AND identifier_type = $2 AND identifier_value = $3
+     AND ((status = $4 AND expires > $5) OR (status = $6 AND expires > $7))
+     ORDER BY expires DESC, id DESC";
+
+/// What an authorization offered for reuse is checked against.
+const AUTHZ_FOR_LINKING: &str = "SELECT account_id, identifier_type, identifier_value, status,
      expires, wildcard FROM authzs WHERE id = $1";
 
 const AUTHZ_CHALLENGES: &str = "SELECT kind, token, status, validated, error, validation_records
@@ -180,6 +210,13 @@ const STUCK_ORDERS: &str = "SELECT id FROM orders
      WHERE began_processing = 1 AND processing_at < $1
      AND certificate_serial IS NULL AND error IS NULL
      LIMIT $2";
+
+/// The newest incident that names a serial.
+const INCIDENT_FOR_SERIAL: &str = "SELECT i.id, i.name, i.url, i.created_at, i.serial_count
+     FROM incident_serials s JOIN incidents i ON i.id = s.incident_id
+     WHERE s.serial = $1
+     ORDER BY i.created_at DESC, i.id DESC
+     LIMIT 1";
 
 const KEY_BLOCKED: &str = "SELECT added_at FROM blocked_keys WHERE spki_sha256 = $1";
 
@@ -556,6 +593,18 @@ impl Storage for SqlStorage {
         self.retrying("block_key", || self.attempt_block_key(&key))
             .await
     }
+
+    async fn rerevoke_for_key_compromise(&self, serial: &Serial) -> Result<(), Error> {
+        self.retrying("rerevoke_for_key_compromise", || {
+            self.attempt_rerevoke_for_key_compromise(serial)
+        })
+        .await
+    }
+
+    async fn add_incident(&self, incident: NewIncident) -> Result<Incident, Error> {
+        self.retrying("add_incident", || self.attempt_add_incident(&incident))
+            .await
+    }
 }
 
 #[async_trait]
@@ -749,6 +798,130 @@ impl StorageReadOnly for SqlStorage {
             .map_err(db_error("reading the blocked-keys list"))?;
         Ok(row.is_some())
     }
+
+    /// Looks at the account's [`REUSE_CANDIDATES`] newest orders only, newest first:
+    /// the first that asked for exactly these identifiers (compared as `new_order`
+    /// stores them: sorted, without duplicates) and this profile, replaces nothing,
+    /// asked for no validity window, has not begun processing and is pending or ready
+    /// at the clock's now.
+    async fn reusable_order(
+        &self,
+        account_id: AccountId,
+        identifiers: &[Identifier],
+        profile: &str,
+    ) -> Result<Option<Order>, Error> {
+        let wanted = sorted_unique(identifiers);
+        if wanted.is_empty() {
+            return Ok(None);
+        }
+        let now = self.clock.now();
+        let mut tx = self.begin_read().await?;
+        let rows = sqlx::query(sql(&tx, RECENT_ORDERS))
+            .bind(account_id.0)
+            .bind(REUSE_CANDIDATES)
+            .fetch_all(&mut *tx)
+            .await
+            .map_err(db_error("reading an account's recent orders"))?;
+        let mut found = None;
+        for row in &rows {
+            if !may_be_reused(row, &wanted, profile, now)? {
+                continue;
+            }
+            let order = load_order(&mut tx, OrderId(get(row, "id")?), now).await?;
+            if matches!(order.status, OrderStatus::Pending | OrderStatus::Ready) {
+                found = Some(order);
+                break;
+            }
+        }
+        commit(tx).await?;
+        Ok(found)
+    }
+
+    /// Per identifier (in their sorted order, duplicates ignored), the matching
+    /// authorizations that expire last first. A valid one must also be unexpired now,
+    /// whatever `valid_until_at_least` says.
+    async fn authzs_for_reuse(
+        &self,
+        account_id: AccountId,
+        identifiers: &[Identifier],
+        valid_until_at_least: OffsetDateTime,
+    ) -> Result<Vec<Authz>, Error> {
+        let now = self.clock.now();
+        let valid_after = unix(valid_until_at_least.max(now));
+        let mut tx = self.begin_read().await?;
+        let mut authzs = Vec::new();
+        for identifier in sorted_unique(identifiers) {
+            let rows = sqlx::query(sql(&tx, AUTHZS_FOR_REUSE))
+                .bind(account_id.0)
+                .bind(identifier_type_str(identifier.kind))
+                .bind(&identifier.value)
+                .bind(AuthzStatus::Valid.as_str())
+                .bind(valid_after)
+                .bind(AuthzStatus::Pending.as_str())
+                .bind(unix(now))
+                .fetch_all(&mut *tx)
+                .await
+                .map_err(db_error("reading authorizations for reuse"))?;
+            for row in &rows {
+                authzs.push(load_authz(&mut tx, AuthzId(get(row, "id")?), now).await?);
+            }
+        }
+        commit(tx).await?;
+        Ok(authzs)
+    }
+
+    async fn incident_for_serial(&self, serial: &Serial) -> Result<Option<Incident>, Error> {
+        let row = sqlx::query(self.sql(INCIDENT_FOR_SERIAL))
+            .bind(serial.to_string())
+            .fetch_optional(&self.pool)
+            .await
+            .map_err(db_error("reading a serial's incident"))?;
+        row.as_ref().map(incident_from_row).transpose()
+    }
+
+    /// Newest first (`created_at`, then `id`, both descending).
+    async fn incidents(&self) -> Result<Vec<Incident>, Error> {
+        let rows = sqlx::query(self.sql(
+            "SELECT id, name, url, created_at, serial_count
+             FROM incidents ORDER BY created_at DESC, id DESC",
+        ))
+        .fetch_all(&self.pool)
+        .await
+        .map_err(db_error("listing incidents"))?;
+        rows.iter().map(incident_from_row).collect()
+    }
+}
+
+/// `identifiers` sorted, without duplicates: how an order stores them.
+fn sorted_unique(identifiers: &[Identifier]) -> Vec<Identifier> {
+    let mut sorted = identifiers.to_vec();
+    sorted.sort();
+    sorted.dedup();
+    sorted
+}
+
+/// Whether an order row of [`RECENT_ORDERS`] may be reused for `wanted` (sorted,
+/// without duplicates) and `profile` at `now`, as far as its own columns tell; its
+/// status, which depends on its authorizations, is for the caller to check.
+fn may_be_reused(
+    row: &AnyRow,
+    wanted: &[Identifier],
+    profile: &str,
+    now: OffsetDateTime,
+) -> Result<bool, Error> {
+    if get::<String>(row, "profile")? != profile
+        || get::<Option<String>>(row, "replaces")?.is_some()
+        || get::<Option<i64>>(row, "not_before")?.is_some()
+        || get::<Option<i64>>(row, "not_after")?.is_some()
+        || get::<i64>(row, "began_processing")? != 0
+        || get::<Option<String>>(row, "error")?.is_some()
+        || get::<Option<String>>(row, "certificate_serial")?.is_some()
+        || from_unix(get(row, "expires")?)? <= now
+    {
+        return Ok(false);
+    }
+    let stored: Vec<Identifier> = from_json(&get::<String>(row, "identifiers")?, "identifiers")?;
+    Ok(sorted_unique(&stored) == wanted)
 }
 
 #[async_trait]
@@ -975,9 +1148,7 @@ impl SqlStorage {
         {
             return Err(Error::malformed("notAfter must be later than notBefore"));
         }
-        let mut identifiers = order.identifiers;
-        identifiers.sort();
-        identifiers.dedup();
+        let identifiers = sorted_unique(&order.identifiers);
         let now = self.now()?;
 
         let mut tx = self.begin_write().await?;
@@ -1019,6 +1190,8 @@ impl SqlStorage {
                 ));
             }
         }
+
+        let reused = check_reused_authzs(&mut tx, &order, &identifiers, self.clock.now()).await?;
 
         let order_id = OrderId(new_id());
         sqlx::query(sql(&tx, "INSERT INTO orders (id, account_id, identifiers, expires, began_processing, created_at,
@@ -1071,6 +1244,20 @@ impl SqlStorage {
                 insert_challenge(&mut tx, authz_id, position, challenge).await?;
             }
         }
+        // Reused authorizations follow the new ones; the link is all that is written,
+        // so an authorization shared by several orders moves them all when it changes.
+        for (i, authz_id) in reused.iter().enumerate() {
+            sqlx::query(sql(
+                &tx,
+                "INSERT INTO order_authzs (order_id, authz_id, position) VALUES ($1, $2, $3)",
+            ))
+            .bind(order_id.0)
+            .bind(authz_id.0)
+            .bind(position_value(order.authzs.len() + i)?)
+            .execute(&mut *tx)
+            .await
+            .map_err(db_error("linking a reused authorization to an order"))?;
+        }
 
         commit(tx).await?;
         // Read back after the commit, in a read-only snapshot: inside the write
@@ -1084,6 +1271,7 @@ impl SqlStorage {
             order_id = %order_id,
             account_id = %order.account_id,
             authzs = order.authzs.len(),
+            reused_authzs = reused.len(),
             profile = %order.profile,
             replaces = ?order.replaces.as_ref().map(ToString::to_string),
             "order created"
@@ -1516,6 +1704,147 @@ impl SqlStorage {
         Ok(())
     }
 
+    /// Reads the serial's status to say why it cannot be re-revoked, then changes the
+    /// reason with one UPDATE that matches only a revocation for another reason, so of
+    /// two concurrent calls one changes it and the other finds it keyCompromise.
+    async fn attempt_rerevoke_for_key_compromise(&self, serial: &Serial) -> Result<(), Error> {
+        let key_compromise = i64::from(RevocationReason::KeyCompromise.code());
+        let mut tx = self.begin_write().await?;
+        let row = sqlx::query(sql(
+            &tx,
+            "SELECT status, revoked_reason FROM certificate_status WHERE serial = $1",
+        ))
+        .bind(serial.to_string())
+        .fetch_optional(&mut *tx)
+        .await
+        .map_err(db_error("reading a certificate status"))?
+        .ok_or_else(|| Error::not_found(format!("serial {serial} not found")))?;
+        let current: CertStatus = parse_wire(&get::<String>(&row, "status")?, "status")?;
+        if current != CertStatus::Revoked {
+            return Err(Error::conflict(format!("serial {serial} is not revoked")));
+        }
+        let previous = revocation_reason(get(&row, "revoked_reason")?)?;
+        let updated = sqlx::query(sql(
+            &tx,
+            "UPDATE certificate_status SET revoked_reason = $1, last_updated = $2
+             WHERE serial = $3 AND status = $4
+             AND (revoked_reason IS NULL OR revoked_reason <> $5)",
+        ))
+        .bind(key_compromise)
+        .bind(unix(self.clock.now()))
+        .bind(serial.to_string())
+        .bind(CertStatus::Revoked.as_str())
+        .bind(key_compromise)
+        .execute(&mut *tx)
+        .await
+        .map_err(db_error("re-revoking a certificate"))?;
+        if updated.rows_affected() != 1 {
+            return Err(Error::new(
+                ErrorKind::AlreadyRevoked,
+                format!("serial {serial} is already revoked for keyCompromise"),
+            ));
+        }
+        commit(tx).await?;
+        info!(
+            serial = %serial,
+            previous_reason = previous.map_or(-1, |reason| i64::from(reason.code())),
+            reason = key_compromise,
+            "revocation reason changed to keyCompromise"
+        );
+        Ok(())
+    }
+
+    /// Stores the incident and its serials (duplicates ignored) in one transaction,
+    /// after checking that its name is free and that the CA used every serial.
+    async fn attempt_add_incident(&self, incident: &NewIncident) -> Result<Incident, Error> {
+        if incident.name.trim().is_empty() {
+            return Err(Error::malformed("an incident needs a name"));
+        }
+        if incident.name.len() > MAX_INCIDENT_NAME {
+            return Err(Error::malformed(format!(
+                "an incident name has at most {MAX_INCIDENT_NAME} bytes"
+            )));
+        }
+        let mut seen = BTreeSet::new();
+        let serials: Vec<&Serial> = incident
+            .serials
+            .iter()
+            .filter(|serial| seen.insert(*serial))
+            .collect();
+        if serials.is_empty() {
+            return Err(Error::malformed("an incident names at least one serial"));
+        }
+        let count = position_value(serials.len())?;
+        let id = new_id();
+        let created_at = self.now()?;
+
+        let mut tx = self.begin_write().await?;
+        let taken = sqlx::query(sql(&tx, "SELECT id FROM incidents WHERE name = $1"))
+            .bind(&incident.name)
+            .fetch_optional(&mut *tx)
+            .await
+            .map_err(db_error("reading an incident"))?;
+        if taken.is_some() {
+            return Err(incident_exists(&incident.name));
+        }
+        for serial in &serials {
+            let known = sqlx::query(sql(&tx, "SELECT serial FROM serials WHERE serial = $1"))
+                .bind(serial.to_string())
+                .fetch_optional(&mut *tx)
+                .await
+                .map_err(db_error("reading a serial"))?;
+            if known.is_none() {
+                return Err(Error::malformed(format!(
+                    "serial {serial} is not one this CA used"
+                )));
+            }
+        }
+        let inserted = sqlx::query(sql(
+            &tx,
+            "INSERT INTO incidents (id, name, url, created_at, serial_count)
+             VALUES ($1, $2, $3, $4, $5)",
+        ))
+        .bind(id)
+        .bind(&incident.name)
+        .bind(&incident.url)
+        .bind(unix(created_at))
+        .bind(count)
+        .execute(&mut *tx)
+        .await;
+        match inserted {
+            Ok(_) => {}
+            // Declared by someone else since the look-up above.
+            Err(err) if is_unique_violation(&err) => return Err(incident_exists(&incident.name)),
+            Err(err) => return Err(db_error("storing an incident")(err)),
+        }
+        for serial in &serials {
+            sqlx::query(sql(
+                &tx,
+                "INSERT INTO incident_serials (incident_id, serial) VALUES ($1, $2)",
+            ))
+            .bind(id)
+            .bind(serial.to_string())
+            .execute(&mut *tx)
+            .await
+            .map_err(db_error("storing an incident's serials"))?;
+        }
+        commit(tx).await?;
+        info!(
+            incident_id = id,
+            name = %incident.name,
+            url = %incident.url,
+            serials = count,
+            "incident declared"
+        );
+        Ok(Incident {
+            id,
+            name: incident.name.clone(),
+            url: incident.url.clone(),
+            created_at,
+            serials: count.unsigned_abs(),
+        })
+    }
+
     async fn attempt_add_serial(
         &self,
         serial: &Serial,
@@ -1776,9 +2105,12 @@ impl SqlStorage {
             .map_err(db_error("finding expired authorizations"))?;
         for row in &expired {
             let id: i64 = get(row, "id")?;
-            self.retrying("purging an authorization", || self.purge_authz(id))
-                .await?;
-            report.authzs_purged += 1;
+            if self
+                .retrying("purging an authorization", || self.purge_authz(id))
+                .await?
+            {
+                report.authzs_purged += 1;
+            }
         }
         if report != Maintenance::default() {
             info!(
@@ -1830,20 +2162,37 @@ impl SqlStorage {
         commit(tx).await
     }
 
-    async fn purge_authz(&self, id: i64) -> Result<(), Error> {
+    /// Deletes an authorization and its challenges, unless an order names it: a
+    /// reused authorization may have been linked to another order since the scan.
+    /// Returns whether it was deleted.
+    async fn purge_authz(&self, id: i64) -> Result<bool, Error> {
         let mut tx = self.begin_write().await?;
-        for statement in [
-            "DELETE FROM challenges WHERE authz_id = $1",
-            "DELETE FROM authzs WHERE id = $1",
-        ] {
-            sqlx::query(sql(&tx, statement))
+        let deleted = sqlx::query(sql(
+            &tx,
+            "DELETE FROM authzs WHERE id = $1
+             AND NOT EXISTS (SELECT 1 FROM order_authzs oa WHERE oa.authz_id = $2)",
+        ))
+        .bind(id)
+        .bind(id)
+        .execute(&mut *tx)
+        .await
+        .map_err(db_error("purging an authorization"))?;
+        let deleted = deleted.rows_affected() == 1;
+        if deleted {
+            sqlx::query(sql(&tx, "DELETE FROM challenges WHERE authz_id = $1"))
                 .bind(id)
                 .execute(&mut *tx)
                 .await
                 .map_err(db_error("purging an authorization"))?;
         }
-        commit(tx).await
+        commit(tx).await?;
+        Ok(deleted)
     }
+}
+
+/// The answer to declaring an incident under a name already taken.
+fn incident_exists(name: &str) -> Error {
+    Error::conflict(format!("an incident named {name:?} already exists"))
 }
 
 /// A duration in whole seconds, for arithmetic on unix times.
@@ -1891,16 +2240,11 @@ async fn load_order(
         let expires = from_unix(get(authz_row, "expires")?)?;
         let identifier = identifier_from_row(authz_row)?;
         authz_ids.push(authz_id);
-        // What the authorization covers: a wildcard one covers `*.` + its name.
-        let covers = if get::<Option<i64>>(authz_row, "wildcard")?.unwrap_or(0) != 0 {
-            Identifier {
-                value: format!("*.{}", identifier.value),
-                ..identifier
-            }
-        } else {
-            identifier
-        };
-        authzs.push((covers, status::authz_status(stored, expires, now)));
+        let wildcard = get::<Option<i64>>(authz_row, "wildcard")?.unwrap_or(0) != 0;
+        authzs.push((
+            covered_name(identifier, wildcard),
+            status::authz_status(stored, expires, now),
+        ));
     }
 
     let identifiers: Vec<Identifier> =
@@ -2002,6 +2346,87 @@ async fn load_authz(
         wildcard: get::<i64>(&row, "wildcard")? != 0,
         challenges,
     })
+}
+
+/// The name an authorization covers: a wildcard one covers `*.` + its name.
+fn covered_name(identifier: Identifier, wildcard: bool) -> Identifier {
+    if !wildcard {
+        return identifier;
+    }
+    Identifier {
+        value: format!("*.{}", identifier.value),
+        ..identifier
+    }
+}
+
+/// Whether two identifiers name the same thing, as order status compares them.
+fn same_name(a: &Identifier, b: &Identifier) -> bool {
+    a.kind == b.kind && a.value.eq_ignore_ascii_case(&b.value)
+}
+
+/// Checks the authorizations `order` reuses, in the write transaction that stores the
+/// order, and returns their IDs in the order given. Each must exist, belong to the
+/// order's account and be pending or valid at `now`, and cover one of `identifiers`
+/// (the order's) that no other authorization of the order covers; otherwise the order
+/// is refused with [`ErrorKind::Conflict`] naming it, so the caller can order again
+/// without it.
+async fn check_reused_authzs(
+    conn: &mut AnyConnection,
+    order: &NewOrder,
+    identifiers: &[Identifier],
+    now: OffsetDateTime,
+) -> Result<Vec<AuthzId>, Error> {
+    let mut covered: Vec<Identifier> = order
+        .authzs
+        .iter()
+        .map(|authz| covered_name(authz.identifier.clone(), authz.wildcard))
+        .collect();
+    let mut reused = Vec::with_capacity(order.reused_authz_ids.len());
+    for &id in &order.reused_authz_ids {
+        let row = sqlx::query(sql(conn, AUTHZ_FOR_LINKING))
+            .bind(id.0)
+            .fetch_optional(&mut *conn)
+            .await
+            .map_err(db_error("reading an authorization"))?;
+        let usable = match &row {
+            Some(row) => {
+                let stored: AuthzStatus =
+                    parse_wire(&get::<String>(row, "status")?, "authzs.status")?;
+                let current = status::authz_status(stored, from_unix(get(row, "expires")?)?, now);
+                get::<i64>(row, "account_id")? == order.account_id.0
+                    && matches!(current, AuthzStatus::Pending | AuthzStatus::Valid)
+            }
+            None => false,
+        };
+        let Some(row) = row.filter(|_| usable) else {
+            warn!(
+                authz_id = %id,
+                account_id = %order.account_id,
+                "order refused: authorization no longer reusable"
+            );
+            return Err(Error::conflict(format!(
+                "authorization {id} can no longer be reused"
+            )));
+        };
+        let name = covered_name(
+            identifier_from_row(&row)?,
+            get::<i64>(&row, "wildcard")? != 0,
+        );
+        if !identifiers.iter().any(|wanted| same_name(wanted, &name)) {
+            return Err(Error::conflict(format!(
+                "authorization {id} is for {name}, which the order does not ask for"
+            )));
+        }
+        if covered.iter().any(|other| same_name(other, &name)) {
+            return Err(Error::conflict(format!(
+                "authorization {id} is for {name}, which another authorization of the order \
+                 covers"
+            )));
+        }
+        covered.push(name);
+        reused.push(id);
+    }
+    Ok(reused)
 }
 
 async fn load_certificate(

@@ -1,22 +1,18 @@
-//! ACME Renewal Information (RFC 9773): certificate identifiers and suggested
-//! renewal windows.
+//! ACME Renewal Information (RFC 9773): certificate identifiers.
 //!
 //! A certificate is named by its ARI certID, `base64url(AKI keyIdentifier) "."
 //! base64url(serial)`, where the serial is the content octets of the certificate's
-//! DER INTEGER (so it may start with a 0x00). The suggested window of a certificate
-//! valid for L = notAfter − notBefore runs from notBefore + 2L/3 to notBefore + 3L/4
-//! (days 60 to 67½ of a 90-day certificate), leaving a quarter of its life to renew
-//! in if anything goes wrong. A revoked certificate gets a window that has already
-//! passed, which tells the client to renew at once (RFC 9773 §4.2).
+//! DER INTEGER (so it may start with a 0x00). The suggested window itself is
+//! [`CertificateRecord::renewal_window`], shared with the RA: days 60 to 67½ of a
+//! 90-day certificate, or a window already past for a certificate that is revoked
+//! or named in an operator's incident, which tells the client to renew at once
+//! (RFC 9773 §4.2).
 
-use basalt_core::CertStatus;
 use basalt_core::CertificateRecord;
 use basalt_core::Error;
 use basalt_core::Serial;
 use base64::Engine;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
-use time::Duration;
-use time::OffsetDateTime;
 
 use crate::der::authority_key_identifier;
 use crate::der::certificate_serial;
@@ -123,27 +119,14 @@ impl std::fmt::Display for CertId {
     }
 }
 
-/// The suggested renewal window of a certificate at `now`: (start, end).
-pub(crate) fn suggested_window(
-    record: &CertificateRecord,
-    now: OffsetDateTime,
-) -> (OffsetDateTime, OffsetDateTime) {
-    if record.status == CertStatus::Revoked {
-        return (now - Duration::hours(2), now - Duration::hours(1));
-    }
-    let not_before = record.issued_at;
-    let lifetime = (record.expires_at - not_before).whole_seconds().max(0);
-    (
-        not_before + Duration::seconds(lifetime * 2 / 3),
-        not_before + Duration::seconds(lifetime * 3 / 4),
-    )
-}
-
 #[cfg(test)]
 mod tests {
     use basalt_core::AccountId;
+    use basalt_core::CertStatus;
     use base64::Engine;
     use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+    use time::Duration;
+    use time::OffsetDateTime;
 
     use super::*;
 
@@ -206,17 +189,22 @@ mod tests {
         assert_eq!(id.serial.as_bytes(), &[0x91; 20]);
     }
 
+    /// The shared window (basalt-core) is the one this module documents.
     #[test]
     fn window_is_two_thirds_to_three_quarters() {
         let cert = record(Duration::days(90), CertStatus::Good);
         let now = cert.issued_at;
-        let (start, end) = suggested_window(&cert, now);
+        let (start, end) = cert.renewal_window(false, now);
         assert_eq!(start - cert.issued_at, Duration::days(60));
         assert_eq!(end - cert.issued_at, Duration::hours(90 * 18));
-        let revoked = record(Duration::days(90), CertStatus::Revoked);
-        let now = revoked.issued_at + Duration::days(3);
-        let (start, end) = suggested_window(&revoked, now);
-        assert_eq!(start, now - Duration::hours(2));
-        assert_eq!(end, now - Duration::hours(1));
+        let now = cert.issued_at + Duration::days(3);
+        for (cert, in_incident) in [
+            (record(Duration::days(90), CertStatus::Revoked), false),
+            (record(Duration::days(90), CertStatus::Good), true),
+        ] {
+            let (start, end) = cert.renewal_window(in_incident, now);
+            assert_eq!(start, now - Duration::hours(2));
+            assert_eq!(end, now - Duration::hours(1));
+        }
     }
 }

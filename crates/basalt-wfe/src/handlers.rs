@@ -1,10 +1,15 @@
 //! The ACME resources (RFC 8555 §7) and the router that serves them.
 
+use std::convert::Infallible;
+use std::net::IpAddr;
+use std::net::SocketAddr;
 use std::sync::Arc;
 
 use axum::Json;
 use axum::Router;
+use axum::extract::ConnectInfo;
 use axum::extract::DefaultBodyLimit;
+use axum::extract::FromRequestParts;
 use axum::extract::Path;
 use axum::extract::RawQuery;
 use axum::extract::Request;
@@ -13,6 +18,7 @@ use axum::http::HeaderName;
 use axum::http::HeaderValue;
 use axum::http::StatusCode;
 use axum::http::header;
+use axum::http::request::Parts;
 use axum::middleware;
 use axum::middleware::Next;
 use axum::response::IntoResponse;
@@ -57,7 +63,6 @@ use tracing::warn;
 use crate::Wfe;
 use crate::ari::CertId;
 use crate::ari::RENEWAL_INFO_RETRY_AFTER_SECONDS;
-use crate::ari::suggested_window;
 use crate::chains::alternates_for;
 use crate::der::certificate_serial;
 use crate::jws::Jwk;
@@ -434,6 +439,28 @@ fn path_id<T: std::str::FromStr>(text: &str, what: &str) -> Result<T, Error> {
         .map_err(|_| Error::not_found(format!("{what} {text:?} not found")))
 }
 
+/// The address of the client at the other end of the TCP connection, if the
+/// router runs on a listener that records it ([`crate::serve_https`] does; a router
+/// driven without a socket, as in tests, has none).
+///
+/// Deliberately not `X-Forwarded-For` or `Forwarded`: any client can write those.
+/// A WFE behind a reverse proxy sees the proxy's address here; believing the
+/// proxy's header needs a trusted-proxy setting, which does not exist yet.
+struct RemoteIp(Option<IpAddr>);
+
+impl<S: Send + Sync> FromRequestParts<S> for RemoteIp {
+    type Rejection = Infallible;
+
+    async fn from_request_parts(parts: &mut Parts, state: &S) -> Result<Self, Self::Rejection> {
+        let addr = ConnectInfo::<SocketAddr>::from_request_parts(parts, state)
+            .await
+            .ok();
+        // A dual-stack listener sees IPv4 clients as ::ffff:a.b.c.d; rate limits
+        // must key them as the IPv4 address they are.
+        Ok(Self(addr.map(|ConnectInfo(addr)| addr.ip().to_canonical())))
+    }
+}
+
 /// Resources of another account are reported as missing, so their existence does not
 /// leak (Boulder does the same).
 fn check_owner(owner: AccountId, account: &Account, what: &str) -> Result<(), Error> {
@@ -510,7 +537,11 @@ struct NewAccountRequest {
     external_account_binding: Option<Value>,
 }
 
-async fn new_account(State(wfe): State<Arc<Wfe>>, jws: Jws) -> Result<Response> {
+async fn new_account(
+    State(wfe): State<Arc<Wfe>>,
+    RemoteIp(remote_ip): RemoteIp,
+    jws: Jws,
+) -> Result<Response> {
     let Signer::Key(key) = &jws.signer else {
         return Err(
             Error::malformed("new-account requests must be signed with a jwk, not a kid").into(),
@@ -568,6 +599,7 @@ async fn new_account(State(wfe): State<Arc<Wfe>>, jws: Jws) -> Result<Response> 
             key_thumbprint: thumbprint.clone(),
             contacts,
             eab_key_id: eab_key_id.clone(),
+            remote_ip,
         })
         .await;
     let account = match created {
@@ -1174,6 +1206,10 @@ async fn revoke_cert(State(wfe): State<Arc<Wfe>>, jws: Jws) -> Result<Response> 
         Requester::CertificateKey(_) => {
             info!(serial = %serial, reason = reason.code(), "certificate revoked by its key");
         }
+        // Operators revoke through the admin tool, never through the WFE.
+        Requester::Operator(operator) => {
+            info!(%operator, serial = %serial, reason = reason.code(), "certificate revoked");
+        }
     }
     Ok(StatusCode::OK.into_response())
 }
@@ -1211,13 +1247,21 @@ impl Wfe {
         }
     }
 
-    /// RFC 9773 §4.2: the suggested renewal window, to ask again in six hours.
+    /// RFC 9773 §4.2: the suggested renewal window, to ask again in six hours. A
+    /// certificate named in an operator's incident is to be renewed at once, with
+    /// the incident's page as the `explanationURL` when it has one.
     async fn renewal_info_response(&self, cert_id: &str) -> Result<Response> {
         let record = self.certificate_for_cert_id(cert_id).await?;
-        let (start, end) = suggested_window(&record, self.clock.now());
-        let body = json!({
+        // A failed lookup fails the request rather than answer "not in an
+        // incident": the client would then wait six hours to ask again.
+        let incident = self.sa.incident_for_serial(&record.serial).await?;
+        let (start, end) = record.renewal_window(incident.is_some(), self.clock.now());
+        let mut body = json!({
             "suggestedWindow": {"start": timestamp(start)?, "end": timestamp(end)?},
         });
+        if let Some(incident) = incident.filter(|incident| !incident.url.is_empty()) {
+            body["explanationURL"] = incident.url.into();
+        }
         let mut response = respond(StatusCode::OK, body, None)?;
         response.headers_mut().insert(
             header::RETRY_AFTER,

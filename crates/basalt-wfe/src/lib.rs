@@ -146,7 +146,7 @@ impl Wfe {
     }
 
     /// The same WFE reading the time from `clock` (only renewal information for
-    /// revoked certificates depends on it).
+    /// certificates revoked or named in an incident depends on it).
     pub fn with_clock(mut self, clock: Arc<dyn Clock>) -> Self {
         self.clock = clock;
         self

@@ -57,7 +57,8 @@ pub(crate) fn tls_config(cert_pem: &Path, key_pem: &Path) -> Result<ServerConfig
 }
 
 /// Serves `router` over HTTPS on `listen` until `shutdown` completes, then lets
-/// in-flight requests finish (for up to ten seconds).
+/// in-flight requests finish (for up to five seconds). Handlers see each request's
+/// TCP peer address as `ConnectInfo<SocketAddr>`.
 pub async fn serve_https(
     listen: SocketAddr,
     cert_pem: &Path,
@@ -95,9 +96,11 @@ async fn run(
     shutdown: impl Future<Output = ()>,
 ) -> Result<(), Error> {
     let handle = Handle::new();
+    // Each connection's peer address reaches the handlers as
+    // `ConnectInfo<SocketAddr>` (newAccount's `remote_ip`).
     let serving = server
         .handle(handle.clone())
-        .serve(router.into_make_service());
+        .serve(router.into_make_service_with_connect_info::<SocketAddr>());
     tokio::pin!(serving);
     tokio::pin!(shutdown);
     let failed = |err: std::io::Error| Error::internal(format!("https server failed: {err}"));

@@ -19,7 +19,9 @@ use rustls::SupportedProtocolVersion;
 use rustls::pki_types::CertificateDer;
 use rustls::pki_types::ServerName;
 
+use crate::support::BASE;
 use crate::support::TestApp;
+use crate::support::TestKey;
 
 struct TempDir(PathBuf);
 
@@ -46,17 +48,21 @@ fn client(
     Arc::new(config)
 }
 
-/// Connects, returns the negotiated protocol version and ALPN, and for http/1.1 the
-/// response to `GET /directory`.
+/// `GET /directory`, closing the connection after the response.
+const GET_DIRECTORY: &str =
+    "GET /directory HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n\r\n";
+
+/// Connects, sends `request`, and returns the negotiated protocol version and ALPN
+/// and, for http/1.1, the response.
 fn fetch(
     port: u16,
     config: Arc<ClientConfig>,
+    request: &str,
 ) -> (rustls::ProtocolVersion, Option<Vec<u8>>, String) {
     let tcp = TcpStream::connect(("127.0.0.1", port)).unwrap();
     let conn = ClientConnection::new(config, ServerName::try_from("localhost").unwrap()).unwrap();
     let mut tls = StreamOwned::new(conn, tcp);
-    tls.write_all(b"GET /directory HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n\r\n")
-        .unwrap();
+    tls.write_all(request.as_bytes()).unwrap();
     let version = tls.conn.protocol_version().unwrap();
     let alpn = tls.conn.alpn_protocol().map(<[u8]>::to_vec);
     let mut response = String::new();
@@ -79,6 +85,7 @@ async fn serves_tls12_and_tls13_with_alpn() {
     let root = issued.cert.der().clone();
 
     let app = TestApp::new();
+    let fake = app.fake.clone();
     let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
     let port = listener.local_addr().unwrap().port();
     let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
@@ -94,7 +101,7 @@ async fn serves_tls12_and_tls13_with_alpn() {
 
     let (version, alpn, response) = tokio::task::spawn_blocking({
         let config = client(root.clone(), &rustls::version::TLS12, &[b"http/1.1"]);
-        move || fetch(port, config)
+        move || fetch(port, config, GET_DIRECTORY)
     })
     .await
     .unwrap();
@@ -111,13 +118,54 @@ async fn serves_tls12_and_tls13_with_alpn() {
     );
 
     let (version, alpn, _) = tokio::task::spawn_blocking({
-        let config = client(root, &rustls::version::TLS13, &[b"h2", b"http/1.1"]);
-        move || fetch(port, config)
+        let config = client(root.clone(), &rustls::version::TLS13, &[b"h2", b"http/1.1"]);
+        move || fetch(port, config, GET_DIRECTORY)
     })
     .await
     .unwrap();
     assert_eq!(version, rustls::ProtocolVersion::TLSv1_3);
     assert_eq!(alpn.as_deref(), Some(&b"h2"[..]));
+
+    // The listener hands the handlers each connection's peer address: newAccount
+    // passes it to the RA, whatever X-Forwarded-For claims.
+    let config = client(root, &rustls::version::TLS13, &[b"http/1.1"]);
+    let (_, _, response) = tokio::task::spawn_blocking({
+        let config = config.clone();
+        move || {
+            fetch(
+                port,
+                config,
+                "HEAD /acme/new-nonce HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n\r\n",
+            )
+        }
+    })
+    .await
+    .unwrap();
+    let nonce = response
+        .lines()
+        .find_map(|line| {
+            let (name, value) = line.split_once(':')?;
+            name.eq_ignore_ascii_case("replay-nonce")
+                .then(|| value.trim().to_owned())
+        })
+        .unwrap_or_else(|| panic!("no nonce: {response}"));
+    let key = TestKey::es256();
+    let body = key.sign(
+        &key.header(&format!("{BASE}/acme/new-account"), Some(&nonce)),
+        r#"{"termsOfServiceAgreed":true}"#,
+    );
+    let request = format!(
+        "POST /acme/new-account HTTP/1.1\r\nHost: localhost\r\n\
+         Content-Type: application/jose+json\r\nContent-Length: {}\r\n\
+         X-Forwarded-For: 192.0.2.66\r\nConnection: close\r\n\r\n{body}",
+        body.len()
+    );
+    let (_, _, response) = tokio::task::spawn_blocking(move || fetch(port, config, &request))
+        .await
+        .unwrap();
+    assert!(response.starts_with("HTTP/1.1 201"), "{response}");
+    let remote_ip = fake.lock().new_accounts[0].remote_ip;
+    assert_eq!(remote_ip, Some("127.0.0.1".parse().unwrap()));
 
     stop.send(()).unwrap();
     server.await.unwrap().unwrap();

@@ -319,6 +319,74 @@ async fn new_account_refusals() {
     assert_eq!(directory["meta"], json!({"website": "https://acme.test"}));
 }
 
+/// A newAccount for `key` carrying headers that claim another client address.
+async fn new_account_claiming_a_forwarded_address(app: &TestApp, key: &TestKey) -> support::Reply {
+    let nonce = app.nonce().await;
+    let header = key.header(&format!("{BASE}/acme/new-account"), Some(&nonce));
+    let body = key.sign(&header, r#"{"termsOfServiceAgreed":true}"#);
+    app.send(
+        Request::post("/acme/new-account")
+            .header("content-type", "application/jose+json")
+            .header("x-forwarded-for", "192.0.2.66")
+            .header("x-real-ip", "192.0.2.66")
+            .header("forwarded", "for=192.0.2.66")
+            .body(Body::from(body))
+            .unwrap(),
+    )
+    .await
+}
+
+#[tokio::test]
+async fn new_account_passes_the_client_address_to_the_ra() {
+    // The TCP peer's address, an IPv4 client of a dual-stack listener as IPv4,
+    // and never what the request's headers claim.
+    for (peer, expected) in [
+        ("203.0.113.7:50000", "203.0.113.7"),
+        ("[2001:db8::1]:443", "2001:db8::1"),
+        ("[::ffff:198.51.100.9]:50000", "198.51.100.9"),
+    ] {
+        let app = TestApp::new().with_client_address(peer.parse().unwrap());
+        let reply = new_account_claiming_a_forwarded_address(&app, &TestKey::es256()).await;
+        assert_eq!(
+            reply.status,
+            StatusCode::CREATED,
+            "{}",
+            String::from_utf8_lossy(&reply.body)
+        );
+        let seen = app.fake.lock().new_accounts[0].remote_ip;
+        assert_eq!(seen, Some(expected.parse().unwrap()), "{peer}");
+    }
+    // A router driven without a connection knows no address.
+    let app = TestApp::new();
+    let reply = new_account_claiming_a_forwarded_address(&app, &TestKey::es256()).await;
+    assert_eq!(reply.status, StatusCode::CREATED);
+    assert_eq!(app.fake.lock().new_accounts[0].remote_ip, None);
+}
+
+#[tokio::test]
+async fn rate_limited_new_accounts_get_429_with_retry_after() {
+    let app = TestApp::new().with_client_address("203.0.113.7:50000".parse().unwrap());
+    // Retry-After is in whole seconds, rounded up so a client never retries early.
+    for (wait_ms, retry_after) in [(1_200, "2"), (3_000, "3"), (1, "1")] {
+        app.fake.lock().new_accounts_limited = Some(std::time::Duration::from_millis(wait_ms));
+        let reply = app
+            .post(
+                &TestKey::es256(),
+                "/acme/new-account",
+                r#"{"termsOfServiceAgreed":true}"#,
+            )
+            .await;
+        let problem = reply.assert_problem("rateLimited", 429);
+        assert_eq!(problem["detail"], "too many new accounts from 203.0.113.7");
+        assert_eq!(
+            reply.header("retry-after"),
+            Some(retry_after),
+            "{wait_ms} ms"
+        );
+    }
+    assert!(app.fake.lock().accounts.is_empty());
+}
+
 #[tokio::test]
 async fn kid_and_jwk_go_where_they_belong() {
     let app = TestApp::new();
@@ -863,7 +931,12 @@ async fn new_order_refusals() {
             .await;
         let problem = reply.assert_problem(kind, status);
         if kind == "rateLimited" {
+            // The RA's detail reaches the client, and its 59.25 s wait is rounded
+            // up to whole seconds.
+            assert_eq!(problem["detail"], "too many orders for limited.example");
             assert_eq!(reply.header("retry-after"), Some("60"));
+        } else {
+            assert_eq!(reply.header("retry-after"), None, "{kind}");
         }
         assert!(
             !problem["detail"].as_str().unwrap().contains("hunter2"),
@@ -1825,6 +1898,61 @@ async fn revoked_certificates_should_renew_now() {
             "end": fmt(support::now() - time::Duration::hours(1)),
         })
     );
+}
+
+#[tokio::test]
+async fn certificates_in_an_incident_should_renew_now_and_say_why() {
+    let app = TestApp::new();
+    let issued = support::now() - time::Duration::days(3);
+    let affected = store_cert(&app, AccountId(1), &[0x0a, 0x01], &AKI, issued, 90);
+    let unaffected = store_cert(&app, AccountId(1), &[0x0a, 0x02], &AKI, issued, 90);
+    let unexplained = store_cert(&app, AccountId(1), &[0x0a, 0x03], &AKI, issued, 90);
+    let serial = |last: u8| Serial::from_bytes(&[0x0a, last]).unwrap();
+    {
+        let mut state = app.fake.lock();
+        state.declare_incident(
+            "2025-06-cps-mismatch",
+            "https://acme.test/incidents/cps-mismatch",
+            &[serial(0x01)],
+        );
+        state.declare_incident("2025-06-unexplained", "", &[serial(0x03)]);
+    }
+    let fmt = |at: OffsetDateTime| at.format(&Rfc3339).unwrap();
+    let already_past = json!({
+        "start": fmt(support::now() - time::Duration::hours(2)),
+        "end": fmt(support::now() - time::Duration::hours(1)),
+    });
+
+    // In an incident: a window already past, and the incident's page (RFC 9773 §4.2).
+    let reply = app.get(&format!("/acme/renewal-info/{affected}")).await;
+    assert_eq!(reply.status, StatusCode::OK, "{:?}", reply.json());
+    assert_eq!(reply.header("retry-after"), Some("21600"));
+    assert_eq!(
+        reply.json(),
+        json!({
+            "suggestedWindow": already_past,
+            "explanationURL": "https://acme.test/incidents/cps-mismatch",
+        })
+    );
+    // An incident without a page: renew now, with nothing to point at.
+    let reply = app.get(&format!("/acme/renewal-info/{unexplained}")).await;
+    assert_eq!(reply.json(), json!({"suggestedWindow": already_past}));
+    // Not in any incident: the usual window, no explanation.
+    let reply = app.get(&format!("/acme/renewal-info/{unaffected}")).await;
+    assert_eq!(
+        reply.json(),
+        json!({"suggestedWindow": {
+            "start": fmt(issued + time::Duration::days(60)),
+            "end": fmt(issued + time::Duration::hours(67 * 24 + 12)),
+        }})
+    );
+
+    // When the SA cannot say, the client is asked to retry soon, not told to wait
+    // six hours for a window that may be wrong.
+    app.fake.lock().incidents_unavailable = true;
+    let reply = app.get(&format!("/acme/renewal-info/{affected}")).await;
+    reply.assert_problem("serverInternal", 503);
+    assert_eq!(reply.header("retry-after"), Some("5"));
 }
 
 #[tokio::test]

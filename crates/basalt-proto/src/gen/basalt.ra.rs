@@ -10,6 +10,9 @@ pub struct NewAccountRequest {
     /// empty: none; the WFE verified the binding
     #[prost(string, tag = "4")]
     pub eab_key_id: ::prost::alloc::string::String,
+    /// the client's address; empty: unknown
+    #[prost(string, tag = "5")]
+    pub remote_ip: ::prost::alloc::string::String,
 }
 #[derive(Clone, PartialEq, Eq, Hash, ::prost::Message)]
 pub struct UpdateAccountContactsRequest {
@@ -127,6 +130,20 @@ pub struct AddRateLimitOverrideRequest {
     pub comment: ::prost::alloc::string::String,
 }
 #[derive(Clone, PartialEq, Eq, Hash, ::prost::Message)]
+pub struct RemoveRateLimitOverrideRequest {
+    #[prost(string, tag = "1")]
+    pub limit: ::prost::alloc::string::String,
+    /// Next unused field number: 3
+    #[prost(string, tag = "2")]
+    pub bucket_key: ::prost::alloc::string::String,
+}
+#[derive(Clone, PartialEq, ::prost::Message)]
+pub struct ListRateLimitOverridesResponse {
+    /// Next unused field number: 2
+    #[prost(message, repeated, tag = "1")]
+    pub overrides: ::prost::alloc::vec::Vec<AddRateLimitOverrideRequest>,
+}
+#[derive(Clone, PartialEq, Eq, Hash, ::prost::Message)]
 pub struct AddEabKeyRequest {
     #[prost(string, tag = "1")]
     pub comment: ::prost::alloc::string::String,
@@ -138,14 +155,6 @@ pub struct AddEabKeyResponse {
     /// Next unused field number: 3
     #[prost(bytes = "vec", tag = "2")]
     pub hmac_key: ::prost::alloc::vec::Vec<u8>,
-}
-#[derive(Clone, PartialEq, Eq, Hash, ::prost::Message)]
-pub struct AddIncidentRequest {
-    #[prost(string, repeated, tag = "1")]
-    pub serials: ::prost::alloc::vec::Vec<::prost::alloc::string::String>,
-    /// Next unused field number: 3
-    #[prost(string, tag = "2")]
-    pub url: ::prost::alloc::string::String,
 }
 /// Generated client implementations.
 pub mod registration_authority_client {
@@ -585,6 +594,64 @@ pub mod registration_authority_client {
                 );
             self.inner.unary(req, path, codec).await
         }
+        pub async fn remove_rate_limit_override(
+            &mut self,
+            request: impl tonic::IntoRequest<super::RemoveRateLimitOverrideRequest>,
+        ) -> std::result::Result<
+            tonic::Response<super::super::types::Empty>,
+            tonic::Status,
+        > {
+            self.inner
+                .ready()
+                .await
+                .map_err(|e| {
+                    tonic::Status::unknown(
+                        format!("Service was not ready: {}", e.into()),
+                    )
+                })?;
+            let codec = tonic_prost::ProstCodec::default();
+            let path = http::uri::PathAndQuery::from_static(
+                "/basalt.ra.RegistrationAuthority/RemoveRateLimitOverride",
+            );
+            let mut req = request.into_request();
+            req.extensions_mut()
+                .insert(
+                    GrpcMethod::new(
+                        "basalt.ra.RegistrationAuthority",
+                        "RemoveRateLimitOverride",
+                    ),
+                );
+            self.inner.unary(req, path, codec).await
+        }
+        pub async fn list_rate_limit_overrides(
+            &mut self,
+            request: impl tonic::IntoRequest<super::super::types::Empty>,
+        ) -> std::result::Result<
+            tonic::Response<super::ListRateLimitOverridesResponse>,
+            tonic::Status,
+        > {
+            self.inner
+                .ready()
+                .await
+                .map_err(|e| {
+                    tonic::Status::unknown(
+                        format!("Service was not ready: {}", e.into()),
+                    )
+                })?;
+            let codec = tonic_prost::ProstCodec::default();
+            let path = http::uri::PathAndQuery::from_static(
+                "/basalt.ra.RegistrationAuthority/ListRateLimitOverrides",
+            );
+            let mut req = request.into_request();
+            req.extensions_mut()
+                .insert(
+                    GrpcMethod::new(
+                        "basalt.ra.RegistrationAuthority",
+                        "ListRateLimitOverrides",
+                    ),
+                );
+            self.inner.unary(req, path, codec).await
+        }
         pub async fn add_eab_key(
             &mut self,
             request: impl tonic::IntoRequest<super::AddEabKeyRequest>,
@@ -607,32 +674,6 @@ pub mod registration_authority_client {
             let mut req = request.into_request();
             req.extensions_mut()
                 .insert(GrpcMethod::new("basalt.ra.RegistrationAuthority", "AddEabKey"));
-            self.inner.unary(req, path, codec).await
-        }
-        pub async fn add_incident(
-            &mut self,
-            request: impl tonic::IntoRequest<super::AddIncidentRequest>,
-        ) -> std::result::Result<
-            tonic::Response<super::super::types::Empty>,
-            tonic::Status,
-        > {
-            self.inner
-                .ready()
-                .await
-                .map_err(|e| {
-                    tonic::Status::unknown(
-                        format!("Service was not ready: {}", e.into()),
-                    )
-                })?;
-            let codec = tonic_prost::ProstCodec::default();
-            let path = http::uri::PathAndQuery::from_static(
-                "/basalt.ra.RegistrationAuthority/AddIncident",
-            );
-            let mut req = request.into_request();
-            req.extensions_mut()
-                .insert(
-                    GrpcMethod::new("basalt.ra.RegistrationAuthority", "AddIncident"),
-                );
             self.inner.unary(req, path, codec).await
         }
     }
@@ -741,18 +782,25 @@ pub mod registration_authority_server {
             tonic::Response<super::super::types::Empty>,
             tonic::Status,
         >;
+        async fn remove_rate_limit_override(
+            &self,
+            request: tonic::Request<super::RemoveRateLimitOverrideRequest>,
+        ) -> std::result::Result<
+            tonic::Response<super::super::types::Empty>,
+            tonic::Status,
+        >;
+        async fn list_rate_limit_overrides(
+            &self,
+            request: tonic::Request<super::super::types::Empty>,
+        ) -> std::result::Result<
+            tonic::Response<super::ListRateLimitOverridesResponse>,
+            tonic::Status,
+        >;
         async fn add_eab_key(
             &self,
             request: tonic::Request<super::AddEabKeyRequest>,
         ) -> std::result::Result<
             tonic::Response<super::AddEabKeyResponse>,
-            tonic::Status,
-        >;
-        async fn add_incident(
-            &self,
-            request: tonic::Request<super::AddIncidentRequest>,
-        ) -> std::result::Result<
-            tonic::Response<super::super::types::Empty>,
             tonic::Status,
         >;
     }
@@ -1471,6 +1519,110 @@ pub mod registration_authority_server {
                     };
                     Box::pin(fut)
                 }
+                "/basalt.ra.RegistrationAuthority/RemoveRateLimitOverride" => {
+                    #[allow(non_camel_case_types)]
+                    struct RemoveRateLimitOverrideSvc<T: RegistrationAuthority>(
+                        pub Arc<T>,
+                    );
+                    impl<
+                        T: RegistrationAuthority,
+                    > tonic::server::UnaryService<super::RemoveRateLimitOverrideRequest>
+                    for RemoveRateLimitOverrideSvc<T> {
+                        type Response = super::super::types::Empty;
+                        type Future = BoxFuture<
+                            tonic::Response<Self::Response>,
+                            tonic::Status,
+                        >;
+                        fn call(
+                            &mut self,
+                            request: tonic::Request<
+                                super::RemoveRateLimitOverrideRequest,
+                            >,
+                        ) -> Self::Future {
+                            let inner = Arc::clone(&self.0);
+                            let fut = async move {
+                                <T as RegistrationAuthority>::remove_rate_limit_override(
+                                        &inner,
+                                        request,
+                                    )
+                                    .await
+                            };
+                            Box::pin(fut)
+                        }
+                    }
+                    let accept_compression_encodings = self.accept_compression_encodings;
+                    let send_compression_encodings = self.send_compression_encodings;
+                    let max_decoding_message_size = self.max_decoding_message_size;
+                    let max_encoding_message_size = self.max_encoding_message_size;
+                    let inner = self.inner.clone();
+                    let fut = async move {
+                        let method = RemoveRateLimitOverrideSvc(inner);
+                        let codec = tonic_prost::ProstCodec::default();
+                        let mut grpc = tonic::server::Grpc::new(codec)
+                            .apply_compression_config(
+                                accept_compression_encodings,
+                                send_compression_encodings,
+                            )
+                            .apply_max_message_size_config(
+                                max_decoding_message_size,
+                                max_encoding_message_size,
+                            );
+                        let res = grpc.unary(method, req).await;
+                        Ok(res)
+                    };
+                    Box::pin(fut)
+                }
+                "/basalt.ra.RegistrationAuthority/ListRateLimitOverrides" => {
+                    #[allow(non_camel_case_types)]
+                    struct ListRateLimitOverridesSvc<T: RegistrationAuthority>(
+                        pub Arc<T>,
+                    );
+                    impl<
+                        T: RegistrationAuthority,
+                    > tonic::server::UnaryService<super::super::types::Empty>
+                    for ListRateLimitOverridesSvc<T> {
+                        type Response = super::ListRateLimitOverridesResponse;
+                        type Future = BoxFuture<
+                            tonic::Response<Self::Response>,
+                            tonic::Status,
+                        >;
+                        fn call(
+                            &mut self,
+                            request: tonic::Request<super::super::types::Empty>,
+                        ) -> Self::Future {
+                            let inner = Arc::clone(&self.0);
+                            let fut = async move {
+                                <T as RegistrationAuthority>::list_rate_limit_overrides(
+                                        &inner,
+                                        request,
+                                    )
+                                    .await
+                            };
+                            Box::pin(fut)
+                        }
+                    }
+                    let accept_compression_encodings = self.accept_compression_encodings;
+                    let send_compression_encodings = self.send_compression_encodings;
+                    let max_decoding_message_size = self.max_decoding_message_size;
+                    let max_encoding_message_size = self.max_encoding_message_size;
+                    let inner = self.inner.clone();
+                    let fut = async move {
+                        let method = ListRateLimitOverridesSvc(inner);
+                        let codec = tonic_prost::ProstCodec::default();
+                        let mut grpc = tonic::server::Grpc::new(codec)
+                            .apply_compression_config(
+                                accept_compression_encodings,
+                                send_compression_encodings,
+                            )
+                            .apply_max_message_size_config(
+                                max_decoding_message_size,
+                                max_encoding_message_size,
+                            );
+                        let res = grpc.unary(method, req).await;
+                        Ok(res)
+                    };
+                    Box::pin(fut)
+                }
                 "/basalt.ra.RegistrationAuthority/AddEabKey" => {
                     #[allow(non_camel_case_types)]
                     struct AddEabKeySvc<T: RegistrationAuthority>(pub Arc<T>);
@@ -1502,52 +1654,6 @@ pub mod registration_authority_server {
                     let inner = self.inner.clone();
                     let fut = async move {
                         let method = AddEabKeySvc(inner);
-                        let codec = tonic_prost::ProstCodec::default();
-                        let mut grpc = tonic::server::Grpc::new(codec)
-                            .apply_compression_config(
-                                accept_compression_encodings,
-                                send_compression_encodings,
-                            )
-                            .apply_max_message_size_config(
-                                max_decoding_message_size,
-                                max_encoding_message_size,
-                            );
-                        let res = grpc.unary(method, req).await;
-                        Ok(res)
-                    };
-                    Box::pin(fut)
-                }
-                "/basalt.ra.RegistrationAuthority/AddIncident" => {
-                    #[allow(non_camel_case_types)]
-                    struct AddIncidentSvc<T: RegistrationAuthority>(pub Arc<T>);
-                    impl<
-                        T: RegistrationAuthority,
-                    > tonic::server::UnaryService<super::AddIncidentRequest>
-                    for AddIncidentSvc<T> {
-                        type Response = super::super::types::Empty;
-                        type Future = BoxFuture<
-                            tonic::Response<Self::Response>,
-                            tonic::Status,
-                        >;
-                        fn call(
-                            &mut self,
-                            request: tonic::Request<super::AddIncidentRequest>,
-                        ) -> Self::Future {
-                            let inner = Arc::clone(&self.0);
-                            let fut = async move {
-                                <T as RegistrationAuthority>::add_incident(&inner, request)
-                                    .await
-                            };
-                            Box::pin(fut)
-                        }
-                    }
-                    let accept_compression_encodings = self.accept_compression_encodings;
-                    let send_compression_encodings = self.send_compression_encodings;
-                    let max_decoding_message_size = self.max_decoding_message_size;
-                    let max_encoding_message_size = self.max_encoding_message_size;
-                    let inner = self.inner.clone();
-                    let fut = async move {
-                        let method = AddIncidentSvc(inner);
                         let codec = tonic_prost::ProstCodec::default();
                         let mut grpc = tonic::server::Grpc::new(codec)
                             .apply_compression_config(

@@ -38,19 +38,39 @@ pub struct GetAuthorizationRequest {
     pub id: i64,
 }
 #[derive(Clone, PartialEq, ::prost::Message)]
-pub struct GetValidAuthorizationsRequest {
+pub struct GetAuthorizationsForReuseRequest {
     #[prost(int64, tag = "1")]
     pub account_id: i64,
+    /// Authorization identifiers: a wildcard's base name.
     #[prost(message, repeated, tag = "2")]
     pub identifiers: ::prost::alloc::vec::Vec<super::types::Identifier>,
+    /// A valid authorization must still be valid then; a pending one, now.
+    ///
     /// Next unused field number: 4
     #[prost(message, optional, tag = "3")]
     pub valid_until: ::core::option::Option<::prost_types::Timestamp>,
 }
 #[derive(Clone, PartialEq, ::prost::Message)]
-pub struct GetValidAuthorizationsResponse {
+pub struct GetAuthorizationsForReuseResponse {
+    /// Next unused field number: 2
     #[prost(message, repeated, tag = "1")]
     pub authorizations: ::prost::alloc::vec::Vec<super::types::Authorization>,
+}
+#[derive(Clone, PartialEq, ::prost::Message)]
+pub struct GetReusableOrderRequest {
+    #[prost(int64, tag = "1")]
+    pub account_id: i64,
+    #[prost(message, repeated, tag = "2")]
+    pub identifiers: ::prost::alloc::vec::Vec<super::types::Identifier>,
+    /// Next unused field number: 4
+    #[prost(string, tag = "3")]
+    pub profile: ::prost::alloc::string::String,
+}
+#[derive(Clone, PartialEq, ::prost::Message)]
+pub struct GetReusableOrderResponse {
+    /// unset: none
+    #[prost(message, optional, tag = "1")]
+    pub order: ::core::option::Option<super::types::Order>,
 }
 #[derive(Clone, PartialEq, Eq, Hash, ::prost::Message)]
 pub struct GetCertificateRequest {
@@ -188,6 +208,11 @@ pub struct NewOrderRequest {
     /// hex serial; empty: none
     #[prost(string, tag = "8")]
     pub replaces: ::prost::alloc::string::String,
+    /// Existing authorizations of the account to link to the order (authorization reuse).
+    ///
+    /// Next unused field number: 10
+    #[prost(int64, repeated, tag = "9")]
+    pub reused_authz_ids: ::prost::alloc::vec::Vec<i64>,
 }
 #[derive(Clone, PartialEq, Eq, Hash, ::prost::Message)]
 pub struct SetChallengeProcessingRequest {
@@ -291,6 +316,12 @@ pub struct RevokeCertificateRequest {
     #[prost(message, optional, tag = "3")]
     pub revoked_at: ::core::option::Option<::prost_types::Timestamp>,
 }
+#[derive(Clone, PartialEq, Eq, Hash, ::prost::Message)]
+pub struct RerevokeForKeyCompromiseRequest {
+    /// hex
+    #[prost(string, tag = "1")]
+    pub serial: ::prost::alloc::string::String,
+}
 /// Blocking a key already blocked succeeds and keeps the first record.
 #[derive(Clone, PartialEq, Eq, Hash, ::prost::Message)]
 pub struct BlockKeyRequest {
@@ -386,6 +417,51 @@ pub struct ListEabKeysResponse {
 pub struct RevokeEabKeyRequest {
     #[prost(string, tag = "1")]
     pub key_id: ::prost::alloc::string::String,
+}
+/// An operator-declared incident: the certificates it names are to be renewed at once.
+#[derive(Clone, PartialEq, Eq, Hash, ::prost::Message)]
+pub struct Incident {
+    #[prost(int64, tag = "1")]
+    pub id: i64,
+    #[prost(string, tag = "2")]
+    pub name: ::prost::alloc::string::String,
+    /// empty: none
+    #[prost(string, tag = "3")]
+    pub url: ::prost::alloc::string::String,
+    #[prost(message, optional, tag = "4")]
+    pub created_at: ::core::option::Option<::prost_types::Timestamp>,
+    /// how many serials it names
+    #[prost(uint64, tag = "5")]
+    pub serials: u64,
+}
+#[derive(Clone, PartialEq, Eq, Hash, ::prost::Message)]
+pub struct AddIncidentRequest {
+    #[prost(string, tag = "1")]
+    pub name: ::prost::alloc::string::String,
+    #[prost(string, tag = "2")]
+    pub url: ::prost::alloc::string::String,
+    /// hex
+    #[prost(string, repeated, tag = "3")]
+    pub serials: ::prost::alloc::vec::Vec<::prost::alloc::string::String>,
+}
+#[derive(Clone, PartialEq, Eq, Hash, ::prost::Message)]
+pub struct GetIncidentForSerialRequest {
+    #[prost(string, tag = "1")]
+    pub serial: ::prost::alloc::string::String,
+}
+#[derive(Clone, PartialEq, Eq, Hash, ::prost::Message)]
+pub struct GetIncidentForSerialResponse {
+    /// unset: none
+    #[prost(message, optional, tag = "1")]
+    pub incident: ::core::option::Option<Incident>,
+}
+#[derive(Clone, Copy, PartialEq, Eq, Hash, ::prost::Message)]
+pub struct ListIncidentsRequest {}
+#[derive(Clone, PartialEq, ::prost::Message)]
+pub struct ListIncidentsResponse {
+    /// newest first
+    #[prost(message, repeated, tag = "1")]
+    pub incidents: ::prost::alloc::vec::Vec<Incident>,
 }
 /// Generated client implementations.
 pub mod storage_read_only_client {
@@ -591,11 +667,12 @@ pub mod storage_read_only_client {
                 );
             self.inner.unary(req, path, codec).await
         }
-        pub async fn get_valid_authorizations(
+        /// Authorization reuse: the account's valid and pending authorizations for names.
+        pub async fn get_authorizations_for_reuse(
             &mut self,
-            request: impl tonic::IntoRequest<super::GetValidAuthorizationsRequest>,
+            request: impl tonic::IntoRequest<super::GetAuthorizationsForReuseRequest>,
         ) -> std::result::Result<
-            tonic::Response<super::GetValidAuthorizationsResponse>,
+            tonic::Response<super::GetAuthorizationsForReuseResponse>,
             tonic::Status,
         > {
             self.inner
@@ -608,15 +685,42 @@ pub mod storage_read_only_client {
                 })?;
             let codec = tonic_prost::ProstCodec::default();
             let path = http::uri::PathAndQuery::from_static(
-                "/basalt.sa.StorageReadOnly/GetValidAuthorizations",
+                "/basalt.sa.StorageReadOnly/GetAuthorizationsForReuse",
             );
             let mut req = request.into_request();
             req.extensions_mut()
                 .insert(
                     GrpcMethod::new(
                         "basalt.sa.StorageReadOnly",
-                        "GetValidAuthorizations",
+                        "GetAuthorizationsForReuse",
                     ),
+                );
+            self.inner.unary(req, path, codec).await
+        }
+        /// Order reuse: the account's newest live order for exactly these names.
+        pub async fn get_reusable_order(
+            &mut self,
+            request: impl tonic::IntoRequest<super::GetReusableOrderRequest>,
+        ) -> std::result::Result<
+            tonic::Response<super::GetReusableOrderResponse>,
+            tonic::Status,
+        > {
+            self.inner
+                .ready()
+                .await
+                .map_err(|e| {
+                    tonic::Status::unknown(
+                        format!("Service was not ready: {}", e.into()),
+                    )
+                })?;
+            let codec = tonic_prost::ProstCodec::default();
+            let path = http::uri::PathAndQuery::from_static(
+                "/basalt.sa.StorageReadOnly/GetReusableOrder",
+            );
+            let mut req = request.into_request();
+            req.extensions_mut()
+                .insert(
+                    GrpcMethod::new("basalt.sa.StorageReadOnly", "GetReusableOrder"),
                 );
             self.inner.unary(req, path, codec).await
         }
@@ -819,6 +923,56 @@ pub mod storage_read_only_client {
                 );
             self.inner.server_streaming(req, path, codec).await
         }
+        pub async fn get_incident_for_serial(
+            &mut self,
+            request: impl tonic::IntoRequest<super::GetIncidentForSerialRequest>,
+        ) -> std::result::Result<
+            tonic::Response<super::GetIncidentForSerialResponse>,
+            tonic::Status,
+        > {
+            self.inner
+                .ready()
+                .await
+                .map_err(|e| {
+                    tonic::Status::unknown(
+                        format!("Service was not ready: {}", e.into()),
+                    )
+                })?;
+            let codec = tonic_prost::ProstCodec::default();
+            let path = http::uri::PathAndQuery::from_static(
+                "/basalt.sa.StorageReadOnly/GetIncidentForSerial",
+            );
+            let mut req = request.into_request();
+            req.extensions_mut()
+                .insert(
+                    GrpcMethod::new("basalt.sa.StorageReadOnly", "GetIncidentForSerial"),
+                );
+            self.inner.unary(req, path, codec).await
+        }
+        pub async fn list_incidents(
+            &mut self,
+            request: impl tonic::IntoRequest<super::ListIncidentsRequest>,
+        ) -> std::result::Result<
+            tonic::Response<super::ListIncidentsResponse>,
+            tonic::Status,
+        > {
+            self.inner
+                .ready()
+                .await
+                .map_err(|e| {
+                    tonic::Status::unknown(
+                        format!("Service was not ready: {}", e.into()),
+                    )
+                })?;
+            let codec = tonic_prost::ProstCodec::default();
+            let path = http::uri::PathAndQuery::from_static(
+                "/basalt.sa.StorageReadOnly/ListIncidents",
+            );
+            let mut req = request.into_request();
+            req.extensions_mut()
+                .insert(GrpcMethod::new("basalt.sa.StorageReadOnly", "ListIncidents"));
+            self.inner.unary(req, path, codec).await
+        }
     }
 }
 /// Generated server implementations.
@@ -869,11 +1023,20 @@ pub mod storage_read_only_server {
             tonic::Response<super::super::types::Authorization>,
             tonic::Status,
         >;
-        async fn get_valid_authorizations(
+        /// Authorization reuse: the account's valid and pending authorizations for names.
+        async fn get_authorizations_for_reuse(
             &self,
-            request: tonic::Request<super::GetValidAuthorizationsRequest>,
+            request: tonic::Request<super::GetAuthorizationsForReuseRequest>,
         ) -> std::result::Result<
-            tonic::Response<super::GetValidAuthorizationsResponse>,
+            tonic::Response<super::GetAuthorizationsForReuseResponse>,
+            tonic::Status,
+        >;
+        /// Order reuse: the account's newest live order for exactly these names.
+        async fn get_reusable_order(
+            &self,
+            request: tonic::Request<super::GetReusableOrderRequest>,
+        ) -> std::result::Result<
+            tonic::Response<super::GetReusableOrderResponse>,
             tonic::Status,
         >;
         async fn get_certificate(
@@ -934,6 +1097,20 @@ pub mod storage_read_only_server {
             request: tonic::Request<super::GetRevokedCertificatesRequest>,
         ) -> std::result::Result<
             tonic::Response<Self::GetRevokedCertificatesStream>,
+            tonic::Status,
+        >;
+        async fn get_incident_for_serial(
+            &self,
+            request: tonic::Request<super::GetIncidentForSerialRequest>,
+        ) -> std::result::Result<
+            tonic::Response<super::GetIncidentForSerialResponse>,
+            tonic::Status,
+        >;
+        async fn list_incidents(
+            &self,
+            request: tonic::Request<super::ListIncidentsRequest>,
+        ) -> std::result::Result<
+            tonic::Response<super::ListIncidentsResponse>,
             tonic::Status,
         >;
     }
@@ -1244,25 +1421,28 @@ pub mod storage_read_only_server {
                     };
                     Box::pin(fut)
                 }
-                "/basalt.sa.StorageReadOnly/GetValidAuthorizations" => {
+                "/basalt.sa.StorageReadOnly/GetAuthorizationsForReuse" => {
                     #[allow(non_camel_case_types)]
-                    struct GetValidAuthorizationsSvc<T: StorageReadOnly>(pub Arc<T>);
+                    struct GetAuthorizationsForReuseSvc<T: StorageReadOnly>(pub Arc<T>);
                     impl<
                         T: StorageReadOnly,
-                    > tonic::server::UnaryService<super::GetValidAuthorizationsRequest>
-                    for GetValidAuthorizationsSvc<T> {
-                        type Response = super::GetValidAuthorizationsResponse;
+                    > tonic::server::UnaryService<
+                        super::GetAuthorizationsForReuseRequest,
+                    > for GetAuthorizationsForReuseSvc<T> {
+                        type Response = super::GetAuthorizationsForReuseResponse;
                         type Future = BoxFuture<
                             tonic::Response<Self::Response>,
                             tonic::Status,
                         >;
                         fn call(
                             &mut self,
-                            request: tonic::Request<super::GetValidAuthorizationsRequest>,
+                            request: tonic::Request<
+                                super::GetAuthorizationsForReuseRequest,
+                            >,
                         ) -> Self::Future {
                             let inner = Arc::clone(&self.0);
                             let fut = async move {
-                                <T as StorageReadOnly>::get_valid_authorizations(
+                                <T as StorageReadOnly>::get_authorizations_for_reuse(
                                         &inner,
                                         request,
                                     )
@@ -1277,7 +1457,53 @@ pub mod storage_read_only_server {
                     let max_encoding_message_size = self.max_encoding_message_size;
                     let inner = self.inner.clone();
                     let fut = async move {
-                        let method = GetValidAuthorizationsSvc(inner);
+                        let method = GetAuthorizationsForReuseSvc(inner);
+                        let codec = tonic_prost::ProstCodec::default();
+                        let mut grpc = tonic::server::Grpc::new(codec)
+                            .apply_compression_config(
+                                accept_compression_encodings,
+                                send_compression_encodings,
+                            )
+                            .apply_max_message_size_config(
+                                max_decoding_message_size,
+                                max_encoding_message_size,
+                            );
+                        let res = grpc.unary(method, req).await;
+                        Ok(res)
+                    };
+                    Box::pin(fut)
+                }
+                "/basalt.sa.StorageReadOnly/GetReusableOrder" => {
+                    #[allow(non_camel_case_types)]
+                    struct GetReusableOrderSvc<T: StorageReadOnly>(pub Arc<T>);
+                    impl<
+                        T: StorageReadOnly,
+                    > tonic::server::UnaryService<super::GetReusableOrderRequest>
+                    for GetReusableOrderSvc<T> {
+                        type Response = super::GetReusableOrderResponse;
+                        type Future = BoxFuture<
+                            tonic::Response<Self::Response>,
+                            tonic::Status,
+                        >;
+                        fn call(
+                            &mut self,
+                            request: tonic::Request<super::GetReusableOrderRequest>,
+                        ) -> Self::Future {
+                            let inner = Arc::clone(&self.0);
+                            let fut = async move {
+                                <T as StorageReadOnly>::get_reusable_order(&inner, request)
+                                    .await
+                            };
+                            Box::pin(fut)
+                        }
+                    }
+                    let accept_compression_encodings = self.accept_compression_encodings;
+                    let send_compression_encodings = self.send_compression_encodings;
+                    let max_decoding_message_size = self.max_decoding_message_size;
+                    let max_encoding_message_size = self.max_encoding_message_size;
+                    let inner = self.inner.clone();
+                    let fut = async move {
+                        let method = GetReusableOrderSvc(inner);
                         let codec = tonic_prost::ProstCodec::default();
                         let mut grpc = tonic::server::Grpc::new(codec)
                             .apply_compression_config(
@@ -1665,6 +1891,101 @@ pub mod storage_read_only_server {
                                 max_encoding_message_size,
                             );
                         let res = grpc.server_streaming(method, req).await;
+                        Ok(res)
+                    };
+                    Box::pin(fut)
+                }
+                "/basalt.sa.StorageReadOnly/GetIncidentForSerial" => {
+                    #[allow(non_camel_case_types)]
+                    struct GetIncidentForSerialSvc<T: StorageReadOnly>(pub Arc<T>);
+                    impl<
+                        T: StorageReadOnly,
+                    > tonic::server::UnaryService<super::GetIncidentForSerialRequest>
+                    for GetIncidentForSerialSvc<T> {
+                        type Response = super::GetIncidentForSerialResponse;
+                        type Future = BoxFuture<
+                            tonic::Response<Self::Response>,
+                            tonic::Status,
+                        >;
+                        fn call(
+                            &mut self,
+                            request: tonic::Request<super::GetIncidentForSerialRequest>,
+                        ) -> Self::Future {
+                            let inner = Arc::clone(&self.0);
+                            let fut = async move {
+                                <T as StorageReadOnly>::get_incident_for_serial(
+                                        &inner,
+                                        request,
+                                    )
+                                    .await
+                            };
+                            Box::pin(fut)
+                        }
+                    }
+                    let accept_compression_encodings = self.accept_compression_encodings;
+                    let send_compression_encodings = self.send_compression_encodings;
+                    let max_decoding_message_size = self.max_decoding_message_size;
+                    let max_encoding_message_size = self.max_encoding_message_size;
+                    let inner = self.inner.clone();
+                    let fut = async move {
+                        let method = GetIncidentForSerialSvc(inner);
+                        let codec = tonic_prost::ProstCodec::default();
+                        let mut grpc = tonic::server::Grpc::new(codec)
+                            .apply_compression_config(
+                                accept_compression_encodings,
+                                send_compression_encodings,
+                            )
+                            .apply_max_message_size_config(
+                                max_decoding_message_size,
+                                max_encoding_message_size,
+                            );
+                        let res = grpc.unary(method, req).await;
+                        Ok(res)
+                    };
+                    Box::pin(fut)
+                }
+                "/basalt.sa.StorageReadOnly/ListIncidents" => {
+                    #[allow(non_camel_case_types)]
+                    struct ListIncidentsSvc<T: StorageReadOnly>(pub Arc<T>);
+                    impl<
+                        T: StorageReadOnly,
+                    > tonic::server::UnaryService<super::ListIncidentsRequest>
+                    for ListIncidentsSvc<T> {
+                        type Response = super::ListIncidentsResponse;
+                        type Future = BoxFuture<
+                            tonic::Response<Self::Response>,
+                            tonic::Status,
+                        >;
+                        fn call(
+                            &mut self,
+                            request: tonic::Request<super::ListIncidentsRequest>,
+                        ) -> Self::Future {
+                            let inner = Arc::clone(&self.0);
+                            let fut = async move {
+                                <T as StorageReadOnly>::list_incidents(&inner, request)
+                                    .await
+                            };
+                            Box::pin(fut)
+                        }
+                    }
+                    let accept_compression_encodings = self.accept_compression_encodings;
+                    let send_compression_encodings = self.send_compression_encodings;
+                    let max_decoding_message_size = self.max_decoding_message_size;
+                    let max_encoding_message_size = self.max_encoding_message_size;
+                    let inner = self.inner.clone();
+                    let fut = async move {
+                        let method = ListIncidentsSvc(inner);
+                        let codec = tonic_prost::ProstCodec::default();
+                        let mut grpc = tonic::server::Grpc::new(codec)
+                            .apply_compression_config(
+                                accept_compression_encodings,
+                                send_compression_encodings,
+                            )
+                            .apply_max_message_size_config(
+                                max_decoding_message_size,
+                                max_encoding_message_size,
+                            );
+                        let res = grpc.unary(method, req).await;
                         Ok(res)
                     };
                     Box::pin(fut)
@@ -2101,6 +2422,33 @@ pub mod storage_client {
                 .insert(GrpcMethod::new("basalt.sa.Storage", "RevokeCertificate"));
             self.inner.unary(req, path, codec).await
         }
+        /// Changes a revoked serial's reason to keyCompromise, keeping its revocation time.
+        pub async fn rerevoke_for_key_compromise(
+            &mut self,
+            request: impl tonic::IntoRequest<super::RerevokeForKeyCompromiseRequest>,
+        ) -> std::result::Result<
+            tonic::Response<super::super::types::Empty>,
+            tonic::Status,
+        > {
+            self.inner
+                .ready()
+                .await
+                .map_err(|e| {
+                    tonic::Status::unknown(
+                        format!("Service was not ready: {}", e.into()),
+                    )
+                })?;
+            let codec = tonic_prost::ProstCodec::default();
+            let path = http::uri::PathAndQuery::from_static(
+                "/basalt.sa.Storage/RerevokeForKeyCompromise",
+            );
+            let mut req = request.into_request();
+            req.extensions_mut()
+                .insert(
+                    GrpcMethod::new("basalt.sa.Storage", "RerevokeForKeyCompromise"),
+                );
+            self.inner.unary(req, path, codec).await
+        }
         pub async fn block_key(
             &mut self,
             request: impl tonic::IntoRequest<super::BlockKeyRequest>,
@@ -2245,6 +2593,27 @@ pub mod storage_client {
                 .insert(GrpcMethod::new("basalt.sa.Storage", "RevokeEabKey"));
             self.inner.unary(req, path, codec).await
         }
+        pub async fn add_incident(
+            &mut self,
+            request: impl tonic::IntoRequest<super::AddIncidentRequest>,
+        ) -> std::result::Result<tonic::Response<super::Incident>, tonic::Status> {
+            self.inner
+                .ready()
+                .await
+                .map_err(|e| {
+                    tonic::Status::unknown(
+                        format!("Service was not ready: {}", e.into()),
+                    )
+                })?;
+            let codec = tonic_prost::ProstCodec::default();
+            let path = http::uri::PathAndQuery::from_static(
+                "/basalt.sa.Storage/AddIncident",
+            );
+            let mut req = request.into_request();
+            req.extensions_mut()
+                .insert(GrpcMethod::new("basalt.sa.Storage", "AddIncident"));
+            self.inner.unary(req, path, codec).await
+        }
     }
 }
 /// Generated server implementations.
@@ -2351,6 +2720,14 @@ pub mod storage_server {
             tonic::Response<super::super::types::Empty>,
             tonic::Status,
         >;
+        /// Changes a revoked serial's reason to keyCompromise, keeping its revocation time.
+        async fn rerevoke_for_key_compromise(
+            &self,
+            request: tonic::Request<super::RerevokeForKeyCompromiseRequest>,
+        ) -> std::result::Result<
+            tonic::Response<super::super::types::Empty>,
+            tonic::Status,
+        >;
         async fn block_key(
             &self,
             request: tonic::Request<super::BlockKeyRequest>,
@@ -2393,6 +2770,10 @@ pub mod storage_server {
             tonic::Response<super::super::types::Empty>,
             tonic::Status,
         >;
+        async fn add_incident(
+            &self,
+            request: tonic::Request<super::AddIncidentRequest>,
+        ) -> std::result::Result<tonic::Response<super::Incident>, tonic::Status>;
     }
     #[derive(Debug)]
     pub struct StorageServer<T> {
@@ -3056,6 +3437,54 @@ pub mod storage_server {
                     };
                     Box::pin(fut)
                 }
+                "/basalt.sa.Storage/RerevokeForKeyCompromise" => {
+                    #[allow(non_camel_case_types)]
+                    struct RerevokeForKeyCompromiseSvc<T: Storage>(pub Arc<T>);
+                    impl<
+                        T: Storage,
+                    > tonic::server::UnaryService<super::RerevokeForKeyCompromiseRequest>
+                    for RerevokeForKeyCompromiseSvc<T> {
+                        type Response = super::super::types::Empty;
+                        type Future = BoxFuture<
+                            tonic::Response<Self::Response>,
+                            tonic::Status,
+                        >;
+                        fn call(
+                            &mut self,
+                            request: tonic::Request<
+                                super::RerevokeForKeyCompromiseRequest,
+                            >,
+                        ) -> Self::Future {
+                            let inner = Arc::clone(&self.0);
+                            let fut = async move {
+                                <T as Storage>::rerevoke_for_key_compromise(&inner, request)
+                                    .await
+                            };
+                            Box::pin(fut)
+                        }
+                    }
+                    let accept_compression_encodings = self.accept_compression_encodings;
+                    let send_compression_encodings = self.send_compression_encodings;
+                    let max_decoding_message_size = self.max_decoding_message_size;
+                    let max_encoding_message_size = self.max_encoding_message_size;
+                    let inner = self.inner.clone();
+                    let fut = async move {
+                        let method = RerevokeForKeyCompromiseSvc(inner);
+                        let codec = tonic_prost::ProstCodec::default();
+                        let mut grpc = tonic::server::Grpc::new(codec)
+                            .apply_compression_config(
+                                accept_compression_encodings,
+                                send_compression_encodings,
+                            )
+                            .apply_max_message_size_config(
+                                max_decoding_message_size,
+                                max_encoding_message_size,
+                            );
+                        let res = grpc.unary(method, req).await;
+                        Ok(res)
+                    };
+                    Box::pin(fut)
+                }
                 "/basalt.sa.Storage/BlockKey" => {
                     #[allow(non_camel_case_types)]
                     struct BlockKeySvc<T: Storage>(pub Arc<T>);
@@ -3307,6 +3736,51 @@ pub mod storage_server {
                     let inner = self.inner.clone();
                     let fut = async move {
                         let method = RevokeEabKeySvc(inner);
+                        let codec = tonic_prost::ProstCodec::default();
+                        let mut grpc = tonic::server::Grpc::new(codec)
+                            .apply_compression_config(
+                                accept_compression_encodings,
+                                send_compression_encodings,
+                            )
+                            .apply_max_message_size_config(
+                                max_decoding_message_size,
+                                max_encoding_message_size,
+                            );
+                        let res = grpc.unary(method, req).await;
+                        Ok(res)
+                    };
+                    Box::pin(fut)
+                }
+                "/basalt.sa.Storage/AddIncident" => {
+                    #[allow(non_camel_case_types)]
+                    struct AddIncidentSvc<T: Storage>(pub Arc<T>);
+                    impl<
+                        T: Storage,
+                    > tonic::server::UnaryService<super::AddIncidentRequest>
+                    for AddIncidentSvc<T> {
+                        type Response = super::Incident;
+                        type Future = BoxFuture<
+                            tonic::Response<Self::Response>,
+                            tonic::Status,
+                        >;
+                        fn call(
+                            &mut self,
+                            request: tonic::Request<super::AddIncidentRequest>,
+                        ) -> Self::Future {
+                            let inner = Arc::clone(&self.0);
+                            let fut = async move {
+                                <T as Storage>::add_incident(&inner, request).await
+                            };
+                            Box::pin(fut)
+                        }
+                    }
+                    let accept_compression_encodings = self.accept_compression_encodings;
+                    let send_compression_encodings = self.send_compression_encodings;
+                    let max_decoding_message_size = self.max_decoding_message_size;
+                    let max_encoding_message_size = self.max_encoding_message_size;
+                    let inner = self.inner.clone();
+                    let fut = async move {
+                        let method = AddIncidentSvc(inner);
                         let codec = tonic_prost::ProstCodec::default();
                         let mut grpc = tonic::server::Grpc::new(codec)
                             .apply_compression_config(

@@ -5,16 +5,23 @@ use std::sync::Arc;
 use std::sync::Mutex;
 
 use async_trait::async_trait;
+use basalt_core::BlockedKey;
+use basalt_core::BlockedKeySource;
 use basalt_core::CertStatus;
 use basalt_core::CertificateLookup;
 use basalt_core::CertificateRecord;
 use basalt_core::CertificateStore;
 use basalt_core::EabKey;
 use basalt_core::FixedClock;
+use basalt_core::Incident;
 use basalt_core::IssuedCertificate;
+use basalt_core::NewIncident;
 use basalt_core::OrdersPage;
 use basalt_core::PageRequest;
+use basalt_core::Requester;
+use basalt_core::RevocationLookup;
 use basalt_core::RevocationReason;
+use basalt_core::RevocationStatus;
 use basalt_core::Serial;
 use basalt_core::SpkiHash;
 use basalt_core::StorageReadOnly;
@@ -51,6 +58,11 @@ struct State {
     blocked_keys: HashMap<SpkiHash, BlockedKey>,
     /// What `key_blocked` answers instead of looking, when set.
     key_blocked_error: Option<Error>,
+    /// Incidents, oldest first, with their serials.
+    incidents: Vec<(Incident, Vec<Serial>)>,
+    /// Makes `new_order` refuse any reused authorization, as if it had been
+    /// deactivated since the RA read it.
+    refuse_reuse: bool,
 }
 
 impl State {
@@ -195,6 +207,102 @@ impl StorageReadOnly for FakeSa {
         }
         Ok(state.blocked_keys.contains_key(spki_sha256))
     }
+
+    async fn reusable_order(
+        &self,
+        account_id: AccountId,
+        identifiers: &[Identifier],
+        profile: &str,
+    ) -> Result<Option<Order>, Error> {
+        let state = self.lock();
+        let mut wanted = identifiers.to_vec();
+        wanted.sort();
+        wanted.dedup();
+        Ok(state
+            .orders
+            .values()
+            .filter(|o| {
+                o.account_id == account_id
+                    && o.identifiers == wanted
+                    && o.profile == profile
+                    && o.replaces.is_none()
+                    && o.not_before.is_none()
+                    && o.not_after.is_none()
+                    && o.expires > t0()
+                    && matches!(
+                        state.order_status(o),
+                        OrderStatus::Pending | OrderStatus::Ready
+                    )
+            })
+            .max_by_key(|o| o.id.0)
+            .map(|o| Order {
+                status: state.order_status(o),
+                ..o.clone()
+            }))
+    }
+
+    async fn authzs_for_reuse(
+        &self,
+        account_id: AccountId,
+        identifiers: &[Identifier],
+        valid_until_at_least: OffsetDateTime,
+    ) -> Result<Vec<Authz>, Error> {
+        Ok(self
+            .lock()
+            .authzs
+            .values()
+            .filter(|a| {
+                a.account_id == account_id
+                    && identifiers.contains(&a.identifier)
+                    && match a.status {
+                        AuthzStatus::Valid => a.expires > valid_until_at_least,
+                        AuthzStatus::Pending => a.expires > t0(),
+                        _ => false,
+                    }
+            })
+            .cloned()
+            .collect())
+    }
+
+    async fn incident_for_serial(&self, serial: &Serial) -> Result<Option<Incident>, Error> {
+        Ok(self
+            .lock()
+            .incidents
+            .iter()
+            .rev()
+            .find(|(_, serials)| serials.contains(serial))
+            .map(|(incident, _)| incident.clone()))
+    }
+
+    async fn incidents(&self) -> Result<Vec<Incident>, Error> {
+        Ok(self
+            .lock()
+            .incidents
+            .iter()
+            .rev()
+            .map(|(incident, _)| incident.clone())
+            .collect())
+    }
+}
+
+#[async_trait]
+impl RevocationLookup for FakeSa {
+    async fn revocation_status(&self, serial: &Serial) -> Result<RevocationStatus, Error> {
+        let state = self.lock();
+        let certificate = state
+            .certificates
+            .get(serial)
+            .ok_or_else(|| Error::not_found("no such serial in the fake"))?;
+        Ok(RevocationStatus {
+            serial: serial.clone(),
+            der: certificate.der.clone(),
+            precertificate: false,
+            expires_at: certificate.expires_at,
+            status: certificate.status,
+            revoked_at: certificate.revoked_at,
+            revocation_reason: certificate.revocation_reason,
+        })
+    }
 }
 
 #[async_trait]
@@ -281,6 +389,21 @@ impl Storage for FakeSa {
             ));
         }
         let mut authz_ids = Vec::new();
+        if state.refuse_reuse && !order.reused_authz_ids.is_empty() {
+            return Err(Error::conflict("authorization can no longer be reused"));
+        }
+        for id in &order.reused_authz_ids {
+            let reusable = state.authzs.get(id).is_some_and(|a| {
+                a.account_id == order.account_id
+                    && matches!(a.status, AuthzStatus::Pending | AuthzStatus::Valid)
+            });
+            if !reusable {
+                return Err(Error::conflict(format!(
+                    "authorization {id} can no longer be reused"
+                )));
+            }
+            authz_ids.push(*id);
+        }
         for authz in order.authzs {
             let id = AuthzId(state.id());
             authz_ids.push(id);
@@ -468,6 +591,39 @@ impl Storage for FakeSa {
             .or_insert(key);
         Ok(())
     }
+
+    async fn rerevoke_for_key_compromise(&self, serial: &Serial) -> Result<(), Error> {
+        let mut state = self.lock();
+        let certificate = state
+            .certificates
+            .get_mut(serial)
+            .ok_or_else(|| Error::not_found("no such serial"))?;
+        match certificate.revocation_reason {
+            _ if certificate.status != CertStatus::Revoked => Err(Error::conflict("not revoked")),
+            Some(RevocationReason::KeyCompromise) => Err(Error::new(
+                ErrorKind::AlreadyRevoked,
+                "already keyCompromise",
+            )),
+            _ => {
+                certificate.revocation_reason = Some(RevocationReason::KeyCompromise);
+                Ok(())
+            }
+        }
+    }
+
+    async fn add_incident(&self, incident: NewIncident) -> Result<Incident, Error> {
+        let mut state = self.lock();
+        let id = state.id();
+        let stored = Incident {
+            id,
+            name: incident.name,
+            url: incident.url,
+            created_at: t0(),
+            serials: incident.serials.len() as u64,
+        };
+        state.incidents.push((stored.clone(), incident.serials));
+        Ok(stored)
+    }
 }
 
 #[async_trait]
@@ -649,6 +805,7 @@ impl Harness {
                 key_thumbprint: thumbprint.into(),
                 contacts: vec!["mailto:admin@a.example".into()],
                 eab_key_id: None,
+                remote_ip: None,
             })
             .await
             .unwrap()
@@ -661,9 +818,13 @@ impl Harness {
             .unwrap()
     }
 
-    /// Validates every authorization of `order` and waits for the outcomes.
+    /// Validates every pending authorization of `order` (others were reused valid)
+    /// and waits for the outcomes.
     async fn validate_all(&self, order: &Order) {
         for id in &order.authz_ids {
+            if self.sa.authz(*id).await.unwrap().status != AuthzStatus::Pending {
+                continue;
+            }
             self.ra
                 .perform_validation(*id, ChallengeType::Http01)
                 .await
@@ -1001,6 +1162,7 @@ async fn the_account_key_cannot_be_certified() {
             key_thumbprint: THUMBPRINT.into(),
             contacts: Vec::new(),
             eab_key_id: None,
+            remote_ip: None,
         })
         .await
         .unwrap();
@@ -1152,7 +1314,8 @@ async fn revocation_checks_the_owner_and_passes_already_revoked_through() {
     let h = harness();
     let owner = h.account("owner").await;
     let other = h.account("other").await;
-    let serial = h.sa.add_certificate_for(owner.id, "0a0b0c0d0e0f1011");
+    let der = certificate_for(&KeyPair::generate().unwrap());
+    let serial = h.sa.add_certificate_with(owner.id, "0a0b0c0d0e0f1011", der);
 
     let err =
         h.ra.revoke_certificate(RevokeRequest {
@@ -1163,7 +1326,11 @@ async fn revocation_checks_the_owner_and_passes_already_revoked_through() {
         .await
         .unwrap_err();
     assert_eq!(err.kind, ErrorKind::Unauthorized);
-    assert_eq!(err.detail, "the certificate was not issued to this account");
+    assert_eq!(
+        err.detail,
+        "the certificate was issued to another account, and this account does not hold valid \
+         authorizations for all of its names"
+    );
     assert_eq!(
         h.sa.certificate(&serial).await.unwrap().status,
         CertStatus::Good
@@ -1208,6 +1375,7 @@ async fn new_account_checks_contacts() {
         key_thumbprint: format!("key-{}", contacts.join("|")),
         contacts: contacts.iter().map(|c| c.to_string()).collect(),
         eab_key_id: None,
+        remote_ip: None,
     };
     for good in [
         &[][..],
@@ -1502,6 +1670,7 @@ fn two_profiles() -> RaSettings {
             validity: Duration::from_secs(160 * 3600),
             pending_authz_lifetime: Duration::from_secs(7 * 3600),
             order_lifetime: Duration::from_secs(6 * 3600),
+            valid_authz_lifetime: Duration::from_secs(30 * DAY),
         },
     );
     settings
@@ -1916,6 +2085,7 @@ async fn the_eab_key_id_reaches_the_sa() {
             key_thumbprint: THUMBPRINT.into(),
             contacts: Vec::new(),
             eab_key_id: Some("kid-1".to_owned()),
+            remote_ip: None,
         })
         .await
         .unwrap();
@@ -1939,6 +2109,7 @@ async fn the_eab_key_id_reaches_the_sa() {
             key_thumbprint: "second".into(),
             contacts: Vec::new(),
             eab_key_id: Some("kid-1".to_owned()),
+            remote_ip: None,
         })
         .await
         .unwrap_err();
@@ -1991,3 +2162,4 @@ async fn background_sa_writes_wait_out_an_unavailable_sa() {
 }
 
 mod blocked_keys;
+mod policy;

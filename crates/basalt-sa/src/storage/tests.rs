@@ -269,11 +269,30 @@ fn hot_queries() -> Vec<(&'static str, &'static str, Vec<Param>)> {
             vec![Int(1), Int(2), Int(2), Int(3), Int(50)],
         ),
         (
+            "an account's orders, newest for reuse",
+            RECENT_ORDERS,
+            vec![Int(1), Int(50)],
+        ),
+        (
             "orders replacing a certificate",
             REPLACEMENT_ORDERS,
             vec![Text("0a")],
         ),
         ("authorization by id", AUTHZ_BY_ID, vec![Int(1)]),
+        (
+            "an account's authorizations for a name",
+            AUTHZS_FOR_REUSE,
+            vec![
+                Int(1),
+                Text("dns"),
+                Text("a.example"),
+                Text("valid"),
+                Int(1),
+                Text("pending"),
+                Int(1),
+            ],
+        ),
+        ("an authorization to reuse", AUTHZ_FOR_LINKING, vec![Int(1)]),
         (
             "an authorization's challenges",
             AUTHZ_CHALLENGES,
@@ -307,6 +326,11 @@ fn hot_queries() -> Vec<(&'static str, &'static str, Vec<Param>)> {
             vec![Int(1), Int(100)],
         ),
         ("a blocked key", KEY_BLOCKED, vec![Bytes(&[0x11; 32])]),
+        (
+            "the incident of a serial",
+            INCIDENT_FOR_SERIAL,
+            vec![Text("0a")],
+        ),
     ]
 }
 

@@ -2,13 +2,16 @@
 
 #![allow(dead_code, unreachable_pub, clippy::unwrap_used, clippy::expect_used)]
 
+use std::collections::BTreeSet;
 use std::collections::HashMap;
+use std::net::SocketAddr;
 use std::sync::Arc;
 use std::sync::Mutex;
 
 use async_trait::async_trait;
 use axum::Router;
 use axum::body::Body;
+use axum::extract::connect_info::MockConnectInfo;
 use axum::http::HeaderMap;
 use axum::http::Method;
 use axum::http::Request;
@@ -30,6 +33,7 @@ use basalt_core::Error;
 use basalt_core::ErrorKind;
 use basalt_core::FixedClock;
 use basalt_core::Identifier;
+use basalt_core::Incident;
 use basalt_core::NewAccount;
 use basalt_core::Nonces;
 use basalt_core::Order;
@@ -38,6 +42,7 @@ use basalt_core::OrderRequest;
 use basalt_core::OrderStatus;
 use basalt_core::OrdersPage;
 use basalt_core::PageRequest;
+use basalt_core::RateLimitOverride;
 use basalt_core::RegistrationAuthority;
 use basalt_core::Requester;
 use basalt_core::RevokeRequest;
@@ -113,6 +118,14 @@ pub struct State {
     pub replaced: Vec<Serial>,
     /// Certificate lookups fail as if the SA were unreachable.
     pub certificates_unavailable: bool,
+    /// Declared incidents, oldest first, with the serials each names.
+    pub incidents: Vec<(Incident, Vec<Serial>)>,
+    /// Incident lookups fail as if the SA were unreachable.
+    pub incidents_unavailable: bool,
+    /// Rate limit overrides, in the order they were set.
+    pub overrides: Vec<RateLimitOverride>,
+    /// Makes new_account refuse with rateLimited, asking to wait this long.
+    pub new_accounts_limited: Option<std::time::Duration>,
 }
 
 impl State {
@@ -120,6 +133,27 @@ impl State {
         self.next_id += 1;
         self.next_id
     }
+
+    /// Declares an incident naming `serials`, as `basalt admin incident` would.
+    pub fn declare_incident(&mut self, name: &str, url: &str, serials: &[Serial]) -> Incident {
+        let incident = Incident {
+            id: self.id(),
+            name: name.to_owned(),
+            url: url.to_owned(),
+            created_at: now(),
+            serials: serials.len() as u64,
+        };
+        self.incidents.push((incident.clone(), serials.to_vec()));
+        incident
+    }
+}
+
+/// The identifiers as a set of (type, lowercased value), duplicates ignored.
+fn identifier_set(identifiers: &[Identifier]) -> BTreeSet<(String, String)> {
+    identifiers
+        .iter()
+        .map(|i| (format!("{:?}", i.kind), i.value.to_ascii_lowercase()))
+        .collect()
 }
 
 /// An RA and read-only SA over one in-memory state.
@@ -229,6 +263,85 @@ impl StorageReadOnly for Fake {
     async fn key_blocked(&self, _spki_sha256: &basalt_core::SpkiHash) -> Result<bool, Error> {
         Err(Error::internal("the WFE never reads the blocked-keys list"))
     }
+
+    async fn reusable_order(
+        &self,
+        account_id: AccountId,
+        identifiers: &[Identifier],
+        profile: &str,
+    ) -> Result<Option<Order>, Error> {
+        let wanted = identifier_set(identifiers);
+        Ok(self
+            .lock()
+            .orders
+            .values()
+            .filter(|o| {
+                o.account_id == account_id
+                    && identifier_set(&o.identifiers) == wanted
+                    && o.profile == profile
+                    && matches!(o.status, OrderStatus::Pending | OrderStatus::Ready)
+                    && o.expires > now()
+                    && o.replaces.is_none()
+                    && o.not_before.is_none()
+                    && o.not_after.is_none()
+            })
+            .max_by_key(|o| (o.created_at, o.id.0))
+            .cloned())
+    }
+
+    async fn authzs_for_reuse(
+        &self,
+        account_id: AccountId,
+        identifiers: &[Identifier],
+        valid_until_at_least: OffsetDateTime,
+    ) -> Result<Vec<Authz>, Error> {
+        let wanted = identifier_set(identifiers);
+        let mut authzs: Vec<Authz> = self
+            .lock()
+            .authzs
+            .values()
+            .filter(|a| {
+                a.account_id == account_id
+                    && wanted.contains(&(
+                        format!("{:?}", a.identifier.kind),
+                        a.identifier.value.to_ascii_lowercase(),
+                    ))
+                    && match a.status {
+                        AuthzStatus::Valid => a.expires > valid_until_at_least,
+                        AuthzStatus::Pending => a.expires > now(),
+                        _ => false,
+                    }
+            })
+            .cloned()
+            .collect();
+        authzs.sort_by_key(|a| a.id.0);
+        Ok(authzs)
+    }
+
+    async fn incident_for_serial(&self, serial: &Serial) -> Result<Option<Incident>, Error> {
+        let state = self.lock();
+        if state.incidents_unavailable {
+            return Err(Error::unavailable("the SA is unreachable"));
+        }
+        Ok(state
+            .incidents
+            .iter()
+            .filter(|(_, serials)| serials.contains(serial))
+            .map(|(incident, _)| incident)
+            .max_by_key(|incident| (incident.created_at, incident.id))
+            .cloned())
+    }
+
+    async fn incidents(&self) -> Result<Vec<Incident>, Error> {
+        let mut incidents: Vec<Incident> = self
+            .lock()
+            .incidents
+            .iter()
+            .map(|(incident, _)| incident.clone())
+            .collect();
+        incidents.sort_by_key(|incident| std::cmp::Reverse((incident.created_at, incident.id)));
+        Ok(incidents)
+    }
 }
 
 #[async_trait]
@@ -251,6 +364,19 @@ impl RegistrationAuthority for Fake {
     async fn new_account(&self, account: NewAccount) -> Result<Account, Error> {
         let mut state = self.lock();
         state.new_accounts.push(account.clone());
+        if let Some(wait) = state.new_accounts_limited {
+            let mut err = Error::new(
+                ErrorKind::RateLimited,
+                format!(
+                    "too many new accounts from {}",
+                    account
+                        .remote_ip
+                        .map_or_else(|| "an unknown address".to_owned(), |ip| ip.to_string())
+                ),
+            );
+            err.retry_after = Some(wait);
+            return Err(err);
+        }
         let id = AccountId(state.id());
         if let Some(key_id) = &account.eab_key_id {
             let key = state.eab_keys.get_mut(key_id).unwrap();
@@ -370,7 +496,8 @@ impl RegistrationAuthority for Fake {
                 ErrorKind::RateLimited,
                 "too many orders for limited.example",
             );
-            err.retry_after = Some(std::time::Duration::from_secs(60));
+            // Not whole seconds: clients are told to wait 60, rounded up.
+            err.retry_after = Some(std::time::Duration::from_millis(59_250));
             return Err(err);
         }
         if identifiers.iter().any(|i| i.value == "broken.example") {
@@ -509,6 +636,7 @@ impl RegistrationAuthority for Fake {
         let allowed = match &request.requester {
             Requester::Account(id) => owner == *id,
             Requester::CertificateKey(spki) => state.cert_spkis.get(&request.serial) == Some(spki),
+            Requester::Operator(_) => true,
         };
         if !allowed {
             return Err(Error::unauthorized("not your certificate"));
@@ -520,6 +648,31 @@ impl RegistrationAuthority for Fake {
         cert.status = CertStatus::Revoked;
         state.revocations.push(request);
         Ok(())
+    }
+
+    async fn add_rate_limit_override(&self, limit: RateLimitOverride) -> Result<(), Error> {
+        let mut state = self.lock();
+        state
+            .overrides
+            .retain(|o| !(o.limit == limit.limit && o.key == limit.key));
+        state.overrides.push(limit);
+        Ok(())
+    }
+
+    async fn remove_rate_limit_override(&self, limit: &str, key: &str) -> Result<(), Error> {
+        let mut state = self.lock();
+        let before = state.overrides.len();
+        state
+            .overrides
+            .retain(|o| !(o.limit == limit && o.key == key));
+        if state.overrides.len() == before {
+            return Err(missing("rate limit override"));
+        }
+        Ok(())
+    }
+
+    async fn rate_limit_overrides(&self) -> Result<Vec<RateLimitOverride>, Error> {
+        Ok(self.lock().overrides.clone())
     }
 }
 
@@ -622,6 +775,12 @@ impl TestApp {
         );
         let router = basalt_wfe::router(wfe.clone());
         Self { router, fake, wfe }
+    }
+
+    /// The same app, its requests coming from `addr` as if over a TCP connection.
+    pub fn with_client_address(mut self, addr: SocketAddr) -> Self {
+        self.router = self.router.layer(MockConnectInfo(addr));
+        self
     }
 
     pub async fn send(&self, request: Request<Body>) -> Reply {

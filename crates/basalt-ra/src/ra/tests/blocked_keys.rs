@@ -24,6 +24,7 @@ fn new_account_with(jwk: String, thumbprint: &str) -> NewAccount {
         key_thumbprint: thumbprint.to_owned(),
         contacts: Vec::new(),
         eab_key_id: None,
+        remote_ip: None,
     }
 }
 
@@ -166,7 +167,8 @@ async fn key_signed_revocation_blocks_the_key() {
             spki_sha256: hash,
             added_at: h.clock.now(),
             source: BlockedKeySource::KeyCompromise,
-            comment: "certificate 0a02 revoked by a request signed with its key".to_owned(),
+            comment: "certificate 0a02 revoked for keyCompromise by a request signed with its key"
+                .to_owned(),
         }
     );
     assert_eq!(h.sa.lock().blocked_keys.len(), 1);
@@ -185,8 +187,9 @@ async fn key_signed_revocation_blocks_the_key() {
             .unwrap_err();
     assert_eq!(err.kind, ErrorKind::BadPublicKey);
 
-    // A certificate revoked already by its account: the key-signed request still
-    // blocks the key, and the AlreadyRevoked answer comes back.
+    // A certificate revoked already by its account: the key-signed request blocks
+    // the key and turns the reason into keyCompromise (keeping the time); a second
+    // one finds it revoked for keyCompromise already.
     let other = KeyPair::generate().unwrap();
     let serial =
         h.sa.add_certificate_with(owner.id, "0a03", certificate_for(&other));
@@ -197,15 +200,23 @@ async fn key_signed_revocation_blocks_the_key() {
     })
     .await
     .unwrap();
-    let err =
-        h.ra.revoke_certificate(RevokeRequest {
-            serial,
-            reason: RevocationReason::KeyCompromise,
-            requester: Requester::CertificateKey(other.subject_public_key_info()),
-        })
-        .await
-        .unwrap_err();
+    let by_key = RevokeRequest {
+        serial: serial.clone(),
+        reason: RevocationReason::Unspecified,
+        requester: Requester::CertificateKey(other.subject_public_key_info()),
+    };
+    let revoked_at = h.sa.certificate(&serial).await.unwrap().revoked_at;
+    h.clock.advance(time::Duration::hours(1));
+    h.ra.revoke_certificate(by_key.clone()).await.unwrap();
+    let record = h.sa.certificate(&serial).await.unwrap();
+    assert_eq!(
+        record.revocation_reason,
+        Some(RevocationReason::KeyCompromise)
+    );
+    assert_eq!(record.revoked_at, revoked_at);
+    let err = h.ra.revoke_certificate(by_key).await.unwrap_err();
     assert_eq!(err.kind, ErrorKind::AlreadyRevoked);
+    assert!(err.detail.contains("(keyCompromise)"), "{}", err.detail);
     let other_hash = spki_sha256(&other.subject_public_key_info());
     assert!(h.sa.key_blocked(&other_hash).await.unwrap());
 
