@@ -289,13 +289,13 @@ async fn requested_validity(acme: Acme, ca: Arc<DevCa>, http01: Http01) {
 }
 
 /// GET `renewalInfo/<certID>`.
-async fn renewal_info(acme: &Acme, cert_id: &str) -> Answer {
+pub(crate) async fn renewal_info(acme: &Acme, cert_id: &str) -> Answer {
     let url = format!("{}/{cert_id}", acme.url("renewalInfo"));
     answer(acme.http().get(&url).send().await.expect("GET renewalInfo")).await
 }
 
 /// The suggested window of a 200 renewalInfo answer, as Unix seconds.
-fn window(info: &Answer) -> (i64, i64) {
+pub(crate) fn window(info: &Answer) -> (i64, i64) {
     info.expect_status(StatusCode::OK, "renewalInfo");
     let at = |field: &str| {
         info.json["suggestedWindow"][field]
@@ -383,7 +383,12 @@ async fn ari_replaces(acme: Acme, owner: Arc<RawAccount>, issued: Arc<Issued>) {
 
     let first = owner.new_order(&payload).await;
     first.expect_status(StatusCode::CREATED, "the first replacement order");
-    assert_eq!(first.json["status"], "pending", "{}", first.text);
+    // `ready` when the RA reuses the account's valid authorization for the names.
+    assert!(
+        first.json["status"] == "pending" || first.json["status"] == "ready",
+        "{}",
+        first.text
+    );
     let mut wrong = Vec::new();
     // RFC 9773 §5: the server reflects `replaces` in the order object.
     if first.json["replaces"] != id {

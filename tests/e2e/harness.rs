@@ -54,6 +54,9 @@ const SERVICES: [&str; 10] = [
 /// CA, OCSP, nonce, then one per remote VA. A test that passed a larger
 /// `--remote-vas` would need a longer block.
 const INTERNAL_PORTS: u16 = 6 + REMOTE_VAS.len() as u16;
+/// The new-accounts limit of every test CA (`basalt dev --rate-limit`) unless the
+/// test sets one: its clients all share one address.
+pub(crate) const LAB_NEW_ACCOUNTS: &str = "new_accounts_per_ip=1000/3h";
 /// Lines of each log shown when a test fails.
 const LOG_TAIL_LINES: usize = 120;
 
@@ -180,6 +183,14 @@ impl DevCa {
             }
             Ok("softhsm" | "file") | Err(_) => {}
             Ok(other) => panic!("BASALT_E2E_CA_KEYS={other:?}: use file or softhsm"),
+        }
+        // Every client of a test CA comes from 127.0.0.1, where Let's Encrypt's ten
+        // new accounts per address in three hours would stop the tests that open
+        // more (a burst of clients, a client per step); a test that sets this
+        // limit keeps its own.
+        let limit_name = LAB_NEW_ACCOUNTS.split('=').next().unwrap_or_default();
+        if !extra_args.iter().any(|arg| arg.starts_with(limit_name)) {
+            extra_args.extend(["--rate-limit".to_owned(), LAB_NEW_ACCOUNTS.to_owned()]);
         }
         // First, so a missing server fails the test before anything is started.
         let database = engine.map(TestDatabase::create);
@@ -509,6 +520,17 @@ impl DevCa {
         for path in extra {
             let text = fs::read_to_string(&path).unwrap_or_default();
             out += &format!("===== {} =====\n{}\n", path.display(), tail(&text));
+        }
+        // The services' audit events (`DIR/audit/<service>.jsonl`).
+        let mut audit: Vec<PathBuf> = fs::read_dir(self.data_dir.join("audit"))
+            .map(|entries| entries.flatten().map(|entry| entry.path()).collect())
+            .unwrap_or_default();
+        audit.sort();
+        for path in audit {
+            let text = fs::read_to_string(&path).unwrap_or_default();
+            if !text.is_empty() {
+                out += &format!("===== {} =====\n{}\n", path.display(), tail(&text));
+            }
         }
         let dns = fs::read_to_string(self.root.join("challtestsrv.log")).unwrap_or_default();
         out += &format!("===== pebble-challtestsrv =====\n{}\n", tail(&dns));

@@ -4,12 +4,14 @@
 //! Needs the `basalt` binary (`cargo build -p basalt`, or `BASALT_BIN`) and
 //! certbot, lego, pebble-challtestsrv and openssl on `PATH`; the tests with
 //! `postgres` or `mariadb` in their names also need that server and its client
-//! (`psql`, `mariadb`), see `database.rs`.
+//! (`psql`, `mariadb`), see `database.rs`; `rate_limits.rs` needs Redis on
+//! 127.0.0.1:6379.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
 mod acme_api;
 mod allowlist;
 mod alternate_chains;
+mod audit;
 mod ca_crash;
 mod certbot;
 mod certs;
@@ -20,12 +22,15 @@ mod database;
 mod eab;
 mod flow;
 mod harness;
+mod incident;
 mod instant_acme;
 mod jws;
 mod lego;
 mod multi_wfe;
 mod perspectives;
 mod pkilint;
+mod rate_limits;
 mod restart;
+mod revocation;
 mod steps;
 mod weak_keys;

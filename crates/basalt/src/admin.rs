@@ -1,11 +1,13 @@
-//! `basalt admin`: operator commands, run by a person against the SA over mTLS
-//! with the `admin` internal certificate.
+//! `basalt admin`: operator commands, run by a person over mTLS with the `admin`
+//! internal certificate: against the SA (EAB keys, blocked keys, incidents) and the
+//! RA (revocation, rate-limit overrides), which applies its policy and audits them.
 
 use std::path::Path;
 use std::path::PathBuf;
 
 use anyhow::Context;
 use anyhow::bail;
+use basalt_config::ConfigDuration;
 use basalt_config::GrpcClientConfig;
 use basalt_config::TlsConfig;
 use basalt_core::BlockedKey;
@@ -14,14 +16,22 @@ use basalt_core::CertStatus;
 use basalt_core::Clock;
 use basalt_core::EabKey;
 use basalt_core::ErrorKind;
+use basalt_core::Incident;
+use basalt_core::NewIncident;
+use basalt_core::RateLimit;
+use basalt_core::RateLimitOverride;
+use basalt_core::RegistrationAuthority;
+use basalt_core::Requester;
 use basalt_core::RevocationLookup;
 use basalt_core::RevocationReason;
+use basalt_core::RevokeRequest;
 use basalt_core::Serial;
 use basalt_core::SpkiHash;
 use basalt_core::Storage;
 use basalt_core::StorageReadOnly;
 use basalt_core::SystemClock;
 use basalt_grpc::GrpcChannel;
+use basalt_grpc::RaClient;
 use basalt_grpc::SaClient;
 use base64::Engine;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
@@ -38,7 +48,7 @@ use x509_parser::x509::SubjectPublicKeyInfo;
 /// `basalt admin --config FILE <command>`.
 #[derive(Debug, clap::Args)]
 pub(crate) struct AdminArgs {
-    /// The admin TOML configuration (`[tls]` and `[sa]`).
+    /// The admin TOML configuration (`[tls]`, `[sa]` and `[ra]`).
     #[arg(long, value_name = "FILE")]
     config: PathBuf,
     #[command(subcommand)]
@@ -53,12 +63,22 @@ enum AdminCommand {
     /// Put a public key on the blocked-keys list: no account and no certificate may
     /// use it again. Prints the SHA-256 of its SubjectPublicKeyInfo.
     BlockKey(BlockKeyArgs),
-    /// Revoke a certificate by its serial; also a serial whose precertificate was
-    /// stored but whose certificate never was (the CA stopped in between).
+    /// Revoke a certificate by its serial, through the RA; also a serial whose
+    /// precertificate was stored but whose certificate never was (the CA stopped in
+    /// between). keyCompromise also blocks the key, and may replace the reason of a
+    /// serial revoked for another one.
     Revoke(RevokeArgs),
+    /// Rate-limit overrides: a different limit for one key (an account, an IP
+    /// address, a registered domain, …), set through the RA.
+    #[command(subcommand)]
+    RateLimit(RateLimitCommand),
+    /// Incidents: serials to be renewed at once, whose ACME renewal information
+    /// (RFC 9773) then suggests a window in the past.
+    #[command(subcommand)]
+    Incident(IncidentCommand),
 }
 
-/// `basalt admin revoke`: which serial, and why.
+/// `basalt admin revoke`: which serial, why, and who asks.
 #[derive(Debug, clap::Args)]
 struct RevokeArgs {
     /// The serial number in hex, as `openssl x509 -serial` prints it (a `0x`
@@ -69,6 +89,10 @@ struct RevokeArgs {
     /// superseded, cessationOfOperation or privilegeWithdrawn.
     #[arg(long, value_name = "NAME")]
     reason: RevocationReason,
+    /// Who revokes, for the RA's audit log (default: the USER environment
+    /// variable, else "operator").
+    #[arg(long, value_name = "NAME", value_parser = clap::builder::NonEmptyStringValueParser::new())]
+    by: Option<String>,
 }
 
 /// `basalt admin block-key`: exactly one way of naming the key, and why.
@@ -114,6 +138,81 @@ enum EabCommand {
     },
 }
 
+#[derive(Debug, clap::Subcommand)]
+enum RateLimitCommand {
+    /// Set the limit of one key, replacing any override it had.
+    Add(RateLimitAddArgs),
+    /// Remove the override of one key: the limit's default applies again.
+    Remove {
+        /// The limit's name, e.g. `new_orders_per_account`.
+        #[arg(long, value_name = "NAME")]
+        limit: String,
+        /// The bucket key, as the limit spells it.
+        #[arg(long, value_name = "KEY")]
+        key: String,
+    },
+    /// List every override in force (from the RA's config and from operators):
+    /// limit, key, count/period, burst and comment, tab-separated.
+    List,
+}
+
+/// `basalt admin rate-limit add`: the key and its new limit.
+#[derive(Debug, clap::Args)]
+struct RateLimitAddArgs {
+    /// The limit's name, e.g. `new_orders_per_account` or `new_accounts_per_ip`.
+    #[arg(long, value_name = "NAME")]
+    limit: String,
+    /// The bucket key, as the limit spells it: an account ID, an IP address, an
+    /// IPv6 /48, a registered domain, …
+    #[arg(long, value_name = "KEY")]
+    key: String,
+    /// Requests allowed per period.
+    #[arg(long, value_name = "N", value_parser = clap::value_parser!(u32).range(1..))]
+    count: u32,
+    /// The period, as in config files: e.g. `90s`, `3h`, `7d`.
+    #[arg(long, value_name = "DURATION", value_parser = parse_period)]
+    period: ConfigDuration,
+    /// The most requests allowed at once.
+    #[arg(long, value_name = "N", value_parser = clap::value_parser!(u32).range(1..))]
+    burst: u32,
+    /// Why, for the operators who come later.
+    #[arg(long, default_value = "")]
+    comment: String,
+}
+
+#[derive(Debug, clap::Subcommand)]
+enum IncidentCommand {
+    /// Declare an incident naming the serials to be renewed at once.
+    Add(IncidentAddArgs),
+    /// List every incident, newest first: ID, name, when, how many serials, URL,
+    /// tab-separated.
+    List,
+}
+
+/// `basalt admin incident add`: its name, its page and its serials.
+#[derive(Debug, clap::Args)]
+#[command(group(
+    clap::ArgGroup::new("serials")
+        .required(true)
+        .args(["serial", "serials_file"])
+))]
+struct IncidentAddArgs {
+    /// A short unique name, e.g. `2026-11-cps-mismatch`.
+    #[arg(long, value_name = "NAME", value_parser = clap::builder::NonEmptyStringValueParser::new())]
+    name: String,
+    /// A page that explains the incident (`http://` or `https://`), served to
+    /// clients as the ARI `explanationURL`.
+    #[arg(long, value_name = "URL", default_value = "", value_parser = parse_incident_url)]
+    url: String,
+    /// An affected serial in hex, as for `revoke` (repeatable).
+    #[arg(long, value_name = "HEX")]
+    serial: Vec<String>,
+    /// A file of affected serials, one per line; blank lines and `#` comments are
+    /// ignored.
+    #[arg(long, value_name = "FILE")]
+    serials_file: Option<PathBuf>,
+}
+
 /// The admin config.
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -122,12 +221,64 @@ pub(crate) struct AdminConfig {
     tls: TlsConfig,
     /// The SA.
     sa: GrpcClientConfig,
+    /// The RA, for `revoke` and `rate-limit`. Optional so that an admin config
+    /// written before these went through the RA still serves the other commands.
+    #[serde(default)]
+    ra: Option<GrpcClientConfig>,
 }
 
+impl AdminConfig {
+    /// A client of the RA; an error naming the file if it has no `[ra]`.
+    fn ra_client(&self, path: &Path) -> anyhow::Result<RaClient> {
+        let Some(ra) = &self.ra else {
+            bail!(
+                "{} has no [ra] section (address and server_name of the registration \
+                 authority): revoke and rate-limit go through the RA",
+                path.display()
+            );
+        };
+        Ok(RaClient::new(GrpcChannel::new(ra, &self.tls)?))
+    }
+}
+
+/// The name an operator revokes under: `--by`, else the login name, else
+/// "operator".
+fn operator_name(by: Option<String>, user: Option<String>) -> String {
+    by.or_else(|| user.filter(|user| !user.trim().is_empty()))
+        .map_or_else(|| "operator".to_owned(), |name| name.trim().to_owned())
+}
+
+/// Parses `--period`: a config duration longer than zero.
+fn parse_period(text: &str) -> Result<ConfigDuration, String> {
+    let period: ConfigDuration = text.parse()?;
+    if period.0.is_zero() {
+        return Err("the period must be longer than 0".to_owned());
+    }
+    Ok(period)
+}
+
+/// Parses `--url`: empty, or an `http://` or `https://` URL without spaces.
+fn parse_incident_url(text: &str) -> Result<String, String> {
+    let url = text.trim();
+    let has_host = url
+        .strip_prefix("https://")
+        .or_else(|| url.strip_prefix("http://"))
+        .is_some_and(|rest| !rest.is_empty() && !rest.starts_with('/'));
+    if !url.is_empty() && (!has_host || url.contains(char::is_whitespace)) {
+        return Err(format!("expected an http:// or https:// URL, not {text:?}"));
+    }
+    Ok(url.to_owned())
+}
+
+/// Runs one `basalt admin` command and prints its outcome.
 pub(crate) async fn run(args: AdminArgs) -> anyhow::Result<()> {
-    let config: AdminConfig = basalt_config::load(&args.config)?;
+    let AdminArgs {
+        config: path,
+        command,
+    } = args;
+    let config: AdminConfig = basalt_config::load(&path)?;
     let sa = SaClient::new(GrpcChannel::new(&config.sa, &config.tls)?);
-    match args.command {
+    match command {
         AdminCommand::Eab(EabCommand::Create { comment }) => {
             let key = new_eab_key(comment, &SystemClock)?;
             let (key_id, hmac) = (key.key_id.clone(), URL_SAFE_NO_PAD.encode(&key.hmac_key));
@@ -166,7 +317,36 @@ pub(crate) async fn run(args: AdminArgs) -> anyhow::Result<()> {
         }
         AdminCommand::Revoke(args) => {
             let serial = parse_serial(&args.serial)?;
-            println!("{}", revoke(&sa, &serial, args.reason, &SystemClock).await?);
+            let operator = operator_name(args.by, std::env::var("USER").ok());
+            let ra = config.ra_client(&path)?;
+            println!(
+                "{}",
+                revoke(&ra, &sa, &serial, args.reason, &operator).await?
+            );
+        }
+        AdminCommand::RateLimit(command) => {
+            let ra = config.ra_client(&path)?;
+            for line in rate_limit(&ra, command).await? {
+                println!("{line}");
+            }
+        }
+        AdminCommand::Incident(IncidentCommand::Add(args)) => {
+            let incident = NewIncident {
+                name: args.name.clone(),
+                url: args.url.clone(),
+                serials: incident_serials(&args)?,
+            };
+            let count = incident.serials.len();
+            let declared = sa
+                .add_incident(incident)
+                .await
+                .with_context(|| format!("declaring incident {:?}", args.name))?;
+            println!("{}", incident_declared(&declared, count));
+        }
+        AdminCommand::Incident(IncidentCommand::List) => {
+            for incident in sa.incidents().await.context("listing the incidents")? {
+                println!("{}", incident_line(&incident));
+            }
         }
     }
     Ok(())
@@ -175,6 +355,11 @@ pub(crate) async fn run(args: AdminArgs) -> anyhow::Result<()> {
 /// A serial as operators copy it: hex with an optional `0x` prefix and optional
 /// colons between the bytes, in either case, an odd number of digits allowed.
 fn parse_serial(text: &str) -> anyhow::Result<Serial> {
+    serial_from_text(text).map_err(|detail| anyhow::anyhow!("--serial {text:?}: {detail}"))
+}
+
+/// [`parse_serial`] without the flag's name in the error.
+fn serial_from_text(text: &str) -> Result<Serial, String> {
     let trimmed = text.trim();
     let digits = trimmed
         .strip_prefix("0x")
@@ -186,18 +371,144 @@ fn parse_serial(text: &str) -> anyhow::Result<Serial> {
     } else {
         digits
     };
-    padded
-        .parse()
-        .map_err(|err: basalt_core::Error| anyhow::anyhow!("--serial {text:?}: {}", err.detail))
+    padded.parse().map_err(|err: basalt_core::Error| err.detail)
 }
 
-/// Revokes `serial` through the SA and says what was revoked; an unknown or already
-/// revoked serial is an error that says so.
-async fn revoke<S: Storage + RevocationLookup>(
-    sa: &S,
+/// The serials of a serials file: one per line, blank lines and `#` comments
+/// (whole lines or the rest of a line) ignored, each serial once, in file order.
+fn serials_from_file_text(text: &str, file: &Path) -> anyhow::Result<Vec<Serial>> {
+    let mut serials = Vec::new();
+    for (index, line) in text.lines().enumerate() {
+        let line = line.split('#').next().unwrap_or_default().trim();
+        if line.is_empty() {
+            continue;
+        }
+        let serial = serial_from_text(line).map_err(|detail| {
+            anyhow::anyhow!("{} line {}: {line:?}: {detail}", file.display(), index + 1)
+        })?;
+        if !serials.contains(&serial) {
+            serials.push(serial);
+        }
+    }
+    if serials.is_empty() {
+        bail!("{} names no serial", file.display());
+    }
+    Ok(serials)
+}
+
+/// The serials `incident add` names: its `--serial`s, or its `--serials-file`.
+fn incident_serials(args: &IncidentAddArgs) -> anyhow::Result<Vec<Serial>> {
+    if let Some(path) = &args.serials_file {
+        let text = std::fs::read_to_string(path)
+            .with_context(|| format!("cannot read {}", path.display()))?;
+        return serials_from_file_text(&text, path);
+    }
+    let mut serials = Vec::new();
+    for text in &args.serial {
+        let serial = parse_serial(text)?;
+        if !serials.contains(&serial) {
+            serials.push(serial);
+        }
+    }
+    if serials.is_empty() {
+        bail!("name the affected serials with --serial or --serials-file");
+    }
+    Ok(serials)
+}
+
+/// What `incident add` says once the SA has the incident.
+fn incident_declared(incident: &Incident, serials: usize) -> String {
+    let url = if incident.url.is_empty() {
+        String::new()
+    } else {
+        format!(", explained at {}", incident.url)
+    };
+    format!(
+        "declared incident {} (id {}) naming {serials} serial{}{url}; their renewal \
+         information now asks for renewal at once",
+        incident.name,
+        incident.id,
+        if serials == 1 { "" } else { "s" }
+    )
+}
+
+/// One line of `incident list`.
+fn incident_line(incident: &Incident) -> String {
+    format!(
+        "{}\t{}\t{}\t{} serials\t{}",
+        incident.id, incident.name, incident.created_at, incident.serials, incident.url
+    )
+}
+
+/// One line of `rate-limit list`: limit, key, count/period, burst, comment.
+fn override_line(limit: &RateLimitOverride) -> String {
+    format!(
+        "{}\t{}\t{}/{}\t{}\t{}",
+        limit.limit,
+        limit.key,
+        limit.rate.count,
+        ConfigDuration(limit.rate.period),
+        limit.rate.burst,
+        limit.comment
+    )
+}
+
+/// Runs a `rate-limit` command against the RA; returns the lines to print.
+async fn rate_limit(
+    ra: &dyn RegistrationAuthority,
+    command: RateLimitCommand,
+) -> anyhow::Result<Vec<String>> {
+    match command {
+        RateLimitCommand::Add(args) => {
+            let limit = RateLimitOverride {
+                limit: args.limit,
+                key: args.key,
+                rate: RateLimit {
+                    count: args.count,
+                    period: args.period.0,
+                    burst: args.burst,
+                },
+                comment: args.comment,
+            };
+            let said = format!(
+                "{} for key {}: now {} per {}, burst {}",
+                limit.limit, limit.key, limit.rate.count, args.period, limit.rate.burst
+            );
+            ra.add_rate_limit_override(limit)
+                .await
+                .context("setting the override")?;
+            Ok(vec![said])
+        }
+        RateLimitCommand::Remove { limit, key } => {
+            match ra.remove_rate_limit_override(&limit, &key).await {
+                Ok(()) => Ok(vec![format!(
+                    "{limit} for key {key}: override removed, the default applies"
+                )]),
+                Err(err) if err.is(ErrorKind::NotFound) => {
+                    bail!("{limit} has no override for key {key}")
+                }
+                Err(err) => Err(anyhow::Error::new(err).context("removing the override")),
+            }
+        }
+        RateLimitCommand::List => Ok(ra
+            .rate_limit_overrides()
+            .await
+            .context("listing the overrides")?
+            .iter()
+            .map(override_line)
+            .collect()),
+    }
+}
+
+/// Revokes `serial` through the RA as `operator` and says what was revoked; an
+/// unknown serial, or one already revoked (unless for another reason than
+/// keyCompromise, which keyCompromise then replaces), is an error that says so.
+async fn revoke(
+    ra: &dyn RegistrationAuthority,
+    sa: &dyn RevocationLookup,
     serial: &Serial,
     reason: RevocationReason,
-    clock: &dyn Clock,
+    operator: &str,
 ) -> anyhow::Result<String> {
     let unknown = || anyhow::anyhow!("no certificate or precertificate has serial {serial}");
     let status = match sa.revocation_status(serial).await {
@@ -205,35 +516,30 @@ async fn revoke<S: Storage + RevocationLookup>(
         Err(err) if err.is(ErrorKind::NotFound) => return Err(unknown()),
         Err(err) => return Err(anyhow::Error::new(err).context("reading the serial's status")),
     };
-    if status.status == CertStatus::Revoked {
+    // The RA lets keyCompromise replace an earlier reason (the key has since been
+    // found compromised: Boulder allows the same); any other repeat is refused.
+    let previously = if status.status == CertStatus::Revoked {
         let why = status
             .revocation_reason
             .map_or_else(|| "no reason".to_owned(), |reason| reason.to_string());
         let when = status
             .revoked_at
             .map_or_else(String::new, |at| format!(" at {at}"));
-        bail!("serial {serial} is already revoked ({why}{when})");
-    }
-    // As the RA does for a revocation proved with the certificate's own key (and
-    // Boulder's admin tool for keyCompromise): block the key first, so no new
-    // account or certificate can use it even if the revocation then fails.
-    let blocked = if reason == RevocationReason::KeyCompromise {
-        let spki = der_certificate_spki(&status.der)
-            .context("reading the key of the compromised certificate")?;
-        let hash = spki_sha256(&spki);
-        sa.block_key(BlockedKey {
-            spki_sha256: hash,
-            added_at: clock.now(),
-            source: BlockedKeySource::KeyCompromise,
-            comment: format!("serial {serial} revoked for keyCompromise by an operator"),
-        })
-        .await
-        .context("blocking the compromised key")?;
-        format!("; its key is blocked (spki_sha256 {hash})")
+        let upgrade = reason == RevocationReason::KeyCompromise
+            && status.revocation_reason != Some(RevocationReason::KeyCompromise);
+        if !upgrade {
+            bail!("serial {serial} is already revoked ({why}{when})");
+        }
+        Some(format!("{why}{when}"))
     } else {
-        String::new()
+        None
     };
-    match sa.revoke_certificate(serial, reason, clock.now()).await {
+    let request = RevokeRequest {
+        serial: serial.clone(),
+        reason,
+        requester: Requester::Operator(operator.to_owned()),
+    };
+    match ra.revoke_certificate(request).await {
         Ok(()) => {}
         Err(err) if err.is(ErrorKind::AlreadyRevoked) => {
             bail!("serial {serial} is already revoked")
@@ -241,13 +547,29 @@ async fn revoke<S: Storage + RevocationLookup>(
         Err(err) if err.is(ErrorKind::NotFound) => return Err(unknown()),
         Err(err) => return Err(anyhow::Error::new(err).context("revoking")),
     }
+    // The RA blocked the key; its hash is shown so the operator can find it.
+    let blocked = if reason == RevocationReason::KeyCompromise {
+        match der_certificate_spki(&status.der) {
+            Ok(spki) => format!("; its key is blocked (spki_sha256 {})", spki_sha256(&spki)),
+            Err(err) => format!("; its key is blocked (its hash cannot be shown: {err:#})"),
+        }
+    } else {
+        String::new()
+    };
+    if let Some(previously) = previously {
+        return Ok(format!(
+            "serial {serial} was revoked already ({previously}); its reason is now \
+             {reason} ({}), by {operator}{blocked}",
+            reason.code()
+        ));
+    }
     let what = if status.precertificate {
         "precertificate only; its certificate was never stored"
     } else {
         "certificate"
     };
     Ok(format!(
-        "revoked serial {serial} ({what}), reason {reason} ({}){blocked}",
+        "revoked serial {serial} ({what}), reason {reason} ({}), by {operator}{blocked}",
         reason.code()
     ))
 }
@@ -349,261 +671,4 @@ fn new_eab_key(comment: String, clock: &dyn Clock) -> anyhow::Result<EabKey> {
 }
 
 #[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn eab_keys_are_random_and_long_enough() {
-        let a = new_eab_key("a".into(), &SystemClock).unwrap();
-        let b = new_eab_key("b".into(), &SystemClock).unwrap();
-        assert_ne!(a.key_id, b.key_id);
-        assert_ne!(a.hmac_key, b.hmac_key);
-        assert_eq!(a.hmac_key.len(), 32);
-        assert!(!a.revoked && a.account_id.is_none());
-    }
-
-    /// Parses `basalt admin --config c.toml block-key ARGS…`.
-    fn block_key_args(args: &[&str]) -> Result<BlockKeyArgs, clap::Error> {
-        #[derive(Debug, clap::Parser)]
-        struct Cli {
-            #[command(flatten)]
-            admin: AdminArgs,
-        }
-        let argv = ["basalt", "--config", "c.toml", "block-key"]
-            .iter()
-            .chain(args);
-        let cli = <Cli as clap::Parser>::try_parse_from(argv)?;
-        match cli.admin.command {
-            AdminCommand::BlockKey(args) => Ok(args),
-            other => panic!("parsed as {other:?}"),
-        }
-    }
-
-    /// What `block-key FLAG FILE` makes of a file holding `contents`; the file is
-    /// removed afterwards.
-    fn hash_from_file(flag: &str, name: &str, contents: &str) -> anyhow::Result<SpkiHash> {
-        let path = std::env::temp_dir().join(format!(
-            "basalt-admin-test-{}-{:x}-{name}",
-            std::process::id(),
-            rand_suffix()
-        ));
-        std::fs::write(&path, contents).unwrap();
-        let args = block_key_args(&[flag, path.to_str().unwrap()]).unwrap();
-        let hash = blocked_key_hash(&args);
-        std::fs::remove_file(&path).unwrap();
-        hash
-    }
-
-    fn rand_suffix() -> u64 {
-        let mut bytes = [0u8; 8];
-        SystemRandom::new().fill(&mut bytes).unwrap();
-        u64::from_le_bytes(bytes)
-    }
-
-    #[test]
-    fn block_key_takes_exactly_one_key() {
-        let args = block_key_args(&["--spki-sha256", &"ab".repeat(32)]).unwrap();
-        assert_eq!(args.comment, "");
-        let args = block_key_args(&["--cert", "c.pem", "--comment", "leaked"]).unwrap();
-        assert_eq!(args.cert, Some(PathBuf::from("c.pem")));
-        assert_eq!(args.comment, "leaked");
-        block_key_args(&["--csr", "r.pem"]).unwrap();
-        block_key_args(&["--public-key", "k.pem"]).unwrap();
-
-        let none = block_key_args(&["--comment", "why"]).unwrap_err();
-        assert_eq!(none.kind(), clap::error::ErrorKind::MissingRequiredArgument);
-        let two = block_key_args(&["--cert", "c.pem", "--csr", "r.pem"]).unwrap_err();
-        assert_eq!(two.kind(), clap::error::ErrorKind::ArgumentConflict);
-    }
-
-    /// The certificate, its CSR and its public key all name the same key, with the
-    /// SHA-256 of the very SubjectPublicKeyInfo they carry.
-    #[test]
-    fn every_input_names_the_same_key() {
-        use rcgen::PublicKeyData;
-
-        let key = rcgen::KeyPair::generate().unwrap();
-        let spki = key.subject_public_key_info();
-        let want = spki_sha256(&spki);
-        let params = rcgen::CertificateParams::new(vec!["a.example".to_owned()]).unwrap();
-        let cert = params.self_signed(&key).unwrap().pem();
-        let csr = params.serialize_request(&key).unwrap().pem().unwrap();
-        let public_key = key.public_key_pem();
-        // A chain file: the first certificate is the one named.
-        let other = rcgen::KeyPair::generate().unwrap();
-        let chain = format!("{cert}{}", params.self_signed(&other).unwrap().pem());
-
-        let hash_of =
-            |flag: &str, file: &str, contents: &str| hash_from_file(flag, file, contents).unwrap();
-        assert_eq!(hash_of("--cert", "cert.pem", &cert), want);
-        assert_eq!(hash_of("--cert", "chain.pem", &chain), want);
-        assert_eq!(hash_of("--csr", "csr.pem", &csr), want);
-        assert_eq!(hash_of("--public-key", "key.pem", &public_key), want);
-        let hex = want.to_string().to_uppercase();
-        let args = block_key_args(&["--spki-sha256", &hex]).unwrap();
-        assert_eq!(blocked_key_hash(&args).unwrap(), want);
-    }
-
-    #[test]
-    fn wrong_inputs_say_what_is_wrong() {
-        let key = rcgen::KeyPair::generate().unwrap();
-        let params = rcgen::CertificateParams::new(vec!["a.example".to_owned()]).unwrap();
-        let csr = params.serialize_request(&key).unwrap().pem().unwrap();
-        let garbage = "-----BEGIN CERTIFICATE-----\nAAAA\n-----END CERTIFICATE-----\n";
-        let error = |flag: &str, file: &str, contents: &str| {
-            format!("{:#}", hash_from_file(flag, file, contents).unwrap_err())
-        };
-        let err = error("--cert", "csr-as-cert.pem", &csr);
-        assert!(err.contains("no PEM block labelled CERTIFICATE"), "{err}");
-        assert!(err.starts_with("--cert "), "{err}");
-        let err = error("--csr", "key-as-csr.pem", &key.public_key_pem());
-        assert!(err.contains("CERTIFICATE REQUEST"), "{err}");
-        let err = error("--public-key", "csr-as-key.pem", &csr);
-        assert!(err.contains("PUBLIC KEY"), "{err}");
-        let err = error("--cert", "garbage.pem", garbage);
-        assert!(err.contains("not a valid certificate"), "{err}");
-        let err = error("--cert", "empty.pem", "");
-        assert!(err.contains("no PEM block"), "{err}");
-
-        let args = block_key_args(&["--cert", "/nonexistent/basalt/cert.pem"]).unwrap();
-        let err = format!("{:#}", blocked_key_hash(&args).unwrap_err());
-        assert!(
-            err.contains("cannot read /nonexistent/basalt/cert.pem"),
-            "{err}"
-        );
-        for bad in ["abc", &"zz".repeat(32), &"ab".repeat(33)] {
-            let args = block_key_args(&["--spki-sha256", bad]).unwrap();
-            let err = blocked_key_hash(&args).unwrap_err().to_string();
-            assert!(err.starts_with("--spki-sha256: "), "{err}");
-        }
-    }
-
-    /// Parses `basalt admin --config c.toml ARGS…`.
-    fn admin_command(args: &[&str]) -> Result<AdminCommand, clap::Error> {
-        #[derive(Debug, clap::Parser)]
-        struct Cli {
-            #[command(flatten)]
-            admin: AdminArgs,
-        }
-        let argv = ["basalt", "--config", "c.toml"].iter().chain(args);
-        Ok(<Cli as clap::Parser>::try_parse_from(argv)?.admin.command)
-    }
-
-    #[test]
-    fn revoke_takes_a_serial_and_a_named_reason() {
-        let command =
-            admin_command(&["revoke", "--serial", "0A0b", "--reason", "keyCompromise"]).unwrap();
-        let AdminCommand::Revoke(args) = command else {
-            panic!("parsed as {command:?}");
-        };
-        assert_eq!(args.reason, RevocationReason::KeyCompromise);
-        assert_eq!(parse_serial(&args.serial).unwrap().to_string(), "0a0b");
-
-        for reason in RevocationReason::ALL {
-            let command =
-                admin_command(&["revoke", "--serial", "01", "--reason", reason.as_str()]).unwrap();
-            assert!(matches!(command, AdminCommand::Revoke(args) if args.reason == reason));
-        }
-        let err = admin_command(&["revoke", "--serial", "01", "--reason", "cACompromise"])
-            .unwrap_err()
-            .to_string();
-        assert!(err.contains("privilegeWithdrawn"), "{err}");
-        let missing = admin_command(&["revoke", "--serial", "01"]).unwrap_err();
-        assert_eq!(
-            missing.kind(),
-            clap::error::ErrorKind::MissingRequiredArgument
-        );
-    }
-
-    #[test]
-    fn serials_are_read_as_operators_copy_them() {
-        for (text, want) in [
-            ("7f01ab", "7f01ab"),
-            ("0x7F01AB", "7f01ab"),
-            ("7f:01:ab", "7f01ab"),
-            (" 0X7f01ab\n", "7f01ab"),
-            ("f01ab", "0f01ab"),
-            ("00ff", "ff"),
-        ] {
-            assert_eq!(parse_serial(text).unwrap().to_string(), want, "{text:?}");
-        }
-        for bad in ["", "0x", "zz", "12 34", &"ab".repeat(21)] {
-            let err = parse_serial(bad).unwrap_err().to_string();
-            assert!(err.starts_with("--serial "), "{bad:?}: {err}");
-        }
-    }
-
-    /// A precertificate alone is revoked once and said to be one; a second
-    /// revocation and an unknown serial are errors that say so.
-    #[tokio::test]
-    async fn revoke_says_what_it_revoked_and_refuses_repeats() {
-        use basalt_core::AccountId;
-        use basalt_core::CertificateStore;
-        use basalt_core::FixedClock;
-
-        let at = time::OffsetDateTime::from_unix_timestamp(1_893_456_000).unwrap();
-        let clock = FixedClock::new(at);
-        let sa =
-            basalt_sa::SqlStorage::connect("sqlite::memory:", std::sync::Arc::new(clock.clone()))
-                .await
-                .unwrap();
-        let serial = parse_serial("0x0bad").unwrap();
-        sa.add_serial(&serial, AccountId(1), at, at + time::Duration::days(90))
-            .await
-            .unwrap();
-        let key = rcgen::KeyPair::generate().unwrap();
-        let precert = rcgen::CertificateParams::new(vec!["a.example".to_owned()])
-            .unwrap()
-            .self_signed(&key)
-            .unwrap();
-        sa.add_precertificate(&serial, precert.der(), AccountId(1), at)
-            .await
-            .unwrap();
-        let hash = spki_sha256(&rcgen::PublicKeyData::subject_public_key_info(&key));
-        assert!(!sa.key_blocked(&hash).await.unwrap());
-
-        let done = revoke(&sa, &serial, RevocationReason::KeyCompromise, &clock)
-            .await
-            .unwrap();
-        assert_eq!(
-            done,
-            format!(
-                "revoked serial 0bad (precertificate only; its certificate was never stored), \
-                 reason keyCompromise (1); its key is blocked (spki_sha256 {hash})"
-            )
-        );
-        // keyCompromise blocks the certificate's key, as the RA does.
-        assert!(sa.key_blocked(&hash).await.unwrap());
-        let again = revoke(&sa, &serial, RevocationReason::Superseded, &clock)
-            .await
-            .unwrap_err()
-            .to_string();
-        assert!(
-            again.starts_with("serial 0bad is already revoked (keyCompromise at "),
-            "{again}"
-        );
-        let unknown = parse_serial("0bae").unwrap();
-        let err = revoke(&sa, &unknown, RevocationReason::Unspecified, &clock)
-            .await
-            .unwrap_err()
-            .to_string();
-        assert_eq!(err, "no certificate or precertificate has serial 0bae");
-        sa.close().await;
-    }
-
-    #[test]
-    fn admin_config_refuses_unknown_fields() {
-        let text = r#"
-            [tls]
-            cert = "a"
-            key = "b"
-            ca = "c"
-            [sa]
-            address = "x:1"
-            server_name = "sa"
-        "#;
-        basalt_config::parse::<AdminConfig>(text).unwrap();
-        let err = basalt_config::parse::<AdminConfig>(&format!("{text}extra = 1\n")).unwrap_err();
-        assert!(err.contains("unknown field `extra`"), "{err}");
-    }
-}
+mod tests;

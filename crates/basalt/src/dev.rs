@@ -18,6 +18,11 @@
 //! The VA validates from several perspectives: `--remote-vas N` (3 unless told)
 //! more `basalt va` processes, `va-remote-1` … `va-remote-N`, each in a region of
 //! its own, which the primary VA asks after every local success.
+//!
+//! The RA checks rate limits (`--rate-limits`): in its own memory with Let's
+//! Encrypt's default limits unless told otherwise, lowered for tests with
+//! `--rate-limit NAME=COUNT/PERIOD`. Every service appends its audit events to
+//! `DIR/audit/<service>.jsonl` (see `basalt_telemetry::AUDIT_LOG_ENV`).
 
 use std::collections::VecDeque;
 use std::net::SocketAddr;
@@ -40,6 +45,7 @@ use basalt_core::Clock;
 use basalt_core::SystemClock;
 use basalt_grpc::GrpcChannel;
 use basalt_grpc::service_names;
+use basalt_telemetry::AUDIT_LOG_ENV;
 use tokio::process::Child;
 use tokio::process::ChildStdin;
 
@@ -129,6 +135,155 @@ pub(crate) struct DevArgs {
     /// through PKCS#11). Fixed when the data directory is first prepared.
     #[arg(long, value_enum, default_value_t = CaKeys::File, value_name = "WHERE")]
     ca_keys: CaKeys,
+    /// Where the RA keeps its rate limits' buckets: `memory` (in its process, with
+    /// Let's Encrypt's default limits), `redis` (in the Redis at `--redis-url`,
+    /// under a key prefix of this run's own, so that two lab CAs sharing a Redis
+    /// never share buckets) or `off` (no limits).
+    #[arg(long, value_enum, default_value_t = RateLimits::Memory, value_name = "WHERE")]
+    rate_limits: RateLimits,
+    /// The Redis of `--rate-limits redis`.
+    #[arg(long, default_value = DEFAULT_REDIS_URL, value_name = "URL")]
+    redis_url: String,
+    /// A rate limit other than its default, e.g. `new_orders_per_account=3/1h`
+    /// (repeatable; the last one for a limit wins): COUNT requests per PERIOD
+    /// (`90s`, `20m`, `3h`, `7d`), and at most COUNT at once.
+    #[arg(
+        long = "rate-limit",
+        value_name = "NAME=COUNT/PERIOD",
+        value_parser = parse_rate_limit,
+    )]
+    rate_limit: Vec<DevRateLimit>,
+}
+
+/// `--rate-limits`: where the RA keeps its rate limits' buckets.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
+enum RateLimits {
+    /// No rate limits at all.
+    Off,
+    /// In the RA's memory, lost when it restarts.
+    Memory,
+    /// In the Redis at `--redis-url`.
+    Redis,
+}
+
+/// The Redis `--rate-limits redis` uses unless told otherwise: database 0 of a
+/// local server.
+const DEFAULT_REDIS_URL: &str = "redis://127.0.0.1:6379/0";
+
+/// One `--rate-limit NAME=COUNT/PERIOD`.
+#[derive(Clone, Debug, PartialEq, Eq)]
+struct DevRateLimit {
+    /// The limit, e.g. `new_orders_per_account`; the RA refuses a name it lacks.
+    name: String,
+    /// Requests per period, and the burst.
+    count: u32,
+    /// The period `count` is measured over.
+    period: ConfigDuration,
+}
+
+/// Parses `--rate-limit NAME=COUNT/PERIOD`.
+fn parse_rate_limit(text: &str) -> Result<DevRateLimit, String> {
+    let usage =
+        || format!("expected NAME=COUNT/PERIOD (e.g. new_orders_per_account=3/1h), not {text:?}");
+    let (name, rate) = text.split_once('=').ok_or_else(usage)?;
+    let (count, period) = rate.split_once('/').ok_or_else(usage)?;
+    let name = name.trim();
+    let name_ok = !name.is_empty()
+        && name
+            .chars()
+            .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '_');
+    if !name_ok {
+        return Err(format!(
+            "{text:?}: a limit's name is lowercase letters, digits and `_`, e.g. \
+             new_orders_per_account"
+        ));
+    }
+    let count: u32 = count
+        .trim()
+        .parse()
+        .ok()
+        .filter(|count| *count > 0)
+        .ok_or_else(|| format!("{text:?}: COUNT must be a whole number from 1"))?;
+    let period: ConfigDuration = period
+        .trim()
+        .parse()
+        .map_err(|err| format!("{text:?}: {err}"))?;
+    if period.0.is_zero() {
+        return Err(format!("{text:?}: PERIOD must be longer than 0"));
+    }
+    Ok(DevRateLimit {
+        name: name.to_owned(),
+        count,
+        period,
+    })
+}
+
+/// A key prefix for this run's rate-limit buckets in Redis: `basalt-dev-` and 64
+/// random bits, so that two lab CAs on one Redis (or two runs of one) never share
+/// buckets or overrides.
+fn dev_key_prefix() -> anyhow::Result<String> {
+    let mut random = [0u8; 8];
+    ring::rand::SecureRandom::fill(&ring::rand::SystemRandom::new(), &mut random)
+        .map_err(|_| anyhow::anyhow!("the system random number generator failed"))?;
+    let hex: String = random.iter().map(|b| format!("{b:02x}")).collect();
+    Ok(format!("basalt-dev-{hex}"))
+}
+
+/// The RA's `[rate_limits]` block from the flags.
+fn rate_limits_block(args: &DevArgs, key_prefix: &str) -> String {
+    let mut text = String::from(
+        "# Rate limits: `basalt dev --rate-limits off|memory|redis` and\n\
+         # `--rate-limit NAME=COUNT/PERIOD`; limits not named keep their defaults.\n\
+         [rate_limits]\n",
+    );
+    match args.rate_limits {
+        RateLimits::Off => text.push_str("enabled = false\n"),
+        RateLimits::Memory => text.push_str("enabled = true\nbackend = \"memory\"\n"),
+        RateLimits::Redis => text.push_str(&format!(
+            "enabled = true\nbackend = \"redis\"\nredis_url = {}\n\
+             # This run's own: another lab CA on the same Redis has its own buckets.\n\
+             key_prefix = {}\n",
+            q(&args.redis_url),
+            q(key_prefix)
+        )),
+    }
+    // The last flag for a limit wins.
+    let limits: std::collections::BTreeMap<&str, &DevRateLimit> = args
+        .rate_limit
+        .iter()
+        .map(|limit| (limit.name.as_str(), limit))
+        .collect();
+    for (name, limit) in limits {
+        text.push_str(&format!(
+            "\n[rate_limits.limits.{name}]\ncount = {}\nperiod = {}\nburst = {}\n",
+            limit.count,
+            q(limit.period.to_string()),
+            limit.count
+        ));
+    }
+    text
+}
+
+/// What `basalt dev` says about its rate limits as it starts.
+fn rate_limits_banner(args: &DevArgs, key_prefix: &str) -> String {
+    let changed = args
+        .rate_limit
+        .iter()
+        .map(|limit| format!("{}={}/{}", limit.name, limit.count, limit.period))
+        .collect::<Vec<_>>();
+    let changed = if changed.is_empty() {
+        String::new()
+    } else {
+        format!("; changed: {}", changed.join(", "))
+    };
+    match args.rate_limits {
+        RateLimits::Off => "Rate limits: off".to_owned(),
+        RateLimits::Memory => format!("Rate limits: in the RA's memory{changed}"),
+        RateLimits::Redis => format!(
+            "Rate limits: in Redis at {} under {key_prefix}{changed}",
+            args.redis_url
+        ),
+    }
 }
 
 /// `--ca-keys`: where the issuing hierarchy's keys live.
@@ -414,6 +569,16 @@ impl Layout {
         self.root.join("db").join("basalt.db")
     }
 
+    /// Where the services' audit logs are.
+    fn audit_dir(&self) -> PathBuf {
+        self.root.join("audit")
+    }
+
+    /// The audit log of `service`: one JSON object per audit event and line.
+    fn audit_log(&self, service: &str) -> PathBuf {
+        self.audit_dir().join(format!("{service}.jsonl"))
+    }
+
     fn pid_file(&self, service: &str) -> PathBuf {
         self.root.join("run").join(format!("{service}.pid"))
     }
@@ -488,7 +653,12 @@ pub(crate) async fn run(args: DevArgs) -> anyhow::Result<()> {
     let exe = std::env::current_exe().context("locating the basalt binary")?;
     let keys = prepare(&layout, &args, &exe)?;
     layout.softhsm_conf = keys.softhsm_conf;
-    for (service, text) in render_configs(&layout, &args, &ports, &keys.store) {
+    let key_prefix = dev_key_prefix()?;
+    for (service, text) in render_configs(&layout, &args, &ports, &keys.store, &key_prefix) {
+        if service == "ra" {
+            // A bad `--rate-limit` is reported here, not as an RA that will not start.
+            check_ra_config(&text)?;
+        }
         write(&layout.config(service), &text)?;
     }
     if args.prepare_only {
@@ -545,12 +715,25 @@ pub(crate) async fn run(args: DevArgs) -> anyhow::Result<()> {
     );
     println!("OCSP responder: http://{}/", ports.ocsp);
     println!("Logs: {}", layout.root.join("logs").display());
+    println!(
+        "Audit events (JSON lines, one file per service): {}",
+        layout.audit_dir().display()
+    );
+    println!("{}", rate_limits_banner(&args, &key_prefix));
     println!("Services (pid): {pids}");
     println!("basalt dev: ready");
 
     let result = supervise(&exe, &layout, &mut running, crate::shutdown::interrupt()).await;
     stop_all(&layout, running).await;
     result
+}
+
+/// Refuses an RA config the RA itself would refuse, e.g. an unknown limit in
+/// `--rate-limit`, saying why.
+fn check_ra_config(text: &str) -> anyhow::Result<()> {
+    basalt_config::parse::<basalt_ra::RaConfig>(text)
+        .and_then(|config| config.validate())
+        .map_err(|err| anyhow::anyhow!("the RA's config from these flags is invalid: {err}"))
 }
 
 /// Creates the database `--db` names when it does not exist yet, so a lab CA on
@@ -670,7 +853,7 @@ struct IssuerKeys {
 /// hierarchy by running `exe ceremony …` for each ceremony not yet run.
 fn prepare(layout: &Layout, args: &DevArgs, exe: &Path) -> anyhow::Result<IssuerKeys> {
     let clock = SystemClock;
-    for dir in ["pki", "config", "db", "logs", "run", "ceremony"] {
+    for dir in ["pki", "config", "db", "logs", "run", "ceremony", "audit"] {
         std::fs::create_dir_all(layout.root.join(dir))
             .with_context(|| format!("creating {}", layout.root.join(dir).display()))?;
     }
@@ -951,6 +1134,7 @@ fn render_configs(
     args: &DevArgs,
     ports: &Ports,
     keys: &DevKeyStore,
+    key_prefix: &str,
 ) -> Vec<(&'static str, String)> {
     let base_url = base_url(args);
     let header = CONFIG_HEADER;
@@ -1028,12 +1212,13 @@ fn render_configs(
         });
 
     let ra = format!(
-        "{header}account_uri_prefix = {}\ndefault_profile = {}\n\n{}\n{}\n{}\n{}\n{}\n{}\n{}",
+        "{header}account_uri_prefix = {}\ndefault_profile = {}\n\n{}\n{}\n{}\n{}\n{}\n{}\n{}{}",
         q(format!("{base_url}/acme/acct/")),
         q(&args.default_profile),
+        // The admin revokes and sets rate-limit overrides through the RA.
         grpc_block(
             ports.ra,
-            &[(service_names::REGISTRATION_AUTHORITY, &["wfe"])]
+            &[(service_names::REGISTRATION_AUTHORITY, &["wfe", "admin"])]
         ),
         tls_block(layout, "ra"),
         client_block("sa", ports.sa, "sa"),
@@ -1041,6 +1226,7 @@ fn render_configs(
         client_block("ca", ports.ca, "ca"),
         RA_IDENTIFIERS,
         ra_profiles(),
+        rate_limits_block(args, key_prefix),
     );
 
     let wfe = format!(
@@ -1087,9 +1273,10 @@ fn render_configs(
     );
 
     let admin = format!(
-        "# For `basalt admin --config` on this machine.\n\n{}\n{}",
+        "# For `basalt admin --config` on this machine.\n\n{}\n{}\n{}",
         tls_block(layout, "admin"),
         client_block("sa", ports.sa, "sa"),
+        client_block("ra", ports.ra, "ra"),
     );
 
     let mut configs = vec![
@@ -1191,6 +1378,8 @@ fn start(exe: &Path, layout: &Layout, service: Service) -> anyhow::Result<Proces
         // Its own process group: Ctrl-C reaches the launcher, which stops the
         // services in order, rather than every process at once.
         .process_group(0);
+    // Each service its own audit log, whatever the launcher's environment says.
+    command.env(AUDIT_LOG_ENV, layout.audit_log(name));
     // Only the CA opens the issuer keys, so only it is told where the token is.
     match &layout.softhsm_conf {
         Some(conf) if service.command == "ca" => {
@@ -1339,6 +1528,9 @@ mod tests {
             ocsp_url: None,
             remote_vas: DEFAULT_REMOTE_VAS,
             ca_keys: CaKeys::File,
+            rate_limits: RateLimits::Memory,
+            redis_url: DEFAULT_REDIS_URL.to_owned(),
+            rate_limit: Vec::new(),
         }
     }
 
@@ -1362,6 +1554,9 @@ mod tests {
         }
     }
 
+    /// The key prefix the tests' configs are rendered with.
+    const TEST_KEY_PREFIX: &str = "basalt-dev-0123456789abcdef";
+
     fn configs() -> Vec<(&'static str, String)> {
         configs_with(&args())
     }
@@ -1369,7 +1564,7 @@ mod tests {
     fn configs_with(args: &DevArgs) -> Vec<(&'static str, String)> {
         let layout = Layout::new(args.data_dir.clone());
         let ports = Ports::new(args.port_base, args.remote_vas).unwrap();
-        render_configs(&layout, args, &ports, &key_store(args))
+        render_configs(&layout, args, &ports, &key_store(args), TEST_KEY_PREFIX)
     }
 
     fn config<T: serde::de::DeserializeOwned>(configs: &[(&str, String)], name: &str) -> T {
@@ -1983,6 +2178,7 @@ echo "$2 ceremony: certificate made and verified""#
         })
         .collect();
         assert_eq!(calls(&exe), expected);
+        assert!(layout.audit_dir().is_dir(), "no audit directory");
         // Each config is kept, and is what `basalt ceremony` parses.
         let root = std::fs::read_to_string(layout.ceremony("root-rsa")).unwrap();
         let parsed =
@@ -2183,5 +2379,248 @@ echo "$2 ceremony: certificate made and verified""#
         assert_eq!(allowed[service_names::CERTIFICATE_AUTHORITY], vec!["ra"]);
         assert_eq!(allowed[service_names::REVOCATION_SIGNER], vec!["ocsp"]);
         assert_eq!(allowed.len(), 2);
+    }
+    /// `basalt dev FLAGS…` as clap parses it.
+    fn dev_args(flags: &[&str]) -> Result<DevArgs, String> {
+        #[derive(Debug, clap::Parser)]
+        struct Cli {
+            #[command(flatten)]
+            dev: DevArgs,
+        }
+        use clap::Parser;
+
+        Cli::try_parse_from(std::iter::once("dev").chain(flags.iter().copied()))
+            .map(|cli| cli.dev)
+            .map_err(|err| err.to_string())
+    }
+
+    /// The RA's config for `flags`, as the RA reads and validates it.
+    fn ra_config(flags: &[&str]) -> basalt_ra::RaConfig {
+        let args = dev_args(flags).unwrap();
+        let ra: basalt_ra::RaConfig = config(&configs_with(&args), "ra");
+        ra.validate().unwrap();
+        ra
+    }
+
+    /// One changed limit of the RA's config: name, count, period, burst.
+    type ChangedLimit = (String, Option<u32>, Option<Duration>, Option<u32>);
+
+    /// The limits the RA's config changes.
+    fn changed_limits(ra: &basalt_ra::RaConfig) -> Vec<ChangedLimit> {
+        ra.rate_limits
+            .limits
+            .iter()
+            .map(|(name, limit)| {
+                (
+                    name.to_string(),
+                    limit.count,
+                    limit.period.map(|period| period.0),
+                    limit.burst,
+                )
+            })
+            .collect()
+    }
+
+    #[test]
+    fn rate_limits_are_in_memory_with_the_default_limits_unless_told() {
+        let ra = ra_config(&[]);
+        let limits = &ra.rate_limits;
+        assert!(limits.enabled);
+        assert_eq!(limits.backend, basalt_ratelimit::Backend::Memory);
+        assert!(limits.limits.is_empty(), "{limits:?}");
+        assert!(limits.overrides.is_empty());
+
+        let off = ra_config(&["--rate-limits", "off"]);
+        assert!(!off.rate_limits.enabled);
+        let err = dev_args(&["--rate-limits", "postgres"]).err().unwrap();
+        assert!(err.contains("memory"), "{err}");
+    }
+
+    #[test]
+    fn redis_rate_limits_use_the_url_and_a_key_prefix_of_the_run() {
+        let ra = ra_config(&["--rate-limits", "redis"]);
+        let limits = &ra.rate_limits;
+        assert!(limits.enabled);
+        assert_eq!(limits.backend, basalt_ratelimit::Backend::Redis);
+        assert_eq!(limits.redis_url.as_deref(), Some(DEFAULT_REDIS_URL));
+        assert_eq!(limits.key_prefix, TEST_KEY_PREFIX);
+
+        let ra = ra_config(&[
+            "--rate-limits",
+            "redis",
+            "--redis-url",
+            "redis://redis.lab:6380/2",
+        ]);
+        assert_eq!(
+            ra.rate_limits.redis_url.as_deref(),
+            Some("redis://redis.lab:6380/2")
+        );
+
+        let (a, b) = (dev_key_prefix().unwrap(), dev_key_prefix().unwrap());
+        assert_ne!(a, b, "two runs share a key prefix");
+        for prefix in [a, b] {
+            let random = prefix.strip_prefix("basalt-dev-").unwrap();
+            assert_eq!(random.len(), 16, "{prefix}");
+            assert!(random.chars().all(|c| c.is_ascii_hexdigit()), "{prefix}");
+        }
+    }
+
+    #[test]
+    fn rate_limit_flags_lower_single_limits() {
+        let ra = ra_config(&[
+            "--rate-limit",
+            "new_orders_per_account=2/20s",
+            "--rate-limit",
+            "new_accounts_per_ip=5/3h",
+            "--rate-limit",
+            "new_orders_per_account=3/1h",
+        ]);
+        assert_eq!(
+            changed_limits(&ra),
+            [
+                (
+                    "new_accounts_per_ip".to_owned(),
+                    Some(5),
+                    Some(Duration::from_secs(3 * 3600)),
+                    Some(5)
+                ),
+                (
+                    "new_orders_per_account".to_owned(),
+                    Some(3),
+                    Some(Duration::from_secs(3600)),
+                    Some(3)
+                ),
+            ]
+        );
+        // Lowered limits apply with the Redis backend too.
+        let ra = ra_config(&[
+            "--rate-limits",
+            "redis",
+            "--rate-limit",
+            "new_orders_per_account=2/20s",
+        ]);
+        assert_eq!(changed_limits(&ra).len(), 1);
+
+        // A limit the RA does not have is refused before anything starts.
+        let args = dev_args(&["--rate-limit", "new_orders_per_acount=2/20s"]).unwrap();
+        let (_, text) = configs_with(&args)
+            .into_iter()
+            .find(|(service, _)| *service == "ra")
+            .unwrap();
+        let err = check_ra_config(&text).unwrap_err().to_string();
+        assert!(err.contains("new_orders_per_acount"), "{err}");
+        check_ra_config(&configs().into_iter().find(|(s, _)| *s == "ra").unwrap().1).unwrap();
+    }
+
+    #[test]
+    fn rate_limit_flags_are_name_count_and_period() {
+        let limit = parse_rate_limit("new_orders_per_account=3/1h").unwrap();
+        assert_eq!(
+            limit,
+            DevRateLimit {
+                name: "new_orders_per_account".to_owned(),
+                count: 3,
+                period: ConfigDuration(Duration::from_secs(3600)),
+            }
+        );
+        assert_eq!(
+            parse_rate_limit("x_2=1/90s").unwrap().period.0,
+            Duration::from_secs(90)
+        );
+        for (bad, says) in [
+            ("new_orders_per_account", "expected NAME=COUNT/PERIOD"),
+            ("new_orders_per_account=3", "expected NAME=COUNT/PERIOD"),
+            ("=3/1h", "a limit's name"),
+            ("New Orders=3/1h", "a limit's name"),
+            ("x=0/1h", "COUNT must be"),
+            ("x=-1/1h", "COUNT must be"),
+            ("x=three/1h", "COUNT must be"),
+            ("x=3/0s", "PERIOD must be longer than 0"),
+            ("x=3/1y", "invalid duration"),
+        ] {
+            let err = parse_rate_limit(bad).unwrap_err();
+            assert!(err.contains(says), "{bad:?}: {err}");
+        }
+        let err = dev_args(&["--rate-limit", "x=3"]).err().unwrap();
+        assert!(err.contains("expected NAME=COUNT/PERIOD"), "{err}");
+    }
+
+    #[test]
+    fn the_banner_says_where_the_limits_are() {
+        let args = dev_args(&["--rate-limit", "new_orders_per_account=2/20s"]).unwrap();
+        assert_eq!(
+            rate_limits_banner(&args, "basalt-dev-1"),
+            "Rate limits: in the RA's memory; changed: new_orders_per_account=2/20s"
+        );
+        let args = dev_args(&["--rate-limits", "redis"]).unwrap();
+        assert_eq!(
+            rate_limits_banner(&args, "basalt-dev-1"),
+            "Rate limits: in Redis at redis://127.0.0.1:6379/0 under basalt-dev-1"
+        );
+        let args = dev_args(&["--rate-limits", "off"]).unwrap();
+        assert_eq!(
+            rate_limits_banner(&args, "basalt-dev-1"),
+            "Rate limits: off"
+        );
+    }
+
+    #[test]
+    fn the_admin_may_call_the_ra() {
+        let configs = configs();
+        let ra: basalt_ra::RaConfig = config(&configs, "ra");
+        assert_eq!(
+            ra.grpc.allowed_clients[service_names::REGISTRATION_AUTHORITY],
+            vec!["wfe", "admin"]
+        );
+        let (_, admin) = configs.iter().find(|(s, _)| *s == "admin").unwrap();
+        for (table, port) in [("[sa]", 14100), ("[ra]", 14101)] {
+            let block = admin
+                .split(table)
+                .nth(1)
+                .unwrap_or_else(|| panic!("no {table}:\n{admin}"));
+            assert!(
+                block.contains(&format!("address = \"127.0.0.1:{port}\"")),
+                "{table}:\n{admin}"
+            );
+        }
+        basalt_config::parse::<crate::admin::AdminConfig>(admin).unwrap();
+    }
+
+    #[tokio::test]
+    async fn every_service_appends_its_audit_events_to_a_file_of_its_own() {
+        let (layout, exe) = fake_service(
+            "audit-env",
+            "echo \"$1 audit=${BASALT_AUDIT_LOG-unset}\"; exec cat >/dev/null",
+        );
+        let running = vec![
+            start(&exe, &layout, service("ra")).unwrap(),
+            start(&exe, &layout, service("va-remote-1")).unwrap(),
+        ];
+        let deadline = Instant::now() + Duration::from_secs(30);
+        for (name, command) in [("ra", "ra"), ("va-remote-1", "va")] {
+            while std::fs::read_to_string(layout.log(name))
+                .unwrap_or_default()
+                .is_empty()
+            {
+                assert!(
+                    Instant::now() < deadline,
+                    "the {name} service never started"
+                );
+                tokio::time::sleep(Duration::from_millis(50)).await;
+            }
+            assert_eq!(
+                std::fs::read_to_string(layout.log(name)).unwrap(),
+                format!(
+                    "{command} audit={}\n",
+                    layout
+                        .root
+                        .join("audit")
+                        .join(format!("{name}.jsonl"))
+                        .display()
+                )
+            );
+        }
+        stop_all(&layout, running).await;
+        std::fs::remove_dir_all(&layout.root).unwrap();
     }
 }

@@ -128,13 +128,24 @@ pub(crate) async fn ra(path: PathBuf, stop: Shutdown) -> anyhow::Result<()> {
     let sa = SaClient::new(channel(&config.sa, &config.tls)?);
     let va = VaClient::new(channel(&config.va, &config.tls)?);
     let ca = CaClient::new(channel(&config.ca, &config.tls)?);
-    let ra = Arc::new(basalt_ra::Ra::new(
-        config.settings(),
-        Arc::new(sa),
-        Arc::new(va),
-        Arc::new(ca),
-        clock(),
-    ));
+    // `validate` has checked the block already; a limiter that still cannot be made
+    // is reported against the file all the same.
+    let limiter = basalt_ratelimit::Limiter::new(&config.rate_limits).map_err(|err| {
+        anyhow::anyhow!(
+            "invalid config file {}: [rate_limits]: {err}",
+            path.display()
+        )
+    })?;
+    let ra = Arc::new(
+        basalt_ra::Ra::new(
+            config.settings(),
+            Arc::new(sa),
+            Arc::new(va),
+            Arc::new(ca),
+            clock(),
+        )
+        .with_limiter(limiter),
+    );
     let server = GrpcServer::bind(&config.grpc, &config.tls).await?;
     tracing::info!(listen = %server.local_addr()?, "serving gRPC");
     server
