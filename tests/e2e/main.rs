@@ -31,6 +31,7 @@ mod perspectives;
 mod pkilint;
 mod rate_limits;
 mod restart;
+mod reuse;
 mod revocation;
 mod steps;
 mod weak_keys;
