@@ -10,7 +10,6 @@
 
 use std::collections::HashSet;
 use std::path::Path;
-use std::process::Command;
 use std::time::Duration;
 
 use basalt_core::Serial;
@@ -23,7 +22,6 @@ use tokio::time::Instant;
 
 use crate::certs::serial_and_aki;
 use crate::harness::DevCa;
-use crate::harness::run;
 use crate::instant_acme::Http01;
 use crate::instant_acme::cert_csr;
 use crate::instant_acme::new_account;
@@ -31,6 +29,7 @@ use crate::instant_acme::pem_certs;
 use crate::instant_acme::ready_order;
 use crate::jws::AccountKey;
 use crate::jws::Acme;
+use crate::ocsp;
 use crate::restart::new_pid;
 
 /// The environment variable that arms the CA's crash test.
@@ -45,7 +44,6 @@ const SETTLE_TIMEOUT: Duration = Duration::from_secs(60);
 const POLL_TIMEOUT: Duration = Duration::from_secs(90);
 /// How long the OCSP responder may take to answer the expected status.
 const OCSP_TIMEOUT: Duration = Duration::from_secs(30);
-const OPENSSL_TIMEOUT: Duration = Duration::from_secs(30);
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_ca_killed_after_the_precertificate_leaves_its_serial_revocable_and_unused() {
@@ -252,31 +250,13 @@ async fn issue(account: &Account, http01: &Http01) -> String {
 /// names the serial, not a certificate: the precertificate is a linting certificate,
 /// whose signature is not the issuer's.
 fn ocsp_status_becomes(ca: &DevCa, issuer: &Path, serial: &Serial, expected: &str) {
-    let want = format!("Cert Status: {expected}");
-    let deadline = std::time::Instant::now() + OCSP_TIMEOUT;
-    loop {
-        let output = run(
-            Command::new("openssl")
-                .arg("ocsp")
-                .arg("-issuer")
-                .arg(issuer)
-                .arg("-verify_other")
-                .arg(issuer)
-                .args(["-serial", &format!("0x{serial}")])
-                .args(["-url", &ca.ocsp_url()])
-                .arg("-CAfile")
-                .arg(ca.pki("root.pem"))
-                .arg("-resp_text"),
-            OPENSSL_TIMEOUT,
-        );
-        let text = output.text();
-        if output.status.success() && text.contains("Response verify OK") && text.contains(&want) {
-            return;
-        }
-        assert!(
-            std::time::Instant::now() < deadline,
-            "OCSP never answered {want:?} for serial {serial} with a verified response:\n{text}"
-        );
-        std::thread::sleep(Duration::from_millis(500));
-    }
+    ocsp::status_becomes(
+        ca,
+        issuer,
+        ocsp::Target::Serial(serial),
+        ocsp::CertIdHash::Sha1,
+        expected,
+        std::time::Instant::now(),
+        OCSP_TIMEOUT,
+    );
 }

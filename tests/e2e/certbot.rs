@@ -10,9 +10,9 @@ use std::time::Duration;
 use std::time::Instant;
 
 use crate::harness::DevCa;
-use crate::harness::run;
 use crate::harness::run_fails;
 use crate::harness::run_ok;
+use crate::ocsp;
 use crate::steps::Steps;
 
 const DOMAIN: &str = "certbot-one.example.com";
@@ -58,34 +58,15 @@ pub(crate) fn write_first_cert(chain: &Path, out: &Path) {
 /// Asks the OCSP responder about `cert` until it answers with `expected` status
 /// (`good` or `revoked`) in a signed response that verifies against the root.
 pub(crate) fn ocsp_status_becomes(ca: &DevCa, issuer: &Path, cert: &Path, expected: &str) {
-    let want = format!("Cert Status: {expected}");
-    let deadline = Instant::now() + Duration::from_secs(20);
-    loop {
-        let output = run(
-            Command::new("openssl")
-                .arg("ocsp")
-                .arg("-issuer")
-                .arg(issuer)
-                .arg("-verify_other")
-                .arg(issuer)
-                .arg("-cert")
-                .arg(cert)
-                .args(["-url", &ca.ocsp_url()])
-                .arg("-CAfile")
-                .arg(ca.pki("root.pem"))
-                .arg("-resp_text"),
-            OPENSSL_TIMEOUT,
-        );
-        let text = output.text();
-        let verified = text.contains("Response verify OK");
-        if output.status.success() && verified && text.contains(&want) {
-            return;
-        }
-        if Instant::now() >= deadline {
-            panic!("OCSP never answered {want:?} with a verified response:\n{text}");
-        }
-        std::thread::sleep(Duration::from_millis(500));
-    }
+    ocsp::status_becomes(
+        ca,
+        issuer,
+        ocsp::Target::Cert(cert),
+        ocsp::CertIdHash::Sha1,
+        expected,
+        Instant::now(),
+        Duration::from_secs(20),
+    );
 }
 
 /// The serial number of the certificate in `cert`, as openssl prints it.

@@ -27,6 +27,7 @@ mod instant_acme;
 mod jws;
 mod lego;
 mod multi_wfe;
+mod ocsp;
 mod perspectives;
 mod pkilint;
 mod rate_limits;

@@ -1,15 +1,18 @@
 //! OCSP response signing (RFC 6960), by the issuer key itself.
 //!
 //! The responses are the minimal profile of RFC 5019 that Let's Encrypt serves: one
-//! SingleResponse each, responderID by key hash, SHA-1 CertIDs, no nonce and no
-//! embedded certificates, since the issuer signs directly.
+//! SingleResponse each, responderID by key hash, no nonce and no embedded
+//! certificates, since the issuer signs directly. The CertID is hashed with the
+//! algorithm the responder asks for (SHA-1 or SHA-256, the request's own), and the
+//! status may be `unknown` for a serial the issuer never signed (RFC 6960 §2.2).
 
 use std::time::Duration;
 
 use async_trait::async_trait;
-use basalt_core::CertStatus;
+use basalt_core::CertIdHash;
 use basalt_core::Error;
 use basalt_core::OcspRequestEntry;
+use basalt_core::OcspStatus;
 use basalt_core::RevocationReason;
 use basalt_core::RevocationSigner;
 use der::Encode;
@@ -38,6 +41,8 @@ use crate::issuer::sha1;
 
 /// id-sha1 (RFC 3279 §2.2.1), the CertID hash every OCSP client understands.
 const ID_SHA1: ObjectIdentifier = ObjectIdentifier::new_unwrap("1.3.14.3.2.26");
+/// id-sha256 (RFC 5754 §2.2).
+const ID_SHA256: ObjectIdentifier = ObjectIdentifier::new_unwrap("2.16.840.1.101.3.4.2.1");
 const ECDSA_WITH_SHA256: ObjectIdentifier = ObjectIdentifier::new_unwrap("1.2.840.10045.4.3.2");
 const ECDSA_WITH_SHA384: ObjectIdentifier = ObjectIdentifier::new_unwrap("1.2.840.10045.4.3.3");
 const SHA256_WITH_RSA: ObjectIdentifier = ObjectIdentifier::new_unwrap("1.2.840.113549.1.1.11");
@@ -87,8 +92,9 @@ pub fn sign_ocsp_response(
         .ok_or_else(|| Error::internal("OCSP nextUpdate out of range"))
         .and_then(generalized_time)?;
     let cert_status = match entry.status {
-        CertStatus::Good => x509_ocsp::CertStatus::good(),
-        CertStatus::Revoked => {
+        OcspStatus::Good => x509_ocsp::CertStatus::good(),
+        OcspStatus::Unknown => x509_ocsp::CertStatus::unknown(),
+        OcspStatus::Revoked => {
             let revoked_at = entry.revoked_at.ok_or_else(|| {
                 Error::malformed(format!(
                     "revoked certificate {} has no revocation time",
@@ -101,14 +107,22 @@ pub fn sign_ocsp_response(
             })
         }
     };
+    let (oid, name_hash, cert_id_key_hash) = match entry.hash_algorithm {
+        CertIdHash::Sha1 => (ID_SHA1, sha1(issuer.subject_der()), key_hash.clone()),
+        CertIdHash::Sha256 => (
+            ID_SHA256,
+            sha256(issuer.subject_der()),
+            sha256(issuer.public_key_bits()),
+        ),
+    };
     let single = SingleResponse {
         cert_id: CertId {
             hash_algorithm: AlgorithmIdentifierOwned {
-                oid: ID_SHA1,
+                oid,
                 parameters: Some(Any::from(Null)),
             },
-            issuer_name_hash: OctetString::new(sha1(issuer.subject_der())).map_err(encoding)?,
-            issuer_key_hash: OctetString::new(key_hash.clone()).map_err(encoding)?,
+            issuer_name_hash: OctetString::new(name_hash).map_err(encoding)?,
+            issuer_key_hash: OctetString::new(cert_id_key_hash).map_err(encoding)?,
             serial_number: SerialNumber::new(entry.serial.as_bytes()).map_err(encoding)?,
         },
         cert_status,
@@ -171,6 +185,12 @@ fn crl_reason(reason: RevocationReason) -> CrlReason {
         RevocationReason::CessationOfOperation => CrlReason::CessationOfOperation,
         RevocationReason::PrivilegeWithdrawn => CrlReason::PrivilegeWithdrawn,
     }
+}
+
+fn sha256(data: &[u8]) -> Vec<u8> {
+    ring::digest::digest(&ring::digest::SHA256, data)
+        .as_ref()
+        .to_vec()
 }
 
 fn hex(bytes: &[u8]) -> String {
@@ -239,17 +259,19 @@ mod tests {
             .sign_ocsp(vec![
                 OcspRequestEntry {
                     serial: good.clone(),
-                    status: CertStatus::Good,
+                    status: OcspStatus::Good,
                     revoked_at: None,
                     reason: None,
                     issuer_key_hash: ca.issuer().key_hash().to_vec(),
+                    hash_algorithm: CertIdHash::Sha1,
                 },
                 OcspRequestEntry {
                     serial: revoked.clone(),
-                    status: CertStatus::Revoked,
+                    status: OcspStatus::Revoked,
                     revoked_at: Some(revoked_at),
                     reason: Some(RevocationReason::KeyCompromise),
                     issuer_key_hash: ca.issuer().key_hash().to_vec(),
+                    hash_algorithm: CertIdHash::Sha1,
                 },
             ])
             .await
@@ -313,10 +335,11 @@ mod tests {
         .with_issuer(rsa);
         let entry = |issuer: &Issuer| OcspRequestEntry {
             serial: "7f0102030405060708".parse().unwrap(),
-            status: CertStatus::Good,
+            status: OcspStatus::Good,
             revoked_at: None,
             reason: None,
             issuer_key_hash: issuer.key_hash().to_vec(),
+            hash_algorithm: CertIdHash::Sha1,
         };
         let (ecdsa, rsa) = (&ca.issuers()[0], &ca.issuers()[1]);
         let responses = ca.sign_ocsp(vec![entry(rsa), entry(ecdsa)]).await.unwrap();
@@ -360,13 +383,81 @@ mod tests {
         let err = ca
             .sign_ocsp(vec![OcspRequestEntry {
                 serial: "01".parse().unwrap(),
-                status: CertStatus::Revoked,
+                status: OcspStatus::Revoked,
                 revoked_at: None,
                 reason: None,
                 issuer_key_hash: ca.issuer().key_hash().to_vec(),
+                hash_algorithm: CertIdHash::Sha1,
             }])
             .await
             .unwrap_err();
         assert_eq!(err.kind, basalt_core::ErrorKind::Malformed);
+    }
+
+    /// A SHA-256 CertID is answered with SHA-256 hashes of the issuer's name and
+    /// key, and an unknown serial with certStatus unknown; both verify.
+    #[tokio::test]
+    async fn sha256_certids_and_unknown_status() {
+        let (issuer, _root) = test_issuer();
+        let clock = Arc::new(FixedClock::new(fixed_now()));
+        let ca = Ca::new(
+            issuer,
+            Profiles::default(),
+            Arc::new(FakeStorage::default()),
+            clock,
+        );
+        let entry = |status: OcspStatus, hash_algorithm: CertIdHash| OcspRequestEntry {
+            serial: "0badc0de".parse().unwrap(),
+            status,
+            revoked_at: None,
+            reason: None,
+            issuer_key_hash: ca.issuer().key_hash().to_vec(),
+            hash_algorithm,
+        };
+        let responses = ca
+            .sign_ocsp(vec![
+                entry(OcspStatus::Good, CertIdHash::Sha256),
+                entry(OcspStatus::Unknown, CertIdHash::Sha1),
+                entry(OcspStatus::Unknown, CertIdHash::Sha256),
+            ])
+            .await
+            .unwrap();
+        let issuer = ca.issuer();
+        let expected = [
+            (
+                x509_ocsp::CertStatus::good(),
+                ID_SHA256,
+                sha256(issuer.subject_der()),
+                sha256(issuer.public_key_bits()),
+            ),
+            (
+                x509_ocsp::CertStatus::unknown(),
+                ID_SHA1,
+                sha1(issuer.subject_der()),
+                issuer.key_hash().to_vec(),
+            ),
+            (
+                x509_ocsp::CertStatus::unknown(),
+                ID_SHA256,
+                sha256(issuer.subject_der()),
+                sha256(issuer.public_key_bits()),
+            ),
+        ];
+        assert_eq!(responses.len(), expected.len());
+        for (der, (status, oid, name_hash, key_hash)) in responses.iter().zip(expected) {
+            let basic = decode(der);
+            verify(issuer, &basic).expect("signature verifies with the issuer key");
+            let single = &basic.tbs_response_data.responses[0];
+            assert_eq!(single.cert_status, status);
+            assert_eq!(single.cert_id.hash_algorithm.oid, oid);
+            assert_eq!(single.cert_id.issuer_name_hash.as_bytes(), name_hash);
+            assert_eq!(single.cert_id.issuer_key_hash.as_bytes(), key_hash);
+            assert_eq!(name_hash.len(), if oid == ID_SHA1 { 20 } else { 32 });
+            // The responderID stays the SHA-1 key hash (RFC 6960 §4.2.2.3 byKey).
+            assert_eq!(
+                basic.tbs_response_data.responder_id,
+                ResponderId::ByKey(OctetString::new(issuer.key_hash()).unwrap())
+            );
+        }
     }
 }

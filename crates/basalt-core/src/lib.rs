@@ -59,8 +59,8 @@ pub use model::{
     RevocationStatus, ValidationRecord,
 };
 pub use service::{
-    AccountUpdate, AuthzOutcome, CaaCheck, CertificateAuthority, CertificateLookup,
-    CertificateStore, IssueRequest, Nonces, OcspRequestEntry, OrderRequest, OrdersPage,
+    AccountUpdate, AuthzOutcome, CaaCheck, CertIdHash, CertificateAuthority, CertificateLookup,
+    CertificateStore, IssueRequest, Nonces, OcspRequestEntry, OcspStatus, OrderRequest, OrdersPage,
     PageRequest, RegistrationAuthority, Requester, RevocationLookup, RevocationSigner,
     RevokeRequest, Storage, StorageReadOnly, ValidateRequest, ValidationAuthority,
     ValidationResult,

@@ -412,15 +412,107 @@ pub trait CertificateAuthority: Send + Sync + 'static {
 pub struct OcspRequestEntry {
     /// The certificate.
     pub serial: Serial,
-    /// Its status.
-    pub status: CertStatus,
-    /// When it was revoked.
+    /// Its status, as the response states it.
+    pub status: OcspStatus,
+    /// When it was revoked; required when `status` is revoked, ignored otherwise.
     pub revoked_at: Option<OffsetDateTime>,
     /// Why it was revoked.
     pub reason: Option<RevocationReason>,
     /// Which issuer signed the certificate, and so signs the response: the SHA-1
-    /// of the issuer's subjectPublicKey, as in the OCSP CertID's issuerKeyHash.
+    /// of the issuer's subjectPublicKey (whatever `hash_algorithm` is).
     pub issuer_key_hash: Vec<u8>,
+    /// The hash algorithm of the response's CertID, the request's own (RFC 6960
+    /// §4.2.2.3: the response repeats the CertID it answers).
+    pub hash_algorithm: CertIdHash,
+}
+
+/// The certStatus of an OCSP SingleResponse (RFC 6960 §2.2).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum OcspStatus {
+    /// Not revoked.
+    Good,
+    /// Revoked, at the entry's `revoked_at`.
+    Revoked,
+    /// A serial the issuer is ours for but that Basalt never issued.
+    Unknown,
+}
+
+impl OcspStatus {
+    /// The wire name: `good`, `revoked` or `unknown`.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Good => "good",
+            Self::Revoked => "revoked",
+            Self::Unknown => "unknown",
+        }
+    }
+}
+
+impl From<CertStatus> for OcspStatus {
+    fn from(status: CertStatus) -> Self {
+        match status {
+            CertStatus::Good => Self::Good,
+            CertStatus::Revoked => Self::Revoked,
+        }
+    }
+}
+
+impl std::fmt::Display for OcspStatus {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+impl std::str::FromStr for OcspStatus {
+    type Err = Error;
+
+    fn from_str(value: &str) -> Result<Self, Error> {
+        match value {
+            "good" => Ok(Self::Good),
+            "revoked" => Ok(Self::Revoked),
+            "unknown" => Ok(Self::Unknown),
+            _ => Err(Error::malformed(format!("unknown ocsp status {value:?}"))),
+        }
+    }
+}
+
+/// The hash algorithm of an OCSP CertID (RFC 6960 §4.1.1).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum CertIdHash {
+    /// id-sha1, what most clients send.
+    Sha1,
+    /// id-sha256.
+    Sha256,
+}
+
+impl CertIdHash {
+    /// The wire name: `sha1` or `sha256`.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Sha1 => "sha1",
+            Self::Sha256 => "sha256",
+        }
+    }
+}
+
+impl std::fmt::Display for CertIdHash {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+impl std::str::FromStr for CertIdHash {
+    type Err = Error;
+
+    fn from_str(value: &str) -> Result<Self, Error> {
+        match value {
+            "sha1" => Ok(Self::Sha1),
+            "sha256" => Ok(Self::Sha256),
+            _ => Err(Error::malformed(format!(
+                "unknown certid hash algorithm {value:?}"
+            ))),
+        }
+    }
 }
 
 /// Revocation signing (client: the OCSP responder and CRL updater).

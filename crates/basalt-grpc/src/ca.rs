@@ -6,6 +6,7 @@ use std::sync::Arc;
 
 use async_trait::async_trait;
 use basalt_core::AccountId;
+use basalt_core::CertIdHash;
 use basalt_core::CertificateAuthority;
 use basalt_core::Error;
 use basalt_core::IssueRequest;
@@ -75,6 +76,7 @@ impl RevocationSigner for CaClient {
                     revoked_at: basalt_proto::opt_timestamp(entry.revoked_at),
                     reason: entry.reason.map(|reason| u32::from(reason.code())),
                     issuer_key_hash: entry.issuer_key_hash,
+                    hash_algorithm: entry.hash_algorithm.as_str().to_owned(),
                 })
                 .collect(),
         });
@@ -139,6 +141,11 @@ impl<T: RevocationSigner> pb::revocation_signer_server::RevocationSigner for CaS
                     revoked_at: basalt_proto::opt_from_timestamp(entry.revoked_at)?,
                     reason: basalt_proto::opt_reason(entry.reason)?,
                     issuer_key_hash: entry.issuer_key_hash,
+                    hash_algorithm: if entry.hash_algorithm.is_empty() {
+                        CertIdHash::Sha1
+                    } else {
+                        basalt_proto::parse_field(&entry.hash_algorithm, "hash_algorithm")?
+                    },
                 })
             })
             .collect::<Result<Vec<_>, Error>>()
@@ -169,4 +176,87 @@ pub fn ca_servers<T: CertificateAuthority + RevocationSigner>(
         CertificateAuthorityServer::new(CaService(ca.clone())),
         RevocationSignerServer::new(CaService(ca)),
     )
+}
+
+#[cfg(test)]
+mod tests {
+    use std::sync::Mutex;
+
+    use basalt_core::OcspStatus;
+    use basalt_core::RevocationReason;
+    use basalt_proto::ca::revocation_signer_server::RevocationSigner as _;
+
+    use super::*;
+
+    /// Records the entries it is asked to sign.
+    #[derive(Default)]
+    struct Recorder(Mutex<Vec<OcspRequestEntry>>);
+
+    #[async_trait]
+    impl RevocationSigner for Recorder {
+        async fn sign_ocsp(&self, entries: Vec<OcspRequestEntry>) -> Result<Vec<Vec<u8>>, Error> {
+            let responses = entries.iter().map(|_| vec![1]).collect();
+            self.0.lock().unwrap().extend(entries);
+            Ok(responses)
+        }
+    }
+
+    fn pb_entry(status: &str, hash_algorithm: &str) -> pb::OcspEntry {
+        pb::OcspEntry {
+            serial: "0a0b".to_owned(),
+            status: status.to_owned(),
+            revoked_at: None,
+            reason: None,
+            issuer_key_hash: vec![0xab; 20],
+            hash_algorithm: hash_algorithm.to_owned(),
+        }
+    }
+
+    /// The server side reads every status and hash algorithm, and an empty
+    /// algorithm (a responder older than the field) as SHA-1.
+    #[tokio::test]
+    async fn ocsp_entries_are_read_from_the_wire() {
+        let recorder = Arc::new(Recorder::default());
+        let service = CaService(recorder.clone());
+        let request = pb::SignOcspRequest {
+            entries: vec![
+                pb_entry("unknown", "sha256"),
+                pb_entry("good", ""),
+                pb::OcspEntry {
+                    revoked_at: basalt_proto::opt_timestamp(Some(time::OffsetDateTime::UNIX_EPOCH)),
+                    reason: Some(1),
+                    ..pb_entry("revoked", "sha1")
+                },
+            ],
+        };
+        let response = service.sign_ocsp(Request::new(request)).await.unwrap();
+        assert_eq!(response.into_inner().responses.len(), 3);
+        let entries = recorder.0.lock().unwrap().clone();
+        let read: Vec<_> = entries
+            .iter()
+            .map(|entry| (entry.status, entry.hash_algorithm, entry.reason))
+            .collect();
+        assert_eq!(
+            read,
+            vec![
+                (OcspStatus::Unknown, CertIdHash::Sha256, None),
+                (OcspStatus::Good, CertIdHash::Sha1, None),
+                (
+                    OcspStatus::Revoked,
+                    CertIdHash::Sha1,
+                    Some(RevocationReason::KeyCompromise)
+                ),
+            ]
+        );
+        // A value no peer of this version sends is a bug, not the client's input.
+        for (bad, field) in [
+            (pb_entry("maybe", "sha1"), "field status"),
+            (pb_entry("good", "md5"), "field hash_algorithm"),
+        ] {
+            let request = pb::SignOcspRequest { entries: vec![bad] };
+            let status = service.sign_ocsp(Request::new(request)).await.unwrap_err();
+            assert_eq!(status.code(), tonic::Code::Internal, "{status}");
+            assert!(status.message().starts_with(field), "{status}");
+        }
+    }
 }

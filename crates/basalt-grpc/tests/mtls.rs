@@ -9,7 +9,7 @@ use basalt_config::ConfigDuration;
 use basalt_config::GrpcClientConfig;
 use basalt_config::GrpcServerConfig;
 use basalt_config::TlsConfig;
-use basalt_core::CertStatus;
+use basalt_core::CertIdHash;
 use basalt_core::CertificateAuthority;
 use basalt_core::Error;
 use basalt_core::ErrorKind;
@@ -17,6 +17,7 @@ use basalt_core::Identifier;
 use basalt_core::IssueRequest;
 use basalt_core::IssuedCertificate;
 use basalt_core::OcspRequestEntry;
+use basalt_core::OcspStatus;
 use basalt_core::RevocationSigner;
 use basalt_grpc::CaClient;
 use basalt_grpc::GrpcChannel;
@@ -146,10 +147,11 @@ async fn ca_refuses_clients_not_on_its_allow_list() {
     // Allow-lists are per gRPC service: the RA may issue but not sign OCSP.
     let entry = OcspRequestEntry {
         serial: "01".parse().unwrap(),
-        status: CertStatus::Good,
+        status: OcspStatus::Good,
         revoked_at: None,
         reason: None,
         issuer_key_hash: vec![0xab; 20],
+        hash_algorithm: CertIdHash::Sha1,
     };
     let err = from_ra.sign_ocsp(vec![entry.clone()]).await.unwrap_err();
     assert!(err.detail.contains("PermissionDenied"), "{err}");

@@ -34,6 +34,11 @@ pub struct OcspConfig {
     /// shorter when the response's nextUpdate comes sooner.
     #[serde(default = "OcspConfig::default_max_age")]
     pub max_age: ConfigDuration,
+    /// How many signed responses to keep in memory and serve again while the
+    /// certificate's status is unchanged (the oldest make room); 0 has the CA sign
+    /// every answer.
+    #[serde(default = "OcspConfig::default_cache_size")]
+    pub cache_size: usize,
 }
 
 /// One issuer (`[[issuers]]`): its certificate, and where to publish it.
@@ -56,6 +61,12 @@ pub struct IssuerConfig {
 impl OcspConfig {
     fn default_max_age() -> ConfigDuration {
         ConfigDuration(Duration::from_secs(3600))
+    }
+
+    /// 100 000 responses: some tens of MB with ECDSA signatures, enough to keep the
+    /// active certificates of a private hierarchy.
+    fn default_cache_size() -> usize {
+        100_000
     }
 
     /// Checks what serde cannot: there is at least one issuer, and every issuer
@@ -105,6 +116,7 @@ impl OcspConfig {
     pub fn settings(&self) -> ResponderSettings {
         ResponderSettings {
             max_age: self.max_age.0,
+            cache_size: self.cache_size,
         }
     }
 }
@@ -159,6 +171,16 @@ mod tests {
         assert_eq!(config.sa.server_name, "sa.basalt");
         assert_eq!(config.ca.timeout.0, Duration::from_secs(5));
         assert_eq!(config.settings().max_age, Duration::from_secs(3600));
+        assert_eq!(config.settings().cache_size, 100_000);
+    }
+
+    #[test]
+    fn cache_size_can_be_set() {
+        let text = format!("cache_size = 0\n{EXAMPLE}");
+        let config: OcspConfig = basalt_config::parse(&text).unwrap();
+        assert_eq!(config.settings().cache_size, 0);
+        let text = format!("cache_size = -1\n{EXAMPLE}");
+        assert!(basalt_config::parse::<OcspConfig>(&text).is_err());
     }
 
     #[test]

@@ -176,14 +176,39 @@ async fn post_request(
     http_response(&responder, answer)
 }
 
-async fn get_request(State(responder): State<Arc<Responder>>, uri: Uri) -> Response {
+async fn get_request(
+    State(responder): State<Arc<Responder>>,
+    uri: Uri,
+    request_headers: HeaderMap,
+) -> Response {
     let encoded = uri.path().trim_start_matches('/');
     let Some(request) = decode_get_path(encoded) else {
         debug!(len = encoded.len(), "undecodable ocsp get request");
         return failure(OcspResponseStatus::MalformedRequest);
     };
     let answer = responder.respond(&request).await;
-    http_response(&responder, answer)
+    let mut response = http_response(&responder, answer);
+    // RFC 9110 §13.1.2: a cache revalidating a response it holds gets 304 while
+    // the response is the same, i.e. until the responder re-signs it.
+    if response.status() == StatusCode::OK
+        && let Some(etag) = response.headers().get(header::ETAG)
+        && if_none_match(&request_headers, etag.as_bytes())
+    {
+        *response.status_mut() = StatusCode::NOT_MODIFIED;
+        response.headers_mut().remove(header::CONTENT_TYPE);
+        *response.body_mut() = axum::body::Body::empty();
+    }
+    response
+}
+
+/// Whether an `If-None-Match` header of `headers` lists `etag` (or is `*`).
+fn if_none_match(headers: &HeaderMap, etag: &[u8]) -> bool {
+    headers
+        .get_all(header::IF_NONE_MATCH)
+        .iter()
+        .flat_map(|value| value.as_bytes().split(|byte| *byte == b','))
+        .map(<[u8]>::trim_ascii)
+        .any(|tag| tag == b"*" || tag == etag || tag.strip_prefix(b"W/") == Some(etag))
 }
 
 async fn empty_get() -> Response {

@@ -2,12 +2,16 @@
 //! lightweight profile for GET and POST).
 //!
 //! The responder holds no key and no database. It answers for several issuers (say an
-//! ECDSA and an RSA intermediate). For each request it finds the issuer the CertID
-//! names, reads the certificate's status through [`basalt_core::StorageReadOnly`],
-//! checks that this issuer signed the certificate, and has the CA sign a fresh
-//! response with that issuer through [`basalt_core::RevocationSigner`]. It then serves
-//! the CA's DER untouched, with the RFC 5019 §6 caching headers taken from the
-//! response's thisUpdate and nextUpdate.
+//! ECDSA and an RSA intermediate), in SHA-1 or SHA-256 CertIDs. For each request it
+//! finds the issuer the CertID names, reads the certificate's status through
+//! [`basalt_core::RevocationLookup`] (`unknown` when the serial was never issued),
+//! and checks that this issuer signed the certificate. It keeps the responses the CA
+//! signed (through [`basalt_core::RevocationSigner`]) in a bounded memory cache, each
+//! with the status it states: a response is served again while that status is
+//! still the SA's and it is not half way to its nextUpdate, and is otherwise signed
+//! anew, so a revocation shows on the very next request. It serves the CA's DER
+//! untouched, with the RFC 5019 §6 caching headers taken from the response's
+//! thisUpdate and nextUpdate.
 //!
 //! It also serves each issuer's certificate at the path the config gives it, for the
 //! caIssuers URL of the certificates that issuer signs (RFC 5280 §4.2.2.1).
@@ -18,6 +22,7 @@
 //!                    └──▶ issuer certificates (GET <path>)
 //! ```
 
+mod cache;
 mod config;
 mod http;
 mod responder;

@@ -1,5 +1,10 @@
 //! The protocol logic: decode a request, check that it asks about one of our issuers, look
-//! the serial up in the SA and have the CA sign the answer.
+//! the serial up in the SA and serve a response signed for that status: the cached
+//! one while it is still right and fresh, or one the CA signs anew.
+//!
+//! A serial the SA does not know, under one of our issuers, is answered `unknown`
+//! (RFC 6960 §2.2); a CertID naming another issuer is `unauthorized` without any
+//! lookup. CertIDs hashed with SHA-1 or SHA-256 are answered in their own algorithm.
 //!
 //! A serial is answered for as soon as its precertificate is stored: the CA may die
 //! before it stores the certificate, and the serial must stay revocable and known to
@@ -12,10 +17,12 @@ use std::path::Path;
 use std::sync::Arc;
 use std::time::Duration;
 
+use basalt_core::CertIdHash;
 use basalt_core::Clock;
 use basalt_core::Error;
 use basalt_core::ErrorKind;
 use basalt_core::OcspRequestEntry;
+use basalt_core::OcspStatus;
 use basalt_core::RevocationLookup;
 use basalt_core::RevocationSigner;
 use basalt_core::Serial;
@@ -28,7 +35,6 @@ use ring::digest;
 use time::OffsetDateTime;
 use tracing::debug;
 use tracing::error;
-use tracing::info;
 use tracing::warn;
 use x509_cert::Certificate;
 use x509_cert::ext::pkix::AuthorityKeyIdentifier;
@@ -39,6 +45,10 @@ use x509_ocsp::OcspGeneralizedTime;
 use x509_ocsp::OcspRequest;
 use x509_ocsp::OcspResponse;
 use x509_ocsp::OcspResponseStatus;
+
+use crate::cache::CacheKey;
+use crate::cache::ResponseCache;
+use crate::cache::SignedFor;
 
 /// id-sha1 (RFC 3279 §2.2.1).
 const ID_SHA1: ObjectIdentifier = ObjectIdentifier::new_unwrap("1.3.14.3.2.26");
@@ -53,6 +63,9 @@ pub struct ResponderSettings {
     /// The longest `Cache-Control: max-age` sent; a response whose nextUpdate comes
     /// sooner gets the time left until then (RFC 5019 §6.2).
     pub max_age: Duration,
+    /// How many signed responses the responder keeps in memory (the oldest make
+    /// room); 0 keeps none and has the CA sign every answer.
+    pub cache_size: usize,
 }
 
 /// One issuer the responder answers for, as given to [`Responder::new`].
@@ -73,6 +86,7 @@ pub struct Responder {
     signer: Arc<dyn RevocationSigner>,
     clock: Arc<dyn Clock>,
     settings: ResponderSettings,
+    cache: ResponseCache,
 }
 
 /// One issuer: what a CertID must carry to be about it (RFC 6960 §4.1.1), what the
@@ -153,6 +167,7 @@ impl Responder {
             signer,
             clock,
             settings,
+            cache: ResponseCache::new(settings.cache_size),
         })
     }
 
@@ -185,10 +200,31 @@ impl Responder {
             );
             return Answer::Failed(OcspResponseStatus::MalformedRequest);
         };
+        // Request extensions (a nonce, RFC 8954) and a request signature
+        // (optionalSignature, RFC 6960 §4.1.2) are ignored: the request is answered
+        // as if they were absent. A nonce is not echoed, since responses are
+        // pre-signed and shared by every client asking about the certificate
+        // (RFC 5019 §4), and no signature is required, so none is checked.
         let cert_id = &single.req_cert;
         let algorithm = cert_id.hash_algorithm.oid;
-        if algorithm != ID_SHA1 && algorithm != ID_SHA256 {
+        let hash_algorithm = if algorithm == ID_SHA1 {
+            CertIdHash::Sha1
+        } else if algorithm == ID_SHA256 {
+            CertIdHash::Sha256
+        } else {
             debug!(%algorithm, "ocsp request uses an unsupported certid hash");
+            return Answer::Failed(OcspResponseStatus::MalformedRequest);
+        };
+        // Hashes of another length cannot come from this algorithm: the CertID is
+        // garbled rather than about some other issuer.
+        let digest_len = match hash_algorithm {
+            CertIdHash::Sha1 => 20,
+            CertIdHash::Sha256 => 32,
+        };
+        if cert_id.issuer_name_hash.as_bytes().len() != digest_len
+            || cert_id.issuer_key_hash.as_bytes().len() != digest_len
+        {
+            debug!(%hash_algorithm, "ocsp request has certid hashes of the wrong length");
             return Answer::Failed(OcspResponseStatus::MalformedRequest);
         }
         // Every issuer the CertID names: more than one only when the same issuer is
@@ -202,17 +238,11 @@ impl Responder {
             debug!("ocsp request is about another issuer");
             return Answer::Failed(OcspResponseStatus::Unauthorized);
         }
-        if algorithm == ID_SHA256 {
-            // The CA signs SHA-1 CertIDs only, and a response must repeat the request's
-            // CertID (RFC 6960 §4.2.2.3), so it could not answer this request.
-            info!("sha-256 certids are not supported yet; they arrive with the full responder");
-            return Answer::Failed(OcspResponseStatus::MalformedRequest);
-        }
         let Ok(serial) = Serial::from_bytes(cert_id.serial_number.as_bytes()) else {
             debug!("ocsp request has an invalid serial number");
             return Answer::Failed(OcspResponseStatus::MalformedRequest);
         };
-        self.respond_for(serial, &named).await
+        self.respond_for(serial, &named, hash_algorithm).await
     }
 
     /// The certificates to serve over HTTP: each issuer's path and DER.
@@ -224,71 +254,110 @@ impl Responder {
     }
 
     /// Looks up `serial`, checks that its certificate (or precertificate) names one
-    /// of the `named` issuers as its issuer, and has the CA sign its status with that
-    /// issuer.
-    async fn respond_for(&self, serial: Serial, named: &[&Issuer]) -> Answer {
-        let record = match self.sa.revocation_status(&serial).await {
-            Ok(record) => record,
-            // RFC 5019 §2.2.3: unauthorized for certificates the responder does not know.
+    /// of the `named` issuers as its issuer, and serves a response about it with
+    /// that issuer, in CertIDs hashed with `hash_algorithm`. A serial the SA does
+    /// not know is `unknown`, signed by the first of the `named` issuers (all of
+    /// them are the same issuer).
+    async fn respond_for(
+        &self,
+        serial: Serial,
+        named: &[&Issuer],
+        hash_algorithm: CertIdHash,
+    ) -> Answer {
+        let (issuer, signed_for, precertificate) = match self.sa.revocation_status(&serial).await {
+            Ok(record) => {
+                let issuer = match signer_of(&record.der) {
+                    Ok(signer) => named.iter().find(|issuer| issuer.signed(&signer)),
+                    Err(err) => {
+                        error!(
+                            %serial,
+                            precertificate = record.precertificate,
+                            error = %err,
+                            "cannot parse the stored certificate"
+                        );
+                        return Answer::Failed(OcspResponseStatus::TryLater);
+                    }
+                };
+                let Some(issuer) = issuer else {
+                    warn!(%serial, "serial belongs to a certificate of another issuer");
+                    return Answer::Failed(OcspResponseStatus::Unauthorized);
+                };
+                let signed_for = SignedFor {
+                    status: OcspStatus::from(record.status),
+                    revoked_at: record.revoked_at,
+                    reason: record.revocation_reason,
+                };
+                (*issuer, signed_for, record.precertificate)
+            }
+            // RFC 6960 §2.2: the issuer is ours, and Basalt never issued this serial.
             Err(err) if err.is(ErrorKind::NotFound) => {
-                debug!(%serial, "ocsp request for an unknown serial");
-                return Answer::Failed(OcspResponseStatus::Unauthorized);
+                let [issuer, ..] = named else {
+                    return Answer::Failed(OcspResponseStatus::Unauthorized);
+                };
+                debug!(%serial, "ocsp request for a serial never issued");
+                let unknown = SignedFor {
+                    status: OcspStatus::Unknown,
+                    revoked_at: None,
+                    reason: None,
+                };
+                (*issuer, unknown, false)
             }
             Err(err) => {
                 error!(%serial, error = %err, "cannot read certificate status for ocsp");
                 return Answer::Failed(OcspResponseStatus::TryLater);
             }
         };
-        let issuer = match signer_of(&record.der) {
-            Ok(signer) => named.iter().find(|issuer| issuer.signed(&signer)),
-            Err(err) => {
-                error!(
-                    %serial,
-                    precertificate = record.precertificate,
-                    error = %err,
-                    "cannot parse the stored certificate"
-                );
-                return Answer::Failed(OcspResponseStatus::TryLater);
-            }
+        let key = CacheKey {
+            issuer_key_hash: issuer.sha1_key.clone(),
+            serial,
+            hash_algorithm,
         };
-        let Some(issuer) = issuer else {
-            warn!(%serial, "serial belongs to a certificate of another issuer");
-            return Answer::Failed(OcspResponseStatus::Unauthorized);
+        if let Some(cached) = self.cache.fresh(&key, &signed_for, self.now()) {
+            debug!(serial = %key.serial, status = %signed_for.status, "cached ocsp response served");
+            return Answer::Signed(cached);
+        }
+        let signed = match self.sign(&key, &signed_for).await {
+            Ok(signed) => signed,
+            Err(answer) => return answer,
         };
+        debug!(
+            serial = %key.serial,
+            status = %signed_for.status,
+            precertificate,
+            "ocsp response signed and served"
+        );
+        self.cache.store(key, signed_for, signed.clone());
+        Answer::Signed(signed)
+    }
+
+    /// Has the CA sign the response `key` names, stating `signed_for`; an error is
+    /// the answer to give instead.
+    async fn sign(&self, key: &CacheKey, signed_for: &SignedFor) -> Result<SignedResponse, Answer> {
+        let serial = &key.serial;
         let entry = OcspRequestEntry {
             serial: serial.clone(),
-            status: record.status,
-            revoked_at: record.revoked_at,
-            reason: record.revocation_reason,
-            issuer_key_hash: issuer.sha1_key.clone(),
+            status: signed_for.status,
+            revoked_at: signed_for.revoked_at,
+            reason: signed_for.reason,
+            issuer_key_hash: key.issuer_key_hash.clone(),
+            hash_algorithm: key.hash_algorithm,
         };
         let signed = self.signer.sign_ocsp(vec![entry]).await;
         let der = match signed.map(<[Vec<u8>; 1]>::try_from) {
             Ok(Ok([der])) => der,
             Ok(Err(responses)) => {
                 error!(%serial, count = responses.len(), "ca returned the wrong number of ocsp responses");
-                return Answer::Failed(OcspResponseStatus::TryLater);
+                return Err(Answer::Failed(OcspResponseStatus::TryLater));
             }
             Err(err) => {
                 error!(%serial, error = %err, "ca could not sign an ocsp response");
-                return Answer::Failed(OcspResponseStatus::TryLater);
+                return Err(Answer::Failed(OcspResponseStatus::TryLater));
             }
         };
-        match inspect(der, &serial) {
-            Ok(signed) => {
-                debug!(
-                    %serial,
-                    status = %record.status,
-                    precertificate = record.precertificate,
-                    "ocsp response served"
-                );
-                Answer::Signed(signed)
-            }
-            Err(err) => {
-                error!(%serial, error = %err, "ca returned an unusable ocsp response");
-                Answer::Failed(OcspResponseStatus::TryLater)
-            }
-        }
+        inspect(der, serial).map_err(|err| {
+            error!(%serial, error = %err, "ca returned an unusable ocsp response");
+            Answer::Failed(OcspResponseStatus::TryLater)
+        })
     }
 }
 
@@ -570,6 +639,7 @@ mod tests {
             Arc::new(basalt_core::SystemClock),
             ResponderSettings {
                 max_age: Duration::from_secs(60),
+                cache_size: 16,
             },
         )
     }

@@ -8,12 +8,14 @@ use axum::body::Body;
 use axum::http::Request;
 use axum::http::StatusCode;
 use basalt_core::AccountId;
+use basalt_core::CertIdHash;
 use basalt_core::CertStatus;
 use basalt_core::CertificateRecord;
 use basalt_core::Clock;
 use basalt_core::Error;
 use basalt_core::FixedClock;
 use basalt_core::OcspRequestEntry;
+use basalt_core::OcspStatus;
 use basalt_core::RevocationLookup;
 use basalt_core::RevocationReason;
 use basalt_core::RevocationSigner;
@@ -154,7 +156,8 @@ fn request_der(cert_ids: Vec<CertId>) -> Vec<u8> {
 /// never stored, and can be told to fail.
 #[derive(Default)]
 struct FakeSa {
-    certificates: HashMap<Serial, CertificateRecord>,
+    /// Behind a lock so that a test can revoke a certificate between requests.
+    certificates: Mutex<HashMap<Serial, CertificateRecord>>,
     precertificates: HashMap<Serial, RevocationStatus>,
     fail: bool,
     lookups: Mutex<Vec<Serial>>,
@@ -167,7 +170,7 @@ impl RevocationLookup for FakeSa {
         if self.fail {
             return Err(Error::unavailable("database is down"));
         }
-        if let Some(record) = self.certificates.get(serial) {
+        if let Some(record) = self.certificates.lock().unwrap().get(serial) {
             return Ok(RevocationStatus {
                 serial: record.serial.clone(),
                 der: record.der.clone(),
@@ -240,14 +243,18 @@ impl RevocationSigner for FakeSigner {
         let responses = entries
             .iter()
             .map(|entry| {
+                let (oid, hash_len) = match entry.hash_algorithm {
+                    CertIdHash::Sha1 => (ID_SHA1, 20),
+                    CertIdHash::Sha256 => (ID_SHA256, 32),
+                };
                 let single = SingleResponse {
                     cert_id: CertId {
                         hash_algorithm: AlgorithmIdentifierOwned {
-                            oid: ID_SHA1,
+                            oid,
                             parameters: Some(Any::from(Null)),
                         },
-                        issuer_name_hash: OctetString::new([1u8; 20]).unwrap(),
-                        issuer_key_hash: OctetString::new([2u8; 20]).unwrap(),
+                        issuer_name_hash: OctetString::new(vec![1u8; hash_len]).unwrap(),
+                        issuer_key_hash: OctetString::new(vec![2u8; hash_len]).unwrap(),
                         serial_number: SerialNumber::new(if self.mode == SignerMode::WrongSerial {
                             wrong.as_bytes()
                         } else {
@@ -256,8 +263,9 @@ impl RevocationSigner for FakeSigner {
                         .unwrap(),
                     },
                     cert_status: match entry.status {
-                        CertStatus::Good => x509_ocsp::CertStatus::good(),
-                        CertStatus::Revoked => {
+                        OcspStatus::Good => x509_ocsp::CertStatus::good(),
+                        OcspStatus::Unknown => x509_ocsp::CertStatus::unknown(),
+                        OcspStatus::Revoked => {
                             x509_ocsp::CertStatus::revoked(x509_ocsp::RevokedInfo {
                                 revocation_time: generalized(entry.revoked_at.unwrap()),
                                 revocation_reason: None,
@@ -325,7 +333,7 @@ fn build(
     mode: SignerMode,
 ) -> (Arc<FakeSa>, Arc<FakeSigner>, Router) {
     let sa = FakeSa {
-        certificates: records.into_iter().map(|r| (r.serial.clone(), r)).collect(),
+        certificates: Mutex::new(records.into_iter().map(|r| (r.serial.clone(), r)).collect()),
         fail: sa_fails,
         ..FakeSa::default()
     };
@@ -349,6 +357,7 @@ fn build_over(
         Arc::new(clock),
         ResponderSettings {
             max_age: Duration::from_secs(3600),
+            cache_size: 1000,
         },
     )
     .unwrap();
@@ -470,10 +479,11 @@ async fn post_good_returns_signed_response_with_cache_headers() {
         entries,
         vec![OcspRequestEntry {
             serial: serial("0a0b0c0d"),
-            status: CertStatus::Good,
+            status: OcspStatus::Good,
             revoked_at: None,
             reason: None,
             issuer_key_hash: harness.issuer.key_hash(),
+            hash_algorithm: CertIdHash::Sha1,
         }]
     );
 }
@@ -566,10 +576,11 @@ async fn revoked_status_reaches_the_signer() {
         entries,
         vec![OcspRequestEntry {
             serial: serial("0a0b0c0d"),
-            status: CertStatus::Revoked,
+            status: OcspStatus::Revoked,
             revoked_at: Some(revoked_at),
             reason: Some(RevocationReason::KeyCompromise),
             issuer_key_hash: harness.issuer.key_hash(),
+            hash_algorithm: CertIdHash::Sha1,
         }]
     );
 }
@@ -637,13 +648,14 @@ async fn a_serial_with_only_a_precertificate_is_answered_for() {
     let entry = |serial: &Serial, revoked: bool| OcspRequestEntry {
         serial: serial.clone(),
         status: if revoked {
-            CertStatus::Revoked
+            OcspStatus::Revoked
         } else {
-            CertStatus::Good
+            OcspStatus::Good
         },
         revoked_at: revoked.then_some(revoked_at),
         reason: revoked.then_some(RevocationReason::KeyCompromise),
         issuer_key_hash: harness.issuer.key_hash(),
+        hash_algorithm: CertIdHash::Sha1,
     };
     assert_eq!(entries, vec![entry(&good, false), entry(&revoked, true)]);
 
@@ -658,21 +670,43 @@ async fn a_serial_with_only_a_precertificate_is_answered_for() {
     assert_eq!(harness.signer.entries.lock().unwrap().len(), 2);
 }
 
+/// RFC 6960 §2.2: a serial Basalt never issued, under one of its issuers, gets a
+/// signed response whose certStatus is unknown.
 #[tokio::test]
-async fn unknown_serial_is_unauthorized() {
+async fn unknown_serial_is_answered_unknown() {
     let harness = harness();
-    let request = request_der(vec![
-        harness
-            .issuer
-            .cert_id(&serial("7777"), &digest::SHA1_FOR_LEGACY_USE_ONLY),
-    ]);
-    let response = post(&harness.router, request).await;
+    for algorithm in [&digest::SHA1_FOR_LEGACY_USE_ONLY, &digest::SHA256] {
+        let request = request_der(vec![harness.issuer.cert_id(&serial("7777"), algorithm)]);
+        let response = post(&harness.router, request).await;
+        assert_signed(&harness, response, 3600, "Wed, 05 Mar 2025 12:00:00 GMT").await;
+    }
+    assert_eq!(*harness.sa.lookups.lock().unwrap(), vec![serial("7777"); 2]);
+    let entries = harness.signer.entries.lock().unwrap().clone();
+    let unknown = |hash_algorithm| OcspRequestEntry {
+        serial: serial("7777"),
+        status: OcspStatus::Unknown,
+        revoked_at: None,
+        reason: None,
+        issuer_key_hash: harness.issuer.key_hash(),
+        hash_algorithm,
+    };
     assert_eq!(
-        failed_status(response).await,
-        OcspResponseStatus::Unauthorized
+        entries,
+        vec![unknown(CertIdHash::Sha1), unknown(CertIdHash::Sha256)]
     );
-    assert_eq!(*harness.sa.lookups.lock().unwrap(), vec![serial("7777")]);
-    assert!(harness.signer.entries.lock().unwrap().is_empty());
+    let signed = harness.signer.responses.lock().unwrap()[0].clone();
+    assert_eq!(
+        single_response(&signed).cert_status,
+        x509_ocsp::CertStatus::unknown()
+    );
+}
+
+/// The one SingleResponse of a DER OCSPResponse.
+fn single_response(der: &[u8]) -> SingleResponse {
+    let response = OcspResponse::from_der(der).unwrap();
+    let bytes = response.response_bytes.unwrap();
+    let basic = BasicOcspResponse::from_der(bytes.response.as_bytes()).unwrap();
+    basic.tbs_response_data.responses[0].clone()
 }
 
 #[tokio::test]
@@ -720,16 +754,35 @@ async fn certificate_of_another_issuer_is_unauthorized() {
     assert!(harness.signer.entries.lock().unwrap().is_empty());
 }
 
+/// A SHA-256 CertID is answered with a SHA-256 CertID, by the same issuer; with
+/// another issuer's SHA-256 hashes the answer is unauthorized.
 #[tokio::test]
-async fn sha256_certids_are_refused_for_now() {
+async fn sha256_certids_are_answered_in_sha256() {
     let harness = harness();
     let cert_id = harness.issuer.cert_id(&serial("0a0b0c0d"), &digest::SHA256);
+    assert_eq!(cert_id.issuer_key_hash.as_bytes().len(), 32);
     let response = post(&harness.router, request_der(vec![cert_id])).await;
+    assert_signed(&harness, response, 3600, "Wed, 05 Mar 2025 12:00:00 GMT").await;
+    let entries = harness.signer.entries.lock().unwrap().clone();
     assert_eq!(
-        failed_status(response).await,
-        OcspResponseStatus::MalformedRequest
+        entries,
+        vec![OcspRequestEntry {
+            serial: serial("0a0b0c0d"),
+            status: OcspStatus::Good,
+            revoked_at: None,
+            reason: None,
+            // The issuer is still named by its SHA-1 key hash; the CertID's
+            // algorithm travels on its own.
+            issuer_key_hash: harness.issuer.key_hash(),
+            hash_algorithm: CertIdHash::Sha256,
+        }]
     );
-    // With another issuer's SHA-256 hashes the answer is unauthorized.
+    let signed = harness.signer.responses.lock().unwrap()[0].clone();
+    assert_eq!(
+        single_response(&signed).cert_id.hash_algorithm.oid,
+        ID_SHA256
+    );
+
     let other = TestIssuer::new("Someone Else");
     let cert_id = other.cert_id(&serial("0a0b0c0d"), &digest::SHA256);
     let response = post(&harness.router, request_der(vec![cert_id])).await;
@@ -737,7 +790,40 @@ async fn sha256_certids_are_refused_for_now() {
         failed_status(response).await,
         OcspResponseStatus::Unauthorized
     );
-    assert!(harness.sa.lookups.lock().unwrap().is_empty());
+    assert_eq!(
+        *harness.sa.lookups.lock().unwrap(),
+        vec![serial("0a0b0c0d")]
+    );
+}
+
+/// The SHA-1 and SHA-256 answers about one certificate are different responses
+/// (each repeats its request's CertID), cached apart.
+#[tokio::test]
+async fn sha1_and_sha256_answers_are_cached_apart() {
+    let harness = harness();
+    for _ in 0..2 {
+        for algorithm in [&digest::SHA1_FOR_LEGACY_USE_ONLY, &digest::SHA256] {
+            let cert_id = harness.issuer.cert_id(&serial("0a0b0c0d"), algorithm);
+            let response = post(&harness.router, request_der(vec![cert_id])).await;
+            let der = body(response).await;
+            let oid = single_response(&der).cert_id.hash_algorithm.oid;
+            let expected = if algorithm == &digest::SHA256 {
+                ID_SHA256
+            } else {
+                ID_SHA1
+            };
+            assert_eq!(oid, expected);
+        }
+    }
+    let algorithms: Vec<_> = harness
+        .signer
+        .entries
+        .lock()
+        .unwrap()
+        .iter()
+        .map(|entry| entry.hash_algorithm)
+        .collect();
+    assert_eq!(algorithms, vec![CertIdHash::Sha1, CertIdHash::Sha256]);
 }
 
 #[tokio::test]
@@ -902,5 +988,335 @@ fn percent_decoding() {
     assert_eq!(percent_decode(b"plain").unwrap(), b"plain");
     for bad in [&b"%"[..], b"%2", b"%g0", b"x%2x"] {
         assert!(percent_decode(bad).is_none(), "{bad:?}");
+    }
+}
+
+/// Pre-signed responses: repeated requests about an unchanged certificate are
+/// served from the cache (the SA is still asked every time), by POST and GET.
+#[tokio::test]
+async fn an_unchanged_certificate_is_signed_once() {
+    let harness = harness();
+    let first = body(post(&harness.router, good_request(&harness)).await).await;
+    let second = body(post(&harness.router, good_request(&harness)).await).await;
+    let encoded = STANDARD.encode(good_request(&harness));
+    let response = get(&harness.router, &format!("/{encoded}")).await;
+    assert_signed(&harness, response, 3600, "Wed, 05 Mar 2025 12:00:00 GMT").await;
+    assert_eq!(first, second);
+    assert_eq!(harness.signer.entries.lock().unwrap().len(), 1);
+    assert_eq!(harness.sa.lookups.lock().unwrap().len(), 3);
+}
+
+/// A revocation is answered on the very next request, newly signed, and that
+/// answer is then cached in turn.
+#[tokio::test]
+async fn a_revocation_is_signed_at_the_next_request() {
+    let harness = harness();
+    let response = post(&harness.router, good_request(&harness)).await;
+    let der = body(response).await;
+    assert_eq!(
+        single_response(&der).cert_status,
+        x509_ocsp::CertStatus::good()
+    );
+
+    let revoked_at = NOW - time::Duration::minutes(1);
+    {
+        let mut certificates = harness.sa.certificates.lock().unwrap();
+        let record = certificates.get_mut(&serial("0a0b0c0d")).unwrap();
+        record.status = CertStatus::Revoked;
+        record.revoked_at = Some(revoked_at);
+        record.revocation_reason = Some(RevocationReason::KeyCompromise);
+    }
+    for _ in 0..2 {
+        let response = post(&harness.router, good_request(&harness)).await;
+        let der = body(response).await;
+        let x509_ocsp::CertStatus::Revoked(info) = single_response(&der).cert_status else {
+            panic!("not revoked");
+        };
+        assert_eq!(info.revocation_time, generalized(revoked_at));
+    }
+    let statuses: Vec<_> = harness
+        .signer
+        .entries
+        .lock()
+        .unwrap()
+        .iter()
+        .map(|entry| (entry.status, entry.reason))
+        .collect();
+    assert_eq!(
+        statuses,
+        vec![
+            (OcspStatus::Good, None),
+            (OcspStatus::Revoked, Some(RevocationReason::KeyCompromise)),
+        ]
+    );
+}
+
+/// A cached response is served until half way from its thisUpdate to its
+/// nextUpdate, then signed anew.
+#[tokio::test]
+async fn a_response_due_for_refresh_is_signed_anew() {
+    let harness = harness(); // responses valid for 4 days
+    let first = body(post(&harness.router, good_request(&harness)).await).await;
+    harness
+        .signer
+        .clock
+        .advance(time::Duration::days(2) - time::Duration::seconds(1));
+    let response = post(&harness.router, good_request(&harness)).await;
+    assert_eq!(
+        header_of(&response, header::LAST_MODIFIED),
+        "Sat, 01 Mar 2025 12:00:00 GMT"
+    );
+    // max-age still stops at the nextUpdate of the cached response: a day past.
+    assert_eq!(
+        header_of(&response, header::CACHE_CONTROL),
+        "max-age=3600, public, no-transform, must-revalidate"
+    );
+    assert_eq!(body(response).await, first);
+    assert_eq!(harness.signer.entries.lock().unwrap().len(), 1);
+
+    harness.signer.clock.advance(time::Duration::seconds(1));
+    let response = post(&harness.router, good_request(&harness)).await;
+    assert_eq!(
+        header_of(&response, header::LAST_MODIFIED),
+        "Mon, 03 Mar 2025 12:00:00 GMT"
+    );
+    let second = body(response).await;
+    assert_ne!(second, first);
+    assert_eq!(harness.signer.entries.lock().unwrap().len(), 2);
+    assert_eq!(
+        harness.signer.responses.lock().unwrap().last(),
+        Some(&second)
+    );
+}
+
+/// Failures are not cached: the next request asks the CA again.
+#[tokio::test]
+async fn failed_signatures_are_not_cached() {
+    let issuer = TestIssuer::new("Basalt Test Issuer");
+    let record = good_record(&issuer, &serial("0a0b0c0d"));
+    let harness = harness_with(issuer, vec![record], false, SignerMode::Garbage);
+    for _ in 0..2 {
+        let response = post(&harness.router, good_request(&harness)).await;
+        assert_eq!(failed_status(response).await, OcspResponseStatus::TryLater);
+    }
+    assert_eq!(harness.signer.entries.lock().unwrap().len(), 2);
+}
+
+/// A GET revalidation with the response's ETag gets 304 and no body; another
+/// tag gets the response.
+#[tokio::test]
+async fn if_none_match_gets_not_modified() {
+    let harness = harness();
+    let path = format!("/{}", STANDARD.encode(good_request(&harness)));
+    let response = get(&harness.router, &path).await;
+    let etag = header_of(&response, header::ETAG).to_owned();
+    let conditional = |tags: String| {
+        Request::get(&path)
+            .header(header::IF_NONE_MATCH, tags)
+            .body(Body::empty())
+            .unwrap()
+    };
+    for tags in [etag.clone(), format!("\"other\", W/{etag}"), "*".to_owned()] {
+        let response = harness
+            .router
+            .clone()
+            .oneshot(conditional(tags.clone()))
+            .await
+            .unwrap();
+        assert_eq!(response.status(), StatusCode::NOT_MODIFIED, "{tags}");
+        assert_eq!(header_of(&response, header::ETAG), etag);
+        assert!(header_of(&response, header::CACHE_CONTROL).starts_with("max-age="));
+        assert!(body(response).await.is_empty());
+    }
+    let response = harness
+        .router
+        .clone()
+        .oneshot(conditional("\"other\"".to_owned()))
+        .await
+        .unwrap();
+    assert_signed(&harness, response, 3600, "Wed, 05 Mar 2025 12:00:00 GMT").await;
+    // Errors are never 304.
+    let response = harness
+        .router
+        .clone()
+        .oneshot(
+            Request::get("/aGVsbG8=")
+                .header(header::IF_NONE_MATCH, "*")
+                .body(Body::empty())
+                .unwrap(),
+        )
+        .await
+        .unwrap();
+    assert_eq!(
+        failed_status(response).await,
+        OcspResponseStatus::MalformedRequest
+    );
+}
+
+/// An OCSPRequest with the given request extensions and signature.
+fn request_with(
+    cert_ids: Vec<CertId>,
+    request_extensions: Option<Vec<x509_cert::ext::Extension>>,
+    optional_signature: Option<x509_ocsp::Signature>,
+) -> Vec<u8> {
+    let mut request = OcspRequest::from_der(&request_der(cert_ids)).unwrap();
+    request.tbs_request.request_extensions = request_extensions;
+    request.optional_signature = optional_signature;
+    Encode::to_der(&request).unwrap()
+}
+
+/// A garbled or unusual request battery: each case gets a well-formed OCSP
+/// response with the expected status, always with HTTP 200 (never a 500).
+#[tokio::test]
+async fn garbled_request_battery() {
+    let harness = harness();
+    let good_id = || {
+        harness
+            .issuer
+            .cert_id(&serial("0a0b0c0d"), &digest::SHA1_FOR_LEGACY_USE_ONLY)
+    };
+    let good = request_der(vec![good_id()]);
+    let mut truncated = good.clone();
+    truncated.truncate(good.len() / 2);
+    let mut trailing = good.clone();
+    trailing.extend_from_slice(&[0x00, 0x00]);
+    let mut wrong_tag = good.clone();
+    wrong_tag[0] = 0x31; // SET instead of SEQUENCE
+    let mut md5 = good_id();
+    md5.hash_algorithm.oid = ObjectIdentifier::new_unwrap("1.2.840.113549.2.5");
+    let mut long_hashes = good_id();
+    long_hashes.issuer_name_hash = OctetString::new([0u8; 32]).unwrap();
+    long_hashes.issuer_key_hash = OctetString::new([0u8; 32]).unwrap();
+    let mut short_key_hash = good_id();
+    short_key_hash.issuer_key_hash = OctetString::new([0u8; 19]).unwrap();
+    let other = TestIssuer::new("Someone Else");
+    let foreign = other.cert_id(&serial("0a0b0c0d"), &digest::SHA1_FOR_LEGACY_USE_ONLY);
+    // RFC 8954 nonce: the request is answered as without it. The nonce is not
+    // echoed: responses are pre-signed and shared, so they cannot carry it.
+    let nonce = x509_cert::ext::Extension {
+        extn_id: ObjectIdentifier::new_unwrap("1.3.6.1.5.5.7.48.1.2"),
+        critical: false,
+        extn_value: OctetString::new(
+            Encode::to_der(&OctetString::new([7u8; 32]).unwrap()).unwrap(),
+        )
+        .unwrap(),
+    };
+    let with_nonce = request_with(vec![good_id()], Some(vec![nonce]), None);
+    // A signed request (RFC 6960 §4.1.2): the responder requires no signature,
+    // so it checks none and answers as for an unsigned request.
+    let signature = x509_ocsp::Signature {
+        signature_algorithm: AlgorithmIdentifierOwned {
+            oid: ECDSA_WITH_SHA256,
+            parameters: None,
+        },
+        signature: BitString::from_bytes(&[0x30, 0x00]).unwrap(),
+        certs: None,
+    };
+    let signed_request = request_with(vec![good_id()], None, Some(signature));
+    let (_, _, slashed) = awkward_request(&harness.issuer);
+    assert!(slashed.contains('/'));
+
+    use OcspResponseStatus::MalformedRequest as Malformed;
+    use OcspResponseStatus::Successful;
+    use OcspResponseStatus::Unauthorized;
+    let post_as = |body: Vec<u8>, content_type: &str| {
+        Request::post("/")
+            .header(header::CONTENT_TYPE, content_type)
+            .body(Body::from(body))
+            .unwrap()
+    };
+    let post_der = |body: Vec<u8>| post_as(body, "application/ocsp-request");
+    let get_path = |path: String| Request::get(path).body(Body::empty()).unwrap();
+    let cases: Vec<(&str, Request<Body>, OcspResponseStatus)> = vec![
+        ("empty body", post_der(Vec::new()), Malformed),
+        ("truncated der", post_der(truncated), Malformed),
+        ("trailing garbage", post_der(trailing), Malformed),
+        ("wrong outer tag", post_der(wrong_tag), Malformed),
+        (
+            "not der at all",
+            post_der(b"GET / HTTP/1.1".to_vec()),
+            Malformed,
+        ),
+        ("zero certids", post_der(request_der(vec![])), Malformed),
+        (
+            "two certids",
+            post_der(request_der(vec![good_id(), good_id()])),
+            Malformed,
+        ),
+        ("md5 certid", post_der(request_der(vec![md5])), Malformed),
+        (
+            "sha-1 certid with 32-byte hashes",
+            post_der(request_der(vec![long_hashes])),
+            Malformed,
+        ),
+        (
+            "19-byte key hash",
+            post_der(request_der(vec![short_key_hash])),
+            Malformed,
+        ),
+        (
+            "huge body",
+            post_der(vec![0x30; MAX_REQUEST_LEN + 1]),
+            Malformed,
+        ),
+        (
+            "base64 text posted",
+            post_der(STANDARD.encode(&good).into_bytes()),
+            Malformed,
+        ),
+        (
+            "unknown issuer",
+            post_der(request_der(vec![foreign])),
+            Unauthorized,
+        ),
+        ("nonce extension", post_der(with_nonce), Successful),
+        ("signed request", post_der(signed_request), Successful),
+        // Content-Type is not checked: the DER body describes itself, and
+        // refusing a mislabelled but valid request would only fail the client.
+        (
+            "wrong content type",
+            post_as(good.clone(), "text/plain"),
+            Successful,
+        ),
+        (
+            "bad base64 in get",
+            get_path("/MFQw!!!!".to_owned()),
+            Malformed,
+        ),
+        (
+            "get of a non-request",
+            get_path(format!("/{}", STANDARD.encode(b"\x30\x00"))),
+            Malformed,
+        ),
+        (
+            "get with a slash inside base64",
+            get_path(format!("/{slashed}")),
+            Successful,
+        ),
+        ("get of /", get_path("/".to_owned()), Malformed),
+    ];
+    assert!(cases.len() >= 15);
+    for (name, request, expected) in cases {
+        let response = harness.router.clone().oneshot(request).await.unwrap();
+        assert_eq!(response.status(), StatusCode::OK, "{name}");
+        assert_eq!(
+            header_of(&response, header::CONTENT_TYPE),
+            OCSP_RESPONSE,
+            "{name}"
+        );
+        let der = body(response).await;
+        let decoded = OcspResponse::from_der(&der).unwrap_or_else(|err| panic!("{name}: {err}"));
+        assert_eq!(decoded.response_status, expected, "{name}");
+        assert_eq!(
+            decoded.response_bytes.is_some(),
+            expected == Successful,
+            "{name}"
+        );
+        if expected == Successful {
+            let basic =
+                BasicOcspResponse::from_der(decoded.response_bytes.unwrap().response.as_bytes())
+                    .unwrap();
+            assert!(basic.tbs_response_data.nonce().is_none(), "{name}");
+        }
     }
 }

@@ -32,19 +32,23 @@ pub struct IssueCertificateResponse {
 pub struct OcspEntry {
     #[prost(string, tag = "1")]
     pub serial: ::prost::alloc::string::String,
-    /// "good" or "revoked"
+    /// "good", "revoked" or "unknown" (RFC 6960 §2.2)
     #[prost(string, tag = "2")]
     pub status: ::prost::alloc::string::String,
     #[prost(message, optional, tag = "3")]
     pub revoked_at: ::core::option::Option<::prost_types::Timestamp>,
     #[prost(uint32, optional, tag = "4")]
     pub reason: ::core::option::Option<u32>,
-    /// SHA-1 of the issuer's subjectPublicKey (the CertID's issuerKeyHash): which of
-    /// the CA's issuers signs the response.
-    ///
-    /// Next unused field number: 6
+    /// SHA-1 of the issuer's subjectPublicKey (the SHA-1 CertID's issuerKeyHash):
+    /// which of the CA's issuers signs the response.
     #[prost(bytes = "vec", tag = "5")]
     pub issuer_key_hash: ::prost::alloc::vec::Vec<u8>,
+    /// The response CertID's hash algorithm: "sha1" or "sha256"; empty means "sha1",
+    /// what responders sent before the field existed.
+    ///
+    /// Next unused field number: 7
+    #[prost(string, tag = "6")]
+    pub hash_algorithm: ::prost::alloc::string::String,
 }
 #[derive(Clone, PartialEq, ::prost::Message)]
 pub struct SignOcspRequest {

@@ -110,7 +110,7 @@ async fn each_issuer_is_answered_with_its_own_key_hash() {
     assert_answered(&issuers.signer, response).await;
     let response = post(&issuers.router, sha1_request(&issuers.rsa, &serial("02"))).await;
     assert_answered(&issuers.signer, response).await;
-    // By GET too.
+    // By GET too, from the cache: the status is unchanged.
     let encoded = STANDARD.encode(sha1_request(&issuers.rsa, &serial("02")));
     let response = get(&issuers.router, &format!("/{encoded}")).await;
     assert_answered(&issuers.signer, response).await;
@@ -121,24 +121,19 @@ async fn each_issuer_is_answered_with_its_own_key_hash() {
         vec![
             OcspRequestEntry {
                 serial: serial("01"),
-                status: CertStatus::Good,
+                status: OcspStatus::Good,
                 revoked_at: None,
                 reason: None,
                 issuer_key_hash: issuers.ecdsa.key_hash(),
+                hash_algorithm: CertIdHash::Sha1,
             },
             OcspRequestEntry {
                 serial: serial("02"),
-                status: CertStatus::Good,
+                status: OcspStatus::Good,
                 revoked_at: None,
                 reason: None,
                 issuer_key_hash: issuers.rsa.key_hash(),
-            },
-            OcspRequestEntry {
-                serial: serial("02"),
-                status: CertStatus::Good,
-                revoked_at: None,
-                reason: None,
-                issuer_key_hash: issuers.rsa.key_hash(),
+                hash_algorithm: CertIdHash::Sha1,
             },
         ]
     );
@@ -185,12 +180,21 @@ async fn mixed_or_unknown_issuer_hashes_are_unauthorized() {
         );
     }
     assert!(issuers.sa.lookups.lock().unwrap().is_empty());
-    // SHA-256 CertIDs are matched against every issuer, then refused for now.
+    // SHA-256 CertIDs are matched against every issuer and answered by the one
+    // they name.
     let cert_id = issuers.rsa.cert_id(&serial("02"), &digest::SHA256);
     let response = post(&issuers.router, request_der(vec![cert_id])).await;
+    assert_answered(&issuers.signer, response).await;
+    assert_eq!(signed_with(&issuers.signer), vec![issuers.rsa.key_hash()]);
+    let mut mixed = issuers.ecdsa.cert_id(&serial("01"), &digest::SHA256);
+    mixed.issuer_key_hash = issuers
+        .rsa
+        .cert_id(&serial("01"), &digest::SHA256)
+        .issuer_key_hash;
+    let response = post(&issuers.router, request_der(vec![mixed])).await;
     assert_eq!(
         failed_status(response).await,
-        OcspResponseStatus::MalformedRequest
+        OcspResponseStatus::Unauthorized
     );
 }
 
