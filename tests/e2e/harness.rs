@@ -806,28 +806,88 @@ pub(crate) fn random_u64() -> u64 {
     RandomState::new().hash_one(std::process::id())
 }
 
-/// Marks `port` handed out; false if this process already handed it out.
+/// The lowest port handed out: above the well-known and most registered ones.
+const FIRST_PORT: u16 = 10_000;
+
+/// The ports the harness hands out: from [`FIRST_PORT`] up to the kernel's ephemeral
+/// range, never in it. A port in the ephemeral range can be taken, between the
+/// moment the harness checks it and the moment a service binds it, by any outgoing
+/// connection on the machine (the services' own gRPC clients included), and the
+/// service then fails with "Address already in use".
+fn port_range() -> std::ops::Range<u16> {
+    static RANGE: OnceLock<std::ops::Range<u16>> = OnceLock::new();
+    RANGE
+        .get_or_init(|| {
+            let ephemeral_low = fs::read_to_string("/proc/sys/net/ipv4/ip_local_port_range")
+                .ok()
+                .and_then(|text| text.split_whitespace().next()?.parse::<u16>().ok())
+                .unwrap_or(32_768);
+            assert!(
+                ephemeral_low >= FIRST_PORT + 2_000,
+                "the ephemeral port range starts at {ephemeral_low}, leaving too few ports \
+                 below it for the e2e tests"
+            );
+            FIRST_PORT..ephemeral_low
+        })
+        .clone()
+}
+
+/// Marks `port` handed out, in this process and across the test processes that
+/// nextest runs side by side: a file named after the port, made with `create_new`
+/// in a directory they share, holds the claiming process's pid. A file whose
+/// process is gone is stale and taken over. False if the port is claimed.
 fn claim(port: u16) -> bool {
     let mut guard = HANDED_OUT.lock().expect("port set lock");
-    guard.get_or_insert_with(HashSet::new).insert(port)
+    if guard.get_or_insert_with(HashSet::new).contains(&port) {
+        return false;
+    }
+    let dir = std::env::temp_dir().join("basalt-e2e-ports");
+    fs::create_dir_all(&dir).expect("create the shared port claim dir");
+    let path = dir.join(port.to_string());
+    for _ in 0..2 {
+        match fs::OpenOptions::new()
+            .write(true)
+            .create_new(true)
+            .open(&path)
+        {
+            Ok(mut file) => {
+                use std::io::Write;
+                file.write_all(std::process::id().to_string().as_bytes())
+                    .expect("write a port claim");
+                guard.get_or_insert_with(HashSet::new).insert(port);
+                return true;
+            }
+            Err(err) if err.kind() == std::io::ErrorKind::AlreadyExists => {
+                let owner = fs::read_to_string(&path).unwrap_or_default();
+                let alive = owner
+                    .trim()
+                    .parse::<u32>()
+                    .is_ok_and(|pid| Path::new(&format!("/proc/{pid}")).exists());
+                if alive {
+                    return false;
+                }
+                // Stale: its process ended. Whoever removes it first retries.
+                let _ = fs::remove_file(&path);
+            }
+            Err(err) => panic!("claim port {port} in {}: {err}", dir.display()),
+        }
+    }
+    false
 }
 
 fn tcp_port_is_free(port: u16) -> bool {
     TcpListener::bind(("127.0.0.1", port)).is_ok()
 }
 
-/// A TCP port on 127.0.0.1 that was free a moment ago, never handed out before
-/// in this process.
+/// A random port in [`port_range`].
+fn random_port(len: u16) -> u16 {
+    let range = port_range();
+    range.start + (random_u64() % u64::from(range.end - range.start - len)) as u16
+}
+
+/// A TCP port on 127.0.0.1 that was free a moment ago, claimed by no other test.
 pub(crate) fn free_port() -> u16 {
-    loop {
-        let port = TcpListener::bind("127.0.0.1:0")
-            .and_then(|listener| listener.local_addr())
-            .expect("bind 127.0.0.1:0")
-            .port();
-        if claim(port) {
-            return port;
-        }
-    }
+    free_port_block(1)
 }
 
 /// A port free for both TCP and UDP (DNS uses both).
@@ -841,14 +901,18 @@ fn free_dns_port() -> u16 {
     panic!("no port free for both TCP and UDP");
 }
 
-/// The first of `len` consecutive free TCP ports.
+/// The first of `len` consecutive free TCP ports, claimed by no other test.
 fn free_port_block(len: u16) -> u16 {
     for _ in 0..500 {
-        let base = 20_000 + (random_u64() % u64::from(40_000 - len)) as u16;
+        let base = random_port(len);
         let ports = base..base + len;
         if ports.clone().all(tcp_port_is_free) && ports.clone().all(claim) {
             return base;
         }
     }
-    panic!("no {len} consecutive free ports in 20000..60000");
+    let range = port_range();
+    panic!(
+        "no {len} consecutive free ports in {}..{}",
+        range.start, range.end
+    );
 }
