@@ -17,6 +17,7 @@ mod identifier;
 mod jwk;
 mod key;
 mod spki;
+mod spki_hash;
 mod validity;
 
 pub use certificate::{certificate_names, certificate_spki};
@@ -25,4 +26,5 @@ pub use identifier::{IdentifierPolicy, check_domain_rule, check_identifier};
 pub use jwk::spki_canonical_jwk;
 pub use key::check_rsa_key;
 pub use spki::{NamedCurve, ec_spki, ed25519_spki, jwk_spki, rsa_spki};
+pub use spki_hash::spki_sha256;
 pub use validity::{MAX_BACKDATE, ValidityLimits};

@@ -7,7 +7,6 @@
 //! nothing itself. The gRPC server adapter lives elsewhere.
 
 mod config;
-mod keys;
 mod ra;
 
 pub use config::{LifetimesConfig, ProfileConfig, RaConfig};

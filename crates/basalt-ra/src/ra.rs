@@ -62,7 +62,7 @@ use tracing::error;
 use tracing::info;
 use tracing::warn;
 
-use crate::keys::spki_sha256;
+use basalt_policy::spki_sha256;
 
 /// The tracing target of audit events: issuance, revocation, validation outcomes and
 /// account changes. Their field names are stable.

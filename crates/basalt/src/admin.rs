@@ -33,13 +33,12 @@ use basalt_core::SystemClock;
 use basalt_grpc::GrpcChannel;
 use basalt_grpc::RaClient;
 use basalt_grpc::SaClient;
+use basalt_policy::spki_sha256;
 use base64::Engine;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
-use ring::digest;
 use ring::rand::SecureRandom;
 use ring::rand::SystemRandom;
 use serde::Deserialize;
-use x509_parser::certificate::X509Certificate;
 use x509_parser::certification_request::X509CertificationRequest;
 use x509_parser::pem::Pem;
 use x509_parser::prelude::FromDer;
@@ -596,14 +595,6 @@ fn blocked_key_hash(args: &BlockKeyArgs) -> anyhow::Result<SpkiHash> {
     Ok(spki_sha256(&spki))
 }
 
-/// The SHA-256 of a DER SubjectPublicKeyInfo, as the RA computes it.
-fn spki_sha256(spki_der: &[u8]) -> SpkiHash {
-    let hash = digest::digest(&digest::SHA256, spki_der);
-    let mut bytes = [0u8; 32];
-    bytes.copy_from_slice(hash.as_ref());
-    SpkiHash::new(bytes)
-}
-
 /// The DER of the first PEM block labelled one of `labels`.
 fn pem_block(pem: &[u8], labels: &[&str]) -> anyhow::Result<Vec<u8>> {
     for block in Pem::iter_from_buffer(pem) {
@@ -622,12 +613,8 @@ fn certificate_spki(pem: &[u8]) -> anyhow::Result<Vec<u8>> {
 
 /// The SubjectPublicKeyInfo of a DER certificate (or precertificate).
 fn der_certificate_spki(der: &[u8]) -> anyhow::Result<Vec<u8>> {
-    let (rest, certificate) = X509Certificate::from_der(der)
-        .map_err(|err| anyhow::anyhow!("not a valid certificate: {err}"))?;
-    if !rest.is_empty() {
-        bail!("trailing data after the certificate");
-    }
-    Ok(certificate.tbs_certificate.subject_pki.raw.to_vec())
+    basalt_policy::certificate_spki(der)
+        .map_err(|err| anyhow::anyhow!("not a valid certificate: {}", err.detail))
 }
 
 /// The SubjectPublicKeyInfo of a PEM certificate signing request.

@@ -32,6 +32,7 @@ use basalt_core::RevokeRequest;
 use basalt_core::Serial;
 use basalt_policy::certificate_names;
 use basalt_policy::certificate_spki;
+use basalt_policy::spki_sha256;
 use time::OffsetDateTime;
 use tracing::error;
 use tracing::info;
@@ -40,7 +41,6 @@ use tracing::warn;
 use super::AUDIT;
 use super::Ra;
 use super::rfc3339;
-use crate::keys::spki_sha256;
 
 /// The reasons a subscriber may give (RFC 8555 §7.6 leaves the choice to the CA;
 /// these are Boulder's). privilegeWithdrawn is the CA's to give.
@@ -64,6 +64,17 @@ struct Target {
     reason: Option<RevocationReason>,
     /// When it was revoked, when revoked.
     revoked_at: Option<OffsetDateTime>,
+}
+
+impl Target {
+    /// The SubjectPublicKeyInfo the stored certificate carries; a stored
+    /// certificate that cannot be parsed is an internal error.
+    fn spki(&self, serial: &Serial) -> Result<Vec<u8>, Error> {
+        certificate_spki(&self.der).map_err(|err| {
+            error!(serial = %serial, error = %err, "a stored certificate cannot be parsed");
+            Error::internal("error reading the certificate")
+        })
+    }
 }
 
 /// How the revocation was authorized, for the audit log.
@@ -233,10 +244,7 @@ impl Ra {
                 ))
             }
             Requester::CertificateKey(spki) => {
-                let certified = certificate_spki(&target.der).map_err(|err| {
-                    error!(serial = %serial, error = %err, "a stored certificate cannot be parsed");
-                    Error::internal("error reading the certificate")
-                })?;
+                let certified = target.spki(serial)?;
                 if certified != *spki {
                     warn!(
                         target: AUDIT,
@@ -292,10 +300,7 @@ impl Ra {
         target: &Target,
         method: Method,
     ) -> Result<(), Error> {
-        let spki = certificate_spki(&target.der).map_err(|err| {
-            error!(serial = %serial, error = %err, "a stored certificate cannot be parsed");
-            Error::internal("error reading the certificate")
-        })?;
+        let spki = target.spki(serial)?;
         let hash = spki_sha256(&spki);
         let by = match method {
             Method::Operator => "by an operator",

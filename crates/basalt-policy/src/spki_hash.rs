@@ -2,14 +2,14 @@
 //! whether the key comes from a CSR or from an account's JWK.
 //!
 //! A JWK is first turned into the SubjectPublicKeyInfo a certificate for that key would
-//! carry ([`basalt_policy::jwk_spki`]), so that a key blocked from a certificate is also
+//! carry ([`crate::jwk_spki`]), so that a key blocked from a certificate is also
 //! refused as an account key, and the reverse.
 
 use basalt_core::SpkiHash;
 use ring::digest;
 
 /// The name of a key on the blocked-keys list.
-pub(crate) fn spki_sha256(spki_der: &[u8]) -> SpkiHash {
+pub fn spki_sha256(spki_der: &[u8]) -> SpkiHash {
     let hash = digest::digest(&digest::SHA256, spki_der);
     let mut bytes = [0u8; 32];
     bytes.copy_from_slice(hash.as_ref());
