@@ -412,6 +412,12 @@ impl DevCa {
         format!("http://127.0.0.1:{}/", self.port_base + 4)
     }
 
+    /// The URL of CRL shard `shard` of the intermediate `issuer` (`ecdsa` or
+    /// `rsa`), as `basalt dev` writes it into certificates: under the OCSP URL.
+    pub(crate) fn crl_url(&self, issuer: &str, shard: u32) -> String {
+        format!("{}crl/{issuer}/{shard}.crl", self.ocsp_url())
+    }
+
     /// The address of the internal gRPC service `svc` (one of sa, ra, va, ca).
     pub(crate) fn grpc_address(&self, svc: &str) -> String {
         let offset = match svc {

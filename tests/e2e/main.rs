@@ -18,6 +18,7 @@ mod certs;
 mod challenges;
 mod conformance;
 mod crash;
+mod crl;
 mod database;
 mod eab;
 mod flow;

@@ -1,6 +1,7 @@
 //! The CA service's configuration file (`basalt ca --config ca.toml`).
 
 use std::collections::BTreeMap;
+use std::num::NonZeroU32;
 use std::path::PathBuf;
 use std::time::Duration;
 
@@ -50,6 +51,9 @@ pub struct CaConfig {
     /// How OCSP responses are signed.
     #[serde(default)]
     pub ocsp: OcspSigningConfig,
+    /// How CRLs are sharded and how long they are valid (`[crl]`).
+    #[serde(default)]
+    pub crl: CrlConfig,
 }
 
 impl CaConfig {
@@ -64,16 +68,29 @@ impl CaConfig {
     /// Checks what serde cannot: `default_profile` names a profile, profile names
     /// are non-empty tokens (`A-Z a-z 0-9 . _ -`), every validity is above zero and
     /// at most what the Baseline Requirements allow today, the URLs are ASCII
-    /// `http://` URLs, `identifier_types` is a non-empty list without repeats and
-    /// `max_names` is 1 to 100. The message names the field. `now` dates the Baseline
-    /// Requirements' validity limit.
+    /// `http://` URLs, each issuer's `crl_url_base` ends with '/' and is its own,
+    /// `identifier_types` is a non-empty list without repeats, `max_names` is 1 to
+    /// 100 and `[crl]` is within its bounds ([`CrlConfig`]). The message names the
+    /// field. `now` dates the Baseline Requirements' validity limit.
     pub fn validate(&self, now: OffsetDateTime) -> Result<(), String> {
         if self.issuers.is_empty() {
             return Err("issuers must list at least one [[issuers]] table".into());
         }
         for (index, issuer) in self.issuers.iter().enumerate() {
             issuer.validate(&format!("issuers[{index}]"))?;
+            // Two issuers publishing at the same URLs would overwrite each other's
+            // CRLs, and a relying party could not tell which issuer's it fetched.
+            let shared = self.issuers[..index].iter().position(|earlier| {
+                earlier.crl_url_base.is_some() && earlier.crl_url_base == issuer.crl_url_base
+            });
+            if let Some(earlier) = shared {
+                return Err(format!(
+                    "issuers[{index}].crl_url_base is also issuers[{earlier}]'s: each issuer \
+                     needs CRL URLs of its own"
+                ));
+            }
         }
+        self.crl.validate()?;
         if !self.profiles.contains_key(&self.default_profile) {
             return Err(format!(
                 "default_profile {:?} is not one of the [profiles]",
@@ -135,6 +152,14 @@ pub struct IssuerConfig {
     /// caIssuers URL of the authorityInfoAccess of every certificate it signs.
     #[serde(default)]
     pub issuer_url: Option<String>,
+    /// Where the issuer's CRL shards are published: an ASCII `http://` URL ending
+    /// with '/', without query or fragment. A certificate on shard `n` gets the CRL
+    /// distribution point `{crl_url_base}{n}.crl`, and that CRL's
+    /// issuingDistributionPoint names the same URL. Without it the issuer's
+    /// certificates carry no CRL distribution point and the CA signs no CRLs for
+    /// it. The issuer certificate must allow cRLSign.
+    #[serde(default)]
+    pub crl_url_base: Option<String>,
 }
 
 impl IssuerConfig {
@@ -154,6 +179,22 @@ impl IssuerConfig {
                 "{block}.issuer_url must be an ASCII http:// URL (RFC 5280 §4.2.2.1)"
             ));
         }
+        if let Some(base) = &self.crl_url_base {
+            if !is_http_url(base) {
+                return Err(format!(
+                    "{block}.crl_url_base must be an ASCII http:// URL (BR 7.1.2.11.2)"
+                ));
+            }
+            if base.contains(['?', '#']) {
+                return Err(format!(
+                    "{block}.crl_url_base must not have a query or fragment: \
+                     the shard's file name is appended to it"
+                ));
+            }
+            if !base.ends_with('/') {
+                return Err(format!("{block}.crl_url_base must end with '/'"));
+            }
+        }
         Ok(())
     }
 }
@@ -165,7 +206,8 @@ fn is_http_url(url: &str) -> bool {
 }
 
 /// One certificate profile ([`Profile`]) as written in the config file
-/// (`[profiles.<name>]`). Leaving `ocsp_url` out omits the AIA extension.
+/// (`[profiles.<name>]`). Leaving `ocsp_url` out omits the AIA extension. The CRL
+/// distribution point comes from the issuer (`crl_url_base`), not the profile.
 #[derive(Clone, Debug, Deserialize, PartialEq, Eq)]
 #[serde(deny_unknown_fields)]
 pub struct ProfileConfig {
@@ -175,9 +217,6 @@ pub struct ProfileConfig {
     /// How far notBefore is set in the past, to absorb client clock skew.
     #[serde(default = "ProfileConfig::default_backdate")]
     pub backdate: ConfigDuration,
-    /// The CRL distribution point URL to put in certificates, if any.
-    #[serde(default)]
-    pub crl_url: Option<String>,
     /// The OCSP responder URL to put in the AIA extension, if any.
     #[serde(default)]
     pub ocsp_url: Option<String>,
@@ -231,12 +270,10 @@ impl ProfileConfig {
                 max_validity.as_secs() / 86_400
             ));
         }
-        for (field, url) in [("crl_url", &self.crl_url), ("ocsp_url", &self.ocsp_url)] {
-            if url.as_ref().is_some_and(|url| !is_http_url(url)) {
-                return Err(format!(
-                    "profiles.{name}.{field} must be an ASCII http:// URL"
-                ));
-            }
+        if self.ocsp_url.as_ref().is_some_and(|url| !is_http_url(url)) {
+            return Err(format!(
+                "profiles.{name}.ocsp_url must be an ASCII http:// URL"
+            ));
         }
         if self.identifier_types.is_empty() {
             return Err(format!(
@@ -264,7 +301,6 @@ impl ProfileConfig {
         Profile {
             validity: self.validity.0,
             backdate: self.backdate.0,
-            crl_url: self.crl_url.clone(),
             ocsp_url: self.ocsp_url.clone(),
             common_name: self.common_name,
             key_encipherment: self.key_encipherment,
@@ -279,7 +315,6 @@ impl Default for ProfileConfig {
         Self {
             validity: Self::default_validity(),
             backdate: Self::default_backdate(),
-            crl_url: None,
             ocsp_url: None,
             common_name: false,
             key_encipherment: Self::default_key_encipherment(),
@@ -312,6 +347,81 @@ impl Default for OcspSigningConfig {
     }
 }
 
+/// The most CRL shards per issuer `crl.shards` allows. Every shard of every issuer
+/// is gathered, signed and published on each CRL update, so a useful count stays
+/// in the hundreds; a thousand leaves room without letting a typo ask the updater
+/// for millions of CRLs each round.
+pub const MAX_CRL_SHARDS: u32 = 1000;
+
+/// The longest `crl.lifetime`: the Baseline Requirements (§4.9.7) put the
+/// nextUpdate of a CRL covering subscriber certificates at most ten days after its
+/// thisUpdate.
+pub const MAX_CRL_LIFETIME: Duration = Duration::from_secs(10 * 86_400);
+
+/// How CRLs are sharded and signed (`[crl]`), for the issuers with a
+/// `crl_url_base`.
+#[derive(Clone, Debug, Deserialize, PartialEq, Eq)]
+#[serde(deny_unknown_fields)]
+pub struct CrlConfig {
+    /// How many CRLs each issuer's revocations are spread over, 1 to
+    /// [`MAX_CRL_SHARDS`] (default 1). A certificate is on shard `serial mod
+    /// shards`, its serial read as an unsigned big-endian integer. The shard is
+    /// fixed at issuance: raising the count later leaves the certificates already
+    /// issued on their shards, but lowering it stops the CA signing the higher
+    /// shards that unexpired certificates still name.
+    #[serde(default = "CrlConfig::default_shards")]
+    pub shards: u32,
+    /// nextUpdate - thisUpdate of every CRL: at least one second and at most
+    /// the ten days of [`MAX_CRL_LIFETIME`] (default 7 days).
+    #[serde(default = "CrlConfig::default_lifetime")]
+    pub lifetime: ConfigDuration,
+}
+
+impl CrlConfig {
+    fn default_shards() -> u32 {
+        1
+    }
+
+    fn default_lifetime() -> ConfigDuration {
+        ConfigDuration(Duration::from_secs(7 * 86_400))
+    }
+
+    /// Checks `shards` and `lifetime` against their bounds.
+    fn validate(&self) -> Result<(), String> {
+        if !(1..=MAX_CRL_SHARDS).contains(&self.shards) {
+            return Err(format!("crl.shards must be 1 to {MAX_CRL_SHARDS}"));
+        }
+        // CRL times are whole seconds: a shorter lifetime would make nextUpdate
+        // equal thisUpdate.
+        let lifetime = self.lifetime.0;
+        if lifetime < Duration::from_secs(1) || lifetime > MAX_CRL_LIFETIME {
+            return Err(format!(
+                "crl.lifetime must be at least 1s and at most the {} days the Baseline \
+                 Requirements allow (§4.9.7)",
+                MAX_CRL_LIFETIME.as_secs() / 86_400
+            ));
+        }
+        Ok(())
+    }
+
+    /// The shard count, once validated.
+    pub(crate) fn shard_count(&self) -> Result<NonZeroU32, Error> {
+        self.validate()
+            .map_err(|err| Error::internal(format!("invalid CA config: {err}")))?;
+        NonZeroU32::new(self.shards)
+            .ok_or_else(|| Error::internal("invalid CA config: crl.shards is 0"))
+    }
+}
+
+impl Default for CrlConfig {
+    fn default() -> Self {
+        Self {
+            shards: Self::default_shards(),
+            lifetime: Self::default_lifetime(),
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -336,10 +446,15 @@ mod tests {
         cert = "pki/intermediate-ecdsa.pem"
         key = "pki/intermediate-ecdsa.key"
         issuer_url = "http://127.0.0.1:4002/issuers/ecdsa.der"
+        crl_url_base = "http://127.0.0.1:4003/ecdsa/"
 
         [[issuers]]
         cert = "pki/intermediate-rsa.pem"
         pkcs11 = { module = "/usr/lib/softhsm/libsofthsm2.so", token_label = "basalt", key_label = "intermediate-rsa", pin_file = "pki/pin" }
+
+        [crl]
+        shards = 16
+        lifetime = "4d"
 
         [profiles.classic]
         validity = "7d"
@@ -349,7 +464,6 @@ mod tests {
         [profiles.shortlived]
         validity = "6d"
         backdate = "5m"
-        crl_url = "http://127.0.0.1:4003/1.crl"
         key_encipherment = false
         identifier_types = ["dns", "ip"]
         max_names = 25
@@ -380,6 +494,14 @@ mod tests {
         };
         assert_eq!(pkcs11.key_label, "intermediate-rsa");
         assert_eq!(config.issuers[1].issuer_url, None);
+        assert_eq!(
+            config.issuers[0].crl_url_base.as_deref(),
+            Some("http://127.0.0.1:4003/ecdsa/")
+        );
+        assert_eq!(config.issuers[1].crl_url_base, None);
+        assert_eq!(config.crl.shards, 16);
+        assert_eq!(config.crl.lifetime.0, Duration::from_secs(4 * 86_400));
+        assert_eq!(config.crl.shard_count().unwrap().get(), 16);
         let profiles = config.to_profiles(now()).unwrap();
         assert_eq!(profiles.default_name(), "classic");
         assert_eq!(profiles.by_name().len(), 2);
@@ -388,7 +510,6 @@ mod tests {
         assert_eq!(classic.validity, Duration::from_secs(7 * 86_400));
         assert_eq!(classic.backdate, Duration::from_secs(3600));
         assert_eq!(classic.ocsp_url.as_deref(), Some("http://127.0.0.1:4002/"));
-        assert_eq!(classic.crl_url, None);
         assert!(classic.common_name);
         assert!(classic.key_encipherment);
         assert_eq!(classic.identifier_types, [IdentifierType::Dns]);
@@ -397,10 +518,6 @@ mod tests {
         assert_eq!(short.validity, Duration::from_secs(6 * 86_400));
         assert_eq!(short.backdate, Duration::from_secs(300));
         assert_eq!(short.ocsp_url, None);
-        assert_eq!(
-            short.crl_url.as_deref(),
-            Some("http://127.0.0.1:4003/1.crl")
-        );
         assert!(!short.common_name);
         assert!(!short.key_encipherment);
         assert_eq!(
@@ -413,7 +530,10 @@ mod tests {
 
     #[test]
     fn missing_sections_take_defaults() {
-        let text = with_profiles("").replace("default_profile = \"classic\"", "");
+        let text = with_profiles("")
+            .replace("default_profile = \"classic\"", "")
+            .replace("[crl]\n        shards = 16\n        lifetime = \"4d\"", "");
+        assert!(!text.contains("[crl]"), "{text}");
         let config: CaConfig = basalt_config::parse(&text).unwrap();
         config.validate(now()).unwrap();
         assert_eq!(config.default_profile, CLASSIC_PROFILE);
@@ -435,6 +555,10 @@ mod tests {
             Duration::from_secs(90 * 86_400)
         );
         assert_eq!(config.ocsp, OcspSigningConfig::default());
+        // One shard, valid for a week.
+        assert_eq!(config.crl, CrlConfig::default());
+        assert_eq!(config.crl.shards, 1);
+        assert_eq!(config.crl.lifetime.0, Duration::from_secs(7 * 86_400));
     }
 
     #[test]
@@ -473,10 +597,6 @@ mod tests {
             (
                 "[profiles.classic]\nocsp_url = \"http://\u{e9}.example/\"",
                 "profiles.classic.ocsp_url",
-            ),
-            (
-                "[profiles.classic]\ncrl_url = \"\"",
-                "profiles.classic.crl_url",
             ),
             (
                 "[profiles.classic]\nidentifier_types = []",
@@ -544,6 +664,34 @@ mod tests {
                  [[issuers]]\ncert = \"c.pem\"\nkey = \"k.pem\"\nissuer_url = \"ldap://x/\"",
                 "issuers[1].issuer_url",
             ),
+            (
+                "[[issuers]]\ncert = \"c.pem\"\nkey = \"k.pem\"\n\
+                 crl_url_base = \"http://crl.example/1\"",
+                "issuers[0].crl_url_base must end with '/'",
+            ),
+            (
+                "[[issuers]]\ncert = \"c.pem\"\nkey = \"k.pem\"\n\
+                 crl_url_base = \"https://crl.example/\"",
+                "issuers[0].crl_url_base must be an ASCII http:// URL",
+            ),
+            (
+                "[[issuers]]\ncert = \"c.pem\"\nkey = \"k.pem\"\n\
+                 crl_url_base = \"http://cr\u{e9}.example/\"",
+                "issuers[0].crl_url_base must be an ASCII http:// URL",
+            ),
+            (
+                "[[issuers]]\ncert = \"c.pem\"\nkey = \"k.pem\"\n\
+                 crl_url_base = \"http://crl.example/?shard=/\"",
+                "issuers[0].crl_url_base must not have a query or fragment",
+            ),
+            (
+                "[[issuers]]\ncert = \"c.pem\"\nkey = \"k.pem\"\n\
+                 crl_url_base = \"http://crl.example/a/\"\n\
+                 [[issuers]]\ncert = \"d.pem\"\nkey = \"l.pem\"\n\
+                 [[issuers]]\ncert = \"e.pem\"\nkey = \"m.pem\"\n\
+                 crl_url_base = \"http://crl.example/a/\"",
+                "issuers[2].crl_url_base is also issuers[0]'s",
+            ),
         ] {
             let text = with_issuers(issuers);
             let err = match basalt_config::parse::<CaConfig>(&text) {
@@ -552,6 +700,96 @@ mod tests {
             };
             assert!(err.contains(expect), "{issuers}: {err}");
         }
+    }
+
+    /// Two issuers with their own bases pass, and so do issuers without one.
+    #[test]
+    fn crl_url_bases_may_differ_or_be_absent() {
+        let text = EXAMPLE.replace(
+            "pin_file = \"pki/pin\" }",
+            "pin_file = \"pki/pin\" }\ncrl_url_base = \"http://127.0.0.1:4003/rsa/\"",
+        );
+        let config: CaConfig = basalt_config::parse(&text).unwrap();
+        config.validate(now()).unwrap();
+        assert_eq!(
+            config.issuers[1].crl_url_base.as_deref(),
+            Some("http://127.0.0.1:4003/rsa/")
+        );
+        let text = EXAMPLE.replace("crl_url_base = \"http://127.0.0.1:4003/ecdsa/\"", "");
+        let config: CaConfig = basalt_config::parse(&text).unwrap();
+        config.validate(now()).unwrap();
+        assert!(config.issuers.iter().all(|i| i.crl_url_base.is_none()));
+    }
+
+    #[test]
+    fn crl_values_are_checked() {
+        let with_crl = |crl: &str| EXAMPLE.replace("shards = 16\n        lifetime = \"4d\"", crl);
+        for (crl, expect) in [
+            ("shards = 0", "crl.shards must be 1 to 1000"),
+            ("shards = 1001", "crl.shards must be 1 to 1000"),
+            (
+                "lifetime = \"0s\"",
+                "crl.lifetime must be at least 1s and at most the 10 days",
+            ),
+            ("lifetime = \"999ms\"", "crl.lifetime must be at least 1s"),
+            (
+                "lifetime = \"241h\"",
+                "crl.lifetime must be at least 1s and at most the 10 days",
+            ),
+        ] {
+            let config: CaConfig = basalt_config::parse(&with_crl(crl)).unwrap();
+            let err = config.validate(now()).unwrap_err();
+            assert!(err.contains(expect), "{crl}: {err}");
+            assert!(config.to_profiles(now()).is_err(), "{crl}");
+            assert!(config.crl.shard_count().is_err(), "{crl}");
+        }
+        for (crl, shards, lifetime) in [
+            ("shards = 1000\nlifetime = \"10d\"", 1000, 10 * 86_400),
+            ("shards = 1\nlifetime = \"1s\"", 1, 1),
+            ("lifetime = \"240h\"", 1, 10 * 86_400),
+        ] {
+            let config: CaConfig = basalt_config::parse(&with_crl(crl)).unwrap();
+            config.validate(now()).unwrap();
+            assert_eq!(config.crl.shards, shards, "{crl}");
+            assert_eq!(
+                config.crl.lifetime.0,
+                Duration::from_secs(lifetime),
+                "{crl}"
+            );
+        }
+        for (crl, expect) in [
+            ("shards = -1", "shards"),
+            ("shards = 4294967296", "shards"),
+            ("lifetime = \"7 days\"", "invalid duration"),
+            ("shard = 4", "unknown field `shard`"),
+        ] {
+            let err = basalt_config::parse::<CaConfig>(&with_crl(crl)).unwrap_err();
+            assert!(err.contains(expect), "{crl}: {err}");
+        }
+    }
+
+    /// The production-like example in deploy/config validates, with CRLs for both
+    /// issuers.
+    #[test]
+    fn the_deploy_config_validates() {
+        let path =
+            std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../../deploy/config/ca.toml");
+        let config: CaConfig = basalt_config::load(&path).unwrap();
+        config.validate(now()).unwrap();
+        let bases: Vec<_> = config
+            .issuers
+            .iter()
+            .map(|issuer| issuer.crl_url_base.as_deref())
+            .collect();
+        assert_eq!(
+            bases,
+            [
+                Some("http://ocsp.example.net/crl/ecdsa/"),
+                Some("http://ocsp.example.net/crl/rsa/")
+            ]
+        );
+        assert_eq!(config.crl.shards, 128);
+        assert_eq!(config.crl.lifetime.0, Duration::from_secs(7 * 86_400));
     }
 
     #[test]
@@ -566,5 +804,9 @@ mod tests {
         let text = with_profiles("[profile]\nvalidity = \"7d\"");
         let err = basalt_config::parse::<CaConfig>(&text).unwrap_err();
         assert!(err.contains("unknown field `profile`"), "{err}");
+        // The CRL distribution point moved from the profile to the issuer.
+        let text = with_profiles("[profiles.classic]\ncrl_url = \"http://crl.example/1.crl\"");
+        let err = basalt_config::parse::<CaConfig>(&text).unwrap_err();
+        assert!(err.contains("unknown field `crl_url`"), "{err}");
     }
 }

@@ -8,6 +8,7 @@
 
 use std::collections::BTreeMap;
 use std::net::IpAddr;
+use std::num::NonZeroU32;
 use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
@@ -18,6 +19,7 @@ use basalt_core::CertificateAuthority;
 use basalt_core::CertificateRecord;
 use basalt_core::CertificateStore;
 use basalt_core::Clock;
+use basalt_core::CrlPlacement;
 use basalt_core::Error;
 use basalt_core::ErrorKind;
 use basalt_core::Identifier;
@@ -88,6 +90,8 @@ const DEFAULT_VALIDITY: Duration = Duration::from_secs(90 * 86_400);
 const DEFAULT_BACKDATE: Duration = Duration::from_secs(3600);
 /// Default nextUpdate - thisUpdate of OCSP responses.
 pub(crate) const DEFAULT_OCSP_VALIDITY: Duration = Duration::from_secs(4 * 86_400);
+/// Default nextUpdate - thisUpdate of CRLs.
+pub(crate) const DEFAULT_CRL_LIFETIME: Duration = Duration::from_secs(7 * 86_400);
 
 /// The shape of issued certificates.
 ///
@@ -102,8 +106,6 @@ pub struct Profile {
     pub validity: Duration,
     /// How far notBefore lies before the time of issuance.
     pub backdate: Duration,
-    /// The CRL distribution point URL, if any.
-    pub crl_url: Option<String>,
     /// The OCSP responder URL for the AIA extension, if any.
     pub ocsp_url: Option<String>,
     /// Whether the subject gets a commonName: the first DNS identifier, in the
@@ -133,7 +135,6 @@ impl Default for Profile {
         Self {
             validity: DEFAULT_VALIDITY,
             backdate: DEFAULT_BACKDATE,
-            crl_url: None,
             ocsp_url: None,
             common_name: false,
             key_encipherment: true,
@@ -322,8 +323,12 @@ impl Default for Profiles {
     }
 }
 
-/// The certificate authority: signs certificates ([`CertificateAuthority`]) and OCSP
-/// responses ([`basalt_core::RevocationSigner`]) with its issuers.
+/// The certificate authority: signs certificates ([`CertificateAuthority`]), OCSP
+/// responses and CRLs ([`basalt_core::RevocationSigner`]) with its issuers.
+///
+/// A certificate from an issuer with a CRL URL base is placed on one of the
+/// issuer's CRL shards ([`crate::crl_shard`]) and names that shard's URL as its CRL
+/// distribution point; the placement is stored with the precertificate.
 ///
 /// As Boulder does, a certificate is signed by an issuer whose key is of the same
 /// type (RSA or ECDSA) as the certificate's key, the first such issuer configured;
@@ -335,6 +340,8 @@ pub struct Ca {
     storage: Arc<dyn CertificateStore>,
     pub(crate) clock: Arc<dyn Clock>,
     pub(crate) ocsp_validity: Duration,
+    pub(crate) crl_shards: NonZeroU32,
+    pub(crate) crl_lifetime: Duration,
     crash_trigger: Option<PathBuf>,
 }
 
@@ -352,12 +359,15 @@ impl Ca {
             storage,
             clock,
             ocsp_validity: DEFAULT_OCSP_VALIDITY,
+            crl_shards: NonZeroU32::MIN,
+            crl_lifetime: DEFAULT_CRL_LIFETIME,
             crash_trigger: None,
         }
     }
 
-    /// The CA described by the `[issuer]`, `default_profile`, `[profiles]` and
-    /// `[ocsp]` parts of its config file: validates them and loads the issuer files.
+    /// The CA described by the `[[issuers]]`, `default_profile`, `[profiles]`,
+    /// `[ocsp]` and `[crl]` parts of its config file: validates them and loads the
+    /// issuer files.
     pub fn from_config(
         config: &CaConfig,
         storage: Arc<dyn CertificateStore>,
@@ -380,7 +390,9 @@ impl Ca {
         for issuer in issuers {
             ca = ca.with_issuer(issuer?);
         }
-        Ok(ca.with_ocsp_validity(config.ocsp.validity.0))
+        Ok(ca
+            .with_ocsp_validity(config.ocsp.validity.0)
+            .with_crl(config.crl.shard_count()?, config.crl.lifetime.0))
     }
 
     /// Arms a crash test: whenever the file `trigger` exists at the moment a
@@ -417,6 +429,36 @@ impl Ca {
         self
     }
 
+    /// Sets how many CRL shards each issuer has (default 1) and nextUpdate -
+    /// thisUpdate of the CRLs (default 7 days).
+    pub fn with_crl(mut self, shards: NonZeroU32, lifetime: Duration) -> Self {
+        self.crl_shards = shards;
+        self.crl_lifetime = lifetime;
+        self
+    }
+
+    /// How many CRL shards each issuer has.
+    pub fn crl_shards(&self) -> NonZeroU32 {
+        self.crl_shards
+    }
+
+    /// Where a certificate with `serial` from `issuer` is published once revoked,
+    /// and the CRL distribution point it carries: the shard's URL when the issuer
+    /// publishes CRLs, else no distribution point and no shard.
+    pub fn crl_placement(
+        &self,
+        issuer: &Issuer,
+        serial: &Serial,
+    ) -> (CrlPlacement, Option<String>) {
+        let shard = crate::crl_shard(serial, self.crl_shards);
+        let url = issuer.crl_url(shard);
+        let placement = CrlPlacement {
+            issuer_key_hash: issuer.key_hash().to_vec(),
+            shard: url.is_some().then_some(shard),
+        };
+        (placement, url)
+    }
+
     /// The first issuer: the one for key types no other issuer matches.
     pub fn issuer(&self) -> &Issuer {
         &self.issuers[0]
@@ -450,6 +492,7 @@ impl Ca {
         subject_key: &SubjectKey,
         not_before: OffsetDateTime,
         not_after: OffsetDateTime,
+        crl_url: Option<&str>,
     ) -> Result<CertificateParams, Error> {
         let mut params = CertificateParams::default();
         // rcgen marks the subjectAltName critical exactly when this is empty
@@ -466,9 +509,9 @@ impl Ca {
         }
         params.extended_key_usages = vec![ExtendedKeyUsagePurpose::ServerAuth];
         params.use_authority_key_identifier_extension = true;
-        if let Some(url) = &profile.crl_url {
+        if let Some(url) = crl_url {
             params.crl_distribution_points = vec![CrlDistributionPoint {
-                uris: vec![url.clone()],
+                uris: vec![url.to_owned()],
             }];
         }
         params.custom_extensions = vec![CustomExtension::from_oid_content(
@@ -568,6 +611,7 @@ impl CertificateAuthority for Ca {
         let serial_bytes = new_serial()?;
         let serial = Serial::from_bytes(&serial_bytes)?;
         let issuer = self.issuer_for(subject_key.is_rsa);
+        let (placement, crl_url) = self.crl_placement(issuer, &serial);
         let params = Self::params(
             issuer,
             profile,
@@ -576,6 +620,7 @@ impl CertificateAuthority for Ca {
             &subject_key,
             not_before,
             not_after,
+            crl_url.as_deref(),
         )?;
 
         // Step 1: the serial is on record before anything is signed with it.
@@ -613,7 +658,7 @@ impl CertificateAuthority for Ca {
 
         // Step 3: the precertificate record, before the issuer key is used.
         self.storage
-            .add_precertificate(&serial, &linted, request.account_id, not_before)
+            .add_precertificate(&serial, &linted, request.account_id, not_before, &placement)
             .await?;
         self.crash_if_triggered(&serial);
 

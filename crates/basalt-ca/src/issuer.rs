@@ -35,6 +35,7 @@ pub struct Issuer {
     key_hash: Vec<u8>,
     chain: Vec<Vec<u8>>,
     issuer_url: Option<String>,
+    crl_url_base: Option<String>,
     signatures: AtomicU64,
 }
 
@@ -52,13 +53,17 @@ impl Issuer {
     }
 
     /// Loads the issuer described by one `[[issuers]]` table: its certificate, its
-    /// key from a file or a PKCS#11 token, its chain and its caIssuers URL.
+    /// key from a file or a PKCS#11 token, its chain, its caIssuers URL and where
+    /// its CRLs are published.
     pub fn from_config(config: &IssuerConfig) -> Result<Self, Error> {
         let source = config
             .key_source("issuer")
             .map_err(|err| Error::internal(format!("invalid CA config: {err}")))?;
         let mut issuer = Self::load_from(&config.cert, &source, &config.chain)?;
         issuer.issuer_url = config.issuer_url.clone();
+        if let Some(base) = &config.crl_url_base {
+            issuer = issuer.with_crl_url_base(base.clone())?;
+        }
         Ok(issuer)
     }
 
@@ -148,6 +153,7 @@ impl Issuer {
             key_hash: sha1(&public_key_bits),
             public_key_bits,
             issuer_url: None,
+            crl_url_base: None,
             signatures: AtomicU64::new(0),
         };
         issuer.check_name_round_trip()?;
@@ -207,8 +213,40 @@ impl Issuer {
         self
     }
 
+    /// Where the issuer's CRL shards are published (ends with '/'), if it
+    /// publishes any.
+    pub fn crl_url_base(&self) -> Option<&str> {
+        self.crl_url_base.as_deref()
+    }
+
+    /// Publishes the issuer's CRL shards under `base` (an `http://` URL ending with
+    /// '/', as `crl_url_base` in the config file): shard `n` is `{base}{n}.crl`.
+    /// Refused when the issuer certificate's keyUsage lacks cRLSign, since every
+    /// CRL it signed would be invalid (RFC 5280 §4.2.1.3).
+    pub fn with_crl_url_base(mut self, base: impl Into<String>) -> Result<Self, Error> {
+        let usages = self.signer.key_usages();
+        // rcgen, like RFC 5280, allows every usage when keyUsage is absent.
+        if !usages.is_empty() && !usages.contains(&rcgen::KeyUsagePurpose::CrlSign) {
+            return Err(Error::internal(
+                "the issuer certificate's keyUsage lacks cRLSign, so it cannot sign CRLs: \
+                 remove crl_url_base or use a certificate that allows cRLSign",
+            ));
+        }
+        self.crl_url_base = Some(base.into());
+        Ok(self)
+    }
+
+    /// The URL of CRL shard `shard`: the CRL distribution point of the
+    /// certificates on it and the issuingDistributionPoint of the CRL itself.
+    /// `None` when the issuer publishes no CRLs.
+    pub fn crl_url(&self, shard: u32) -> Option<String> {
+        self.crl_url_base
+            .as_ref()
+            .map(|base| format!("{base}{shard}.crl"))
+    }
+
     /// How many signatures the issuer key has made since it was loaded
-    /// (certificates and OCSP responses).
+    /// (certificates, OCSP responses and CRLs).
     pub fn signatures(&self) -> u64 {
         self.signatures.load(Ordering::Relaxed)
     }
@@ -223,6 +261,17 @@ impl Issuer {
         params
             .signed_by(subject_key, &self.signer)
             .map_err(|err| Error::internal(format!("cannot sign the certificate: {err}")))
+    }
+
+    /// Signs the CRL `params` with the issuer key.
+    pub(crate) fn sign_crl(
+        &self,
+        params: &rcgen::CertificateRevocationListParams,
+    ) -> Result<rcgen::CertificateRevocationList, Error> {
+        self.signatures.fetch_add(1, Ordering::Relaxed);
+        params
+            .signed_by(&self.signer)
+            .map_err(|err| Error::internal(format!("cannot sign the CRL: {err}")))
     }
 
     /// Signs `message` with the issuer key (the DER signature X.509 wants).

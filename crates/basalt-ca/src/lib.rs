@@ -2,13 +2,14 @@
 //!
 //! [`Ca`] implements [`basalt_core::CertificateAuthority`] (serial recorded, linting
 //! certificate linted and stored as the precertificate, then the issuer signature
-//! over the same TBS) and [`basalt_core::RevocationSigner`] (OCSP responses signed by
-//! the issuer). Certificates are shaped by named [`Profile`]s ([`Profiles`]); an
+//! over the same TBS) and [`basalt_core::RevocationSigner`] (OCSP responses and
+//! sharded CRLs signed by the issuer). Certificates are shaped by named [`Profile`]s ([`Profiles`]); an
 //! issue request picks one by name, or gets the default. [`pki`] makes the files
 //! `basalt dev` needs. The gRPC adapter lives elsewhere and only wraps these types.
 
 pub mod ceremony;
 mod config;
+mod crl;
 mod issuance;
 mod issuer;
 mod key;
@@ -20,9 +21,13 @@ pub mod softhsm;
 
 pub use config::CLASSIC_PROFILE;
 pub use config::CaConfig;
+pub use config::CrlConfig;
 pub use config::IssuerConfig;
+pub use config::MAX_CRL_LIFETIME;
+pub use config::MAX_CRL_SHARDS;
 pub use config::OcspSigningConfig;
 pub use config::ProfileConfig;
+pub use crl::crl_shard;
 pub use issuance::Ca;
 pub use issuance::Profile;
 pub use issuance::Profiles;

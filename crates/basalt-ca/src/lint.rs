@@ -70,8 +70,8 @@
 //! ask for more than a Basalt profile must carry, the rules check only the form:
 //! the authorityInfoAccess extension (which BR 7.1.2.7.6 requires of publicly
 //! trusted certificates) and the CRL distribution point are left out by a profile
-//! without an OCSP or CRL URL and an issuer without an `issuer_url`, as a private
-//! CA may be configured.
+//! without an OCSP URL and an issuer without an `issuer_url` or a `crl_url_base`,
+//! as a private CA may be configured.
 
 use std::collections::HashSet;
 use std::fmt;

@@ -5,11 +5,15 @@
 //! certificates, since the issuer signs directly. The CertID is hashed with the
 //! algorithm the responder asks for (SHA-1 or SHA-256, the request's own), and the
 //! status may be `unknown` for a serial the issuer never signed (RFC 6960 §2.2).
+//!
+//! The [`RevocationSigner`] implementation lives here and hands CRLs to
+//! [`crate::crl`].
 
 use std::time::Duration;
 
 use async_trait::async_trait;
 use basalt_core::CertIdHash;
+use basalt_core::CrlRequest;
 use basalt_core::Error;
 use basalt_core::OcspRequestEntry;
 use basalt_core::OcspStatus;
@@ -69,6 +73,14 @@ impl RevocationSigner for Ca {
                 sign_ocsp_response(issuer, entry, now, self.ocsp_validity)
             })
             .collect()
+    }
+
+    /// Signs one CRL shard of an issuer with a `crl_url_base`: version 2, its
+    /// issuingDistributionPoint the shard's URL, nextUpdate `crl.lifetime` after
+    /// thisUpdate, the CRL number thisUpdate in Unix nanoseconds, and checked
+    /// before it is returned.
+    async fn generate_crl(&self, request: CrlRequest) -> Result<Vec<u8>, Error> {
+        self.sign_crl(request)
     }
 }
 
@@ -193,7 +205,8 @@ fn sha256(data: &[u8]) -> Vec<u8> {
         .to_vec()
 }
 
-fn hex(bytes: &[u8]) -> String {
+/// Lowercase hex, as key hashes are named in errors and logs.
+pub(crate) fn hex(bytes: &[u8]) -> String {
     bytes.iter().map(|b| format!("{b:02x}")).collect()
 }
 

@@ -8,6 +8,7 @@ use async_trait::async_trait;
 use basalt_core::AccountId;
 use basalt_core::CertificateRecord;
 use basalt_core::CertificateStore;
+use basalt_core::CrlPlacement;
 use basalt_core::Error;
 use basalt_core::Serial;
 use time::OffsetDateTime;
@@ -41,6 +42,7 @@ pub(crate) fn test_rsa_issuer() -> (Issuer, Vec<u8>) {
     params.key_usages = vec![
         rcgen::KeyUsagePurpose::KeyCertSign,
         rcgen::KeyUsagePurpose::DigitalSignature,
+        rcgen::KeyUsagePurpose::CrlSign,
     ];
     params.not_before = fixed_now() - time::Duration::days(1);
     params.not_after = fixed_now() + time::Duration::days(365);
@@ -54,7 +56,8 @@ pub(crate) fn test_rsa_issuer() -> (Issuer, Vec<u8>) {
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub(crate) enum Call {
     Serial(Serial),
-    Precertificate(Serial, Vec<u8>),
+    /// The serial, the linting certificate and where its revocation is published.
+    Precertificate(Serial, Vec<u8>, CrlPlacement),
     Certificate(CertificateRecord),
 }
 
@@ -97,8 +100,13 @@ impl CertificateStore for FakeStorage {
         der: &[u8],
         _: AccountId,
         _: OffsetDateTime,
+        placement: &CrlPlacement,
     ) -> Result<(), Error> {
-        self.record(Call::Precertificate(serial.clone(), der.to_vec()));
+        self.record(Call::Precertificate(
+            serial.clone(),
+            der.to_vec(),
+            placement.clone(),
+        ));
         Ok(())
     }
 

@@ -408,7 +408,7 @@ pub struct NewOrder {
 }
 
 /// A certificate's revocation status.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
 pub enum CertStatus {
     /// Not revoked.
@@ -656,6 +656,47 @@ pub struct RevocationStatus {
     pub revoked_at: Option<OffsetDateTime>,
     /// Why it was revoked.
     pub revocation_reason: Option<RevocationReason>,
+}
+
+/// Where a certificate's revocation is published: which issuer signed it (the SHA-1
+/// of the issuer's subjectPublicKey, the key hash OCSP CertIDs carry) and which CRL
+/// shard its CRL distribution point names. The CA says so when it stores the
+/// precertificate; the SA keeps it beside the serial's status.
+#[derive(Clone, Debug, PartialEq, Eq, Hash)]
+pub struct CrlPlacement {
+    /// SHA-1 of the issuer's subjectPublicKey (20 bytes).
+    pub issuer_key_hash: Vec<u8>,
+    /// The shard of the issuer's CRL the certificate is listed on once revoked;
+    /// `None` when the certificate carries no CRL distribution point.
+    pub shard: Option<u32>,
+}
+
+/// One revoked, unexpired certificate as its CRL lists it.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct RevokedEntry {
+    /// The serial.
+    pub serial: Serial,
+    /// When it was revoked (the CRL entry's revocationDate).
+    pub revoked_at: OffsetDateTime,
+    /// Why; [`RevocationReason::Unspecified`] gets no reasonCode extension.
+    pub reason: RevocationReason,
+}
+
+/// A serial whose status was set or changed (stored as good with its
+/// precertificate, revoked, or re-revoked for another reason), as the SA reports
+/// them in order of `changed_at`: what the OCSP responder and CRL updater follow to
+/// drop stale responses and regenerate shards.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct StatusChange {
+    /// The serial.
+    pub serial: Serial,
+    /// Its status now.
+    pub status: CertStatus,
+    /// When the status was last written (whole seconds, as stored).
+    pub changed_at: OffsetDateTime,
+    /// Its issuer and CRL shard; `None` for serials stored before placements were
+    /// recorded.
+    pub placement: Option<CrlPlacement>,
 }
 
 /// A certificate the CA has just signed.

@@ -18,6 +18,7 @@ use crate::BlockedKey;
 use crate::CertStatus;
 use crate::CertificateRecord;
 use crate::ChallengeType;
+use crate::CrlPlacement;
 use crate::EabKey;
 use crate::Error;
 use crate::Identifier;
@@ -31,8 +32,10 @@ use crate::OrderId;
 use crate::RateLimitOverride;
 use crate::RevocationReason;
 use crate::RevocationStatus;
+use crate::RevokedEntry;
 use crate::Serial;
 use crate::SpkiHash;
+use crate::StatusChange;
 use crate::ValidationRecord;
 
 /// A certificate and its revocation status by serial, as served for download: only
@@ -51,6 +54,24 @@ pub trait RevocationLookup: Send + Sync + 'static {
     /// was stored, its precertificate; [`crate::ErrorKind::NotFound`] for a serial
     /// with neither.
     async fn revocation_status(&self, serial: &Serial) -> Result<RevocationStatus, Error>;
+    /// The revoked certificates of one CRL shard that expire after `expires_after`,
+    /// by serial: those whose [`CrlPlacement`] names `issuer_key_hash` and `shard`.
+    async fn revoked_certificates(
+        &self,
+        issuer_key_hash: &[u8],
+        shard: u32,
+        expires_after: OffsetDateTime,
+    ) -> Result<Vec<RevokedEntry>, Error>;
+    /// The serials whose status was written at or after `since` (whole seconds), in
+    /// order of [`StatusChange::changed_at`] then serial, at most `limit` of them:
+    /// the feed the OCSP responder and CRL updater follow. A caller polling it
+    /// should ask again from a little before the newest `changed_at` it saw, since
+    /// writes in flight commit late.
+    async fn status_changes(
+        &self,
+        since: OffsetDateTime,
+        limit: u32,
+    ) -> Result<Vec<StatusChange>, Error>;
 }
 
 /// Recording what the CA signs, before and after it signs it: all the CA needs
@@ -67,13 +88,15 @@ pub trait CertificateStore: Send + Sync + 'static {
     ) -> Result<(), Error>;
     /// Records the linted precertificate before the issuer key signs the certificate,
     /// and gives its serial the status good, so the serial can be revoked even if the
-    /// certificate is never stored.
+    /// certificate is never stored; `placement` says which issuer signs it and on
+    /// which CRL shard it is listed once revoked.
     async fn add_precertificate(
         &self,
         serial: &Serial,
         der: &[u8],
         account_id: AccountId,
         issued_at: OffsetDateTime,
+        placement: &CrlPlacement,
     ) -> Result<(), Error>;
     /// Records an issued certificate and its chain; the serial keeps the status its
     /// precertificate gave it (a revocation in between stands).
@@ -515,11 +538,29 @@ impl std::str::FromStr for CertIdHash {
     }
 }
 
+/// One CRL shard for the CA to sign (RFC 5280 §5).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct CrlRequest {
+    /// The issuer whose CRL it is: the SHA-1 of its subjectPublicKey.
+    pub issuer_key_hash: Vec<u8>,
+    /// The shard, below the CA's configured shard count; the CA writes the shard's
+    /// URL (the one in the CRL distribution points of its certificates) into the
+    /// issuingDistributionPoint.
+    pub shard: u32,
+    /// thisUpdate; the CRL number is derived from it, so later CRLs get greater
+    /// numbers. The CA sets nextUpdate from its configured CRL lifetime.
+    pub this_update: OffsetDateTime,
+    /// The revoked certificates to list.
+    pub entries: Vec<RevokedEntry>,
+}
+
 /// Revocation signing (client: the OCSP responder and CRL updater).
 #[async_trait]
 pub trait RevocationSigner: Send + Sync + 'static {
     /// Signs one OCSP response (RFC 6960, DER) per entry, in order.
     async fn sign_ocsp(&self, entries: Vec<OcspRequestEntry>) -> Result<Vec<Vec<u8>>, Error>;
+    /// Signs one CRL shard (DER).
+    async fn generate_crl(&self, request: CrlRequest) -> Result<Vec<u8>, Error>;
 }
 
 /// Anti-replay nonces (RFC 8555 §6.5) that every WFE instance can redeem

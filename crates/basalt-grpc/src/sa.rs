@@ -16,6 +16,7 @@ use basalt_core::CertificateLookup;
 use basalt_core::CertificateRecord;
 use basalt_core::CertificateStore;
 use basalt_core::ChallengeType;
+use basalt_core::CrlPlacement;
 use basalt_core::EabKey;
 use basalt_core::Error;
 use basalt_core::Identifier;
@@ -31,8 +32,10 @@ use basalt_core::PageRequest;
 use basalt_core::RevocationLookup;
 use basalt_core::RevocationReason;
 use basalt_core::RevocationStatus;
+use basalt_core::RevokedEntry;
 use basalt_core::Serial;
 use basalt_core::SpkiHash;
+use basalt_core::StatusChange;
 use basalt_core::Storage;
 use basalt_core::StorageReadOnly;
 use basalt_proto::required;
@@ -51,6 +54,7 @@ use crate::not_yet;
 use crate::status::GrpcResult;
 use crate::status::StatusExt;
 use crate::status::empty;
+use crate::status::from_status;
 use crate::status::reply;
 use crate::status::to_status;
 
@@ -255,6 +259,100 @@ impl RevocationLookup for SaClient {
             .map_status()?;
         revocation_status_from_pb(response)
     }
+
+    /// Collects the SA's stream of entries; a stream cut short is an error, never a
+    /// shorter list.
+    async fn revoked_certificates(
+        &self,
+        issuer_key_hash: &[u8],
+        shard: u32,
+        expires_after: OffsetDateTime,
+    ) -> Result<Vec<RevokedEntry>, Error> {
+        let request = self.0.request(pb::GetRevokedCertificatesRequest {
+            issuer_key_hash: issuer_key_hash.to_vec(),
+            shard,
+            expires_after: Some(timestamp(expires_after)),
+        });
+        let mut stream = self
+            .reader()
+            .get_revoked_certificates(request)
+            .await
+            .map_status()?;
+        let mut entries = Vec::new();
+        while let Some(entry) = stream.message().await.map_err(from_status)? {
+            entries.push(revoked_entry_from_pb(entry)?);
+        }
+        Ok(entries)
+    }
+
+    async fn status_changes(
+        &self,
+        since: OffsetDateTime,
+        limit: u32,
+    ) -> Result<Vec<StatusChange>, Error> {
+        let request = self.0.request(pb::GetStatusChangesRequest {
+            since: Some(timestamp(since)),
+            limit,
+        });
+        let response = self
+            .reader()
+            .get_status_changes(request)
+            .await
+            .map_status()?;
+        response
+            .changes
+            .into_iter()
+            .map(status_change_from_pb)
+            .collect()
+    }
+}
+
+fn placement_to_pb(placement: CrlPlacement) -> pb::CrlPlacement {
+    pb::CrlPlacement {
+        issuer_key_hash: placement.issuer_key_hash,
+        shard: placement.shard,
+    }
+}
+
+fn placement_from_pb(placement: pb::CrlPlacement) -> CrlPlacement {
+    CrlPlacement {
+        issuer_key_hash: placement.issuer_key_hash,
+        shard: placement.shard,
+    }
+}
+
+fn revoked_entry_to_pb(entry: RevokedEntry) -> pb::RevokedCertificate {
+    pb::RevokedCertificate {
+        serial: entry.serial.to_string(),
+        revoked_at: Some(timestamp(entry.revoked_at)),
+        reason: u32::from(entry.reason.code()),
+    }
+}
+
+fn revoked_entry_from_pb(entry: pb::RevokedCertificate) -> Result<RevokedEntry, Error> {
+    Ok(RevokedEntry {
+        serial: basalt_proto::serial(&entry.serial)?,
+        revoked_at: required_time(entry.revoked_at, "revoked_at")?,
+        reason: basalt_proto::reason(entry.reason)?,
+    })
+}
+
+fn status_change_to_pb(change: StatusChange) -> pb::StatusChange {
+    pb::StatusChange {
+        serial: change.serial.to_string(),
+        status: change.status.as_str().to_owned(),
+        changed_at: Some(timestamp(change.changed_at)),
+        placement: change.placement.map(placement_to_pb),
+    }
+}
+
+fn status_change_from_pb(change: pb::StatusChange) -> Result<StatusChange, Error> {
+    Ok(StatusChange {
+        serial: basalt_proto::serial(&change.serial)?,
+        status: basalt_proto::parse_field(&change.status, "status")?,
+        changed_at: required_time(change.changed_at, "changed_at")?,
+        placement: change.placement.map(placement_from_pb),
+    })
 }
 
 fn revocation_status_to_pb(status: RevocationStatus) -> pb::GetRevocationStatusResponse {
@@ -562,12 +660,14 @@ impl CertificateStore for SaClient {
         der: &[u8],
         account_id: AccountId,
         issued_at: OffsetDateTime,
+        placement: &CrlPlacement,
     ) -> Result<(), Error> {
         let request = self.0.request(pb::AddPrecertificateRequest {
             serial: serial.to_string(),
             der: der.to_vec(),
             account_id: account_id.0,
             issued_at: Some(timestamp(issued_at)),
+            placement: Some(placement_to_pb(placement.clone())),
         });
         self.writer()
             .add_precertificate(request)
@@ -767,11 +867,42 @@ impl<T: Storage + RevocationLookup> pb::storage_read_only_server::StorageReadOnl
     type GetRevokedCertificatesStream =
         Pin<Box<dyn tokio_stream::Stream<Item = Result<pb::RevokedCertificate, Status>> + Send>>;
 
+    /// Reads the whole shard before the first entry goes out, so a failed read is
+    /// the call's status rather than a stream cut short.
     async fn get_revoked_certificates(
         &self,
-        _request: Request<pb::GetRevokedCertificatesRequest>,
+        request: Request<pb::GetRevokedCertificatesRequest>,
     ) -> GrpcResult<Self::GetRevokedCertificatesStream> {
-        Err(not_yet("CRL shards"))
+        let request = request.into_inner();
+        let expires_after =
+            required_time(request.expires_after, "expires_after").map_err(to_status)?;
+        let entries = self
+            .0
+            .revoked_certificates(&request.issuer_key_hash, request.shard, expires_after)
+            .await
+            .map_err(to_status)?;
+        let stream = tokio_stream::iter(
+            entries
+                .into_iter()
+                .map(|entry| Ok(revoked_entry_to_pb(entry))),
+        );
+        Ok(tonic::Response::new(Box::pin(stream)))
+    }
+
+    async fn get_status_changes(
+        &self,
+        request: Request<pb::GetStatusChangesRequest>,
+    ) -> GrpcResult<pb::GetStatusChangesResponse> {
+        let request = request.into_inner();
+        let since = required_time(request.since, "since").map_err(to_status)?;
+        let changes = self
+            .0
+            .status_changes(since, request.limit)
+            .await
+            .map_err(to_status)?;
+        Ok(tonic::Response::new(pb::GetStatusChangesResponse {
+            changes: changes.into_iter().map(status_change_to_pb).collect(),
+        }))
     }
 
     async fn get_incident_for_serial(
@@ -993,6 +1124,9 @@ impl<T: Storage + RevocationLookup> pb::storage_server::Storage for SaService<T>
         let request = request.into_inner();
         let serial = serial(&request.serial)?;
         let issued_at = required_time(request.issued_at, "issued_at").map_err(to_status)?;
+        let placement = required(request.placement, "placement")
+            .map(placement_from_pb)
+            .map_err(to_status)?;
         empty(
             self.0
                 .add_precertificate(
@@ -1000,6 +1134,7 @@ impl<T: Storage + RevocationLookup> pb::storage_server::Storage for SaService<T>
                     &request.der,
                     AccountId(request.account_id),
                     issued_at,
+                    &placement,
                 )
                 .await,
         )
@@ -1142,5 +1277,101 @@ mod tests {
         let err = incident_from_pb(garbled).unwrap_err();
         assert_eq!(err.kind, basalt_core::ErrorKind::Internal);
         assert!(err.detail.contains("created_at"), "{err}");
+    }
+
+    fn at(seconds: i64) -> OffsetDateTime {
+        OffsetDateTime::from_unix_timestamp(1_893_456_000 + seconds).unwrap()
+    }
+
+    #[test]
+    fn placements_round_trip_with_and_without_a_shard() {
+        for shard in [Some(0), Some(u32::MAX), None] {
+            let placement = CrlPlacement {
+                issuer_key_hash: vec![0x00, 0x7f, 0xff, 0x1a],
+                shard,
+            };
+            assert_eq!(
+                placement_from_pb(placement_to_pb(placement.clone())),
+                placement
+            );
+        }
+    }
+
+    #[test]
+    fn revoked_entries_round_trip() {
+        for reason in RevocationReason::ALL {
+            let entry = RevokedEntry {
+                serial: "0a0b0c".parse().unwrap(),
+                revoked_at: at(61),
+                reason,
+            };
+            assert_eq!(
+                revoked_entry_from_pb(revoked_entry_to_pb(entry.clone())).unwrap(),
+                entry
+            );
+        }
+        let entry = revoked_entry_to_pb(RevokedEntry {
+            serial: "0a".parse().unwrap(),
+            revoked_at: at(0),
+            reason: RevocationReason::KeyCompromise,
+        });
+        let err = revoked_entry_from_pb(pb::RevokedCertificate {
+            revoked_at: None,
+            ..entry.clone()
+        })
+        .unwrap_err();
+        assert!(err.detail.contains("revoked_at"), "{err}");
+        // 2 (cACompromise) is not a reason Basalt revokes for.
+        let err = revoked_entry_from_pb(pb::RevokedCertificate {
+            reason: 2,
+            ..entry.clone()
+        })
+        .unwrap_err();
+        assert_eq!(err.kind, basalt_core::ErrorKind::BadRevocationReason);
+        let err = revoked_entry_from_pb(pb::RevokedCertificate {
+            serial: "not hex".into(),
+            ..entry
+        })
+        .unwrap_err();
+        assert!(err.detail.contains("serial"), "{err}");
+    }
+
+    #[test]
+    fn status_changes_round_trip() {
+        let placed = StatusChange {
+            serial: "0a0b0c".parse().unwrap(),
+            status: basalt_core::CertStatus::Revoked,
+            changed_at: at(30),
+            placement: Some(CrlPlacement {
+                issuer_key_hash: vec![0x1a; 20],
+                shard: Some(3),
+            }),
+        };
+        let unplaced = StatusChange {
+            status: basalt_core::CertStatus::Good,
+            placement: None,
+            ..placed.clone()
+        };
+        for change in [placed, unplaced.clone()] {
+            assert_eq!(
+                status_change_from_pb(status_change_to_pb(change.clone())).unwrap(),
+                change
+            );
+        }
+        let sent = status_change_to_pb(unplaced);
+        assert_eq!(sent.status, "good");
+        let err = status_change_from_pb(pb::StatusChange {
+            changed_at: None,
+            ..sent.clone()
+        })
+        .unwrap_err();
+        assert!(err.detail.contains("changed_at"), "{err}");
+        let err = status_change_from_pb(pb::StatusChange {
+            status: "suspended".into(),
+            ..sent
+        })
+        .unwrap_err();
+        assert_eq!(err.kind, basalt_core::ErrorKind::Internal);
+        assert!(err.detail.contains("status"), "{err}");
     }
 }

@@ -11,6 +11,7 @@ use basalt_config::GrpcServerConfig;
 use basalt_config::TlsConfig;
 use basalt_core::CertIdHash;
 use basalt_core::CertificateAuthority;
+use basalt_core::CrlRequest;
 use basalt_core::Error;
 use basalt_core::ErrorKind;
 use basalt_core::Identifier;
@@ -18,7 +19,9 @@ use basalt_core::IssueRequest;
 use basalt_core::IssuedCertificate;
 use basalt_core::OcspRequestEntry;
 use basalt_core::OcspStatus;
+use basalt_core::RevocationReason;
 use basalt_core::RevocationSigner;
+use basalt_core::RevokedEntry;
 use basalt_grpc::CaClient;
 use basalt_grpc::GrpcChannel;
 use basalt_grpc::GrpcServer;
@@ -51,6 +54,34 @@ impl RevocationSigner for FakeCa {
             .map(|e| [e.serial.as_bytes(), &e.issuer_key_hash].concat())
             .collect())
     }
+
+    async fn generate_crl(&self, request: CrlRequest) -> Result<Vec<u8>, Error> {
+        if request.shard == 99 {
+            return Err(Error::malformed("CRL shard 99 is out of range"));
+        }
+        Ok(fake_crl(&request))
+    }
+}
+
+/// What [`FakeCa`] answers a CRL request with: every field of the request, padded
+/// to 200 KiB for shard 7 (several chunks) and to 65 MiB for shard 8 (more than a
+/// client accepts).
+fn fake_crl(request: &CrlRequest) -> Vec<u8> {
+    let mut der = request.issuer_key_hash.clone();
+    der.extend(request.shard.to_be_bytes());
+    der.extend(request.this_update.unix_timestamp_nanos().to_be_bytes());
+    for entry in &request.entries {
+        der.extend(entry.serial.as_bytes());
+        der.push(entry.reason.code());
+        der.extend(entry.revoked_at.unix_timestamp_nanos().to_be_bytes());
+    }
+    let size = match request.shard {
+        7 => 200 << 10,
+        8 => 65 << 20,
+        _ => 0,
+    };
+    der.resize(size.max(der.len()), 0x5a);
+    der
 }
 
 struct RunningCa {
@@ -204,4 +235,73 @@ async fn health_answers_any_internal_client_and_nobody_else() {
         .await
         .unwrap_err();
     assert_eq!(err.kind, ErrorKind::Unavailable, "{err}");
+}
+
+/// A CRL request streams to the CA and the CRL streams back, in several chunks,
+/// for the OCSP/CRL updater only; the CA's errors cross whole, and a CRL larger
+/// than the client's cap is refused.
+#[tokio::test]
+async fn crls_stream_both_ways() {
+    install_provider();
+    let pki = TestPki::new(&["ca", "ra", "ocsp"]);
+    let ca = start_ca(&pki).await;
+    let from_ocsp = CaClient::new(channel(&pki, "ocsp", &ca));
+    let at = |nanos: i128| time::OffsetDateTime::from_unix_timestamp_nanos(nanos).unwrap();
+    let request = CrlRequest {
+        issuer_key_hash: vec![0xab; 20],
+        shard: 7,
+        this_update: at(1_780_272_000_123_456_789),
+        entries: vec![
+            RevokedEntry {
+                serial: "ff01".parse().unwrap(),
+                revoked_at: at(1_780_000_000_000_000_000),
+                reason: RevocationReason::KeyCompromise,
+            },
+            RevokedEntry {
+                serial: "0a".parse().unwrap(),
+                revoked_at: at(1_770_000_000_500_000_000),
+                reason: RevocationReason::Unspecified,
+            },
+        ],
+    };
+    let der = from_ocsp.generate_crl(request.clone()).await.unwrap();
+    assert_eq!(der.len(), 200 << 10);
+    assert_eq!(der, fake_crl(&request));
+
+    // No entries at all.
+    let empty = CrlRequest {
+        shard: 0,
+        entries: vec![],
+        ..request.clone()
+    };
+    assert_eq!(
+        from_ocsp.generate_crl(empty.clone()).await.unwrap(),
+        fake_crl(&empty)
+    );
+
+    let err = from_ocsp
+        .generate_crl(CrlRequest {
+            shard: 99,
+            ..request.clone()
+        })
+        .await
+        .unwrap_err();
+    assert_eq!(err, Error::malformed("CRL shard 99 is out of range"));
+
+    let err = from_ocsp
+        .generate_crl(CrlRequest {
+            shard: 8,
+            ..request.clone()
+        })
+        .await
+        .unwrap_err();
+    assert_eq!(err.kind, ErrorKind::Internal, "{err}");
+    assert!(err.detail.contains("larger than 64 MiB"), "{err}");
+
+    // The RA may issue, not sign CRLs.
+    let err = CaClient::new(channel(&pki, "ra", &ca))
+        .generate_crl(request)
+        .await
+        .unwrap_err();
+    assert!(err.detail.contains("PermissionDenied"), "{err}");
 }

@@ -1,7 +1,8 @@
 //! OCSP over HTTP (RFC 6960 appendix A, RFC 5019 §5 and §6): POST and GET, plain
 //! HTTP by design (the responses are signed, and TLS would need revocation checking
 //! of its own). The issuer certificates are served beside the answers, for the
-//! caIssuers URLs (RFC 5280 §4.2.2.1).
+//! caIssuers URLs (RFC 5280 §4.2.2.1), and so are the CRL shards, for the CRL
+//! distribution points (RFC 5280 §4.2.1.13).
 
 use std::future::Future;
 use std::net::SocketAddr;
@@ -37,7 +38,10 @@ use tracing::warn;
 use x509_ocsp::OcspResponse;
 use x509_ocsp::OcspResponseStatus;
 
+use crate::CrlStore;
 use crate::Responder;
+use crate::crl::PublishedCrl;
+use crate::crl::ShardId;
 use crate::responder::Answer;
 use crate::responder::SignedResponse;
 use crate::responder::sha256;
@@ -54,6 +58,13 @@ const PKIX_CERT: &str = "application/pkix-cert";
 /// How long HTTP caches may keep an issuer certificate, in seconds: a day.
 const ISSUER_CERT_MAX_AGE: u64 = 86_400;
 
+/// The media type of a DER CRL (RFC 2585 §4.2).
+const PKIX_CRL: &str = "application/pkix-crl";
+
+/// How long a client asking for a CRL shard not generated yet is told to wait, in
+/// seconds: the first generation follows the responder's start at once.
+const CRL_RETRY_AFTER: u64 = 5;
+
 /// Standard base64 that also accepts missing padding.
 const STANDARD_LENIENT: GeneralPurpose = GeneralPurpose::new(
     &alphabet::STANDARD,
@@ -68,23 +79,46 @@ const URL_SAFE_LENIENT: GeneralPurpose = GeneralPurpose::new(
 );
 
 /// The responder's routes: `POST /` with a DER `application/ocsp-request` body, and
-/// `GET /{url-encoded base64 of the DER request}`; and `GET <path>` (or `HEAD`) for
-/// each issuer certificate given a path.
+/// `GET /{url-encoded base64 of the DER request}`; `GET <path>` (or `HEAD`) for
+/// each issuer certificate given a path; and with `crls`, `GET {crl_path}{shard}.crl`
+/// for each shard of each CRL issuer (see [`crl_response`] for the answers).
 ///
 /// Every OCSP answer, including errors, is an `application/ocsp-response` with HTTP
 /// 200, since OCSP clients (OpenSSL among them) read the OCSP status only from a 200.
 /// Successful responses carry the RFC 5019 §6 caching headers; error responses carry
 /// `Cache-Control: no-store` so that no cache keeps a transient failure.
 ///
-/// The issuer paths are static routes, which the router prefers to the catch-all
-/// that reads any other path as a base64 OCSP request. A POST to an issuer path is
-/// still an OCSP request, as a POST to any path is.
-pub fn router(responder: Arc<Responder>) -> Router {
+/// The issuer paths and the CRL directories are static routes, which the router
+/// prefers to the catch-all that reads any other path as a base64 OCSP request. A
+/// POST to one of them is still an OCSP request, as a POST to any path is.
+pub fn router(responder: Arc<Responder>, crls: Option<Arc<CrlStore>>) -> Router {
     let mut router = Router::new().route("/", post(post_request).get(empty_get));
     for (path, der) in responder.issuer_certs() {
         let certificate = IssuerCertificate::new(der);
         let serve = move || std::future::ready(certificate.response());
         router = router.route(path, get(serve).post(post_request));
+    }
+    if let Some(crls) = &crls {
+        for (issuer, crl_path) in crls.crl_paths() {
+            let shards = CrlShards {
+                crls: crls.clone(),
+                responder: responder.clone(),
+                issuer,
+                crl_path: crl_path.to_owned(),
+            };
+            let serve = move |uri: Uri, headers: HeaderMap| {
+                std::future::ready(shards.response(uri.path(), &headers))
+            };
+            // The directory itself names no shard; without a route of its own it
+            // would fall to the OCSP catch-all.
+            let directory = || std::future::ready(crl_not_found());
+            router = router
+                .route(crl_path, get(directory).post(post_request))
+                .route(
+                    &format!("{crl_path}{{*file}}"),
+                    get(serve).post(post_request),
+                );
+        }
     }
     router
         .route("/{*request}", post(post_request).get(get_request))
@@ -157,6 +191,108 @@ impl IssuerCertificate {
         set(&mut headers, header::ETAG, self.etag.clone());
         (StatusCode::OK, headers, self.der.clone()).into_response()
     }
+}
+
+/// The shards of one CRL issuer, as served over HTTP.
+#[derive(Clone)]
+struct CrlShards {
+    crls: Arc<CrlStore>,
+    responder: Arc<Responder>,
+    /// The issuer's index in the store.
+    issuer: usize,
+    crl_path: String,
+}
+
+impl CrlShards {
+    /// The answer to `GET {crl_path}{file}`: see [`crl_response`].
+    fn response(&self, path: &str, request_headers: &HeaderMap) -> Response {
+        let crls = &self.crls;
+        let shard = path
+            .strip_prefix(self.crl_path.as_str())
+            .and_then(shard_of_file)
+            .filter(|shard| *shard < crls.shards());
+        let Some(shard) = shard else {
+            debug!(path, "no such crl shard");
+            return crl_not_found();
+        };
+        let crl = crls.current(ShardId {
+            issuer: self.issuer,
+            shard,
+        });
+        crl_response(
+            crl.as_deref(),
+            self.responder.now(),
+            self.responder.settings().max_age.as_secs(),
+            request_headers,
+        )
+    }
+}
+
+/// The shard a CRL file name gives, `{shard}.crl` with the shard in plain decimal
+/// (no sign, no leading zero), as the CA writes it into CRL distribution points.
+fn shard_of_file(file: &str) -> Option<u32> {
+    let digits = file.strip_suffix(".crl")?;
+    let plain = !digits.is_empty()
+        && digits.bytes().all(|byte| byte.is_ascii_digit())
+        && (digits == "0" || !digits.starts_with('0'));
+    if !plain {
+        return None;
+    }
+    digits.parse().ok()
+}
+
+/// A CRL shard over HTTP: the DER `application/pkix-crl` (RFC 2585 §4.2), public
+/// for `max_age` seconds at most and never past its nextUpdate, with its
+/// thisUpdate as `Last-Modified` and a strong `ETag` that `If-None-Match` is
+/// answered 304 for; 503 with `Retry-After` while the shard has no CRL yet.
+fn crl_response(
+    crl: Option<&PublishedCrl>,
+    now: OffsetDateTime,
+    max_age: u64,
+    request_headers: &HeaderMap,
+) -> Response {
+    let Some(crl) = crl else {
+        return (
+            StatusCode::SERVICE_UNAVAILABLE,
+            [
+                (header::RETRY_AFTER, CRL_RETRY_AFTER.to_string()),
+                (header::CACHE_CONTROL, "no-store".to_owned()),
+                (header::CONTENT_TYPE, "text/plain".to_owned()),
+            ],
+            "this CRL shard has not been generated yet\n",
+        )
+            .into_response();
+    };
+    let left = u64::try_from((crl.next_update - now).whole_seconds()).unwrap_or(0);
+    let mut headers = HeaderMap::new();
+    set(
+        &mut headers,
+        header::CACHE_CONTROL,
+        format!("public, max-age={}", max_age.min(left)),
+    );
+    set(
+        &mut headers,
+        header::LAST_MODIFIED,
+        http_date(crl.this_update),
+    );
+    set(&mut headers, header::ETAG, crl.etag.clone());
+    // RFC 9110 §13.1.2: a cache revalidating the shard it holds gets 304 until
+    // the shard is regenerated.
+    if if_none_match(request_headers, crl.etag.as_bytes()) {
+        return (StatusCode::NOT_MODIFIED, headers).into_response();
+    }
+    set(&mut headers, header::CONTENT_TYPE, PKIX_CRL.to_owned());
+    (StatusCode::OK, headers, crl.der.clone()).into_response()
+}
+
+/// 404 for a path under a CRL directory that names no shard.
+fn crl_not_found() -> Response {
+    (
+        StatusCode::NOT_FOUND,
+        [(header::CONTENT_TYPE, "text/plain")],
+        "no such CRL shard\n",
+    )
+        .into_response()
 }
 
 async fn post_request(
@@ -286,15 +422,12 @@ fn success(responder: &Responder, signed: SignedResponse) -> Response {
         header::CACHE_CONTROL,
         format!("max-age={max_age}, public, no-transform, must-revalidate"),
     );
-    set(
-        &mut headers,
-        header::LAST_MODIFIED,
-        http_date(signed.this_update),
-    );
-    if let Some(next_update) = signed.next_update {
-        set(&mut headers, header::EXPIRES, http_date(next_update));
+    let fixed = signed.headers;
+    headers.insert(header::LAST_MODIFIED, fixed.last_modified);
+    if let Some(expires) = fixed.expires {
+        headers.insert(header::EXPIRES, expires);
     }
-    set(&mut headers, header::ETAG, etag(&signed.der));
+    headers.insert(header::ETAG, fixed.etag);
     (StatusCode::OK, headers, signed.der).into_response()
 }
 
@@ -335,7 +468,7 @@ fn status_only(status: OcspResponseStatus) -> Vec<u8> {
 }
 
 /// A strong entity tag: the quoted hex SHA-256 of the body.
-fn etag(body: &[u8]) -> String {
+pub(crate) fn etag(body: &[u8]) -> String {
     let mut tag = String::with_capacity(66);
     tag.push('"');
     for byte in sha256(body) {
@@ -346,7 +479,7 @@ fn etag(body: &[u8]) -> String {
 }
 
 /// An RFC 7231 §7.1.1.1 IMF-fixdate, e.g. `Sun, 06 Nov 1994 08:49:37 GMT`.
-fn http_date(at: OffsetDateTime) -> String {
+pub(crate) fn http_date(at: OffsetDateTime) -> String {
     const DAYS: [&str; 7] = ["Mon", "Tue", "Wed", "Thu", "Fri", "Sat", "Sun"];
     const MONTHS: [&str; 12] = [
         "Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec",

@@ -16,17 +16,30 @@
 //! It also serves each issuer's certificate at the path the config gives it, for the
 //! caIssuers URL of the certificates that issuer signs (RFC 5280 §4.2.2.1).
 //!
+//! With a `[crl]` table it publishes each issuer's CRLs (RFC 5280 §5), split into
+//! shards as the CA splits its certificates: the [`CrlUpdater`] has the CA sign
+//! every shard at start, every `period`, and within `delay` of a revocation the
+//! [`StatusFeed`] reports, and the router serves the newest of each shard at
+//! `GET {crl_path}{shard}.crl`.
+//!
 //! ```text
 //! client ──HTTP──▶ router ──▶ Responder ──▶ SA (status by serial)
 //!                    │                  └─▶ CA (sign one response)
-//!                    └──▶ issuer certificates (GET <path>)
+//!                    ├──▶ issuer certificates (GET <path>)
+//!                    └──▶ CrlStore (GET <crl_path><shard>.crl) ◀── CrlUpdater ──▶ SA, CA
 //! ```
 
 mod cache;
 mod config;
+mod crl;
+mod feed;
 mod http;
 mod responder;
 
-pub use config::{IssuerConfig, OcspConfig};
+pub use config::{CrlConfig, IssuerConfig, OcspConfig, StatusFeedConfig};
+pub use crl::{
+    CrlIssuer, CrlSettings, CrlStore, CrlUpdater, MAX_CRL_DELAY, MAX_CRL_PERIOD, MAX_CRL_SHARDS,
+};
+pub use feed::{COMMIT_MARGIN, FeedEvent, FeedSettings, StatusFeed};
 pub use http::{router, serve, serve_on};
 pub use responder::{Responder, ResponderIssuer, ResponderSettings, load_issuer_cert};

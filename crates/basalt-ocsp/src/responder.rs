@@ -2,6 +2,14 @@
 //! the serial up in the SA and serve a response signed for that status: the cached
 //! one while it is still right and fresh, or one the CA signs anew.
 //!
+//! While the responder follows a current status feed ([`Responder::follow`]), a
+//! cached response known to state the SA's status is served without the SA read:
+//! the feed's listener has the responses of every serial whose status changes
+//! checked against the SA again at their next request
+//! (see [`crate::cache`]), and a background task has responses nearing their
+//! refresh point signed again before anyone asks, so the answers clients get are
+//! pre-signed. When the feed falls behind, every request reads the SA again.
+//!
 //! A serial the SA does not know, under one of our issuers, is answered `unknown`
 //! (RFC 6960 §2.2); a CertID naming another issuer is `unauthorized` without any
 //! lookup. CertIDs hashed with SHA-1 or SHA-256 are answered in their own algorithm.
@@ -15,8 +23,12 @@
 
 use std::path::Path;
 use std::sync::Arc;
+use std::sync::OnceLock;
+use std::sync::Weak;
 use std::time::Duration;
 
+use axum::body::Bytes;
+use axum::http::HeaderValue;
 use basalt_core::CertIdHash;
 use basalt_core::Clock;
 use basalt_core::Error;
@@ -49,6 +61,10 @@ use x509_ocsp::OcspResponseStatus;
 use crate::cache::CacheKey;
 use crate::cache::ResponseCache;
 use crate::cache::SignedFor;
+use crate::feed::FeedEvent;
+use crate::feed::StatusFeed;
+use crate::http::etag;
+use crate::http::http_date;
 
 /// id-sha1 (RFC 3279 §2.2.1).
 const ID_SHA1: ObjectIdentifier = ObjectIdentifier::new_unwrap("1.3.14.3.2.26");
@@ -87,7 +103,19 @@ pub struct Responder {
     clock: Arc<dyn Clock>,
     settings: ResponderSettings,
     cache: ResponseCache,
+    /// The status feed, once [`Responder::follow`] was called.
+    feed: OnceLock<Arc<StatusFeed>>,
 }
+
+/// How often the refresher looks for responses nearing their refresh point.
+const REFRESH_SCAN: Duration = Duration::from_secs(10);
+
+/// How long before its refresh point the refresher signs a response again.
+const REFRESH_LEAD: Duration = Duration::from_secs(60);
+
+/// The most responses signed again per scan, so that a burst of them (after a
+/// restart, say) does not crowd the CA out.
+const REFRESH_BATCH: usize = 500;
 
 /// One issuer: what a CertID must carry to be about it (RFC 6960 §4.1.1), what the
 /// certificates it signed name as their issuer, and its certificate for download.
@@ -123,11 +151,53 @@ pub(crate) enum Answer {
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub(crate) struct SignedResponse {
     /// The DER `OCSPResponse`, exactly as the CA returned it.
-    pub(crate) der: Vec<u8>,
+    pub(crate) der: Bytes,
     /// thisUpdate of its SingleResponse.
     pub(crate) this_update: OffsetDateTime,
     /// nextUpdate of its SingleResponse, if any.
     pub(crate) next_update: Option<OffsetDateTime>,
+    /// The header values that never change for this response, made once rather
+    /// than for every request that is served it.
+    pub(crate) headers: FixedHeaders,
+}
+
+/// The `ETag`, `Last-Modified` and `Expires` of a signed response.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub(crate) struct FixedHeaders {
+    /// The strong entity tag of the DER.
+    pub(crate) etag: HeaderValue,
+    /// thisUpdate as an HTTP date.
+    pub(crate) last_modified: HeaderValue,
+    /// nextUpdate as an HTTP date, if any.
+    pub(crate) expires: Option<HeaderValue>,
+}
+
+impl SignedResponse {
+    /// `der` with its times, and the header values they give.
+    pub(crate) fn new(
+        der: impl Into<Bytes>,
+        this_update: OffsetDateTime,
+        next_update: Option<OffsetDateTime>,
+    ) -> Self {
+        let der = der.into();
+        let headers = FixedHeaders {
+            etag: header_value(etag(&der)),
+            last_modified: header_value(http_date(this_update)),
+            expires: next_update.map(|at| header_value(http_date(at))),
+        };
+        Self {
+            der,
+            this_update,
+            next_update,
+            headers,
+        }
+    }
+}
+
+/// A header value from text made of visible ASCII (a quoted hex tag, an HTTP
+/// date), which is always valid.
+fn header_value(text: String) -> HeaderValue {
+    HeaderValue::try_from(text).unwrap_or_else(|_| HeaderValue::from_static(""))
 }
 
 impl Responder {
@@ -168,7 +238,64 @@ impl Responder {
             clock,
             settings,
             cache: ResponseCache::new(settings.cache_size),
+            feed: OnceLock::new(),
         })
+    }
+
+    /// Follows `feed`: distrusts cached responses as the feed reports their
+    /// serials' status changes, serves cached responses without reading the SA while the
+    /// feed is current, and starts the task that signs responses again before
+    /// their refresh point (returned; it runs as long as the runtime, and stops
+    /// once the responder is dropped). Call it once; later calls only start
+    /// another refresher.
+    pub fn follow(self: &Arc<Self>, feed: &Arc<StatusFeed>) -> tokio::task::JoinHandle<()> {
+        let responder = Arc::downgrade(self);
+        feed.listen(move |event| {
+            if let Some(responder) = responder.upgrade() {
+                responder.forget(event);
+            }
+        });
+        if self.feed.set(Arc::clone(feed)).is_err() {
+            warn!("the ocsp responder follows one status feed; a second one only drops responses");
+        }
+        let responder = Arc::downgrade(self);
+        tokio::spawn(refresh(responder))
+    }
+
+    /// Distrusts the cached responses `event` says may be stale.
+    fn forget(&self, event: &FeedEvent) {
+        match event {
+            FeedEvent::Changes(changes) => {
+                for change in changes.iter() {
+                    let keys = self.keys(&change.serial);
+                    self.cache.invalidate(&change.serial, &keys);
+                }
+            }
+            FeedEvent::Gap => self.cache.invalidate_all(),
+        }
+    }
+
+    /// Every cache key a response about `serial` may be stored under.
+    fn keys(&self, serial: &Serial) -> Vec<CacheKey> {
+        let mut keys: Vec<CacheKey> = Vec::with_capacity(self.issuers.len() * 2);
+        for issuer in &self.issuers {
+            for hash_algorithm in [CertIdHash::Sha1, CertIdHash::Sha256] {
+                let key = CacheKey {
+                    issuer_key_hash: issuer.sha1_key.clone(),
+                    serial: serial.clone(),
+                    hash_algorithm,
+                };
+                if !keys.contains(&key) {
+                    keys.push(key);
+                }
+            }
+        }
+        keys
+    }
+
+    /// Whether cached responses may be served without reading the SA.
+    fn feed_is_current(&self) -> bool {
+        self.feed.get().is_some_and(|feed| feed.is_current())
     }
 
     /// The caching settings.
@@ -242,7 +369,8 @@ impl Responder {
             debug!("ocsp request has an invalid serial number");
             return Answer::Failed(OcspResponseStatus::MalformedRequest);
         };
-        self.respond_for(serial, &named, hash_algorithm).await
+        self.respond_for(serial, &named, hash_algorithm, Signing::IfStale)
+            .await
     }
 
     /// The certificates to serve over HTTP: each issuer's path and DER.
@@ -263,7 +391,24 @@ impl Responder {
         serial: Serial,
         named: &[&Issuer],
         hash_algorithm: CertIdHash,
+        signing: Signing,
     ) -> Answer {
+        if signing == Signing::IfStale && self.feed_is_current() {
+            let now = self.now();
+            for issuer in named {
+                let key = CacheKey {
+                    issuer_key_hash: issuer.sha1_key.clone(),
+                    serial: serial.clone(),
+                    hash_algorithm,
+                };
+                if let Some(cached) = self.cache.trusted(&key, now) {
+                    return Answer::Signed(cached);
+                }
+            }
+        }
+        // Taken before the read: a change reported after it makes what is signed
+        // for this read untrusted.
+        let read = self.cache.epoch(&serial);
         let (issuer, signed_for, precertificate) = match self.sa.revocation_status(&serial).await {
             Ok(record) => {
                 let issuer = match signer_of(&record.der) {
@@ -312,7 +457,9 @@ impl Responder {
             serial,
             hash_algorithm,
         };
-        if let Some(cached) = self.cache.fresh(&key, &signed_for, self.now()) {
+        if signing == Signing::IfStale
+            && let Some(cached) = self.cache.fresh(&key, &signed_for, self.now(), read)
+        {
             debug!(serial = %key.serial, status = %signed_for.status, "cached ocsp response served");
             return Answer::Signed(cached);
         }
@@ -326,8 +473,32 @@ impl Responder {
             precertificate,
             "ocsp response signed and served"
         );
-        self.cache.store(key, signed_for, signed.clone());
+        self.cache.store(key, signed_for, signed.clone(), read);
         Answer::Signed(signed)
+    }
+
+    /// Signs again the cached responses whose refresh point comes within
+    /// [`REFRESH_LEAD`], at most [`REFRESH_BATCH`] of them, reading each serial's
+    /// status anew; returns how many it signed.
+    pub(crate) async fn refresh_due(&self) -> usize {
+        let due = self.cache.due(self.now() + REFRESH_LEAD, REFRESH_BATCH);
+        let mut signed = 0;
+        for key in due {
+            let Some(issuer) = self
+                .issuers
+                .iter()
+                .find(|issuer| issuer.sha1_key == key.issuer_key_hash)
+            else {
+                continue;
+            };
+            let answer = self
+                .respond_for(key.serial, &[issuer], key.hash_algorithm, Signing::Always)
+                .await;
+            if matches!(answer, Answer::Signed(_)) {
+                signed += 1;
+            }
+        }
+        signed
     }
 
     /// Has the CA sign the response `key` names, stating `signed_for`; an error is
@@ -358,6 +529,35 @@ impl Responder {
             error!(%serial, error = %err, "ca returned an unusable ocsp response");
             Answer::Failed(OcspResponseStatus::TryLater)
         })
+    }
+}
+
+/// Whether [`Responder::respond_for`] may serve a cached response.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Signing {
+    /// Serve the cached response while it is right and fresh.
+    IfStale,
+    /// Have the CA sign anew (the refresher).
+    Always,
+}
+
+/// The refresher: every [`REFRESH_SCAN`], signs again the responses nearing their
+/// refresh point, until the responder is dropped.
+async fn refresh(responder: Weak<Responder>) {
+    let mut ticks = tokio::time::interval(REFRESH_SCAN);
+    ticks.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    loop {
+        ticks.tick().await;
+        let Some(responder) = responder.upgrade() else {
+            return;
+        };
+        let signed = responder.refresh_due().await;
+        if signed > 0 {
+            debug!(
+                signed,
+                "ocsp responses signed again before their refresh point"
+            );
+        }
     }
 }
 
@@ -537,11 +737,7 @@ fn inspect(der: Vec<u8>, serial: &Serial) -> Result<SignedResponse, String> {
         .as_ref()
         .map(to_offset_date_time)
         .transpose()?;
-    Ok(SignedResponse {
-        der,
-        this_update,
-        next_update,
-    })
+    Ok(SignedResponse::new(der, this_update, next_update))
 }
 
 fn to_offset_date_time(at: &OcspGeneralizedTime) -> Result<OffsetDateTime, String> {
@@ -619,6 +815,10 @@ mod tests {
         async fn sign_ocsp(&self, _entries: Vec<OcspRequestEntry>) -> Result<Vec<Vec<u8>>, Error> {
             Err(Error::internal("unused"))
         }
+
+        async fn generate_crl(&self, _request: basalt_core::CrlRequest) -> Result<Vec<u8>, Error> {
+            Err(Error::internal("unused"))
+        }
     }
 
     #[async_trait::async_trait]
@@ -627,6 +827,23 @@ mod tests {
             &self,
             _: &Serial,
         ) -> Result<basalt_core::RevocationStatus, Error> {
+            Err(Error::internal("unused"))
+        }
+
+        async fn revoked_certificates(
+            &self,
+            _: &[u8],
+            _: u32,
+            _: OffsetDateTime,
+        ) -> Result<Vec<basalt_core::RevokedEntry>, Error> {
+            Err(Error::internal("unused"))
+        }
+
+        async fn status_changes(
+            &self,
+            _: OffsetDateTime,
+            _: u32,
+        ) -> Result<Vec<basalt_core::StatusChange>, Error> {
             Err(Error::internal("unused"))
         }
     }

@@ -25,6 +25,7 @@ use basalt_core::Challenge;
 use basalt_core::ChallengeStatus;
 use basalt_core::ChallengeType;
 use basalt_core::Clock;
+use basalt_core::CrlPlacement;
 use basalt_core::EabKey;
 use basalt_core::Error;
 use basalt_core::ErrorKind;
@@ -42,8 +43,10 @@ use basalt_core::PageRequest;
 use basalt_core::RevocationLookup;
 use basalt_core::RevocationReason;
 use basalt_core::RevocationStatus;
+use basalt_core::RevokedEntry;
 use basalt_core::Serial;
 use basalt_core::SpkiHash;
+use basalt_core::StatusChange;
 use basalt_core::Storage;
 use basalt_core::StorageReadOnly;
 use basalt_core::ValidationRecord;
@@ -125,6 +128,10 @@ macro_rules! conformance_tests {
             a_revocation_becomes_key_compromise_once,
             incidents_are_declared_listed_and_found,
             concurrent_incidents_of_one_name_let_one_through,
+            placements_are_stored_and_reported_with_status_changes,
+            revoked_certificates_list_one_shard,
+            status_changes_follow_writes_in_order,
+            status_change_limits_are_checked,
         );
     };
     (@each $engine:expr; $($name:ident,)*) => {
@@ -249,10 +256,35 @@ pub(crate) async fn store_certificate<S: Storage>(sa: &S, certificate: &Certific
     sa.add_serial(serial, *account_id, *issued_at, *expires_at)
         .await
         .unwrap();
-    sa.add_precertificate(serial, b"precert", *account_id, *issued_at)
+    sa.add_precertificate(serial, b"precert", *account_id, *issued_at, &placement())
         .await
         .unwrap();
     sa.add_certificate(certificate).await.unwrap();
+}
+
+/// The placement the helpers store precertificates with: one issuer, shard 0.
+pub(crate) fn placement() -> CrlPlacement {
+    CrlPlacement {
+        issuer_key_hash: vec![0x1a; 20],
+        shard: Some(0),
+    }
+}
+
+/// Reserves `serial` until `expires` and stores its precertificate with `placement`,
+/// both at the start; the certificate is never stored.
+pub(crate) async fn precertificate<S: Storage>(
+    sa: &S,
+    account_id: AccountId,
+    serial: &Serial,
+    expires: OffsetDateTime,
+    placement: &CrlPlacement,
+) {
+    sa.add_serial(serial, account_id, start(), expires)
+        .await
+        .unwrap();
+    sa.add_precertificate(serial, b"precert", account_id, start(), placement)
+        .await
+        .unwrap();
 }
 
 pub(crate) fn record(
@@ -668,7 +700,7 @@ pub(crate) async fn nothing_is_stored_without_its_precertificate(
     let serial: Serial = "5e71a1".parse().unwrap();
 
     assert_kind(
-        sa.add_precertificate(&serial, b"precert", acct.id, start())
+        sa.add_precertificate(&serial, b"precert", acct.id, start(), &placement())
             .await,
         ErrorKind::Internal,
     );
@@ -684,15 +716,15 @@ pub(crate) async fn nothing_is_stored_without_its_precertificate(
     assert_kind(sa.revocation_status(&serial).await, ErrorKind::NotFound);
 
     assert_kind(
-        sa.add_precertificate(&serial, b"precert", AccountId(1), start())
+        sa.add_precertificate(&serial, b"precert", AccountId(1), start(), &placement())
             .await,
         ErrorKind::Internal,
     );
-    sa.add_precertificate(&serial, b"precert", acct.id, start())
+    sa.add_precertificate(&serial, b"precert", acct.id, start(), &placement())
         .await
         .unwrap();
     assert_kind(
-        sa.add_precertificate(&serial, b"precert", acct.id, start())
+        sa.add_precertificate(&serial, b"precert", acct.id, start(), &placement())
             .await,
         ErrorKind::Conflict,
     );
@@ -721,9 +753,15 @@ pub(crate) async fn a_precertificate_alone_has_a_status_and_is_revocable(
     sa.add_serial(&serial, acct.id, start(), expires)
         .await
         .unwrap();
-    sa.add_precertificate(&serial, b"linting certificate", acct.id, start())
-        .await
-        .unwrap();
+    sa.add_precertificate(
+        &serial,
+        b"linting certificate",
+        acct.id,
+        start(),
+        &placement(),
+    )
+    .await
+    .unwrap();
 
     let status = sa.revocation_status(&serial).await.unwrap();
     assert_eq!(
@@ -783,7 +821,7 @@ pub(crate) async fn a_revocation_before_the_certificate_stands(
     sa.add_serial(&serial, acct.id, start(), certificate.expires_at)
         .await
         .unwrap();
-    sa.add_precertificate(&serial, b"precert", acct.id, start())
+    sa.add_precertificate(&serial, b"precert", acct.id, start(), &placement())
         .await
         .unwrap();
     let at = start() + Duration::minutes(1);
@@ -1420,7 +1458,7 @@ pub(crate) async fn replacing_an_unknown_certificate_is_malformed(
     sa.add_serial(&serial, acct.id, start(), start() + Duration::days(90))
         .await
         .unwrap();
-    sa.add_precertificate(&serial, b"precert", acct.id, start())
+    sa.add_precertificate(&serial, b"precert", acct.id, start(), &placement())
         .await
         .unwrap();
     let err = assert_kind(
@@ -1824,12 +1862,12 @@ pub(crate) async fn concurrent_serial_reservations_let_one_through(
     // The reservation is the winner's: only its precertificate is taken.
     for acct in accounts.iter().filter(|acct| acct.id != owner) {
         assert_kind(
-            sa.add_precertificate(&serial, b"precert", acct.id, start())
+            sa.add_precertificate(&serial, b"precert", acct.id, start(), &placement())
                 .await,
             ErrorKind::Internal,
         );
     }
-    sa.add_precertificate(&serial, b"precert", owner, start())
+    sa.add_precertificate(&serial, b"precert", owner, start(), &placement())
         .await
         .unwrap();
 }
@@ -1991,7 +2029,7 @@ pub(crate) async fn reads_of_unknown_ids_are_not_found(sa: &SqlStorage, _clock: 
     sa.add_serial(&reserved, acct.id, start(), start() + Duration::days(90))
         .await
         .unwrap();
-    sa.add_precertificate(&reserved, b"precert", acct.id, start())
+    sa.add_precertificate(&reserved, b"precert", acct.id, start(), &placement())
         .await
         .unwrap();
 
@@ -2403,7 +2441,7 @@ pub(crate) async fn certificates_round_trip_byte_exact(sa: &SqlStorage, _clock: 
     sa.add_serial(&serial, acct.id, issued_at, issued_at + Duration::days(90))
         .await
         .unwrap();
-    sa.add_precertificate(&serial, &der, acct.id, issued_at)
+    sa.add_precertificate(&serial, &der, acct.id, issued_at, &placement())
         .await
         .unwrap();
     let certificate = CertificateRecord {
@@ -2504,12 +2542,12 @@ pub(crate) async fn a_serial_serves_only_the_account_it_was_reserved_for(
 
     // These are CA bugs, not client errors: internal, and nothing is stored.
     assert_kind(
-        sa.add_precertificate(&serial, b"precert", other.id, start())
+        sa.add_precertificate(&serial, b"precert", other.id, start(), &placement())
             .await,
         ErrorKind::Internal,
     );
     assert_eq!(sa.count_rows("precertificates").await, 0);
-    sa.add_precertificate(&serial, b"precert", owner.id, start())
+    sa.add_precertificate(&serial, b"precert", owner.id, start(), &placement())
         .await
         .unwrap();
     assert_kind(
@@ -3282,7 +3320,7 @@ pub(crate) async fn a_revocation_becomes_key_compromise_once(sa: &SqlStorage, cl
     sa.add_serial(&precert, acct.id, start(), start() + Duration::days(90))
         .await
         .unwrap();
-    sa.add_precertificate(&precert, b"precert", acct.id, start())
+    sa.add_precertificate(&precert, b"precert", acct.id, start(), &placement())
         .await
         .unwrap();
     sa.revoke_certificate(&precert, RevocationReason::Unspecified, at)
@@ -3484,4 +3522,376 @@ pub(crate) async fn concurrent_incidents_of_one_name_let_one_through(
     let won = the_one_winner(results, ErrorKind::Conflict);
     assert_eq!(sa.incidents().await.unwrap(), vec![won]);
     assert_eq!(sa.count_rows("incident_serials").await, 1);
+}
+
+/// The placement a precertificate is stored with comes back, byte-exact, with its
+/// status changes, and stays when the certificate is stored; a row stored before
+/// placements were (both columns NULL) has none. A placement whose issuer key hash
+/// is not a SHA-1 is a CA bug: refused, and nothing is stored.
+pub(crate) async fn placements_are_stored_and_reported_with_status_changes(
+    sa: &SqlStorage,
+    _clock: &FixedClock,
+) {
+    let acct = account(sa, "thumb").await;
+    let expires = start() + Duration::days(90);
+    let mut issuer = vec![0xa1; 20];
+    (issuer[0], issuer[19]) = (0x00, 0xff);
+    let last_shard = CrlPlacement {
+        issuer_key_hash: issuer,
+        shard: Some(u32::MAX),
+    };
+    let no_shard = CrlPlacement {
+        issuer_key_hash: vec![0xa2; 20],
+        shard: None,
+    };
+    let sharded: Serial = "c1".parse().unwrap();
+    let unsharded: Serial = "c2".parse().unwrap();
+    let old: Serial = "c3".parse().unwrap();
+    let issued: Serial = "c4".parse().unwrap();
+    precertificate(sa, acct.id, &sharded, expires, &last_shard).await;
+    precertificate(sa, acct.id, &unsharded, expires, &no_shard).await;
+    precertificate(sa, acct.id, &old, expires, &placement()).await;
+    store_certificate(sa, &record(&issued, acct.id, start())).await;
+    // As a row stored before the placement migration holds it.
+    sqlx::query(for_engine(
+        sa.engine(),
+        "UPDATE certificate_status SET issuer_key_hash = NULL, crl_shard = NULL
+         WHERE serial = $1",
+    ))
+    .bind(old.to_string())
+    .execute(sa.pool())
+    .await
+    .unwrap();
+
+    let change = |serial: &Serial, placement: Option<CrlPlacement>| StatusChange {
+        serial: serial.clone(),
+        status: CertStatus::Good,
+        changed_at: start(),
+        placement,
+    };
+    assert_eq!(
+        sa.status_changes(start(), 10).await.unwrap(),
+        [
+            change(&sharded, Some(last_shard.clone())),
+            change(&unsharded, Some(no_shard)),
+            change(&old, None),
+            change(&issued, Some(placement())),
+        ]
+    );
+    // A row stored before placements is revoked as any other, and listed on no shard.
+    sa.revoke_certificate(&old, RevocationReason::KeyCompromise, start())
+        .await
+        .unwrap();
+    assert_eq!(
+        sa.revoked_certificates(&placement().issuer_key_hash, 0, start())
+            .await
+            .unwrap(),
+        []
+    );
+
+    for length in [0, 19, 32] {
+        let serial: Serial = format!("c5{length:02x}").parse().unwrap();
+        sa.add_serial(&serial, acct.id, start(), expires)
+            .await
+            .unwrap();
+        let bad = CrlPlacement {
+            issuer_key_hash: vec![0xa3; length],
+            shard: Some(1),
+        };
+        let err = assert_kind(
+            sa.add_precertificate(&serial, b"precert", acct.id, start(), &bad)
+                .await,
+            ErrorKind::Internal,
+        );
+        assert!(err.detail.contains("issuer_key_hash"), "{err}");
+        assert_kind(sa.revocation_status(&serial).await, ErrorKind::NotFound);
+    }
+    assert_eq!(sa.count_rows("precertificates").await, 4);
+    assert_eq!(sa.count_rows("certificate_status").await, 4);
+}
+
+/// A CRL shard lists the revoked certificates of its issuer and shard only, that
+/// expire after the given time, by serial, each with its revocation time (to the
+/// second) and its reason as it stands after a re-revocation.
+pub(crate) async fn revoked_certificates_list_one_shard(sa: &SqlStorage, _clock: &FixedClock) {
+    let acct = account(sa, "thumb").await;
+    let issuer = vec![0x5a; 20];
+    let other_issuer = vec![0x5b; 20];
+    let on = |issuer: &[u8], shard: Option<u32>| CrlPlacement {
+        issuer_key_hash: issuer.to_vec(),
+        shard,
+    };
+    let expires_after = start() + Duration::days(30);
+    let live = start() + Duration::days(90);
+    use RevocationReason::*;
+    // Serial, placement, expiry, reason (None: not revoked), and whether shard 7 of
+    // `issuer` lists it. "0100" is numerically the greatest but sorts first, as
+    // serials compare (their bytes, as their hex text).
+    let cases: [(
+        &str,
+        CrlPlacement,
+        OffsetDateTime,
+        Option<RevocationReason>,
+        bool,
+    ); 10] = [
+        ("d2", on(&issuer, Some(7)), live, Some(Superseded), true),
+        ("d1", on(&issuer, Some(7)), live, Some(Unspecified), true),
+        (
+            "0100",
+            on(&issuer, Some(7)),
+            live,
+            Some(AffiliationChanged),
+            true,
+        ),
+        (
+            "d3",
+            on(&issuer, Some(7)),
+            expires_after,
+            Some(Superseded),
+            false,
+        ),
+        (
+            "d4",
+            on(&issuer, Some(7)),
+            start() + Duration::days(10),
+            Some(KeyCompromise),
+            false,
+        ),
+        ("d5", on(&issuer, Some(7)), live, None, false),
+        ("d6", on(&issuer, Some(8)), live, Some(KeyCompromise), false),
+        (
+            "d7",
+            on(&other_issuer, Some(7)),
+            live,
+            Some(KeyCompromise),
+            false,
+        ),
+        ("d8", on(&issuer, None), live, Some(KeyCompromise), false),
+        (
+            "d9",
+            on(&issuer, Some(7)),
+            expires_after + Duration::seconds(1),
+            Some(CessationOfOperation),
+            true,
+        ),
+    ];
+    let mut expected = Vec::new();
+    for (hours, (serial, placement, expires, reason, listed)) in (1..).zip(&cases) {
+        let serial: Serial = serial.parse().unwrap();
+        precertificate(sa, acct.id, &serial, *expires, placement).await;
+        let Some(reason) = *reason else { continue };
+        let at = start() + Duration::hours(hours);
+        sa.revoke_certificate(&serial, reason, at + Duration::milliseconds(250))
+            .await
+            .unwrap();
+        if *listed {
+            expected.push(RevokedEntry {
+                serial,
+                revoked_at: at,
+                reason,
+            });
+        }
+    }
+    // d2 is re-revoked for keyCompromise: listed with its new reason, its time kept.
+    let d2: Serial = "d2".parse().unwrap();
+    sa.rerevoke_for_key_compromise(&d2).await.unwrap();
+    for entry in &mut expected {
+        if entry.serial == d2 {
+            entry.reason = KeyCompromise;
+        }
+    }
+    expected.sort_by(|a, b| a.serial.cmp(&b.serial));
+    assert_eq!(
+        expected
+            .iter()
+            .map(|entry| entry.serial.to_string())
+            .collect::<Vec<_>>(),
+        ["0100", "d1", "d2", "d9"]
+    );
+
+    assert_eq!(
+        sa.revoked_certificates(&issuer, 7, expires_after)
+            .await
+            .unwrap(),
+        expected
+    );
+    let serials = |entries: Vec<RevokedEntry>| {
+        entries
+            .into_iter()
+            .map(|entry| entry.serial.to_string())
+            .collect::<Vec<_>>()
+    };
+    assert_eq!(
+        serials(
+            sa.revoked_certificates(&issuer, 8, expires_after)
+                .await
+                .unwrap()
+        ),
+        ["d6"]
+    );
+    assert_eq!(
+        serials(
+            sa.revoked_certificates(&other_issuer, 7, expires_after)
+                .await
+                .unwrap()
+        ),
+        ["d7"]
+    );
+    // An earlier cut-off lists what had not expired by then.
+    assert_eq!(
+        serials(
+            sa.revoked_certificates(
+                &issuer,
+                7,
+                start() + Duration::days(10) - Duration::seconds(1)
+            )
+            .await
+            .unwrap()
+        ),
+        ["0100", "d1", "d2", "d3", "d4", "d9"]
+    );
+    assert_eq!(
+        sa.revoked_certificates(&issuer, 9, expires_after)
+            .await
+            .unwrap(),
+        []
+    );
+    for length in [0, 19, 21] {
+        let err = assert_kind(
+            sa.revoked_certificates(&vec![0x5a; length], 7, expires_after)
+                .await,
+            ErrorKind::Malformed,
+        );
+        assert!(err.detail.contains("issuer_key_hash"), "{err}");
+    }
+}
+
+/// The feed lists each serial once, at the last time its status was written (the
+/// precertificate, a revocation, a re-revocation; not the certificate, which leaves
+/// the status as it is), ordered by that time then serial, from `since` on (taken to
+/// the second), at most `limit`.
+pub(crate) async fn status_changes_follow_writes_in_order(sa: &SqlStorage, clock: &FixedClock) {
+    let acct = account(sa, "thumb").await;
+    let expires = start() + Duration::days(90);
+    let at = |seconds: i64| start() + Duration::seconds(seconds);
+    let (e1, e2, e3): (Serial, Serial, Serial) = (
+        "e1".parse().unwrap(),
+        "e2".parse().unwrap(),
+        "e3".parse().unwrap(),
+    );
+    let feed = |since: OffsetDateTime, limit: u32| {
+        let sa = sa.clone();
+        async move {
+            sa.status_changes(since, limit)
+                .await
+                .unwrap()
+                .into_iter()
+                .map(|change| {
+                    assert_eq!(change.placement, Some(placement()));
+                    (change.serial.to_string(), change.status, change.changed_at)
+                })
+                .collect::<Vec<_>>()
+        }
+    };
+    let good = CertStatus::Good;
+    let revoked = CertStatus::Revoked;
+
+    // Two in the same second, stored out of serial order; a third ten seconds on.
+    clock.advance(Duration::milliseconds(400));
+    precertificate(sa, acct.id, &e2, expires, &placement()).await;
+    precertificate(sa, acct.id, &e1, expires, &placement()).await;
+    clock.advance(Duration::seconds(10));
+    precertificate(sa, acct.id, &e3, expires, &placement()).await;
+    let all = vec![
+        ("e1".to_owned(), good, at(0)),
+        ("e2".to_owned(), good, at(0)),
+        ("e3".to_owned(), good, at(10)),
+    ];
+    assert_eq!(feed(start() - Duration::days(1), 100).await, all);
+    assert_eq!(feed(start(), 100).await, all);
+    assert_eq!(feed(start(), 2).await, all[..2]);
+    assert_eq!(feed(start(), 1).await, all[..1]);
+    assert_eq!(feed(at(1), 100).await, all[2..]);
+    assert_eq!(
+        feed(at(10) + Duration::milliseconds(999), 100).await,
+        all[2..]
+    );
+    assert_eq!(feed(at(11), 100).await, []);
+
+    // Storing the certificate changes no status.
+    clock.advance(Duration::seconds(10));
+    sa.add_certificate(&record(&e2, acct.id, start()))
+        .await
+        .unwrap();
+    assert_eq!(feed(start(), 100).await, all);
+
+    // A revocation is a change at the time it is written, whatever time it gives.
+    clock.advance(Duration::seconds(10));
+    sa.revoke_certificate(&e1, RevocationReason::Superseded, start())
+        .await
+        .unwrap();
+    assert_eq!(
+        feed(start(), 100).await,
+        [
+            ("e2".to_owned(), good, at(0)),
+            ("e3".to_owned(), good, at(10)),
+            ("e1".to_owned(), revoked, at(30)),
+        ]
+    );
+    assert_eq!(
+        feed(at(11), 100).await,
+        [("e1".to_owned(), revoked, at(30))]
+    );
+
+    // So is a re-revocation for keyCompromise; a refused one is none.
+    clock.advance(Duration::seconds(10));
+    sa.rerevoke_for_key_compromise(&e1).await.unwrap();
+    clock.advance(Duration::seconds(10));
+    assert_kind(
+        sa.rerevoke_for_key_compromise(&e1).await,
+        ErrorKind::AlreadyRevoked,
+    );
+    assert_kind(
+        sa.revoke_certificate(&e1, RevocationReason::KeyCompromise, start())
+            .await,
+        ErrorKind::AlreadyRevoked,
+    );
+    assert_eq!(
+        feed(at(31), 100).await,
+        [("e1".to_owned(), revoked, at(40))]
+    );
+    assert_eq!(
+        feed(start(), 100).await,
+        [
+            ("e2".to_owned(), good, at(0)),
+            ("e3".to_owned(), good, at(10)),
+            ("e1".to_owned(), revoked, at(40)),
+        ]
+    );
+}
+
+/// A feed page holds 1 to 10 000 changes; any other limit is malformed, naming it.
+pub(crate) async fn status_change_limits_are_checked(sa: &SqlStorage, _clock: &FixedClock) {
+    let acct = account(sa, "thumb").await;
+    let serial: Serial = "f1".parse().unwrap();
+    precertificate(
+        sa,
+        acct.id,
+        &serial,
+        start() + Duration::days(90),
+        &placement(),
+    )
+    .await;
+    for limit in [0, 10_001, u32::MAX] {
+        let err = assert_kind(
+            sa.status_changes(start(), limit).await,
+            ErrorKind::Malformed,
+        );
+        assert!(err.detail.contains("limit"), "{limit}: {err}");
+    }
+    for limit in [1, 10_000] {
+        let changes = sa.status_changes(start(), limit).await.unwrap();
+        assert_eq!(changes.len(), 1, "{limit}");
+        assert_eq!(changes[0].serial, serial);
+    }
 }

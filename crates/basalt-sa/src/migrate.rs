@@ -28,7 +28,7 @@ use crate::storage::db_error;
 pub(crate) struct Migration {
     pub(crate) version: i64,
     pub(crate) name: &'static str,
-    sql: &'static str,
+    pub(crate) sql: &'static str,
 }
 
 /// SQLite's history, oldest first. Never edit an applied file: add one.
@@ -78,6 +78,11 @@ const SQLITE: &[Migration] = &[
         name: "incidents",
         sql: include_str!("../migrations/sqlite/0009_incidents.sql"),
     },
+    Migration {
+        version: 10,
+        name: "crl_placement",
+        sql: include_str!("../migrations/sqlite/0010_crl_placement.sql"),
+    },
 ];
 
 /// PostgreSQL's history. Version 1 is the end state of SQLite's versions 1 to 3;
@@ -118,6 +123,11 @@ const POSTGRES: &[Migration] = &[
         name: "incidents",
         sql: include_str!("../migrations/postgres/0007_incidents.sql"),
     },
+    Migration {
+        version: 8,
+        name: "crl_placement",
+        sql: include_str!("../migrations/postgres/0008_crl_placement.sql"),
+    },
 ];
 
 /// MySQL/MariaDB's history, numbered as PostgreSQL's.
@@ -156,6 +166,11 @@ const MYSQL: &[Migration] = &[
         version: 7,
         name: "incidents",
         sql: include_str!("../migrations/mysql/0007_incidents.sql"),
+    },
+    Migration {
+        version: 8,
+        name: "crl_placement",
+        sql: include_str!("../migrations/mysql/0008_crl_placement.sql"),
     },
 ];
 

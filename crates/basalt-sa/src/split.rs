@@ -22,6 +22,7 @@ use basalt_core::CertificateLookup;
 use basalt_core::CertificateRecord;
 use basalt_core::CertificateStore;
 use basalt_core::ChallengeType;
+use basalt_core::CrlPlacement;
 use basalt_core::EabKey;
 use basalt_core::Error;
 use basalt_core::ErrorKind;
@@ -37,8 +38,10 @@ use basalt_core::PageRequest;
 use basalt_core::RevocationLookup;
 use basalt_core::RevocationReason;
 use basalt_core::RevocationStatus;
+use basalt_core::RevokedEntry;
 use basalt_core::Serial;
 use basalt_core::SpkiHash;
+use basalt_core::StatusChange;
 use basalt_core::Storage;
 use basalt_core::StorageReadOnly;
 use time::OffsetDateTime;
@@ -102,6 +105,31 @@ impl CertificateLookup for ReadSplit {
 impl RevocationLookup for ReadSplit {
     async fn revocation_status(&self, serial: &Serial) -> Result<RevocationStatus, Error> {
         read!(self, "revocation_status", s => s.revocation_status(serial).await)
+    }
+
+    /// The replica's answer, as for a revocation status: a revocation it has not
+    /// caught up with yet shows in the status-change feed once it has, and the
+    /// shard is generated again then.
+    async fn revoked_certificates(
+        &self,
+        issuer_key_hash: &[u8],
+        shard: u32,
+        expires_after: OffsetDateTime,
+    ) -> Result<Vec<RevokedEntry>, Error> {
+        read!(self, "revoked_certificates", s => {
+            s.revoked_certificates(issuer_key_hash, shard, expires_after).await
+        })
+    }
+
+    /// The replica's answer: it applies the primary's writes in the order they
+    /// committed, so a follower of the feed sees each change once the replica has it,
+    /// as it would see a write committing late on the primary.
+    async fn status_changes(
+        &self,
+        since: OffsetDateTime,
+        limit: u32,
+    ) -> Result<Vec<StatusChange>, Error> {
+        read!(self, "status_changes", s => s.status_changes(since, limit).await)
     }
 }
 
@@ -209,9 +237,10 @@ impl CertificateStore for ReadSplit {
         der: &[u8],
         account_id: AccountId,
         issued_at: OffsetDateTime,
+        placement: &CrlPlacement,
     ) -> Result<(), Error> {
         self.primary
-            .add_precertificate(serial, der, account_id, issued_at)
+            .add_precertificate(serial, der, account_id, issued_at, placement)
             .await
     }
 
@@ -312,6 +341,8 @@ mod tests {
     use crate::Engine;
     use crate::conformance::account;
     use crate::conformance::new_order;
+    use crate::conformance::placement;
+    use crate::conformance::precertificate;
     use crate::conformance::start;
     use crate::testdb::TestDatabase;
 
@@ -372,7 +403,7 @@ mod tests {
             .await
             .unwrap();
         split
-            .add_precertificate(&serial, b"precert", written.id, start())
+            .add_precertificate(&serial, b"precert", written.id, start(), &placement())
             .await
             .unwrap();
         let status = split.revocation_status(&serial).await.unwrap();
@@ -432,6 +463,57 @@ mod tests {
                 .unwrap()
                 .revocation_reason,
             Some(RevocationReason::KeyCompromise)
+        );
+        split.close().await;
+    }
+
+    /// CRL shards and the status-change feed are read from the replica, like a
+    /// revocation status: what only the primary holds yet is not listed.
+    #[tokio::test]
+    async fn revocation_lists_and_the_status_feed_come_from_the_replica() {
+        let clock = FixedClock::new(start());
+        let (primary, _p) = TestDatabase::fresh(Engine::Sqlite, &clock).await;
+        let (replica, _r) = TestDatabase::fresh(Engine::Sqlite, &clock).await;
+        let split = ReadSplit::new(replica.clone(), primary.clone());
+        let on_replica: Serial = "0a01".parse().unwrap();
+        let on_primary: Serial = "0a02".parse().unwrap();
+        let expires = start() + time::Duration::days(90);
+        let replica_account = account(&replica, "replica").await;
+        let primary_account = account(&primary, "primary").await;
+        precertificate(
+            &replica,
+            replica_account.id,
+            &on_replica,
+            expires,
+            &placement(),
+        )
+        .await;
+        precertificate(
+            &primary,
+            primary_account.id,
+            &on_primary,
+            expires,
+            &placement(),
+        )
+        .await;
+        for (sa, serial) in [(&replica, &on_replica), (&primary, &on_primary)] {
+            sa.revoke_certificate(serial, RevocationReason::Superseded, start())
+                .await
+                .unwrap();
+        }
+
+        let listed = split
+            .revoked_certificates(&placement().issuer_key_hash, 0, start())
+            .await
+            .unwrap();
+        let serials: Vec<&Serial> = listed.iter().map(|entry| &entry.serial).collect();
+        assert_eq!(serials, [&on_replica]);
+        let changes = split.status_changes(start(), 10).await.unwrap();
+        let serials: Vec<&Serial> = changes.iter().map(|change| &change.serial).collect();
+        assert_eq!(serials, [&on_replica]);
+        assert_eq!(
+            split.status_changes(start(), 0).await.unwrap_err().kind,
+            ErrorKind::Malformed
         );
         split.close().await;
     }

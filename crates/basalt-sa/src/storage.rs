@@ -39,6 +39,7 @@ use basalt_core::Challenge;
 use basalt_core::ChallengeStatus;
 use basalt_core::ChallengeType;
 use basalt_core::Clock;
+use basalt_core::CrlPlacement;
 use basalt_core::EabKey;
 use basalt_core::Error;
 use basalt_core::ErrorKind;
@@ -55,8 +56,10 @@ use basalt_core::PageRequest;
 use basalt_core::RevocationLookup;
 use basalt_core::RevocationReason;
 use basalt_core::RevocationStatus;
+use basalt_core::RevokedEntry;
 use basalt_core::Serial;
 use basalt_core::SpkiHash;
+use basalt_core::StatusChange;
 use basalt_core::Storage;
 use basalt_core::StorageReadOnly;
 use sqlx::Any;
@@ -128,6 +131,12 @@ const REUSE_CANDIDATES: i64 = 50;
 
 /// The longest incident name, in bytes (MySQL's column is a VARCHAR(255)).
 const MAX_INCIDENT_NAME: usize = 255;
+
+/// The length of an issuer key hash (SHA-1; MySQL's column is a VARBINARY(20)).
+const ISSUER_KEY_HASH_LEN: usize = 20;
+
+/// The most status changes one `status_changes` call returns.
+const MAX_STATUS_CHANGES: u32 = 10_000;
 
 // The queries on hot paths, named so that the index test (`storage::tests`) explains
 // the very text the storage runs.
@@ -205,6 +214,19 @@ const REVOCATION_STATUS_BY_SERIAL: &str = "SELECT s.status, s.revoked_at, s.revo
      LEFT JOIN certificates c ON c.serial = s.serial
      LEFT JOIN precertificates p ON p.serial = s.serial
      WHERE s.serial = $1";
+
+/// A CRL shard's revoked certificates that expire after a time, by serial.
+const REVOKED_CERTIFICATES: &str = "SELECT serial, revoked_at, revoked_reason
+     FROM certificate_status
+     WHERE status = $1 AND issuer_key_hash = $2 AND crl_shard = $3 AND not_after > $4
+     ORDER BY serial";
+
+/// The serials whose status was written at or after a time, in the order written.
+const STATUS_CHANGES: &str = "SELECT serial, status, last_updated, issuer_key_hash, crl_shard
+     FROM certificate_status
+     WHERE last_updated >= $1
+     ORDER BY last_updated, serial
+     LIMIT $2";
 
 const STUCK_ORDERS: &str = "SELECT id FROM orders
      WHERE began_processing = 1 AND processing_at < $1
@@ -628,9 +650,10 @@ impl CertificateStore for SqlStorage {
         der: &[u8],
         account_id: AccountId,
         issued_at: OffsetDateTime,
+        placement: &CrlPlacement,
     ) -> Result<(), Error> {
         self.retrying("add_precertificate", || {
-            self.attempt_add_precertificate(serial, der, account_id, issued_at)
+            self.attempt_add_precertificate(serial, der, account_id, issued_at, placement)
         })
         .await
     }
@@ -960,6 +983,97 @@ impl RevocationLookup for SqlStorage {
             revocation_reason: revocation_reason(get(&row, "revoked_reason")?)?,
         })
     }
+
+    /// Ordered as [`Serial`]s compare (their bytes), which is the order of the hex
+    /// text they are stored as. `issuer_key_hash` must be 20 bytes (SHA-1). A row
+    /// revoked without a reason code (none is written so, but the column is
+    /// nullable) is listed as unspecified, which is what a CRL entry without a
+    /// reasonCode means (RFC 5280 §5.3.1).
+    async fn revoked_certificates(
+        &self,
+        issuer_key_hash: &[u8],
+        shard: u32,
+        expires_after: OffsetDateTime,
+    ) -> Result<Vec<RevokedEntry>, Error> {
+        if issuer_key_hash.len() != ISSUER_KEY_HASH_LEN {
+            return Err(Error::malformed(format!(
+                "issuer_key_hash must be {ISSUER_KEY_HASH_LEN} bytes (SHA-1), not {}",
+                issuer_key_hash.len()
+            )));
+        }
+        let rows = sqlx::query(self.sql(REVOKED_CERTIFICATES))
+            .bind(CertStatus::Revoked.as_str())
+            .bind(issuer_key_hash)
+            .bind(i64::from(shard))
+            .bind(unix(expires_after))
+            .fetch_all(&self.pool)
+            .await
+            .map_err(db_error("listing a CRL shard's revoked certificates"))?;
+        rows.iter()
+            .map(|row| {
+                let serial: String = get(row, "serial")?;
+                let Some(revoked_at) = get::<Option<i64>>(row, "revoked_at")? else {
+                    return Err(corrupt(format!("serial {serial} is revoked with no time")));
+                };
+                Ok(RevokedEntry {
+                    serial: parse_wire(&serial, "certificate_status.serial")?,
+                    revoked_at: from_unix(revoked_at)?,
+                    reason: revocation_reason(get(row, "revoked_reason")?)?
+                        .unwrap_or(RevocationReason::Unspecified),
+                })
+            })
+            .collect()
+    }
+
+    /// `since` is truncated to the second, as stored times are; `limit` must be
+    /// 1 to 10 000.
+    async fn status_changes(
+        &self,
+        since: OffsetDateTime,
+        limit: u32,
+    ) -> Result<Vec<StatusChange>, Error> {
+        if limit == 0 || limit > MAX_STATUS_CHANGES {
+            return Err(Error::malformed(format!(
+                "limit must be between 1 and {MAX_STATUS_CHANGES}, not {limit}"
+            )));
+        }
+        let rows = sqlx::query(self.sql(STATUS_CHANGES))
+            .bind(unix(since))
+            .bind(i64::from(limit))
+            .fetch_all(&self.pool)
+            .await
+            .map_err(db_error("listing status changes"))?;
+        rows.iter().map(status_change_from_row).collect()
+    }
+}
+
+/// A row of [`STATUS_CHANGES`].
+fn status_change_from_row(row: &AnyRow) -> Result<StatusChange, Error> {
+    let serial: String = get(row, "serial")?;
+    let shard = get::<Option<i64>>(row, "crl_shard")?
+        .map(|shard| {
+            u32::try_from(shard)
+                .map_err(|_| corrupt(format!("serial {serial} has crl_shard {shard}")))
+        })
+        .transpose()?;
+    let placement = match (get::<Option<Vec<u8>>>(row, "issuer_key_hash")?, shard) {
+        (Some(issuer_key_hash), shard) => Some(CrlPlacement {
+            issuer_key_hash,
+            shard,
+        }),
+        (None, None) => None,
+        (None, Some(shard)) => {
+            return Err(corrupt(format!(
+                "serial {serial} has crl_shard {shard} but no issuer_key_hash"
+            )));
+        }
+    };
+    Ok(StatusChange {
+        serial: parse_wire(&serial, "certificate_status.serial")?,
+        status: parse_wire(&get::<String>(row, "status")?, "certificate_status.status")?,
+        changed_at: from_unix(get(row, "last_updated")?)?,
+        placement,
+    })
 }
 
 impl SqlStorage {
@@ -1879,7 +1993,16 @@ impl SqlStorage {
         der: &[u8],
         account_id: AccountId,
         issued_at: OffsetDateTime,
+        placement: &CrlPlacement,
     ) -> Result<(), Error> {
+        // A CA bug, like a serial it never reserved: refused before anything is stored.
+        if placement.issuer_key_hash.len() != ISSUER_KEY_HASH_LEN {
+            return Err(Error::internal(format!(
+                "the placement of serial {serial} names an issuer_key_hash of {} bytes, \
+                 not {ISSUER_KEY_HASH_LEN} (SHA-1); refusing its precertificate",
+                placement.issuer_key_hash.len()
+            )));
+        }
         let now = self.clock.now();
         let mut tx = self.begin_write().await?;
         let reserved = sqlx::query(sql(
@@ -1919,16 +2042,20 @@ impl SqlStorage {
         }
         // From here on the issuer key may sign with this serial, so the serial must be
         // revocable and have a status for OCSP and CRLs even if the certificate is
-        // never stored; it expires when the serial's reservation says.
+        // never stored; it expires when the serial's reservation says, and is listed
+        // on the CRL shard its placement names once revoked.
         sqlx::query(sql(
             &tx,
-            "INSERT INTO certificate_status (serial, status, not_after, last_updated)
-             VALUES ($1, $2, $3, $4)",
+            "INSERT INTO certificate_status (serial, status, not_after, last_updated,
+                                             issuer_key_hash, crl_shard)
+             VALUES ($1, $2, $3, $4, $5, $6)",
         ))
         .bind(serial.to_string())
         .bind(CertStatus::Good.as_str())
         .bind(get::<i64>(&reserved, "expires_at")?)
         .bind(unix(now))
+        .bind(placement.issuer_key_hash.as_slice())
+        .bind(placement.shard.map(i64::from))
         .execute(&mut *tx)
         .await
         .map_err(db_error("storing a certificate status"))?;

@@ -23,6 +23,10 @@
 //! Encrypt's default limits unless told otherwise, lowered for tests with
 //! `--rate-limit NAME=COUNT/PERIOD`. Every service appends its audit events to
 //! `DIR/audit/<service>.jsonl` (see `basalt_telemetry::AUDIT_LOG_ENV`).
+//!
+//! Each intermediate publishes its CRL in [`DEV_CRL_SHARDS`] shards, which the OCSP
+//! responder regenerates every `--crl-period` and a second after a revocation, and
+//! serves at `crl/<issuer>/<shard>.crl` under the OCSP URL.
 
 use std::collections::VecDeque;
 use std::net::SocketAddr;
@@ -130,6 +134,16 @@ pub(crate) struct DevArgs {
     /// at `issuers/ecdsa.der` and `issuers/rsa.der`.
     #[arg(long, value_name = "URL")]
     ocsp_url: Option<String>,
+    /// How often the OCSP responder has every CRL shard signed anew (e.g. `2s`,
+    /// `5m`, at most `1d`); a revocation reaches its shard a second after the
+    /// responder sees it whatever the period.
+    #[arg(
+        long,
+        default_value = DEFAULT_CRL_PERIOD,
+        value_name = "PERIOD",
+        value_parser = crl_period,
+    )]
+    crl_period: ConfigDuration,
     /// Where the issuing hierarchy's keys live: `file` (PEM files in
     /// `DIR/ca-keys`) or `softhsm` (a SoftHSM2 token in `DIR/softhsm`, reached
     /// through PKCS#11). Fixed when the data directory is first prepared.
@@ -179,6 +193,32 @@ struct DevRateLimit {
     count: u32,
     /// The period `count` is measured over.
     period: ConfigDuration,
+}
+
+/// The CRL shards of each lab issuer: a certificate is listed, once revoked, on the
+/// CRL of shard `serial mod 4`.
+const DEV_CRL_SHARDS: u32 = 4;
+
+/// How long each lab CRL is valid (the CA's `crl.lifetime`).
+const DEV_CRL_LIFETIME: &str = "7d";
+
+/// `--crl-period` unless told.
+const DEFAULT_CRL_PERIOD: &str = "5m";
+
+/// How long after a revocation its CRL shard is regenerated (the responder's
+/// `crl.delay`).
+const DEV_CRL_DELAY: &str = "1s";
+
+/// Parses `--crl-period`: a duration above 0 and at most the responder's limit.
+fn crl_period(text: &str) -> Result<ConfigDuration, String> {
+    let period: ConfigDuration = text.parse()?;
+    if period.0.is_zero() || period.0 > basalt_ocsp::MAX_CRL_PERIOD {
+        return Err(format!(
+            "{text:?}: the CRL period must be above 0 and at most {}",
+            ConfigDuration(basalt_ocsp::MAX_CRL_PERIOD)
+        ));
+    }
+    Ok(period)
 }
 
 /// Parses `--rate-limit NAME=COUNT/PERIOD`.
@@ -714,6 +754,13 @@ pub(crate) async fn run(args: DevArgs) -> anyhow::Result<()> {
         layout.pki("root-x2.pem").display()
     );
     println!("OCSP responder: http://{}/", ports.ocsp);
+    let issuers: Vec<&str> = layout
+        .issuing_pki(keys.store.clone())
+        .issuers()
+        .iter()
+        .map(|issuer| issuer.name)
+        .collect();
+    println!("{}", crl_banner(&args, &ports, &issuers));
     println!("Logs: {}", layout.root.join("logs").display());
     println!(
         "Audit events (JSON lines, one file per service): {}",
@@ -1123,6 +1170,45 @@ fn grpc_block(listen: SocketAddr, allowed: &[(&str, &[&str])]) -> String {
     text
 }
 
+/// The OCSP URL certificates carry: `--ocsp-url`, else the responder's address.
+fn ocsp_url(args: &DevArgs, ports: &Ports) -> String {
+    args.ocsp_url
+        .clone()
+        .unwrap_or_else(|| format!("http://{}/", ports.ocsp))
+}
+
+/// Where the responder serves the CRL shards of the lab issuer `issuer` (`ecdsa`
+/// or `rsa`).
+fn crl_path(issuer: &str) -> String {
+    format!("/crl/{issuer}/")
+}
+
+/// The URL certificates of `issuer` name their CRL shard under (the CA's
+/// `crl_url_base`): [`crl_path`] under the OCSP URL.
+fn crl_url_base(ocsp_url: &str, issuer: &str) -> String {
+    format!("{}{}", ocsp_url.trim_end_matches('/'), crl_path(issuer))
+}
+
+/// The banner line saying where the CRLs are.
+fn crl_banner(args: &DevArgs, ports: &Ports, issuers: &[&str]) -> String {
+    let ocsp_url = ocsp_url(args, ports);
+    let urls: Vec<String> = issuers
+        .iter()
+        .map(|issuer| {
+            format!(
+                "{}{{0..{}}}.crl",
+                crl_url_base(&ocsp_url, issuer),
+                DEV_CRL_SHARDS - 1
+            )
+        })
+        .collect();
+    format!(
+        "CRLs: {} (every {} and {DEV_CRL_DELAY} after a revocation)",
+        urls.join(" "),
+        args.crl_period
+    )
+}
+
 /// The first lines of every service's config.
 const CONFIG_HEADER: &str =
     "# Written by `basalt dev` on every start; edit the flags, not this file.\n\n";
@@ -1138,10 +1224,7 @@ fn render_configs(
 ) -> Vec<(&'static str, String)> {
     let base_url = base_url(args);
     let header = CONFIG_HEADER;
-    let ocsp_url = args
-        .ocsp_url
-        .clone()
-        .unwrap_or_else(|| format!("http://{}/", ports.ocsp));
+    let ocsp_url = ocsp_url(args, ports);
     // The responder serves the intermediates beside its OCSP answers, and every
     // certificate names its issuer's there (authorityInfoAccess caIssuers).
     let issuers_url = format!("{}/issuers/", ocsp_url.trim_end_matches('/'));
@@ -1173,15 +1256,22 @@ fn render_configs(
         .iter()
         .map(|issuer| {
             format!(
-                "[[issuers]]\ncert = {}\n{}\nissuer_url = {}\n\n",
+                "[[issuers]]\ncert = {}\n{}\nissuer_url = {}\ncrl_url_base = {}\n\n",
                 qp(&issuer.cert),
                 key_location(&issuer.key),
                 q(format!("{issuers_url}{}.der", issuer.name)),
+                q(crl_url_base(&ocsp_url, issuer.name)),
             )
         })
         .collect();
+    // Every issuer's revocations on DEV_CRL_SHARDS CRLs, which the responder has
+    // the CA sign and serves under its own URL.
+    let ca_crl = format!(
+        "[crl]\nshards = {DEV_CRL_SHARDS}\nlifetime = {}\n\n",
+        q(DEV_CRL_LIFETIME)
+    );
     let ca = format!(
-        "{header}default_profile = {}\n\n{}\n{}\n{}\n{ca_issuers}{}",
+        "{header}default_profile = {}\n\n{}\n{}\n{}\n{ca_crl}{ca_issuers}{}",
         q(&args.default_profile),
         grpc_block(
             ports.ca,
@@ -1252,18 +1342,22 @@ fn render_configs(
         .iter()
         .map(|issuer| {
             format!(
-                "[[issuers]]\ncert = {}\npath = {}\n\n",
+                "[[issuers]]\ncert = {}\npath = {}\ncrl_path = {}\n\n",
                 qp(&issuer.cert),
                 q(format!("/issuers/{}.der", issuer.name)),
+                q(crl_path(issuer.name)),
             )
         })
         .collect();
     let ocsp = format!(
-        "{header}listen = {}\nmax_age = \"1h\"\n\n{ocsp_issuers}{}\n{}\n{}",
+        "{header}listen = {}\nmax_age = \"1h\"\n\n{ocsp_issuers}{}\n{}\n{}\n\
+         [crl]\nshards = {DEV_CRL_SHARDS}\nperiod = {}\ndelay = {}\n",
         q(ports.ocsp.to_string()),
         tls_block(layout, "ocsp"),
         client_block("sa", ports.sa, "sa"),
         client_block("ca", ports.ca, "ca"),
+        q(args.crl_period.to_string()),
+        q(DEV_CRL_DELAY),
     );
 
     let nonce = format!(
@@ -1526,6 +1620,7 @@ mod tests {
             eab_required: false,
             default_profile: DEFAULT_PROFILE.to_owned(),
             ocsp_url: None,
+            crl_period: DEFAULT_CRL_PERIOD.parse().unwrap(),
             remote_vas: DEFAULT_REMOTE_VAS,
             ca_keys: CaKeys::File,
             rate_limits: RateLimits::Memory,
@@ -2121,6 +2216,109 @@ exec cat >/dev/null"#,
                 ),
             ]
         );
+    }
+
+    #[test]
+    fn each_intermediate_publishes_four_crl_shards_that_the_responder_serves() {
+        let configs = configs();
+        let ca: basalt_ca::CaConfig = config(&configs, "ca");
+        assert_eq!(ca.crl.shards, 4);
+        assert_eq!(ca.crl.lifetime.0, Duration::from_secs(7 * 86_400));
+        let now = time::OffsetDateTime::from_unix_timestamp(1_780_272_000).unwrap();
+        ca.validate(now).unwrap();
+        let ocsp: basalt_ocsp::OcspConfig = config(&configs, "ocsp");
+        ocsp.validate().unwrap();
+        assert_eq!(
+            ocsp.crl_settings(),
+            Some(basalt_ocsp::CrlSettings {
+                shards: 4,
+                period: Duration::from_secs(300),
+                delay: Duration::from_secs(1),
+            })
+        );
+        for (index, name) in ["ecdsa", "rsa"].into_iter().enumerate() {
+            // The CA names each shard under the URL where the responder serves it.
+            assert_eq!(
+                ca.issuers[index].crl_url_base.as_deref(),
+                Some(format!("http://127.0.0.1:14104/crl/{name}/").as_str())
+            );
+            assert_eq!(ocsp.issuers[index].cert, ca.issuers[index].cert);
+            assert_eq!(
+                ocsp.issuers[index].crl_path.as_deref(),
+                Some(format!("/crl/{name}/").as_str())
+            );
+        }
+
+        // `--ocsp-url` moves the CRLs with it; `--crl-period` sets the period.
+        let args = dev_args(&[
+            "--ocsp-url",
+            "http://ocsp.lab.example/",
+            "--crl-period",
+            "2s",
+        ])
+        .unwrap();
+        let configs = configs_with(&args);
+        let ca: basalt_ca::CaConfig = config(&configs, "ca");
+        assert_eq!(
+            ca.issuers[1].crl_url_base.as_deref(),
+            Some("http://ocsp.lab.example/crl/rsa/")
+        );
+        let ocsp: basalt_ocsp::OcspConfig = config(&configs, "ocsp");
+        ocsp.validate().unwrap();
+        assert_eq!(ocsp.crl_settings().unwrap().period, Duration::from_secs(2));
+        assert_eq!(ocsp.issuers[1].crl_path.as_deref(), Some("/crl/rsa/"));
+        assert_eq!(
+            crl_banner(&args, &Ports::new(14100, 3).unwrap(), &["ecdsa", "rsa"]),
+            "CRLs: http://ocsp.lab.example/crl/ecdsa/{0..3}.crl \
+             http://ocsp.lab.example/crl/rsa/{0..3}.crl (every 2s and 1s after a revocation)"
+        );
+    }
+
+    #[test]
+    fn the_deploy_ca_and_ocsp_configs_agree_on_crls() {
+        let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../deploy/config");
+        let ca = basalt_config::load::<basalt_ca::CaConfig>(&dir.join("ca.toml")).unwrap();
+        let ocsp = basalt_config::load::<basalt_ocsp::OcspConfig>(&dir.join("ocsp.toml")).unwrap();
+        ocsp.validate().unwrap();
+        let settings = ocsp
+            .crl_settings()
+            .expect("the deploy responder serves CRLs");
+        assert_eq!(settings.shards, ca.crl.shards);
+        assert_eq!(ca.issuers.len(), ocsp.issuers.len());
+        for (ca_issuer, ocsp_issuer) in ca.issuers.iter().zip(&ocsp.issuers) {
+            assert_eq!(ca_issuer.cert, ocsp_issuer.cert);
+            // The responder serves each shard at the path of the URL the CA writes.
+            let base = ca_issuer.crl_url_base.as_deref().unwrap();
+            let path = base
+                .strip_prefix("http://")
+                .and_then(|rest| rest.find('/').map(|slash| &rest[slash..]))
+                .unwrap();
+            assert_eq!(ocsp_issuer.crl_path.as_deref(), Some(path));
+        }
+    }
+
+    #[test]
+    fn the_crl_period_is_bounded() {
+        assert_eq!(
+            dev_args(&[]).unwrap().crl_period.0,
+            Duration::from_secs(300)
+        );
+        assert_eq!(
+            dev_args(&["--crl-period", "1d"]).unwrap().crl_period.0,
+            Duration::from_secs(86_400)
+        );
+        assert_eq!(
+            dev_args(&["--crl-period", "500ms"]).unwrap().crl_period.0,
+            Duration::from_millis(500)
+        );
+        for (bad, problem) in [
+            ("0s", "the CRL period must be above 0 and at most 1d"),
+            ("25h", "the CRL period must be above 0 and at most 1d"),
+            ("soon", "invalid duration"),
+        ] {
+            let err = dev_args(&["--crl-period", bad]).unwrap_err();
+            assert!(err.contains(problem), "{bad}: {err}");
+        }
     }
 
     /// `prepare` on a fresh data directory under a temporary directory, with

@@ -9,6 +9,8 @@ use anyhow::Context;
 use basalt_config::GrpcClientConfig;
 use basalt_config::TlsConfig;
 use basalt_core::Clock;
+use basalt_core::RevocationLookup;
+use basalt_core::RevocationSigner;
 use basalt_core::SystemClock;
 use basalt_grpc::CaClient;
 use basalt_grpc::GrpcChannel;
@@ -256,26 +258,43 @@ pub(crate) async fn ocsp(path: PathBuf, stop: Shutdown) -> anyhow::Result<()> {
         .validate()
         .map_err(|message| anyhow::anyhow!("invalid config file {}: {message}", path.display()))?;
     let issuers = config.load_issuers()?;
-    let sa = SaClient::new(channel(&config.sa, &config.tls)?);
-    let ca = CaClient::new(channel(&config.ca, &config.tls)?);
-    let responder = basalt_ocsp::Responder::new(
+    let sa: Arc<dyn RevocationLookup> = Arc::new(SaClient::new(channel(&config.sa, &config.tls)?));
+    let ca: Arc<dyn RevocationSigner> = Arc::new(CaClient::new(channel(&config.ca, &config.tls)?));
+    let crl_issuers = config.crl_issuers(&issuers);
+    let responder = Arc::new(basalt_ocsp::Responder::new(
         issuers,
-        Arc::new(sa),
-        Arc::new(ca),
+        sa.clone(),
+        ca.clone(),
         clock(),
         config.settings(),
-    )?;
+    )?);
+    let feed = basalt_ocsp::StatusFeed::new(sa.clone(), clock(), config.feed_settings());
+    let mut tasks = vec![responder.follow(&feed)];
+    let crls = match config.crl_settings() {
+        Some(settings) => {
+            let store = basalt_ocsp::CrlStore::new(crl_issuers, settings.shards)
+                .context("the CRL issuers")?;
+            let updater = basalt_ocsp::CrlUpdater::new(store.clone(), sa, ca, clock(), settings)
+                .context("the CRL updater")?;
+            // Subscribed before the feed polls, so that no revocation is missed.
+            tasks.push(updater.spawn(feed.subscribe()));
+            Some(store)
+        }
+        None => None,
+    };
+    tasks.push(feed.spawn());
     tracing::info!(
         listen = %config.listen,
         issuers = config.issuers.len(),
+        crls = crls.is_some(),
         "serving OCSP over HTTP"
     );
-    basalt_ocsp::serve(
-        config.listen,
-        basalt_ocsp::router(Arc::new(responder)),
-        stop,
-    )
-    .await?;
+    let served =
+        basalt_ocsp::serve(config.listen, basalt_ocsp::router(responder, crls), stop).await;
+    for task in tasks {
+        task.abort();
+    }
+    served?;
     Ok(())
 }
 

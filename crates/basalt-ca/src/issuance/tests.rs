@@ -184,10 +184,21 @@ async fn issues_a_linted_recorded_certificate_that_chains_to_the_root() {
     let calls = storage.calls();
     assert_eq!(calls.len(), 3, "{calls:?}");
     assert_eq!(calls[0], Call::Serial(issued.serial.clone()));
-    let Call::Precertificate(pre_serial, pre_der) = &calls[1] else {
+    let Call::Precertificate(pre_serial, pre_der, placement) = &calls[1] else {
         panic!("expected a precertificate, got {:?}", calls[1]);
     };
     assert_eq!(pre_serial, &issued.serial);
+    // An issuer without crl_url_base: no CRL distribution point, and no shard.
+    assert_eq!(
+        placement,
+        &CrlPlacement {
+            issuer_key_hash: crate::issuer::sha1(
+                intermediate.public_key().subject_public_key.data.as_ref()
+            ),
+            shard: None,
+        }
+    );
+    assert_eq!(crl_distribution_points(&leaf), None);
     let precert = parse(pre_der);
     assert_eq!(
         precert.tbs_certificate.as_ref(),
@@ -220,13 +231,36 @@ async fn issues_a_linted_recorded_certificate_that_chains_to_the_root() {
     );
 }
 
+/// The URIs of the leaf's CRL distribution point, if it has one.
+fn crl_distribution_points(cert: &X509Certificate<'_>) -> Option<Vec<String>> {
+    cert.iter_extensions()
+        .find_map(|ext| match ext.parsed_extension() {
+            ParsedExtension::CRLDistributionPoints(points) => Some(points),
+            _ => None,
+        })
+        .map(|points| {
+            assert_eq!(points.points.len(), 1, "{points:?}");
+            let Some(DistributionPointName::FullName(names)) = &points.points[0].distribution_point
+            else {
+                panic!("no full name in {points:?}");
+            };
+            names
+                .iter()
+                .map(|name| match name {
+                    X509GeneralName::URI(uri) => (*uri).to_owned(),
+                    other => panic!("unexpected name {other:?}"),
+                })
+                .collect()
+        })
+}
+
 #[tokio::test]
-async fn profile_urls_become_crl_and_aia_extensions() {
+async fn profile_and_issuer_urls_become_aia_and_crl_extensions() {
     let (issuer, _) = test_issuer();
+    let issuer = issuer.with_crl_url_base("http://crl.example/").unwrap();
     let profile = Profile {
         validity: Duration::from_secs(7 * 86_400),
         backdate: Duration::ZERO,
-        crl_url: Some("http://crl.example/1.crl".into()),
         ocsp_url: Some("http://ocsp.example/".into()),
         ..Profile::default()
     };
@@ -264,7 +298,8 @@ async fn profile_urls_become_crl_and_aia_extensions() {
                 else {
                     panic!("no full name in {points:?}");
                 };
-                assert_eq!(names, &[X509GeneralName::URI("http://crl.example/1.crl")]);
+                // One shard by default: shard 0.
+                assert_eq!(names, &[X509GeneralName::URI("http://crl.example/0.crl")]);
                 saw_crl = true;
             }
             _ => {}
@@ -526,7 +561,7 @@ async fn rsa_issuer_signs_the_linted_tbs() {
     leaf.verify_signature(Some(intermediate.public_key()))
         .unwrap();
     let calls = storage.calls();
-    let Call::Precertificate(_, pre_der) = &calls[1] else {
+    let Call::Precertificate(_, pre_der, _) = &calls[1] else {
         panic!("expected a precertificate, got {calls:?}");
     };
     assert_eq!(
@@ -630,7 +665,6 @@ fn two_profiles() -> Profiles {
     let shortlived = Profile {
         validity: Duration::from_secs(6 * 86_400),
         backdate: Duration::from_secs(3600),
-        crl_url: Some("http://crl.example/short.crl".into()),
         ocsp_url: None,
         ..Profile::default()
     };
@@ -692,17 +726,6 @@ async fn a_named_profile_sets_validity_and_extensions() {
         fixed_now().unix_timestamp() - 3600
     );
     assert!(!has_aia(&leaf), "the short-lived profile has no OCSP URL");
-    let crl = leaf
-        .iter_extensions()
-        .find_map(|ext| match ext.parsed_extension() {
-            ParsedExtension::CRLDistributionPoints(points) => Some(format!("{points:?}")),
-            _ => None,
-        });
-    assert!(
-        crl.as_deref()
-            .is_some_and(|crl| crl.contains("http://crl.example/short.crl")),
-        "{crl:?}"
-    );
     let Call::Certificate(record) = &storage.calls()[2] else {
         panic!("expected a certificate record");
     };
@@ -910,7 +933,7 @@ async fn a_common_name_profile_puts_the_first_dns_name_that_fits_in_the_subject(
         );
         assert_eq!(lint_errors(&leaf, &profile), [], "{identifiers:?}");
         let calls = storage.calls();
-        let Call::Precertificate(_, pre_der) = &calls[1] else {
+        let Call::Precertificate(_, pre_der, _) = &calls[1] else {
             panic!("expected a precertificate, got {calls:?}");
         };
         assert_eq!(common_names(&parse(pre_der)), [expected]);
@@ -1096,4 +1119,115 @@ async fn more_names_than_max_names_are_refused_before_anything_is_recorded() {
     let leaf = parse(&issued.der);
     let san = leaf.subject_alternative_name().unwrap().unwrap();
     assert_eq!(san.value.general_names.len(), 2);
+}
+
+/// The shard of `serial` computed apart from [`crate::crl_shard`]: the serial as a
+/// big integer, modulo `shards`.
+fn bigint_shard(serial: &Serial, shards: u32) -> u32 {
+    let rest = x509_parser::num_bigint::BigUint::from_bytes_be(serial.as_bytes())
+        % x509_parser::num_bigint::BigUint::from(shards);
+    u32::try_from(rest).unwrap()
+}
+
+/// With a CRL URL base and seven shards, each certificate names the URL of its
+/// serial's shard, which is recorded with its precertificate; the leaves still
+/// pass every lint (an http:// CRL distribution point).
+#[tokio::test]
+async fn the_crl_distribution_point_names_the_serials_shard() {
+    let (ecdsa, _) = test_issuer();
+    let ecdsa = ecdsa
+        .with_crl_url_base("http://crl.example/ecdsa/")
+        .unwrap();
+    let (rsa, _) = test_rsa_issuer();
+    let rsa = rsa.with_crl_url_base("http://crl.example/rsa/").unwrap();
+    let (ca, storage) = ca_with(ecdsa, Profile::default());
+    let ca = ca
+        .with_issuer(rsa)
+        .with_crl(NonZeroU32::new(7).unwrap(), Duration::from_secs(86_400));
+    assert_eq!(ca.crl_shards().get(), 7);
+    let ecdsa_key = KeyPair::generate().unwrap();
+    let rsa_key = KeyPair::from_pem(RSA_KEY_A).unwrap();
+    let mut shards = HashSet::new();
+    for round in 0..12 {
+        let (key, issuer, base) = if round % 3 == 0 {
+            (&rsa_key, &ca.issuers()[1], "http://crl.example/rsa/")
+        } else {
+            (&ecdsa_key, &ca.issuers()[0], "http://crl.example/ecdsa/")
+        };
+        let issued = ca
+            .issue_certificate(request(csr(key), vec![Identifier::dns("a.example")]))
+            .await
+            .unwrap();
+        let leaf = parse(&issued.der);
+        let shard = bigint_shard(&issued.serial, 7);
+        shards.insert(shard);
+        assert_eq!(crate::crl_shard(&issued.serial, ca.crl_shards()), shard);
+        let url = format!("{base}{shard}.crl");
+        assert_eq!(crl_distribution_points(&leaf), Some(vec![url.clone()]));
+        assert_eq!(issuer.crl_url(shard), Some(url));
+        leaf.verify_signature(Some(parse(issuer.cert_der()).public_key()))
+            .unwrap();
+        let calls = storage.calls();
+        let Call::Precertificate(serial, _, placement) = &calls[calls.len() - 2] else {
+            panic!("expected a precertificate, got {calls:?}");
+        };
+        assert_eq!(serial, &issued.serial);
+        assert_eq!(
+            placement,
+            &CrlPlacement {
+                issuer_key_hash: issuer.key_hash().to_vec(),
+                shard: Some(shard),
+            }
+        );
+    }
+    assert!(shards.len() > 1, "twelve serials all on shard {shards:?}");
+}
+
+/// The placement of given serials, a high first octet among them, with and
+/// without a CRL URL base.
+#[test]
+fn placements_follow_the_serial_and_the_issuer() {
+    let (with_base, _) = test_issuer();
+    let with_base = with_base
+        .with_crl_url_base("http://crl.example/e1/")
+        .unwrap();
+    let (without_base, _) = test_rsa_issuer();
+    let (ca, _) = ca_with(with_base, Profile::default());
+    let ca = ca
+        .with_issuer(without_base)
+        .with_crl(NonZeroU32::new(128).unwrap(), Duration::from_secs(86_400));
+    for (serial, shard) in [
+        ("01", 1),
+        ("7f", 127),
+        ("80", 0),
+        ("0100", 0),
+        ("0181", 1),
+        // 0xff01 = 65281 = 510 * 128 + 1
+        ("ff01", 1),
+        ("ffffffffffffffffffffffffffffffffffffffff", 127),
+        ("7a0b1c2d3e4f5061728394a5b6c7d8e9fa0b1c2d", 0x2d),
+    ] {
+        let serial: Serial = serial.parse().unwrap();
+        assert_eq!(bigint_shard(&serial, 128), shard, "{serial}");
+        let (placement, url) = ca.crl_placement(&ca.issuers()[0], &serial);
+        assert_eq!(
+            placement,
+            CrlPlacement {
+                issuer_key_hash: ca.issuers()[0].key_hash().to_vec(),
+                shard: Some(shard),
+            },
+            "{serial}"
+        );
+        assert_eq!(url, Some(format!("http://crl.example/e1/{shard}.crl")));
+        let (placement, url) = ca.crl_placement(&ca.issuers()[1], &serial);
+        assert_eq!(
+            placement,
+            CrlPlacement {
+                issuer_key_hash: ca.issuers()[1].key_hash().to_vec(),
+                shard: None,
+            },
+            "{serial}"
+        );
+        assert_eq!(url, None);
+    }
 }

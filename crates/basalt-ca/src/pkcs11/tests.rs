@@ -271,6 +271,72 @@ fn ca_keys_in_a_token_sign_certificates() {
     });
 }
 
+/// An issuer whose key is in a token signs CRLs through the same rcgen issuer as
+/// certificates: the CA's own checks pass and the signature verifies.
+#[test]
+fn ca_keys_in_a_token_sign_crls() {
+    in_softhsm("ca_keys_in_a_token_sign_crls", |lab| {
+        use basalt_core::CrlRequest;
+        use basalt_core::FixedClock;
+        use basalt_core::RevocationReason;
+        use basalt_core::RevokedEntry;
+
+        use crate::test_support::FakeStorage;
+        use crate::test_support::fixed_now;
+
+        for alg in [KeyAlgorithm::EcdsaP384, KeyAlgorithm::Rsa2048] {
+            let source = KeySource::Pkcs11(lab.config(&format!("crl-{alg}")));
+            let made = CaKey::generate(&source, alg).unwrap();
+            let mut params = rcgen::CertificateParams::new(Vec::new()).unwrap();
+            params.distinguished_name.push(
+                rcgen::DnType::CommonName,
+                format!("Basalt {alg} CRL test CA"),
+            );
+            params.is_ca = rcgen::IsCa::Ca(rcgen::BasicConstraints::Unconstrained);
+            params.key_usages = vec![
+                rcgen::KeyUsagePurpose::KeyCertSign,
+                rcgen::KeyUsagePurpose::CrlSign,
+            ];
+            let cert = params.self_signed(&made).unwrap();
+            let key = CaKey::load(&source).unwrap();
+            let issuer = crate::Issuer::from_der(cert.der().to_vec(), key)
+                .unwrap()
+                .with_crl_url_base("http://crl.example/token/")
+                .unwrap();
+            let key_hash = issuer.key_hash().to_vec();
+            let ca = crate::Ca::new(
+                issuer,
+                crate::Profiles::default(),
+                std::sync::Arc::new(FakeStorage::default()),
+                std::sync::Arc::new(FixedClock::new(fixed_now())),
+            )
+            .with_crl(
+                std::num::NonZeroU32::new(2).unwrap(),
+                std::time::Duration::from_secs(86_400),
+            );
+            let der = ca
+                .sign_crl(CrlRequest {
+                    issuer_key_hash: key_hash,
+                    shard: 1,
+                    this_update: fixed_now(),
+                    entries: vec![RevokedEntry {
+                        serial: "ff01".parse().unwrap(),
+                        revoked_at: fixed_now(),
+                        reason: RevocationReason::KeyCompromise,
+                    }],
+                })
+                .unwrap_or_else(|err| panic!("{alg}: {err}"));
+            let (rest, crl) = x509_parser::parse_x509_crl(&der).unwrap();
+            assert!(rest.is_empty());
+            let (_, parsed) = x509_parser::parse_x509_certificate(cert.der()).unwrap();
+            crl.verify_signature(parsed.public_key())
+                .unwrap_or_else(|err| panic!("{alg}: {err}"));
+            assert_eq!(crl.iter_revoked_certificates().count(), 1, "{alg}");
+            assert_eq!(ca.issuer().signatures(), 1, "{alg}");
+        }
+    });
+}
+
 #[test]
 fn a_lost_login_is_recovered_once() {
     in_softhsm("a_lost_login_is_recovered_once", |lab| {

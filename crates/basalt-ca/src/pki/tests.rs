@@ -2,10 +2,14 @@ use std::sync::Arc;
 
 use basalt_core::AccountId;
 use basalt_core::CertificateAuthority;
+use basalt_core::CrlRequest;
 use basalt_core::FixedClock;
 use basalt_core::Identifier;
 use basalt_core::IssueRequest;
 use basalt_core::OrderId;
+use basalt_core::RevocationReason;
+use basalt_core::RevokedEntry;
+use basalt_core::Serial;
 use x509_parser::certificate::X509Certificate;
 use x509_parser::extensions::GeneralName;
 use x509_parser::extensions::ParsedExtension;
@@ -144,18 +148,22 @@ async fn issue(ca: &Ca, alg: KeyAlgorithm) -> Vec<u8> {
     .der
 }
 
-/// A CA config naming `pki`'s issuers, as `basalt dev` writes it.
+/// A CA config naming `pki`'s issuers, as `basalt dev` writes it, with five CRL
+/// shards per issuer.
 fn ca_config(pki: &DevIssuingPki) -> String {
     let mut text = String::from(
         "[grpc]\nlisten = \"127.0.0.1:0\"\nallowed_clients = {}\n\
          [tls]\ncert = \"ca.pem\"\nkey = \"ca.key\"\nca = \"internal-ca.pem\"\n\
-         [sa]\naddress = \"127.0.0.1:1\"\nserver_name = \"sa.basalt\"\n",
+         [sa]\naddress = \"127.0.0.1:1\"\nserver_name = \"sa.basalt\"\n\
+         [crl]\nshards = 5\nlifetime = \"2d\"\n",
     );
     for issuer in pki.issuers() {
         text.push_str(&format!(
-            "[[issuers]]\ncert = {}\n{}\nissuer_url = \"http://127.0.0.1:4002/issuers/{}.der\"\n",
+            "[[issuers]]\ncert = {}\n{}\nissuer_url = \"http://127.0.0.1:4002/issuers/{}.der\"\n\
+             crl_url_base = \"http://127.0.0.1:4003/{}/\"\n",
             toml_path(&issuer.cert).unwrap(),
             key_fields(&issuer.key).unwrap(),
+            issuer.name,
             issuer.name
         ));
     }
@@ -253,6 +261,7 @@ async fn dev_ceremonies_make_two_hierarchies_and_a_cross_signed_intermediate() {
     let config: crate::CaConfig = basalt_config::parse(&ca_config(&pki)).unwrap();
     let ca = Ca::from_config(&config, Arc::new(FakeStorage::default()), Arc::new(clock())).unwrap();
     assert_eq!(ca.issuers().len(), 2);
+    assert_eq!(ca.crl_shards().get(), 5);
     assert!(!ca.issuers()[0].is_rsa() && ca.issuers()[1].is_rsa());
     let ecdsa_leaf = issue(&ca, KeyAlgorithm::EcdsaP256).await;
     let rsa_leaf = issue(&ca, KeyAlgorithm::Rsa2048).await;
@@ -290,6 +299,63 @@ async fn dev_ceremonies_make_two_hierarchies_and_a_cross_signed_intermediate() {
             expected,
             "{} with {untrusted} against {root}: {text}",
             leaf.display()
+        );
+    }
+
+    // CRLs: the dev intermediates allow cRLSign. OpenSSL, checking the leaf's
+    // CRL, takes the CRL of the leaf's shard (its issuingDistributionPoint is the
+    // leaf's CRL distribution point) and finds the leaf revoked when it is
+    // listed; another shard's CRL has a different scope (its
+    // issuingDistributionPoint names another URL).
+    for (leaf_der, leaf_pem, issuer, intermediate) in [
+        (
+            &ecdsa_leaf,
+            &ecdsa_pem,
+            &ca.issuers()[0],
+            "intermediate-ecdsa",
+        ),
+        (&rsa_leaf, &rsa_pem, &ca.issuers()[1], "intermediate-rsa"),
+    ] {
+        let serial = Serial::from_bytes(parse(leaf_der).raw_serial()).unwrap();
+        let shard = crate::crl_shard(&serial, ca.crl_shards());
+        let crl = |shard: u32, entries: Vec<RevokedEntry>| {
+            let der = ca
+                .sign_crl(CrlRequest {
+                    issuer_key_hash: issuer.key_hash().to_vec(),
+                    shard,
+                    this_update: fixed_now() - time::Duration::minutes(5),
+                    entries,
+                })
+                .unwrap();
+            let path = dir.path().join(format!("{intermediate}-{shard}.crl"));
+            fs::write(&path, der).unwrap();
+            path
+        };
+        let revoked = vec![RevokedEntry {
+            serial: serial.clone(),
+            revoked_at: fixed_now() - time::Duration::minutes(10),
+            reason: RevocationReason::KeyCompromise,
+        }];
+        let check = |crl: &Path| {
+            openssl_verify_with_crl(
+                &pki.certificate("root"),
+                &pki.certificate(intermediate),
+                leaf_pem,
+                crl,
+            )
+        };
+        let (ok, text) = check(&crl(shard, vec![]));
+        assert!(ok, "{intermediate}, shard {shard} without the leaf: {text}");
+        let (ok, text) = check(&crl(shard, revoked.clone()));
+        assert!(
+            !ok && text.contains("certificate revoked"),
+            "{intermediate}, shard {shard} listing the leaf: {text}"
+        );
+        let other = (shard + 1) % ca.crl_shards().get();
+        let (ok, text) = check(&crl(other, revoked));
+        assert!(
+            !ok && text.contains("different CRL scope"),
+            "{intermediate}, shard {other} for a leaf on shard {shard}: {text}"
         );
     }
 }
@@ -436,6 +502,49 @@ fn openssl_verify(root: &Path, untrusted: &Path, leaf: &Path) -> (bool, String) 
         .arg("verify")
         .arg("-attime")
         .arg(fixed_now().unix_timestamp().to_string())
+        .arg("-CAfile")
+        .arg(root)
+        .arg("-untrusted")
+        .arg(untrusted)
+        .arg(leaf)
+        .output()
+        .expect("openssl must be installed (apt-get install openssl)");
+    let text = format!(
+        "{}{}",
+        String::from_utf8_lossy(&output.stdout),
+        String::from_utf8_lossy(&output.stderr)
+    );
+    (output.status.success() && text.contains(": OK"), text)
+}
+
+/// `openssl verify` at the fixed time, checking the leaf against the DER CRL
+/// `crl`.
+fn openssl_verify_with_crl(
+    root: &Path,
+    untrusted: &Path,
+    leaf: &Path,
+    crl: &Path,
+) -> (bool, String) {
+    let pem = crl.with_extension("crl.pem");
+    let output = std::process::Command::new("openssl")
+        .args(["crl", "-inform", "DER", "-in"])
+        .arg(crl)
+        .arg("-out")
+        .arg(&pem)
+        .output()
+        .expect("openssl must be installed (apt-get install openssl)");
+    assert!(
+        output.status.success(),
+        "openssl crl: {}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    let output = std::process::Command::new("openssl")
+        .arg("verify")
+        .arg("-attime")
+        .arg(fixed_now().unix_timestamp().to_string())
+        .arg("-crl_check")
+        .arg("-CRLfile")
+        .arg(&pem)
         .arg("-CAfile")
         .arg(root)
         .arg("-untrusted")

@@ -53,6 +53,8 @@ use super::*;
 use crate::ResponderIssuer;
 use crate::ResponderSettings;
 
+mod crl;
+mod feed;
 mod issuers;
 
 const ID_SHA1: ObjectIdentifier = ObjectIdentifier::new_unwrap("1.3.14.3.2.26");
@@ -186,6 +188,27 @@ impl RevocationLookup for FakeSa {
             .cloned()
             .ok_or_else(|| Error::not_found("no such serial"))
     }
+
+    /// The responder never lists revoked certificates: the CRL updater does.
+    async fn revoked_certificates(
+        &self,
+        _issuer_key_hash: &[u8],
+        _shard: u32,
+        _expires_after: OffsetDateTime,
+    ) -> Result<Vec<basalt_core::RevokedEntry>, Error> {
+        Err(Error::internal(
+            "the responder lists no revoked certificates",
+        ))
+    }
+
+    /// No changes: these responders are built without a status feed.
+    async fn status_changes(
+        &self,
+        _since: OffsetDateTime,
+        _limit: u32,
+    ) -> Result<Vec<basalt_core::StatusChange>, Error> {
+        Ok(Vec::new())
+    }
 }
 
 /// How the fake CA answers.
@@ -300,6 +323,11 @@ impl RevocationSigner for FakeSigner {
             .extend(responses.iter().cloned());
         Ok(responses)
     }
+
+    /// The responder never has CRLs signed: the CRL updater does.
+    async fn generate_crl(&self, _request: basalt_core::CrlRequest) -> Result<Vec<u8>, Error> {
+        Err(Error::internal("the responder signs no CRLs"))
+    }
 }
 
 /// A responder for `issuer` over a fake SA and a fake CA.
@@ -361,7 +389,7 @@ fn build_over(
         },
     )
     .unwrap();
-    (sa, signer, router(Arc::new(responder)))
+    (sa, signer, router(Arc::new(responder), None))
 }
 
 fn harness_with(

@@ -62,8 +62,9 @@ pub struct SignOcspResponse {
 }
 #[derive(Clone, PartialEq, Eq, Hash, ::prost::Message)]
 pub struct CrlMetadata {
+    /// The issuer by the SHA-1 of its subjectPublicKey.
     #[prost(bytes = "vec", tag = "1")]
-    pub issuer_name_id: ::prost::alloc::vec::Vec<u8>,
+    pub issuer_key_hash: ::prost::alloc::vec::Vec<u8>,
     #[prost(uint32, tag = "2")]
     pub shard: u32,
     /// Next unused field number: 4
@@ -74,6 +75,7 @@ pub struct CrlMetadata {
 pub struct CrlEntry {
     #[prost(string, tag = "1")]
     pub serial: ::prost::alloc::string::String,
+    /// RFC 5280 code; 0 is unspecified
     #[prost(uint32, tag = "2")]
     pub reason: u32,
     /// Next unused field number: 4

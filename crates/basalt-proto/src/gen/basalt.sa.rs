@@ -126,10 +126,11 @@ pub struct GetOcspResponseResponse {
     #[prost(bytes = "vec", tag = "1")]
     pub der: ::prost::alloc::vec::Vec<u8>,
 }
+/// One CRL shard: the issuer by the SHA-1 of its subjectPublicKey.
 #[derive(Clone, PartialEq, Eq, Hash, ::prost::Message)]
 pub struct GetRevokedCertificatesRequest {
     #[prost(bytes = "vec", tag = "1")]
-    pub issuer_name_id: ::prost::alloc::vec::Vec<u8>,
+    pub issuer_key_hash: ::prost::alloc::vec::Vec<u8>,
     #[prost(uint32, tag = "2")]
     pub shard: u32,
     /// Next unused field number: 4
@@ -142,9 +143,45 @@ pub struct RevokedCertificate {
     pub serial: ::prost::alloc::string::String,
     #[prost(message, optional, tag = "2")]
     pub revoked_at: ::core::option::Option<::prost_types::Timestamp>,
-    /// Next unused field number: 4
+    /// RFC 5280 code; 0 is unspecified
     #[prost(uint32, tag = "3")]
     pub reason: u32,
+}
+/// Where a certificate's revocation is published (basalt_core::CrlPlacement).
+#[derive(Clone, PartialEq, Eq, Hash, ::prost::Message)]
+pub struct CrlPlacement {
+    #[prost(bytes = "vec", tag = "1")]
+    pub issuer_key_hash: ::prost::alloc::vec::Vec<u8>,
+    /// Next unused field number: 3
+    #[prost(uint32, optional, tag = "2")]
+    pub shard: ::core::option::Option<u32>,
+}
+#[derive(Clone, Copy, PartialEq, Eq, Hash, ::prost::Message)]
+pub struct GetStatusChangesRequest {
+    #[prost(message, optional, tag = "1")]
+    pub since: ::core::option::Option<::prost_types::Timestamp>,
+    /// Next unused field number: 3
+    #[prost(uint32, tag = "2")]
+    pub limit: u32,
+}
+#[derive(Clone, PartialEq, Eq, Hash, ::prost::Message)]
+pub struct StatusChange {
+    #[prost(string, tag = "1")]
+    pub serial: ::prost::alloc::string::String,
+    /// "good" or "revoked"
+    #[prost(string, tag = "2")]
+    pub status: ::prost::alloc::string::String,
+    #[prost(message, optional, tag = "3")]
+    pub changed_at: ::core::option::Option<::prost_types::Timestamp>,
+    /// absent: stored before placements were recorded
+    #[prost(message, optional, tag = "4")]
+    pub placement: ::core::option::Option<CrlPlacement>,
+}
+#[derive(Clone, PartialEq, ::prost::Message)]
+pub struct GetStatusChangesResponse {
+    /// Next unused field number: 2
+    #[prost(message, repeated, tag = "1")]
+    pub changes: ::prost::alloc::vec::Vec<StatusChange>,
 }
 #[derive(Clone, PartialEq, Eq, Hash, ::prost::Message)]
 pub struct NewAccountRequest {
@@ -296,9 +333,11 @@ pub struct AddPrecertificateRequest {
     pub der: ::prost::alloc::vec::Vec<u8>,
     #[prost(int64, tag = "3")]
     pub account_id: i64,
-    /// Next unused field number: 5
     #[prost(message, optional, tag = "4")]
     pub issued_at: ::core::option::Option<::prost_types::Timestamp>,
+    /// Next unused field number: 6
+    #[prost(message, optional, tag = "5")]
+    pub placement: ::core::option::Option<CrlPlacement>,
 }
 #[derive(Clone, PartialEq, Eq, Hash, ::prost::Message)]
 pub struct AddCertificateRequest {
@@ -923,6 +962,32 @@ pub mod storage_read_only_client {
                 );
             self.inner.server_streaming(req, path, codec).await
         }
+        pub async fn get_status_changes(
+            &mut self,
+            request: impl tonic::IntoRequest<super::GetStatusChangesRequest>,
+        ) -> std::result::Result<
+            tonic::Response<super::GetStatusChangesResponse>,
+            tonic::Status,
+        > {
+            self.inner
+                .ready()
+                .await
+                .map_err(|e| {
+                    tonic::Status::unknown(
+                        format!("Service was not ready: {}", e.into()),
+                    )
+                })?;
+            let codec = tonic_prost::ProstCodec::default();
+            let path = http::uri::PathAndQuery::from_static(
+                "/basalt.sa.StorageReadOnly/GetStatusChanges",
+            );
+            let mut req = request.into_request();
+            req.extensions_mut()
+                .insert(
+                    GrpcMethod::new("basalt.sa.StorageReadOnly", "GetStatusChanges"),
+                );
+            self.inner.unary(req, path, codec).await
+        }
         pub async fn get_incident_for_serial(
             &mut self,
             request: impl tonic::IntoRequest<super::GetIncidentForSerialRequest>,
@@ -1097,6 +1162,13 @@ pub mod storage_read_only_server {
             request: tonic::Request<super::GetRevokedCertificatesRequest>,
         ) -> std::result::Result<
             tonic::Response<Self::GetRevokedCertificatesStream>,
+            tonic::Status,
+        >;
+        async fn get_status_changes(
+            &self,
+            request: tonic::Request<super::GetStatusChangesRequest>,
+        ) -> std::result::Result<
+            tonic::Response<super::GetStatusChangesResponse>,
             tonic::Status,
         >;
         async fn get_incident_for_serial(
@@ -1891,6 +1963,52 @@ pub mod storage_read_only_server {
                                 max_encoding_message_size,
                             );
                         let res = grpc.server_streaming(method, req).await;
+                        Ok(res)
+                    };
+                    Box::pin(fut)
+                }
+                "/basalt.sa.StorageReadOnly/GetStatusChanges" => {
+                    #[allow(non_camel_case_types)]
+                    struct GetStatusChangesSvc<T: StorageReadOnly>(pub Arc<T>);
+                    impl<
+                        T: StorageReadOnly,
+                    > tonic::server::UnaryService<super::GetStatusChangesRequest>
+                    for GetStatusChangesSvc<T> {
+                        type Response = super::GetStatusChangesResponse;
+                        type Future = BoxFuture<
+                            tonic::Response<Self::Response>,
+                            tonic::Status,
+                        >;
+                        fn call(
+                            &mut self,
+                            request: tonic::Request<super::GetStatusChangesRequest>,
+                        ) -> Self::Future {
+                            let inner = Arc::clone(&self.0);
+                            let fut = async move {
+                                <T as StorageReadOnly>::get_status_changes(&inner, request)
+                                    .await
+                            };
+                            Box::pin(fut)
+                        }
+                    }
+                    let accept_compression_encodings = self.accept_compression_encodings;
+                    let send_compression_encodings = self.send_compression_encodings;
+                    let max_decoding_message_size = self.max_decoding_message_size;
+                    let max_encoding_message_size = self.max_encoding_message_size;
+                    let inner = self.inner.clone();
+                    let fut = async move {
+                        let method = GetStatusChangesSvc(inner);
+                        let codec = tonic_prost::ProstCodec::default();
+                        let mut grpc = tonic::server::Grpc::new(codec)
+                            .apply_compression_config(
+                                accept_compression_encodings,
+                                send_compression_encodings,
+                            )
+                            .apply_max_message_size_config(
+                                max_decoding_message_size,
+                                max_encoding_message_size,
+                            );
+                        let res = grpc.unary(method, req).await;
                         Ok(res)
                     };
                     Box::pin(fut)

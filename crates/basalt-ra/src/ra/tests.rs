@@ -11,6 +11,7 @@ use basalt_core::CertStatus;
 use basalt_core::CertificateLookup;
 use basalt_core::CertificateRecord;
 use basalt_core::CertificateStore;
+use basalt_core::CrlPlacement;
 use basalt_core::EabKey;
 use basalt_core::FixedClock;
 use basalt_core::Incident;
@@ -22,8 +23,10 @@ use basalt_core::Requester;
 use basalt_core::RevocationLookup;
 use basalt_core::RevocationReason;
 use basalt_core::RevocationStatus;
+use basalt_core::RevokedEntry;
 use basalt_core::Serial;
 use basalt_core::SpkiHash;
+use basalt_core::StatusChange;
 use basalt_core::StorageReadOnly;
 use basalt_core::ValidationRecord;
 use rcgen::CertificateParams;
@@ -302,6 +305,27 @@ impl RevocationLookup for FakeSa {
             revoked_at: certificate.revoked_at,
             revocation_reason: certificate.revocation_reason,
         })
+    }
+
+    /// The fake's certificates carry no CRL placement (the RA never stores
+    /// precertificates), so no shard lists any of them.
+    async fn revoked_certificates(
+        &self,
+        _issuer_key_hash: &[u8],
+        _shard: u32,
+        _expires_after: OffsetDateTime,
+    ) -> Result<Vec<RevokedEntry>, Error> {
+        Ok(Vec::new())
+    }
+
+    async fn status_changes(
+        &self,
+        _since: OffsetDateTime,
+        _limit: u32,
+    ) -> Result<Vec<StatusChange>, Error> {
+        Err(Error::internal(
+            "the RA never follows the status-change feed",
+        ))
     }
 }
 
@@ -644,6 +668,7 @@ impl CertificateStore for FakeSa {
         _der: &[u8],
         _account_id: AccountId,
         _issued_at: OffsetDateTime,
+        _placement: &CrlPlacement,
     ) -> Result<(), Error> {
         Err(Error::internal("the RA never adds precertificates"))
     }

@@ -285,6 +285,24 @@ impl RevocationLookup for Fake {
             .cloned()
             .ok_or_else(|| basalt_core::Error::not_found("no such serial"))
     }
+
+    /// The fake records no CRL placements, so no shard lists any of its serials.
+    async fn revoked_certificates(
+        &self,
+        _issuer_key_hash: &[u8],
+        _shard: u32,
+        _expires_after: time::OffsetDateTime,
+    ) -> CoreResult<Vec<basalt_core::RevokedEntry>> {
+        Ok(Vec::new())
+    }
+
+    async fn status_changes(
+        &self,
+        _since: time::OffsetDateTime,
+        _limit: u32,
+    ) -> CoreResult<Vec<basalt_core::StatusChange>> {
+        unused()
+    }
 }
 
 #[async_trait::async_trait]
