@@ -301,27 +301,6 @@ struct Leaf {
     shard: u32,
 }
 
-/// An RSA-2048 key and a CSR for `name` with it, from `openssl`; returns the
-/// CSR's DER.
-fn rsa_csr(dir: &Path, name: &str) -> Vec<u8> {
-    let csr = dir.join(format!("{name}.csr.der"));
-    run_ok(
-        Command::new("openssl")
-            .args(["req", "-new", "-newkey", "rsa:2048", "-nodes", "-keyout"])
-            .arg(dir.join(format!("{name}.key.pem")))
-            .args([
-                "-subj",
-                "/",
-                "-addext",
-                &format!("subjectAltName=DNS:{name}"),
-            ])
-            .args(["-outform", "DER", "-out"])
-            .arg(&csr),
-        OPENSSL_TIMEOUT,
-    );
-    fs::read(&csr).expect("read the RSA CSR")
-}
-
 /// Orders and downloads a certificate for a fresh name, with an RSA key when
 /// `issuer` is `rsa` (a P-256 one otherwise); checks that the intermediate
 /// `issuer` signed it and that its CRL distribution point is its shard's URL.
@@ -334,7 +313,7 @@ async fn issue(
 ) -> Leaf {
     let name = format!("{issuer}-{:x}.crl.example.com", random_u64());
     let csr = if issuer == "rsa" {
-        tokio::task::block_in_place(|| rsa_csr(dir, &name))
+        tokio::task::block_in_place(|| crate::ocsp::rsa_csr(dir, &name))
     } else {
         crate::instant_acme::cert_csr(&[&name]).0
     };

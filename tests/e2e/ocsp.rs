@@ -261,28 +261,14 @@ struct Leaf {
     key_pkcs8: Option<Vec<u8>>,
 }
 
-/// An RSA-2048 key and a CSR for `name` with it, from `openssl`; returns the CSR's
-/// DER.
-fn rsa_csr(dir: &Path, name: &str) -> Vec<u8> {
-    let key = dir.join("rsa.key.pem");
-    let csr = dir.join("rsa.csr.der");
+/// An RSA-2048 key and a CSR for `name` with it, from `openssl`; returns the
+/// CSR's DER. The key is left in `dir` as `<name>.key.pem`.
+pub(crate) fn rsa_csr(dir: &Path, name: &str) -> Vec<u8> {
+    let csr = dir.join(format!("{name}.csr.der"));
     run_ok(
         Command::new("openssl")
-            .args([
-                "genpkey",
-                "-algorithm",
-                "RSA",
-                "-pkeyopt",
-                "rsa_keygen_bits:2048",
-            ])
-            .arg("-out")
-            .arg(&key),
-        OPENSSL_TIMEOUT,
-    );
-    run_ok(
-        Command::new("openssl")
-            .args(["req", "-new", "-key"])
-            .arg(&key)
+            .args(["req", "-new", "-newkey", "rsa:2048", "-nodes", "-keyout"])
+            .arg(dir.join(format!("{name}.key.pem")))
             .args([
                 "-subj",
                 "/",
