@@ -194,21 +194,28 @@ impl ResponseCache {
     /// changed, and bumps the serial's epoch so that no response read before now is
     /// stored as trusted. They stay: the next read finds whether they still state
     /// the status (a change may be reported more than once), and trusts them again
-    /// or has them signed anew.
+    /// or has them signed anew. Returns the keys of the entries that state
+    /// another status than `now`, the serial's new one: those to sign again.
     pub(crate) fn invalidate<'k>(
         &self,
         serial: &Serial,
         keys: impl IntoIterator<Item = &'k CacheKey>,
-    ) {
+        now: OcspStatus,
+    ) -> Vec<CacheKey> {
         let bucket = self.bucket(serial);
         let mut inner = self.lock();
         inner.buckets[bucket] += 1;
+        let mut wrong = Vec::new();
         for key in keys {
             debug_assert_eq!(&key.serial, serial);
             if let Some(entry) = inner.entries.get_mut(key) {
                 entry.trusted = false;
+                if entry.signed_for.status != now {
+                    wrong.push(key.clone());
+                }
             }
         }
+        wrong
     }
 
     /// Distrusts every entry and bumps every epoch: for when changes may have
@@ -431,7 +438,7 @@ mod tests {
         // A revocation reported between the read and the storing: kept, but only
         // served after a read confirms its status.
         let read = cache.epoch(&one.serial);
-        cache.invalidate(&one.serial, [&one]);
+        cache.invalidate(&one.serial, [&one], OcspStatus::Good);
         assert!(cache.trusted(&one, NOW).is_none());
         cache.store(one.clone(), GOOD, response(2, 10), read);
         assert!(cache.trusted(&one, NOW).is_none());
@@ -448,7 +455,7 @@ mod tests {
         // unless it is of everything.
         let two = key("02");
         cache.store(two.clone(), GOOD, response(3, 10), cache.epoch(&two.serial));
-        cache.invalidate(&one.serial, [&one]);
+        cache.invalidate(&one.serial, [&one], OcspStatus::Good);
         assert!(cache.trusted(&one, NOW).is_none());
         assert_eq!(cache.trusted(&two, NOW).unwrap().der, vec![3]);
         let read = cache.epoch(&two.serial);

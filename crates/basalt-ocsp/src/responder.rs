@@ -3,12 +3,13 @@
 //! one while it is still right and fresh, or one the CA signs anew.
 //!
 //! While the responder follows a current status feed ([`Responder::follow`]), a
-//! cached response known to state the SA's status is served without the SA read:
-//! the feed's listener has the responses of every serial whose status changes
-//! checked against the SA again at their next request
-//! (see [`crate::cache`]), and a background task has responses nearing their
-//! refresh point signed again before anyone asks, so the answers clients get are
-//! pre-signed. When the feed falls behind, every request reads the SA again.
+//! cached response known to state the SA's status is served without the SA read.
+//! The feed's listener has the responses of every serial whose status changes
+//! checked against the SA again at their next request (see [`crate::cache`]),
+//! and those now stating the wrong status (a revocation) signed anew at once; a
+//! background task has responses nearing their refresh point signed again before
+//! anyone asks. So the answers clients get are pre-signed. When the feed falls
+//! behind, every request reads the SA again.
 //!
 //! A serial the SA does not know, under one of our issuers, is answered `unknown`
 //! (RFC 6960 §2.2); a CertID naming another issuer is `unauthorized` without any
@@ -251,8 +252,14 @@ impl Responder {
     pub fn follow(self: &Arc<Self>, feed: &Arc<StatusFeed>) -> tokio::task::JoinHandle<()> {
         let responder = Arc::downgrade(self);
         feed.listen(move |event| {
-            if let Some(responder) = responder.upgrade() {
-                responder.forget(event);
+            let Some(responder) = responder.upgrade() else {
+                return;
+            };
+            let wrong = responder.forget(event);
+            if !wrong.is_empty() {
+                // A revocation is signed at once, not at the next request: the
+                // listener must not wait, so on a task of its own.
+                tokio::spawn(async move { responder.sign_again(wrong).await });
             }
         });
         if self.feed.set(Arc::clone(feed)).is_err() {
@@ -262,17 +269,45 @@ impl Responder {
         tokio::spawn(refresh(responder))
     }
 
-    /// Distrusts the cached responses `event` says may be stale.
-    fn forget(&self, event: &FeedEvent) {
+    /// Distrusts the cached responses `event` says may be stale, and returns the
+    /// keys of those that state another status than the serial's new one.
+    fn forget(&self, event: &FeedEvent) -> Vec<CacheKey> {
         match event {
-            FeedEvent::Changes(changes) => {
-                for change in changes.iter() {
+            FeedEvent::Changes(changes) => changes
+                .iter()
+                .flat_map(|change| {
                     let keys = self.keys(&change.serial);
-                    self.cache.invalidate(&change.serial, &keys);
-                }
+                    self.cache
+                        .invalidate(&change.serial, &keys, change.status.into())
+                })
+                .collect(),
+            FeedEvent::Gap => {
+                self.cache.invalidate_all();
+                Vec::new()
             }
-            FeedEvent::Gap => self.cache.invalidate_all(),
         }
+    }
+
+    /// Has the responses under `keys` signed again, each for its serial's status
+    /// read anew; returns how many were signed.
+    async fn sign_again(&self, keys: Vec<CacheKey>) -> usize {
+        let mut signed = 0;
+        for key in keys {
+            let Some(issuer) = self
+                .issuers
+                .iter()
+                .find(|issuer| issuer.sha1_key == key.issuer_key_hash)
+            else {
+                continue;
+            };
+            let answer = self
+                .respond_for(key.serial, &[issuer], key.hash_algorithm, Signing::Always)
+                .await;
+            if matches!(answer, Answer::Signed(_)) {
+                signed += 1;
+            }
+        }
+        signed
     }
 
     /// Every cache key a response about `serial` may be stored under.
@@ -482,23 +517,7 @@ impl Responder {
     /// status anew; returns how many it signed.
     pub(crate) async fn refresh_due(&self) -> usize {
         let due = self.cache.due(self.now() + REFRESH_LEAD, REFRESH_BATCH);
-        let mut signed = 0;
-        for key in due {
-            let Some(issuer) = self
-                .issuers
-                .iter()
-                .find(|issuer| issuer.sha1_key == key.issuer_key_hash)
-            else {
-                continue;
-            };
-            let answer = self
-                .respond_for(key.serial, &[issuer], key.hash_algorithm, Signing::Always)
-                .await;
-            if matches!(answer, Answer::Signed(_)) {
-                signed += 1;
-            }
-        }
-        signed
+        self.sign_again(due).await
     }
 
     /// Has the CA sign the response `key` names, stating `signed_for`; an error is

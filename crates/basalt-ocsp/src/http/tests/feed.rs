@@ -119,10 +119,17 @@ async fn a_current_feed_spares_the_sa_read_and_reports_revocations() {
         .changes
         .write(SERIAL, CertStatus::Revoked, following.clock.now());
     assert_eq!(following.status().await, x509_ocsp::CertStatus::good());
-    // Once it has, the next answer reads the SA and is signed anew, and then it is
-    // cached in turn.
+    // Once it has, the cached response is signed anew at once, without waiting
+    // for a request, and served from the cache.
     following.clock.advance(time::Duration::milliseconds(500));
     following.feed.poll().await.unwrap();
+    for _ in 0..100 {
+        if following.signatures() == 2 {
+            break;
+        }
+        tokio::task::yield_now().await;
+    }
+    assert_eq!((following.lookups(), following.signatures()), (2, 2));
     assert!(matches!(
         following.status().await,
         x509_ocsp::CertStatus::Revoked(_)
