@@ -10,7 +10,12 @@
 //!   responder error `unauthorized`, and so does a Basalt serial asked under the
 //!   intermediate that did not issue it; a serial Basalt's issuer never used is
 //!   `unknown` (RFC 6960 §2.2);
-//! - SHA-256 CertIDs (`openssl ocsp -sha256`) get the same answers as SHA-1 ones.
+//! - SHA-256 CertIDs (`openssl ocsp -sha256`) get the same answers as SHA-1 ones;
+//! - with `basalt dev --ocsp-signer delegated`, each intermediate's delegated OCSP
+//!   responder (RFC 6960 §4.2.2.2) signs instead: the responses still verify up
+//!   to the roots, `good` then `revoked`, their responderID is the delegated
+//!   certificate's key hash (not the intermediate's) and they carry that
+//!   certificate.
 //!
 //! `certbot.rs`, `pkilint.rs`, `jws.rs`, `lego.rs` and `ca_crash.rs` check OCSP
 //! on the way through their own flows.
@@ -655,6 +660,163 @@ async fn openssl_sees_good_then_revoked_within_five_seconds_and_other_issuers_un
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn sha256_certids_get_the_same_answers() {
     every_check("ocsp-sha256", CertIdHash::Sha256).await;
+}
+
+/// `openssl x509 -ocspid`'s "Public key OCSP hash" of the certificate `cert`: the
+/// SHA-1 of its subjectPublicKey, in uppercase hex as `-resp_text` prints a
+/// responderID.
+fn public_key_ocsp_hash(cert: &Path) -> String {
+    let output = run_ok(
+        Command::new("openssl")
+            .args(["x509", "-noout", "-ocspid", "-in"])
+            .arg(cert),
+        OPENSSL_TIMEOUT,
+    );
+    output
+        .stdout
+        .lines()
+        .find_map(|line| line.trim().strip_prefix("Public key OCSP hash:"))
+        .map(|hash| hash.trim().to_owned())
+        .unwrap_or_else(|| panic!("no public key hash in:\n{}", output.text()))
+}
+
+/// Panics unless `answer` was signed by the delegated responder `signer` (a
+/// file of the CA's `pki/`) rather than by `leaf`'s intermediate: its responderID
+/// is the responder's key hash, and the response carries the responder's
+/// certificate, whose subject is `signer_cn`.
+fn assert_signed_by_delegate(answer: &OcspAnswer, leaf: &Leaf, signer: &Path, signer_cn: &str) {
+    let delegate = public_key_ocsp_hash(signer);
+    let intermediate = public_key_ocsp_hash(&leaf.issuer);
+    assert_ne!(delegate, intermediate);
+    let responder = answer
+        .text
+        .lines()
+        .find_map(|line| line.trim().strip_prefix("Responder Id:"))
+        .map(str::trim);
+    assert_eq!(
+        responder,
+        Some(delegate.as_str()),
+        "the responderID is not the delegated responder's key hash ({delegate}; the \
+         intermediate's is {intermediate}):\n{}",
+        answer.text
+    );
+    assert!(
+        answer
+            .text
+            .contains(&format!("Subject: O=Basalt Dev, CN={signer_cn}")),
+        "the response does not carry the delegated responder's certificate:\n{}",
+        answer.text
+    );
+}
+
+/// With delegated responders: a leaf of `intermediate` is `good` and then, once
+/// revoked (by its own key for the ECDSA leaf, by the account for the RSA one),
+/// `revoked`, both in responses that verify up to the roots and that the
+/// intermediate's delegated responder `signer` signed.
+async fn delegated_good_then_revoked(
+    ca: Arc<DevCa>,
+    acme: Acme,
+    account: Arc<RawAccount>,
+    http01: Http01,
+    rsa: bool,
+) {
+    let (ca, acme, account, http01) = (&*ca, &acme, &*account, &http01);
+    let (label, signer, signer_cn) = if rsa {
+        ("rsa", "ocsp-signer-rsa.pem", "Basalt Dev OCSP Signer RSA")
+    } else {
+        (
+            "ecdsa",
+            "ocsp-signer-ecdsa.pem",
+            "Basalt Dev OCSP Signer ECDSA",
+        )
+    };
+    let dir = ca.client_dir(&format!("ocsp-delegated-{label}"));
+    let leaf = if rsa {
+        rsa_leaf(ca, account, http01, &dir).await
+    } else {
+        ecdsa_leaf(ca, account, http01, &dir).await
+    };
+    let signer = ca.pki(signer);
+    let downloaded = Instant::now();
+    tokio::task::block_in_place(|| {
+        let (answer, took) = status_becomes(
+            ca,
+            &leaf.issuer,
+            Target::Cert(&leaf.cert),
+            CertIdHash::Sha1,
+            "good",
+            downloaded,
+            STATUS_WITHIN,
+        );
+        assert_signed_by_delegate(&answer, &leaf, &signer, signer_cn);
+        println!("ocsp (delegated): the {label} leaf was good {took:?} after its download");
+    });
+
+    let sent = wall_clock_now();
+    if rsa {
+        revoke_as(account, &leaf, 4)
+            .await
+            .expect_status(StatusCode::OK, "revokeCert by the account");
+    } else {
+        revoke_with_key(acme, &leaf, 1)
+            .await
+            .expect_status(StatusCode::OK, "revokeCert signed by the certificate key");
+    }
+    let answered = Instant::now();
+    tokio::task::block_in_place(|| {
+        let reason = if rsa { "superseded" } else { "keyCompromise" };
+        let took = becomes_revoked(ca, &leaf, CertIdHash::Sha1, reason, sent, answered);
+        println!(
+            "ocsp (delegated): the {label} leaf was revoked {took:?} after the revokeCert answer"
+        );
+        for hash in [CertIdHash::Sha1, CertIdHash::Sha256] {
+            let answer = ask(ca, &leaf.issuer, Target::Cert(&leaf.cert), hash);
+            assert!(
+                answer.is_verified("revoked"),
+                "the {label} leaf ({hash:?}):\n{}",
+                answer.text
+            );
+            assert_signed_by_delegate(&answer, &leaf, &signer, signer_cn);
+        }
+    });
+}
+
+/// `basalt dev --ocsp-signer delegated`: every OCSP response of both
+/// intermediates is signed by their delegated responders, and openssl verifies it.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn delegated_responders_sign_verified_good_then_revoked() {
+    let ca = Arc::new(
+        DevCa::builder("ocsp-delegated")
+            .arg("--ocsp-signer")
+            .arg("delegated")
+            .start(),
+    );
+    for signer in ["ocsp-signer-ecdsa.pem", "ocsp-signer-rsa.pem"] {
+        assert!(ca.pki(signer).is_file(), "basalt dev made no {signer}");
+    }
+    let acme = Acme::new(&ca).await;
+    let http01 = Http01::start(ca.http01_port).await;
+    let account = Arc::new(RawAccount::create(&acme).await);
+    let mut steps = Steps::default();
+    for rsa in [false, true] {
+        steps
+            .run_async(
+                if rsa {
+                    "RSA leaf: good, then revoked, signed by the RSA delegated responder"
+                } else {
+                    "ECDSA leaf: good, then revoked, signed by the ECDSA delegated responder"
+                },
+                delegated_good_then_revoked(
+                    ca.clone(),
+                    acme.clone(),
+                    account.clone(),
+                    http01.clone(),
+                    rsa,
+                ),
+            )
+            .await;
+    }
+    steps.finish();
 }
 
 #[cfg(test)]

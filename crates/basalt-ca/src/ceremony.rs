@@ -1,4 +1,5 @@
-//! The key ceremony: `basalt ceremony root|intermediate|cross-sign|crl-signer --config FILE`.
+//! The key ceremony: `basalt ceremony root|intermediate|cross-sign|crl-signer|ocsp-signer
+//! --config FILE`.
 //!
 //! A CA's keys and certificates are made offline, one ceremony at a time, each
 //! described by one TOML file that an operator can review (and keep) beforehand:
@@ -10,7 +11,10 @@
 //!   another parent, with the same subject, public key and key identifier, so the
 //!   certificates it signs chain to both parents;
 //! * `crl-signer` ([`CrlSignerConfig`]): a new key and a certificate for signing
-//!   CRLs on a CA's behalf (not a CA).
+//!   CRLs on a CA's behalf (not a CA);
+//! * `ocsp-signer` ([`OcspSignerConfig`]): a new key and a delegated OCSP
+//!   responder certificate (RFC 6960 §4.2.2.2) for signing OCSP responses on an
+//!   issuing CA's behalf (not a CA), at most [`MAX_OCSP_SIGNER_DAYS`] days long.
 //!
 //! Keys are PKCS#8 PEM files or objects in a PKCS#11 token ([`KeySource`]): a
 //! config says `key = "<path>"` or `pkcs11 = { module, token_label, key_label,
@@ -80,8 +84,18 @@ const ID_AD_CA_ISSUERS: ObjectIdentifier = ObjectIdentifier::new_unwrap("1.3.6.1
 const MAX_NAME_LEN: usize = 64;
 /// What a new key signs to prove that it belongs to the certificate made for it.
 const POSSESSION_MESSAGE: &[u8] = b"basalt ceremony: proof of possession";
+/// id-pkix-ocsp-nocheck (RFC 6960 §4.2.2.2.1): relying parties need not check the
+/// revocation of a delegated OCSP responder's certificate.
+pub(crate) const OID_OCSP_NOCHECK: &[u64] = &[1, 3, 6, 1, 5, 5, 7, 48, 1, 5];
+/// The value of id-pkix-ocsp-nocheck: NULL, DER.
+pub(crate) const OCSP_NOCHECK_VALUE: &[u8] = &[0x05, 0x00];
+/// The longest validity of an `ocsp-signer` certificate, in days (notAfter -
+/// notBefore): a year, leap day included. A delegated responder's certificate
+/// carries id-pkix-ocsp-nocheck, so it cannot be revoked in any way a client
+/// checks: it is kept short instead, and replaced.
+pub const MAX_OCSP_SIGNER_DAYS: i64 = 366;
 
-/// The four ceremonies.
+/// The five ceremonies.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 pub enum CeremonyKind {
     /// A certificate for a delegated CRL signing key (`crl-signer`).
@@ -90,26 +104,30 @@ pub enum CeremonyKind {
     CrossSign,
     /// A subordinate CA for TLS issuance (`intermediate`).
     Intermediate,
+    /// A certificate for a delegated OCSP signing key (`ocsp-signer`).
+    OcspSigner,
     /// A self-signed root CA (`root`).
     Root,
 }
 
 impl CeremonyKind {
     /// Every ceremony, in the order a hierarchy is usually made.
-    pub const ALL: [Self; 4] = [
+    pub const ALL: [Self; 5] = [
         Self::Root,
         Self::Intermediate,
         Self::CrossSign,
         Self::CrlSigner,
+        Self::OcspSigner,
     ];
 
-    /// The name on the command line: `root`, `intermediate`, `cross-sign` or
-    /// `crl-signer`.
+    /// The name on the command line: `root`, `intermediate`, `cross-sign`,
+    /// `crl-signer` or `ocsp-signer`.
     pub fn name(self) -> &'static str {
         match self {
             Self::CrlSigner => "crl-signer",
             Self::CrossSign => "cross-sign",
             Self::Intermediate => "intermediate",
+            Self::OcspSigner => "ocsp-signer",
             Self::Root => "root",
         }
     }
@@ -130,7 +148,8 @@ impl FromStr for CeremonyKind {
             .find(|kind| kind.name() == text)
             .ok_or_else(|| {
                 format!(
-                    "unknown ceremony {text:?}: use root, intermediate, cross-sign or crl-signer"
+                    "unknown ceremony {text:?}: use root, intermediate, cross-sign, \
+                     crl-signer or ocsp-signer"
                 )
             })
     }
@@ -367,6 +386,31 @@ pub struct CrlSignerConfig {
     pub outputs: OutputsConfig,
 }
 
+/// `basalt ceremony ocsp-signer`: a new key and a delegated OCSP responder
+/// certificate (RFC 6960 §4.2.2.2), signed by `parent`, the CA whose
+/// certificates' status the key signs: keyUsage digitalSignature (critical),
+/// extendedKeyUsage id-kp-OCSPSigning, id-pkix-ocsp-nocheck, not a CA, and a
+/// validity of at most [`MAX_OCSP_SIGNER_DAYS`] days within the parent's.
+///
+/// There is no `[extensions]`: with id-pkix-ocsp-nocheck no client looks for the
+/// certificate's revocation status, and the OCSP responses carry the certificate
+/// itself.
+#[derive(Clone, Debug, Deserialize, PartialEq, Eq)]
+#[serde(deny_unknown_fields)]
+pub struct OcspSignerConfig {
+    /// The issuing CA whose OCSP responses the key signs.
+    pub parent: ParentConfig,
+    /// The OCSP signing key, made by the ceremony.
+    pub new_key: NewKeyConfig,
+    /// Its name.
+    pub subject: SubjectConfig,
+    /// Its validity period, within the parent's and at most
+    /// [`MAX_OCSP_SIGNER_DAYS`] days.
+    pub validity: ValidityConfig,
+    /// What it writes.
+    pub outputs: OutputsConfig,
+}
+
 /// One ceremony, its config parsed and checked.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum Ceremony {
@@ -376,6 +420,8 @@ pub enum Ceremony {
     CrossSign(CrossSignConfig),
     /// `intermediate`.
     Intermediate(IntermediateConfig),
+    /// `ocsp-signer`.
+    OcspSigner(OcspSignerConfig),
     /// `root`.
     Root(RootConfig),
 }
@@ -388,6 +434,7 @@ impl Ceremony {
             CeremonyKind::CrlSigner => Self::CrlSigner(basalt_config::parse(text)?),
             CeremonyKind::CrossSign => Self::CrossSign(basalt_config::parse(text)?),
             CeremonyKind::Intermediate => Self::Intermediate(basalt_config::parse(text)?),
+            CeremonyKind::OcspSigner => Self::OcspSigner(basalt_config::parse(text)?),
             CeremonyKind::Root => Self::Root(basalt_config::parse(text)?),
         };
         ceremony.validate()?;
@@ -416,6 +463,7 @@ impl Ceremony {
             Self::CrlSigner(_) => CeremonyKind::CrlSigner,
             Self::CrossSign(_) => CeremonyKind::CrossSign,
             Self::Intermediate(_) => CeremonyKind::Intermediate,
+            Self::OcspSigner(_) => CeremonyKind::OcspSigner,
             Self::Root(_) => CeremonyKind::Root,
         }
     }
@@ -429,6 +477,10 @@ impl Ceremony {
             ),
             Self::CrossSign(config) => (&config.outputs.certificate, None),
             Self::Intermediate(config) => (
+                &config.outputs.certificate,
+                config.outputs.public_key.as_deref(),
+            ),
+            Self::OcspSigner(config) => (
                 &config.outputs.certificate,
                 config.outputs.public_key.as_deref(),
             ),
@@ -453,6 +505,7 @@ impl Ceremony {
             Self::CrlSigner(config) => crl_signer(config),
             Self::CrossSign(config) => cross_sign(config),
             Self::Intermediate(config) => intermediate(config),
+            Self::OcspSigner(config) => ocsp_signer(config),
             Self::Root(config) => root(config),
         }
     }
@@ -477,6 +530,21 @@ impl Ceremony {
                 validate_subject(&config.subject)?;
                 validate_validity(&config.validity)?;
                 validate_extensions(&config.extensions)?;
+            }
+            Self::OcspSigner(config) => {
+                config.parent.source()?;
+                config.new_key.source()?;
+                validate_subject(&config.subject)?;
+                validate_validity(&config.validity)?;
+                let length = config.validity.not_after.0 - config.validity.not_before.0;
+                if length > time::Duration::days(MAX_OCSP_SIGNER_DAYS) {
+                    return Err(format!(
+                        "validity.not_after must be at most {MAX_OCSP_SIGNER_DAYS} days after \
+                         validity.not_before, not {:.1} days: a delegated OCSP signing \
+                         certificate cannot be revoked, so it is kept short",
+                        length.as_seconds_f64() / 86_400.0
+                    ));
+                }
             }
             Self::Root(config) => {
                 config.new_key.source()?;
@@ -857,39 +925,143 @@ fn intermediate(config: &IntermediateConfig) -> Result<Summary, Error> {
 }
 
 fn crl_signer(config: &CrlSignerConfig) -> Result<Summary, Error> {
-    let source = config.new_key.source().map_err(Error::internal)?;
-    let parent = Parent::open(&config.parent)?;
-    parent.check_within(&config.validity)?;
-    let mut params = subject_params(&config.subject, &config.validity)?;
-    params.is_ca = IsCa::ExplicitNoCa;
-    params.key_usages = vec![KeyUsagePurpose::DigitalSignature, KeyUsagePurpose::CrlSign];
-    add_urls(&mut params, &config.extensions)?;
-    params.use_authority_key_identifier_extension = true;
-    let key = generate(&source, config.new_key.algorithm)?;
-    let cert = params
-        .signed_by(&key, &parent.issuer()?)
-        .map_err(|err| Error::internal(format!("cannot sign the CRL signer: {err}")))?;
-    let serial = serial_of(&params);
-    check_certificate(
-        cert.der(),
-        Some(&parent),
-        &Expected {
-            serial: &serial,
-            subject_key: key.der_bytes(),
-            validity: &config.validity,
-            ca: None,
-            key_usage: &params.key_usages,
-            critical: true,
+    let delegate = Delegate {
+        kind: CeremonyKind::CrlSigner,
+        parent: &config.parent,
+        new_key: &config.new_key,
+        subject: &config.subject,
+        validity: &config.validity,
+        outputs: &config.outputs,
+    };
+    delegate.run(
+        |params| {
+            params.key_usages = vec![KeyUsagePurpose::DigitalSignature, KeyUsagePurpose::CrlSign];
+            add_urls(params, &config.extensions)
         },
-    )?;
-    check_possession(&key, cert.der())?;
-    finish(
-        CeremonyKind::CrlSigner,
-        cert.der(),
-        &config.outputs,
-        Some(&key.subject_public_key_info()),
-        format!("{source} ({}, new)", config.new_key.algorithm),
+        |_| Ok(()),
     )
+}
+
+fn ocsp_signer(config: &OcspSignerConfig) -> Result<Summary, Error> {
+    let delegate = Delegate {
+        kind: CeremonyKind::OcspSigner,
+        parent: &config.parent,
+        new_key: &config.new_key,
+        subject: &config.subject,
+        validity: &config.validity,
+        outputs: &config.outputs,
+    };
+    delegate.run(
+        |params| {
+            // RFC 6960 §4.2.2.2: the CA that issued the certificates in question
+            // delegates by issuing this one, with id-kp-OCSPSigning in its
+            // extendedKeyUsage.
+            params.key_usages = vec![KeyUsagePurpose::DigitalSignature];
+            params.extended_key_usages = vec![ExtendedKeyUsagePurpose::OcspSigning];
+            params
+                .custom_extensions
+                .push(CustomExtension::from_oid_content(
+                    OID_OCSP_NOCHECK,
+                    OCSP_NOCHECK_VALUE.to_vec(),
+                ));
+            Ok(())
+        },
+        check_ocsp_signing,
+    )
+}
+
+/// What the ceremonies of delegated signing keys (CRL and OCSP signers) share: a
+/// new key, and an end-entity certificate for it signed by the parent.
+struct Delegate<'a> {
+    kind: CeremonyKind,
+    parent: &'a ParentConfig,
+    new_key: &'a NewKeyConfig,
+    subject: &'a SubjectConfig,
+    validity: &'a ValidityConfig,
+    outputs: &'a OutputsConfig,
+}
+
+impl Delegate<'_> {
+    /// Makes the key, has `extend` add the certificate's key usages and
+    /// extensions, signs it with the parent and checks it: the usual checks, then
+    /// `check` on its DER, then possession of the key.
+    fn run(
+        &self,
+        extend: impl FnOnce(&mut CertificateParams) -> Result<(), Error>,
+        check: impl FnOnce(&[u8]) -> Result<(), Error>,
+    ) -> Result<Summary, Error> {
+        let source = self.new_key.source().map_err(Error::internal)?;
+        let parent = Parent::open(self.parent)?;
+        parent.check_within(self.validity)?;
+        let mut params = subject_params(self.subject, self.validity)?;
+        params.is_ca = IsCa::ExplicitNoCa;
+        extend(&mut params)?;
+        params.use_authority_key_identifier_extension = true;
+        let key = generate(&source, self.new_key.algorithm)?;
+        let cert = params.signed_by(&key, &parent.issuer()?).map_err(|err| {
+            Error::internal(format!("cannot sign the {} certificate: {err}", self.kind))
+        })?;
+        let serial = serial_of(&params);
+        check_certificate(
+            cert.der(),
+            Some(&parent),
+            &Expected {
+                serial: &serial,
+                subject_key: key.der_bytes(),
+                validity: self.validity,
+                ca: None,
+                key_usage: &params.key_usages,
+                critical: true,
+            },
+        )?;
+        check(cert.der())?;
+        check_possession(&key, cert.der())?;
+        finish(
+            self.kind,
+            cert.der(),
+            self.outputs,
+            Some(&key.subject_public_key_info()),
+            format!("{source} ({}, new)", self.new_key.algorithm),
+        )
+    }
+}
+
+/// The delegated OCSP signer's own extensions: extendedKeyUsage id-kp-OCSPSigning
+/// alone, and id-pkix-ocsp-nocheck with its NULL value.
+fn check_ocsp_signing(der: &[u8]) -> Result<(), Error> {
+    let failed = |what: &str| {
+        Error::internal(format!(
+            "the new certificate failed its check: {what}; it was not written"
+        ))
+    };
+    let cert = parse_certificate("the new certificate", der)?;
+    let eku = cert
+        .extended_key_usage()
+        .map_err(|err| failed(&format!("invalid extendedKeyUsage ({err})")))?
+        .ok_or_else(|| failed("it has no extendedKeyUsage"))?
+        .value;
+    let only_ocsp_signing = eku.ocsp_signing
+        && !(eku.any
+            || eku.server_auth
+            || eku.client_auth
+            || eku.code_signing
+            || eku.email_protection
+            || eku.time_stamping)
+        && eku.other.is_empty();
+    if !only_ocsp_signing {
+        return Err(failed(
+            "its extendedKeyUsage is not id-kp-OCSPSigning alone",
+        ));
+    }
+    let nocheck = cert.extensions().iter().find(|ext| {
+        ext.oid
+            .iter()
+            .is_some_and(|arcs| arcs.eq(OID_OCSP_NOCHECK.iter().copied()))
+    });
+    if nocheck.is_none_or(|ext| ext.value != OCSP_NOCHECK_VALUE) {
+        return Err(failed("it has no id-pkix-ocsp-nocheck (NULL)"));
+    }
+    Ok(())
 }
 
 fn cross_sign(config: &CrossSignConfig) -> Result<Summary, Error> {

@@ -70,8 +70,8 @@ impl CaConfig {
     /// at most what the Baseline Requirements allow today, the URLs are ASCII
     /// `http://` URLs, each issuer's `crl_url_base` ends with '/' and is its own,
     /// `identifier_types` is a non-empty list without repeats, `max_names` is 1 to
-    /// 100 and `[crl]` is within its bounds ([`CrlConfig`]). The message names the
-    /// field. `now` dates the Baseline Requirements' validity limit.
+    /// 100, each issuer and `ocsp_signer` names one key and `[crl]` is within its
+    /// bounds ([`CrlConfig`]). The message names the field. `now` dates the Baseline Requirements' validity limit.
     pub fn validate(&self, now: OffsetDateTime) -> Result<(), String> {
         if self.issuers.is_empty() {
             return Err("issuers must list at least one [[issuers]] table".into());
@@ -160,6 +160,38 @@ pub struct IssuerConfig {
     /// it. The issuer certificate must allow cRLSign.
     #[serde(default)]
     pub crl_url_base: Option<String>,
+    /// A delegated OCSP responder (RFC 6960 §4.2.2.2) that signs this issuer's
+    /// OCSP responses instead of the issuer key (`ocsp_signer = { cert, key }` or
+    /// `{ cert, pkcs11 }`), made by `basalt ceremony ocsp-signer`. Without it the
+    /// issuer key signs them.
+    #[serde(default)]
+    pub ocsp_signer: Option<DelegatedOcspSignerConfig>,
+}
+
+/// A delegated OCSP responder of one issuer (`ocsp_signer` of an `[[issuers]]`
+/// table): its certificate, which the issuer signed with id-kp-OCSPSigning, and
+/// its key.
+#[derive(Clone, Debug, Deserialize, PartialEq, Eq)]
+#[serde(deny_unknown_fields)]
+pub struct DelegatedOcspSignerConfig {
+    /// The delegated responder's certificate, PEM (the first certificate of the
+    /// file); every response it signs carries it.
+    pub cert: PathBuf,
+    /// Its private key as a PEM PKCS#8 file (ECDSA P-256/P-384 or RSA); or else
+    /// `pkcs11`.
+    #[serde(default)]
+    pub key: Option<PathBuf>,
+    /// Its private key as an object in a PKCS#11 token; or else `key`.
+    #[serde(default)]
+    pub pkcs11: Option<Pkcs11Config>,
+}
+
+impl DelegatedOcspSignerConfig {
+    /// Where the key is; exactly one of `key` and `pkcs11` must be set. `block`
+    /// names the table in the error (`issuers[0].ocsp_signer`).
+    pub fn key_source(&self, block: &str) -> Result<KeySource, String> {
+        KeySource::from_fields(block, self.key.as_ref(), self.pkcs11.as_ref())
+    }
 }
 
 impl IssuerConfig {
@@ -170,6 +202,9 @@ impl IssuerConfig {
 
     fn validate(&self, block: &str) -> Result<(), String> {
         self.key_source(block)?;
+        if let Some(signer) = &self.ocsp_signer {
+            signer.key_source(&format!("{block}.ocsp_signer"))?;
+        }
         if self
             .issuer_url
             .as_ref()
@@ -702,6 +737,77 @@ mod tests {
         }
     }
 
+    /// An issuer's `ocsp_signer` names a certificate and a key in a file or a
+    /// token, and nothing else; without it the issuer signs its own responses.
+    #[test]
+    fn ocsp_signers_are_parsed_and_checked() {
+        let config: CaConfig = basalt_config::parse(EXAMPLE).unwrap();
+        assert!(
+            config
+                .issuers
+                .iter()
+                .all(|issuer| issuer.ocsp_signer.is_none())
+        );
+        let with_signer = |signer: &str| {
+            EXAMPLE.replace(
+                "crl_url_base = \"http://127.0.0.1:4003/ecdsa/\"",
+                &format!("crl_url_base = \"http://127.0.0.1:4003/ecdsa/\"\nocsp_signer = {signer}"),
+            )
+        };
+        let text = with_signer("{ cert = \"pki/ocsp-ecdsa.pem\", key = \"pki/ocsp-ecdsa.key\" }");
+        let config: CaConfig = basalt_config::parse(&text).unwrap();
+        config.validate(now()).unwrap();
+        let signer = config.issuers[0].ocsp_signer.as_ref().unwrap();
+        assert_eq!(signer.cert, PathBuf::from("pki/ocsp-ecdsa.pem"));
+        assert_eq!(
+            signer.key_source("issuers[0].ocsp_signer"),
+            Ok(KeySource::File(PathBuf::from("pki/ocsp-ecdsa.key")))
+        );
+        assert_eq!(config.issuers[1].ocsp_signer, None);
+        let text = with_signer(
+            "{ cert = \"o.pem\", pkcs11 = { module = \"m.so\", token_label = \"t\", \
+             key_label = \"ocsp\", pin_file = \"p\" } }",
+        );
+        let config: CaConfig = basalt_config::parse(&text).unwrap();
+        config.validate(now()).unwrap();
+        assert!(matches!(
+            config.issuers[0].ocsp_signer.as_ref().unwrap().key_source("x"),
+            Ok(KeySource::Pkcs11(pkcs11)) if pkcs11.key_label == "ocsp"
+        ));
+
+        for (signer, expect) in [
+            (
+                "{ cert = \"o.pem\" }",
+                "issuers[0].ocsp_signer needs key (a PEM file) or pkcs11",
+            ),
+            (
+                "{ cert = \"o.pem\", key = \"o.key\", pkcs11 = { module = \"m.so\", \
+                 token_label = \"t\", key_label = \"k\", pin_file = \"p\" } }",
+                "issuers[0].ocsp_signer sets both key and pkcs11",
+            ),
+            (
+                "{ cert = \"o.pem\", pkcs11 = { module = \"m.so\", token_label = \"t\", \
+                 key_label = \"\", pin_file = \"p\" } }",
+                "issuers[0].ocsp_signer.pkcs11.key_label must not be empty",
+            ),
+        ] {
+            let config: CaConfig = basalt_config::parse(&with_signer(signer)).unwrap();
+            let err = config.validate(now()).unwrap_err();
+            assert!(err.contains(expect), "{signer}: {err}");
+        }
+        for (signer, expect) in [
+            ("{ key = \"o.key\" }", "missing field `cert`"),
+            (
+                "{ cert = \"o.pem\", key = \"o.key\", chain = [] }",
+                "unknown field `chain`",
+            ),
+            ("\"o.pem\"", "ocsp_signer"),
+        ] {
+            let err = basalt_config::parse::<CaConfig>(&with_signer(signer)).unwrap_err();
+            assert!(err.contains(expect), "{signer}: {err}");
+        }
+    }
+
     /// Two issuers with their own bases pass, and so do issuers without one.
     #[test]
     fn crl_url_bases_may_differ_or_be_absent() {
@@ -790,6 +896,19 @@ mod tests {
         );
         assert_eq!(config.crl.shards, 128);
         assert_eq!(config.crl.lifetime.0, Duration::from_secs(7 * 86_400));
+        assert!(
+            config
+                .issuers
+                .iter()
+                .all(|issuer| issuer.ocsp_signer.is_none())
+        );
+        // The commented delegated OCSP responder is a valid one.
+        let text = std::fs::read_to_string(&path)
+            .unwrap()
+            .replace("# ocsp_signer = ", "ocsp_signer = ");
+        let config: CaConfig = basalt_config::parse(&text).unwrap();
+        config.validate(now()).unwrap();
+        assert!(config.issuers[0].ocsp_signer.is_some());
     }
 
     #[test]

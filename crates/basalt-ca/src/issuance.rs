@@ -367,18 +367,30 @@ impl Ca {
 
     /// The CA described by the `[[issuers]]`, `default_profile`, `[profiles]`,
     /// `[ocsp]` and `[crl]` parts of its config file: validates them and loads the
-    /// issuer files.
+    /// issuer files, and each issuer's delegated OCSP responder
+    /// ([`Issuer::load_ocsp_signer`]), which must be valid now.
     pub fn from_config(
         config: &CaConfig,
         storage: Arc<dyn CertificateStore>,
         clock: Arc<dyn Clock>,
     ) -> Result<Self, Error> {
-        let profiles = config.to_profiles(clock.now())?;
+        let now = clock.now();
+        let profiles = config.to_profiles(now)?;
         let mut issuers = config.issuers.iter().enumerate().map(|(index, issuer)| {
-            Issuer::from_config(issuer).map_err(|err| {
+            let loaded = Issuer::from_config(issuer).map_err(|err| {
                 Error::internal(format!(
                     "issuers[{index}] ({}): {}",
                     issuer.cert.display(),
+                    err.detail
+                ))
+            })?;
+            let Some(signer) = &issuer.ocsp_signer else {
+                return Ok(loaded);
+            };
+            loaded.load_ocsp_signer(signer, now).map_err(|err| {
+                Error::internal(format!(
+                    "issuers[{index}].ocsp_signer ({}): {}",
+                    signer.cert.display(),
                     err.detail
                 ))
             })

@@ -11,6 +11,7 @@ use rcgen::KeyPair;
 use rcgen::PublicKeyData;
 use rcgen::SignatureAlgorithm;
 use rcgen::SigningKey;
+use time::OffsetDateTime;
 use x509_parser::certificate::X509Certificate;
 use x509_parser::extensions::ParsedExtension;
 use x509_parser::pem::Pem;
@@ -18,6 +19,8 @@ use x509_parser::prelude::FromDer;
 
 use crate::CaKey;
 use crate::KeySource;
+use crate::OcspSigner;
+use crate::config::DelegatedOcspSignerConfig;
 use crate::config::IssuerConfig;
 
 /// An issuing CA: its certificate, its private key and the chain sent with every
@@ -25,7 +28,8 @@ use crate::config::IssuerConfig;
 ///
 /// The key is checked against the certificate when loaded, and the certificate
 /// must be a CA with a subject key identifier (which becomes the authority key
-/// identifier of every certificate it signs).
+/// identifier of every certificate it signs). Its OCSP responses are signed by
+/// its key, or by a delegated responder ([`Issuer::with_ocsp_signer`]).
 pub struct Issuer {
     cert_der: Vec<u8>,
     signer: rcgen::Issuer<'static, CaKey>,
@@ -36,6 +40,7 @@ pub struct Issuer {
     chain: Vec<Vec<u8>>,
     issuer_url: Option<String>,
     crl_url_base: Option<String>,
+    ocsp_signer: Option<OcspSigner>,
     signatures: AtomicU64,
 }
 
@@ -54,7 +59,9 @@ impl Issuer {
 
     /// Loads the issuer described by one `[[issuers]]` table: its certificate, its
     /// key from a file or a PKCS#11 token, its chain, its caIssuers URL and where
-    /// its CRLs are published.
+    /// its CRLs are published. Its `ocsp_signer`, which is checked against the
+    /// time, is loaded by [`Issuer::load_ocsp_signer`] ([`crate::Ca::from_config`]
+    /// does both).
     pub fn from_config(config: &IssuerConfig) -> Result<Self, Error> {
         let source = config
             .key_source("issuer")
@@ -154,6 +161,7 @@ impl Issuer {
             public_key_bits,
             issuer_url: None,
             crl_url_base: None,
+            ocsp_signer: None,
             signatures: AtomicU64::new(0),
         };
         issuer.check_name_round_trip()?;
@@ -186,8 +194,9 @@ impl Issuer {
         &self.public_key_bits
     }
 
-    /// SHA-1 of the issuer's subjectPublicKey: the issuerKeyHash of OCSP CertIDs
-    /// and the responderID of the OCSP responses it signs.
+    /// SHA-1 of the issuer's subjectPublicKey: the issuerKeyHash of OCSP CertIDs,
+    /// and the responderID of its OCSP responses unless a delegated responder
+    /// signs them.
     pub fn key_hash(&self) -> &[u8] {
         &self.key_hash
     }
@@ -243,6 +252,51 @@ impl Issuer {
         self.crl_url_base
             .as_ref()
             .map(|base| format!("{base}{shard}.crl"))
+    }
+
+    /// Has the OCSP responses of this issuer signed by a delegated responder
+    /// (RFC 6960 §4.2.2.2): the certificate `cert_der`, which this issuer signed,
+    /// and its `key`. Refused, saying why, unless the certificate names this issuer
+    /// as its issuer and its signature verifies with this issuer's key, it has
+    /// extendedKeyUsage id-kp-OCSPSigning, it is not a CA, its keyUsage (if any)
+    /// allows digitalSignature, it is valid at `now` and `key` is its key. A
+    /// certificate that expires within 30 days, or lacks id-pkix-ocsp-nocheck, is
+    /// logged as a warning.
+    pub fn with_ocsp_signer(
+        mut self,
+        cert_der: Vec<u8>,
+        key: impl Into<CaKey>,
+        now: OffsetDateTime,
+    ) -> Result<Self, Error> {
+        self.ocsp_signer = Some(OcspSigner::new(&self, cert_der, key.into(), now)?);
+        Ok(self)
+    }
+
+    /// Loads the delegated responder an `ocsp_signer` table names (the first
+    /// certificate of its PEM file, its key from a file or a PKCS#11 token) and
+    /// sets it as [`Issuer::with_ocsp_signer`] does.
+    pub fn load_ocsp_signer(
+        self,
+        config: &DelegatedOcspSignerConfig,
+        now: OffsetDateTime,
+    ) -> Result<Self, Error> {
+        let source = config
+            .key_source("ocsp_signer")
+            .map_err(|err| Error::internal(format!("invalid CA config: {err}")))?;
+        let cert_der = pem_certificates(&read_file(&config.cert)?)
+            .map_err(|err| Error::internal(format!("{}: {}", config.cert.display(), err.detail)))?
+            .into_iter()
+            .next()
+            .ok_or_else(|| Error::internal("no certificate in the OCSP signer file"))?;
+        let key = CaKey::load(&source)
+            .map_err(|err| Error::internal(format!("its key ({source}): {}", err.detail)))?;
+        self.with_ocsp_signer(cert_der, key, now)
+    }
+
+    /// The delegated responder that signs this issuer's OCSP responses, if any;
+    /// without one the issuer key signs them.
+    pub fn ocsp_signer(&self) -> Option<&OcspSigner> {
+        self.ocsp_signer.as_ref()
     }
 
     /// How many signatures the issuer key has made since it was loaded
@@ -322,6 +376,7 @@ impl fmt::Debug for Issuer {
             .field("key", self.signer.key())
             .field("subject_key_id", &self.subject_key_id)
             .field("chain_len", &self.chain.len())
+            .field("ocsp_signer", &self.ocsp_signer)
             .finish_non_exhaustive()
     }
 }

@@ -1,10 +1,25 @@
-//! OCSP response signing (RFC 6960), by the issuer key itself.
+//! OCSP response signing (RFC 6960), by the issuer key itself or by the issuer's
+//! delegated responder.
 //!
 //! The responses are the minimal profile of RFC 5019 that Let's Encrypt serves: one
-//! SingleResponse each, responderID by key hash, no nonce and no embedded
-//! certificates, since the issuer signs directly. The CertID is hashed with the
-//! algorithm the responder asks for (SHA-1 or SHA-256, the request's own), and the
-//! status may be `unknown` for a serial the issuer never signed (RFC 6960 §2.2).
+//! SingleResponse each, responderID by key hash (RFC 6960 §4.2.2.3), no nonce. The
+//! CertID is hashed with the algorithm the responder asks for (SHA-1 or SHA-256,
+//! the request's own), always over the issuer's name and key, and the status may be
+//! `unknown` for a serial the issuer never signed (RFC 6960 §2.2).
+//!
+//! Who signs depends on the issuer:
+//!
+//! * by default its own key: the responderID is the issuer's key hash and the
+//!   response carries no certificates, since clients already have the issuer's;
+//! * with a delegated responder ([`crate::OcspSigner`], the `ocsp_signer` of its
+//!   `[[issuers]]` table; RFC 6960 §4.2.2.2), the responder's key: the
+//!   responderID is the SHA-1 of the responder certificate's subjectPublicKey,
+//!   and the BasicOCSPResponse's `certs` holds that certificate, which the issuer
+//!   signed with id-kp-OCSPSigning, so that a client can check it chains to the
+//!   issuer of the certificate in question. The issuer key signs no responses.
+//!
+//! The signature algorithm follows the signing key: ECDSA with SHA-256 (P-256) or
+//! SHA-384 (P-384), or RSA PKCS#1 v1.5 with the key's hash.
 //!
 //! The [`RevocationSigner`] implementation lives here and hands CRLs to
 //! [`crate::crl`].
@@ -41,6 +56,7 @@ use x509_ocsp::Version;
 
 use crate::Ca;
 use crate::Issuer;
+use crate::OcspSigner;
 use crate::issuer::sha1;
 
 /// id-sha1 (RFC 3279 §2.2.1), the CertID hash every OCSP client understands.
@@ -84,8 +100,9 @@ impl RevocationSigner for Ca {
     }
 }
 
-/// One DER `OCSPResponse` (status successful) about `entry`, valid from `now` for
-/// `validity`.
+/// One DER `OCSPResponse` (status successful) about `entry` of `issuer`, valid from
+/// `now` for `validity`, signed by the issuer's delegated responder if it has one
+/// (refused once that responder's certificate has expired), else by the issuer.
 pub fn sign_ocsp_response(
     issuer: &Issuer,
     entry: &OcspRequestEntry,
@@ -142,29 +159,39 @@ pub fn sign_ocsp_response(
         next_update: Some(next_update),
         single_extensions: None,
     };
+    let signer = issuer.ocsp_signer();
+    let responder_key_hash = signer.map(OcspSigner::key_hash).unwrap_or(&key_hash);
     let tbs_response_data = ResponseData {
         version: Version::V1,
-        responder_id: ResponderId::ByKey(OctetString::new(key_hash).map_err(encoding)?),
+        responder_id: ResponderId::ByKey(OctetString::new(responder_key_hash).map_err(encoding)?),
         produced_at: this_update,
         responses: vec![single],
         response_extensions: None,
     };
     let tbs = tbs_response_data.to_der().map_err(encoding)?;
-    let signature = issuer.sign(&tbs)?;
+    let (signature, algorithm, certs) = match signer {
+        Some(signer) => (
+            signer.sign(&tbs, now)?,
+            signer.algorithm(),
+            Some(vec![signer.certificate().clone()]),
+        ),
+        None => (issuer.sign(&tbs)?, issuer.algorithm(), None),
+    };
     let basic = BasicOcspResponse {
         tbs_response_data,
-        signature_algorithm: signature_algorithm(issuer)?,
+        signature_algorithm: signature_algorithm(algorithm)?,
         signature: BitString::from_bytes(&signature).map_err(encoding)?,
-        certs: None,
+        certs,
     };
     OcspResponse::successful(basic)
         .and_then(|response| response.to_der())
         .map_err(encoding)
 }
 
-/// The AlgorithmIdentifier of the issuer key's signatures.
-fn signature_algorithm(issuer: &Issuer) -> Result<AlgorithmIdentifierOwned, Error> {
-    let alg = issuer.algorithm();
+/// The AlgorithmIdentifier of the signatures of a key signing with `alg`.
+fn signature_algorithm(
+    alg: &'static rcgen::SignatureAlgorithm,
+) -> Result<AlgorithmIdentifierOwned, Error> {
     let (oid, null_params) = if alg == &rcgen::PKCS_ECDSA_P256_SHA256 {
         (ECDSA_WITH_SHA256, false)
     } else if alg == &rcgen::PKCS_ECDSA_P384_SHA384 {
@@ -472,5 +499,207 @@ mod tests {
                 ResponderId::ByKey(OctetString::new(issuer.key_hash()).unwrap())
             );
         }
+    }
+
+    /// The response's embedded certificates, DER.
+    fn certs_der(basic: &BasicOcspResponse) -> Vec<Vec<u8>> {
+        basic
+            .certs
+            .iter()
+            .flatten()
+            .map(|cert| cert.to_der().unwrap())
+            .collect()
+    }
+
+    /// An issuer whose OCSP responses are signed by a delegated responder with a
+    /// key of type `alg` (its certificate valid from a day before `fixed_now` to
+    /// `until`), in a CA whose clock says `now`.
+    fn delegated_ca(
+        alg: &'static rcgen::SignatureAlgorithm,
+        until: OffsetDateTime,
+        now: OffsetDateTime,
+    ) -> Ca {
+        let (issuer, _root) = test_issuer();
+        let key = if alg == &rcgen::PKCS_RSA_SHA256 {
+            rcgen::KeyPair::from_pem(include_str!("../testdata/rsa-2048-a.key")).unwrap()
+        } else {
+            rcgen::KeyPair::generate_for(alg).unwrap()
+        };
+        let cert = crate::test_support::delegated_signer_cert(&issuer, &key, |params| {
+            params.not_after = until;
+        });
+        let issuer = issuer.with_ocsp_signer(cert, key, fixed_now()).unwrap();
+        Ca::new(
+            issuer,
+            Profiles::default(),
+            Arc::new(FakeStorage::default()),
+            Arc::new(FixedClock::new(now)),
+        )
+    }
+
+    /// With a delegated responder, the responder's key signs: the responderID is
+    /// its key hash, `certs` holds its certificate (which chains to the issuer),
+    /// and the CertID still names the issuer. The issuer key signs nothing.
+    #[tokio::test]
+    async fn a_delegated_responder_signs_and_sends_its_certificate() {
+        let until = fixed_now() + time::Duration::days(90);
+        let ca = delegated_ca(&rcgen::PKCS_ECDSA_P256_SHA256, until, fixed_now());
+        let issuer = ca.issuer();
+        let signer = issuer.ocsp_signer().unwrap();
+        let issuer_signatures = issuer.signatures();
+        let entry = |status, revoked_at, hash_algorithm| OcspRequestEntry {
+            serial: "7f0102030405060708".parse().unwrap(),
+            status,
+            revoked_at,
+            reason: revoked_at.map(|_| RevocationReason::Superseded),
+            issuer_key_hash: issuer.key_hash().to_vec(),
+            hash_algorithm,
+        };
+        let revoked_at = fixed_now() - time::Duration::hours(1);
+        let responses = ca
+            .sign_ocsp(vec![
+                entry(OcspStatus::Good, None, CertIdHash::Sha1),
+                entry(OcspStatus::Revoked, Some(revoked_at), CertIdHash::Sha256),
+            ])
+            .await
+            .unwrap();
+        let (_, signer_cert) = x509_parser::parse_x509_certificate(signer.cert_der()).unwrap();
+        let (_, issuer_cert) = x509_parser::parse_x509_certificate(issuer.cert_der()).unwrap();
+        for (der, (oid, name_hash, key_hash)) in responses.iter().zip([
+            (
+                ID_SHA1,
+                sha1(issuer.subject_der()),
+                issuer.key_hash().to_vec(),
+            ),
+            (
+                ID_SHA256,
+                sha256(issuer.subject_der()),
+                sha256(issuer.public_key_bits()),
+            ),
+        ]) {
+            let basic = decode(der);
+            assert_eq!(
+                basic.tbs_response_data.responder_id,
+                ResponderId::ByKey(OctetString::new(signer.key_hash()).unwrap())
+            );
+            assert_eq!(
+                signer.key_hash(),
+                sha1(signer_cert.public_key().subject_public_key.data.as_ref())
+            );
+            assert_eq!(certs_der(&basic), [signer.cert_der().to_vec()]);
+            // The embedded certificate is the issuer's delegate.
+            signer_cert
+                .verify_signature(Some(issuer_cert.public_key()))
+                .unwrap();
+            assert!(
+                signer_cert
+                    .extended_key_usage()
+                    .unwrap()
+                    .unwrap()
+                    .value
+                    .ocsp_signing
+            );
+            assert_eq!(basic.signature_algorithm.oid, ECDSA_WITH_SHA256);
+            assert_eq!(basic.signature_algorithm.parameters, None);
+            let tbs = basic.tbs_response_data.to_der().unwrap();
+            UnparsedPublicKey::new(
+                &ECDSA_P256_SHA256_ASN1,
+                signer_cert.public_key().subject_public_key.data.as_ref(),
+            )
+            .verify(&tbs, basic.signature.raw_bytes())
+            .expect("signed by the delegated key");
+            assert!(
+                verify(issuer, &basic).is_err(),
+                "not signed by the issuer key"
+            );
+            let single = &basic.tbs_response_data.responses[0];
+            assert_eq!(single.cert_id.hash_algorithm.oid, oid);
+            assert_eq!(single.cert_id.issuer_name_hash.as_bytes(), name_hash);
+            assert_eq!(single.cert_id.issuer_key_hash.as_bytes(), key_hash);
+        }
+        let revoked = &decode(&responses[1]).tbs_response_data.responses[0];
+        assert!(matches!(
+            revoked.cert_status,
+            x509_ocsp::CertStatus::Revoked(RevokedInfo {
+                revocation_reason: Some(CrlReason::Superseded),
+                ..
+            })
+        ));
+        assert_eq!(signer.signatures(), 2);
+        assert_eq!(issuer.signatures(), issuer_signatures);
+    }
+
+    /// The signature algorithm is the delegated key's, whatever the issuer's.
+    #[tokio::test]
+    async fn the_signature_algorithm_follows_the_delegated_key() {
+        let until = fixed_now() + time::Duration::days(90);
+        for (alg, oid, null_params) in [
+            (&rcgen::PKCS_ECDSA_P384_SHA384, ECDSA_WITH_SHA384, false),
+            (&rcgen::PKCS_RSA_SHA256, SHA256_WITH_RSA, true),
+        ] {
+            let ca = delegated_ca(alg, until, fixed_now());
+            let issuer = ca.issuer();
+            let signer = issuer.ocsp_signer().unwrap();
+            let responses = ca
+                .sign_ocsp(vec![OcspRequestEntry {
+                    serial: "01".parse().unwrap(),
+                    status: OcspStatus::Good,
+                    revoked_at: None,
+                    reason: None,
+                    issuer_key_hash: issuer.key_hash().to_vec(),
+                    hash_algorithm: CertIdHash::Sha1,
+                }])
+                .await
+                .unwrap();
+            let basic = decode(&responses[0]);
+            assert_eq!(basic.signature_algorithm.oid, oid);
+            assert_eq!(basic.signature_algorithm.parameters.is_some(), null_params);
+            let (_, cert) = x509_parser::parse_x509_certificate(signer.cert_der()).unwrap();
+            let verification: &dyn ring::signature::VerificationAlgorithm = if null_params {
+                &RSA_PKCS1_2048_8192_SHA256
+            } else {
+                &ring::signature::ECDSA_P384_SHA384_ASN1
+            };
+            UnparsedPublicKey::new(
+                verification,
+                cert.public_key().subject_public_key.data.as_ref(),
+            )
+            .verify(
+                &basic.tbs_response_data.to_der().unwrap(),
+                basic.signature.raw_bytes(),
+            )
+            .unwrap_or_else(|_| panic!("{oid}: signed by the delegated key"));
+        }
+    }
+
+    /// Past its certificate's notAfter the delegated responder signs nothing: its
+    /// responses would not verify.
+    #[tokio::test]
+    async fn an_expired_delegated_responder_signs_nothing() {
+        let until = fixed_now() + time::Duration::days(1);
+        let ca = delegated_ca(
+            &rcgen::PKCS_ECDSA_P256_SHA256,
+            until,
+            until + time::Duration::seconds(1),
+        );
+        let err = ca
+            .sign_ocsp(vec![OcspRequestEntry {
+                serial: "01".parse().unwrap(),
+                status: OcspStatus::Good,
+                revoked_at: None,
+                reason: None,
+                issuer_key_hash: ca.issuer().key_hash().to_vec(),
+                hash_algorithm: CertIdHash::Sha1,
+            }])
+            .await
+            .unwrap_err();
+        assert_eq!(err.kind, basalt_core::ErrorKind::Internal);
+        assert!(
+            err.detail.contains(
+                "the delegated OCSP signing certificate \"CN=Basalt Test OCSP Signer\" expired"
+            ),
+            "{err}"
+        );
+        assert_eq!(ca.issuer().ocsp_signer().unwrap().signatures(), 0);
     }
 }

@@ -9,7 +9,10 @@
 //!   that cross-signs the ECDSA intermediate, so the WFE has an alternate chain to
 //!   offer (RFC 8555 §7.4.2), as Let's Encrypt does. The intermediates are the CA's
 //!   [`crate::Issuer`]s; subscribers' certificates chain to `root.pem`, which holds
-//!   both roots;
+//!   both roots. With [`DevIssuingPki::with_delegated_ocsp`], each intermediate
+//!   also certifies a delegated OCSP responder ("Basalt Dev OCSP Signer ECDSA" and
+//!   "… RSA", `ocsp-signer-<issuer>.pem`, a year long) that signs its OCSP
+//!   responses instead of its own key;
 //! * the **internal mTLS CA** ([`generate_internal_pki`]): one certificate per
 //!   service name for the gRPC links, client and server at once;
 //! * the **API CA** ([`generate_api_ca`] + [`generate_server_cert`]): the WFE's HTTPS
@@ -62,6 +65,10 @@ pub const INTERMEDIATE_RSA_CN: &str = "Basalt Dev Intermediate RSA";
 /// Common name of the third dev root (P-384), which cross-signs the ECDSA
 /// intermediate.
 pub const ROOT_X2_CN: &str = "Basalt Dev Root X2";
+/// Common name of the delegated OCSP responder of the ECDSA intermediate (P-256).
+pub const OCSP_SIGNER_ECDSA_CN: &str = "Basalt Dev OCSP Signer ECDSA";
+/// Common name of the delegated OCSP responder of the RSA intermediate (2048 bits).
+pub const OCSP_SIGNER_RSA_CN: &str = "Basalt Dev OCSP Signer RSA";
 /// Common name of the internal mTLS CA.
 pub const INTERNAL_CA_CN: &str = "Basalt Dev Internal CA";
 /// Common name of the CA that signs the WFE's HTTPS certificate.
@@ -71,6 +78,9 @@ const DEV_ORGANIZATION: &str = "Basalt Dev";
 
 const ROOT_DAYS: i64 = 3650;
 const INTERMEDIATE_DAYS: i64 = 1825;
+/// Under the most `basalt ceremony ocsp-signer` allows
+/// ([`crate::ceremony::MAX_OCSP_SIGNER_DAYS`]), with the hour of backdating.
+const OCSP_SIGNER_DAYS: i64 = 365;
 const INTERNAL_CA_DAYS: i64 = 3650;
 const INTERNAL_LEAF_DAYS: i64 = 730;
 /// Under the 398 days that browsers and Apple platforms accept for TLS servers.
@@ -168,6 +178,18 @@ pub struct DevIssuer {
     pub cert: PathBuf,
     /// Where its key is.
     pub key: KeySource,
+    /// Its delegated OCSP responder (the issuer's `ocsp_signer`), when the
+    /// hierarchy has them ([`DevIssuingPki::with_delegated_ocsp`]).
+    pub ocsp_signer: Option<DevOcspSigner>,
+}
+
+/// The delegated OCSP responder of a dev issuer.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct DevOcspSigner {
+    /// `ocsp-signer-<issuer>.pem`, signed by the intermediate.
+    pub cert: PathBuf,
+    /// Where its key is, beside the intermediates' (`ocsp-signer-<issuer>`).
+    pub key: KeySource,
 }
 
 /// One step of the dev issuing hierarchy.
@@ -185,8 +207,9 @@ struct DevStep {
     days: i64,
 }
 
-/// The dev issuing hierarchy, in the order its ceremonies run.
-const DEV_STEPS: [DevStep; 6] = [
+/// The dev issuing hierarchy, in the order its ceremonies run. The `ocsp-signer`
+/// steps run only for a hierarchy with delegated OCSP responders.
+const DEV_STEPS: [DevStep; 8] = [
     DevStep {
         name: "root-ecdsa",
         kind: CeremonyKind::Root,
@@ -241,6 +264,24 @@ const DEV_STEPS: [DevStep; 6] = [
         original: Some("intermediate-ecdsa"),
         days: INTERMEDIATE_DAYS,
     },
+    DevStep {
+        name: "ocsp-signer-ecdsa",
+        kind: CeremonyKind::OcspSigner,
+        common_name: OCSP_SIGNER_ECDSA_CN,
+        algorithm: Some(KeyAlgorithm::EcdsaP256),
+        parent: Some("intermediate-ecdsa"),
+        original: None,
+        days: OCSP_SIGNER_DAYS,
+    },
+    DevStep {
+        name: "ocsp-signer-rsa",
+        kind: CeremonyKind::OcspSigner,
+        common_name: OCSP_SIGNER_RSA_CN,
+        algorithm: Some(KeyAlgorithm::Rsa2048),
+        parent: Some("intermediate-rsa"),
+        original: None,
+        days: OCSP_SIGNER_DAYS,
+    },
 ];
 
 /// `basalt dev`'s issuing hierarchy: public certificates `<name>.pem` in `dir`,
@@ -251,15 +292,31 @@ pub struct DevIssuingPki {
     pub dir: PathBuf,
     /// Where the keys are.
     pub keys: DevKeyStore,
+    /// Whether each intermediate has a delegated OCSP responder
+    /// ([`DevIssuingPki::with_delegated_ocsp`]).
+    pub delegated_ocsp: bool,
 }
 
 impl DevIssuingPki {
-    /// The hierarchy with certificates in `dir` and keys in `keys`.
+    /// The hierarchy with certificates in `dir` and keys in `keys`, whose
+    /// intermediates sign their OCSP responses themselves.
     pub fn new(dir: impl Into<PathBuf>, keys: DevKeyStore) -> Self {
         Self {
             dir: dir.into(),
             keys,
+            delegated_ocsp: false,
         }
+    }
+
+    /// The same hierarchy with (`true`) or without a delegated OCSP responder for
+    /// each intermediate: `ocsp-signer-ecdsa` (P-256) and `ocsp-signer-rsa` (RSA
+    /// 2048), made by `basalt ceremony ocsp-signer` under their intermediate, with
+    /// their keys beside the intermediates'. A hierarchy made without them gets
+    /// them from the next run of [`DevIssuingPki::ceremonies`]: only their
+    /// ceremonies have not run.
+    pub fn with_delegated_ocsp(mut self, delegated: bool) -> Self {
+        self.delegated_ocsp = delegated;
+        self
     }
 
     /// The certificate called `name`, e.g. `intermediate-x2`.
@@ -273,16 +330,22 @@ impl DevIssuingPki {
         self.certificate("root")
     }
 
-    /// The CA's issuers, ECDSA first (the issuer of every key type but RSA).
+    /// The CA's issuers, ECDSA first (the issuer of every key type but RSA), each
+    /// with its delegated OCSP responder if the hierarchy has them.
     pub fn issuers(&self) -> Vec<DevIssuer> {
         ["ecdsa", "rsa"]
             .into_iter()
             .map(|name| {
                 let stem = format!("intermediate-{name}");
+                let signer = format!("ocsp-signer-{name}");
                 DevIssuer {
                     name,
                     cert: self.certificate(&stem),
                     key: self.keys.key(&stem),
+                    ocsp_signer: self.delegated_ocsp.then(|| DevOcspSigner {
+                        cert: self.certificate(&signer),
+                        key: self.keys.key(&signer),
+                    }),
                 }
             })
             .collect()
@@ -290,8 +353,9 @@ impl DevIssuingPki {
 
     /// The ceremonies that make the hierarchy, in order, each with explicit dates:
     /// from an hour before `now` (clock skew between the lab's processes), 10
-    /// years for roots and 5 for intermediates. A ceremony whose certificate
-    /// exists has run; the others are run in this order, so each finds its parent.
+    /// years for roots, 5 for intermediates and 1 for delegated OCSP responders.
+    /// A ceremony whose certificate exists has run; the others are run in this
+    /// order, so each finds its parent.
     pub fn ceremonies(&self, now: OffsetDateTime) -> Result<Vec<DevCeremony>, Error> {
         let now = now
             .replace_nanosecond(0)
@@ -299,6 +363,7 @@ impl DevIssuingPki {
         let not_before = rfc3339(now - time::Duration::hours(1))?;
         DEV_STEPS
             .iter()
+            .filter(|step| self.delegated_ocsp || step.kind != CeremonyKind::OcspSigner)
             .map(|step| {
                 let not_after = rfc3339(
                     now.checked_add(time::Duration::days(step.days))

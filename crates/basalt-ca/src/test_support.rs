@@ -52,6 +52,40 @@ pub(crate) fn test_rsa_issuer() -> (Issuer, Vec<u8>) {
     (Issuer::from_der(der.clone(), rsa_key).unwrap(), der)
 }
 
+/// A delegated OCSP responder certificate for `key`, signed by `issuer`: not a CA,
+/// keyUsage digitalSignature, extendedKeyUsage id-kp-OCSPSigning,
+/// id-pkix-ocsp-nocheck, valid from a day before [`fixed_now`] for 90 days; `edit`
+/// changes the parameters before signing. DER.
+pub(crate) fn delegated_signer_cert(
+    issuer: &Issuer,
+    key: &impl rcgen::PublicKeyData,
+    edit: impl FnOnce(&mut rcgen::CertificateParams),
+) -> Vec<u8> {
+    let mut params = rcgen::CertificateParams::default();
+    params
+        .distinguished_name
+        .push(rcgen::DnType::CommonName, "Basalt Test OCSP Signer");
+    params.is_ca = rcgen::IsCa::ExplicitNoCa;
+    params.key_usages = vec![rcgen::KeyUsagePurpose::DigitalSignature];
+    params.extended_key_usages = vec![rcgen::ExtendedKeyUsagePurpose::OcspSigning];
+    params
+        .custom_extensions
+        .push(rcgen::CustomExtension::from_oid_content(
+            crate::ceremony::OID_OCSP_NOCHECK,
+            crate::ceremony::OCSP_NOCHECK_VALUE.to_vec(),
+        ));
+    params.use_authority_key_identifier_extension = true;
+    params.serial_number = Some(rcgen::SerialNumber::from_slice(&[0x42, 0x01]));
+    params.not_before = fixed_now() - time::Duration::days(1);
+    params.not_after = fixed_now() + time::Duration::days(90);
+    edit(&mut params);
+    issuer
+        .sign_certificate(&params, key)
+        .unwrap()
+        .der()
+        .to_vec()
+}
+
 /// A storage call the CA made.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub(crate) enum Call {

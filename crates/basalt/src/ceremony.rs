@@ -1,4 +1,4 @@
-//! `basalt ceremony root|intermediate|cross-sign|crl-signer --config FILE`: one key
+//! `basalt ceremony root|intermediate|cross-sign|crl-signer|ocsp-signer --config FILE`: one key
 //! ceremony (see [`basalt_ca::ceremony`]), run offline by an operator or by
 //! `basalt dev` to make its issuing hierarchy.
 
@@ -30,6 +30,9 @@ enum Kind {
     CrossSign,
     /// A certificate for a key that signs CRLs on a CA's behalf.
     CrlSigner,
+    /// A delegated OCSP responder certificate for a key that signs OCSP responses
+    /// on an issuing CA's behalf (RFC 6960 §4.2.2.2).
+    OcspSigner,
 }
 
 impl From<Kind> for CeremonyKind {
@@ -38,6 +41,7 @@ impl From<Kind> for CeremonyKind {
             Kind::CrlSigner => Self::CrlSigner,
             Kind::CrossSign => Self::CrossSign,
             Kind::Intermediate => Self::Intermediate,
+            Kind::OcspSigner => Self::OcspSigner,
             Kind::Root => Self::Root,
         }
     }

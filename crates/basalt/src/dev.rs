@@ -27,6 +27,12 @@
 //! Each intermediate publishes its CRL in [`DEV_CRL_SHARDS`] shards, which the OCSP
 //! responder regenerates every `--crl-period` and a second after a revocation, and
 //! serves at `crl/<issuer>/<shard>.crl` under the OCSP URL.
+//!
+//! The intermediates sign their own OCSP responses unless `--ocsp-signer
+//! delegated` gives each a delegated OCSP responder (RFC 6960 §4.2.2.2), made by
+//! one more `basalt ceremony ocsp-signer` run per intermediate
+//! (`pki/ocsp-signer-<issuer>.pem`, its key beside the intermediates'), the first
+//! time a run asks for them, even on a data directory prepared without them.
 
 use std::collections::VecDeque;
 use std::net::SocketAddr;
@@ -149,6 +155,13 @@ pub(crate) struct DevArgs {
     /// through PKCS#11). Fixed when the data directory is first prepared.
     #[arg(long, value_enum, default_value_t = CaKeys::File, value_name = "WHERE")]
     ca_keys: CaKeys,
+    /// Who signs the OCSP responses: `issuer` (each intermediate, with its own
+    /// key) or `delegated` (a delegated OCSP responder per intermediate, RFC 6960
+    /// §4.2.2.2: `pki/ocsp-signer-<issuer>.pem`, valid a year, made by `basalt
+    /// ceremony ocsp-signer` the first time a run asks for it, its key kept as
+    /// `--ca-keys` says).
+    #[arg(long, value_enum, default_value_t = OcspSigners::Issuer, value_name = "WHO")]
+    ocsp_signer: OcspSigners,
     /// Where the RA keeps its rate limits' buckets: `memory` (in its process, with
     /// Let's Encrypt's default limits), `redis` (in the Redis at `--redis-url`,
     /// under a key prefix of this run's own, so that two lab CAs sharing a Redis
@@ -341,6 +354,21 @@ impl CaKeys {
             Self::File => "file",
             Self::Softhsm => "softhsm",
         }
+    }
+}
+
+/// `--ocsp-signer`: who signs the OCSP responses of each intermediate.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
+enum OcspSigners {
+    /// The intermediate's own key.
+    Issuer,
+    /// A delegated OCSP responder certified by the intermediate.
+    Delegated,
+}
+
+impl OcspSigners {
+    fn is_delegated(self) -> bool {
+        self == Self::Delegated
     }
 }
 
@@ -588,9 +616,11 @@ impl Layout {
         self.root.join("ca-keys").join(file)
     }
 
-    /// The issuing hierarchy with its keys in `keys`.
-    fn issuing_pki(&self, keys: DevKeyStore) -> DevIssuingPki {
+    /// The issuing hierarchy with its keys in `keys`, and delegated OCSP
+    /// responders if `ocsp_signer` asks for them.
+    fn issuing_pki(&self, keys: DevKeyStore, ocsp_signer: OcspSigners) -> DevIssuingPki {
         DevIssuingPki::new(self.root.join("pki"), keys)
+            .with_delegated_ocsp(ocsp_signer.is_delegated())
     }
 
     fn ceremony(&self, name: &str) -> PathBuf {
@@ -754,12 +784,9 @@ pub(crate) async fn run(args: DevArgs) -> anyhow::Result<()> {
         layout.pki("root-x2.pem").display()
     );
     println!("OCSP responder: http://{}/", ports.ocsp);
-    let issuers: Vec<&str> = layout
-        .issuing_pki(keys.store.clone())
-        .issuers()
-        .iter()
-        .map(|issuer| issuer.name)
-        .collect();
+    let pki = layout.issuing_pki(keys.store.clone(), args.ocsp_signer);
+    println!("{}", ocsp_signer_banner(&pki));
+    let issuers: Vec<&str> = pki.issuers().iter().map(|issuer| issuer.name).collect();
     println!("{}", crl_banner(&args, &ports, &issuers));
     println!("Logs: {}", layout.root.join("logs").display());
     println!(
@@ -914,7 +941,7 @@ fn prepare(layout: &Layout, args: &DevArgs, exe: &Path) -> anyhow::Result<Issuer
         },
         CaKeys::Softhsm => prepare_softhsm(layout)?,
     };
-    let pki = layout.issuing_pki(keys.store.clone());
+    let pki = layout.issuing_pki(keys.store.clone(), args.ocsp_signer);
     run_ceremonies(exe, layout, &pki, keys.softhsm_conf.as_deref(), clock.now())?;
     // The roots clients trust for the default chains, ECDSA and RSA.
     pki.write_root_bundle()?;
@@ -1209,6 +1236,24 @@ fn crl_banner(args: &DevArgs, ports: &Ports, issuers: &[&str]) -> String {
     )
 }
 
+/// The banner line saying who signs the OCSP responses.
+fn ocsp_signer_banner(pki: &DevIssuingPki) -> String {
+    let signers: Vec<String> = pki
+        .issuers()
+        .iter()
+        .filter_map(|issuer| issuer.ocsp_signer.as_ref())
+        .map(|signer| signer.cert.display().to_string())
+        .collect();
+    if signers.is_empty() {
+        "OCSP responses signed by: the intermediates (--ocsp-signer issuer)".to_owned()
+    } else {
+        format!(
+            "OCSP responses signed by: delegated OCSP responders {} (--ocsp-signer delegated)",
+            signers.join(" ")
+        )
+    }
+}
+
 /// The first lines of every service's config.
 const CONFIG_HEADER: &str =
     "# Written by `basalt dev` on every start; edit the flags, not this file.\n\n";
@@ -1228,7 +1273,7 @@ fn render_configs(
     // The responder serves the intermediates beside its OCSP answers, and every
     // certificate names its issuer's there (authorityInfoAccess caIssuers).
     let issuers_url = format!("{}/issuers/", ocsp_url.trim_end_matches('/'));
-    let pki = layout.issuing_pki(keys.clone());
+    let pki = layout.issuing_pki(keys.clone(), args.ocsp_signer);
 
     let sa = format!(
         "{header}{}\n{}\n[database]\nurl = {}\n",
@@ -1255,8 +1300,21 @@ fn render_configs(
         .issuers()
         .iter()
         .map(|issuer| {
+            // With --ocsp-signer delegated, the intermediate's delegated responder
+            // signs its OCSP responses.
+            let ocsp_signer = issuer
+                .ocsp_signer
+                .as_ref()
+                .map(|signer| {
+                    format!(
+                        "ocsp_signer = {{ cert = {}, {} }}\n",
+                        qp(&signer.cert),
+                        key_location(&signer.key)
+                    )
+                })
+                .unwrap_or_default();
             format!(
-                "[[issuers]]\ncert = {}\n{}\nissuer_url = {}\ncrl_url_base = {}\n\n",
+                "[[issuers]]\ncert = {}\n{}\nissuer_url = {}\ncrl_url_base = {}\n{ocsp_signer}\n",
                 qp(&issuer.cert),
                 key_location(&issuer.key),
                 q(format!("{issuers_url}{}.der", issuer.name)),
@@ -1623,6 +1681,7 @@ mod tests {
             crl_period: DEFAULT_CRL_PERIOD.parse().unwrap(),
             remote_vas: DEFAULT_REMOTE_VAS,
             ca_keys: CaKeys::File,
+            ocsp_signer: OcspSigners::Issuer,
             rate_limits: RateLimits::Memory,
             redis_url: DEFAULT_REDIS_URL.to_owned(),
             rate_limit: Vec::new(),
@@ -2080,7 +2139,16 @@ exec cat >/dev/null"#,
 
     #[test]
     fn only_the_ca_config_names_the_issuer_keys() {
-        for args in [args(), softhsm_args()] {
+        let delegated = |args: DevArgs| DevArgs {
+            ocsp_signer: OcspSigners::Delegated,
+            ..args
+        };
+        for args in [
+            args(),
+            softhsm_args(),
+            delegated(args()),
+            delegated(softhsm_args()),
+        ] {
             for (service, text) in configs_with(&args) {
                 let ca = service == "ca";
                 assert_eq!(text.contains("ca-keys"), ca, "{service}.toml:\n{text}");
@@ -2109,6 +2177,7 @@ exec cat >/dev/null"#,
                     Some(format!("http://127.0.0.1:14104/issuers/{name}.der").as_str())
                 );
                 assert!(issuer.chain.is_empty(), "the roots are left out");
+                assert_eq!(issuer.ocsp_signer, None, "the intermediate signs OCSP");
             }
         }
         for (index, name) in ["ecdsa", "rsa"].into_iter().enumerate() {
@@ -2143,6 +2212,100 @@ exec cat >/dev/null"#,
             ca.profiles["classic"].ocsp_url.as_deref(),
             Some("http://ocsp.lab.example")
         );
+    }
+
+    /// With `--ocsp-signer delegated`, each issuer's `ocsp_signer` names its
+    /// delegated responder, its key beside the intermediate's (a file or a token
+    /// object); the OCSP responder's config is the same either way.
+    #[test]
+    fn delegated_ocsp_signers_are_named_in_the_ca_config() {
+        let pki = PathBuf::from("/var/lib/basalt dev/pki");
+        let keys = PathBuf::from("/var/lib/basalt dev/ca-keys");
+        let delegated = |args: DevArgs| DevArgs {
+            ocsp_signer: OcspSigners::Delegated,
+            ..args
+        };
+        let file: basalt_ca::CaConfig = config(&configs_with(&delegated(args())), "ca");
+        let token: basalt_ca::CaConfig = config(&configs_with(&delegated(softhsm_args())), "ca");
+        for (index, name) in ["ecdsa", "rsa"].into_iter().enumerate() {
+            let block = format!("issuers[{index}].ocsp_signer");
+            for config in [&file, &token] {
+                config.validate(time::OffsetDateTime::UNIX_EPOCH).unwrap();
+                let signer = config.issuers[index].ocsp_signer.as_ref().unwrap();
+                assert_eq!(signer.cert, pki.join(format!("ocsp-signer-{name}.pem")));
+                // The issuer's own key is still the intermediate's.
+                assert_eq!(
+                    config.issuers[index].cert,
+                    pki.join(format!("intermediate-{name}.pem"))
+                );
+            }
+            assert_eq!(
+                file.issuers[index]
+                    .ocsp_signer
+                    .as_ref()
+                    .unwrap()
+                    .key_source(&block),
+                Ok(KeySource::File(
+                    keys.join(format!("ocsp-signer-{name}.key"))
+                ))
+            );
+            assert_eq!(
+                token.issuers[index]
+                    .ocsp_signer
+                    .as_ref()
+                    .unwrap()
+                    .key_source(&block),
+                Ok(KeySource::Pkcs11(basalt_ca::Pkcs11Config {
+                    module: PathBuf::from("/usr/lib/softhsm/libsofthsm2.so"),
+                    token_label: "basalt-dev".to_owned(),
+                    key_label: format!("ocsp-signer-{name}"),
+                    pin_file: keys.join("softhsm-user.pin"),
+                }))
+            );
+        }
+        let ocsp = |args: &DevArgs| {
+            configs_with(args)
+                .into_iter()
+                .find(|(service, _)| *service == "ocsp")
+                .unwrap()
+                .1
+        };
+        assert_eq!(ocsp(&delegated(args())), ocsp(&args()));
+
+        let layout = Layout::new(PathBuf::from("/lab"));
+        let banner =
+            ocsp_signer_banner(&layout.issuing_pki(key_store(&args()), OcspSigners::Delegated));
+        assert!(
+            banner.contains("/lab/pki/ocsp-signer-ecdsa.pem /lab/pki/ocsp-signer-rsa.pem"),
+            "{banner}"
+        );
+        let banner =
+            ocsp_signer_banner(&layout.issuing_pki(key_store(&args()), OcspSigners::Issuer));
+        assert!(banner.contains("the intermediates"), "{banner}");
+    }
+
+    #[test]
+    fn the_ocsp_signer_flag_is_issuer_or_delegated() {
+        #[derive(Debug, clap::Parser)]
+        struct Cli {
+            #[command(flatten)]
+            dev: DevArgs,
+        }
+        use clap::Parser;
+
+        let parse = |flags: &[&str]| {
+            Cli::try_parse_from(std::iter::once("dev").chain(flags.iter().copied()))
+                .map(|cli| cli.dev.ocsp_signer)
+                .map_err(|err| err.to_string())
+        };
+        assert_eq!(parse(&[]), Ok(OcspSigners::Issuer));
+        assert_eq!(parse(&["--ocsp-signer", "issuer"]), Ok(OcspSigners::Issuer));
+        assert_eq!(
+            parse(&["--ocsp-signer", "delegated"]),
+            Ok(OcspSigners::Delegated)
+        );
+        let err = parse(&["--ocsp-signer", "responder"]).unwrap_err();
+        assert!(err.contains("issuer") && err.contains("delegated"), "{err}");
     }
 
     /// Checks that the CA's and the RA's profiles have the same names, identifier
@@ -2403,6 +2566,55 @@ echo "$2 ceremony: certificate made and verified""#
         prepare(&layout, &args, &exe).unwrap();
         assert_eq!(calls(&exe).len(), expected.len());
 
+        // A run with delegated OCSP responders makes just those, under their
+        // intermediates; later runs, with or without them, make nothing.
+        let delegated = DevArgs {
+            data_dir: args.data_dir.clone(),
+            ocsp_signer: OcspSigners::Delegated,
+            ..self::args()
+        };
+        prepare(&layout, &delegated, &exe).unwrap();
+        let signers: Vec<String> = ["ocsp-signer-ecdsa", "ocsp-signer-rsa"]
+            .iter()
+            .map(|name| {
+                format!(
+                    "ceremony ocsp-signer --config {} conf=unset",
+                    layout.ceremony(name).display()
+                )
+            })
+            .collect();
+        assert_eq!(calls(&exe)[expected.len()..], signers);
+        let text = std::fs::read_to_string(layout.ceremony("ocsp-signer-rsa")).unwrap();
+        let Ok(basalt_ca::ceremony::Ceremony::OcspSigner(signer)) =
+            basalt_ca::ceremony::Ceremony::parse(
+                basalt_ca::ceremony::CeremonyKind::OcspSigner,
+                &text,
+            )
+        else {
+            panic!("not an ocsp-signer ceremony:\n{text}");
+        };
+        assert_eq!(
+            signer.parent.certificate,
+            layout.pki("intermediate-rsa.pem")
+        );
+        assert_eq!(
+            signer.parent.key,
+            Some(layout.issuer_keys("intermediate-rsa.key"))
+        );
+        assert_eq!(
+            signer.new_key.key,
+            Some(layout.issuer_keys("ocsp-signer-rsa.key"))
+        );
+        assert_eq!(signer.new_key.algorithm, basalt_ca::KeyAlgorithm::Rsa2048);
+        assert_eq!(
+            std::fs::read_to_string(layout.pki("ocsp-signer-ecdsa.pem")).unwrap(),
+            "stand-in certificate of ocsp-signer\n"
+        );
+        prepare(&layout, &delegated, &exe).unwrap();
+        prepare(&layout, &args, &exe).unwrap();
+        assert_eq!(calls(&exe).len(), expected.len() + signers.len());
+        let args = delegated;
+
         // Nor may it move the keys into a token.
         let switched = DevArgs {
             ca_keys: CaKeys::Softhsm,
@@ -2495,6 +2707,40 @@ echo "$2 ceremony: certificate made and verified""#
         // Again: the same PINs and token, no ceremony.
         prepare(&layout, &args, &exe).unwrap();
         assert_eq!(tokens(), 1);
+        assert_eq!(self::calls(&exe).len(), 6);
+        // Delegated OCSP responders get their keys in the same token.
+        let delegated = DevArgs {
+            ocsp_signer: OcspSigners::Delegated,
+            ..args
+        };
+        prepare(&layout, &delegated, &exe).unwrap();
+        let all = self::calls(&exe);
+        assert_eq!(all.len(), 8);
+        assert!(
+            all[6..]
+                .iter()
+                .all(|call| call.starts_with("ceremony ocsp-signer")
+                    && call.ends_with(&format!("conf={}", conf.display()))),
+            "{all:?}"
+        );
+        let text = std::fs::read_to_string(layout.ceremony("ocsp-signer-ecdsa")).unwrap();
+        let Ok(basalt_ca::ceremony::Ceremony::OcspSigner(signer)) =
+            basalt_ca::ceremony::Ceremony::parse(
+                basalt_ca::ceremony::CeremonyKind::OcspSigner,
+                &text,
+            )
+        else {
+            panic!("not an ocsp-signer ceremony:\n{text}");
+        };
+        assert_eq!(
+            signer.new_key.pkcs11.unwrap().key_label,
+            "ocsp-signer-ecdsa"
+        );
+        assert_eq!(
+            signer.parent.pkcs11.unwrap().key_label,
+            "intermediate-ecdsa"
+        );
+        let args = delegated;
         assert_eq!(
             std::fs::read_to_string(layout.issuer_keys("softhsm-user.pin")).unwrap(),
             pins[1]

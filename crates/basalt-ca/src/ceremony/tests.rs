@@ -141,6 +141,46 @@ impl Lab {
         )
     }
 
+    /// A delegated OCSP signer `name` (new key of type `alg`) signed by `parent`,
+    /// valid from `not_before` to `not_after`.
+    fn ocsp_signer_toml(
+        &self,
+        parent: &str,
+        name: &str,
+        alg: &str,
+        not_before: &str,
+        not_after: &str,
+    ) -> String {
+        format!(
+            r#"
+            [parent]
+            certificate = {parent_cert:?}
+            key = {parent_key:?}
+
+            [new_key]
+            algorithm = "{alg}"
+            key = {key:?}
+
+            [subject]
+            common_name = "Test OCSP Signer {name}"
+            organization = "Basalt Tests"
+
+            [validity]
+            not_before = "{not_before}"
+            not_after = "{not_after}"
+
+            [outputs]
+            certificate = {cert:?}
+            public_key = {public:?}
+            "#,
+            parent_cert = self.path(&format!("{parent}.pem")),
+            parent_key = self.path(&format!("{parent}.key")),
+            key = self.path(&format!("{name}.key")),
+            cert = self.path(&format!("{name}.pem")),
+            public = self.path(&format!("{name}.pub.pem")),
+        )
+    }
+
     fn der(&self, name: &str) -> Vec<u8> {
         read_certificate("test", &self.path(&format!("{name}.pem"))).unwrap()
     }
@@ -237,6 +277,34 @@ fn extension_oids(cert: &X509Certificate<'_>) -> Vec<String> {
         .iter()
         .map(|ext| ext.oid.to_id_string())
         .collect()
+}
+
+/// `openssl verify -attime CHECK_AT -purpose <purpose> -CAfile root -untrusted
+/// chain cert`.
+fn openssl_verify_purpose(
+    root: &Path,
+    untrusted: &Path,
+    cert: &Path,
+    purpose: &str,
+) -> (bool, String) {
+    let output = Command::new("openssl")
+        .arg("verify")
+        .arg("-attime")
+        .arg(CHECK_AT.to_string())
+        .args(["-purpose", purpose])
+        .arg("-CAfile")
+        .arg(root)
+        .arg("-untrusted")
+        .arg(untrusted)
+        .arg(cert)
+        .output()
+        .expect("openssl must be installed (apt-get install openssl)");
+    let text = format!(
+        "{}{}",
+        String::from_utf8_lossy(&output.stdout),
+        String::from_utf8_lossy(&output.stderr)
+    );
+    (output.status.success() && text.contains(": OK"), text)
 }
 
 /// `openssl verify -attime CHECK_AT -CAfile root [-untrusted chain] cert`. openssl
@@ -623,6 +691,276 @@ fn crl_signer_ceremony_makes_a_non_ca_crl_signing_certificate() {
     assert!(!lab.path("under-crl.key").exists());
 }
 
+/// The value of the extension `oid` (dotted), if the certificate has it.
+fn extension<'a>(cert: &'a X509Certificate<'_>, oid: &str) -> Option<(bool, &'a [u8])> {
+    cert.extensions()
+        .iter()
+        .find(|ext| ext.oid.to_id_string() == oid)
+        .map(|ext| (ext.critical, ext.value))
+}
+
+#[test]
+fn ocsp_signer_ceremony_makes_a_delegated_responder_certificate() {
+    let lab = Lab::new();
+    lab.root("root", "ecdsa-p384");
+    lab.intermediate("root", "int", "ecdsa-p256");
+    for (name, alg, signature) in [
+        ("ocsp-p256", "ecdsa-p256", "1.2.840.10045.4.3.2"),
+        ("ocsp-rsa", "rsa-2048", "1.2.840.10045.4.3.2"),
+    ] {
+        let summary = lab
+            .run(
+                CeremonyKind::OcspSigner,
+                &lab.ocsp_signer_toml(
+                    "int",
+                    name,
+                    alg,
+                    "2025-06-01T00:00:00Z",
+                    "2026-06-02T00:00:00Z",
+                ),
+            )
+            .unwrap_or_else(|err| panic!("{name}: {err}"));
+        assert_eq!(summary.kind, CeremonyKind::OcspSigner);
+        assert_eq!(
+            summary.subject,
+            format!("O=Basalt Tests, CN=Test OCSP Signer {name}")
+        );
+        assert_eq!(
+            summary.issuer,
+            "C=XX, O=Basalt Tests, CN=Test Intermediate int"
+        );
+        assert_eq!(
+            summary.outputs,
+            [
+                lab.path(&format!("{name}.pem")),
+                lab.path(&format!("{name}.pub.pem"))
+            ]
+        );
+        assert!(
+            summary.key.contains(&format!("{alg}, new")),
+            "{}",
+            summary.key
+        );
+
+        let (int_der, der) = (lab.der("int"), lab.der(name));
+        let (int, cert) = (parse(&int_der), parse(&der));
+        // Signed by the issuing intermediate, which it names by key identifier.
+        cert.verify_signature(Some(int.public_key())).unwrap();
+        assert_eq!(cert.issuer().as_raw(), int.subject().as_raw());
+        assert_eq!(
+            cert.signature_algorithm.algorithm.to_id_string(),
+            signature,
+            "{name}: the intermediate's algorithm"
+        );
+        assert_eq!(authority_key_id(&cert), subject_key_id(&int));
+        assert!(subject_key_id(&cert).is_some_and(|id| !id.is_empty()));
+        assert_ne!(subject_key_id(&cert), subject_key_id(&int));
+        // Not a CA.
+        let bc = cert.basic_constraints().unwrap().unwrap();
+        assert!(!bc.value.ca && bc.value.path_len_constraint.is_none());
+        // keyUsage digitalSignature alone, critical.
+        let ku = cert.key_usage().unwrap().unwrap();
+        assert!(ku.critical);
+        assert_eq!(
+            key_usage_purposes(ku.value),
+            [KeyUsagePurpose::DigitalSignature]
+        );
+        // extendedKeyUsage id-kp-OCSPSigning alone.
+        let eku = cert.extended_key_usage().unwrap().unwrap().value;
+        assert!(eku.ocsp_signing && !eku.server_auth && !eku.client_auth && !eku.any);
+        assert!(eku.other.is_empty());
+        assert_eq!(
+            extension(&cert, "2.5.29.37").map(|(_, value)| value),
+            Some(
+                &[
+                    0x30, 0x0a, 0x06, 0x08, 0x2b, 0x06, 0x01, 0x05, 0x05, 0x07, 0x03, 0x09
+                ][..]
+            ),
+            "SEQUENCE {{ id-kp-OCSPSigning }}"
+        );
+        // id-pkix-ocsp-nocheck, NULL, not critical.
+        assert_eq!(
+            extension(&cert, "1.3.6.1.5.5.7.48.1.5"),
+            Some((false, &[0x05, 0x00][..]))
+        );
+        // No URLs, no policy.
+        assert!(crl_urls(&cert).is_empty() && ca_issuer_urls(&cert).is_empty());
+        assert!(policies(&cert).is_empty());
+        assert_eq!(
+            (
+                cert.validity().not_before.timestamp(),
+                cert.validity().not_after.timestamp()
+            ),
+            (1_748_736_000, 1_780_358_400),
+            "2025-06-01 to 2026-06-02"
+        );
+        assert_eq!(cert.raw_serial().len(), 20);
+        let key = CaKey::load(&KeySource::File(lab.path(&format!("{name}.key")))).unwrap();
+        assert_eq!(
+            key.der_bytes(),
+            cert.public_key().subject_public_key.data.as_ref()
+        );
+        #[cfg(unix)]
+        assert_eq!(mode(&lab.path(&format!("{name}.key"))), 0o600);
+
+        // openssl takes it for an OCSP helper chaining to the root.
+        let (ok, text) = openssl_verify_purpose(
+            &lab.path("root.pem"),
+            &lab.path("int.pem"),
+            &lab.path(&format!("{name}.pem")),
+            "ocsphelper",
+        );
+        assert!(ok, "{name}: {text}");
+    }
+
+    // Not a CA, so it cannot be the parent of anything.
+    let err = lab
+        .run(
+            CeremonyKind::Intermediate,
+            &lab.intermediate_toml("ocsp-p256", "under-ocsp", "ecdsa-p256"),
+        )
+        .unwrap_err();
+    assert!(err.detail.contains("is not a CA certificate"), "{err}");
+    assert!(!lab.path("under-ocsp.key").exists());
+}
+
+#[test]
+fn ocsp_signer_validity_is_short_and_within_the_parent() {
+    let lab = Lab::new();
+    lab.root("root", "ecdsa-p256");
+    lab.intermediate("root", "int", "ecdsa-p256");
+
+    // More than 366 days: refused when the config is read, naming the field.
+    let text = lab.ocsp_signer_toml(
+        "int",
+        "long",
+        "ecdsa-p256",
+        "2025-01-02T00:00:00Z",
+        "2026-01-03T00:00:01Z",
+    );
+    let err = lab.run(CeremonyKind::OcspSigner, &text).unwrap_err();
+    assert!(
+        err.detail
+            .contains("validity.not_after must be at most 366 days after validity.not_before"),
+        "{err}"
+    );
+    assert!(!lab.path("long.key").exists());
+    // 366 days exactly is a year with its leap day.
+    let text = lab.ocsp_signer_toml(
+        "int",
+        "leap",
+        "ecdsa-p256",
+        "2027-03-01T00:00:00Z",
+        "2028-03-01T00:00:00Z",
+    );
+    lab.run(CeremonyKind::OcspSigner, &text).unwrap();
+
+    // Beyond the parent's notAfter (2030-01-01): refused before a key is made.
+    let text = lab.ocsp_signer_toml(
+        "int",
+        "late",
+        "ecdsa-p256",
+        "2029-06-01T00:00:00Z",
+        "2030-01-02T00:00:00Z",
+    );
+    let err = lab.run(CeremonyKind::OcspSigner, &text).unwrap_err();
+    assert!(
+        err.detail
+            .contains("validity.not_after is after the parent certificate's notAfter"),
+        "{err}"
+    );
+    assert!(!lab.path("late.key").exists() && !lab.path("late.pem").exists());
+
+    // A parent that is not a CA.
+    lab.run(
+        CeremonyKind::OcspSigner,
+        &lab.ocsp_signer_toml(
+            "int",
+            "signer",
+            "ecdsa-p256",
+            "2025-06-01T00:00:00Z",
+            "2026-06-01T00:00:00Z",
+        ),
+    )
+    .unwrap();
+    let err = lab
+        .run(
+            CeremonyKind::OcspSigner,
+            &lab.ocsp_signer_toml(
+                "signer",
+                "nested",
+                "ecdsa-p256",
+                "2025-06-01T00:00:00Z",
+                "2026-06-01T00:00:00Z",
+            ),
+        )
+        .unwrap_err();
+    assert!(err.detail.contains("is not a CA certificate"), "{err}");
+    assert!(!lab.path("nested.key").exists());
+}
+
+#[test]
+fn ocsp_signer_configs_are_checked() {
+    let text = "[parent]
+certificate = \"/pki/int.pem\"
+key = \"/keys/int.key\"
+\
+                [new_key]
+algorithm = \"ecdsa-p256\"
+key = \"/keys/ocsp.key\"
+\
+                [subject]
+common_name = \"OCSP\"
+\
+                [validity]
+not_before = \"2025-01-01T00:00:00Z\"
+not_after = \"2026-01-01T00:00:00Z\"
+\
+                [outputs]
+certificate = \"/pki/ocsp.pem\"
+";
+    let ceremony = Ceremony::parse(CeremonyKind::OcspSigner, text).unwrap();
+    assert_eq!(ceremony.kind(), CeremonyKind::OcspSigner);
+    assert_eq!(ceremony.outputs(), [Path::new("/pki/ocsp.pem")]);
+    for (text, wanted) in [
+        (
+            format!("{text}[extensions]\ncrl_url = \"http://crl.example/1.crl\"\n"),
+            "unknown field `extensions`",
+        ),
+        (
+            text.replace(
+                "[parent]\ncertificate = \"/pki/int.pem\"\nkey = \"/keys/int.key\"\n",
+                "",
+            ),
+            "missing field `parent`",
+        ),
+        (
+            text.replace("key = \"/keys/ocsp.key\"", ""),
+            "new_key needs key (a PEM file) or pkcs11",
+        ),
+        (
+            text.replace("key = \"/keys/int.key\"", ""),
+            "parent needs key (a PEM file) or pkcs11",
+        ),
+        (text.replace("\"OCSP\"", "\"\""), "subject.common_name"),
+        (
+            text.replace("2026-01-01T00:00:00Z", "2024-01-01T00:00:00Z"),
+            "validity.not_after must be after validity.not_before",
+        ),
+        (
+            text.replace("2026-01-01T00:00:00Z", "2027-01-01T00:00:00Z"),
+            "validity.not_after must be at most 366 days",
+        ),
+        (
+            text.replace("[new_key]", "[existing_key]"),
+            "unknown field `existing_key`",
+        ),
+    ] {
+        let err = parse_error(CeremonyKind::OcspSigner, &text);
+        assert!(err.contains(wanted), "{wanted:?} not in: {err}\n{text}");
+    }
+}
+
 #[test]
 fn a_ceremony_never_overwrites_and_checks_its_parent_first() {
     let lab = Lab::new();
@@ -993,9 +1331,23 @@ fn ceremonies_make_and_use_keys_in_a_softhsm_token() {
             &pkcs11("root"),
         )
         .replace(&format!("key = {:?}", lab.path("int.key")), &pkcs11("int"));
+    let ocsp_signer = lab
+        .ocsp_signer_toml(
+            "int",
+            "ocsp",
+            "ecdsa-p256",
+            "2025-06-01T00:00:00Z",
+            "2026-06-01T00:00:00Z",
+        )
+        .replace(&format!("key = {:?}", lab.path("int.key")), &pkcs11("int"))
+        .replace(
+            &format!("key = {:?}", lab.path("ocsp.key")),
+            &pkcs11("ocsp"),
+        );
     for (kind, text) in [
         (CeremonyKind::Root, root),
         (CeremonyKind::Intermediate, intermediate),
+        (CeremonyKind::OcspSigner, ocsp_signer),
     ] {
         let config = lab.path(&format!("{kind}.toml"));
         fs::write(&config, text).unwrap();
@@ -1023,6 +1375,30 @@ fn ceremonies_make_and_use_keys_in_a_softhsm_token() {
         );
     }
     assert!(!lab.path("root.key").exists() && !lab.path("int.key").exists());
+    assert!(!lab.path("ocsp.key").exists());
+    let ocsp_der = lab.der("ocsp");
+    let ocsp = parse(&ocsp_der);
+    assert!(
+        ocsp.extended_key_usage()
+            .unwrap()
+            .unwrap()
+            .value
+            .ocsp_signing
+    );
+    // The token's key is the one certified: the public key file written from it
+    // is the certificate's.
+    let public = read_public_key(&lab.path("ocsp.pub.pem")).unwrap();
+    assert_eq!(
+        public.der_bytes(),
+        ocsp.public_key().subject_public_key.data.as_ref()
+    );
+    let (ok, text) = openssl_verify_purpose(
+        &lab.path("root.pem"),
+        &lab.path("int.pem"),
+        &lab.path("ocsp.pem"),
+        "ocsphelper",
+    );
+    assert!(ok, "{text}");
     let int_der = lab.der("int");
     let (ok, text) = openssl_verify(&lab.path("root.pem"), None, &lab.path("int.pem"));
     assert!(ok, "{text}");

@@ -337,6 +337,104 @@ fn ca_keys_in_a_token_sign_crls() {
     });
 }
 
+/// A delegated OCSP responder whose key is in a token: the CA loads it (the
+/// token's key matches the certificate) and it signs the issuer's responses.
+#[test]
+fn delegated_ocsp_keys_in_a_token_sign_responses() {
+    in_softhsm("delegated_ocsp_keys_in_a_token_sign_responses", |lab| {
+        use basalt_core::CertIdHash;
+        use basalt_core::FixedClock;
+        use basalt_core::OcspRequestEntry;
+        use basalt_core::OcspStatus;
+        use basalt_core::RevocationSigner;
+        use der::Decode;
+        use der::Encode;
+
+        use crate::test_support::FakeStorage;
+        use crate::test_support::delegated_signer_cert;
+        use crate::test_support::fixed_now;
+        use crate::test_support::test_issuer;
+
+        for (alg, verification) in [
+            (
+                KeyAlgorithm::EcdsaP384,
+                &signature::ECDSA_P384_SHA384_ASN1 as &dyn signature::VerificationAlgorithm,
+            ),
+            (
+                KeyAlgorithm::Rsa2048,
+                &signature::RSA_PKCS1_2048_8192_SHA256,
+            ),
+        ] {
+            let source = KeySource::Pkcs11(lab.config(&format!("ocsp-{alg}")));
+            let made = CaKey::generate(&source, alg).unwrap();
+            let (issuer, _root) = test_issuer();
+            let cert = delegated_signer_cert(&issuer, &made, |_| {});
+            // A key from another label of the token is not the certificate's.
+            let other = KeySource::Pkcs11(lab.config(&format!("other-{alg}")));
+            CaKey::generate(&other, alg).unwrap();
+            let (another, _root) = test_issuer();
+            let its_cert = delegated_signer_cert(&another, &made, |_| {});
+            let err = another
+                .with_ocsp_signer(its_cert, CaKey::load(&other).unwrap(), fixed_now())
+                .unwrap_err();
+            assert!(
+                err.detail
+                    .contains("does not match the certificate's public key"),
+                "{err}"
+            );
+
+            let issuer = issuer
+                .with_ocsp_signer(cert.clone(), CaKey::load(&source).unwrap(), fixed_now())
+                .unwrap();
+            let key_hash = issuer.key_hash().to_vec();
+            let ca = crate::Ca::new(
+                issuer,
+                crate::Profiles::default(),
+                std::sync::Arc::new(FakeStorage::default()),
+                std::sync::Arc::new(FixedClock::new(fixed_now())),
+            );
+            let rt = tokio::runtime::Builder::new_current_thread()
+                .build()
+                .unwrap();
+            let responses = rt
+                .block_on(ca.sign_ocsp(vec![OcspRequestEntry {
+                    serial: "0102".parse().unwrap(),
+                    status: OcspStatus::Good,
+                    revoked_at: None,
+                    reason: None,
+                    issuer_key_hash: key_hash,
+                    hash_algorithm: CertIdHash::Sha1,
+                }]))
+                .unwrap_or_else(|err| panic!("{alg}: {err}"));
+            let response = x509_ocsp::OcspResponse::from_der(&responses[0]).unwrap();
+            let basic = x509_ocsp::BasicOcspResponse::from_der(
+                response.response_bytes.unwrap().response.as_bytes(),
+            )
+            .unwrap();
+            let certs: Vec<Vec<u8>> = basic
+                .certs
+                .iter()
+                .flatten()
+                .map(|cert| cert.to_der().unwrap())
+                .collect();
+            assert_eq!(certs, std::slice::from_ref(&cert), "{alg}");
+            let (_, parsed) = x509_parser::parse_x509_certificate(&cert).unwrap();
+            signature::UnparsedPublicKey::new(
+                verification,
+                parsed.public_key().subject_public_key.data.as_ref(),
+            )
+            .verify(
+                &basic.tbs_response_data.to_der().unwrap(),
+                basic.signature.raw_bytes(),
+            )
+            .unwrap_or_else(|_| panic!("{alg}: signed by the token's key"));
+            let signer = ca.issuer().ocsp_signer().unwrap();
+            assert_eq!(signer.signatures(), 1, "{alg}");
+            assert!(format!("{signer:?}").contains("pkcs11"), "{signer:?}");
+        }
+    });
+}
+
 #[test]
 fn a_lost_login_is_recovered_once() {
     in_softhsm("a_lost_login_is_recovered_once", |lab| {

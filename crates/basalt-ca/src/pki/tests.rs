@@ -94,14 +94,23 @@ fn dev_pki(dir: &Path) -> DevIssuingPki {
     let pki = DevIssuingPki::new(dir.join("pki"), DevKeyStore::Files(dir.join("ca-keys")));
     create_dir(&pki.dir).unwrap();
     create_dir(&dir.join("ca-keys")).unwrap();
+    run_ceremonies(&pki);
+    pki
+}
+
+/// Runs the ceremonies of `pki` whose certificates do not exist yet, in order,
+/// and writes the root bundle.
+fn run_ceremonies(pki: &DevIssuingPki) {
     for ceremony in pki.ceremonies(fixed_now()).unwrap() {
+        if ceremony.certificate.exists() {
+            continue;
+        }
         let parsed = Ceremony::parse(ceremony.kind, &ceremony.config)
             .unwrap_or_else(|err| panic!("{}: {err}\n{}", ceremony.name, ceremony.config));
         let summary = parsed.run().unwrap();
         assert_eq!(summary.outputs, [ceremony.certificate]);
     }
     pki.write_root_bundle().unwrap();
-    pki
 }
 
 fn organization(cert: &X509Certificate<'_>) -> String {
@@ -166,6 +175,13 @@ fn ca_config(pki: &DevIssuingPki) -> String {
             issuer.name,
             issuer.name
         ));
+        if let Some(signer) = &issuer.ocsp_signer {
+            text.push_str(&format!(
+                "ocsp_signer = {{ cert = {}, {} }}\n",
+                toml_path(&signer.cert).unwrap(),
+                key_fields(&signer.key).unwrap()
+            ));
+        }
     }
     text
 }
@@ -360,6 +376,283 @@ async fn dev_ceremonies_make_two_hierarchies_and_a_cross_signed_intermediate() {
     }
 }
 
+/// A data dir made without delegated OCSP responders gets them from the next
+/// run with them: only their two ceremonies run. The CA loads them from the
+/// config `basalt dev` writes, each signs its intermediate's responses, and
+/// `openssl ocsp` verifies those responses up to the roots.
+#[tokio::test]
+async fn dev_delegated_ocsp_responders_sign_what_openssl_verifies() {
+    use basalt_core::CertIdHash;
+    use basalt_core::OcspRequestEntry;
+    use basalt_core::OcspStatus;
+    use basalt_core::RevocationSigner;
+
+    let dir = TempDir::new();
+    let pki = dev_pki(dir.path());
+    let before: Vec<Vec<u8>> = pki
+        .ceremonies(fixed_now())
+        .unwrap()
+        .iter()
+        .map(|ceremony| fs::read(&ceremony.certificate).unwrap())
+        .collect();
+    let pki = pki.with_delegated_ocsp(true);
+    let ceremonies = pki.ceremonies(fixed_now()).unwrap();
+    let missing: Vec<&str> = ceremonies
+        .iter()
+        .filter(|ceremony| !ceremony.certificate.exists())
+        .map(|ceremony| ceremony.name)
+        .collect();
+    assert_eq!(missing, ["ocsp-signer-ecdsa", "ocsp-signer-rsa"]);
+    run_ceremonies(&pki);
+    for (ceremony, der) in ceremonies.iter().zip(&before) {
+        assert_eq!(
+            &fs::read(&ceremony.certificate).unwrap(),
+            der,
+            "{}",
+            ceremony.name
+        );
+    }
+
+    let der = |name: &str| load(&pki.certificate(name));
+    for (signer, cn, key, intermediate, root) in [
+        (
+            "ocsp-signer-ecdsa",
+            OCSP_SIGNER_ECDSA_CN,
+            "P-256",
+            "intermediate-ecdsa",
+            "root-ecdsa",
+        ),
+        (
+            "ocsp-signer-rsa",
+            OCSP_SIGNER_RSA_CN,
+            "RSA-2048",
+            "intermediate-rsa",
+            "root-rsa",
+        ),
+    ] {
+        let (signer_der, int_der, root_der) = (der(signer), der(intermediate), der(root));
+        let cert = parse(&signer_der);
+        assert_eq!(common_name(&cert), cn);
+        assert_eq!(organization(&cert), "Basalt Dev");
+        assert_eq!(key_type(&cert), key, "{cn}");
+        assert_eq!(days(&cert), 365, "{cn}");
+        assert!(!cert.is_ca(), "{cn}");
+        let eku = cert.extended_key_usage().unwrap().unwrap().value;
+        assert!(eku.ocsp_signing && !eku.server_auth, "{cn}");
+        assert_chains(&[&cert, &parse(&int_der), &parse(&root_der)]);
+        assert_owner_only(&dir.path().join("ca-keys").join(format!("{signer}.key")));
+    }
+
+    let config: crate::CaConfig = basalt_config::parse(&ca_config(&pki)).unwrap();
+    let ca = Ca::from_config(&config, Arc::new(FakeStorage::default()), Arc::new(clock())).unwrap();
+    let ecdsa_leaf = issue(&ca, KeyAlgorithm::EcdsaP256).await;
+    let rsa_leaf = issue(&ca, KeyAlgorithm::Rsa2048).await;
+    for (index, leaf, intermediate, signer) in [
+        (0, &ecdsa_leaf, "intermediate-ecdsa", "ocsp-signer-ecdsa"),
+        (1, &rsa_leaf, "intermediate-rsa", "ocsp-signer-rsa"),
+    ] {
+        let issuer = &ca.issuers()[index];
+        let delegate = issuer.ocsp_signer().unwrap();
+        assert_eq!(delegate.cert_der(), der(signer));
+        let issuer_signatures = issuer.signatures();
+        let serial = Serial::from_bytes(parse(leaf).raw_serial()).unwrap();
+        let leaf_pem = dir.path().join(format!("{signer}-leaf.pem"));
+        write_pem(&leaf_pem, leaf);
+        for (status, revoked_at, hash, expected) in [
+            (OcspStatus::Good, None, CertIdHash::Sha1, "good"),
+            (
+                OcspStatus::Revoked,
+                Some(fixed_now() - time::Duration::minutes(5)),
+                CertIdHash::Sha256,
+                "revoked",
+            ),
+        ] {
+            let responses = ca
+                .sign_ocsp(vec![OcspRequestEntry {
+                    serial: serial.clone(),
+                    status,
+                    revoked_at,
+                    reason: revoked_at.map(|_| RevocationReason::KeyCompromise),
+                    issuer_key_hash: issuer.key_hash().to_vec(),
+                    hash_algorithm: hash,
+                }])
+                .await
+                .unwrap();
+            let response = dir.path().join(format!("{signer}-{expected}.der"));
+            fs::write(&response, &responses[0]).unwrap();
+            let (ok, text) = openssl_ocsp_respin(
+                &response,
+                &pki.root_bundle(),
+                &pki.certificate(intermediate),
+                Some(&leaf_pem),
+                hash,
+            );
+            assert!(ok, "{signer}: {text}");
+            assert!(
+                text.contains(&format!("{}: {expected}", leaf_pem.display())),
+                "{signer}: {text}"
+            );
+            // The responder is the delegated certificate, which the response
+            // carries, not the intermediate.
+            let responder = hex_upper(delegate.key_hash());
+            assert!(
+                text.contains(&format!("Responder Id: {responder}")),
+                "{signer}: {responder} not the responder in:\n{text}"
+            );
+            assert!(
+                !text.contains(&format!("Responder Id: {}", hex_upper(issuer.key_hash()))),
+                "{signer}: {text}"
+            );
+            let signer_cn = common_name(&parse(&der(signer)));
+            assert!(
+                text.contains(&format!("Subject: O=Basalt Dev, CN={signer_cn}")),
+                "{signer}: the embedded certificate:\n{text}"
+            );
+        }
+        assert_eq!(delegate.signatures(), 2);
+        assert_eq!(
+            issuer.signatures(),
+            issuer_signatures,
+            "the issuer key signed nothing"
+        );
+
+        // The response alone, checked against the roots: it verifies through the
+        // intermediate it names, and not against a root the intermediate is not
+        // under.
+        let response = dir.path().join(format!("{signer}-good.der"));
+        let (ok, text) = openssl_ocsp_respin(
+            &response,
+            &pki.root_bundle(),
+            &pki.certificate(intermediate),
+            None,
+            CertIdHash::Sha1,
+        );
+        assert!(ok, "{signer}: {text}");
+        let (ok, text) = openssl_ocsp_respin(
+            &response,
+            &pki.certificate("root-x2"),
+            &pki.certificate(intermediate),
+            None,
+            CertIdHash::Sha1,
+        );
+        assert!(
+            !ok && text.contains("Response Verify Failure"),
+            "{signer}: {text}"
+        );
+    }
+
+    // Without the flag, the issuers sign their responses themselves again.
+    let config: crate::CaConfig =
+        basalt_config::parse(&ca_config(&pki.clone().with_delegated_ocsp(false))).unwrap();
+    let ca = Ca::from_config(&config, Arc::new(FakeStorage::default()), Arc::new(clock())).unwrap();
+    assert!(
+        ca.issuers()
+            .iter()
+            .all(|issuer| issuer.ocsp_signer().is_none())
+    );
+}
+
+/// The CA refuses a config whose `ocsp_signer` is not a valid delegate of its
+/// issuer, naming `issuers[i].ocsp_signer`.
+#[test]
+fn dev_ca_configs_with_a_wrong_ocsp_signer_are_refused() {
+    let dir = TempDir::new();
+    let pki = dev_pki(dir.path()).with_delegated_ocsp(true);
+    run_ceremonies(&pki);
+    let good = ca_config(&pki);
+    let path = |name: &str| toml_path(&pki.certificate(name)).unwrap();
+    let key = |name: &str| key_fields(&pki.keys.key(name)).unwrap();
+    let swap = |from: &str, to: &str| {
+        assert!(good.contains(from), "{from} not in\n{good}");
+        good.replacen(from, to, 1)
+    };
+    let ecdsa_signer = format!(
+        "cert = {}, {}",
+        path("ocsp-signer-ecdsa"),
+        key("ocsp-signer-ecdsa")
+    );
+    for (text, at, wanted) in [
+        // The RSA intermediate's delegate named for the ECDSA intermediate.
+        (
+            swap(
+                &ecdsa_signer,
+                &format!(
+                    "cert = {}, {}",
+                    path("ocsp-signer-rsa"),
+                    key("ocsp-signer-rsa")
+                ),
+            ),
+            fixed_now(),
+            "issuers[0].ocsp_signer",
+        ),
+        // The intermediate itself: a CA, without id-kp-OCSPSigning.
+        (
+            swap(
+                &ecdsa_signer,
+                &format!(
+                    "cert = {}, {}",
+                    path("intermediate-ecdsa"),
+                    key("intermediate-ecdsa")
+                ),
+            ),
+            fixed_now(),
+            "it is not issued by this issuer",
+        ),
+        // Its certificate with the other delegate's key.
+        (
+            swap(
+                &ecdsa_signer,
+                &format!(
+                    "cert = {}, {}",
+                    path("ocsp-signer-ecdsa"),
+                    key("intermediate-ecdsa")
+                ),
+            ),
+            fixed_now(),
+            "the key does not match the certificate's public key",
+        ),
+        // A year and a day later it has expired.
+        (
+            good.clone(),
+            fixed_now() + time::Duration::days(366),
+            "it expired at",
+        ),
+    ] {
+        let config: crate::CaConfig = basalt_config::parse(&text).unwrap();
+        let Err(err) = Ca::from_config(
+            &config,
+            Arc::new(FakeStorage::default()),
+            Arc::new(FixedClock::new(at)),
+        ) else {
+            panic!("{wanted:?} was not refused:\n{text}");
+        };
+        assert!(err.detail.contains(wanted), "{wanted:?} not in: {err}");
+        assert!(err.detail.contains(".ocsp_signer ("), "{err}");
+    }
+    let Err(err) = Ca::from_config(
+        &basalt_config::parse(&swap(
+            &ecdsa_signer,
+            &format!("cert = {}", path("ocsp-signer-ecdsa")),
+        ))
+        .unwrap(),
+        Arc::new(FakeStorage::default()),
+        Arc::new(clock()),
+    ) else {
+        panic!("an ocsp_signer without a key was accepted");
+    };
+    assert!(
+        err.detail
+            .contains("issuers[0].ocsp_signer needs key (a PEM file) or pkcs11"),
+        "{err}"
+    );
+    let err = basalt_config::parse::<crate::CaConfig>(&swap(
+        &ecdsa_signer,
+        &format!("{ecdsa_signer}, chain = []"),
+    ))
+    .unwrap_err();
+    assert!(err.contains("unknown field `chain`"), "{err}");
+}
+
 #[test]
 fn dev_ceremonies_never_run_twice() {
     let dir = TempDir::new();
@@ -400,6 +693,8 @@ fn dev_ceremonies_keep_token_keys_by_name() {
             pin_file: "/var/lib/basalt/ca-keys/softhsm-user.pin".into(),
         })
     };
+    let pki = pki.with_delegated_ocsp(true);
+    let mut signers = Vec::new();
     for ceremony in pki.ceremonies(fixed_now()).unwrap() {
         let parsed = Ceremony::parse(ceremony.kind, &ceremony.config)
             .unwrap_or_else(|err| panic!("{}: {err}\n{}", ceremony.name, ceremony.config));
@@ -442,9 +737,27 @@ fn dev_ceremonies_keep_token_keys_by_name() {
                     pki.certificate("intermediate-ecdsa")
                 );
             }
+            Ceremony::OcspSigner(signer) => {
+                let intermediate = ceremony.name.replace("ocsp-signer", "intermediate");
+                assert_eq!(
+                    signer.new_key.pkcs11.map(KeySource::Pkcs11),
+                    Some(pkcs11(ceremony.name))
+                );
+                assert_eq!(
+                    signer.parent.pkcs11.map(KeySource::Pkcs11),
+                    Some(pkcs11(&intermediate))
+                );
+                assert_eq!(signer.parent.certificate, pki.certificate(&intermediate));
+                assert_eq!(
+                    signer.validity.not_after.0 - signer.validity.not_before.0,
+                    time::Duration::days(365) + time::Duration::hours(1)
+                );
+                signers.push(ceremony.name);
+            }
             Ceremony::CrlSigner(_) => panic!("basalt dev makes no CRL signer"),
         }
     }
+    assert_eq!(signers, ["ocsp-signer-ecdsa", "ocsp-signer-rsa"]);
     let issuers = pki.issuers();
     assert_eq!(issuers.len(), 2);
     assert_eq!(
@@ -456,6 +769,26 @@ fn dev_ceremonies_keep_token_keys_by_name() {
         ("rsa", &pkcs11("intermediate-rsa"))
     );
     assert_eq!(issuers[1].cert, pki.certificate("intermediate-rsa"));
+    assert_eq!(
+        issuers[1].ocsp_signer,
+        Some(DevOcspSigner {
+            cert: pki.certificate("ocsp-signer-rsa"),
+            key: pkcs11("ocsp-signer-rsa"),
+        })
+    );
+    // Without delegated responders the issuers have none, and no ceremony makes one.
+    let pki = pki.with_delegated_ocsp(false);
+    assert!(
+        pki.issuers()
+            .iter()
+            .all(|issuer| issuer.ocsp_signer.is_none())
+    );
+    assert!(
+        pki.ceremonies(fixed_now())
+            .unwrap()
+            .iter()
+            .all(|ceremony| ceremony.kind != CeremonyKind::OcspSigner)
+    );
 
     let files = DevKeyStore::Files("/keys".into());
     assert_eq!(
@@ -558,6 +891,60 @@ fn openssl_verify_with_crl(
         String::from_utf8_lossy(&output.stderr)
     );
     (output.status.success() && text.contains(": OK"), text)
+}
+
+/// Uppercase hex, as `openssl ocsp -resp_text` prints key hashes.
+fn hex_upper(bytes: &[u8]) -> String {
+    bytes.iter().map(|b| format!("{b:02X}")).collect()
+}
+
+/// `openssl ocsp -respin response -CAfile root -verify_other intermediate
+/// -resp_text` at the fixed time, with `-issuer intermediate -cert leaf` when a
+/// leaf is given (so its status is printed); the response's status times are
+/// those of the fixed time, so any age is allowed. True when the response
+/// verifies.
+fn openssl_ocsp_respin(
+    response: &Path,
+    root: &Path,
+    intermediate: &Path,
+    leaf: Option<&Path>,
+    hash: basalt_core::CertIdHash,
+) -> (bool, String) {
+    let mut command = std::process::Command::new("openssl");
+    command
+        .arg("ocsp")
+        .arg("-respin")
+        .arg(response)
+        .arg("-CAfile")
+        .arg(root)
+        .arg("-verify_other")
+        .arg(intermediate)
+        .arg("-attime")
+        .arg(fixed_now().unix_timestamp().to_string())
+        .args(["-validity_period", "1000000000", "-resp_text"]);
+    if let Some(leaf) = leaf {
+        command
+            .arg(match hash {
+                basalt_core::CertIdHash::Sha1 => "-sha1",
+                basalt_core::CertIdHash::Sha256 => "-sha256",
+            })
+            .arg("-issuer")
+            .arg(intermediate)
+            .arg("-cert")
+            .arg(leaf);
+    }
+    let output = command
+        .output()
+        .expect("openssl must be installed (apt-get install openssl)");
+    let text = format!(
+        "{}{}",
+        String::from_utf8_lossy(&output.stdout),
+        String::from_utf8_lossy(&output.stderr)
+    );
+    (
+        output.status.success() && text.lines().any(|line| line.trim() == "Response verify OK"),
+        text,
+    )
 }
 
 #[test]
