@@ -10,6 +10,9 @@
 #   THREADS=2 CONNECTIONS=16 DURATION=20s   wrk settings, the same for every responder
 #   COLD_DURATION=10s       the first run against Basalt, its cache empty
 #   OPENSSL_MULTI=2         also run `openssl ocsp -multi N` (0 skips that row)
+#   PIN=1                   then restart Basalt and `openssl ocsp -multi N` pinned to
+#                           CPU 1 and load them from wrk (one thread) pinned to CPU 0
+#                           (0 skips; needs 2 CPUs and taskset)
 #   WORK=/var/tmp/basalt-ocsp-bench   data dir, requests, logs (reused across runs)
 #   BASALT=path             the basalt binary (default: release build if present, else debug)
 #   PORT_BASE=24100 LISTEN_PORT=24000 OPENSSL_PORT=24190 OPENSSL_MULTI_PORT=24191
@@ -24,6 +27,7 @@ CONNECTIONS="${CONNECTIONS:-16}"
 DURATION="${DURATION:-20s}"
 COLD_DURATION="${COLD_DURATION:-10s}"
 OPENSSL_MULTI="${OPENSSL_MULTI:-2}"
+PIN="${PIN:-1}"
 WORK="${WORK:-/var/tmp/basalt-ocsp-bench}"
 PORT_BASE="${PORT_BASE:-24100}"
 LISTEN_PORT="${LISTEN_PORT:-24000}"
@@ -43,7 +47,13 @@ die() {
     exit 1
 }
 
-for tool in wrk openssl curl base64; do
+if [[ "$PIN" == 1 && "$(nproc)" -lt 2 ]]; then
+    echo "run.sh: one CPU only: no pinned runs" >&2
+    PIN=0
+fi
+tools=(wrk openssl curl base64)
+[[ "$PIN" == 1 ]] && tools+=(taskset)
+for tool in "${tools[@]}"; do
     command -v "$tool" >/dev/null || die "$tool is needed (apt-get install -y $tool)"
 done
 [[ -x "$BASALT" ]] || die "no basalt binary at $BASALT (cargo build --release -p basalt)"
@@ -64,6 +74,7 @@ cleanup() {
     for pid in "${pids[@]}"; do
         wait "$pid" 2>/dev/null || true
     done
+    pids=()
 }
 trap cleanup EXIT
 trap 'exit 130' INT TERM
@@ -82,17 +93,24 @@ wait_for() {
 
 # --- Basalt -----------------------------------------------------------------
 ocsp_port=$((PORT_BASE + 4))
-echo "run.sh: starting basalt dev ($BASALT), OCSP responder on 127.0.0.1:$ocsp_port"
-"$BASALT" dev --data-dir "$data" --rate-limits off --remote-vas 0 \
-    --listen "127.0.0.1:$LISTEN_PORT" --port-base "$PORT_BASE" >"$WORK/dev.log" 2>&1 &
-pids+=($!)
-dev_pid=$!
-for ((i = 0; i < 720; i++)); do
-    grep -q '^basalt dev: ready' "$WORK/dev.log" && break
-    kill -0 "$dev_pid" 2>/dev/null || { tail -n 40 "$WORK/dev.log" >&2; die "basalt dev exited"; }
-    sleep 0.25
-done
-grep -q '^basalt dev: ready' "$WORK/dev.log" || die "basalt dev not ready after 180 s (see $WORK/dev.log)"
+# Starts `basalt dev` (every service), prefixed by the words of $1 (e.g.
+# `taskset -c 1`, which its services inherit), and waits until it is ready.
+start_basalt() {
+    local prefix="$1" i
+    echo "run.sh: starting ${prefix:+$prefix }basalt dev ($BASALT), OCSP responder on 127.0.0.1:$ocsp_port"
+    # shellcheck disable=SC2086 # the prefix is words
+    $prefix "$BASALT" dev --data-dir "$data" --rate-limits off --remote-vas 0 \
+        --listen "127.0.0.1:$LISTEN_PORT" --port-base "$PORT_BASE" >"$WORK/dev.log" 2>&1 &
+    pids+=($!)
+    local dev_pid=$!
+    for ((i = 0; i < 720; i++)); do
+        grep -q '^basalt dev: ready' "$WORK/dev.log" && break
+        kill -0 "$dev_pid" 2>/dev/null || { tail -n 40 "$WORK/dev.log" >&2; die "basalt dev exited"; }
+        sleep 0.25
+    done
+    grep -q '^basalt dev: ready' "$WORK/dev.log" || die "basalt dev not ready after 180 s (see $WORK/dev.log)"
+}
+start_basalt ""
 
 issuer="$data/pki/intermediate-ecdsa.pem"
 issuer_key="$data/ca-keys/intermediate-ecdsa.key"
@@ -128,10 +146,13 @@ serials="$WORK/serials-$SERIALS-$issuer_fp.txt"
 ossl="$WORK/openssl"
 mkdir -p "$ossl"
 : >"$ossl/index.txt"
+# Starts OpenSSL's responder on port $1, logging to $2, with the further
+# options given; prefixed by the words of $OPENSSL_PREFIX.
 start_openssl() {
     local port="$1" log="$2"
     shift 2
-    openssl ocsp -index "$ossl/index.txt" -port "$port" -rsigner "$issuer" -rkey "$issuer_key" \
+    # shellcheck disable=SC2086 # the prefix is words
+    ${OPENSSL_PREFIX:-} openssl ocsp -index "$ossl/index.txt" -port "$port" -rsigner "$issuer" -rkey "$issuer_key" \
         -CA "$issuer" -nmin 60 -ignore_err "$@" >"$log" 2>&1 &
     pids+=($!)
 }
@@ -179,12 +200,14 @@ declare -A results
 field() {
     sed -n "s/.* $2=\([^ ]*\).*/\1/p" <<<"${results[$1]}"
 }
-# Runs wrk against one responder: $1 row name, $2 url, then wrk's settings.
+# Runs wrk against one responder: $1 row name, $2 url, then wrk's settings;
+# prefixed by the words of $LOADER, if set.
 load() {
     local row="$1" url="$2" line
     shift 2
-    echo "run.sh: wrk $* $url  [$row]"
-    line="$(PATHS="$paths" wrk "$@" --latency -s "$here/paths.lua" "$url" | tee "$WORK/wrk-$row.log" | grep '^RESULT ')" ||
+    echo "run.sh: ${LOADER:+$LOADER }wrk $* $url  [$row]"
+    # shellcheck disable=SC2086 # the prefix is words
+    line="$(PATHS="$paths" ${LOADER:-} wrk "$@" --latency -s "$here/paths.lua" "$url" | tee "$WORK/wrk-$row.log" | grep '^RESULT ')" ||
         die "wrk gave no result for $row (see $WORK/wrk-$row.log)"
     results[$row]="$line"
     echo "  $line"
@@ -202,6 +225,34 @@ for name in "${names[@]}"; do
     load "$name" "${urls[$name]}" "${settings[@]}" -d "$DURATION"
 done
 
+# Pinned: Basalt (every service) and `openssl ocsp -multi N` started anew on
+# CPU 1 alone, wrk with one thread on CPU 0, so that the load generator takes no
+# CPU from the responder it measures; each responder gets the same one CPU.
+# Started pinned rather than moved, so that each sizes its workers to the one
+# CPU it has. OpenSSL's one-process responder is left out: it answered nothing
+# under wrk above.
+if [[ "$PIN" == 1 ]]; then
+    cleanup
+    start_basalt "taskset -c 1"
+    if [[ "$OPENSSL_MULTI" -gt 0 ]]; then
+        OPENSSL_PREFIX="taskset -c 1" start_openssl "$OPENSSL_MULTI_PORT" \
+            "$ossl/responder-multi-pinned.log" -multi "$OPENSSL_MULTI"
+    fi
+    pinned_names=(basalt)
+    [[ "$OPENSSL_MULTI" -gt 0 ]] && pinned_names+=(openssl-multi)
+    for name in "${pinned_names[@]}"; do
+        wait_for "ask ${urls[$name]} | grep -q 'Response verify OK'" 30 ||
+            die "$name (pinned) gave no verifiable answer"
+    done
+    pinned=(-t 1 -c "$CONNECTIONS")
+    export LOADER="taskset -c 0"
+    load basalt-pinned-cold "${urls[basalt]}" "${pinned[@]}" -d "$COLD_DURATION"
+    for name in "${pinned_names[@]}"; do
+        load "$name-pinned" "${urls[$name]}" "${pinned[@]}" -d "$DURATION"
+    done
+    unset LOADER
+fi
+
 # --- Report ------------------------------------------------------------------
 ms() {
     awk -v us="$1" 'BEGIN { printf "%.2f", us / 1000 }'
@@ -215,13 +266,15 @@ row() {
 }
 profile="$(basename "$(dirname "$BASALT")")"
 {
-    echo "## OCSP GET, $SERIALS distinct serials, wrk -t$THREADS -c$CONNECTIONS"
+    echo "## OCSP GET, $SERIALS distinct serials, $CONNECTIONS connections"
     echo
     echo "- date: $(date -u '+%Y-%m-%d %H:%M UTC')"
     echo "- Basalt: $(git -C "$repo" rev-parse --short HEAD), $profile build ($BASALT)"
     echo "- $(openssl version)"
     echo "- $(wrk --version 2>&1 | head -n 1 | sed 's/ Copyright.*//')"
     echo "- $(nproc) CPUs: $(grep -m 1 'model name' /proc/cpuinfo | sed 's/.*: //'), kernel $(uname -r)"
+    echo
+    echo "Shared: every process on both CPUs, wrk -t$THREADS."
     echo
     echo "| responder | requests | responses/s | p50 ms | p99 ms | socket errors | non-2xx |"
     echo "|---|---:|---:|---:|---:|---:|---:|"
@@ -232,10 +285,26 @@ profile="$(basename "$(dirname "$BASALT")")"
         row openssl-multi "openssl ocsp -multi $OPENSSL_MULTI ($DURATION)"
     fi
     echo
+    if [[ "$PIN" == 1 ]]; then
+        echo "Pinned: the responder on CPU 1, wrk -t1 on CPU 0."
+        echo
+        echo "| responder | requests | responses/s | p50 ms | p99 ms | socket errors | non-2xx |"
+        echo "|---|---:|---:|---:|---:|---:|---:|"
+        row basalt-pinned-cold "Basalt, cold cache (first $COLD_DURATION after start)"
+        row basalt-pinned "Basalt, warm cache ($DURATION)"
+        if [[ "$OPENSSL_MULTI" -gt 0 ]]; then
+            row openssl-multi-pinned "openssl ocsp -multi $OPENSSL_MULTI ($DURATION)"
+        fi
+        echo
+    fi
     awk -v b="$(field basalt rps)" -v o="$(field openssl rps)" \
         'BEGIN { if (o > 0) printf "Basalt (warm) / openssl ocsp: %.2fx responses per second\n", b / o; else print "openssl ocsp (one process) answered no request under wrk" }'
     if [[ "$OPENSSL_MULTI" -gt 0 ]]; then
         awk -v b="$(field basalt rps)" -v o="$(field openssl-multi rps)" -v n="$OPENSSL_MULTI" \
             'BEGIN { if (o > 0) printf "Basalt (warm) / openssl ocsp -multi %d: %.2fx responses per second\n", n, b / o }'
+        if [[ "$PIN" == 1 ]]; then
+            awk -v b="$(field basalt-pinned rps)" -v o="$(field openssl-multi-pinned rps)" -v n="$OPENSSL_MULTI" \
+                'BEGIN { if (o > 0) printf "Pinned: Basalt (warm) / openssl ocsp -multi %d: %.2fx responses per second\n", n, b / o }'
+        fi
     fi
 } | tee "$WORK/results.md"
