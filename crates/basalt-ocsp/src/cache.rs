@@ -228,6 +228,11 @@ impl ResponseCache {
         }
     }
 
+    /// Whether a response is stored under `key`, trusted or not.
+    pub(crate) fn contains(&self, key: &CacheKey) -> bool {
+        self.lock().entries.contains_key(key)
+    }
+
     /// Up to `limit` keys of served entries whose refresh point is at or before
     /// `horizon`, those due first: what to sign again before anyone must wait.
     pub(crate) fn due(&self, horizon: OffsetDateTime, limit: usize) -> Vec<CacheKey> {

@@ -47,6 +47,13 @@ pub struct OcspConfig {
     /// every answer.
     #[serde(default = "OcspConfig::default_cache_size")]
     pub cache_size: usize,
+    /// Whether to have the CA sign a response (SHA-1 CertID, what clients send)
+    /// for each new certificate as soon as the status feed reports it, so that
+    /// even the first request about it is answered from the cache (default
+    /// `true`). Every responder instance does so: with several, the CA signs as
+    /// many responses per certificate.
+    #[serde(default = "OcspConfig::default_presign")]
+    pub presign: bool,
     /// CRL generation (`[crl]`) for the issuers with a `crl_path`; without it no
     /// CRLs are generated or served.
     #[serde(default)]
@@ -192,6 +199,10 @@ impl OcspConfig {
         100_000
     }
 
+    fn default_presign() -> bool {
+        true
+    }
+
     /// Checks what serde cannot: there is at least one issuer; every issuer
     /// `path` is a plain absolute path (ASCII letters, digits, `-._~/`, no `..`)
     /// that no other issuer uses; every `crl_path` is such a path ending with '/',
@@ -329,6 +340,7 @@ impl OcspConfig {
         ResponderSettings {
             max_age: self.max_age.0,
             cache_size: self.cache_size,
+            presign: self.presign,
         }
     }
 }
@@ -399,6 +411,15 @@ mod tests {
         assert_eq!(config.settings().cache_size, 0);
         let text = format!("cache_size = -1\n{EXAMPLE}");
         assert!(basalt_config::parse::<OcspConfig>(&text).is_err());
+    }
+
+    #[test]
+    fn presigning_can_be_turned_off() {
+        let config: OcspConfig = basalt_config::parse(EXAMPLE).unwrap();
+        assert!(config.settings().presign);
+        let text = format!("presign = false\n{EXAMPLE}");
+        let config: OcspConfig = basalt_config::parse(&text).unwrap();
+        assert!(!config.settings().presign);
     }
 
     #[test]

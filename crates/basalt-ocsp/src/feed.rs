@@ -301,6 +301,18 @@ pub(crate) mod tests {
     impl Changes {
         /// Records that `serial` got `status` at `at` (kept in whole seconds).
         pub(crate) fn write(&self, serial: &str, status: CertStatus, at: OffsetDateTime) {
+            self.write_for(serial, status, at, vec![7; 20]);
+        }
+
+        /// As [`Changes::write`], for a certificate of the issuer whose key hash
+        /// is `issuer_key_hash`.
+        pub(crate) fn write_for(
+            &self,
+            serial: &str,
+            status: CertStatus,
+            at: OffsetDateTime,
+            issuer_key_hash: Vec<u8>,
+        ) {
             let changed_at = OffsetDateTime::from_unix_timestamp(at.unix_timestamp()).unwrap();
             let mut rows = lock(&self.rows);
             rows.retain(|row| row.serial.to_string() != serial);
@@ -309,7 +321,7 @@ pub(crate) mod tests {
                 status,
                 changed_at,
                 placement: Some(CrlPlacement {
-                    issuer_key_hash: vec![7; 20],
+                    issuer_key_hash,
                     shard: Some(1),
                 }),
             });

@@ -3,15 +3,20 @@
 //!
 //! The responder holds no key and no database. It answers for several issuers (say an
 //! ECDSA and an RSA intermediate), in SHA-1 or SHA-256 CertIDs. For each request it
-//! finds the issuer the CertID names, reads the certificate's status through
+//! finds the issuer the CertID names and serves the response the CA signed
+//! (through [`basalt_core::RevocationSigner`]) from a bounded memory cache. While
+//! it follows a current [`StatusFeed`] (the SA's record of status changes, polled
+//! every second) a cached response is served without asking the SA: the feed has
+//! the responses of serials whose status changed checked again, and those that
+//! now state the wrong status (a revocation) signed anew at once; new certificates
+//! get a response signed as soon as the feed reports them (`presign`), and served
+//! responses are signed again before they are half way to their nextUpdate.
+//! Otherwise, or on a miss, it reads the certificate's status through
 //! [`basalt_core::RevocationLookup`] (`unknown` when the serial was never issued),
-//! and checks that this issuer signed the certificate. It keeps the responses the CA
-//! signed (through [`basalt_core::RevocationSigner`]) in a bounded memory cache, each
-//! with the status it states: a response is served again while that status is
-//! still the SA's and it is not half way to its nextUpdate, and is otherwise signed
-//! anew, so a revocation shows on the very next request. It serves the CA's DER
-//! untouched, with the RFC 5019 §6 caching headers taken from the response's
-//! thisUpdate and nextUpdate.
+//! checks that this issuer signed the certificate, and has the CA sign a response
+//! when the cached one states another status. It serves the CA's DER untouched,
+//! with the RFC 5019 §6 caching headers taken from the response's thisUpdate and
+//! nextUpdate.
 //!
 //! It also serves each issuer's certificate at the path the config gives it, for the
 //! caIssuers URL of the certificates that issuer signs (RFC 5280 §4.2.2.1).
@@ -23,8 +28,9 @@
 //! `GET {crl_path}{shard}.crl`.
 //!
 //! ```text
-//! client ──HTTP──▶ router ──▶ Responder ──▶ SA (status by serial)
-//!                    │                  └─▶ CA (sign one response)
+//! client ──HTTP──▶ router ──▶ Responder ──▶ SA (status by serial, on a miss)
+//!                    │            ▲     └─▶ CA (sign one response)
+//!                    │            └── StatusFeed ──▶ SA (status changes)
 //!                    ├──▶ issuer certificates (GET <path>)
 //!                    └──▶ CrlStore (GET <crl_path><shard>.crl) ◀── CrlUpdater ──▶ SA, CA
 //! ```

@@ -31,6 +31,7 @@ use std::time::Duration;
 use axum::body::Bytes;
 use axum::http::HeaderValue;
 use basalt_core::CertIdHash;
+use basalt_core::CertStatus;
 use basalt_core::Clock;
 use basalt_core::Error;
 use basalt_core::ErrorKind;
@@ -83,6 +84,9 @@ pub struct ResponderSettings {
     /// How many signed responses the responder keeps in memory (the oldest make
     /// room); 0 keeps none and has the CA sign every answer.
     pub cache_size: usize,
+    /// Whether a response about each new certificate the status feed reports is
+    /// signed at once, before anyone asks (SHA-1 CertID).
+    pub presign: bool,
 }
 
 /// One issuer the responder answers for, as given to [`Responder::new`].
@@ -255,11 +259,12 @@ impl Responder {
             let Some(responder) = responder.upgrade() else {
                 return;
             };
-            let wrong = responder.forget(event);
-            if !wrong.is_empty() {
-                // A revocation is signed at once, not at the next request: the
-                // listener must not wait, so on a task of its own.
-                tokio::spawn(async move { responder.sign_again(wrong).await });
+            let mut due = responder.forget(event);
+            due.extend(responder.unsigned_new(event));
+            if !due.is_empty() {
+                // A revocation, or a new certificate, is signed at once, not at the
+                // next request: the listener must not wait, so on a task of its own.
+                tokio::spawn(async move { responder.sign_again(due).await });
             }
         });
         if self.feed.set(Arc::clone(feed)).is_err() {
@@ -286,6 +291,35 @@ impl Responder {
                 Vec::new()
             }
         }
+    }
+
+    /// With presigning on, the keys of the responses to sign for the new
+    /// certificates of `event`: good serials of one of our issuers (by their
+    /// placement) with no cached SHA-1 response yet.
+    fn unsigned_new(&self, event: &FeedEvent) -> Vec<CacheKey> {
+        let FeedEvent::Changes(changes) = event else {
+            return Vec::new();
+        };
+        if !self.settings.presign || self.settings.cache_size == 0 {
+            return Vec::new();
+        }
+        changes
+            .iter()
+            .filter(|change| change.status == CertStatus::Good)
+            .filter_map(|change| {
+                let placement = change.placement.as_ref()?;
+                let issuer = self
+                    .issuers
+                    .iter()
+                    .find(|issuer| issuer.sha1_key == placement.issuer_key_hash)?;
+                let key = CacheKey {
+                    issuer_key_hash: issuer.sha1_key.clone(),
+                    serial: change.serial.clone(),
+                    hash_algorithm: CertIdHash::Sha1,
+                };
+                (!self.cache.contains(&key)).then_some(key)
+            })
+            .collect()
     }
 
     /// Has the responses under `keys` signed again, each for its serial's status
@@ -876,6 +910,7 @@ mod tests {
             ResponderSettings {
                 max_age: Duration::from_secs(60),
                 cache_size: 16,
+                presign: false,
             },
         )
     }

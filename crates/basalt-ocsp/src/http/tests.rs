@@ -386,6 +386,7 @@ fn build_over(
         ResponderSettings {
             max_age: Duration::from_secs(3600),
             cache_size: 1000,
+            presign: false,
         },
     )
     .unwrap();

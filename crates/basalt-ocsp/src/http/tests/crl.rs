@@ -51,6 +51,7 @@ fn crl_harness() -> CrlHarness {
             ResponderSettings {
                 max_age: Duration::from_secs(3600),
                 cache_size: 1000,
+                presign: false,
             },
         )
         .unwrap(),

@@ -25,6 +25,11 @@ const SERIAL: &str = "0a0b0c0d";
 
 impl Following {
     fn new(validity: Duration) -> Self {
+        Self::with(validity, false)
+    }
+
+    /// As [`Following::new`], presigning as `presign` says.
+    fn with(validity: Duration, presign: bool) -> Self {
         let issuer = TestIssuer::new("Basalt Test Issuer");
         let record = good_record(&issuer, &serial(SERIAL));
         let sa = Arc::new(FakeSa {
@@ -42,6 +47,7 @@ impl Following {
                 ResponderSettings {
                     max_age: Duration::from_secs(3600),
                     cache_size: 1000,
+                    presign,
                 },
             )
             .unwrap(),
@@ -206,4 +212,41 @@ async fn served_responses_are_signed_again_before_their_refresh_point() {
     following.status().await;
     assert_eq!(following.lookups(), lookups);
     assert_eq!(following.signatures(), 2);
+}
+
+#[tokio::test]
+async fn a_new_certificate_is_signed_before_anyone_asks() {
+    let following = Following::with(Duration::from_secs(4 * 86_400), true);
+    following.feed.poll().await.unwrap();
+    // The CA stored the precertificate: the feed reports a good serial of our
+    // issuer, and one of another issuer.
+    following.changes.write_for(
+        SERIAL,
+        CertStatus::Good,
+        following.clock.now(),
+        following.issuer.key_hash(),
+    );
+    following
+        .changes
+        .write_for("0e0f", CertStatus::Good, following.clock.now(), vec![9; 20]);
+    following.clock.advance(time::Duration::seconds(1));
+    following.feed.poll().await.unwrap();
+    for _ in 0..100 {
+        if following.signatures() == 1 {
+            break;
+        }
+        tokio::task::yield_now().await;
+    }
+    assert_eq!((following.lookups(), following.signatures()), (1, 1));
+    let signed = following.signer.entries.lock().unwrap()[0].clone();
+    assert_eq!(signed.serial, serial(SERIAL));
+    assert_eq!(signed.hash_algorithm, CertIdHash::Sha1);
+    // The first request is answered from the cache.
+    assert_eq!(following.status().await, x509_ocsp::CertStatus::good());
+    assert_eq!((following.lookups(), following.signatures()), (1, 1));
+    // The same change read again by the next poll signs nothing more.
+    following.clock.advance(time::Duration::seconds(1));
+    following.feed.poll().await.unwrap();
+    tokio::task::yield_now().await;
+    assert_eq!(following.signatures(), 1);
 }
