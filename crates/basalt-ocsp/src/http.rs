@@ -81,7 +81,8 @@ const URL_SAFE_LENIENT: GeneralPurpose = GeneralPurpose::new(
 /// The responder's routes: `POST /` with a DER `application/ocsp-request` body, and
 /// `GET /{url-encoded base64 of the DER request}`; `GET <path>` (or `HEAD`) for
 /// each issuer certificate given a path; and with `crls`, `GET {crl_path}{shard}.crl`
-/// for each shard of each CRL issuer (answered as the CRL store says: 200 with the newest CRL, 503 before the first one, 404 for no such shard).
+/// for each shard of each CRL issuer (200 with the newest CRL, 503 before the
+/// first one, 404 for a shard there is not).
 ///
 /// Every OCSP answer, including errors, is an `application/ocsp-response` with HTTP
 /// 200, since OCSP clients (OpenSSL among them) read the OCSP status only from a 200.
