@@ -2124,7 +2124,25 @@ exec cat >/dev/null"#,
         let load = |service: &str| dir.join(format!("{service}.toml"));
         basalt_config::load::<basalt_sa::SaConfig>(&load("sa")).unwrap();
         basalt_config::load::<basalt_ca::CaConfig>(&load("ca")).unwrap();
-        basalt_config::load::<basalt_va::VaConfig>(&load("va")).unwrap();
+        let va = basalt_config::load::<basalt_va::VaConfig>(&load("va")).unwrap();
+        for remote in &va.remote {
+            // Each remote the primary asks has a config, asks no one itself, and
+            // answers the primary alone, with the certificate the primary expects.
+            let config = basalt_config::load::<basalt_va::VaConfig>(&load(&remote.name)).unwrap();
+            assert!(config.remote.is_empty(), "{}", remote.name);
+            assert_eq!(
+                config.grpc.allowed_clients[service_names::VALIDATION],
+                vec!["va"],
+                "{}",
+                remote.name
+            );
+            assert_eq!(
+                config.tls.cert.file_stem().unwrap().to_str().unwrap(),
+                remote.server_name,
+                "{}",
+                remote.name
+            );
+        }
         basalt_config::load::<basalt_ra::RaConfig>(&load("ra"))
             .unwrap()
             .validate()
@@ -2134,7 +2152,11 @@ exec cat >/dev/null"#,
         basalt_config::load::<basalt_nonce::NonceConfig>(&load("nonce")).unwrap();
         basalt_config::load::<crate::admin::AdminConfig>(&load("admin")).unwrap();
         let count = std::fs::read_dir(&dir).unwrap().count();
-        assert_eq!(count, 8, "a config in deploy/config is not checked here");
+        assert_eq!(
+            count,
+            8 + va.remote.len(),
+            "a config in deploy/config is not checked here"
+        );
     }
 
     #[test]
