@@ -58,6 +58,10 @@ struct ServiceArgs {
     /// The service's TOML configuration file.
     #[arg(long, value_name = "FILE")]
     config: PathBuf,
+    /// Read and check the configuration file as the service does when it starts,
+    /// say so and exit: no key, database or peer is opened.
+    #[arg(long)]
+    check_config: bool,
     /// Stop when standard input closes (used by `basalt dev`, so services never
     /// outlive their launcher).
     #[arg(long, hide = true)]
@@ -74,6 +78,9 @@ struct SaArgs {
     /// The SA's TOML configuration file.
     #[arg(long, value_name = "FILE")]
     config: Option<PathBuf>,
+    /// Read and check the configuration file, say so and exit.
+    #[arg(long)]
+    check_config: bool,
     /// Stop when standard input closes.
     #[arg(long, hide = true)]
     stop_on_stdin_eof: bool,
@@ -120,10 +127,12 @@ fn main() -> ExitCode {
             Command::Sa(SaArgs {
                 command: None,
                 config: Some(config),
+                check_config,
                 stop_on_stdin_eof,
             }) => {
                 let args = ServiceArgs {
                     config,
+                    check_config,
                     stop_on_stdin_eof,
                 };
                 services::run("sa", args, services::sa).await

@@ -31,6 +31,11 @@ where
     F: FnOnce(PathBuf, Shutdown) -> Fut,
     Fut: Future<Output = anyhow::Result<()>>,
 {
+    if args.check_config {
+        check_config(name, &args.config)?;
+        println!("basalt {name}: {}: config OK", args.config.display());
+        return Ok(());
+    }
     basalt_telemetry::init(name);
     let stop = Box::pin(shutdown::signal(args.stop_on_stdin_eof));
     let result = service(args.config, stop).await;
@@ -44,6 +49,31 @@ where
 
 fn load<T: DeserializeOwned>(path: &Path) -> anyhow::Result<T> {
     Ok(basalt_config::load(path)?)
+}
+
+/// Reads the config file of `service` at `path` and runs the checks the service
+/// runs on it at start before it opens anything (`--check-config`); the error
+/// names the file and the field.
+pub(crate) fn check_config(service: &str, path: &Path) -> anyhow::Result<()> {
+    let invalid =
+        |message: String| anyhow::anyhow!("invalid config file {}: {message}", path.display());
+    match service {
+        "sa" => drop(load::<basalt_sa::SaConfig>(path)?),
+        "ca" => load::<basalt_ca::CaConfig>(path)?
+            .validate(clock().now())
+            .map_err(invalid)?,
+        "va" => drop(load::<basalt_va::VaConfig>(path)?),
+        "ra" => load::<basalt_ra::RaConfig>(path)?
+            .validate()
+            .map_err(invalid)?,
+        "wfe" => drop(load::<basalt_wfe::WfeConfig>(path)?),
+        "ocsp" => load::<basalt_ocsp::OcspConfig>(path)?
+            .validate()
+            .map_err(invalid)?,
+        "nonce" => drop(load::<basalt_nonce::NonceConfig>(path)?),
+        other => anyhow::bail!("no service called {other}"),
+    }
+    Ok(())
 }
 
 fn clock() -> Arc<dyn Clock> {
@@ -312,4 +342,54 @@ pub(crate) async fn nonce(path: PathBuf, stop: Shutdown) -> anyhow::Result<()> {
         .serve(stop)
         .await?;
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn deploy(file: &str) -> PathBuf {
+        Path::new(env!("CARGO_MANIFEST_DIR"))
+            .join("../../deploy/config")
+            .join(file)
+    }
+
+    #[test]
+    fn the_deploy_configs_pass_their_services_checks() {
+        for service in ["sa", "ca", "va", "ra", "wfe", "ocsp", "nonce"] {
+            check_config(service, &deploy(&format!("{service}.toml")))
+                .unwrap_or_else(|err| panic!("{service}: {err:#}"));
+        }
+        check_config("va", &deploy("va-remote-1.toml")).unwrap();
+    }
+
+    #[test]
+    fn a_bad_config_is_named_with_its_field() {
+        let dir = std::env::temp_dir().join(format!("basalt-check-config-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        // Another service's file: an unknown field, named with the file.
+        let err = check_config("nonce", &deploy("ca.toml")).unwrap_err();
+        let text = format!("{err:#}");
+        assert!(
+            text.contains("ca.toml") && text.contains("unknown field"),
+            "{text}"
+        );
+        // A field serde accepts and the service's own checks refuse.
+        let ocsp = std::fs::read_to_string(deploy("ocsp.toml")).unwrap();
+        let bad = dir.join("ocsp.toml");
+        std::fs::write(
+            &bad,
+            ocsp.replace("crl_path = \"/crl/ecdsa/\"", "crl_path = \"crl\""),
+        )
+        .unwrap();
+        let text = format!("{:#}", check_config("ocsp", &bad).unwrap_err());
+        assert!(
+            text.contains(&bad.display().to_string()) && text.contains("crl_path"),
+            "{text}"
+        );
+        // A file that is not there.
+        assert!(check_config("sa", &dir.join("missing.toml")).is_err());
+        assert!(check_config("dns", &deploy("sa.toml")).is_err());
+        std::fs::remove_dir_all(&dir).unwrap();
+    }
 }
