@@ -132,7 +132,9 @@ enum EabCommand {
     List,
     /// Revoke a key so no new account can use it.
     Revoke {
-        /// The key ID.
+        /// The key ID. One that begins with `-` (base64url IDs of earlier
+        /// versions could) is taken as the ID, not as an option.
+        #[arg(allow_hyphen_values = true)]
         key_id: String,
     },
 }
@@ -639,7 +641,9 @@ fn public_key_spki(pem: &[u8]) -> anyhow::Result<Vec<u8>> {
     Ok(der)
 }
 
-/// A fresh key: a 128-bit random ID and a 256-bit HMAC key.
+/// A fresh key: a 128-bit random ID and a 256-bit HMAC key. The ID is lowercase
+/// hex, so that it never begins with `-`: clients take it on their command line
+/// (certbot `--eab-kid`, lego `--eab.kid`), where such an ID reads as an option.
 fn new_eab_key(comment: String, clock: &dyn Clock) -> anyhow::Result<EabKey> {
     let rng = SystemRandom::new();
     let mut id = [0u8; 16];
@@ -648,7 +652,7 @@ fn new_eab_key(comment: String, clock: &dyn Clock) -> anyhow::Result<EabKey> {
         .and_then(|()| rng.fill(&mut hmac_key))
         .map_err(|_| anyhow::anyhow!("the system random generator failed"))?;
     Ok(EabKey {
-        key_id: URL_SAFE_NO_PAD.encode(id),
+        key_id: id.iter().map(|byte| format!("{byte:02x}")).collect(),
         hmac_key,
         comment,
         created_at: clock.now(),

@@ -12,6 +12,33 @@ fn eab_keys_are_random_and_long_enough() {
     assert_ne!(a.hmac_key, b.hmac_key);
     assert_eq!(a.hmac_key.len(), 32);
     assert!(!a.revoked && a.account_id.is_none());
+    for key in [&a, &b] {
+        assert_eq!(key.key_id.len(), 32, "{}", key.key_id);
+        assert!(
+            key.key_id
+                .bytes()
+                .all(|byte| byte.is_ascii_digit() || (b'a'..=b'f').contains(&byte)),
+            "{}",
+            key.key_id
+        );
+    }
+}
+
+#[test]
+fn an_eab_key_id_beginning_with_a_hyphen_can_be_revoked() {
+    #[derive(Debug, clap::Parser)]
+    struct Cli {
+        #[command(flatten)]
+        admin: AdminArgs,
+    }
+    let cli = <Cli as clap::Parser>::try_parse_from([
+        "basalt", "--config", "c.toml", "eab", "revoke", "-kH3x_9",
+    ])
+    .unwrap();
+    match cli.admin.command {
+        AdminCommand::Eab(EabCommand::Revoke { key_id }) => assert_eq!(key_id, "-kH3x_9"),
+        other => panic!("parsed as {other:?}"),
+    }
 }
 
 /// Parses `basalt admin --config c.toml block-key ARGS…`.
