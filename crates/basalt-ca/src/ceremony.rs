@@ -89,6 +89,16 @@ const POSSESSION_MESSAGE: &[u8] = b"basalt ceremony: proof of possession";
 pub(crate) const OID_OCSP_NOCHECK: &[u64] = &[1, 3, 6, 1, 5, 5, 7, 48, 1, 5];
 /// The value of id-pkix-ocsp-nocheck: NULL, DER.
 pub(crate) const OCSP_NOCHECK_VALUE: &[u8] = &[0x05, 0x00];
+
+/// Whether `cert` carries id-pkix-ocsp-nocheck with its NULL value.
+pub(crate) fn has_ocsp_nocheck(cert: &X509Certificate<'_>) -> bool {
+    cert.extensions().iter().any(|ext| {
+        ext.oid
+            .iter()
+            .is_some_and(|arcs| arcs.eq(OID_OCSP_NOCHECK.iter().copied()))
+            && ext.value == OCSP_NOCHECK_VALUE
+    })
+}
 /// The longest validity of an `ocsp-signer` certificate, in days (notAfter -
 /// notBefore): a year, leap day included. A delegated responder's certificate
 /// carries id-pkix-ocsp-nocheck, so it cannot be revoked in any way a client
@@ -1053,12 +1063,7 @@ fn check_ocsp_signing(der: &[u8]) -> Result<(), Error> {
             "its extendedKeyUsage is not id-kp-OCSPSigning alone",
         ));
     }
-    let nocheck = cert.extensions().iter().find(|ext| {
-        ext.oid
-            .iter()
-            .is_some_and(|arcs| arcs.eq(OID_OCSP_NOCHECK.iter().copied()))
-    });
-    if nocheck.is_none_or(|ext| ext.value != OCSP_NOCHECK_VALUE) {
+    if !has_ocsp_nocheck(&cert) {
         return Err(failed("it has no id-pkix-ocsp-nocheck (NULL)"));
     }
     Ok(())

@@ -25,8 +25,7 @@ use x509_parser::prelude::FromDer;
 
 use crate::CaKey;
 use crate::Issuer;
-use crate::ceremony::OCSP_NOCHECK_VALUE;
-use crate::ceremony::OID_OCSP_NOCHECK;
+use crate::ceremony::has_ocsp_nocheck;
 use crate::issuer::sha1;
 
 /// How long before its certificate expires a delegated responder is warned about
@@ -145,13 +144,7 @@ impl OcspSigner {
             )));
         }
         let subject = cert.subject().to_string();
-        let has_nocheck = cert.extensions().iter().any(|ext| {
-            ext.oid
-                .iter()
-                .is_some_and(|arcs| arcs.eq(OID_OCSP_NOCHECK.iter().copied()))
-                && ext.value == OCSP_NOCHECK_VALUE
-        });
-        if !has_nocheck {
+        if !has_ocsp_nocheck(&cert) {
             // RFC 6960 §4.2.2.2.1 leaves the CA other ways to tell how to check the
             // responder's revocation, so this is not refused.
             warn!(

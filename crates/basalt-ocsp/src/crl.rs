@@ -45,7 +45,6 @@ use basalt_core::StatusChange;
 use der::Decode;
 use der::Encode;
 use der::asn1::ObjectIdentifier;
-use ring::digest;
 use time::OffsetDateTime;
 use tokio::sync::broadcast;
 use tokio::sync::broadcast::error::RecvError;
@@ -63,6 +62,7 @@ use x509_cert::ext::pkix::name::GeneralName;
 
 use crate::feed::FeedEvent;
 use crate::responder::check_issuer_path;
+use crate::responder::sha1;
 
 /// The most shards per issuer, as the CA allows (`crl.shards` of its config).
 pub const MAX_CRL_SHARDS: u32 = 1000;
@@ -715,12 +715,6 @@ pub(crate) fn path_clash(other: &str, crl_path: &str) -> Option<String> {
     } else {
         None
     }
-}
-
-fn sha1(data: &[u8]) -> Vec<u8> {
-    digest::digest(&digest::SHA1_FOR_LEGACY_USE_ONLY, data)
-        .as_ref()
-        .to_vec()
 }
 
 #[cfg(test)]

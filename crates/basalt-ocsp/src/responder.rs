@@ -800,7 +800,7 @@ fn to_offset_date_time(at: &OcspGeneralizedTime) -> Result<OffsetDateTime, Strin
         .ok_or_else(|| format!("time {:?} out of range", at.0))
 }
 
-fn sha1(data: &[u8]) -> Vec<u8> {
+pub(crate) fn sha1(data: &[u8]) -> Vec<u8> {
     digest::digest(&digest::SHA1_FOR_LEGACY_USE_ONLY, data)
         .as_ref()
         .to_vec()
