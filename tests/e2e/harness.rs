@@ -34,26 +34,29 @@ use crate::database::TestDatabase;
 const READY_TIMEOUT: Duration = Duration::from_secs(120);
 /// How long `basalt dev` may take to stop after SIGTERM.
 const STOP_TIMEOUT: Duration = Duration::from_secs(10);
-/// The remote VAs `basalt dev` starts unless `--remote-vas` says otherwise, the
-/// perspectives the VA asks after each local success.
-pub(crate) const REMOTE_VAS: [&str; 3] = ["va-remote-1", "va-remote-2", "va-remote-3"];
-/// The services `basalt dev` starts, each with a log in `DIR/logs/<svc>.log`.
-const SERVICES: [&str; 10] = [
-    "sa",
-    "ra",
-    "va",
-    "ca",
-    "wfe",
-    "ocsp",
-    "nonce",
-    REMOTE_VAS[0],
-    REMOTE_VAS[1],
-    REMOTE_VAS[2],
+/// The remote VAs `basalt dev --remote-vas N` can run, in order: it runs the first
+/// N, each a `basalt va` the VA asks after each local success.
+const REMOTE_VA_NAMES: [&str; 9] = [
+    "va-remote-1",
+    "va-remote-2",
+    "va-remote-3",
+    "va-remote-4",
+    "va-remote-5",
+    "va-remote-6",
+    "va-remote-7",
+    "va-remote-8",
+    "va-remote-9",
 ];
-/// How many consecutive internal ports `basalt dev --port-base` uses: SA, RA, VA,
-/// CA, OCSP, nonce, then one per remote VA. A test that passed a larger
-/// `--remote-vas` would need a longer block.
-const INTERNAL_PORTS: u16 = 6 + REMOTE_VAS.len() as u16;
+/// How many remote VAs a test CA runs unless `BASALT_E2E_REMOTE_VAS` or the test
+/// ([`DevCaBuilder::remote_vas`]) says otherwise: more than `basalt dev`'s default
+/// of 3, so that the suite runs on a topology that was scaled out.
+const DEFAULT_REMOTE_VAS: usize = 5;
+/// The environment variable that sets every test CA's number of remote VAs: 0
+/// (no multi-perspective validation) or 2 to 9.
+const REMOTE_VAS_ENV: &str = "BASALT_E2E_REMOTE_VAS";
+/// The services `basalt dev` starts besides the remote VAs, each with a log in
+/// `DIR/logs/<svc>.log`; [`DevCa::services`] adds the remote VAs.
+const SERVICES: [&str; 7] = ["sa", "ra", "va", "ca", "wfe", "ocsp", "nonce"];
 /// The new-accounts limit of every test CA (`basalt dev --rate-limit`) unless the
 /// test sets one: its clients all share one address.
 pub(crate) const LAB_NEW_ACCOUNTS: &str = "new_accounts_per_ip=1000/3h";
@@ -76,8 +79,12 @@ pub(crate) struct DevCa {
     pub(crate) api_ca: PathBuf,
     /// The internal gRPC ports are `port_base..port_base + 4` (sa, ra, va, ca),
     /// OCSP HTTP is `port_base + 4`, the nonce service `port_base + 5` and the
-    /// remote VAs `port_base + 6` on, one each.
+    /// remote VAs `port_base + 6` on, one each; then one more port per process
+    /// (7 + remote VAs) for the services' debug listeners. The harness claims the
+    /// whole block ([`internal_ports`]).
     pub(crate) port_base: u16,
+    /// How many remote VAs `basalt dev --remote-vas` runs (see [`DevCa::remote_vas`]).
+    remote_vas: usize,
     /// The port the VA connects to for http-01, where the ACME client must answer.
     pub(crate) http01_port: u16,
     /// The port the VA connects to for tls-alpn-01.
@@ -109,6 +116,8 @@ pub(crate) struct DevCaBuilder {
     engine: Option<Engine>,
     /// Environment variables, each naming a file of the data dir.
     env_files: Vec<(String, String)>,
+    /// `--remote-vas`, when the test needs a number of its own.
+    remote_vas: Option<usize>,
 }
 
 impl DevCaBuilder {
@@ -147,9 +156,23 @@ impl DevCaBuilder {
         self
     }
 
+    /// Runs `count` remote VAs (`basalt dev --remote-vas`: 0, or 2 to 9) whatever
+    /// `BASALT_E2E_REMOTE_VAS` says, for a test that needs that many.
+    pub(crate) fn remote_vas(mut self, count: usize) -> Self {
+        self.remote_vas = Some(checked_remote_vas(count, "DevCaBuilder::remote_vas"));
+        self
+    }
+
     /// Starts the CA, as [`DevCa::start`] does.
     pub(crate) fn start(self) -> DevCa {
-        DevCa::start_with(&self.label, self.extra_args, self.engine, self.env_files)
+        let remote_vas = self.remote_vas.unwrap_or_else(suite_remote_vas);
+        DevCa::start_with(
+            &self.label,
+            self.extra_args,
+            self.engine,
+            self.env_files,
+            remote_vas,
+        )
     }
 }
 
@@ -161,13 +184,14 @@ impl DevCa {
             extra_args: Vec::new(),
             engine: None,
             env_files: Vec::new(),
+            remote_vas: None,
         }
     }
 
     /// Starts the mock DNS and `basalt dev` on fresh ports with a fresh data dir,
     /// and waits until every service is healthy. `label` names the temp dir.
     pub(crate) fn start(label: &str) -> Self {
-        Self::start_with(label, Vec::new(), None, Vec::new())
+        Self::start_with(label, Vec::new(), None, Vec::new(), suite_remote_vas())
     }
 
     fn start_with(
@@ -175,7 +199,12 @@ impl DevCa {
         mut extra_args: Vec<String>,
         engine: Option<Engine>,
         env_files: Vec<(String, String)>,
+        remote_vas: usize,
     ) -> Self {
+        assert!(
+            !extra_args.iter().any(|arg| arg == "--remote-vas"),
+            "set the number of remote VAs with DevCaBuilder::remote_vas, not a flag"
+        );
         // The whole suite can run with the CA's keys in SoftHSM2 instead of files.
         match std::env::var("BASALT_E2E_CA_KEYS").as_deref() {
             Ok("softhsm") if !extra_args.iter().any(|arg| arg == "--ca-keys") => {
@@ -214,7 +243,7 @@ impl DevCa {
         let management_port = free_port();
         let http01_port = free_port();
         let tlsalpn01_port = free_port();
-        let port_base = free_port_block(INTERNAL_PORTS);
+        let port_base = free_port_block(internal_ports(remote_vas));
 
         let mut ca = Self {
             api_ca: data_dir.join("pki/api-ca.pem"),
@@ -222,6 +251,7 @@ impl DevCa {
             root,
             data_dir,
             port_base,
+            remote_vas,
             http01_port,
             tlsalpn01_port,
             dns_management_port: management_port,
@@ -272,6 +302,7 @@ impl DevCa {
             .args(["--dns-resolver", &format!("127.0.0.1:{}", self.dns_port)])
             .args(["--http01-port", &self.http01_port.to_string()])
             .args(["--tlsalpn01-port", &self.tlsalpn01_port.to_string()])
+            .args(["--remote-vas", &self.remote_vas.to_string()])
             .arg("--allow-private-addresses")
             .args(&self.extra_args)
             .envs(self.env.iter().map(|(key, path)| (key, path)))
@@ -295,6 +326,19 @@ impl DevCa {
             problems.join("\n")
         );
         self.spawn_basalt();
+    }
+
+    /// The remote VAs this CA runs (`va-remote-1` … `va-remote-N`), each a
+    /// `basalt va` with its own config, log and pid file, in a region of its own
+    /// (`region-1` …).
+    pub(crate) fn remote_vas(&self) -> &'static [&'static str] {
+        &REMOTE_VA_NAMES[..self.remote_vas]
+    }
+
+    /// Every service `basalt dev` runs for this CA, remote VAs included, each with
+    /// a log in `DIR/logs/<svc>.log`.
+    pub(crate) fn services(&self) -> Vec<&'static str> {
+        SERVICES.iter().chain(self.remote_vas()).copied().collect()
     }
 
     /// The pid of `basalt dev` itself.
@@ -430,6 +474,25 @@ impl DevCa {
         format!("127.0.0.1:{}", self.port_base + offset)
     }
 
+    /// The port of process `service`'s debug listener (`/metrics`, `/health/*`):
+    /// after the gRPC block (6 + remote VAs ports), one per process in the order
+    /// sa, ra, va, ca, wfe, ocsp, nonce, then `va-remote-1` … `va-remote-N`.
+    pub(crate) fn debug_port(&self, service: &str) -> u16 {
+        const FIXED: [&str; 7] = ["sa", "ra", "va", "ca", "wfe", "ocsp", "nonce"];
+        let index = FIXED
+            .iter()
+            .position(|name| *name == service)
+            .or_else(|| {
+                let remote: usize = service.strip_prefix("va-remote-")?.parse().ok()?;
+                (1..=self.remote_vas)
+                    .contains(&remote)
+                    .then(|| FIXED.len() + remote - 1)
+            })
+            .unwrap_or_else(|| panic!("no process {service:?} in this CA"));
+        let offset = 6 + self.remote_vas + index;
+        self.port_base + u16::try_from(offset).expect("a port offset")
+    }
+
     /// The log of service `svc`, empty if it does not exist.
     pub(crate) fn log(&self, svc: &str) -> String {
         fs::read_to_string(self.data_dir.join("logs").join(format!("{svc}.log")))
@@ -510,7 +573,8 @@ impl DevCa {
         out += &format!("===== basalt dev stdout =====\n{stdout}\n");
         let stderr = fs::read_to_string(self.root.join("basalt-dev.stderr")).unwrap_or_default();
         out += &format!("===== basalt dev stderr =====\n{}\n", tail(&stderr));
-        for svc in SERVICES {
+        let services = self.services();
+        for svc in &services {
             out += &format!("===== {svc}.log =====\n{}\n", tail(&self.log(svc)));
         }
         // Logs of processes a test started itself (e.g. a second WFE).
@@ -520,7 +584,7 @@ impl DevCa {
         extra.retain(|path| {
             path.file_stem()
                 .and_then(|stem| stem.to_str())
-                .is_some_and(|stem| !SERVICES.contains(&stem))
+                .is_some_and(|stem| !services.contains(&stem))
         });
         extra.sort();
         for path in extra {
@@ -624,6 +688,37 @@ impl Drop for DevCa {
             }
         }
     }
+}
+
+/// The number of remote VAs of every test CA that does not ask for its own:
+/// `BASALT_E2E_REMOTE_VAS` (0, or 2 to 9) when set, else [`DEFAULT_REMOTE_VAS`].
+pub(crate) fn suite_remote_vas() -> usize {
+    match std::env::var(REMOTE_VAS_ENV) {
+        Ok(text) => {
+            let count = text.trim().parse().unwrap_or_else(|_| {
+                panic!("{REMOTE_VAS_ENV}={text:?}: expected 0, or 2 to 9 remote VAs")
+            });
+            checked_remote_vas(count, REMOTE_VAS_ENV)
+        }
+        Err(_) => DEFAULT_REMOTE_VAS,
+    }
+}
+
+/// `count` if `basalt dev --remote-vas` takes it; a panic naming `source` if not.
+fn checked_remote_vas(count: usize, source: &str) -> usize {
+    assert!(
+        count == 0 || (2..=REMOTE_VA_NAMES.len()).contains(&count),
+        "{source}: {count} remote VAs: expected 0, or 2 to {}",
+        REMOTE_VA_NAMES.len()
+    );
+    count
+}
+
+/// How many consecutive ports from `--port-base` a CA with `remote_vas` remote VAs
+/// is given: SA, RA, VA, CA, OCSP and nonce, one per remote VA, then one debug
+/// listener per process (7 services plus the remote VAs), so `13 + 2 * remote_vas`.
+fn internal_ports(remote_vas: usize) -> u16 {
+    u16::try_from(13 + 2 * remote_vas).expect("at most 9 remote VAs")
 }
 
 /// The `basalt` binary: `$BASALT_BIN`, else `basalt` beside the test's `deps/`

@@ -9,6 +9,7 @@
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
 mod acme_api;
+mod admin;
 mod allowlist;
 mod alternate_chains;
 mod audit;
@@ -23,11 +24,13 @@ mod database;
 mod eab;
 mod flow;
 mod harness;
+mod health;
 mod incident;
 mod instant_acme;
 mod jws;
 mod lego;
 mod multi_wfe;
+mod observability;
 mod ocsp;
 mod perspectives;
 mod pkilint;

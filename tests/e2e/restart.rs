@@ -10,7 +10,6 @@ use std::time::Instant;
 
 use crate::certbot::certbot;
 use crate::harness::DevCa;
-use crate::harness::REMOTE_VAS;
 use crate::harness::processes_mentioning;
 use crate::harness::run_ok;
 
@@ -81,7 +80,7 @@ fn every_service_is_its_own_process_and_only_the_ca_names_the_issuer_key() {
     let services = ["sa", "ra", "va", "ca", "wfe", "ocsp", "nonce"]
         .map(|service| (service, service))
         .into_iter()
-        .chain(REMOTE_VAS.map(|remote| (remote, "va")));
+        .chain(ca.remote_vas().iter().map(|remote| (*remote, "va")));
     for (service, command) in services {
         let config = ca.data_dir.join(format!("config/{service}.toml"));
         let wanted = format!(" {command} --config {}", config.display());

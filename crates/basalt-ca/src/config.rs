@@ -34,6 +34,10 @@ pub struct CaConfig {
     pub grpc: GrpcServerConfig,
     /// The CA's own mTLS certificate, key and the internal CA.
     pub tls: TlsConfig,
+    /// `[telemetry]`: metrics and health checks on a debug listener, and trace
+    /// export (all off unless set).
+    #[serde(default)]
+    pub telemetry: basalt_config::TelemetryConfig,
     /// How to reach the storage authority.
     pub sa: GrpcClientConfig,
     /// The issuers that sign subscriber certificates (`[[issuers]]`), at least

@@ -28,6 +28,7 @@ use basalt_core::IssueRequest;
 use basalt_core::IssuedCertificate;
 use basalt_core::Serial;
 use basalt_core::SubError;
+use basalt_telemetry::metrics::IssuanceKind;
 use der::Encode;
 use der::asn1::Ia5String;
 use der::asn1::ObjectIdentifier;
@@ -672,6 +673,7 @@ impl CertificateAuthority for Ca {
         self.storage
             .add_precertificate(&serial, &linted, request.account_id, not_before, &placement)
             .await?;
+        basalt_telemetry::metrics::issuance(profile_name, IssuanceKind::Precertificate);
         self.crash_if_triggered(&serial);
 
         // Step 4: the real signature, over exactly the linted TBS.
@@ -707,6 +709,7 @@ impl CertificateAuthority for Ca {
                 revocation_reason: None,
             })
             .await?;
+        basalt_telemetry::metrics::issuance(profile_name, IssuanceKind::Certificate);
         info!(
             target: "audit",
             event = "certificate_signed",

@@ -53,15 +53,15 @@ pub use error::{Error, ErrorKind, SubError};
 pub use ids::{AccountId, AuthzId, OrderId, Serial, SpkiHash};
 pub use model::{
     Account, AccountStatus, Authz, AuthzStatus, BlockedKey, BlockedKeySource, CertStatus,
-    CertificateRecord, Challenge, ChallengeStatus, ChallengeType, CrlPlacement, EabKey, Identifier,
-    IdentifierType, Incident, IssuedCertificate, NewAccount, NewAuthz, NewIncident, NewOrder,
-    Order, OrderStatus, PerspectiveOutcome, RateLimit, RateLimitOverride, RevocationReason,
-    RevocationStatus, RevokedEntry, StatusChange, ValidationRecord,
+    CertificateRecord, CertificateSummary, Challenge, ChallengeStatus, ChallengeType, CrlPlacement,
+    EabKey, Identifier, IdentifierType, Incident, IssuedCertificate, NewAccount, NewAuthz,
+    NewIncident, NewOrder, Order, OrderStatus, PerspectiveOutcome, RateLimit, RateLimitOverride,
+    RevocationReason, RevocationStatus, RevokedEntry, StatusChange, ValidationRecord,
 };
 pub use service::{
     AccountUpdate, AuthzOutcome, CaaCheck, CertIdHash, CertificateAuthority, CertificateLookup,
-    CertificateStore, CrlRequest, IssueRequest, Nonces, OcspRequestEntry, OcspStatus, OrderRequest,
-    OrdersPage, PageRequest, RegistrationAuthority, Requester, RevocationLookup, RevocationSigner,
-    RevokeRequest, Storage, StorageReadOnly, ValidateRequest, ValidationAuthority,
-    ValidationResult,
+    CertificateQuery, CertificateSearch, CertificateSelector, CertificateStore, CrlRequest,
+    IssueRequest, Nonces, OcspRequestEntry, OcspStatus, OrderRequest, OrdersPage, PageRequest,
+    RegistrationAuthority, Requester, RevocationLookup, RevocationSigner, RevokeRequest, Storage,
+    StorageReadOnly, ValidateRequest, ValidationAuthority, ValidationResult,
 };

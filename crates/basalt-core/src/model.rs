@@ -582,6 +582,32 @@ impl CertificateRecord {
     }
 }
 
+/// A certificate as an operator's search finds it (`basalt admin certs`): enough to
+/// tell it apart and act on it, without its DER.
+///
+/// Every serial the CA stored a precertificate for is one, whether or not its
+/// certificate was stored: the issuer key may have signed it either way.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct CertificateSummary {
+    /// Its serial.
+    pub serial: Serial,
+    /// The account it was issued to.
+    pub account_id: AccountId,
+    /// The DNS names and IP addresses it is for, sorted; empty when the SA cannot
+    /// read them from what it stored.
+    pub names: Vec<Identifier>,
+    /// notBefore.
+    pub not_before: OffsetDateTime,
+    /// notAfter.
+    pub not_after: OffsetDateTime,
+    /// Revocation status.
+    pub status: CertStatus,
+    /// When it was revoked.
+    pub revoked_at: Option<OffsetDateTime>,
+    /// Why it was revoked.
+    pub revocation_reason: Option<RevocationReason>,
+}
+
 /// An operator-declared incident (`basalt admin incident`): the certificates it
 /// names are to be renewed at once, so their renewal window (RFC 9773) moves to now.
 #[derive(Clone, Debug, PartialEq, Eq)]

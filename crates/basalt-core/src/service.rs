@@ -17,6 +17,7 @@ use crate::AuthzStatus;
 use crate::BlockedKey;
 use crate::CertStatus;
 use crate::CertificateRecord;
+use crate::CertificateSummary;
 use crate::ChallengeType;
 use crate::CrlPlacement;
 use crate::EabKey;
@@ -152,6 +153,71 @@ pub trait StorageReadOnly: CertificateLookup {
     async fn incident_for_serial(&self, serial: &Serial) -> Result<Option<Incident>, Error>;
     /// Every incident, newest first.
     async fn incidents(&self) -> Result<Vec<Incident>, Error>;
+}
+
+/// Finding certificates by what an operator knows of them: a name, an account, a
+/// key (client: `basalt admin`). A trait of its own, beside [`StorageReadOnly`], so
+/// that storage fakes that never search need not implement it.
+#[async_trait]
+pub trait CertificateSearch: Send + Sync + 'static {
+    /// The certificates `query` selects, newest first (by notBefore, then serial),
+    /// at most [`CertificateQuery::limit`] of them.
+    ///
+    /// A search by name or by key finds only certificates whose precertificates were
+    /// stored since the SA indexes names and keys: earlier ones are not indexed
+    /// (a search by account finds them all). [`crate::ErrorKind::Malformed`] for a
+    /// name that cannot be searched for.
+    async fn search_certificates(
+        &self,
+        query: &CertificateQuery,
+    ) -> Result<Vec<CertificateSummary>, Error>;
+}
+
+/// What a [`CertificateSearch`] looks for.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct CertificateQuery {
+    /// Which certificates.
+    pub selector: CertificateSelector,
+    /// Only those neither revoked nor expired (at the SA's now).
+    pub active_only: bool,
+    /// At most this many: 0 means [`Self::DEFAULT_LIMIT`], more than
+    /// [`Self::MAX_LIMIT`] means [`Self::MAX_LIMIT`].
+    pub limit: u32,
+}
+
+impl CertificateQuery {
+    /// How many certificates a search returns when its limit is 0.
+    pub const DEFAULT_LIMIT: u32 = 100;
+    /// The most certificates one search returns.
+    pub const MAX_LIMIT: u32 = 1000;
+
+    /// The limit the SA applies: [`Self::limit`] with 0 and values above the cap
+    /// replaced.
+    pub fn effective_limit(&self) -> u32 {
+        match self.limit {
+            0 => Self::DEFAULT_LIMIT,
+            limit => limit.min(Self::MAX_LIMIT),
+        }
+    }
+}
+
+/// The one thing a [`CertificateQuery`] selects certificates by.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum CertificateSelector {
+    /// Those issued to this account.
+    Account(AccountId),
+    /// Those for the key whose DER SubjectPublicKeyInfo has this SHA-256.
+    Key(SpkiHash),
+    /// Those that name `identifier` (compared as certificates carry names: DNS names
+    /// in lowercase, without a trailing dot; IP addresses in their canonical text)
+    /// and, with `subdomains`, those that name a DNS name under it
+    /// (`www.example.com` and `*.example.com` are under `example.com`).
+    Name {
+        /// The name or address.
+        identifier: Identifier,
+        /// Whether names under a DNS name count too.
+        subdomains: bool,
+    },
 }
 
 /// Which page of a list to read.
@@ -571,4 +637,26 @@ pub trait Nonces: Send + Sync + 'static {
     async fn new_nonce(&self) -> Result<String, Error>;
     /// Whether `nonce` was issued and not used before; it is used up either way.
     async fn redeem(&self, nonce: &str) -> Result<bool, Error>;
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn search_limits_default_and_cap() {
+        let query = |limit| CertificateQuery {
+            selector: CertificateSelector::Account(AccountId(1)),
+            active_only: false,
+            limit,
+        };
+        assert_eq!(query(0).effective_limit(), CertificateQuery::DEFAULT_LIMIT);
+        assert_eq!(query(1).effective_limit(), 1);
+        assert_eq!(query(1000).effective_limit(), 1000);
+        assert_eq!(query(1001).effective_limit(), CertificateQuery::MAX_LIMIT);
+        assert_eq!(
+            query(u32::MAX).effective_limit(),
+            CertificateQuery::MAX_LIMIT
+        );
+    }
 }

@@ -1,7 +1,16 @@
 //! gRPC channels over mutual TLS 1.3, with a deadline on every call.
+//!
+//! Every call made through a [`GrpcChannel`] carries the trace context of the
+//! span it is made in (`traceparent`), so the callee's span joins the caller's
+//! trace, and is counted and timed in the `grpc_client_*` metrics.
 
+use std::future::Future;
+use std::pin::Pin;
 use std::sync::Arc;
+use std::task::Context;
+use std::task::Poll;
 use std::time::Duration;
+use std::time::Instant;
 
 use basalt_config::GrpcClientConfig;
 use basalt_config::TlsConfig;
@@ -10,9 +19,15 @@ use hyper_util::rt::TokioIo;
 use rustls::pki_types::ServerName;
 use tokio::net::TcpStream;
 use tokio_rustls::TlsConnector;
+use tonic::Code;
+use tonic::body::Body;
 use tonic::transport::Channel;
 use tonic::transport::Endpoint;
+use tower::Service;
 
+use crate::server::CallRecord;
+use crate::server::code_name;
+use crate::server::observe;
 use crate::tls;
 
 /// How long establishing a connection may take.
@@ -21,7 +36,7 @@ const CONNECT_TIMEOUT: Duration = Duration::from_secs(5);
 /// A connection to one peer service; cheap to clone.
 #[derive(Clone, Debug)]
 pub struct GrpcChannel {
-    pub(crate) channel: Channel,
+    pub(crate) channel: ObservedChannel,
     pub(crate) timeout: Duration,
 }
 
@@ -53,7 +68,7 @@ impl GrpcChannel {
             }
         }));
         Ok(Self {
-            channel,
+            channel: ObservedChannel(channel),
             timeout: config.timeout.0,
         })
     }
@@ -80,5 +95,46 @@ impl GrpcChannel {
             .await
             .map_err(crate::status::from_status)?;
         Ok(response.into_inner().status == ServingStatus::Serving as i32)
+    }
+}
+
+/// A tonic channel whose calls carry the current trace context and are recorded
+/// in the client metrics.
+#[derive(Clone, Debug)]
+pub(crate) struct ObservedChannel(Channel);
+
+impl Service<http::Request<Body>> for ObservedChannel {
+    type Response = http::Response<Body>;
+    type Error = tonic::transport::Error;
+    type Future = Pin<Box<dyn Future<Output = Result<Self::Response, Self::Error>> + Send>>;
+
+    fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), Self::Error>> {
+        self.0.poll_ready(cx)
+    }
+
+    fn call(&mut self, mut request: http::Request<Body>) -> Self::Future {
+        let started = Instant::now();
+        // `package.Service/Method`: the path, which names both.
+        let method = request.uri().path().trim_start_matches('/').to_owned();
+        basalt_telemetry::trace::inject(&tracing::Span::current(), request.headers_mut());
+        let mut record = CallRecord::new(move |code| {
+            basalt_telemetry::metrics::grpc_client_request(
+                &method,
+                code_name(code),
+                started.elapsed(),
+            );
+        });
+        let call = self.0.call(request);
+        // Dropped before the answer (the deadline passed): recorded as cancelled.
+        Box::pin(async move {
+            match call.await {
+                Ok(response) => Ok(observe(response, record)),
+                Err(err) => {
+                    // The call never reached the peer (no connection).
+                    record.finish(Code::Unavailable);
+                    Err(err)
+                }
+            }
+        })
     }
 }

@@ -27,7 +27,7 @@ impl NonceClient {
         Self(channel)
     }
 
-    fn client(&self) -> PbNonceClient<tonic::transport::Channel> {
+    fn client(&self) -> PbNonceClient<crate::client::ObservedChannel> {
         PbNonceClient::new(self.0.channel.clone())
     }
 }

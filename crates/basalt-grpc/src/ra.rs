@@ -44,7 +44,7 @@ impl RaClient {
         Self(channel)
     }
 
-    fn client(&self) -> RegistrationAuthorityClient<tonic::transport::Channel> {
+    fn client(&self) -> RegistrationAuthorityClient<crate::client::ObservedChannel> {
         RegistrationAuthorityClient::new(self.0.channel.clone())
     }
 }

@@ -1,5 +1,5 @@
 //! The storage authority over gRPC: [`SaClient`] for its callers, [`SaService`] to
-//! serve any [`Storage`] implementation.
+//! serve any [`Storage`] implementation that can also search certificates.
 
 use std::pin::Pin;
 use std::sync::Arc;
@@ -13,8 +13,11 @@ use basalt_core::AuthzId;
 use basalt_core::AuthzOutcome;
 use basalt_core::BlockedKey;
 use basalt_core::CertificateLookup;
+use basalt_core::CertificateQuery;
 use basalt_core::CertificateRecord;
+use basalt_core::CertificateSearch;
 use basalt_core::CertificateStore;
+use basalt_core::CertificateSummary;
 use basalt_core::ChallengeType;
 use basalt_core::CrlPlacement;
 use basalt_core::EabKey;
@@ -68,11 +71,11 @@ impl SaClient {
         Self(channel)
     }
 
-    fn reader(&self) -> StorageReadOnlyClient<tonic::transport::Channel> {
+    fn reader(&self) -> StorageReadOnlyClient<crate::client::ObservedChannel> {
         StorageReadOnlyClient::new(self.0.channel.clone())
     }
 
-    fn writer(&self) -> StorageClient<tonic::transport::Channel> {
+    fn writer(&self) -> StorageClient<crate::client::ObservedChannel> {
         StorageClient::new(self.0.channel.clone())
     }
 }
@@ -243,6 +246,24 @@ impl CertificateLookup for SaClient {
             .await
             .map_status()?
             .try_into()
+    }
+}
+
+#[async_trait]
+impl CertificateSearch for SaClient {
+    async fn search_certificates(
+        &self,
+        query: &CertificateQuery,
+    ) -> Result<Vec<CertificateSummary>, Error> {
+        let request = self
+            .0
+            .request(pb::SearchCertificatesRequest::from(query.clone()));
+        let response = self
+            .reader()
+            .search_certificates(request)
+            .await
+            .map_status()?;
+        basalt_proto::try_vec(response.certificates)
     }
 }
 
@@ -685,7 +706,8 @@ impl CertificateStore for SaClient {
     }
 }
 
-/// Serves a [`Storage`] implementation as the SA's two gRPC services.
+/// Serves a [`Storage`] implementation, with its [`CertificateSearch`], as the SA's
+/// two gRPC services.
 pub struct SaService<T>(Arc<T>);
 
 impl<T> SaService<T> {
@@ -706,7 +728,9 @@ fn serial(text: &str) -> Result<Serial, Status> {
 }
 
 #[async_trait]
-impl<T: Storage + RevocationLookup> pb::storage_read_only_server::StorageReadOnly for SaService<T> {
+impl<T: Storage + RevocationLookup + CertificateSearch>
+    pb::storage_read_only_server::StorageReadOnly for SaService<T>
+{
     async fn get_account(
         &self,
         request: Request<pb::GetAccountRequest>,
@@ -929,10 +953,27 @@ impl<T: Storage + RevocationLookup> pb::storage_read_only_server::StorageReadOnl
             incidents: incidents.into_iter().map(incident_to_pb).collect(),
         }))
     }
+
+    async fn search_certificates(
+        &self,
+        request: Request<pb::SearchCertificatesRequest>,
+    ) -> GrpcResult<pb::SearchCertificatesResponse> {
+        let query = CertificateQuery::try_from(request.into_inner()).map_err(to_status)?;
+        let certificates = self
+            .0
+            .search_certificates(&query)
+            .await
+            .map_err(to_status)?;
+        Ok(tonic::Response::new(pb::SearchCertificatesResponse {
+            certificates: basalt_proto::to_vec(certificates),
+        }))
+    }
 }
 
 #[async_trait]
-impl<T: Storage + RevocationLookup> pb::storage_server::Storage for SaService<T> {
+impl<T: Storage + RevocationLookup + CertificateSearch> pb::storage_server::Storage
+    for SaService<T>
+{
     async fn new_account(
         &self,
         request: Request<pb::NewAccountRequest>,
@@ -1240,7 +1281,7 @@ impl<T: Storage + RevocationLookup> pb::storage_server::Storage for SaService<T>
 }
 
 /// The tonic services for an SA, ready for [`crate::GrpcServer::add_service`].
-pub fn sa_servers<T: Storage + RevocationLookup>(
+pub fn sa_servers<T: Storage + RevocationLookup + CertificateSearch>(
     storage: Arc<T>,
 ) -> (
     pb::storage_read_only_server::StorageReadOnlyServer<SaService<T>>,

@@ -6,6 +6,10 @@
 //! gRPC service and refuses a call, with a log line, when the caller's name is not
 //! on that service's list. The standard `grpc.health.v1.Health` service answers any
 //! client with a certificate from the internal CA.
+//!
+//! [`Guarded`] also observes every call: it runs it inside a span that continues
+//! the caller's trace (the `traceparent` header), and counts and times it in the
+//! `grpc_server_*` metrics, by service, method and status code.
 
 use std::collections::BTreeMap;
 use std::collections::BTreeSet;
@@ -18,6 +22,7 @@ use std::sync::Arc;
 use std::task::Context;
 use std::task::Poll;
 use std::time::Duration;
+use std::time::Instant;
 
 use basalt_config::GrpcServerConfig;
 use basalt_config::TlsConfig;
@@ -31,20 +36,20 @@ use tokio::sync::mpsc;
 use tokio_rustls::TlsAcceptor;
 use tokio_rustls::server::TlsStream;
 use tokio_stream::wrappers::ReceiverStream;
+use tonic::Code;
 use tonic::body::Body;
+use tonic::codegen::Bytes;
 use tonic::server::NamedService;
 use tonic::service::Routes;
 use tonic::transport::server::Connected;
 use tower::Service;
+use tracing::Instrument;
+use tracing::Span;
 
 use crate::tls;
 
 /// How long a client has to finish the TLS handshake.
 const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);
-
-/// How long in-flight calls may take to finish once the server is asked to stop;
-/// a peer that keeps its connection open cannot hold the process up longer.
-const DRAIN_TIMEOUT: Duration = Duration::from_secs(5);
 
 /// The health service's name; any authenticated client may call it.
 const HEALTH_SERVICE: &str = "grpc.health.v1.Health";
@@ -170,15 +175,55 @@ where
     }
 
     fn call(&mut self, req: http::Request<Body>) -> Self::Future {
+        let started = Instant::now();
         let peer = req.extensions().get::<PeerIdentity>().cloned();
         let allowed = peer
             .as_ref()
             .is_some_and(|peer| self.allow.allows(S::NAME, &peer.names));
+        // The label holds only methods the service has: a refused caller's or an
+        // unknown method's path would let any client make up label values.
+        let method = if allowed {
+            method_name(req.uri().path()).to_owned()
+        } else {
+            REFUSED_METHOD.to_owned()
+        };
+        // Health checks come every few seconds from probes: counted, not traced.
+        let span = if S::NAME == HEALTH_SERVICE {
+            Span::none()
+        } else {
+            // Few fields: the span's name is on every log line of the call.
+            let span = tracing::info_span!(
+                "grpc",
+                otel.name = %format_args!("{}/{method}", S::NAME),
+                otel.kind = "server",
+                rpc.grpc.status_code = tracing::field::Empty,
+            );
+            basalt_telemetry::trace::set_remote_parent(&span, req.headers());
+            span
+        };
+        let mut record = CallRecord::new({
+            let span = span.clone();
+            move |code| {
+                span.record("rpc.grpc.status_code", code as i32);
+                let method = if code == Code::Unimplemented {
+                    UNKNOWN_METHOD
+                } else {
+                    &method
+                };
+                basalt_telemetry::metrics::grpc_server_request(
+                    S::NAME,
+                    method,
+                    code_name(code),
+                    started.elapsed(),
+                );
+            }
+        });
         if !allowed {
             let (names, remote) = peer
                 .map(|p| (p.names.join(","), p.remote.to_string()))
                 .unwrap_or_default();
             tracing::warn!(
+                parent: &span,
                 service = S::NAME,
                 path = req.uri().path(),
                 client_names = %names,
@@ -189,12 +234,138 @@ where
                 "client {names:?} may not call {}",
                 S::NAME
             ));
+            record.finish(status.code());
             return Box::pin(async move { Ok(status.into_http()) });
         }
         // Take the service that was polled ready and leave a fresh clone behind.
         let clone = self.inner.clone();
         let mut inner = std::mem::replace(&mut self.inner, clone);
-        Box::pin(async move { inner.call(req).await })
+        Box::pin(async move {
+            // Dropped before it answers (the caller gave up): recorded as cancelled.
+            let response = inner.call(req).instrument(span).await?;
+            Ok(observe(response, record))
+        })
+    }
+}
+
+/// What to do once a call's status code is known (record it), done once: by
+/// [`CallRecord::finish`], or with `Canceled` when the call is dropped first.
+pub(crate) struct CallRecord(Option<Box<dyn FnOnce(Code) + Send>>);
+
+impl CallRecord {
+    /// Calls `record` with the call's status code, once.
+    pub(crate) fn new(record: impl FnOnce(Code) + Send + 'static) -> Self {
+        Self(Some(Box::new(record)))
+    }
+
+    /// The call ended with `code`; later calls do nothing.
+    pub(crate) fn finish(&mut self, code: Code) {
+        if let Some(record) = self.0.take() {
+            record(code);
+        }
+    }
+}
+
+impl Drop for CallRecord {
+    fn drop(&mut self) {
+        // Dropped before its status was known: one side gave up on the call.
+        self.finish(Code::Cancelled);
+    }
+}
+
+/// `response`, with `record` finished once its gRPC status code is known: at
+/// once when its headers carry it (an error answered with headers only), else
+/// when the trailers arrive at the end of the body, or when the body ends or is
+/// dropped without them.
+pub(crate) fn observe(
+    response: http::Response<Body>,
+    mut record: CallRecord,
+) -> http::Response<Body> {
+    if let Some(code) = status_code(response.headers()) {
+        record.finish(code);
+        return response;
+    }
+    response.map(|inner| Body::new(Observed { inner, record }))
+}
+
+/// The gRPC status code in `headers` (or trailers), if they carry one.
+fn status_code(headers: &http::HeaderMap) -> Option<Code> {
+    headers
+        .get("grpc-status")
+        .map(|code| Code::from_bytes(code.as_bytes()))
+}
+
+/// The `method` label of calls refused by the allow-list.
+const REFUSED_METHOD: &str = "refused";
+
+/// The `method` label of calls to a method the service does not have.
+const UNKNOWN_METHOD: &str = "unknown";
+
+/// The method part of a gRPC path, `/package.Service/Method`.
+pub(crate) fn method_name(path: &str) -> &str {
+    path.rsplit('/').next().unwrap_or_default()
+}
+
+/// The status code as gRPC names it in its specification (and as Prometheus
+/// exporters of other gRPC implementations label it).
+pub(crate) fn code_name(code: Code) -> &'static str {
+    match code {
+        Code::Ok => "OK",
+        Code::Cancelled => "Canceled",
+        Code::Unknown => "Unknown",
+        Code::InvalidArgument => "InvalidArgument",
+        Code::DeadlineExceeded => "DeadlineExceeded",
+        Code::NotFound => "NotFound",
+        Code::AlreadyExists => "AlreadyExists",
+        Code::PermissionDenied => "PermissionDenied",
+        Code::ResourceExhausted => "ResourceExhausted",
+        Code::FailedPrecondition => "FailedPrecondition",
+        Code::Aborted => "Aborted",
+        Code::OutOfRange => "OutOfRange",
+        Code::Unimplemented => "Unimplemented",
+        Code::Internal => "Internal",
+        Code::Unavailable => "Unavailable",
+        Code::DataLoss => "DataLoss",
+        Code::Unauthenticated => "Unauthenticated",
+    }
+}
+
+/// A response body that reports the call's status code from its trailers.
+struct Observed {
+    inner: Body,
+    record: CallRecord,
+}
+
+impl http_body::Body for Observed {
+    type Data = Bytes;
+    type Error = tonic::Status;
+
+    fn poll_frame(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+    ) -> Poll<Option<Result<http_body::Frame<Bytes>, tonic::Status>>> {
+        let polled = Pin::new(&mut self.inner).poll_frame(cx);
+        match &polled {
+            Poll::Ready(Some(Ok(frame))) => {
+                if let Some(trailers) = frame.trailers_ref() {
+                    let code = status_code(trailers).unwrap_or(Code::Unknown);
+                    self.record.finish(code);
+                }
+            }
+            Poll::Ready(Some(Err(status))) => self.record.finish(status.code()),
+            // Ended without a status: not a gRPC answer.
+            Poll::Ready(None) => self.record.finish(Code::Unknown),
+            Poll::Pending => {}
+        }
+        polled
+    }
+
+    fn is_end_stream(&self) -> bool {
+        self.inner.is_end_stream()
+    }
+
+    fn size_hint(&self) -> http_body::SizeHint {
+        self.inner.size_hint()
     }
 }
 
@@ -205,6 +376,10 @@ pub struct GrpcServer {
     allow: AllowList,
     routes: tonic::service::RoutesBuilder,
     services: Vec<&'static str>,
+    /// How long in-flight calls may take to finish once the server is asked to
+    /// stop; a peer that keeps its connection open cannot hold the process up
+    /// longer.
+    drain_timeout: Duration,
 }
 
 impl GrpcServer {
@@ -220,6 +395,7 @@ impl GrpcServer {
             allow: AllowList::new(&grpc.allowed_clients),
             routes: Routes::builder(),
             services: Vec::new(),
+            drain_timeout: grpc.drain_timeout.0,
         })
     }
 
@@ -249,7 +425,9 @@ impl GrpcServer {
         self
     }
 
-    /// Serves until `shutdown` completes, then drains in-flight calls.
+    /// Serves until `shutdown` completes, then stops accepting calls, reports
+    /// every service as not serving to health checks, and lets the calls in flight
+    /// finish for up to `[grpc] drain_timeout`.
     pub async fn serve(self, shutdown: impl Future<Output = ()> + Send) -> Result<(), Error> {
         let (reporter, health) = tonic_health::server::health_reporter();
         for service in &self.services {
@@ -266,8 +444,14 @@ impl GrpcServer {
         let (tx, rx) = mpsc::channel::<Result<TlsConn, io::Error>>(64);
         let accept = tokio::spawn(accept_loop(self.listener, self.acceptor, tx));
         let (stopping_tx, stopping_rx) = tokio::sync::oneshot::channel::<()>();
+        let services = self.services;
         let signal = async move {
             shutdown.await;
+            for service in services {
+                reporter
+                    .set_service_status(service, tonic_health::ServingStatus::NotServing)
+                    .await;
+            }
             let _ = stopping_tx.send(());
         };
         let serve = tonic::transport::Server::builder().serve_with_incoming_shutdown(
@@ -275,16 +459,17 @@ impl GrpcServer {
             ReceiverStream::new(rx),
             signal,
         );
+        let drain_timeout = self.drain_timeout;
         let drain_deadline = async move {
             match stopping_rx.await {
-                Ok(()) => tokio::time::sleep(DRAIN_TIMEOUT).await,
+                Ok(()) => tokio::time::sleep(drain_timeout).await,
                 Err(_) => std::future::pending().await,
             }
         };
         let result = tokio::select! {
             result = serve => result.map_err(|err| Error::internal(format!("grpc server: {err}"))),
             () = drain_deadline => {
-                tracing::warn!(timeout = ?DRAIN_TIMEOUT, "calls still open after the drain timeout; stopping anyway");
+                tracing::warn!(timeout = ?drain_timeout, "calls still open after the drain timeout; stopping anyway");
                 Ok(())
             }
         };

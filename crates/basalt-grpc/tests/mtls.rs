@@ -110,6 +110,7 @@ async fn start_ca(pki: &TestPki) -> RunningCa {
     let grpc = GrpcServerConfig {
         listen: "127.0.0.1:0".parse().unwrap(),
         allowed_clients: allowed,
+        drain_timeout: basalt_config::default_drain_timeout(),
     };
     let (issuer, signer) = basalt_grpc::ca_servers(Arc::new(FakeCa));
     let server = GrpcServer::bind(&grpc, &pki.tls("ca"))
@@ -304,4 +305,112 @@ async fn crls_stream_both_ways() {
         .await
         .unwrap_err();
     assert!(err.detail.contains("PermissionDenied"), "{err}");
+}
+
+/// The value of the sample `name{labels}` in the process's metrics (0 when it
+/// has none yet), labels in any order.
+fn metric(name: &str, labels: &[(&str, &str)]) -> f64 {
+    basalt_telemetry::metrics::render()
+        .lines()
+        .filter_map(|line| {
+            let (series, value) = line.rsplit_once(' ')?;
+            let (series_name, rest) = series.split_once('{')?;
+            let pairs: Vec<&str> = rest.strip_suffix('}')?.split(',').collect();
+            let matches = series_name == name
+                && labels
+                    .iter()
+                    .all(|(key, value)| pairs.contains(&format!("{key}=\"{value}\"").as_str()));
+            matches.then(|| value.parse::<f64>().ok()).flatten()
+        })
+        .sum()
+}
+
+#[tokio::test]
+async fn calls_are_counted_and_timed_on_both_sides_with_their_status() {
+    install_provider();
+    let pki = TestPki::new(&["ca", "ra", "wfe"]);
+    let ca = start_ca(&pki).await;
+    // Other tests of this binary call the CA too, at the same time: only growth
+    // is checked.
+    let server_method = |method: &'static str, code: &'static str| {
+        metric(
+            "basalt_grpc_server_requests_total",
+            &[
+                ("service", service_names::CERTIFICATE_AUTHORITY),
+                ("method", method),
+                ("code", code),
+            ],
+        )
+    };
+    let server = |code: &'static str| server_method("IssueCertificate", code);
+    // A refused caller's method is not taken from its request.
+    let refused = || server_method("refused", "PermissionDenied");
+    let client = |code: &'static str| {
+        metric(
+            "basalt_grpc_client_requests_total",
+            &[
+                ("method", "basalt.ca.CertificateAuthority/IssueCertificate"),
+                ("code", code),
+            ],
+        )
+    };
+    let timed = |name: &str, labels: &[(&str, &str)]| metric(name, labels);
+    let server_latency = [
+        ("service", service_names::CERTIFICATE_AUTHORITY),
+        ("method", "IssueCertificate"),
+    ];
+    let client_latency = [("method", "basalt.ca.CertificateAuthority/IssueCertificate")];
+    let before = (
+        server("OK"),
+        client("OK"),
+        refused(),
+        client("PermissionDenied"),
+        server("InvalidArgument"),
+        timed(
+            "basalt_grpc_server_request_duration_seconds_count",
+            &server_latency,
+        ),
+        timed(
+            "basalt_grpc_client_request_duration_seconds_count",
+            &client_latency,
+        ),
+    );
+
+    let from_ra = CaClient::new(channel(&pki, "ra", &ca));
+    from_ra
+        .issue_certificate(issue_request(b"csr"))
+        .await
+        .unwrap();
+    from_ra
+        .issue_certificate(issue_request(b""))
+        .await
+        .unwrap_err();
+    CaClient::new(channel(&pki, "wfe", &ca))
+        .issue_certificate(issue_request(b"csr"))
+        .await
+        .unwrap_err();
+
+    assert!(server("OK") > before.0, "no OK call counted by the server");
+    assert!(client("OK") > before.1, "no OK call counted by the client");
+    assert!(refused() > before.2, "refusal not counted");
+    assert_eq!(
+        server("PermissionDenied"),
+        0.0,
+        "a refusal named its method"
+    );
+    assert!(client("PermissionDenied") > before.3, "refusal not counted");
+    assert!(server("InvalidArgument") > before.4, "bad CSR not counted");
+    // The two calls let in; the refused one is timed under "refused".
+    assert!(
+        timed(
+            "basalt_grpc_server_request_duration_seconds_count",
+            &server_latency
+        ) >= before.5 + 2.0
+    );
+    assert!(
+        timed(
+            "basalt_grpc_client_request_duration_seconds_count",
+            &client_latency
+        ) >= before.6 + 3.0
+    );
 }

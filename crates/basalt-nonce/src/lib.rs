@@ -39,6 +39,10 @@ pub struct NonceConfig {
     pub grpc: GrpcServerConfig,
     /// Its mTLS certificate.
     pub tls: TlsConfig,
+    /// `[telemetry]`: metrics and health checks on a debug listener, and trace
+    /// export (all off unless set).
+    #[serde(default)]
+    pub telemetry: basalt_config::TelemetryConfig,
     /// How many nonces may be outstanding; the oldest are forgotten first.
     #[serde(default = "NonceConfig::default_capacity")]
     pub capacity: usize,

@@ -34,6 +34,14 @@ pub struct OcspConfig {
     pub issuers: Vec<IssuerConfig>,
     /// The responder's mTLS certificate, key and the internal CA, for its gRPC clients.
     pub tls: TlsConfig,
+    /// `[telemetry]`: metrics and health checks on a debug listener, and trace
+    /// export (all off unless set).
+    #[serde(default)]
+    pub telemetry: basalt_config::TelemetryConfig,
+    /// How long requests in flight may take to finish once the service is asked
+    /// to stop (SIGTERM); past that it stops anyway (default `"5s"`).
+    #[serde(default = "basalt_config::default_drain_timeout")]
+    pub drain_timeout: ConfigDuration,
     /// How to reach the storage authority (read-only service).
     pub sa: GrpcClientConfig,
     /// How to reach the CA's revocation signer.

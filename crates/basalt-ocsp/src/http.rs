@@ -5,8 +5,10 @@
 //! distribution points (RFC 5280 §4.2.1.13).
 
 use std::future::Future;
+use std::future::IntoFuture;
 use std::net::SocketAddr;
 use std::sync::Arc;
+use std::time::Duration;
 
 use axum::Router;
 use axum::body::Bytes;
@@ -127,16 +129,18 @@ pub fn router(responder: Arc<Responder>, crls: Option<Arc<CrlStore>>) -> Router 
         .with_state(responder)
 }
 
-/// Serves `router` over plain HTTP on `listen` until `shutdown` completes, then lets
-/// in-flight requests finish.
+/// Serves `router` over plain HTTP on `listen` until `shutdown` completes, then
+/// stops accepting connections and lets in-flight requests finish for up to
+/// `drain_timeout`.
 pub async fn serve(
     listen: SocketAddr,
     router: Router,
+    drain_timeout: Duration,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> Result<(), Error> {
     let listener = std::net::TcpListener::bind(listen)
         .map_err(|err| Error::internal(format!("cannot listen on {listen}: {err}")))?;
-    serve_on(listener, router, shutdown).await
+    serve_on(listener, router, drain_timeout, shutdown).await
 }
 
 /// Like [`serve`], on a listener the caller already bound (e.g. to port 0 in tests
@@ -144,6 +148,7 @@ pub async fn serve(
 pub async fn serve_on(
     listener: std::net::TcpListener,
     router: Router,
+    drain_timeout: Duration,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> Result<(), Error> {
     let listen = listener
@@ -155,10 +160,25 @@ pub async fn serve_on(
     let listener = tokio::net::TcpListener::from_std(listener)
         .map_err(|err| Error::internal(format!("cannot listen on {listen}: {err}")))?;
     info!(%listen, "ocsp http listener starting");
-    axum::serve(listener, router)
-        .with_graceful_shutdown(shutdown)
-        .await
-        .map_err(|err| Error::internal(format!("ocsp http listener on {listen} failed: {err}")))?;
+    let (stopping_tx, stopping_rx) = tokio::sync::oneshot::channel::<()>();
+    let serving = axum::serve(listener, router).with_graceful_shutdown(async move {
+        shutdown.await;
+        let _ = stopping_tx.send(());
+    });
+    let drain_deadline = async move {
+        match stopping_rx.await {
+            Ok(()) => tokio::time::sleep(drain_timeout).await,
+            Err(_) => std::future::pending().await,
+        }
+    };
+    tokio::select! {
+        served = serving.into_future() => served.map_err(|err| {
+            Error::internal(format!("ocsp http listener on {listen} failed: {err}"))
+        })?,
+        () = drain_deadline => {
+            warn!(%listen, timeout = ?drain_timeout, "requests still open after the drain timeout; stopping anyway");
+        }
+    }
     info!(%listen, "ocsp http listener stopped");
     Ok(())
 }
@@ -399,9 +419,26 @@ fn percent_decode(input: &[u8]) -> Option<Vec<u8>> {
 
 /// Turns an [`Answer`] into the HTTP response.
 fn http_response(responder: &Responder, answer: Answer) -> Response {
+    let status = match &answer {
+        Answer::Failed(status) => *status,
+        Answer::Signed(_) => OcspResponseStatus::Successful,
+    };
+    basalt_telemetry::metrics::ocsp_response(status_name(status));
     match answer {
         Answer::Failed(status) => failure(status),
         Answer::Signed(signed) => success(responder, signed),
+    }
+}
+
+/// The name RFC 6960 §4.2.1 gives `status`.
+fn status_name(status: OcspResponseStatus) -> &'static str {
+    match status {
+        OcspResponseStatus::Successful => "successful",
+        OcspResponseStatus::MalformedRequest => "malformedRequest",
+        OcspResponseStatus::InternalError => "internalError",
+        OcspResponseStatus::TryLater => "tryLater",
+        OcspResponseStatus::SigRequired => "sigRequired",
+        OcspResponseStatus::Unauthorized => "unauthorized",
     }
 }
 

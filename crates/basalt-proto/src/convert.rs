@@ -10,7 +10,10 @@ use basalt_core::Account;
 use basalt_core::AccountId;
 use basalt_core::Authz;
 use basalt_core::AuthzId;
+use basalt_core::CertificateQuery;
 use basalt_core::CertificateRecord;
+use basalt_core::CertificateSelector;
+use basalt_core::CertificateSummary;
 use basalt_core::Challenge;
 use basalt_core::Error;
 use basalt_core::ErrorKind;
@@ -21,10 +24,13 @@ use basalt_core::OrderId;
 use basalt_core::PerspectiveOutcome;
 use basalt_core::RevocationReason;
 use basalt_core::Serial;
+use basalt_core::SpkiHash;
 use basalt_core::SubError;
 use basalt_core::ValidationRecord;
 use time::OffsetDateTime;
 
+use crate::sa;
+use crate::sa::search_certificates_request::Selector;
 use crate::types as pb;
 
 /// A message field that must be present.
@@ -426,6 +432,84 @@ impl TryFrom<pb::Certificate> for CertificateRecord {
     }
 }
 
+impl From<CertificateQuery> for sa::SearchCertificatesRequest {
+    fn from(query: CertificateQuery) -> Self {
+        let selector = match query.selector {
+            CertificateSelector::Account(id) => Selector::AccountId(id.0),
+            CertificateSelector::Key(hash) => Selector::SpkiSha256(hash.as_bytes().to_vec()),
+            CertificateSelector::Name {
+                identifier,
+                subdomains,
+            } => Selector::Name(sa::NameSelector {
+                identifier: Some(identifier.into()),
+                subdomains,
+            }),
+        };
+        Self {
+            selector: Some(selector),
+            active_only: query.active_only,
+            limit: query.limit,
+        }
+    }
+}
+
+impl TryFrom<sa::SearchCertificatesRequest> for CertificateQuery {
+    type Error = Error;
+
+    fn try_from(request: sa::SearchCertificatesRequest) -> Result<Self, Error> {
+        let selector = match required(request.selector, "search_certificates.selector")? {
+            Selector::AccountId(id) => CertificateSelector::Account(AccountId(id)),
+            Selector::SpkiSha256(bytes) => CertificateSelector::Key(
+                SpkiHash::from_slice(&bytes)
+                    .map_err(|err| Error::internal(format!("field spki_sha256: {}", err.detail)))?,
+            ),
+            Selector::Name(name) => CertificateSelector::Name {
+                identifier: required(name.identifier, "name.identifier")?.try_into()?,
+                subdomains: name.subdomains,
+            },
+        };
+        Ok(Self {
+            selector,
+            active_only: request.active_only,
+            limit: request.limit,
+        })
+    }
+}
+
+impl From<CertificateSummary> for sa::CertificateSummary {
+    fn from(summary: CertificateSummary) -> Self {
+        Self {
+            serial: summary.serial.to_string(),
+            account_id: summary.account_id.0,
+            names: to_vec(summary.names),
+            not_before: Some(timestamp(summary.not_before)),
+            not_after: Some(timestamp(summary.not_after)),
+            status: summary.status.as_str().to_owned(),
+            revoked_at: opt_timestamp(summary.revoked_at),
+            revocation_reason: summary
+                .revocation_reason
+                .map(|reason| u32::from(reason.code())),
+        }
+    }
+}
+
+impl TryFrom<sa::CertificateSummary> for CertificateSummary {
+    type Error = Error;
+
+    fn try_from(summary: sa::CertificateSummary) -> Result<Self, Error> {
+        Ok(Self {
+            serial: serial(&summary.serial)?,
+            account_id: AccountId(summary.account_id),
+            names: try_vec(summary.names)?,
+            not_before: required_time(summary.not_before, "certificate_summary.not_before")?,
+            not_after: required_time(summary.not_after, "certificate_summary.not_after")?,
+            status: parse_field(&summary.status, "certificate_summary.status")?,
+            revoked_at: opt_from_timestamp(summary.revoked_at)?,
+            revocation_reason: opt_reason(summary.revocation_reason)?,
+        })
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use basalt_core::AccountStatus;
@@ -517,6 +601,79 @@ mod tests {
             revoked_at: Some(at),
             revocation_reason: Some(RevocationReason::KeyCompromise),
         });
+    }
+
+    #[test]
+    fn certificate_searches_round_trip() {
+        let at = datetime!(2026-11-29 10:00:00.5 UTC);
+        for selector in [
+            CertificateSelector::Account(AccountId(7)),
+            CertificateSelector::Key(SpkiHash::new([0xab; 32])),
+            CertificateSelector::Name {
+                identifier: Identifier::dns("example.com"),
+                subdomains: true,
+            },
+            CertificateSelector::Name {
+                identifier: Identifier::ip("192.0.2.1"),
+                subdomains: false,
+            },
+        ] {
+            round_trip::<_, sa::SearchCertificatesRequest>(CertificateQuery {
+                selector,
+                active_only: true,
+                limit: 1000,
+            });
+        }
+        round_trip::<_, sa::CertificateSummary>(CertificateSummary {
+            serial: "7f01".parse().unwrap(),
+            account_id: AccountId(7),
+            names: vec![Identifier::dns("a.example"), Identifier::ip("::1")],
+            not_before: at,
+            not_after: at + time::Duration::days(90),
+            status: basalt_core::CertStatus::Revoked,
+            revoked_at: Some(at),
+            revocation_reason: Some(RevocationReason::KeyCompromise),
+        });
+        round_trip::<_, sa::CertificateSummary>(CertificateSummary {
+            serial: "01".parse().unwrap(),
+            account_id: AccountId(8),
+            names: Vec::new(),
+            not_before: at,
+            not_after: at,
+            status: basalt_core::CertStatus::Good,
+            revoked_at: None,
+            revocation_reason: None,
+        });
+    }
+
+    #[test]
+    fn garbled_searches_are_internal_errors() {
+        let missing = CertificateQuery::try_from(sa::SearchCertificatesRequest::default());
+        let err = missing.unwrap_err();
+        assert_eq!(err.kind, ErrorKind::Internal);
+        assert!(err.detail.contains("selector"), "{err}");
+        let short_hash = sa::SearchCertificatesRequest {
+            selector: Some(Selector::SpkiSha256(vec![1; 31])),
+            ..Default::default()
+        };
+        let err = CertificateQuery::try_from(short_hash).unwrap_err();
+        assert_eq!(err.kind, ErrorKind::Internal);
+        assert!(err.detail.contains("spki_sha256"), "{err}");
+        let nameless = sa::SearchCertificatesRequest {
+            selector: Some(Selector::Name(sa::NameSelector::default())),
+            ..Default::default()
+        };
+        assert_eq!(
+            CertificateQuery::try_from(nameless).unwrap_err().kind,
+            ErrorKind::Internal
+        );
+        let undated = sa::CertificateSummary {
+            serial: "01".into(),
+            status: "good".into(),
+            ..Default::default()
+        };
+        let err = CertificateSummary::try_from(undated).unwrap_err();
+        assert!(err.detail.contains("not_before"), "{err}");
     }
 
     #[test]

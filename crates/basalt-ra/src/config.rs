@@ -29,6 +29,10 @@ pub struct RaConfig {
     pub grpc: GrpcServerConfig,
     /// `[tls]`: the RA's mTLS identity.
     pub tls: TlsConfig,
+    /// `[telemetry]`: metrics and health checks on a debug listener, and trace
+    /// export (all off unless set).
+    #[serde(default)]
+    pub telemetry: basalt_config::TelemetryConfig,
     /// `[sa]`: the storage authority.
     pub sa: GrpcClientConfig,
     /// `[va]`: the validation authority.

@@ -16,6 +16,10 @@ pub struct SaConfig {
     pub grpc: GrpcServerConfig,
     /// `[tls]`: the SA's certificate for mutual TLS.
     pub tls: TlsConfig,
+    /// `[telemetry]`: metrics and health checks on a debug listener, and trace
+    /// export (all off unless set).
+    #[serde(default)]
+    pub telemetry: basalt_config::TelemetryConfig,
     /// `[database]`: the database the SA owns.
     pub database: DatabaseConfig,
     /// `[read_replica]`: an optional read replica of `[database]` (same settings;

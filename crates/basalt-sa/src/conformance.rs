@@ -19,8 +19,12 @@ use basalt_core::BlockedKey;
 use basalt_core::BlockedKeySource;
 use basalt_core::CertStatus;
 use basalt_core::CertificateLookup;
+use basalt_core::CertificateQuery;
 use basalt_core::CertificateRecord;
+use basalt_core::CertificateSearch;
+use basalt_core::CertificateSelector;
 use basalt_core::CertificateStore;
+use basalt_core::CertificateSummary;
 use basalt_core::Challenge;
 use basalt_core::ChallengeStatus;
 use basalt_core::ChallengeType;
@@ -132,6 +136,10 @@ macro_rules! conformance_tests {
             revoked_certificates_list_one_shard,
             status_changes_follow_writes_in_order,
             status_change_limits_are_checked,
+            certificates_are_found_by_name_account_and_key,
+            searches_show_revocations_and_keep_to_active_certificates,
+            searches_are_newest_first_and_limited,
+            unreadable_precertificates_are_found_by_account_only,
         );
     };
     (@each $engine:expr; $($name:ident,)*) => {
@@ -3894,4 +3902,331 @@ pub(crate) async fn status_change_limits_are_checked(sa: &SqlStorage, _clock: &F
         assert_eq!(changes.len(), 1, "{limit}");
         assert_eq!(changes[0].serial, serial);
     }
+}
+
+/// A certificate for `names` (DNS names, or IP addresses where they parse as one)
+/// with `key`: what the SA reads a precertificate's names and key from.
+pub(crate) fn certificate_der(names: &[&str], key: &rcgen::KeyPair) -> Vec<u8> {
+    let names: Vec<String> = names.iter().map(|name| (*name).to_owned()).collect();
+    rcgen::CertificateParams::new(names)
+        .unwrap()
+        .self_signed(key)
+        .unwrap()
+        .der()
+        .to_vec()
+}
+
+/// The SHA-256 of `key`'s SubjectPublicKeyInfo, as searches name keys.
+pub(crate) fn key_hash(key: &rcgen::KeyPair) -> SpkiHash {
+    basalt_policy::spki_sha256(&rcgen::PublicKeyData::subject_public_key_info(key))
+}
+
+/// Reserves `serial` for 90 days from `not_before` and stores `der` as its
+/// precertificate, as the CA does; with `certificate`, then the certificate too.
+async fn issue_der(
+    sa: &SqlStorage,
+    account_id: AccountId,
+    serial: &Serial,
+    der: &[u8],
+    not_before: OffsetDateTime,
+    certificate: bool,
+) {
+    let not_after = not_before + Duration::days(90);
+    sa.add_serial(serial, account_id, not_before, not_after)
+        .await
+        .unwrap();
+    sa.add_precertificate(serial, der, account_id, not_before, &placement())
+        .await
+        .unwrap();
+    if certificate {
+        sa.add_certificate(&CertificateRecord {
+            der: der.to_vec(),
+            issued_at: not_before,
+            expires_at: not_after,
+            ..record(serial, account_id, not_before)
+        })
+        .await
+        .unwrap();
+    }
+}
+
+/// Every certificate `selector` finds, newest first.
+async fn found(sa: &SqlStorage, selector: CertificateSelector) -> Vec<String> {
+    search(sa, selector, false, 0)
+        .await
+        .iter()
+        .map(|summary| summary.serial.to_string())
+        .collect()
+}
+
+async fn search(
+    sa: &SqlStorage,
+    selector: CertificateSelector,
+    active_only: bool,
+    limit: u32,
+) -> Vec<CertificateSummary> {
+    sa.search_certificates(&CertificateQuery {
+        selector,
+        active_only,
+        limit,
+    })
+    .await
+    .unwrap()
+}
+
+fn by_name(name: &str, subdomains: bool) -> CertificateSelector {
+    let identifier = if name.parse::<IpAddr>().is_ok() {
+        Identifier::ip(name)
+    } else {
+        Identifier::dns(name)
+    };
+    CertificateSelector::Name {
+        identifier,
+        subdomains,
+    }
+}
+
+/// A name finds the certificates that carry it, and with subdomains those that
+/// carry a name under it (a wildcard included) but not a sibling that only shares
+/// its first letters; an account finds its own, a key those it certifies. A serial
+/// whose certificate was never stored is found like the others, newest first.
+pub(crate) async fn certificates_are_found_by_name_account_and_key(
+    sa: &SqlStorage,
+    _clock: &FixedClock,
+) {
+    let (alice, bob) = (account(sa, "alice").await, account(sa, "bob").await);
+    let (first_key, second_key) = (
+        rcgen::KeyPair::generate().unwrap(),
+        rcgen::KeyPair::generate().unwrap(),
+    );
+    let hour = |n: i64| start() + Duration::hours(n);
+    let apex = certificate_der(&["example.com", "www.example.com"], &first_key);
+    issue_der(sa, alice.id, &"a1".parse().unwrap(), &apex, hour(0), true).await;
+    let shop = certificate_der(&["*.shop.example.com", "192.0.2.7"], &second_key);
+    issue_der(sa, alice.id, &"a2".parse().unwrap(), &shop, hour(1), true).await;
+    let siblings = certificate_der(
+        &["examples.com", "example-1.com", "example.com.evil.test"],
+        &first_key,
+    );
+    issue_der(sa, bob.id, &"b3".parse().unwrap(), &siblings, hour(2), true).await;
+    let again = certificate_der(&["example.com"], &first_key);
+    issue_der(sa, alice.id, &"a4".parse().unwrap(), &again, hour(3), false).await;
+
+    assert_eq!(found(sa, by_name("example.com", false)).await, ["a4", "a1"]);
+    assert_eq!(
+        found(sa, by_name("EXAMPLE.com.", false)).await,
+        ["a4", "a1"]
+    );
+    assert_eq!(
+        found(sa, by_name("example.com", true)).await,
+        ["a4", "a2", "a1"]
+    );
+    assert_eq!(found(sa, by_name("www.example.com", false)).await, ["a1"]);
+    assert_eq!(
+        found(sa, by_name("*.shop.example.com", false)).await,
+        ["a2"]
+    );
+    assert!(
+        found(sa, by_name("shop.example.com", false))
+            .await
+            .is_empty()
+    );
+    assert_eq!(found(sa, by_name("shop.example.com", true)).await, ["a2"]);
+    assert_eq!(found(sa, by_name("examples.com", true)).await, ["b3"]);
+    assert_eq!(found(sa, by_name("192.0.2.7", false)).await, ["a2"]);
+    assert!(found(sa, by_name("192.0.2.8", false)).await.is_empty());
+    assert!(found(sa, by_name("com", false)).await.is_empty());
+    assert_eq!(
+        found(sa, by_name("com", true)).await,
+        ["a4", "b3", "a2", "a1"],
+        "each of them names something under com"
+    );
+
+    let account_of = |id| CertificateSelector::Account(id);
+    assert_eq!(found(sa, account_of(alice.id)).await, ["a4", "a2", "a1"]);
+    assert_eq!(found(sa, account_of(bob.id)).await, ["b3"]);
+    assert!(found(sa, account_of(AccountId(42))).await.is_empty());
+    assert_eq!(
+        found(sa, CertificateSelector::Key(key_hash(&first_key))).await,
+        ["a4", "b3", "a1"]
+    );
+    assert_eq!(
+        found(sa, CertificateSelector::Key(key_hash(&second_key))).await,
+        ["a2"]
+    );
+    let unknown_key = rcgen::KeyPair::generate().unwrap();
+    assert!(
+        found(sa, CertificateSelector::Key(key_hash(&unknown_key)))
+            .await
+            .is_empty()
+    );
+
+    let summaries = search(sa, by_name("www.example.com", false), false, 0).await;
+    assert_eq!(
+        summaries,
+        [CertificateSummary {
+            serial: "a1".parse().unwrap(),
+            account_id: alice.id,
+            names: vec![
+                Identifier::dns("example.com"),
+                Identifier::dns("www.example.com")
+            ],
+            not_before: start(),
+            not_after: start() + Duration::days(90),
+            status: CertStatus::Good,
+            revoked_at: None,
+            revocation_reason: None,
+        }]
+    );
+    let ip = search(sa, by_name("192.0.2.7", false), false, 0).await;
+    assert_eq!(
+        ip[0].names,
+        [
+            Identifier::dns("*.shop.example.com"),
+            Identifier::ip("192.0.2.7")
+        ]
+    );
+
+    for (selector, what) in [
+        (by_name("", false), "an empty name"),
+        (by_name("a..example.com", true), "an empty label"),
+        (by_name("192.0.2.7", true), "subdomains of an address"),
+    ] {
+        let query = CertificateQuery {
+            selector,
+            active_only: false,
+            limit: 0,
+        };
+        let err = sa.search_certificates(&query).await.unwrap_err();
+        assert_eq!(err.kind, ErrorKind::Malformed, "{what}: {err}");
+    }
+}
+
+/// A revoked certificate shows its reason and time; `active_only` leaves out the
+/// revoked and the expired, at the SA's now.
+pub(crate) async fn searches_show_revocations_and_keep_to_active_certificates(
+    sa: &SqlStorage,
+    clock: &FixedClock,
+) {
+    let acct = account(sa, "thumb").await;
+    let key = rcgen::KeyPair::generate().unwrap();
+    let der = certificate_der(&["status.example"], &key);
+    let [revoked, expired, live]: [Serial; 3] = ["01", "02", "03"].map(|s| s.parse().unwrap());
+    issue_der(sa, acct.id, &revoked, &der, start(), true).await;
+    issue_der(
+        sa,
+        acct.id,
+        &expired,
+        &der,
+        start() - Duration::days(89),
+        false,
+    )
+    .await;
+    issue_der(sa, acct.id, &live, &der, start() + Duration::hours(1), true).await;
+    let revoked_at = start() + Duration::hours(2);
+    sa.revoke_certificate(&revoked, RevocationReason::KeyCompromise, revoked_at)
+        .await
+        .unwrap();
+    clock.advance(Duration::days(1) + Duration::hours(3));
+
+    let selectors = [
+        by_name("status.example", false),
+        CertificateSelector::Account(acct.id),
+        CertificateSelector::Key(key_hash(&key)),
+    ];
+    for selector in selectors {
+        let all = search(sa, selector.clone(), false, 0).await;
+        let statuses: Vec<(String, CertStatus, Option<RevocationReason>)> = all
+            .iter()
+            .map(|s| (s.serial.to_string(), s.status, s.revocation_reason))
+            .collect();
+        assert_eq!(
+            statuses,
+            [
+                ("03".to_owned(), CertStatus::Good, None),
+                (
+                    "01".to_owned(),
+                    CertStatus::Revoked,
+                    Some(RevocationReason::KeyCompromise)
+                ),
+                ("02".to_owned(), CertStatus::Good, None),
+            ],
+            "{selector:?}"
+        );
+        assert_eq!(all[1].revoked_at, Some(revoked_at), "{selector:?}");
+        assert!(all[2].not_after < clock.now(), "{selector:?}");
+        let active: Vec<String> = search(sa, selector.clone(), true, 0)
+            .await
+            .iter()
+            .map(|s| s.serial.to_string())
+            .collect();
+        assert_eq!(active, ["03"], "{selector:?}");
+    }
+}
+
+/// Newest first by notBefore, then by serial; a limit keeps the newest.
+pub(crate) async fn searches_are_newest_first_and_limited(sa: &SqlStorage, _clock: &FixedClock) {
+    let acct = account(sa, "thumb").await;
+    let key = rcgen::KeyPair::generate().unwrap();
+    let der = certificate_der(&["order.example"], &key);
+    for (serial, hours) in [("10", 0), ("30", 1), ("20", 1), ("40", 2)] {
+        let not_before = start() + Duration::hours(hours);
+        issue_der(
+            sa,
+            acct.id,
+            &serial.parse().unwrap(),
+            &der,
+            not_before,
+            true,
+        )
+        .await;
+    }
+    for selector in [
+        by_name("order.example", false),
+        CertificateSelector::Account(acct.id),
+        CertificateSelector::Key(key_hash(&key)),
+    ] {
+        let serials = |limit| {
+            let selector = selector.clone();
+            async move {
+                search(sa, selector, false, limit)
+                    .await
+                    .iter()
+                    .map(|s| s.serial.to_string())
+                    .collect::<Vec<_>>()
+            }
+        };
+        assert_eq!(serials(0).await, ["40", "30", "20", "10"], "{selector:?}");
+        assert_eq!(serials(2).await, ["40", "30"], "{selector:?}");
+        assert_eq!(serials(1).await, ["40"], "{selector:?}");
+        assert_eq!(serials(u32::MAX).await.len(), 4, "{selector:?}");
+    }
+}
+
+/// A precertificate the SA cannot read (the CA sends linted certificates only, so
+/// this is a bug) is stored all the same, unindexed: found by its account, without
+/// names, and by no name or key.
+pub(crate) async fn unreadable_precertificates_are_found_by_account_only(
+    sa: &SqlStorage,
+    _clock: &FixedClock,
+) {
+    let acct = account(sa, "thumb").await;
+    let serial: Serial = "0bad".parse().unwrap();
+    issue_der(sa, acct.id, &serial, b"precert", start(), false).await;
+    let summaries = search(sa, CertificateSelector::Account(acct.id), false, 0).await;
+    assert_eq!(summaries.len(), 1);
+    assert_eq!(summaries[0].serial, serial);
+    assert!(summaries[0].names.is_empty(), "{summaries:?}");
+    assert_eq!(
+        sa.revocation_status(&serial).await.unwrap().status,
+        CertStatus::Good
+    );
+    let rows = sqlx::query(for_engine(
+        sa.engine(),
+        "SELECT COUNT(*) AS n FROM issued_names",
+    ))
+    .fetch_one(sa.pool())
+    .await
+    .unwrap();
+    assert_eq!(rows.get::<i64, _>("n"), 0);
 }

@@ -1,9 +1,10 @@
 //! The storage authority: the only process with a database connection.
 //!
 //! [`SqlStorage`] implements [`basalt_core::StorageReadOnly`], [`basalt_core::Storage`]
-//! and the certificate traits on SQLite, PostgreSQL and MySQL/MariaDB, with the queries
-//! written once (`storage`) and what differs between engines kept in `engine` and in
-//! each engine's migrations (`migrate`). The status rules of `status` derive an order's
+//! and the certificate traits (operators' [`basalt_core::CertificateSearch`] too) on
+//! SQLite, PostgreSQL and MySQL/MariaDB, with the queries written once (`storage`) and
+//! what differs between engines kept in `engine` and in each engine's migrations
+//! (`migrate`). The status rules of `status` derive an order's
 //! and an authorization's status from the stored facts and the injected clock. One
 //! conformance suite (`conformance`, tests only) runs against every engine.
 

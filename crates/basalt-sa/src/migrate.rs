@@ -83,6 +83,11 @@ const SQLITE: &[Migration] = &[
         name: "crl_placement",
         sql: include_str!("../migrations/sqlite/0010_crl_placement.sql"),
     },
+    Migration {
+        version: 11,
+        name: "certificate_search",
+        sql: include_str!("../migrations/sqlite/0011_certificate_search.sql"),
+    },
 ];
 
 /// PostgreSQL's history. Version 1 is the end state of SQLite's versions 1 to 3;
@@ -128,6 +133,11 @@ const POSTGRES: &[Migration] = &[
         name: "crl_placement",
         sql: include_str!("../migrations/postgres/0008_crl_placement.sql"),
     },
+    Migration {
+        version: 9,
+        name: "certificate_search",
+        sql: include_str!("../migrations/postgres/0009_certificate_search.sql"),
+    },
 ];
 
 /// MySQL/MariaDB's history, numbered as PostgreSQL's.
@@ -171,6 +181,11 @@ const MYSQL: &[Migration] = &[
         version: 8,
         name: "crl_placement",
         sql: include_str!("../migrations/mysql/0008_crl_placement.sql"),
+    },
+    Migration {
+        version: 9,
+        name: "certificate_search",
+        sql: include_str!("../migrations/mysql/0009_certificate_search.sql"),
     },
 ];
 

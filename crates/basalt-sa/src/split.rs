@@ -19,8 +19,11 @@ use basalt_core::AuthzId;
 use basalt_core::AuthzOutcome;
 use basalt_core::BlockedKey;
 use basalt_core::CertificateLookup;
+use basalt_core::CertificateQuery;
 use basalt_core::CertificateRecord;
+use basalt_core::CertificateSearch;
 use basalt_core::CertificateStore;
+use basalt_core::CertificateSummary;
 use basalt_core::ChallengeType;
 use basalt_core::CrlPlacement;
 use basalt_core::EabKey;
@@ -214,6 +217,18 @@ impl StorageReadOnly for ReadSplit {
 
     async fn incidents(&self) -> Result<Vec<Incident>, Error> {
         read!(self, "incidents", s => s.incidents().await)
+    }
+}
+
+/// The primary's answer: an operator searches to act (`revoke-key` revokes what it
+/// finds), and a certificate a lagging replica does not have yet would escape.
+#[async_trait]
+impl CertificateSearch for ReadSplit {
+    async fn search_certificates(
+        &self,
+        query: &CertificateQuery,
+    ) -> Result<Vec<CertificateSummary>, Error> {
+        self.primary.search_certificates(query).await
     }
 }
 

@@ -103,6 +103,8 @@ use crate::migrate;
 use crate::status;
 use crate::status::OrderFacts;
 
+mod search;
+
 /// How many times one write runs before a serialization failure is given up on.
 const MAX_ATTEMPTS: u32 = 5;
 
@@ -413,6 +415,24 @@ impl SqlStorage {
     /// Closes every connection; for a graceful shutdown.
     pub async fn close(&self) {
         self.pool.close().await;
+    }
+
+    /// The pool's connections now: how many are idle, how many in use.
+    pub fn pool_connections(&self) -> (u32, u32) {
+        let idle = u32::try_from(self.pool.num_idle()).unwrap_or(u32::MAX);
+        (idle, self.pool.size().saturating_sub(idle))
+    }
+
+    /// Whether the database answers a connection from the pool (readiness).
+    pub async fn ping(&self) -> Result<(), Error> {
+        let mut connection = self
+            .pool
+            .acquire()
+            .await
+            .map_err(db_error("reaching the database"))?;
+        sqlx::Connection::ping(&mut *connection)
+            .await
+            .map_err(db_error("reaching the database"))
     }
 
     /// Now, truncated to what the database keeps (whole seconds), so what a write
@@ -2059,6 +2079,14 @@ impl SqlStorage {
         .execute(&mut *tx)
         .await
         .map_err(db_error("storing a certificate status"))?;
+        search::index_precertificate(
+            &mut tx,
+            serial,
+            der,
+            unix(issued_at),
+            get::<i64>(&reserved, "expires_at")?,
+        )
+        .await?;
         commit(tx).await?;
         info!(serial = %serial, account_id = %account_id, "precertificate stored");
         Ok(())

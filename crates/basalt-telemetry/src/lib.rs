@@ -19,7 +19,17 @@
 //! own name. A field that would take one of the first three names is written as
 //! `field_<name>` instead. Span data is never written. The catalogue of events is
 //! `docs/audit.md`.
+//!
+//! Beside the log, a service is observed through `[telemetry]` of its config
+//! ([`TelemetryConfig`]): Prometheus metrics ([`metrics`]) and health checks on
+//! the debug listener ([`DebugServer`]), and OpenTelemetry traces exported over
+//! OTLP ([`trace`]), whose context every gRPC call carries to the next process.
 #![warn(missing_docs)]
+
+mod debug;
+mod http;
+pub mod metrics;
+pub mod trace;
 
 use std::fs::File;
 use std::fs::OpenOptions;
@@ -32,6 +42,7 @@ use std::sync::PoisonError;
 use std::sync::atomic::AtomicBool;
 use std::sync::atomic::Ordering;
 
+use basalt_config::TelemetryConfig;
 use basalt_core::Clock;
 use basalt_core::Error;
 use basalt_core::SystemClock;
@@ -52,6 +63,11 @@ use tracing_subscriber::layer::SubscriberExt;
 use tracing_subscriber::registry::LookupSpan;
 use tracing_subscriber::util::SubscriberInitExt;
 
+pub use crate::debug::DebugServer;
+pub use crate::debug::ReadinessCheck;
+pub use crate::debug::start_draining;
+pub use crate::http::instrument as instrument_http;
+
 /// The `tracing` target of audit events.
 pub const AUDIT_TARGET: &str = "audit";
 
@@ -62,12 +78,31 @@ pub const AUDIT_LOG_ENV: &str = "BASALT_AUDIT_LOG";
 /// is renamed `field_<name>`. (`event` and `message` are the event's own fields.)
 const RESERVED_FIELDS: [&str; 3] = ["timestamp", "level", "service"];
 
-/// Installs the global subscriber for `service`. Call once, first thing in `main`.
+/// What [`init`] started that must be stopped in order: the trace exporter, whose
+/// last spans are flushed by [`TelemetryGuard::shutdown`].
+#[must_use = "call shutdown() at exit, or the last spans are lost"]
+pub struct TelemetryGuard {
+    traces: Option<trace::Traces>,
+}
+
+impl TelemetryGuard {
+    /// Exports the spans still queued (if traces are exported at all).
+    pub async fn shutdown(self) {
+        if let Some(traces) = self.traces {
+            traces.shutdown().await;
+        }
+    }
+}
+
+/// Installs the global subscriber for `service`: the log, the audit file, and
+/// the trace exporter when `telemetry.otlp_endpoint` is set. Call once, first
+/// thing in the service, inside the Tokio runtime.
 ///
 /// If `BASALT_AUDIT_LOG` names a file that cannot be opened, this says so on stderr
 /// and in the log, and the service runs on without an audit file: its audit events
-/// still reach stderr with the rest of the log.
-pub fn init(service: &str) {
+/// still reach stderr with the rest of the log. A trace exporter that cannot be
+/// made is reported the same way, and the service runs without traces.
+pub fn init(service: &str, telemetry: &TelemetryConfig) -> TelemetryGuard {
     let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info"));
     let json = std::env::var("BASALT_LOG_FORMAT").is_ok_and(|format| format == "json");
     let audit_path = std::env::var_os(AUDIT_LOG_ENV).filter(|path| !path.is_empty());
@@ -86,9 +121,17 @@ pub fn init(service: &str) {
             }
         },
     };
+    let (trace_layer, traces, trace_error) = match trace::layer(service, telemetry) {
+        Ok(Some((layer, traces))) => (Some(layer), Some(traces), None),
+        Ok(None) => (None, None, None),
+        Err(err) => {
+            eprintln!("{service}: {err}; traces are not exported");
+            (None, None, Some(err))
+        }
+    };
     let ansi = std::io::stderr().is_terminal();
     // A second init (tests) keeps the first subscriber; that is harmless.
-    let _ = subscriber(filter, json, ansi, std::io::stderr, audit).try_init();
+    let _ = subscriber(filter, json, ansi, std::io::stderr, audit, trace_layer).try_init();
     let audit_log = audit_path
         .as_deref()
         .filter(|_| audit_error.is_none())
@@ -97,6 +140,7 @@ pub fn init(service: &str) {
         service,
         version = env!("CARGO_PKG_VERSION"),
         audit_log,
+        otlp_endpoint = telemetry.otlp_endpoint.as_deref(),
         "starting"
     );
     if let Some(err) = audit_error {
@@ -105,16 +149,22 @@ pub fn init(service: &str) {
             "audit log unavailable: audit events go to the service log only"
         );
     }
+    if let Some(err) = trace_error {
+        tracing::error!(error = %err, "trace export unavailable: no traces are exported");
+    }
+    TelemetryGuard { traces }
 }
 
-/// The service's subscriber: the log on `writer`, filtered by `filter`, and the
-/// audit file (if any), which receives every audit event whatever `filter` says.
+/// The service's subscriber: the log on `writer`, filtered by `filter`, the
+/// audit file (if any), which receives every audit event whatever `filter` says,
+/// and the trace exporter (if any).
 fn subscriber<W>(
     filter: EnvFilter,
     json: bool,
     ansi: bool,
     writer: W,
     audit: Option<AuditLayer>,
+    traces: Option<trace::TraceLayer>,
 ) -> impl Subscriber + Send + Sync + 'static
 where
     W: for<'w> MakeWriter<'w> + Send + Sync + 'static,
@@ -130,6 +180,7 @@ where
         log.with_filter(filter).boxed()
     };
     tracing_subscriber::registry()
+        .with(traces)
         .with(log)
         .with(audit.map(AuditLayer::only_audit_events))
 }
@@ -415,6 +466,7 @@ mod tests {
             false,
             std::io::sink,
             Some(audit),
+            None,
         );
         tracing::subscriber::with_default(subscriber, || {
             info!(target: "audit", event = "account_created", account_id = 3, "account created");

@@ -9,7 +9,10 @@ use basalt_config::TlsConfig;
 use basalt_core::Error;
 use serde::Deserialize;
 
+use crate::perspectives::DEFAULT_MIN_REGIONS;
 use crate::perspectives::RemoteConfig;
+use crate::perspectives::check_regions;
+use crate::pool::RemotePoolConfig;
 
 /// The whole configuration of the validation authority.
 ///
@@ -49,6 +52,13 @@ use crate::perspectives::RemoteConfig;
 /// region = "eu-west"
 /// address = "va-remote-1.internal:9092"
 /// server_name = "va-remote-1"
+///
+/// # …and every address a name resolves to, all in one region.
+/// [[remote_pool]]
+/// region = "us-east"
+/// address = "va-remote.us-east.internal:9092"
+/// server_name = "va-remote"
+/// refresh = "30s"
 /// ```
 #[derive(Clone, Debug, Deserialize, PartialEq, Eq)]
 #[serde(deny_unknown_fields)]
@@ -57,6 +67,10 @@ pub struct VaConfig {
     pub grpc: GrpcServerConfig,
     /// The VA's mTLS identity.
     pub tls: TlsConfig,
+    /// `[telemetry]`: metrics and health checks on a debug listener, and trace
+    /// export (all off unless set).
+    #[serde(default)]
+    pub telemetry: basalt_config::TelemetryConfig,
     /// How names are resolved.
     #[serde(default)]
     pub dns: DnsConfig,
@@ -72,6 +86,19 @@ pub struct VaConfig {
     /// a remote VA itself, or a VA without multi-perspective validation.
     #[serde(default)]
     pub remote: Vec<RemoteConfig>,
+    /// Pools of interchangeable remote VAs, each one DNS name whose every address
+    /// is a perspective (`docker compose --scale`, a Kubernetes headless Service);
+    /// see [`crate::RemotePool`].
+    #[serde(default)]
+    pub remote_pool: Vec<RemotePoolConfig>,
+    /// How many distinct regions the remote successes must span: 2 unless told,
+    /// at least 1. Production keeps 2 (the Baseline Requirements ask for
+    /// perspectives in separate places, and one region is one route an attacker
+    /// can hijack for every perspective at once); only a lab whose remote VAs all
+    /// run on one site, such as docker-compose.yml on one host, sets 1. The
+    /// regions of `remote` and `remote_pool` must be able to meet it.
+    #[serde(default = "VaConfig::default_remote_min_regions")]
+    pub remote_min_regions: usize,
     /// How long a remote perspective has to answer.
     #[serde(default = "VaConfig::default_remote_timeout")]
     pub remote_timeout: ConfigDuration,
@@ -85,6 +112,25 @@ pub struct VaConfig {
 impl VaConfig {
     fn default_remote_timeout() -> ConfigDuration {
         ConfigDuration(Duration::from_secs(15))
+    }
+
+    fn default_remote_min_regions() -> usize {
+        DEFAULT_MIN_REGIONS
+    }
+
+    /// The checks the VA makes on its config at start beyond what parsing does:
+    /// each `[[remote_pool]]` well formed, `remote_min_regions` at least 1 and met
+    /// by the regions configured. The message names the field at fault.
+    pub fn validate(&self) -> Result<(), String> {
+        for (index, pool) in self.remote_pool.iter().enumerate() {
+            pool.validate(index)?;
+        }
+        let regions = self
+            .remote
+            .iter()
+            .map(|remote| remote.region.as_str())
+            .chain(self.remote_pool.iter().map(|pool| pool.region.as_str()));
+        check_regions(regions, self.remote_min_regions)
     }
 }
 
@@ -277,6 +323,60 @@ mod tests {
         let typo = text.replace("server_name", "servername");
         let err = basalt_config::parse::<VaConfig>(&typo).unwrap_err();
         assert!(err.contains("servername"), "{err}");
+    }
+
+    #[test]
+    fn remote_pools_and_the_regions_they_must_span() {
+        let config: VaConfig = basalt_config::parse(MINIMAL).unwrap();
+        assert!(config.remote_pool.is_empty());
+        assert_eq!(config.remote_min_regions, 2);
+        config.validate().unwrap();
+
+        let pool = "\n[[remote_pool]]\nregion = \"lab\"\naddress = \"va-remote:9092\"\n\
+                    server_name = \"va-remote\"\n";
+        // One pool is one region: refused unless the lab says one region will do.
+        let one_region: VaConfig = basalt_config::parse(&format!("{MINIMAL}{pool}")).unwrap();
+        assert_eq!(
+            one_region.remote_pool,
+            [RemotePoolConfig {
+                name: None,
+                region: "lab".into(),
+                address: "va-remote:9092".into(),
+                server_name: "va-remote".into(),
+                refresh: ConfigDuration(Duration::from_secs(30)),
+            }]
+        );
+        let err = one_region.validate().unwrap_err();
+        assert!(err.contains("remote_min_regions = 2"), "{err}");
+        let lab: VaConfig =
+            basalt_config::parse(&format!("remote_min_regions = 1\n{MINIMAL}{pool}")).unwrap();
+        lab.validate().unwrap();
+        // A pool and a fixed remote elsewhere span two regions.
+        let remote = "\n[[remote]]\nname = \"far\"\nregion = \"far\"\n\
+                      address = \"far.example:9092\"\nserver_name = \"far\"\n";
+        let mixed: VaConfig = basalt_config::parse(&format!("{MINIMAL}{pool}{remote}")).unwrap();
+        mixed.validate().unwrap();
+
+        let zero: VaConfig =
+            basalt_config::parse(&format!("remote_min_regions = 0\n{MINIMAL}")).unwrap();
+        let err = zero.validate().unwrap_err();
+        assert!(err.starts_with("remote_min_regions = 0"), "{err}");
+        let bad_refresh = lab.remote_pool[0].clone();
+        let bad = VaConfig {
+            remote_pool: vec![
+                lab.remote_pool[0].clone(),
+                RemotePoolConfig {
+                    refresh: ConfigDuration(Duration::ZERO),
+                    ..bad_refresh
+                },
+            ],
+            ..lab.clone()
+        };
+        let err = bad.validate().unwrap_err();
+        assert!(err.starts_with("remote_pool[1].refresh"), "{err}");
+        let typo = format!("{MINIMAL}{pool}servername = \"x\"\n");
+        let err = basalt_config::parse::<VaConfig>(&typo).unwrap_err();
+        assert!(err.contains("unknown field `servername`"), "{err}");
     }
 
     #[test]

@@ -5,7 +5,8 @@
 //! per RFC 8738, and then checks CAA (RFC 8659, RFC 8657). Every name is resolved
 //! through [`Lookup`] ([`DnsResolver`] in production) and no connection is made to a
 //! reserved address ([`is_reserved`]) unless `allow_private_addresses` is set.
-//! [`Perspectives`] makes a primary VA ask remote VAs in other networks too.
+//! [`Perspectives`] makes a primary VA ask remote VAs in other networks too, each
+//! configured on its own or found in a [`RemotePool`] behind one DNS name.
 #![warn(missing_docs)]
 
 mod address;
@@ -15,6 +16,7 @@ mod dns;
 mod dns01;
 mod http01;
 mod perspectives;
+mod pool;
 mod tls;
 mod tlsalpn01;
 mod va;
@@ -24,4 +26,5 @@ pub use config::{CaaConfig, DnsConfig, Http01Config, TlsAlpn01Config, VaConfig};
 pub use dns::{CaaRecord, DnsResolver, Lookup};
 pub use http01::{MAX_BODY_BYTES, MAX_REDIRECTS};
 pub use perspectives::{Perspectives, Remote, RemoteConfig, allowed_failures};
+pub use pool::{ConnectRemote, RemotePool, RemotePoolConfig, ResolvePool, system_resolver};
 pub use va::{Va, VaSettings};

@@ -200,6 +200,13 @@ impl ValidationAuthority for Va {
             }
         }
         let elapsed = self.clock.now() - started;
+        let outcome = if result.problem.is_none() {
+            "valid"
+        } else {
+            "invalid"
+        };
+        let seconds = Duration::try_from(elapsed).unwrap_or_default();
+        basalt_telemetry::metrics::validation(request.challenge.as_str(), outcome, seconds);
         match &result.problem {
             None => tracing::info!(
                 identifier = %request.identifier,

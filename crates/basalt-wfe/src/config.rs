@@ -21,6 +21,14 @@ pub struct WfeConfig {
     pub https: HttpsConfig,
     /// Mutual TLS towards the RA and the SA.
     pub tls: TlsConfig,
+    /// `[telemetry]`: metrics and health checks on a debug listener, and trace
+    /// export (all off unless set).
+    #[serde(default)]
+    pub telemetry: basalt_config::TelemetryConfig,
+    /// How long requests in flight may take to finish once the service is asked
+    /// to stop (SIGTERM); past that it stops anyway (default `"5s"`).
+    #[serde(default = "basalt_config::default_drain_timeout")]
+    pub drain_timeout: basalt_config::ConfigDuration,
     /// The registration authority.
     pub ra: GrpcClientConfig,
     /// The storage authority (read-only service).

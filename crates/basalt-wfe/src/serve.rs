@@ -19,9 +19,6 @@ use rustls::pki_types::PrivateKeyDer;
 use rustls::pki_types::pem::PemObject;
 use tracing::info;
 
-/// How long in-flight requests may run once shutdown is asked for.
-const GRACE_PERIOD: Duration = Duration::from_secs(5);
-
 /// Builds the listener's TLS configuration from PEM files: the chain (leaf first) and
 /// its key (PKCS#8, PKCS#1 or SEC1).
 pub(crate) fn tls_config(cert_pem: &Path, key_pem: &Path) -> Result<ServerConfig, Error> {
@@ -56,19 +53,27 @@ pub(crate) fn tls_config(cert_pem: &Path, key_pem: &Path) -> Result<ServerConfig
     Ok(config)
 }
 
-/// Serves `router` over HTTPS on `listen` until `shutdown` completes, then lets
-/// in-flight requests finish (for up to five seconds). Handlers see each request's
-/// TCP peer address as `ConnectInfo<SocketAddr>`.
+/// Serves `router` over HTTPS on `listen` until `shutdown` completes, then stops
+/// accepting connections and lets in-flight requests finish for up to
+/// `drain_timeout`. Handlers see each request's TCP peer address as
+/// `ConnectInfo<SocketAddr>`.
 pub async fn serve_https(
     listen: SocketAddr,
     cert_pem: &Path,
     key_pem: &Path,
     router: Router,
+    drain_timeout: Duration,
     shutdown: impl Future<Output = ()>,
 ) -> Result<(), Error> {
     let config = RustlsConfig::from_config(Arc::new(tls_config(cert_pem, key_pem)?));
     info!(%listen, "acme https listener starting");
-    run(axum_server::bind_rustls(listen, config), router, shutdown).await
+    run(
+        axum_server::bind_rustls(listen, config),
+        router,
+        drain_timeout,
+        shutdown,
+    )
+    .await
 }
 
 /// Like [`serve_https`], on a listener the caller already bound (e.g. to port 0 in
@@ -78,6 +83,7 @@ pub async fn serve_https_on(
     cert_pem: &Path,
     key_pem: &Path,
     router: Router,
+    drain_timeout: Duration,
     shutdown: impl Future<Output = ()>,
 ) -> Result<(), Error> {
     let config = RustlsConfig::from_config(Arc::new(tls_config(cert_pem, key_pem)?));
@@ -87,12 +93,13 @@ pub async fn serve_https_on(
     let server = axum_server::tls_rustls::from_tcp_rustls(listener, config)
         .map_err(|err| Error::internal(format!("cannot use listener {listen}: {err}")))?;
     info!(%listen, "acme https listener starting");
-    run(server, router, shutdown).await
+    run(server, router, drain_timeout, shutdown).await
 }
 
 async fn run(
     server: Server<SocketAddr, RustlsAcceptor>,
     router: Router,
+    drain_timeout: Duration,
     shutdown: impl Future<Output = ()>,
 ) -> Result<(), Error> {
     let handle = Handle::new();
@@ -108,7 +115,7 @@ async fn run(
         result = &mut serving => return result.map_err(failed),
         () = &mut shutdown => {
             info!("acme https listener shutting down");
-            handle.graceful_shutdown(Some(GRACE_PERIOD));
+            handle.graceful_shutdown(Some(drain_timeout));
         }
     }
     serving.await.map_err(failed)

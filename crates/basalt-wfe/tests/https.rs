@@ -92,7 +92,8 @@ async fn serves_tls12_and_tls13_with_alpn() {
     let server = tokio::spawn({
         let (cert_path, key_path) = (cert_path.clone(), key_path.clone());
         async move {
-            basalt_wfe::serve_https_on(listener, &cert_path, &key_path, app.router, async {
+            let drain = std::time::Duration::from_secs(5);
+            basalt_wfe::serve_https_on(listener, &cert_path, &key_path, app.router, drain, async {
                 let _ = stopped.await;
             })
             .await
@@ -179,6 +180,7 @@ async fn missing_certificate_files_are_errors() {
         std::path::Path::new("/nonexistent/cert.pem"),
         std::path::Path::new("/nonexistent/key.pem"),
         app.router,
+        std::time::Duration::from_secs(5),
         std::future::pending(),
     )
     .await

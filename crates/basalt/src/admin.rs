@@ -1,6 +1,7 @@
 //! `basalt admin`: operator commands, run by a person over mTLS with the `admin`
-//! internal certificate: against the SA (EAB keys, blocked keys, incidents) and the
-//! RA (revocation, rate-limit overrides), which applies its policy and audits them.
+//! internal certificate: against the SA (EAB keys, blocked keys, incidents, and
+//! reads: certificate search, orders) and the RA (revocation, rate-limit overrides),
+//! which applies its policy and audits them.
 
 use std::path::Path;
 use std::path::PathBuf;
@@ -10,14 +11,23 @@ use anyhow::bail;
 use basalt_config::ConfigDuration;
 use basalt_config::GrpcClientConfig;
 use basalt_config::TlsConfig;
+use basalt_core::AccountId;
+use basalt_core::Authz;
 use basalt_core::BlockedKey;
 use basalt_core::BlockedKeySource;
 use basalt_core::CertStatus;
+use basalt_core::CertificateQuery;
+use basalt_core::CertificateSearch;
+use basalt_core::CertificateSelector;
+use basalt_core::CertificateSummary;
 use basalt_core::Clock;
 use basalt_core::EabKey;
 use basalt_core::ErrorKind;
+use basalt_core::Identifier;
 use basalt_core::Incident;
 use basalt_core::NewIncident;
+use basalt_core::Order;
+use basalt_core::OrderId;
 use basalt_core::RateLimit;
 use basalt_core::RateLimitOverride;
 use basalt_core::RegistrationAuthority;
@@ -39,6 +49,8 @@ use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use ring::rand::SecureRandom;
 use ring::rand::SystemRandom;
 use serde::Deserialize;
+use time::OffsetDateTime;
+use time::format_description::well_known::Rfc3339;
 use x509_parser::certification_request::X509CertificationRequest;
 use x509_parser::pem::Pem;
 use x509_parser::prelude::FromDer;
@@ -67,6 +79,21 @@ enum AdminCommand {
     /// between). keyCompromise also blocks the key, and may replace the reason of a
     /// serial revoked for another one.
     Revoke(RevokeArgs),
+    /// Revoke every unexpired, unrevoked certificate of a key, for keyCompromise,
+    /// through the RA, and block the key first (so no new certificate can use it
+    /// meanwhile). Prints each serial revoked; fails, after trying every one, if
+    /// any revocation failed. Finds certificates as `certs --key-hash` does: not
+    /// those stored before the SA indexed keys.
+    RevokeKey(RevokeKeyArgs),
+    /// Find certificates by name, account or key, newest first: one line each of
+    /// serial, account, notAfter, status (`good`, or `revoked:` and the reason) and
+    /// names (comma-separated), tab-separated. A search by name or by key does not
+    /// find certificates stored before the SA indexed names and keys (schema
+    /// certificate_search; existing rows are not backfilled): search by account.
+    Certs(CertsArgs),
+    /// Orders.
+    #[command(subcommand)]
+    Order(OrderCommand),
     /// Rate-limit overrides: a different limit for one key (an account, an IP
     /// address, a registered domain, …), set through the RA.
     #[command(subcommand)]
@@ -92,6 +119,95 @@ struct RevokeArgs {
     /// variable, else "operator").
     #[arg(long, value_name = "NAME", value_parser = clap::builder::NonEmptyStringValueParser::new())]
     by: Option<String>,
+}
+
+/// A key as `certs` and `revoke-key` take it: a PEM file that carries it, or its
+/// hash.
+#[derive(Debug, clap::Args)]
+struct KeyArgs {
+    /// A PEM file with the key: a certificate (the first of a chain), a
+    /// certificate request, or a public key (`openssl pkey -in KEY -pubout`).
+    #[arg(long, value_name = "FILE")]
+    key_file: Option<PathBuf>,
+    /// The key by the SHA-256 of its DER SubjectPublicKeyInfo, 64 hex digits (as
+    /// `block-key` prints it).
+    #[arg(long, value_name = "HEX")]
+    key_hash: Option<SpkiHash>,
+}
+
+impl KeyArgs {
+    /// The key's hash, if either flag names it.
+    fn hash(&self) -> anyhow::Result<Option<SpkiHash>> {
+        if let Some(path) = &self.key_file {
+            let pem =
+                std::fs::read(path).with_context(|| format!("cannot read {}", path.display()))?;
+            let spki =
+                key_file_spki(&pem).with_context(|| format!("--key-file {}", path.display()))?;
+            return Ok(Some(spki_sha256(&spki)));
+        }
+        Ok(self.key_hash)
+    }
+}
+
+/// `basalt admin certs`: exactly one selector, and how many.
+#[derive(Debug, clap::Args)]
+#[command(group(
+    clap::ArgGroup::new("selector")
+        .required(true)
+        .args(["name", "account", "key_file", "key_hash"])
+))]
+struct CertsArgs {
+    /// A DNS name or IP address the certificates are for (compared in lowercase,
+    /// without a trailing dot; a wildcard as `*.example.com`).
+    #[arg(long, value_name = "NAME")]
+    name: Option<String>,
+    /// With --name: the certificates for names under it too (`www.example.com`,
+    /// `*.example.com` for `example.com`).
+    #[arg(long, requires = "name", conflicts_with_all = ["account", "key_file", "key_hash"])]
+    subdomains: bool,
+    /// The account the certificates were issued to.
+    #[arg(long, value_name = "ID")]
+    account: Option<AccountId>,
+    #[command(flatten)]
+    key: KeyArgs,
+    /// Only certificates neither revoked nor expired.
+    #[arg(long)]
+    active: bool,
+    /// Show at most this many, newest first.
+    #[arg(
+        long,
+        value_name = "N",
+        default_value_t = CertificateQuery::DEFAULT_LIMIT,
+        value_parser = clap::value_parser!(u32).range(1..=i64::from(CertificateQuery::MAX_LIMIT)),
+    )]
+    limit: u32,
+}
+
+/// `basalt admin revoke-key`: the key, and who revokes.
+#[derive(Debug, clap::Args)]
+#[command(group(
+    clap::ArgGroup::new("key")
+        .required(true)
+        .args(["key_file", "key_hash"])
+))]
+struct RevokeKeyArgs {
+    #[command(flatten)]
+    key: KeyArgs,
+    /// Who revokes, for the RA's audit log (default: the USER environment
+    /// variable, else "operator").
+    #[arg(long, value_name = "NAME", value_parser = clap::builder::NonEmptyStringValueParser::new())]
+    by: Option<String>,
+}
+
+#[derive(Debug, clap::Subcommand)]
+enum OrderCommand {
+    /// Show an order, one `field<TAB>value…` line each: its account, status,
+    /// times, profile, identifiers, certificate serial and error, then each
+    /// authorization (`authz`) with its challenges (`challenge`).
+    Show {
+        /// The order ID, the last part of the order's URL.
+        order_id: OrderId,
+    },
 }
 
 /// `basalt admin block-key`: exactly one way of naming the key, and why.
@@ -324,6 +440,70 @@ pub(crate) async fn run(args: AdminArgs) -> anyhow::Result<()> {
                 "{}",
                 revoke(&ra, &sa, &serial, args.reason, &operator).await?
             );
+        }
+        AdminCommand::RevokeKey(args) => {
+            let Some(hash) = args.key.hash()? else {
+                bail!("name the key with --key-file or --key-hash");
+            };
+            let operator = operator_name(args.by, std::env::var("USER").ok());
+            let ra = config.ra_client(&path)?;
+            // Blocked first: no new certificate can use the key while its
+            // certificates are revoked. The RA blocks it too with each revocation.
+            sa.block_key(BlockedKey {
+                spki_sha256: hash,
+                added_at: SystemClock.now(),
+                source: BlockedKeySource::Admin,
+                comment: format!("compromised: revoke-key by {operator}"),
+            })
+            .await
+            .context("blocking the key")?;
+            println!("blocked spki_sha256: {hash}");
+            let report = revoke_key(&ra, &sa, hash, &operator, |line| println!("{line}")).await?;
+            if report.failed > 0 {
+                bail!(
+                    "{} of {} revocations failed (each is shown above); run revoke-key again \
+                     to retry them",
+                    report.failed,
+                    report.failed + report.revoked
+                );
+            }
+        }
+        AdminCommand::Certs(args) => {
+            let query = certs_query(&args)?;
+            let found = sa
+                .search_certificates(&query)
+                .await
+                .context("searching certificates")?;
+            for summary in &found {
+                println!("{}", certificate_line(summary));
+            }
+            if found.is_empty() {
+                eprintln!("no certificate found");
+            } else if found.len() >= usize::try_from(query.limit).unwrap_or(usize::MAX) {
+                eprintln!(
+                    "showing the newest {}; there may be more (--limit, at most {})",
+                    found.len(),
+                    CertificateQuery::MAX_LIMIT
+                );
+            }
+        }
+        AdminCommand::Order(OrderCommand::Show { order_id }) => {
+            let order = match sa.order(order_id).await {
+                Ok(order) => order,
+                Err(err) if err.is(ErrorKind::NotFound) => bail!("no order has ID {order_id}"),
+                Err(err) => return Err(anyhow::Error::new(err).context("reading the order")),
+            };
+            let mut authzs = Vec::with_capacity(order.authz_ids.len());
+            for id in &order.authz_ids {
+                authzs.push(
+                    sa.authz(*id)
+                        .await
+                        .with_context(|| format!("reading authorization {id}"))?,
+                );
+            }
+            for line in order_lines(&order, &authzs) {
+                println!("{line}");
+            }
         }
         AdminCommand::RateLimit(command) => {
             let ra = config.ra_client(&path)?;
@@ -575,6 +755,245 @@ async fn revoke(
     ))
 }
 
+/// A time as RFC 3339 (`2030-01-01T00:00:00Z`).
+fn rfc3339(at: OffsetDateTime) -> String {
+    at.format(&Rfc3339).unwrap_or_else(|_| at.to_string())
+}
+
+/// The search `certs` asks the SA for.
+fn certs_query(args: &CertsArgs) -> anyhow::Result<CertificateQuery> {
+    let selector = if let Some(name) = &args.name {
+        let name = name.trim();
+        let identifier = if name.parse::<std::net::IpAddr>().is_ok() {
+            if args.subdomains {
+                bail!("--subdomains: an IP address ({name}) has no subdomains");
+            }
+            Identifier::ip(name)
+        } else {
+            Identifier::dns(name)
+        };
+        CertificateSelector::Name {
+            identifier,
+            subdomains: args.subdomains,
+        }
+    } else if let Some(account) = args.account {
+        CertificateSelector::Account(account)
+    } else if let Some(hash) = args.key.hash()? {
+        CertificateSelector::Key(hash)
+    } else {
+        bail!("name the certificates with --name, --account, --key-file or --key-hash");
+    };
+    Ok(CertificateQuery {
+        selector,
+        active_only: args.active,
+        limit: args.limit,
+    })
+}
+
+/// One line of `certs`: serial, account, notAfter, status, names.
+fn certificate_line(summary: &CertificateSummary) -> String {
+    let status = match (summary.status, summary.revocation_reason) {
+        (CertStatus::Good, _) => "good".to_owned(),
+        (CertStatus::Revoked, Some(reason)) => format!("revoked:{reason}"),
+        (CertStatus::Revoked, None) => "revoked".to_owned(),
+    };
+    let names: Vec<&str> = summary
+        .names
+        .iter()
+        .map(|name| name.value.as_str())
+        .collect();
+    format!(
+        "{}\t{}\t{}\t{status}\t{}",
+        summary.serial,
+        summary.account_id,
+        rfc3339(summary.not_after),
+        names.join(",")
+    )
+}
+
+/// What `order show` prints of an order and its authorizations (in the order's
+/// order).
+fn order_lines(order: &Order, authzs: &[Authz]) -> Vec<String> {
+    let mut lines = vec![
+        format!("order\t{}", order.id),
+        format!("account\t{}", order.account_id),
+        format!("status\t{}", order.status),
+        format!("created\t{}", rfc3339(order.created_at)),
+        format!("expires\t{}", rfc3339(order.expires)),
+        format!("profile\t{}", order.profile),
+    ];
+    let identifiers: Vec<&str> = order
+        .identifiers
+        .iter()
+        .map(|id| id.value.as_str())
+        .collect();
+    lines.push(format!("identifiers\t{}", identifiers.join(",")));
+    for (field, at) in [
+        ("not_before", order.not_before),
+        ("not_after", order.not_after),
+    ] {
+        if let Some(at) = at {
+            lines.push(format!("{field}\t{}", rfc3339(at)));
+        }
+    }
+    if let Some(replaces) = &order.replaces {
+        lines.push(format!("replaces\t{replaces}"));
+    }
+    if let Some(serial) = &order.certificate_serial {
+        lines.push(format!("certificate\t{serial}"));
+    }
+    if let Some(error) = &order.error {
+        lines.push(format!("error\t{}: {}", error.kind, error.detail));
+    }
+    for authz in authzs {
+        let name = if authz.wildcard {
+            format!("*.{}", authz.identifier.value)
+        } else {
+            authz.identifier.value.clone()
+        };
+        lines.push(format!(
+            "authz\t{}\t{name}\t{}\texpires {}",
+            authz.id,
+            authz.status,
+            rfc3339(authz.expires)
+        ));
+        for challenge in &authz.challenges {
+            let mut line = format!(
+                "challenge\t{}\t{}\t{}",
+                authz.id, challenge.kind, challenge.status
+            );
+            if let Some(at) = challenge.validated {
+                line.push_str(&format!("\tvalidated {}", rfc3339(at)));
+            }
+            if let Some(error) = &challenge.error {
+                line.push_str(&format!("\terror {}: {}", error.kind, error.detail));
+            }
+            lines.push(line);
+        }
+    }
+    lines
+}
+
+/// What `revoke-key` did.
+#[derive(Debug, Default, PartialEq, Eq)]
+struct KeyRevocation {
+    /// Certificates revoked.
+    revoked: usize,
+    /// Revocations the RA refused or that could not be made.
+    failed: usize,
+}
+
+/// Revokes, through the RA as `operator`, every unexpired, unrevoked certificate
+/// the SA finds for the key `hash`, for keyCompromise, saying each outcome (a line
+/// per serial, then a summary) through `say`.
+///
+/// The SA returns at most [`CertificateQuery::MAX_LIMIT`] certificates a search, so
+/// it searches again until a search finds no certificate it has not tried: those
+/// revoked drop out of the next search, those that failed are tried once (should a
+/// whole search's worth of them fail, the ones beyond are not reached; the command
+/// fails then, and running it again tries them).
+async fn revoke_key(
+    ra: &dyn RegistrationAuthority,
+    sa: &dyn CertificateSearch,
+    hash: SpkiHash,
+    operator: &str,
+    mut say: impl FnMut(String),
+) -> anyhow::Result<KeyRevocation> {
+    let query = CertificateQuery {
+        selector: CertificateSelector::Key(hash),
+        active_only: true,
+        limit: CertificateQuery::MAX_LIMIT,
+    };
+    let mut tried = std::collections::BTreeSet::new();
+    let mut report = KeyRevocation::default();
+    loop {
+        let found = sa
+            .search_certificates(&query)
+            .await
+            .context("searching the key's certificates")?;
+        let new: Vec<CertificateSummary> = found
+            .into_iter()
+            .filter(|summary| !tried.contains(&summary.serial))
+            .collect();
+        if new.is_empty() {
+            break;
+        }
+        for summary in new {
+            tried.insert(summary.serial.clone());
+            let request = RevokeRequest {
+                serial: summary.serial.clone(),
+                reason: RevocationReason::KeyCompromise,
+                requester: Requester::Operator(operator.to_owned()),
+            };
+            let names: Vec<&str> = summary
+                .names
+                .iter()
+                .map(|name| name.value.as_str())
+                .collect();
+            match ra.revoke_certificate(request).await {
+                Ok(()) => {
+                    report.revoked += 1;
+                    say(format!(
+                        "revoked serial {} (account {}, {}), reason keyCompromise (1), by \
+                         {operator}",
+                        summary.serial,
+                        summary.account_id,
+                        names.join(",")
+                    ));
+                }
+                Err(err) => {
+                    report.failed += 1;
+                    say(format!(
+                        "FAILED serial {} (account {}, {}): {}: {}",
+                        summary.serial,
+                        summary.account_id,
+                        names.join(","),
+                        err.kind,
+                        err.detail
+                    ));
+                }
+            }
+        }
+    }
+    say(if tried.is_empty() {
+        format!("no unexpired, unrevoked certificate has key {hash}")
+    } else {
+        format!(
+            "key {hash}: {} certificate{} revoked, {} failed",
+            report.revoked,
+            if report.revoked == 1 { "" } else { "s" },
+            report.failed
+        )
+    });
+    Ok(report)
+}
+
+/// The SubjectPublicKeyInfo in a PEM file given as `--key-file`: that of its first
+/// certificate, certificate request or public key. A private key is refused, with
+/// how to get its public key.
+fn key_file_spki(pem: &[u8]) -> anyhow::Result<Vec<u8>> {
+    let mut private_key = false;
+    for block in Pem::iter_from_buffer(pem) {
+        let block = block.map_err(|err| anyhow::anyhow!("not valid PEM: {err}"))?;
+        match block.label.as_str() {
+            "CERTIFICATE" => return der_certificate_spki(&block.contents),
+            "CERTIFICATE REQUEST" | "NEW CERTIFICATE REQUEST" => {
+                return der_csr_spki(&block.contents);
+            }
+            "PUBLIC KEY" => return der_public_key_spki(block.contents),
+            label if label.ends_with("PRIVATE KEY") => private_key = true,
+            _ => {}
+        }
+    }
+    if private_key {
+        bail!(
+            "it holds a private key only; give its public key instead \
+             (`openssl pkey -in KEY -pubout`)"
+        );
+    }
+    bail!("no certificate, certificate request or public key in it")
+}
+
 /// The key `block-key` names, by the SHA-256 of its DER SubjectPublicKeyInfo.
 fn blocked_key_hash(args: &BlockKeyArgs) -> anyhow::Result<SpkiHash> {
     let read = |path: &Path| {
@@ -621,8 +1040,15 @@ fn der_certificate_spki(der: &[u8]) -> anyhow::Result<Vec<u8>> {
 
 /// The SubjectPublicKeyInfo of a PEM certificate signing request.
 fn csr_spki(pem: &[u8]) -> anyhow::Result<Vec<u8>> {
-    let der = pem_block(pem, &["CERTIFICATE REQUEST", "NEW CERTIFICATE REQUEST"])?;
-    let (rest, csr) = X509CertificationRequest::from_der(&der)
+    der_csr_spki(&pem_block(
+        pem,
+        &["CERTIFICATE REQUEST", "NEW CERTIFICATE REQUEST"],
+    )?)
+}
+
+/// The SubjectPublicKeyInfo of a DER certificate signing request.
+fn der_csr_spki(der: &[u8]) -> anyhow::Result<Vec<u8>> {
+    let (rest, csr) = X509CertificationRequest::from_der(der)
         .map_err(|err| anyhow::anyhow!("not a valid certificate request: {err}"))?;
     if !rest.is_empty() {
         bail!("trailing data after the certificate request");
@@ -632,7 +1058,11 @@ fn csr_spki(pem: &[u8]) -> anyhow::Result<Vec<u8>> {
 
 /// A PEM `PUBLIC KEY` (a SubjectPublicKeyInfo), checked to be one.
 fn public_key_spki(pem: &[u8]) -> anyhow::Result<Vec<u8>> {
-    let der = pem_block(pem, &["PUBLIC KEY"])?;
+    der_public_key_spki(pem_block(pem, &["PUBLIC KEY"])?)
+}
+
+/// A DER SubjectPublicKeyInfo, checked to be one.
+fn der_public_key_spki(der: Vec<u8>) -> anyhow::Result<Vec<u8>> {
     let (rest, _) = SubjectPublicKeyInfo::from_der(&der)
         .map_err(|err| anyhow::anyhow!("not a valid SubjectPublicKeyInfo: {err}"))?;
     if !rest.is_empty() {

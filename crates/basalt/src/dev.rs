@@ -24,6 +24,10 @@
 //! `--rate-limit NAME=COUNT/PERIOD`. Every service appends its audit events to
 //! `DIR/audit/<service>.jsonl` (see `basalt_telemetry::AUDIT_LOG_ENV`).
 //!
+//! Every process has a debug listener on a port of its own after the gRPC ports
+//! (`/metrics`, `/health/live`, `/health/ready`), and `--otlp-endpoint` has them
+//! all export their traces to an OpenTelemetry collector.
+//!
 //! Each intermediate publishes its CRL in [`DEV_CRL_SHARDS`] shards, which the OCSP
 //! responder regenerates every `--crl-period` and a second after a revocation, and
 //! serves at `crl/<issuer>/<shard>.crl` under the OCSP URL.
@@ -95,7 +99,9 @@ pub(crate) struct DevArgs {
     allow_private_addresses: bool,
     /// First of the consecutive loopback ports for the internal services: SA, RA,
     /// VA and CA (gRPC), the OCSP responder (HTTP), the nonce service (gRPC), then
-    /// one per remote VA (gRPC), 6 + `--remote-vas` ports in all.
+    /// one per remote VA (gRPC); then every process's debug listener (metrics and
+    /// health, plain HTTP): SA, RA, VA, CA, WFE, OCSP responder, nonce service, then
+    /// one per remote VA. 13 + 2 × `--remote-vas` ports in all.
     #[arg(long, default_value_t = 14100, value_name = "N")]
     port_base: u16,
     /// How many remote VAs (`va-remote-1` … `va-remote-N`, each its own process in
@@ -117,8 +123,17 @@ pub(crate) struct DevArgs {
     /// name clients reach it by.
     #[arg(long = "api-name", value_name = "NAME")]
     api_names: Vec<String>,
+    /// An OpenTelemetry collector (OTLP over gRPC, plaintext), e.g.
+    /// `http://127.0.0.1:4317`, that every service exports its traces to.
+    #[arg(long, value_name = "URL", value_parser = otlp_endpoint)]
+    otlp_endpoint: Option<String>,
+    /// How long after a name was validated the RA checks its CAA records again
+    /// at finalize (e.g. `7h`, the default; `0s` rechecks at every finalize).
+    #[arg(long, default_value = "7h", value_name = "DURATION")]
+    caa_recheck_after: ConfigDuration,
     /// Create the keys, certificates and configs, then exit without starting
-    /// anything (for container set-up).
+    /// anything (for container set-up: the internal PKI then also holds
+    /// `va-remote`, the certificate docker-compose.yml's remote VAs share).
     #[arg(long)]
     prepare_only: bool,
     /// The SA's database: `postgres://…` runs the lab CA on PostgreSQL and
@@ -575,6 +590,12 @@ fn wfe_profiles() -> String {
     text
 }
 
+/// The certificate name the remote VAs of a pool share: docker-compose.yml's
+/// scalable `va-remote` service (deploy/config/va-remote.toml), whose every replica
+/// the primary VA finds through `[[remote_pool]]`. `--prepare-only`, which prepares
+/// a data directory for containers, makes it too.
+const REMOTE_VA_POOL: &str = "va-remote";
+
 /// Names in the internal PKI: one per service, plus the launcher's own;
 /// [`internal_names`] adds the remote VAs.
 const INTERNAL_NAMES: &[&str] = &[
@@ -665,6 +686,10 @@ impl Layout {
 /// How many ports from `--port-base` the services other than the remote VAs use.
 const FIXED_PORTS: usize = 6;
 
+/// The processes with a debug listener (metrics, health), in the order of their
+/// ports after the gRPC ones; the remote VAs' follow.
+const DEBUG_PORTS: [&str; 7] = ["sa", "ra", "va", "ca", "wfe", "ocsp", "nonce"];
+
 /// The addresses the services listen on.
 struct Ports {
     sa: SocketAddr,
@@ -676,11 +701,15 @@ struct Ports {
     /// One per remote VA, in [`REMOTE_VAS`] order, after the fixed ports: adding
     /// remotes moves no other service.
     remote_vas: Vec<SocketAddr>,
+    /// Each process's debug listener, after the gRPC ports: [`DEBUG_PORTS`], then
+    /// the remote VAs in [`REMOTE_VAS`] order.
+    debug: Vec<SocketAddr>,
 }
 
 impl Ports {
     fn new(base: u16, remote_vas: usize) -> anyhow::Result<Self> {
-        let total = FIXED_PORTS + remote_vas;
+        let grpc = FIXED_PORTS + remote_vas;
+        let total = grpc + DEBUG_PORTS.len() + remote_vas;
         let port = |offset: usize| -> anyhow::Result<SocketAddr> {
             let port = u16::try_from(offset)
                 .ok()
@@ -695,10 +724,22 @@ impl Ports {
             ca: port(3)?,
             ocsp: port(4)?,
             nonce: port(5)?,
-            remote_vas: (FIXED_PORTS..total)
+            remote_vas: (FIXED_PORTS..grpc)
                 .map(port)
                 .collect::<anyhow::Result<_>>()?,
+            debug: (grpc..total).map(port).collect::<anyhow::Result<_>>()?,
         })
+    }
+
+    /// The debug listener of process `name`.
+    fn debug(&self, name: &str) -> Option<SocketAddr> {
+        let index = DEBUG_PORTS.iter().position(|n| *n == name).or_else(|| {
+            REMOTE_VAS
+                .iter()
+                .position(|n| *n == name)
+                .map(|index| DEBUG_PORTS.len() + index)
+        })?;
+        self.debug.get(index).copied()
     }
 
     fn grpc(&self, service: &str) -> Option<SocketAddr> {
@@ -794,12 +835,35 @@ pub(crate) async fn run(args: DevArgs) -> anyhow::Result<()> {
         layout.audit_dir().display()
     );
     println!("{}", rate_limits_banner(&args, &key_prefix));
+    println!("{}", metrics_banner(&ports, &services));
+    if let Some(url) = &args.otlp_endpoint {
+        println!("Traces: exported to {url} (OTLP/gRPC)");
+    }
     println!("Services (pid): {pids}");
     println!("basalt dev: ready");
 
     let result = supervise(&exe, &layout, &mut running, crate::shutdown::interrupt()).await;
     stop_all(&layout, running).await;
     result
+}
+
+/// The banner line saying where each process's metrics are; its health checks
+/// are beside them, at `/health/live` and `/health/ready`.
+fn metrics_banner(ports: &Ports, services: &[Service]) -> String {
+    let mut listeners: Vec<(SocketAddr, &str)> = services
+        .iter()
+        .filter_map(|service| Some((ports.debug(service.name)?, service.name)))
+        .collect();
+    // In port order, as `--port-base` lays them out.
+    listeners.sort_by_key(|(address, _)| address.port());
+    let urls: Vec<String> = listeners
+        .iter()
+        .map(|(address, name)| format!("{name}=http://{address}/metrics"))
+        .collect();
+    format!(
+        "Metrics (health at /health/live and /health/ready beside them): {}",
+        urls.join(" ")
+    )
 }
 
 /// Refuses an RA config the RA itself would refuse, e.g. an unknown limit in
@@ -948,7 +1012,10 @@ fn prepare(layout: &Layout, args: &DevArgs, exe: &Path) -> anyhow::Result<Issuer
 
     // A run with more remote VAs than before lacks their certificates, and so
     // makes the whole internal PKI afresh; every service reads it as it starts.
-    let internal_names = internal_names(args.remote_vas);
+    let mut internal_names = internal_names(args.remote_vas);
+    if args.prepare_only {
+        internal_names.push(REMOTE_VA_POOL);
+    }
     let internal_missing = internal_names
         .iter()
         .any(|name| !layout.pki(&format!("{name}.key")).exists());
@@ -1360,9 +1427,11 @@ fn render_configs(
         });
 
     let ra = format!(
-        "{header}account_uri_prefix = {}\ndefault_profile = {}\n\n{}\n{}\n{}\n{}\n{}\n{}\n{}{}",
+        "{header}account_uri_prefix = {}\ndefault_profile = {}\ncaa_recheck_after = {}\n\n\
+         {}\n{}\n{}\n{}\n{}\n{}\n{}{}",
         q(format!("{base_url}/acme/acct/")),
         q(&args.default_profile),
+        q(args.caa_recheck_after.to_string()),
         // The admin revokes and sets rate-limit overrides through the RA.
         grpc_block(
             ports.ra,
@@ -1440,7 +1509,34 @@ fn render_configs(
     ];
     configs.extend(remote_vas);
     configs.extend([("ra", ra), ("wfe", wfe), ("ocsp", ocsp)]);
+    for (name, text) in &mut configs {
+        if *name != "admin" {
+            text.push_str(&telemetry_block(args, ports, name));
+        }
+    }
     configs
+}
+
+/// The `[telemetry]` of process `name`: its debug listener, and the collector of
+/// `--otlp-endpoint`.
+fn telemetry_block(args: &DevArgs, ports: &Ports, name: &str) -> String {
+    let mut text = String::from("\n[telemetry]\n");
+    if let Some(address) = ports.debug(name) {
+        text.push_str(&format!("debug_listen = {}\n", q(address.to_string())));
+    }
+    if let Some(url) = &args.otlp_endpoint {
+        text.push_str(&format!("otlp_endpoint = {}\n", q(url)));
+    }
+    text
+}
+
+/// Parses `--otlp-endpoint` as the services will read it.
+fn otlp_endpoint(text: &str) -> Result<String, String> {
+    basalt_config::parse::<basalt_config::TelemetryConfig>(&format!(
+        "otlp_endpoint = {}",
+        q(text)
+    ))?;
+    Ok(text.to_owned())
 }
 
 /// A VA's config: `grpc` says who may call it and `remotes` which perspectives it
@@ -1685,6 +1781,8 @@ mod tests {
             rate_limits: RateLimits::Memory,
             redis_url: DEFAULT_REDIS_URL.to_owned(),
             rate_limit: Vec::new(),
+            otlp_endpoint: None,
+            caa_recheck_after: "7h".parse().unwrap(),
         }
     }
 
@@ -1886,11 +1984,104 @@ mod tests {
         assert_eq!(ports.grpc("va-remote-9").unwrap().port(), 14114);
         assert_eq!(Ports::new(14100, 3).unwrap().grpc("va-remote-4"), None);
 
-        assert!(Ports::new(u16::MAX - 8, 3).is_ok());
-        let err = Ports::new(u16::MAX - 8, 4).err().unwrap();
+        assert!(Ports::new(u16::MAX - 18, 3).is_ok());
+        let err = Ports::new(u16::MAX - 18, 4).err().unwrap();
         assert_eq!(
             err.to_string(),
-            format!("--port-base {} leaves no room for 10 ports", u16::MAX - 8)
+            format!("--port-base {} leaves no room for 21 ports", u16::MAX - 18)
+        );
+    }
+
+    #[test]
+    fn every_process_has_a_debug_port_after_the_grpc_ones() {
+        // 13 + 2R ports: the gRPC block (6 + R), then one debug port per process.
+        let ports = Ports::new(14100, 3).unwrap();
+        let order = [
+            "sa",
+            "ra",
+            "va",
+            "ca",
+            "wfe",
+            "ocsp",
+            "nonce",
+            "va-remote-1",
+            "va-remote-2",
+            "va-remote-3",
+        ];
+        for (index, name) in order.iter().enumerate() {
+            let expected = 14100 + 9 + u16::try_from(index).unwrap();
+            assert_eq!(ports.debug(name).unwrap().port(), expected, "{name}");
+        }
+        assert_eq!(ports.debug("va-remote-4"), None);
+        assert_eq!(ports.debug("admin"), None);
+        let none = Ports::new(14100, 0).unwrap();
+        assert_eq!(none.debug("sa").unwrap().port(), 14106);
+        assert_eq!(none.debug("nonce").unwrap().port(), 14112);
+        assert_eq!(none.debug("va-remote-1"), None);
+
+        let args = DevArgs {
+            otlp_endpoint: Some("http://127.0.0.1:4317".to_owned()),
+            ..args()
+        };
+        for (name, text) in &configs_with(&args) {
+            if *name == "admin" {
+                assert!(!text.contains("[telemetry]"), "{text}");
+                continue;
+            }
+            let telemetry = config_telemetry(name, text);
+            assert_eq!(telemetry.debug_listen, ports.debug(name), "{name}");
+            assert_eq!(
+                telemetry.otlp_endpoint.as_deref(),
+                Some("http://127.0.0.1:4317"),
+                "{name}"
+            );
+        }
+        // Without the flag, no trace is exported.
+        for (name, text) in configs() {
+            if name != "admin" {
+                assert_eq!(config_telemetry(name, &text).otlp_endpoint, None, "{name}");
+            }
+        }
+        let banner = metrics_banner(&ports, &services(3));
+        assert!(
+            banner.ends_with(
+                ": sa=http://127.0.0.1:14109/metrics ra=http://127.0.0.1:14110/metrics \
+                 va=http://127.0.0.1:14111/metrics ca=http://127.0.0.1:14112/metrics \
+                 wfe=http://127.0.0.1:14113/metrics ocsp=http://127.0.0.1:14114/metrics \
+                 nonce=http://127.0.0.1:14115/metrics va-remote-1=http://127.0.0.1:14116/metrics \
+                 va-remote-2=http://127.0.0.1:14117/metrics va-remote-3=http://127.0.0.1:14118/metrics"
+            ),
+            "{banner}"
+        );
+        assert!(otlp_endpoint("http://collector:4317").is_ok());
+        assert!(otlp_endpoint("collector:4317").is_err());
+    }
+
+    /// The `[telemetry]` block of the generated config of process `name`.
+    fn config_telemetry(name: &str, text: &str) -> basalt_config::TelemetryConfig {
+        match name {
+            "sa" => basalt_config::parse::<basalt_sa::SaConfig>(text).map(|c| c.telemetry),
+            "ca" => basalt_config::parse::<basalt_ca::CaConfig>(text).map(|c| c.telemetry),
+            "ra" => basalt_config::parse::<basalt_ra::RaConfig>(text).map(|c| c.telemetry),
+            "wfe" => basalt_config::parse::<basalt_wfe::WfeConfig>(text).map(|c| c.telemetry),
+            "ocsp" => basalt_config::parse::<basalt_ocsp::OcspConfig>(text).map(|c| c.telemetry),
+            "nonce" => basalt_config::parse::<basalt_nonce::NonceConfig>(text).map(|c| c.telemetry),
+            _ => basalt_config::parse::<basalt_va::VaConfig>(text).map(|c| c.telemetry),
+        }
+        .unwrap_or_else(|err| panic!("{name}: {err}"))
+    }
+
+    #[test]
+    fn the_caa_recheck_delay_reaches_the_ra() {
+        assert_eq!(
+            ra_config(&[]).caa_recheck_after.0,
+            Duration::from_secs(7 * 3600)
+        );
+        assert_eq!(
+            ra_config(&["--caa-recheck-after", "0s"])
+                .caa_recheck_after
+                .0,
+            Duration::ZERO
         );
     }
 
@@ -2125,23 +2316,41 @@ exec cat >/dev/null"#,
         basalt_config::load::<basalt_sa::SaConfig>(&load("sa")).unwrap();
         basalt_config::load::<basalt_ca::CaConfig>(&load("ca")).unwrap();
         let va = basalt_config::load::<basalt_va::VaConfig>(&load("va")).unwrap();
-        for remote in &va.remote {
-            // Each remote the primary asks has a config, asks no one itself, and
-            // answers the primary alone, with the certificate the primary expects.
-            let config = basalt_config::load::<basalt_va::VaConfig>(&load(&remote.name)).unwrap();
-            assert!(config.remote.is_empty(), "{}", remote.name);
+        // Each remote the primary asks, fixed or a pool's, has a config named after
+        // it.
+        let remotes: Vec<(&str, &str)> = va
+            .remote
+            .iter()
+            .map(|remote| (remote.name.as_str(), remote.server_name.as_str()))
+            .chain(
+                va.remote_pool
+                    .iter()
+                    .map(|pool| (pool.prefix(), pool.server_name.as_str())),
+            )
+            .collect();
+        for (name, server_name) in &remotes {
+            // It asks no one itself and answers the primary alone, with the
+            // certificate the primary expects.
+            let config = basalt_config::load::<basalt_va::VaConfig>(&load(name)).unwrap();
+            assert!(
+                config.remote.is_empty() && config.remote_pool.is_empty(),
+                "{name}"
+            );
             assert_eq!(
                 config.grpc.allowed_clients[service_names::VALIDATION],
                 vec!["va"],
-                "{}",
-                remote.name
+                "{name}"
             );
             assert_eq!(
                 config.tls.cert.file_stem().unwrap().to_str().unwrap(),
-                remote.server_name,
-                "{}",
-                remote.name
+                *server_name,
+                "{name}"
             );
+        }
+        // The lab variants of the VAs' configs (docker-compose.yml's lab profile).
+        let labs = ["va-lab", "va-remote-lab"];
+        for lab in labs {
+            basalt_config::load::<basalt_va::VaConfig>(&load(lab)).unwrap();
         }
         basalt_config::load::<basalt_ra::RaConfig>(&load("ra"))
             .unwrap()
@@ -2154,7 +2363,7 @@ exec cat >/dev/null"#,
         let count = std::fs::read_dir(&dir).unwrap().count();
         assert_eq!(
             count,
-            8 + va.remote.len(),
+            8 + remotes.len() + labs.len(),
             "a config in deploy/config is not checked here"
         );
     }

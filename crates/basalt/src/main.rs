@@ -13,6 +13,7 @@ use clap::Subcommand;
 mod admin;
 mod ceremony;
 mod dev;
+mod health;
 mod services;
 mod shutdown;
 
@@ -51,6 +52,9 @@ enum Command {
     Ceremony(ceremony::CeremonyArgs),
     /// Start a whole CA on this machine, each service as its own process.
     Dev(dev::DevArgs),
+    /// Whether a running service answers (exit status 0) or not (1), for
+    /// container and orchestrator health checks.
+    Health(health::HealthArgs),
 }
 
 #[derive(Debug, clap::Args)]
@@ -144,6 +148,7 @@ fn main() -> ExitCode {
             Command::Nonce(args) => services::run("nonce", args, services::nonce).await,
             Command::Admin(args) => admin::run(args).await,
             Command::Ceremony(args) => ceremony::run(args),
+            Command::Health(args) => health::run(args).await,
         }
     });
     match result {

@@ -7,6 +7,7 @@ use std::sync::Arc;
 
 use anyhow::Context;
 use basalt_config::GrpcClientConfig;
+use basalt_config::TelemetryConfig;
 use basalt_config::TlsConfig;
 use basalt_core::Clock;
 use basalt_core::RevocationLookup;
@@ -18,6 +19,9 @@ use basalt_grpc::GrpcServer;
 use basalt_grpc::RaClient;
 use basalt_grpc::SaClient;
 use basalt_grpc::VaClient;
+use basalt_grpc::service_names;
+use basalt_telemetry::DebugServer;
+use basalt_telemetry::ReadinessCheck;
 use serde::de::DeserializeOwned;
 
 use crate::ServiceArgs;
@@ -36,15 +40,52 @@ where
         println!("basalt {name}: {}: config OK", args.config.display());
         return Ok(());
     }
-    basalt_telemetry::init(name);
-    let stop = Box::pin(shutdown::signal(args.stop_on_stdin_eof));
+    // `[telemetry]` alone first, so that logging and tracing are up before the
+    // service reads the rest; a file that cannot be read at all is reported by the
+    // service's own reading of it, with the field at fault.
+    let telemetry = basalt_config::load_telemetry(&args.config).unwrap_or_default();
+    let telemetry = basalt_telemetry::init(name, &telemetry);
+    let signal = shutdown::signal(args.stop_on_stdin_eof);
+    let stop = Box::pin(async move {
+        signal.await;
+        // Not ready from now on, while the calls in flight drain.
+        basalt_telemetry::start_draining();
+    });
     let result = service(args.config, stop).await;
     if let Err(err) = &result {
         tracing::error!(error = format!("{err:#}"), "service failed");
     } else {
         tracing::info!("stopped");
     }
+    telemetry.shutdown().await;
     result
+}
+
+/// The debug listener of `[telemetry] debug_listen` (metrics and health), if the
+/// config asks for one; `/health/ready` asks `checks`. Serves until dropped.
+async fn debug_server(
+    telemetry: &TelemetryConfig,
+    checks: Vec<ReadinessCheck>,
+) -> anyhow::Result<Option<DebugServer>> {
+    match telemetry.debug_listen {
+        None => Ok(None),
+        Some(listen) => Ok(Some(DebugServer::start(listen, checks).await?)),
+    }
+}
+
+/// Ready when the peer at the end of `channel` says it serves `service`.
+fn peer_ready(name: &str, channel: &GrpcChannel, service: &'static str) -> ReadinessCheck {
+    let channel = channel.clone();
+    ReadinessCheck::new(name, move || {
+        let channel = channel.clone();
+        async move {
+            match channel.check_health(service).await {
+                Ok(true) => Ok(()),
+                Ok(false) => Err(format!("{service} is not serving")),
+                Err(err) => Err(err.detail),
+            }
+        }
+    })
 }
 
 fn load<T: DeserializeOwned>(path: &Path) -> anyhow::Result<T> {
@@ -62,7 +103,9 @@ pub(crate) fn check_config(service: &str, path: &Path) -> anyhow::Result<()> {
         "ca" => load::<basalt_ca::CaConfig>(path)?
             .validate(clock().now())
             .map_err(invalid)?,
-        "va" => drop(load::<basalt_va::VaConfig>(path)?),
+        "va" => load::<basalt_va::VaConfig>(path)?
+            .validate()
+            .map_err(invalid)?,
         "ra" => load::<basalt_ra::RaConfig>(path)?
             .validate()
             .map_err(invalid)?,
@@ -90,6 +133,20 @@ pub(crate) async fn sa(path: PathBuf, stop: Shutdown) -> anyhow::Result<()> {
         .await
         .context("opening the database")?;
     let storage = Arc::new(storage);
+    basalt_telemetry::metrics::on_scrape({
+        let storage = storage.clone();
+        move || {
+            let (idle, in_use) = storage.pool_connections();
+            basalt_telemetry::metrics::db_pool_connections(idle, in_use);
+        }
+    });
+    let database = ReadinessCheck::new("database", {
+        let storage = storage.clone();
+        move || {
+            let storage = storage.clone();
+            async move { storage.ping().await.map_err(|err| err.detail) }
+        }
+    });
     let maintenance = tokio::spawn({
         let storage = storage.clone();
         async move { storage.maintain_forever(&config.maintenance).await }
@@ -106,6 +163,7 @@ pub(crate) async fn sa(path: PathBuf, stop: Shutdown) -> anyhow::Result<()> {
     let (reader, writer) = basalt_grpc::sa_servers(storage.clone());
     let server = GrpcServer::bind(&config.grpc, &config.tls).await?;
     tracing::info!(listen = %server.local_addr()?, "serving gRPC");
+    let _debug = debug_server(&config.telemetry, vec![database]).await?;
     let server = server.add_service(writer);
     let served = match &replica {
         Some(split) => {
@@ -157,9 +215,17 @@ pub(crate) async fn ra(path: PathBuf, stop: Shutdown) -> anyhow::Result<()> {
     config
         .validate()
         .map_err(|message| anyhow::anyhow!("invalid config file {}: {message}", path.display()))?;
-    let sa = SaClient::new(channel(&config.sa, &config.tls)?);
-    let va = VaClient::new(channel(&config.va, &config.tls)?);
-    let ca = CaClient::new(channel(&config.ca, &config.tls)?);
+    let (sa, va, ca) = (
+        channel(&config.sa, &config.tls)?,
+        channel(&config.va, &config.tls)?,
+        channel(&config.ca, &config.tls)?,
+    );
+    let ready = vec![
+        peer_ready("sa", &sa, service_names::STORAGE),
+        peer_ready("va", &va, service_names::VALIDATION),
+        peer_ready("ca", &ca, service_names::CERTIFICATE_AUTHORITY),
+    ];
+    let (sa, va, ca) = (SaClient::new(sa), VaClient::new(va), CaClient::new(ca));
     // `validate` has checked the block already; a limiter that still cannot be made
     // is reported against the file all the same.
     let limiter = basalt_ratelimit::Limiter::new(&config.rate_limits).map_err(|err| {
@@ -180,6 +246,7 @@ pub(crate) async fn ra(path: PathBuf, stop: Shutdown) -> anyhow::Result<()> {
     );
     let server = GrpcServer::bind(&config.grpc, &config.tls).await?;
     tracing::info!(listen = %server.local_addr()?, "serving gRPC");
+    let _debug = debug_server(&config.telemetry, ready).await?;
     server
         .add_service(basalt_grpc::ra_server(ra.clone()))
         .serve(stop)
@@ -194,29 +261,43 @@ pub(crate) async fn va(path: PathBuf, stop: Shutdown) -> anyhow::Result<()> {
     let local = Arc::new(basalt_va::Va::from_config(&config, clock())?);
     let server = GrpcServer::bind(&config.grpc, &config.tls).await?;
     tracing::info!(listen = %server.local_addr()?, "serving gRPC");
-    if config.remote.is_empty() {
+    let _debug = debug_server(&config.telemetry, Vec::new()).await?;
+    if config.remote.is_empty() && config.remote_pool.is_empty() {
         server
             .add_service(basalt_grpc::va_server(local))
             .serve(stop)
             .await?;
         return Ok(());
     }
-    // A primary: every remote perspective is a VA reached over mutual TLS.
-    let mut remotes = Vec::with_capacity(config.remote.len());
-    for remote in &config.remote {
-        let peer = GrpcClientConfig {
-            address: remote.address.clone(),
-            server_name: remote.server_name.clone(),
-            timeout: config.remote_timeout,
-        };
-        remotes.push(basalt_va::Remote {
-            name: remote.name.clone(),
-            region: remote.region.clone(),
-            va: Arc::new(VaClient::new(channel(&peer, &config.tls)?)),
-        });
-    }
-    tracing::info!(remotes = remotes.len(), "multi-perspective validation");
-    let primary = basalt_va::Perspectives::new(local, remotes, config.remote_timeout.0)?;
+    // A primary: every remote perspective is a VA reached over mutual TLS, a
+    // `[[remote]]` at its address, each member of a `[[remote_pool]]` at its IP
+    // with a channel of its own that checks the pool's certificate name.
+    let tls = config.tls.clone();
+    let connect: basalt_va::ConnectRemote = Arc::new(move |peer: &GrpcClientConfig| {
+        let channel = GrpcChannel::new(peer, &tls).map_err(|err| {
+            basalt_core::Error::new(
+                err.kind,
+                format!("gRPC client for {}: {}", peer.address, err.detail),
+            )
+        })?;
+        let va: Arc<dyn basalt_core::ValidationAuthority> = Arc::new(VaClient::new(channel));
+        Ok(va)
+    });
+    let primary = basalt_va::Perspectives::from_config(
+        &config,
+        local,
+        connect,
+        basalt_va::system_resolver(),
+        clock(),
+    )
+    .map_err(|err| anyhow::anyhow!("invalid config file {}: {}", path.display(), err.detail))?;
+    tracing::info!(
+        remotes = config.remote.len(),
+        pools = config.remote_pool.len(),
+        min_regions = config.remote_min_regions,
+        "multi-perspective validation"
+    );
+    primary.refresh_pools().await;
     server
         .add_service(basalt_grpc::va_server(Arc::new(primary)))
         .serve(stop)
@@ -230,7 +311,9 @@ const CA_CRASH_TRIGGER: &str = "BASALT_CA_CRASH_TRIGGER";
 
 pub(crate) async fn ca(path: PathBuf, stop: Shutdown) -> anyhow::Result<()> {
     let config: basalt_ca::CaConfig = load(&path)?;
-    let sa = SaClient::new(channel(&config.sa, &config.tls)?);
+    let sa = channel(&config.sa, &config.tls)?;
+    let ready = vec![peer_ready("sa", &sa, service_names::STORAGE)];
+    let sa = SaClient::new(sa);
     let mut ca = basalt_ca::Ca::from_config(&config, Arc::new(sa), clock())
         .context("loading the issuers")?;
     // Resilience tests only: see `Ca::with_crash_trigger`.
@@ -247,6 +330,7 @@ pub(crate) async fn ca(path: PathBuf, stop: Shutdown) -> anyhow::Result<()> {
     let (issuer, signer) = basalt_grpc::ca_servers(Arc::new(ca));
     let server = GrpcServer::bind(&config.grpc, &config.tls).await?;
     tracing::info!(listen = %server.local_addr()?, "serving gRPC");
+    let _debug = debug_server(&config.telemetry, ready).await?;
     server
         .add_service(issuer)
         .add_service(signer)
@@ -257,25 +341,36 @@ pub(crate) async fn ca(path: PathBuf, stop: Shutdown) -> anyhow::Result<()> {
 
 pub(crate) async fn wfe(path: PathBuf, stop: Shutdown) -> anyhow::Result<()> {
     let config: basalt_wfe::WfeConfig = load(&path)?;
-    let ra = RaClient::new(channel(&config.ra, &config.tls)?);
-    let sa = SaClient::new(channel(&config.sa, &config.tls)?);
+    let (ra, sa) = (
+        channel(&config.ra, &config.tls)?,
+        channel(&config.sa, &config.tls)?,
+    );
+    let mut ready = vec![
+        peer_ready("ra", &ra, service_names::REGISTRATION_AUTHORITY),
+        peer_ready("sa", &sa, service_names::STORAGE_READ_ONLY),
+    ];
+    let (ra, sa) = (RaClient::new(ra), SaClient::new(sa));
     let settings = basalt_wfe::WfeSettings::from_config(&config)?;
     let wfe = match &config.nonce {
         // Several WFEs share one nonce store through `basalt nonce`.
         Some(nonce) => {
-            let nonces = basalt_grpc::NonceClient::new(channel(nonce, &config.tls)?);
+            let nonce = channel(nonce, &config.tls)?;
+            ready.push(peer_ready("nonce", &nonce, service_names::NONCE));
+            let nonces = basalt_grpc::NonceClient::new(nonce);
             basalt_wfe::Wfe::with_nonces(settings, Arc::new(ra), Arc::new(sa), Arc::new(nonces))
                 .with_clock(clock())
         }
         None => basalt_wfe::Wfe::new(settings, Arc::new(ra), Arc::new(sa), clock()),
     };
     let wfe = Arc::new(wfe);
+    let _debug = debug_server(&config.telemetry, ready).await?;
     tracing::info!(listen = %config.listen, base_url = %config.base_url, "serving ACME over HTTPS");
     basalt_wfe::serve_https(
         config.listen,
         &config.https.cert,
         &config.https.key,
-        basalt_wfe::router(wfe),
+        basalt_telemetry::instrument_http(basalt_wfe::router(wfe)),
+        config.drain_timeout.0,
         stop,
     )
     .await?;
@@ -288,8 +383,16 @@ pub(crate) async fn ocsp(path: PathBuf, stop: Shutdown) -> anyhow::Result<()> {
         .validate()
         .map_err(|message| anyhow::anyhow!("invalid config file {}: {message}", path.display()))?;
     let issuers = config.load_issuers()?;
-    let sa: Arc<dyn RevocationLookup> = Arc::new(SaClient::new(channel(&config.sa, &config.tls)?));
-    let ca: Arc<dyn RevocationSigner> = Arc::new(CaClient::new(channel(&config.ca, &config.tls)?));
+    let (sa, ca) = (
+        channel(&config.sa, &config.tls)?,
+        channel(&config.ca, &config.tls)?,
+    );
+    let ready = vec![
+        peer_ready("sa", &sa, service_names::STORAGE_READ_ONLY),
+        peer_ready("ca", &ca, service_names::REVOCATION_SIGNER),
+    ];
+    let sa: Arc<dyn RevocationLookup> = Arc::new(SaClient::new(sa));
+    let ca: Arc<dyn RevocationSigner> = Arc::new(CaClient::new(ca));
     let crl_issuers = config.crl_issuers(&issuers);
     let responder = Arc::new(basalt_ocsp::Responder::new(
         issuers,
@@ -313,14 +416,15 @@ pub(crate) async fn ocsp(path: PathBuf, stop: Shutdown) -> anyhow::Result<()> {
         None => None,
     };
     tasks.push(feed.spawn());
+    let _debug = debug_server(&config.telemetry, ready).await?;
     tracing::info!(
         listen = %config.listen,
         issuers = config.issuers.len(),
         crls = crls.is_some(),
         "serving OCSP over HTTP"
     );
-    let served =
-        basalt_ocsp::serve(config.listen, basalt_ocsp::router(responder, crls), stop).await;
+    let router = basalt_telemetry::instrument_http(basalt_ocsp::router(responder, crls));
+    let served = basalt_ocsp::serve(config.listen, router, config.drain_timeout.0, stop).await;
     for task in tasks {
         task.abort();
     }
@@ -337,6 +441,7 @@ pub(crate) async fn nonce(path: PathBuf, stop: Shutdown) -> anyhow::Result<()> {
     );
     let server = GrpcServer::bind(&config.grpc, &config.tls).await?;
     tracing::info!(listen = %server.local_addr()?, "serving gRPC");
+    let _debug = debug_server(&config.telemetry, Vec::new()).await?;
     server
         .add_service(basalt_grpc::nonce_server(Arc::new(store)))
         .serve(stop)
@@ -360,7 +465,20 @@ mod tests {
             check_config(service, &deploy(&format!("{service}.toml")))
                 .unwrap_or_else(|err| panic!("{service}: {err:#}"));
         }
-        check_config("va", &deploy("va-remote-1.toml")).unwrap();
+        // The compose VAs, and their lab variants (docker-compose.yml's
+        // BASALT_VA_CONFIG_SUFFIX=-lab): each passes the VA's own checks too.
+        for file in [
+            "va.toml",
+            "va-remote.toml",
+            "va-lab.toml",
+            "va-remote-lab.toml",
+        ] {
+            check_config("va", &deploy(file)).unwrap_or_else(|err| panic!("{file}: {err:#}"));
+            let config: basalt_va::VaConfig = load(&deploy(file)).unwrap();
+            config
+                .validate()
+                .unwrap_or_else(|err| panic!("{file}: {err}"));
+        }
     }
 
     #[test]

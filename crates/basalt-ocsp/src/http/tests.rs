@@ -965,7 +965,8 @@ async fn serves_over_tcp_until_shutdown() {
     let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
     let addr = listener.local_addr().unwrap();
     let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
-    let server = tokio::spawn(serve_on(listener, harness.router.clone(), async {
+    let drain = Duration::from_secs(5);
+    let server = tokio::spawn(serve_on(listener, harness.router.clone(), drain, async {
         let _ = stopped.await;
     }));
 
@@ -985,6 +986,41 @@ async fn serves_over_tcp_until_shutdown() {
 
     stop.send(()).unwrap();
     server.await.unwrap().unwrap();
+    let metrics = basalt_telemetry::metrics::render();
+    assert!(
+        metrics.contains("basalt_ocsp_responses_total{status=\"successful\"}"),
+        "{metrics}"
+    );
+}
+
+#[tokio::test]
+async fn a_request_still_running_after_the_drain_timeout_does_not_hold_up_the_stop() {
+    use tokio::io::AsyncWriteExt;
+
+    let never = axum::routing::get(std::future::pending::<()>);
+    let router = Router::new().route("/slow", never);
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let addr = listener.local_addr().unwrap();
+    let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+    let drain = Duration::from_millis(200);
+    let server = tokio::spawn(serve_on(listener, router, drain, async {
+        let _ = stopped.await;
+    }));
+    let mut stream = tokio::net::TcpStream::connect(addr).await.unwrap();
+    stream
+        .write_all(b"GET /slow HTTP/1.1\r\nHost: ocsp.test\r\n\r\n")
+        .await
+        .unwrap();
+    // The request reaches its handler, which never answers.
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    let stopping = std::time::Instant::now();
+    stop.send(()).unwrap();
+    tokio::time::timeout(Duration::from_secs(10), server)
+        .await
+        .expect("the listener stops after its drain timeout")
+        .unwrap()
+        .unwrap();
+    assert!(stopping.elapsed() >= drain, "{:?}", stopping.elapsed());
 }
 
 #[test]

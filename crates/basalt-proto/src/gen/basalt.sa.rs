@@ -502,6 +502,68 @@ pub struct ListIncidentsResponse {
     #[prost(message, repeated, tag = "1")]
     pub incidents: ::prost::alloc::vec::Vec<Incident>,
 }
+/// Which certificates to find (basalt_core::CertificateQuery): exactly one selector.
+#[derive(Clone, PartialEq, Eq, Hash, ::prost::Message)]
+pub struct SearchCertificatesRequest {
+    /// only certificates neither revoked nor expired
+    #[prost(bool, tag = "4")]
+    pub active_only: bool,
+    /// 0: the SA's default; capped by the SA
+    #[prost(uint32, tag = "5")]
+    pub limit: u32,
+    #[prost(oneof = "search_certificates_request::Selector", tags = "1, 2, 3")]
+    pub selector: ::core::option::Option<search_certificates_request::Selector>,
+}
+/// Nested message and enum types in `SearchCertificatesRequest`.
+pub mod search_certificates_request {
+    #[derive(Clone, PartialEq, Eq, Hash, ::prost::Oneof)]
+    pub enum Selector {
+        #[prost(message, tag = "1")]
+        Name(super::NameSelector),
+        #[prost(int64, tag = "2")]
+        AccountId(i64),
+        /// SHA-256 of the DER SubjectPublicKeyInfo, 32 bytes
+        #[prost(bytes, tag = "3")]
+        SpkiSha256(::prost::alloc::vec::Vec<u8>),
+    }
+}
+#[derive(Clone, PartialEq, Eq, Hash, ::prost::Message)]
+pub struct NameSelector {
+    #[prost(message, optional, tag = "1")]
+    pub identifier: ::core::option::Option<super::types::Identifier>,
+    /// DNS names under it count too
+    #[prost(bool, tag = "2")]
+    pub subdomains: bool,
+}
+/// A certificate as a search finds it (basalt_core::CertificateSummary).
+#[derive(Clone, PartialEq, ::prost::Message)]
+pub struct CertificateSummary {
+    /// hex
+    #[prost(string, tag = "1")]
+    pub serial: ::prost::alloc::string::String,
+    #[prost(int64, tag = "2")]
+    pub account_id: i64,
+    #[prost(message, repeated, tag = "3")]
+    pub names: ::prost::alloc::vec::Vec<super::types::Identifier>,
+    #[prost(message, optional, tag = "4")]
+    pub not_before: ::core::option::Option<::prost_types::Timestamp>,
+    #[prost(message, optional, tag = "5")]
+    pub not_after: ::core::option::Option<::prost_types::Timestamp>,
+    /// "good" or "revoked"
+    #[prost(string, tag = "6")]
+    pub status: ::prost::alloc::string::String,
+    #[prost(message, optional, tag = "7")]
+    pub revoked_at: ::core::option::Option<::prost_types::Timestamp>,
+    /// RFC 5280 code
+    #[prost(uint32, optional, tag = "8")]
+    pub revocation_reason: ::core::option::Option<u32>,
+}
+#[derive(Clone, PartialEq, ::prost::Message)]
+pub struct SearchCertificatesResponse {
+    /// newest first
+    #[prost(message, repeated, tag = "1")]
+    pub certificates: ::prost::alloc::vec::Vec<CertificateSummary>,
+}
 /// Generated client implementations.
 pub mod storage_read_only_client {
     #![allow(
@@ -1038,6 +1100,34 @@ pub mod storage_read_only_client {
                 .insert(GrpcMethod::new("basalt.sa.StorageReadOnly", "ListIncidents"));
             self.inner.unary(req, path, codec).await
         }
+        /// An operator's search (`basalt admin certs`): certificates by name, account or
+        /// key, newest first.
+        pub async fn search_certificates(
+            &mut self,
+            request: impl tonic::IntoRequest<super::SearchCertificatesRequest>,
+        ) -> std::result::Result<
+            tonic::Response<super::SearchCertificatesResponse>,
+            tonic::Status,
+        > {
+            self.inner
+                .ready()
+                .await
+                .map_err(|e| {
+                    tonic::Status::unknown(
+                        format!("Service was not ready: {}", e.into()),
+                    )
+                })?;
+            let codec = tonic_prost::ProstCodec::default();
+            let path = http::uri::PathAndQuery::from_static(
+                "/basalt.sa.StorageReadOnly/SearchCertificates",
+            );
+            let mut req = request.into_request();
+            req.extensions_mut()
+                .insert(
+                    GrpcMethod::new("basalt.sa.StorageReadOnly", "SearchCertificates"),
+                );
+            self.inner.unary(req, path, codec).await
+        }
     }
 }
 /// Generated server implementations.
@@ -1183,6 +1273,15 @@ pub mod storage_read_only_server {
             request: tonic::Request<super::ListIncidentsRequest>,
         ) -> std::result::Result<
             tonic::Response<super::ListIncidentsResponse>,
+            tonic::Status,
+        >;
+        /// An operator's search (`basalt admin certs`): certificates by name, account or
+        /// key, newest first.
+        async fn search_certificates(
+            &self,
+            request: tonic::Request<super::SearchCertificatesRequest>,
+        ) -> std::result::Result<
+            tonic::Response<super::SearchCertificatesResponse>,
             tonic::Status,
         >;
     }
@@ -2093,6 +2192,52 @@ pub mod storage_read_only_server {
                     let inner = self.inner.clone();
                     let fut = async move {
                         let method = ListIncidentsSvc(inner);
+                        let codec = tonic_prost::ProstCodec::default();
+                        let mut grpc = tonic::server::Grpc::new(codec)
+                            .apply_compression_config(
+                                accept_compression_encodings,
+                                send_compression_encodings,
+                            )
+                            .apply_max_message_size_config(
+                                max_decoding_message_size,
+                                max_encoding_message_size,
+                            );
+                        let res = grpc.unary(method, req).await;
+                        Ok(res)
+                    };
+                    Box::pin(fut)
+                }
+                "/basalt.sa.StorageReadOnly/SearchCertificates" => {
+                    #[allow(non_camel_case_types)]
+                    struct SearchCertificatesSvc<T: StorageReadOnly>(pub Arc<T>);
+                    impl<
+                        T: StorageReadOnly,
+                    > tonic::server::UnaryService<super::SearchCertificatesRequest>
+                    for SearchCertificatesSvc<T> {
+                        type Response = super::SearchCertificatesResponse;
+                        type Future = BoxFuture<
+                            tonic::Response<Self::Response>,
+                            tonic::Status,
+                        >;
+                        fn call(
+                            &mut self,
+                            request: tonic::Request<super::SearchCertificatesRequest>,
+                        ) -> Self::Future {
+                            let inner = Arc::clone(&self.0);
+                            let fut = async move {
+                                <T as StorageReadOnly>::search_certificates(&inner, request)
+                                    .await
+                            };
+                            Box::pin(fut)
+                        }
+                    }
+                    let accept_compression_encodings = self.accept_compression_encodings;
+                    let send_compression_encodings = self.send_compression_encodings;
+                    let max_decoding_message_size = self.max_decoding_message_size;
+                    let max_encoding_message_size = self.max_encoding_message_size;
+                    let inner = self.inner.clone();
+                    let fut = async move {
+                        let method = SearchCertificatesSvc(inner);
                         let codec = tonic_prost::ProstCodec::default();
                         let mut grpc = tonic::server::Grpc::new(codec)
                             .apply_compression_config(

@@ -26,7 +26,10 @@ impl Inner {
     /// Spends `transactions` (all or none); `rateLimited` when one is exhausted.
     pub(super) async fn spend_limits(&self, transactions: &[Transaction]) -> Result<(), Error> {
         match &self.limiter {
-            Some(limiter) => limiter.spend(transactions, self.clock.now()).await,
+            Some(limiter) => count_decisions(
+                transactions,
+                limiter.spend(transactions, self.clock.now()).await,
+            ),
             None => Ok(()),
         }
     }
@@ -34,7 +37,10 @@ impl Inner {
     /// Whether `transactions` could be spent, spending nothing.
     pub(super) async fn check_limits(&self, transactions: &[Transaction]) -> Result<(), Error> {
         match &self.limiter {
-            Some(limiter) => limiter.check(transactions, self.clock.now()).await,
+            Some(limiter) => count_decisions(
+                transactions,
+                limiter.check(transactions, self.clock.now()).await,
+            ),
             None => Ok(()),
         }
     }
@@ -70,6 +76,23 @@ impl Inner {
             None => Ok(Vec::new()),
         }
     }
+}
+
+/// Counts the limiter's `decision` on `transactions` in the
+/// `rate_limit_decisions` metric, and returns it: every limit allowed, or the
+/// limit the refusal names (its detail ends with the limit's name in
+/// parentheses) denied.
+fn count_decisions(transactions: &[Transaction], decision: Result<(), Error>) -> Result<(), Error> {
+    for transaction in transactions {
+        let limit = transaction.limit.as_str();
+        let counted = match &decision {
+            Ok(()) => "allowed",
+            Err(err) if err.detail.contains(&format!("({limit})")) => "denied",
+            Err(_) => continue,
+        };
+        basalt_telemetry::metrics::rate_limit_decision(limit, counted);
+    }
+    decision
 }
 
 /// What a new account from `ip` spends; nothing when the address is unknown.

@@ -163,6 +163,7 @@ impl Ra {
             rerevocation = rerevoked,
             "certificate revoked"
         );
+        basalt_telemetry::metrics::revocation(reason.as_str());
         Ok(())
     }
 

@@ -342,6 +342,36 @@ fn hot_queries() -> Vec<(&'static str, &'static str, Vec<Param>)> {
             STATUS_CHANGES,
             vec![Int(1), Int(100)],
         ),
+        (
+            "certificates by name",
+            search::SEARCH_BY_NAME,
+            vec![
+                Text("dns"),
+                Text("com.example"),
+                Text("com.example."),
+                Text("com.example/"),
+                Text("good"),
+                Text("revoked"),
+                Int(0),
+                Int(100),
+            ],
+        ),
+        (
+            "certificates of an account",
+            search::SEARCH_BY_ACCOUNT,
+            vec![Int(1), Text("good"), Text("revoked"), Int(0), Int(100)],
+        ),
+        (
+            "certificates of a key",
+            search::SEARCH_BY_KEY,
+            vec![
+                Bytes(&[0x11; 32]),
+                Int(0),
+                Text("good"),
+                Text("revoked"),
+                Int(100),
+            ],
+        ),
     ]
 }
 
@@ -562,6 +592,139 @@ async fn statuses_from_before_placements_have_none(engine: Engine) {
     sa.close().await;
 }
 
+/// A database from before certificate search, with a precertificate stored then,
+/// migrated: the precertificate was not indexed (the migration does not backfill),
+/// so a search by account finds it, with its names, and a search by name or by key
+/// does not; one stored after the migration is found every way. On MySQL, where DDL
+/// commits on its own, the migration runs again harmlessly.
+async fn precertificates_from_before_search_are_found_by_account_only(engine: Engine) {
+    use basalt_core::CertificateQuery;
+    use basalt_core::CertificateSearch;
+    use basalt_core::CertificateSelector;
+    use basalt_core::Identifier;
+
+    use crate::conformance::certificate_der;
+    use crate::conformance::key_hash;
+
+    let clock = Arc::new(FixedClock::new(start()));
+    let db = TestDatabase::create(engine).await;
+    let config = DatabaseConfig {
+        migrate: false,
+        ..DatabaseConfig::new(&db.url)
+    };
+    let old = SqlStorage::open(&config, clock.clone()).await.unwrap();
+    let history = migrate::history(engine);
+    let search = history
+        .iter()
+        .position(|migration| migration.name == "certificate_search")
+        .unwrap();
+    // Creates schema_migrations, empty.
+    assert!(
+        migrate::applied(old.pool(), engine)
+            .await
+            .unwrap()
+            .is_empty()
+    );
+    for migration in &history[..search] {
+        sqlx::raw_sql(AssertSqlSafe(migration.sql))
+            .execute(old.pool())
+            .await
+            .unwrap();
+        sqlx::query(AssertSqlSafe(format!(
+            "INSERT INTO schema_migrations (version, applied_at) VALUES ({}, 0)",
+            migration.version
+        )))
+        .execute(old.pool())
+        .await
+        .unwrap();
+    }
+    let acct = account(&old, "thumb").await;
+    let key = rcgen::KeyPair::generate().unwrap();
+    let der = certificate_der(&["old.example"], &key);
+    let before: Serial = "01d0".parse().unwrap();
+    let expires = start() + time::Duration::days(90);
+    // What add_precertificate wrote before it indexed anything.
+    old.add_serial(&before, acct.id, start(), expires)
+        .await
+        .unwrap();
+    sqlx::query(for_engine(
+        engine,
+        "INSERT INTO precertificates (serial, account_id, der, issued_at)
+         VALUES ($1, $2, $3, $4)",
+    ))
+    .bind(before.to_string())
+    .bind(acct.id.0)
+    .bind(der.as_slice())
+    .bind(unix(start()))
+    .execute(old.pool())
+    .await
+    .unwrap();
+    sqlx::query(for_engine(
+        engine,
+        "INSERT INTO certificate_status (serial, status, not_after, last_updated)
+         VALUES ($1, 'good', $2, $3)",
+    ))
+    .bind(before.to_string())
+    .bind(unix(expires))
+    .bind(unix(start()))
+    .execute(old.pool())
+    .await
+    .unwrap();
+    old.close().await;
+
+    let sa = SqlStorage::connect(&db.url, clock.clone()).await.unwrap();
+    assert_eq!(versions(&sa).await.len(), history.len());
+    let after: Serial = "02d0".parse().unwrap();
+    sa.add_serial(&after, acct.id, start(), expires)
+        .await
+        .unwrap();
+    sa.add_precertificate(&after, &der, acct.id, start(), &placement())
+        .await
+        .unwrap();
+    let serials = |selector: CertificateSelector| {
+        let sa = sa.clone();
+        async move {
+            let query = CertificateQuery {
+                selector,
+                active_only: false,
+                limit: 0,
+            };
+            let found = sa.search_certificates(&query).await.unwrap();
+            for summary in &found {
+                assert_eq!(summary.names, [Identifier::dns("old.example")]);
+            }
+            found
+                .iter()
+                .map(|summary| summary.serial.to_string())
+                .collect::<Vec<_>>()
+        }
+    };
+    assert_eq!(
+        serials(CertificateSelector::Account(acct.id)).await,
+        ["02d0", "01d0"]
+    );
+    let name = CertificateSelector::Name {
+        identifier: Identifier::dns("old.example"),
+        subdomains: false,
+    };
+    assert_eq!(serials(name).await, ["02d0"]);
+    assert_eq!(
+        serials(CertificateSelector::Key(key_hash(&key))).await,
+        ["02d0"]
+    );
+    if engine == Engine::MySql {
+        sqlx::raw_sql(AssertSqlSafe(history[search].sql))
+            .execute(sa.pool())
+            .await
+            .unwrap();
+        assert_eq!(
+            serials(CertificateSelector::Account(acct.id)).await.len(),
+            2
+        );
+    }
+    sa.close().await;
+}
+
 /// Instantiates the tests every engine runs.
 macro_rules! engine_tests {
     ($engine:expr) => {
@@ -600,6 +763,11 @@ macro_rules! engine_tests {
         #[tokio::test]
         async fn statuses_from_before_placements_have_none() {
             super::statuses_from_before_placements_have_none($engine).await;
+        }
+
+        #[tokio::test]
+        async fn precertificates_from_before_search_are_found_by_account_only() {
+            super::precertificates_from_before_search_are_found_by_account_only($engine).await;
         }
     };
 }

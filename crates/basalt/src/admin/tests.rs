@@ -251,6 +251,10 @@ struct Fake {
     overrides: std::sync::Mutex<Vec<RateLimitOverride>>,
     /// What `revoke_certificate` fails with, if set.
     fail_with: Option<ErrorKind>,
+    /// Serials `revoke_certificate` refuses.
+    refused: Vec<Serial>,
+    /// The most certificates one search returns, when less than the query's limit.
+    search_page: Option<usize>,
 }
 
 type CoreResult<T> = Result<T, basalt_core::Error>;
@@ -259,8 +263,33 @@ fn unused<T>() -> CoreResult<T> {
     Err(basalt_core::Error::internal("not used by basalt admin"))
 }
 
-fn at() -> time::OffsetDateTime {
-    time::OffsetDateTime::from_unix_timestamp(1_893_456_000).unwrap()
+fn at() -> OffsetDateTime {
+    OffsetDateTime::from_unix_timestamp(1_893_456_000).unwrap()
+}
+
+/// The status of `serial`, a certificate for `a.example` with `key`, revoked for
+/// `reason` if one is given.
+fn status_of(
+    serial: &Serial,
+    key: &rcgen::KeyPair,
+    precertificate: bool,
+    revoked: Option<RevocationReason>,
+) -> basalt_core::RevocationStatus {
+    let der = rcgen::CertificateParams::new(vec!["a.example".to_owned()])
+        .unwrap()
+        .self_signed(key)
+        .unwrap()
+        .der()
+        .to_vec();
+    basalt_core::RevocationStatus {
+        serial: serial.clone(),
+        der,
+        precertificate,
+        expires_at: at() + time::Duration::days(90),
+        status: revoked.map_or(CertStatus::Good, |_| CertStatus::Revoked),
+        revoked_at: revoked.map(|_| at()),
+        revocation_reason: revoked,
+    }
 }
 
 impl Fake {
@@ -272,23 +301,11 @@ impl Fake {
         revoked: Option<RevocationReason>,
     ) -> (Self, SpkiHash) {
         let key = rcgen::KeyPair::generate().unwrap();
-        let der = rcgen::CertificateParams::new(vec!["a.example".to_owned()])
-            .unwrap()
-            .self_signed(&key)
-            .unwrap()
-            .der()
-            .to_vec();
-        let status = basalt_core::RevocationStatus {
-            serial: serial.clone(),
-            der,
-            precertificate,
-            expires_at: at() + time::Duration::days(90),
-            status: revoked.map_or(CertStatus::Good, |_| CertStatus::Revoked),
-            revoked_at: revoked.map(|_| at()),
-            revocation_reason: revoked,
-        };
         let fake = Self::default();
-        fake.statuses.lock().unwrap().push(status);
+        fake.statuses
+            .lock()
+            .unwrap()
+            .push(status_of(serial, &key, precertificate, revoked));
         let hash = spki_sha256(&rcgen::PublicKeyData::subject_public_key_info(&key));
         (fake, hash)
     }
@@ -318,17 +335,51 @@ impl RevocationLookup for Fake {
         &self,
         _issuer_key_hash: &[u8],
         _shard: u32,
-        _expires_after: time::OffsetDateTime,
+        _expires_after: OffsetDateTime,
     ) -> CoreResult<Vec<basalt_core::RevokedEntry>> {
         Ok(Vec::new())
     }
 
     async fn status_changes(
         &self,
-        _since: time::OffsetDateTime,
+        _since: OffsetDateTime,
         _limit: u32,
     ) -> CoreResult<Vec<basalt_core::StatusChange>> {
         unused()
+    }
+}
+
+/// Searches by key only, as `revoke-key` does: the stored serials whose
+/// certificate has the key, in the order stored, good ones only for `active_only`.
+#[async_trait::async_trait]
+impl CertificateSearch for Fake {
+    async fn search_certificates(
+        &self,
+        query: &CertificateQuery,
+    ) -> CoreResult<Vec<CertificateSummary>> {
+        let CertificateSelector::Key(hash) = query.selector else {
+            return unused();
+        };
+        let limit = usize::try_from(query.effective_limit()).unwrap();
+        Ok(self
+            .statuses
+            .lock()
+            .unwrap()
+            .iter()
+            .filter(|status| spki_sha256(&der_certificate_spki(&status.der).unwrap()) == hash)
+            .filter(|status| !query.active_only || status.status == CertStatus::Good)
+            .take(self.search_page.unwrap_or(limit).min(limit))
+            .map(|status| CertificateSummary {
+                serial: status.serial.clone(),
+                account_id: AccountId(7),
+                names: vec![Identifier::dns("a.example")],
+                not_before: at(),
+                not_after: status.expires_at,
+                status: status.status,
+                revoked_at: status.revoked_at,
+                revocation_reason: status.revocation_reason,
+            })
+            .collect())
     }
 }
 
@@ -339,49 +390,45 @@ impl RegistrationAuthority for Fake {
     }
     async fn update_account_contacts(
         &self,
-        _: basalt_core::AccountId,
+        _: AccountId,
         _: Vec<String>,
     ) -> CoreResult<basalt_core::Account> {
         unused()
     }
-    async fn deactivate_account(
-        &self,
-        _: basalt_core::AccountId,
-    ) -> CoreResult<basalt_core::Account> {
+    async fn deactivate_account(&self, _: AccountId) -> CoreResult<basalt_core::Account> {
         unused()
     }
     async fn rollover_account_key(
         &self,
-        _: basalt_core::AccountId,
+        _: AccountId,
         _: String,
         _: String,
     ) -> CoreResult<basalt_core::Account> {
         unused()
     }
-    async fn new_order(&self, _: basalt_core::OrderRequest) -> CoreResult<basalt_core::Order> {
+    async fn new_order(&self, _: basalt_core::OrderRequest) -> CoreResult<Order> {
         unused()
     }
     async fn perform_validation(
         &self,
         _: basalt_core::AuthzId,
         _: basalt_core::ChallengeType,
-    ) -> CoreResult<basalt_core::Authz> {
+    ) -> CoreResult<Authz> {
         unused()
     }
-    async fn deactivate_authz(&self, _: basalt_core::AuthzId) -> CoreResult<basalt_core::Authz> {
+    async fn deactivate_authz(&self, _: basalt_core::AuthzId) -> CoreResult<Authz> {
         unused()
     }
-    async fn finalize_order(
-        &self,
-        _: basalt_core::OrderId,
-        _: Vec<u8>,
-    ) -> CoreResult<basalt_core::Order> {
+    async fn finalize_order(&self, _: OrderId, _: Vec<u8>) -> CoreResult<Order> {
         unused()
     }
 
     async fn revoke_certificate(&self, request: RevokeRequest) -> CoreResult<()> {
         if let Some(kind) = self.fail_with {
             return Err(basalt_core::Error::new(kind, "refused by the fake"));
+        }
+        if self.refused.contains(&request.serial) {
+            return Err(basalt_core::Error::unauthorized("this serial is refused"));
         }
         let mut statuses = self.statuses.lock().unwrap();
         let status = statuses
@@ -899,4 +946,440 @@ fn an_admin_config_without_the_ra_serves_the_sa_commands_only() {
         err.starts_with("/etc/basalt/admin.toml has no [ra] section"),
         "{err}"
     );
+}
+
+#[test]
+fn certs_takes_exactly_one_selector() {
+    let certs = |args: &[&str]| {
+        let mut argv = vec!["certs"];
+        argv.extend_from_slice(args);
+        match admin_command(&argv) {
+            Ok(AdminCommand::Certs(args)) => Ok(args),
+            Ok(other) => panic!("parsed as {other:?}"),
+            Err(err) => Err(err.kind()),
+        }
+    };
+    use clap::error::ErrorKind as Clap;
+
+    let args = certs(&["--name", "Example.COM", "--subdomains"]).unwrap();
+    assert_eq!(
+        certs_query(&args).unwrap(),
+        CertificateQuery {
+            selector: CertificateSelector::Name {
+                identifier: Identifier::dns("Example.COM"),
+                subdomains: true,
+            },
+            active_only: false,
+            limit: CertificateQuery::DEFAULT_LIMIT,
+        }
+    );
+    let args = certs(&["--name", "2001:db8::1", "--active", "--limit", "1000"]).unwrap();
+    assert_eq!(
+        certs_query(&args).unwrap(),
+        CertificateQuery {
+            selector: CertificateSelector::Name {
+                identifier: Identifier::ip("2001:db8::1"),
+                subdomains: false,
+            },
+            active_only: true,
+            limit: 1000,
+        }
+    );
+    let args = certs(&["--name", "192.0.2.1", "--subdomains"]).unwrap();
+    let err = certs_query(&args).unwrap_err().to_string();
+    assert!(err.contains("has no subdomains"), "{err}");
+    let args = certs(&["--account", "42", "--limit", "1"]).unwrap();
+    assert_eq!(
+        certs_query(&args).unwrap().selector,
+        CertificateSelector::Account(AccountId(42))
+    );
+    let hex = "AB".repeat(32);
+    let args = certs(&["--key-hash", &hex]).unwrap();
+    assert_eq!(
+        certs_query(&args).unwrap().selector,
+        CertificateSelector::Key(hex.parse().unwrap())
+    );
+
+    assert_eq!(certs(&[]).map(drop), Err(Clap::MissingRequiredArgument));
+    assert_eq!(
+        certs(&["--active"]).map(drop),
+        Err(Clap::MissingRequiredArgument)
+    );
+    for two in [
+        ["--name", "a.example", "--account", "1"],
+        ["--account", "1", "--key-hash", &hex],
+        ["--key-file", "k.pem", "--key-hash", &hex],
+    ] {
+        assert_eq!(
+            certs(&two).map(drop),
+            Err(Clap::ArgumentConflict),
+            "{two:?}"
+        );
+    }
+    assert_eq!(
+        certs(&["--account", "1", "--subdomains"]).map(drop),
+        Err(Clap::ArgumentConflict),
+        "--subdomains goes with --name only"
+    );
+    assert_eq!(
+        certs(&["--subdomains"]).map(drop),
+        Err(Clap::MissingRequiredArgument)
+    );
+    for bad in [
+        ["--account", "0"],
+        ["--account", "abc"],
+        ["--key-hash", "abcd"],
+    ] {
+        assert_eq!(certs(&bad).map(drop), Err(Clap::ValueValidation), "{bad:?}");
+    }
+    for limit in ["0", "1001"] {
+        assert_eq!(
+            certs(&["--account", "1", "--limit", limit]).map(drop),
+            Err(Clap::ValueValidation),
+            "{limit}"
+        );
+    }
+}
+
+#[test]
+fn certificates_are_listed_one_tab_separated_line_each() {
+    let summary = CertificateSummary {
+        serial: "7f01ab".parse().unwrap(),
+        account_id: AccountId(42),
+        names: vec![Identifier::dns("a.example"), Identifier::ip("192.0.2.1")],
+        not_before: at(),
+        not_after: at() + time::Duration::days(90),
+        status: CertStatus::Good,
+        revoked_at: None,
+        revocation_reason: None,
+    };
+    assert_eq!(
+        certificate_line(&summary),
+        "7f01ab\t42\t2030-04-01T00:00:00Z\tgood\ta.example,192.0.2.1"
+    );
+    let revoked = CertificateSummary {
+        status: CertStatus::Revoked,
+        revoked_at: Some(at()),
+        revocation_reason: Some(RevocationReason::KeyCompromise),
+        names: Vec::new(),
+        ..summary
+    };
+    assert_eq!(
+        certificate_line(&revoked),
+        "7f01ab\t42\t2030-04-01T00:00:00Z\trevoked:keyCompromise\t"
+    );
+}
+
+#[test]
+fn order_show_takes_an_order_id() {
+    assert!(matches!(
+        admin_command(&["order", "show", "123"]),
+        Ok(AdminCommand::Order(OrderCommand::Show { order_id })) if order_id == OrderId(123)
+    ));
+    for bad in ["0", "-1", "x"] {
+        let err = admin_command(&["order", "show", bad]).unwrap_err();
+        assert!(
+            matches!(
+                err.kind(),
+                clap::error::ErrorKind::ValueValidation | clap::error::ErrorKind::UnknownArgument
+            ),
+            "{bad}: {err}"
+        );
+    }
+    let missing = admin_command(&["order", "show"]).unwrap_err();
+    assert_eq!(
+        missing.kind(),
+        clap::error::ErrorKind::MissingRequiredArgument
+    );
+}
+
+#[test]
+fn an_order_is_shown_with_its_authorizations_and_challenges() {
+    use basalt_core::AuthzId;
+    use basalt_core::AuthzStatus;
+    use basalt_core::Challenge;
+    use basalt_core::ChallengeStatus;
+    use basalt_core::ChallengeType;
+    use basalt_core::OrderStatus;
+
+    let order = Order {
+        id: OrderId(11),
+        account_id: AccountId(42),
+        identifiers: vec![Identifier::dns("*.a.example"), Identifier::dns("b.example")],
+        status: OrderStatus::Invalid,
+        expires: at() + time::Duration::days(7),
+        authz_ids: vec![AuthzId(21), AuthzId(22)],
+        error: Some(basalt_core::Error::new(
+            ErrorKind::IncorrectResponse,
+            "the token did not match",
+        )),
+        certificate_serial: None,
+        created_at: at(),
+        profile: "classic".to_owned(),
+        not_before: None,
+        not_after: Some(at() + time::Duration::days(30)),
+        replaces: Some("0a0b".parse().unwrap()),
+    };
+    let wildcard = Authz {
+        id: AuthzId(21),
+        account_id: AccountId(42),
+        identifier: Identifier::dns("a.example"),
+        status: AuthzStatus::Valid,
+        expires: at() + time::Duration::days(30),
+        wildcard: true,
+        challenges: vec![Challenge {
+            validated: Some(at()),
+            status: ChallengeStatus::Valid,
+            ..Challenge::pending(ChallengeType::Dns01, "t1".to_owned())
+        }],
+    };
+    let failed = Authz {
+        id: AuthzId(22),
+        identifier: Identifier::dns("b.example"),
+        status: AuthzStatus::Invalid,
+        wildcard: false,
+        challenges: vec![
+            Challenge {
+                status: ChallengeStatus::Invalid,
+                error: Some(basalt_core::Error::new(
+                    ErrorKind::Connection,
+                    "connection refused",
+                )),
+                ..Challenge::pending(ChallengeType::Http01, "t2".to_owned())
+            },
+            Challenge::pending(ChallengeType::TlsAlpn01, "t3".to_owned()),
+        ],
+        ..wildcard
+    };
+    assert_eq!(
+        order_lines(&order, &[wildcard, failed]),
+        [
+            "order\t11",
+            "account\t42",
+            "status\tinvalid",
+            "created\t2030-01-01T00:00:00Z",
+            "expires\t2030-01-08T00:00:00Z",
+            "profile\tclassic",
+            "identifiers\t*.a.example,b.example",
+            "not_after\t2030-01-31T00:00:00Z",
+            "replaces\t0a0b",
+            "error\tincorrectResponse: the token did not match",
+            "authz\t21\t*.a.example\tvalid\texpires 2030-01-31T00:00:00Z",
+            "challenge\t21\tdns-01\tvalid\tvalidated 2030-01-01T00:00:00Z",
+            "authz\t22\tb.example\tinvalid\texpires 2030-01-31T00:00:00Z",
+            "challenge\t22\thttp-01\tinvalid\terror connection: connection refused",
+            "challenge\t22\ttls-alpn-01\tpending",
+        ]
+    );
+
+    let issued = Order {
+        status: OrderStatus::Valid,
+        error: None,
+        not_after: None,
+        replaces: None,
+        certificate_serial: Some("7f01".parse().unwrap()),
+        authz_ids: Vec::new(),
+        ..order
+    };
+    let lines = order_lines(&issued, &[]);
+    assert!(lines.contains(&"certificate\t7f01".to_owned()), "{lines:?}");
+    assert!(
+        !lines
+            .iter()
+            .any(|line| line.starts_with("error") || line.starts_with("authz")),
+        "{lines:?}"
+    );
+}
+
+#[test]
+fn revoke_key_takes_one_key_and_an_operator() {
+    let revoke_key = |args: &[&str]| {
+        let mut argv = vec!["revoke-key"];
+        argv.extend_from_slice(args);
+        match admin_command(&argv) {
+            Ok(AdminCommand::RevokeKey(args)) => Ok(args),
+            Ok(other) => panic!("parsed as {other:?}"),
+            Err(err) => Err(err.kind()),
+        }
+    };
+    use clap::error::ErrorKind as Clap;
+    let hex = "ab".repeat(32);
+    let args = revoke_key(&["--key-hash", &hex, "--by", "alice"]).unwrap();
+    assert_eq!(args.key.hash().unwrap(), Some(hex.parse().unwrap()));
+    assert_eq!(args.by.as_deref(), Some("alice"));
+    let args = revoke_key(&["--key-file", "cert.pem"]).unwrap();
+    assert_eq!(args.key.key_file, Some(PathBuf::from("cert.pem")));
+    assert_eq!(
+        revoke_key(&[]).map(drop),
+        Err(Clap::MissingRequiredArgument)
+    );
+    assert_eq!(
+        revoke_key(&["--key-file", "c.pem", "--key-hash", &hex]).map(drop),
+        Err(Clap::ArgumentConflict)
+    );
+    assert_eq!(
+        revoke_key(&["--key-hash", &hex, "--by", ""]).map(drop),
+        Err(Clap::InvalidValue)
+    );
+    assert_eq!(
+        revoke_key(&["--key-hash", &hex, "--reason", "superseded"]).map(drop),
+        Err(Clap::UnknownArgument),
+        "always keyCompromise"
+    );
+}
+
+/// A key file may hold a certificate (a chain's first), a CSR or a public key; a
+/// private key alone is refused, saying how to get its public key.
+#[test]
+fn key_files_name_the_key_they_carry() {
+    use rcgen::PublicKeyData;
+
+    let key = rcgen::KeyPair::generate().unwrap();
+    let want = spki_sha256(&key.subject_public_key_info());
+    let params = rcgen::CertificateParams::new(vec!["a.example".to_owned()]).unwrap();
+    let cert = params.self_signed(&key).unwrap().pem();
+    let csr = params.serialize_request(&key).unwrap().pem().unwrap();
+    let other = rcgen::KeyPair::generate().unwrap();
+    let chain = format!("{cert}{}", params.self_signed(&other).unwrap().pem());
+    let with_private_key = format!("{}{cert}", key.serialize_pem());
+    for (what, pem) in [
+        ("certificate", cert.as_str()),
+        ("chain", &chain),
+        ("csr", &csr),
+        ("public key", &key.public_key_pem()),
+        ("private key, then certificate", &with_private_key),
+    ] {
+        let spki = key_file_spki(pem.as_bytes()).unwrap_or_else(|err| panic!("{what}: {err}"));
+        assert_eq!(spki_sha256(&spki), want, "{what}");
+    }
+    let err = key_file_spki(key.serialize_pem().as_bytes())
+        .unwrap_err()
+        .to_string();
+    assert!(err.contains("openssl pkey -in KEY -pubout"), "{err}");
+    let err = key_file_spki(b"").unwrap_err().to_string();
+    assert!(
+        err.contains("no certificate, certificate request or public key"),
+        "{err}"
+    );
+
+    // Through the flag, from a real file.
+    let path = std::env::temp_dir().join(format!(
+        "basalt-admin-test-{}-{:x}-key.pem",
+        std::process::id(),
+        rand_suffix()
+    ));
+    std::fs::write(&path, &cert).unwrap();
+    let args = KeyArgs {
+        key_file: Some(path.clone()),
+        key_hash: None,
+    };
+    let hash = args.hash();
+    std::fs::remove_file(&path).unwrap();
+    assert_eq!(hash.unwrap(), Some(want));
+    let missing = KeyArgs {
+        key_file: Some(PathBuf::from("/nonexistent/basalt/key.pem")),
+        key_hash: None,
+    };
+    let err = format!("{:#}", missing.hash().unwrap_err());
+    assert!(
+        err.contains("cannot read /nonexistent/basalt/key.pem"),
+        "{err}"
+    );
+}
+
+/// Every good certificate of the key is revoked for keyCompromise on behalf of
+/// the operator, over as many searches as it takes; revoked ones and other keys'
+/// are left alone, and a refusal is reported for its serial without stopping
+/// the others.
+#[tokio::test]
+async fn revoke_key_revokes_every_active_certificate_of_the_key() {
+    let key = rcgen::KeyPair::generate().unwrap();
+    let other = rcgen::KeyPair::generate().unwrap();
+    let hash = spki_sha256(&rcgen::PublicKeyData::subject_public_key_info(&key));
+    let serial = |text: &str| text.parse::<Serial>().unwrap();
+    let fake = Fake {
+        refused: vec![serial("03")],
+        search_page: Some(2),
+        ..Fake::default()
+    };
+    {
+        let mut statuses = fake.statuses.lock().unwrap();
+        statuses.push(status_of(&serial("01"), &key, false, None));
+        statuses.push(status_of(
+            &serial("02"),
+            &key,
+            false,
+            Some(RevocationReason::Superseded),
+        ));
+        statuses.push(status_of(&serial("03"), &key, false, None));
+        statuses.push(status_of(&serial("04"), &other, false, None));
+        statuses.push(status_of(&serial("05"), &key, true, None));
+        statuses.push(status_of(&serial("06"), &key, false, None));
+    }
+    let mut said = Vec::new();
+    let report = revoke_key(&fake, &fake, hash, "alice", |line| said.push(line))
+        .await
+        .unwrap();
+    assert_eq!(
+        report,
+        KeyRevocation {
+            revoked: 3,
+            failed: 1
+        }
+    );
+    let revoked: Vec<(String, RevocationReason, Requester)> = fake
+        .requests()
+        .into_iter()
+        .map(|request| {
+            (
+                request.serial.to_string(),
+                request.reason,
+                request.requester,
+            )
+        })
+        .collect();
+    let by_alice = |serial: &str| {
+        (
+            serial.to_owned(),
+            RevocationReason::KeyCompromise,
+            Requester::Operator("alice".to_owned()),
+        )
+    };
+    assert_eq!(revoked, [by_alice("01"), by_alice("05"), by_alice("06")]);
+    assert_eq!(
+        said,
+        [
+            "revoked serial 01 (account 7, a.example), reason keyCompromise (1), by alice",
+            "FAILED serial 03 (account 7, a.example): unauthorized: this serial is refused",
+            "revoked serial 05 (account 7, a.example), reason keyCompromise (1), by alice",
+            "revoked serial 06 (account 7, a.example), reason keyCompromise (1), by alice",
+            &format!("key {hash}: 3 certificates revoked, 1 failed"),
+        ]
+    );
+    let statuses = fake.statuses.lock().unwrap();
+    let superseded = statuses.iter().find(|s| s.serial == serial("02")).unwrap();
+    assert_eq!(
+        superseded.revocation_reason,
+        Some(RevocationReason::Superseded)
+    );
+    let other_key = statuses.iter().find(|s| s.serial == serial("04")).unwrap();
+    assert_eq!(other_key.status, CertStatus::Good);
+}
+
+#[tokio::test]
+async fn revoke_key_says_so_when_the_key_has_no_certificate() {
+    let (fake, _) = Fake::with(&"01".parse().unwrap(), false, None);
+    let unknown = SpkiHash::new([7; 32]);
+    let mut said = Vec::new();
+    let report = revoke_key(&fake, &fake, unknown, "bob", |line| said.push(line))
+        .await
+        .unwrap();
+    assert_eq!(report, KeyRevocation::default());
+    assert_eq!(
+        said,
+        [format!(
+            "no unexpired, unrevoked certificate has key {unknown}"
+        )]
+    );
+    assert!(fake.requests().is_empty());
 }
