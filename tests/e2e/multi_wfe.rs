@@ -103,6 +103,8 @@ impl SecondWfe {
             "wfe.toml has no [nonce] block, so WFEs cannot share nonces:\n{text}"
         );
         let port = free_port();
+        // Its own metrics port too: the first WFE holds the one in the copy.
+        let debug_port = free_port();
         let mut replaced = false;
         let copy: Vec<String> = text
             .lines()
@@ -110,6 +112,8 @@ impl SecondWfe {
                 if !replaced && line.trim_start().starts_with("listen") {
                     replaced = true;
                     format!("listen = \"127.0.0.1:{port}\"")
+                } else if line.trim_start().starts_with("debug_listen") {
+                    format!("debug_listen = \"127.0.0.1:{debug_port}\"")
                 } else {
                     line.to_owned()
                 }

@@ -12,6 +12,7 @@ use http::HeaderMap;
 use http::HeaderName;
 use http::HeaderValue;
 use opentelemetry::Context;
+use opentelemetry::KeyValue;
 use opentelemetry::propagation::Extractor;
 use opentelemetry::propagation::Injector;
 use opentelemetry::propagation::TextMapPropagator;
@@ -75,6 +76,7 @@ pub(crate) fn layer(
         .with_resource(
             Resource::builder()
                 .with_service_name(format!("basalt-{service}"))
+                .with_attribute(KeyValue::new("service.instance.id", instance_id()))
                 .build(),
         )
         .build();
@@ -83,6 +85,21 @@ pub(crate) fn layer(
         .with_filter(filter_fn(is_traced))
         .boxed();
     Ok(Some((layer, Traces { provider })))
+}
+
+/// What tells this process from the others of its service (a primary VA from
+/// its remotes, one WFE replica from another): the host's name (a container's
+/// ID) and the process ID.
+fn instance_id() -> String {
+    let host = std::fs::read_to_string("/proc/sys/kernel/hostname")
+        .map(|name| name.trim().to_owned())
+        .unwrap_or_default();
+    let pid = std::process::id();
+    if host.is_empty() {
+        pid.to_string()
+    } else {
+        format!("{host}/{pid}")
+    }
 }
 
 /// Whether a span (or event) becomes part of a trace: Basalt's own, at `info` and
