@@ -29,6 +29,7 @@ mod incident;
 mod instant_acme;
 mod jws;
 mod lego;
+mod loadgen;
 mod multi_wfe;
 mod observability;
 mod ocsp;

@@ -14,6 +14,7 @@ mod admin;
 mod ceremony;
 mod dev;
 mod health;
+mod loadgen;
 mod services;
 mod shutdown;
 
@@ -55,6 +56,9 @@ enum Command {
     /// Whether a running service answers (exit status 0) or not (1), for
     /// container and orchestrator health checks.
     Health(health::HealthArgs),
+    /// Drive an ACME server with whole issuances and report throughput, latency,
+    /// errors and the generator's own CPU use.
+    Loadgen(loadgen::LoadgenArgs),
 }
 
 #[derive(Debug, clap::Args)]
@@ -149,6 +153,7 @@ fn main() -> ExitCode {
             Command::Admin(args) => admin::run(args).await,
             Command::Ceremony(args) => ceremony::run(args),
             Command::Health(args) => health::run(args).await,
+            Command::Loadgen(args) => loadgen::run(args).await,
         }
     });
     match result {
