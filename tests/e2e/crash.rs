@@ -111,7 +111,15 @@ async fn dropping_the_database_connections_during_a_burst_loses_nothing() {
 
 /// Runs the burst with `fault` injected, then checks that nothing was lost.
 async fn burst_survives(fault: Fault, label: &str) {
-    let ca = Arc::new(DevCa::builder(label).postgres().start());
+    // The RA answers finalize at once (`processing`), so the fault that waits for
+    // the first answer lands while that issuance runs in the background.
+    let ca = Arc::new(
+        DevCa::builder(label)
+            .postgres()
+            .arg("--issuance-wait")
+            .arg("0s")
+            .start(),
+    );
     let http01 = Http01::start(ca.http01_port).await;
     let progress = Arc::new(Progress::default());
     let started = Instant::now();

@@ -111,10 +111,13 @@ fn assert_steps_sampled(report: &Value, steps: &[&str]) {
 #[test]
 fn loadgen_against_basalt_dev() {
     // The generated names all fall under one registered domain, and a few
-    // seconds of issuance passes Let's Encrypt's limits for it.
+    // seconds of issuance passes Let's Encrypt's limits for it. The RA answers
+    // finalize at once, so the loadgen's order polling is exercised too.
     let ca = DevCa::builder("loadgen")
         .arg("--rate-limits")
         .arg("off")
+        .arg("--issuance-wait")
+        .arg("0s")
         .start();
     let json = ca.client_dir("loadgen").join("report.json");
     let (output, report) = loadgen(
@@ -126,8 +129,9 @@ fn loadgen_against_basalt_dev() {
         &json,
     );
     assert_healthy(&output, &report);
-    // Basalt issues after finalize returns (`processing`), so poll_order has
-    // samples too; two names per order, so two authorizations each.
+    // Basalt issues after finalize returns (`processing`, with no issuance
+    // wait), so poll_order has samples too; two names per order, so two
+    // authorizations each.
     assert_steps_sampled(
         &report,
         &[

@@ -16,10 +16,16 @@ use serde::Deserialize;
 use crate::CLASSIC;
 use crate::ProfileSettings;
 use crate::RaSettings;
+use crate::ra::DEFAULT_ISSUANCE_WAIT;
+use crate::ra::DEFAULT_VALIDATION_WAIT;
 use crate::ra::MAX_PROFILE_NAME_LEN;
+use crate::ra::MAX_REQUEST_WAIT;
 use crate::ra::valid_profile_name;
 
 const DAY: Duration = Duration::from_secs(86_400);
+/// The deadline a WFE gives its calls to the RA unless its `[ra] timeout` says
+/// otherwise (`GrpcClientConfig`'s default); the waits are bounded well below it.
+const CALLER_DEFAULT_TIMEOUT: Duration = Duration::from_secs(30);
 
 /// The RA's configuration.
 #[derive(Clone, Debug, Deserialize, PartialEq, Eq)]
@@ -58,6 +64,21 @@ pub struct RaConfig {
     /// this (default `"7h"`, Boulder's; the Baseline Requirements allow 8 hours).
     #[serde(default = "RaConfig::default_caa_recheck_after")]
     pub caa_recheck_after: ConfigDuration,
+    /// How long a finalize request waits for the issuance it started (default
+    /// `"5s"`, at most `"10s"`): a CA that signs within it is answered with the
+    /// order `valid` and its certificate URL, a slower one with `processing`, and
+    /// the client polls while the issuance goes on. `"0s"` always answers
+    /// `processing`. Keep it within `[grpc] drain_timeout`, so that a request
+    /// waiting when the RA is asked to stop still gets its answer.
+    #[serde(default = "RaConfig::default_issuance_wait")]
+    pub issuance_wait: ConfigDuration,
+    /// How long a challenge response waits for the validation it started (default
+    /// `"1s"`, the `Retry-After` the WFE gives while a validation runs; at most
+    /// `"10s"`): a validation done within it is answered finished, a slower one
+    /// (several perspectives across the Internet take about a second or more) with
+    /// the challenge `processing`, and the client polls. `"0s"` answers at once.
+    #[serde(default = "RaConfig::default_validation_wait")]
+    pub validation_wait: ConfigDuration,
     /// `[identifiers]`: the CA-wide identifier rules, applied under every profile.
     #[serde(default)]
     pub identifiers: IdentifiersConfig,
@@ -238,6 +259,14 @@ impl RaConfig {
         ConfigDuration(Duration::from_secs(7 * 3600))
     }
 
+    fn default_issuance_wait() -> ConfigDuration {
+        ConfigDuration(DEFAULT_ISSUANCE_WAIT)
+    }
+
+    fn default_validation_wait() -> ConfigDuration {
+        ConfigDuration(DEFAULT_VALIDATION_WAIT)
+    }
+
     fn default_profile_name() -> String {
         CLASSIC.to_owned()
     }
@@ -269,16 +298,36 @@ impl RaConfig {
             authz_reuse_min_remaining: self.lifetimes.authz_reuse_min_remaining.0,
             caa_recheck_after: self.caa_recheck_after.0,
             account_uri_prefix: self.account_uri_prefix.clone(),
+            issuance_wait: self.issuance_wait.0,
+            validation_wait: self.validation_wait.0,
         }
     }
 
     /// Checks the values serde cannot: non-zero lifetimes, validities and name
     /// limits, profile names, a default profile that is defined, an account URL
-    /// prefix that is an HTTP(S) URL ending in `/`, and `[identifiers]` lists of valid
-    /// lowercase names. The message names the field.
+    /// prefix that is an HTTP(S) URL ending in `/`, `[identifiers]` lists of valid
+    /// lowercase names, and waits well within the WFE's deadline. The message names
+    /// the field.
     pub fn validate(&self) -> Result<(), String> {
         self.identifiers.validate()?;
         Limiter::new(&self.rate_limits)?;
+        // The WFE's config is not ours to read, so the bound is a third of its
+        // default deadline: the request does more than wait (SA reads and writes, a
+        // CAA recheck at finalize), and a WFE that gave up first would answer the
+        // client with an error for an issuance that goes on.
+        for (field, wait) in [
+            ("issuance_wait", self.issuance_wait),
+            ("validation_wait", self.validation_wait),
+        ] {
+            if wait.0 > MAX_REQUEST_WAIT {
+                return Err(format!(
+                    "{field} must be at most {}, well below the WFE's [ra] timeout ({} unless \
+                     set), not {wait}",
+                    ConfigDuration(MAX_REQUEST_WAIT),
+                    ConfigDuration(CALLER_DEFAULT_TIMEOUT),
+                ));
+            }
+        }
         let mut durations = vec![
             (
                 "lifetimes.pending_authz".to_owned(),
@@ -401,6 +450,32 @@ mod tests {
         assert_eq!(classic.pending_authz_lifetime, 7 * DAY);
         assert_eq!(classic.order_lifetime, 7 * DAY);
         assert_eq!(settings.valid_authz_lifetime, 30 * DAY);
+        assert_eq!(settings.issuance_wait, Duration::from_secs(5));
+        assert_eq!(settings.validation_wait, Duration::from_secs(1));
+    }
+
+    #[test]
+    fn waits_are_read_and_bounded_well_below_the_callers_deadline() {
+        let config: RaConfig = basalt_config::parse(&format!(
+            "issuance_wait = \"0s\"\nvalidation_wait = \"10s\"\n{EXAMPLE}"
+        ))
+        .unwrap();
+        config.validate().unwrap();
+        let settings = config.settings();
+        assert_eq!(settings.issuance_wait, Duration::ZERO);
+        assert_eq!(settings.validation_wait, Duration::from_secs(10));
+        let config: RaConfig =
+            basalt_config::parse(&format!("validation_wait = \"250ms\"\n{EXAMPLE}")).unwrap();
+        config.validate().unwrap();
+        assert_eq!(
+            config.settings().validation_wait,
+            Duration::from_millis(250)
+        );
+        // The bound follows the WFE's default deadline for its calls to the RA.
+        let client: GrpcClientConfig =
+            basalt_config::parse("address = \"ra:9091\"\nserver_name = \"ra\"").unwrap();
+        assert_eq!(client.timeout.0, CALLER_DEFAULT_TIMEOUT);
+        assert!(3 * MAX_REQUEST_WAIT <= CALLER_DEFAULT_TIMEOUT);
     }
 
     const PROFILES: &str = r#"
@@ -550,6 +625,20 @@ mod tests {
         check(
             "[profiles.\"two words\"]\nvalidity = \"1d\"",
             "profile name \"two words\" must be",
+        );
+        check(
+            "issuance_wait = \"11s\"",
+            "issuance_wait must be at most 10s, well below the WFE's [ra] timeout (30s unless \
+             set), not 11s",
+        );
+        check(
+            "validation_wait = \"10001ms\"",
+            "validation_wait must be at most 10s, well below the WFE's [ra] timeout (30s \
+             unless set), not 10001ms",
+        );
+        check(
+            "issuance_wait = \"1m\"",
+            "issuance_wait must be at most 10s",
         );
         let text = EXAMPLE.replace("/acme/acct/\"", "/acme/acct\"");
         let config: RaConfig = basalt_config::parse(&text).unwrap();

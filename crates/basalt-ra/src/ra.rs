@@ -1,6 +1,7 @@
 //! The registration authority itself.
 
 use std::collections::BTreeMap;
+use std::convert::Infallible;
 use std::future::Future;
 use std::sync::Arc;
 use std::sync::Mutex;
@@ -56,8 +57,10 @@ use base64::Engine;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use rand::RngCore;
 use time::OffsetDateTime;
+use tokio::sync::oneshot;
 use tokio::task::JoinHandle;
 use tracing::Instrument;
+use tracing::debug;
 use tracing::error;
 use tracing::info;
 use tracing::warn;
@@ -90,6 +93,20 @@ const SA_WRITE_MAX_WAIT: Duration = Duration::from_secs(5);
 /// How long a request a client waits on (starting a validation, finalize) retries
 /// its SA write while the SA is unavailable.
 const REQUEST_SA_PATIENCE: Duration = Duration::from_secs(10);
+/// How long finalize waits for its issuance unless the config says otherwise: a
+/// CA signs in well under a second, so the common answer is the valid order, and
+/// the bound leaves most of the caller's deadline (the WFE's `[ra] timeout`, 30 s
+/// unless set) to the rest of the request.
+pub(crate) const DEFAULT_ISSUANCE_WAIT: Duration = Duration::from_secs(5);
+/// How long a challenge response waits for its validation unless the config says
+/// otherwise: as long as the `Retry-After` the WFE gives a client that finds the
+/// validation unfinished, so a validation done within it is answered at once and a
+/// slower one (several perspectives across the Internet take about a second or
+/// more) costs the client no more time than its first poll would have.
+pub(crate) const DEFAULT_VALIDATION_WAIT: Duration = Duration::from_secs(1);
+/// The longest either wait may be: a third of the deadline the WFE gives its calls
+/// to the RA by default, which must stay well above the wait.
+pub(crate) const MAX_REQUEST_WAIT: Duration = Duration::from_secs(10);
 
 /// Runs an SA write from a background task until it succeeds, fails for good, or
 /// `patience` runs out. Only `unavailable` is retried: it is what a restarting SA or a
@@ -143,6 +160,13 @@ pub struct RaSettings {
     /// The account URL is this prefix followed by the account ID, e.g.
     /// `https://acme.example/acme/acct/`; the VA needs it for CAA `accounturi`.
     pub account_uri_prefix: String,
+    /// How long finalize waits for the issuance it started before it answers: the
+    /// order as it stands then, `valid` if the CA was quick enough, else
+    /// `processing` (the issuance goes on). Zero answers at once.
+    pub issuance_wait: Duration,
+    /// How long a challenge response waits for the validation it started before it
+    /// answers with the authorization as it stands then. Zero answers at once.
+    pub validation_wait: Duration,
 }
 
 /// What one certificate profile allows.
@@ -176,8 +200,8 @@ impl ProfileSettings {
 }
 
 impl RaSettings {
-    /// One profile, [`ProfileSettings::classic`], and authorizations valid for 30
-    /// days, with this account URL prefix.
+    /// One profile, [`ProfileSettings::classic`], authorizations valid for 30
+    /// days, and the config's default waits, with this account URL prefix.
     pub fn with_defaults(account_uri_prefix: impl Into<String>) -> Self {
         Self {
             default_profile: CLASSIC.to_owned(),
@@ -186,6 +210,8 @@ impl RaSettings {
             authz_reuse_min_remaining: Duration::from_secs(DAY),
             caa_recheck_after: Duration::from_secs(7 * 3600),
             account_uri_prefix: account_uri_prefix.into(),
+            issuance_wait: DEFAULT_ISSUANCE_WAIT,
+            validation_wait: DEFAULT_VALIDATION_WAIT,
         }
     }
 
@@ -241,8 +267,11 @@ pub(crate) fn valid_profile_name(name: &str) -> bool {
 /// Validation and issuance run in the background:
 /// [`RegistrationAuthority::perform_validation`] marks the challenge processing and
 /// [`RegistrationAuthority::finalize_order`] marks the order processing, each spawns
-/// the VA or CA call on the current tokio runtime and returns; the spawned task
-/// records the outcome through the SA. [`Ra::wait_for_background_work`] awaits them.
+/// the VA or CA call on the current tokio runtime, waits for it up to
+/// [`RaSettings::validation_wait`] or [`RaSettings::issuance_wait`], and answers
+/// with the state the SA then holds; the spawned task records the outcome through
+/// the SA whether or not the request is still waiting.
+/// [`Ra::wait_for_background_work`] awaits them all.
 pub struct Ra {
     inner: Arc<Inner>,
     /// Validations and issuances still running; finished ones are pruned on every
@@ -328,12 +357,21 @@ impl Ra {
     }
 
     /// Runs `task` on the current runtime and tracks it for
-    /// [`Ra::wait_for_background_work`].
-    fn spawn(&self, task: impl Future<Output = ()> + Send + 'static) {
+    /// [`Ra::wait_for_background_work`]; what it returns resolves once the task is
+    /// over, however it ended (see [`finished_within`]).
+    fn spawn(&self, task: impl Future<Output = ()> + Send + 'static) -> Finished {
+        let (over, finished) = oneshot::channel();
+        let task = async move {
+            // Nothing is ever sent: dropping the sender with the task, whether it
+            // returns, panics or is cancelled, is the signal.
+            let _over: oneshot::Sender<Infallible> = over;
+            task.await;
+        };
         let handle = tokio::spawn(task.in_current_span());
         let mut tasks = self.tasks.lock().unwrap_or_else(PoisonError::into_inner);
         tasks.retain(|handle| !handle.is_finished());
         tasks.push(handle);
+        finished
     }
 
     /// The account `id`, which must be valid ([`ErrorKind::Unauthorized`] otherwise).
@@ -422,6 +460,20 @@ impl Ra {
     }
 }
 
+/// Resolves once a task [`Ra::spawn`] started is over.
+type Finished = oneshot::Receiver<Infallible>;
+
+/// Waits up to `bound` for a background task to be over; whether it was.
+///
+/// The caller holds no lock and no transaction meanwhile (each SA call is a
+/// transaction of its own), and a bound that runs out is no error: the request
+/// answers with the state as it stands and the task goes on. Should the request
+/// itself be dropped (its caller's deadline passed), so is only this wait.
+async fn finished_within(finished: Finished, bound: Duration) -> bool {
+    // The sender is only ever dropped, so the receiver ends with `Err(RecvError)`.
+    tokio::time::timeout(bound, finished).await.is_ok()
+}
+
 /// Where a key was offered, for a refusal's wording and the audit log.
 #[derive(Clone, Copy, Debug)]
 enum KeyUse {
@@ -459,8 +511,9 @@ struct ValidationJob {
 }
 
 impl Inner {
-    /// Asks the VA and records the outcome; failures are logged, never returned,
-    /// since nobody is waiting for them.
+    /// Asks the VA and records the outcome; failures are logged, never returned:
+    /// the client learns the outcome from the SA, and the request that started the
+    /// validation may have answered already.
     async fn validate(self: Arc<Self>, job: ValidationJob) {
         let ValidationJob { authz, request } = job;
         let kind = request.challenge;
@@ -555,7 +608,8 @@ struct IssuanceJob {
 
 impl Inner {
     /// Asks the CA and marks the order valid or invalid; failures are logged, never
-    /// returned, since nobody is waiting for them.
+    /// returned: the client learns the outcome from the SA, and the finalize
+    /// request may have answered already.
     async fn issue(self: Arc<Self>, job: IssuanceJob) {
         let IssuanceJob {
             order,
@@ -869,7 +923,17 @@ impl RegistrationAuthority for Ra {
             "validation started"
         );
         let inner = Arc::clone(&self.inner);
-        self.spawn(inner.validate(ValidationJob { authz, request }));
+        let validated = self.spawn(inner.validate(ValidationJob { authz, request }));
+        // A quick validation is answered finished, sparing the client a poll; a
+        // slow one is answered processing and the client polls.
+        let wait = self.inner.settings.validation_wait;
+        if !wait.is_zero() && !finished_within(validated, wait).await {
+            debug!(
+                authz_id = %id,
+                waited = ?wait,
+                "validation still running; answering with the challenge processing"
+            );
+        }
         sa.authz(id).await
     }
 
@@ -958,12 +1022,22 @@ impl RegistrationAuthority for Ra {
             not_after: order.not_after,
         };
         let inner = Arc::clone(&self.inner);
-        self.spawn(inner.issue(IssuanceJob {
+        let issued = self.spawn(inner.issue(IssuanceJob {
             order,
             request,
             names: csr.names,
         }));
-        // Processing, or already valid or invalid if the CA was quick.
+        // The issuance runs in a task of its own, so it completes even when this
+        // request stops waiting (or is dropped); the answer is the order as the SA
+        // then holds it: valid or invalid if the CA was quick, else processing.
+        let wait = self.inner.settings.issuance_wait;
+        if !wait.is_zero() && !finished_within(issued, wait).await {
+            info!(
+                order_id = %id,
+                waited = ?wait,
+                "issuance still running; answering with the order processing"
+            );
+        }
         sa.order(id).await
     }
 

@@ -131,6 +131,15 @@ pub(crate) struct DevArgs {
     /// at finalize (e.g. `7h`, the default; `0s` rechecks at every finalize).
     #[arg(long, default_value = "7h", value_name = "DURATION")]
     caa_recheck_after: ConfigDuration,
+    /// How long the RA's finalize waits for the issuance before it answers
+    /// `processing` (at most `10s`; `0s` always answers `processing` and the
+    /// client polls).
+    #[arg(long, default_value = "5s", value_name = "DURATION")]
+    issuance_wait: ConfigDuration,
+    /// How long the RA's answer to a challenge waits for the validation before it
+    /// answers `processing` (at most `10s`; `0s` answers at once).
+    #[arg(long, default_value = "1s", value_name = "DURATION")]
+    validation_wait: ConfigDuration,
     /// Create the keys, certificates and configs, then exit without starting
     /// anything (for container set-up: the internal PKI then also holds
     /// `va-remote`, the certificate docker-compose.yml's remote VAs share).
@@ -1427,11 +1436,14 @@ fn render_configs(
         });
 
     let ra = format!(
-        "{header}account_uri_prefix = {}\ndefault_profile = {}\ncaa_recheck_after = {}\n\n\
+        "{header}account_uri_prefix = {}\ndefault_profile = {}\ncaa_recheck_after = {}\n\
+         issuance_wait = {}\nvalidation_wait = {}\n\n\
          {}\n{}\n{}\n{}\n{}\n{}\n{}{}",
         q(format!("{base_url}/acme/acct/")),
         q(&args.default_profile),
         q(args.caa_recheck_after.to_string()),
+        q(args.issuance_wait.to_string()),
+        q(args.validation_wait.to_string()),
         // The admin revokes and sets rate-limit overrides through the RA.
         grpc_block(
             ports.ra,
@@ -1783,6 +1795,8 @@ mod tests {
             rate_limit: Vec::new(),
             otlp_endpoint: None,
             caa_recheck_after: "7h".parse().unwrap(),
+            issuance_wait: "5s".parse().unwrap(),
+            validation_wait: "1s".parse().unwrap(),
         }
     }
 
@@ -2083,6 +2097,30 @@ mod tests {
                 .0,
             Duration::ZERO
         );
+    }
+
+    #[test]
+    fn the_waits_reach_the_ra() {
+        let settings = ra_config(&[]).settings();
+        assert_eq!(
+            (settings.issuance_wait, settings.validation_wait),
+            (Duration::from_secs(5), Duration::from_secs(1))
+        );
+        let settings =
+            ra_config(&["--issuance-wait", "0s", "--validation-wait", "250ms"]).settings();
+        assert_eq!(
+            (settings.issuance_wait, settings.validation_wait),
+            (Duration::ZERO, Duration::from_millis(250))
+        );
+        // Past the RA's bound, the RA's own check refuses the flag before anything
+        // starts.
+        let args = dev_args(&["--issuance-wait", "11s"]).unwrap();
+        let (_, text) = configs_with(&args)
+            .into_iter()
+            .find(|(service, _)| *service == "ra")
+            .unwrap();
+        let err = check_ra_config(&text).unwrap_err().to_string();
+        assert!(err.contains("issuance_wait must be at most 10s"), "{err}");
     }
 
     #[test]

@@ -678,9 +678,12 @@ impl CertificateStore for FakeSa {
     }
 }
 
-/// A VA that answers every request with the same, configurable result.
+/// A VA that answers every request with the same, configurable result, after a
+/// configurable delay.
 struct FakeVa {
     result: Mutex<Result<ValidationResult, Error>>,
+    /// How long each validation takes (none unless set).
+    delay: Mutex<Duration>,
     requests: Mutex<Vec<ValidateRequest>>,
     /// What CAA rechecks answer, and the names they were asked about.
     caa: Mutex<Option<Error>>,
@@ -701,6 +704,10 @@ impl FakeVa {
 impl ValidationAuthority for FakeVa {
     async fn validate(&self, request: ValidateRequest) -> Result<ValidationResult, Error> {
         self.requests.lock().unwrap().push(request);
+        let delay = *self.delay.lock().unwrap();
+        if !delay.is_zero() {
+            tokio::time::sleep(delay).await;
+        }
         self.result.lock().unwrap().clone()
     }
 
@@ -710,12 +717,14 @@ impl ValidationAuthority for FakeVa {
     }
 }
 
-/// A CA that returns a fixed certificate (or error) and records its calls; when
-/// `gate` is set, it answers only once the gate is notified.
+/// A CA that returns a fixed certificate (or error) and records its calls; it
+/// answers after `delay`, and when `gate` is set only once the gate is notified.
 struct FakeCa {
     result: Mutex<Result<IssuedCertificate, Error>>,
     calls: Mutex<Vec<IssueRequest>>,
     gate: Mutex<Option<Arc<Notify>>>,
+    /// How long each issuance takes (none unless set).
+    delay: Mutex<Duration>,
 }
 
 impl FakeCa {
@@ -734,6 +743,10 @@ impl CertificateAuthority for FakeCa {
         let gate = self.gate.lock().unwrap().clone();
         if let Some(gate) = gate {
             gate.notified().await;
+        }
+        let delay = *self.delay.lock().unwrap();
+        if !delay.is_zero() {
+            tokio::time::sleep(delay).await;
         }
         self.result.lock().unwrap().clone()
     }
@@ -773,6 +786,7 @@ fn harness_with(settings: RaSettings) -> Harness {
             }],
             problem: None,
         })),
+        delay: Mutex::new(Duration::ZERO),
         requests: Mutex::new(Vec::new()),
         caa: Mutex::new(None),
         caa_checks: Mutex::new(Vec::new()),
@@ -785,6 +799,7 @@ fn harness_with(settings: RaSettings) -> Harness {
         })),
         calls: Mutex::new(Vec::new()),
         gate: Mutex::new(None),
+        delay: Mutex::new(Duration::ZERO),
     });
     let clock = FixedClock::new(t0());
     let ra = Ra::new(
@@ -805,7 +820,8 @@ fn harness_with(settings: RaSettings) -> Harness {
 
 impl Harness {
     /// After a refused finalize: nothing was signed, the order is still ready, and
-    /// a CSR for another key finalizes it.
+    /// a CSR for another key finalizes it (the quick fake CA issues within the
+    /// wait, so the answer is the valid order).
     async fn assert_finalizable_with_another_key(&self, order: OrderId) {
         assert!(
             self.ca.calls.lock().unwrap().is_empty(),
@@ -820,7 +836,7 @@ impl Harness {
             .finalize_order(order, csr(&["a.example"]))
             .await
             .unwrap();
-        assert_eq!(finalized.status, OrderStatus::Processing);
+        assert_eq!(finalized.status, OrderStatus::Valid);
     }
 
     async fn account(&self, thumbprint: &str) -> Account {
@@ -860,7 +876,12 @@ impl Harness {
 
     async fn ready_order(&self, names: &[&str]) -> Order {
         let account = self.account(THUMBPRINT).await;
-        let order = self.order(&account, names).await;
+        self.validated_order(&account, names).await
+    }
+
+    /// A new order of `account` for `names`, validated: ready.
+    async fn validated_order(&self, account: &Account, names: &[&str]) -> Order {
+        let order = self.order(account, names).await;
         self.validate_all(&order).await;
         let order = self.sa.order(order.id).await.unwrap();
         assert_eq!(order.status, OrderStatus::Ready);
@@ -1007,11 +1028,11 @@ async fn successful_validation_makes_the_order_ready() {
         h.ra.perform_validation(authz_id, ChallengeType::Http01)
             .await
             .unwrap();
-    // The answer is re-read from the SA after the challenge was marked processing
-    // (the background task may already have finished).
-    assert_ne!(
+    // The answer is read from the SA once the quick fake VA's outcome is recorded.
+    assert_eq!(returned.status, AuthzStatus::Valid, "{returned:?}");
+    assert_eq!(
         returned.challenges[0].status,
-        ChallengeStatus::Pending,
+        ChallengeStatus::Valid,
         "{returned:?}"
     );
     h.ra.wait_for_background_work().await;
@@ -1252,16 +1273,20 @@ async fn finalize_rechecks_caa_for_old_validations() {
         h.ra.finalize_order(order.id, csr(&["a.example", "b.example"]))
             .await
             .unwrap();
-    assert_eq!(finalized.status, OrderStatus::Processing);
+    assert_eq!(finalized.status, OrderStatus::Valid);
 }
 
-#[tokio::test]
+/// The CA has not answered when `issuance_wait` runs out: finalize answers
+/// `processing` then, and the issuance completes in the background.
+#[tokio::test(start_paused = true)]
 async fn finalize_returns_processing_then_issues_in_the_background() {
     let h = harness();
     let order = h.ready_order(&["a.example", "b.example"]).await;
     let der = csr(&["b.example", "a.example"]);
     let gate = h.ca.hold();
+    let started = tokio::time::Instant::now();
     let finalized = h.ra.finalize_order(order.id, der.clone()).await.unwrap();
+    assert!(started.elapsed() >= DEFAULT_ISSUANCE_WAIT);
     assert_eq!(finalized.status, OrderStatus::Processing);
     assert_eq!(finalized.certificate_serial, None);
     // While the CA works, the order stays processing and cannot be finalized again.
@@ -1302,7 +1327,7 @@ async fn finalize_returns_processing_then_issues_in_the_background() {
     assert_eq!(h.ca.calls.lock().unwrap().len(), 1);
 }
 
-#[tokio::test]
+#[tokio::test(start_paused = true)]
 async fn ca_error_makes_the_order_invalid_in_the_background_without_leaking_details() {
     let h = harness();
     let order = h.ready_order(&["a.example"]).await;
@@ -1320,18 +1345,230 @@ async fn ca_error_makes_the_order_invalid_in_the_background_without_leaking_deta
     assert_eq!(order.error, Some(Error::internal(FINALIZE_INTERNAL)));
     assert_eq!(order.certificate_serial, None);
 
-    // A non-internal CA error is stored as it is.
+    // A non-internal CA error is stored as it is; a quick one is the answer.
     let h = harness();
     let order = h.ready_order(&["a.example"]).await;
     let cause = Error::new(ErrorKind::BadCsr, "lint failed: name too long");
     *h.ca.result.lock().unwrap() = Err(cause.clone());
-    h.ra.finalize_order(order.id, csr(&["a.example"]))
-        .await
-        .unwrap();
+    let finalized =
+        h.ra.finalize_order(order.id, csr(&["a.example"]))
+            .await
+            .unwrap();
+    assert_eq!(finalized.status, OrderStatus::Invalid);
+    assert_eq!(finalized.error, Some(cause.clone()));
     h.ra.wait_for_background_work().await;
     let order = h.sa.order(order.id).await.unwrap();
     assert_eq!(order.status, OrderStatus::Invalid);
     assert_eq!(order.error, Some(cause));
+}
+
+/// The common case: the CA answers within `issuance_wait`, and finalize answers
+/// with the valid order and its certificate as soon as the CA has answered.
+#[tokio::test(start_paused = true)]
+async fn finalize_answers_valid_when_the_ca_is_quick() {
+    let h = harness();
+    let account = h.account(THUMBPRINT).await;
+    let order = h.validated_order(&account, &["a.example"]).await;
+    let started = tokio::time::Instant::now();
+    let finalized =
+        h.ra.finalize_order(order.id, csr(&["a.example"]))
+            .await
+            .unwrap();
+    assert_eq!(started.elapsed(), Duration::ZERO);
+    assert_eq!(finalized.status, OrderStatus::Valid);
+    assert_eq!(
+        finalized.certificate_serial,
+        Some("7f01020304050607".parse().unwrap())
+    );
+
+    // A CA slower than that but within the wait: the answer comes when it does.
+    let order = h.validated_order(&account, &["b.example"]).await;
+    *h.ca.delay.lock().unwrap() = Duration::from_secs(3);
+    let started = tokio::time::Instant::now();
+    let finalized =
+        h.ra.finalize_order(order.id, csr(&["b.example"]))
+            .await
+            .unwrap();
+    let elapsed = started.elapsed();
+    assert!(
+        elapsed >= Duration::from_secs(3) && elapsed < DEFAULT_ISSUANCE_WAIT,
+        "{elapsed:?}"
+    );
+    assert_eq!(finalized.status, OrderStatus::Valid);
+    assert_eq!(h.ca.calls.lock().unwrap().len(), 2);
+}
+
+/// A CA slower than `issuance_wait`: `processing` when the wait runs out, and
+/// the certificate once the CA answers, with no request waiting any more.
+#[tokio::test(start_paused = true)]
+async fn finalize_answers_processing_when_the_ca_is_slower_than_the_wait() {
+    let mut settings = RaSettings::with_defaults(PREFIX);
+    settings.issuance_wait = Duration::from_secs(2);
+    let h = harness_with(settings);
+    let order = h.ready_order(&["a.example"]).await;
+    *h.ca.delay.lock().unwrap() = Duration::from_secs(3);
+    let started = tokio::time::Instant::now();
+    let finalized =
+        h.ra.finalize_order(order.id, csr(&["a.example"]))
+            .await
+            .unwrap();
+    let elapsed = started.elapsed();
+    assert!(
+        elapsed >= Duration::from_secs(2) && elapsed < Duration::from_secs(3),
+        "{elapsed:?}"
+    );
+    assert_eq!(finalized.status, OrderStatus::Processing);
+    assert_eq!(finalized.certificate_serial, None);
+    h.ra.wait_for_background_work().await;
+    assert!(started.elapsed() >= Duration::from_secs(3));
+    let done = h.sa.order(order.id).await.unwrap();
+    assert_eq!(done.status, OrderStatus::Valid);
+    assert!(done.certificate_serial.is_some());
+}
+
+/// `issuance_wait = 0s` is the old behaviour: `processing` at once, even from a
+/// CA that would answer at once.
+#[tokio::test(start_paused = true)]
+async fn a_zero_issuance_wait_answers_processing_at_once() {
+    let mut settings = RaSettings::with_defaults(PREFIX);
+    settings.issuance_wait = Duration::ZERO;
+    let h = harness_with(settings);
+    let order = h.ready_order(&["a.example"]).await;
+    let finalized =
+        h.ra.finalize_order(order.id, csr(&["a.example"]))
+            .await
+            .unwrap();
+    assert_eq!(finalized.status, OrderStatus::Processing);
+    h.ra.wait_for_background_work().await;
+    assert_eq!(
+        h.sa.order(order.id).await.unwrap().status,
+        OrderStatus::Valid
+    );
+}
+
+/// A finalize request dropped while it waits (its caller's deadline passed) takes
+/// only its wait with it: the issuance completes. Other requests are served while
+/// one waits, and a wait ends when its issuance does.
+#[tokio::test(start_paused = true)]
+async fn a_dropped_finalize_leaves_the_issuance_running() {
+    let h = harness();
+    let account = h.account(THUMBPRINT).await;
+    let order = h.validated_order(&account, &["a.example"]).await;
+    let other = h.validated_order(&account, &["b.example"]).await;
+    let gate = h.ca.hold();
+    let dropped = tokio::time::timeout(
+        Duration::from_secs(1),
+        h.ra.finalize_order(order.id, csr(&["a.example"])),
+    )
+    .await;
+    assert!(dropped.is_err(), "{dropped:?}");
+    assert_eq!(
+        h.sa.order(order.id).await.unwrap().status,
+        OrderStatus::Processing
+    );
+    let started = tokio::time::Instant::now();
+    let meanwhile = async {
+        h.account("another-account").await;
+        tokio::time::sleep(Duration::from_secs(1)).await;
+        gate.notify_waiters();
+    };
+    let (waiting, ()) = tokio::join!(
+        h.ra.finalize_order(other.id, csr(&["b.example"])),
+        meanwhile
+    );
+    let elapsed = started.elapsed();
+    assert!(
+        elapsed >= Duration::from_secs(1) && elapsed < DEFAULT_ISSUANCE_WAIT,
+        "{elapsed:?}"
+    );
+    assert_eq!(waiting.unwrap().status, OrderStatus::Valid);
+    h.ra.wait_for_background_work().await;
+    assert_eq!(
+        h.sa.order(order.id).await.unwrap().status,
+        OrderStatus::Valid
+    );
+    assert_eq!(h.ca.calls.lock().unwrap().len(), 2);
+}
+
+/// A quick validation is answered finished: the challenge and the authorization
+/// valid, or invalid with the VA's problem.
+#[tokio::test(start_paused = true)]
+async fn a_quick_validation_is_answered_finished() {
+    let h = harness();
+    let account = h.account(THUMBPRINT).await;
+    let order = h.order(&account, &["a.example"]).await;
+    let started = tokio::time::Instant::now();
+    let authz =
+        h.ra.perform_validation(order.authz_ids[0], ChallengeType::Http01)
+            .await
+            .unwrap();
+    assert_eq!(started.elapsed(), Duration::ZERO);
+    assert_eq!(authz.status, AuthzStatus::Valid);
+    assert_eq!(authz.challenges[0].status, ChallengeStatus::Valid);
+
+    let problem = Error::new(ErrorKind::Unauthorized, "404 at the token's URL");
+    h.va.set(Ok(ValidationResult {
+        records: Vec::new(),
+        problem: Some(problem.clone()),
+    }));
+    *h.va.delay.lock().unwrap() = Duration::from_millis(600);
+    let order = h.order(&account, &["b.example"]).await;
+    let started = tokio::time::Instant::now();
+    let authz =
+        h.ra.perform_validation(order.authz_ids[0], ChallengeType::Http01)
+            .await
+            .unwrap();
+    let elapsed = started.elapsed();
+    assert!(
+        elapsed >= Duration::from_millis(600) && elapsed < DEFAULT_VALIDATION_WAIT,
+        "{elapsed:?}"
+    );
+    assert_eq!(authz.status, AuthzStatus::Invalid);
+    assert_eq!(authz.challenges[0].status, ChallengeStatus::Invalid);
+    assert_eq!(authz.challenges[0].error, Some(problem));
+}
+
+/// A VA slower than `validation_wait`: the challenge is answered `processing`
+/// when the wait runs out, and the outcome is recorded once the VA answers.
+#[tokio::test(start_paused = true)]
+async fn a_slow_validation_is_answered_processing_then_recorded() {
+    let h = harness();
+    let account = h.account(THUMBPRINT).await;
+    let order = h.order(&account, &["a.example"]).await;
+    *h.va.delay.lock().unwrap() = Duration::from_secs(3);
+    let started = tokio::time::Instant::now();
+    let authz =
+        h.ra.perform_validation(order.authz_ids[0], ChallengeType::Http01)
+            .await
+            .unwrap();
+    let elapsed = started.elapsed();
+    assert!(
+        elapsed >= DEFAULT_VALIDATION_WAIT && elapsed < Duration::from_secs(3),
+        "{elapsed:?}"
+    );
+    assert_eq!(authz.status, AuthzStatus::Pending);
+    assert_eq!(authz.challenges[0].status, ChallengeStatus::Processing);
+    h.ra.wait_for_background_work().await;
+    let authz = h.sa.authz(order.authz_ids[0]).await.unwrap();
+    assert_eq!(authz.status, AuthzStatus::Valid);
+    assert_eq!(authz.challenges[0].status, ChallengeStatus::Valid);
+
+    // With no wait, processing at once, however quick the VA.
+    let mut settings = RaSettings::with_defaults(PREFIX);
+    settings.validation_wait = Duration::ZERO;
+    let h = harness_with(settings);
+    let account = h.account(THUMBPRINT).await;
+    let order = h.order(&account, &["a.example"]).await;
+    let authz =
+        h.ra.perform_validation(order.authz_ids[0], ChallengeType::Http01)
+            .await
+            .unwrap();
+    assert_eq!(authz.challenges[0].status, ChallengeStatus::Processing);
+    h.ra.wait_for_background_work().await;
+    assert_eq!(
+        h.sa.authz(order.authz_ids[0]).await.unwrap().status,
+        AuthzStatus::Valid
+    );
 }
 
 #[tokio::test]
