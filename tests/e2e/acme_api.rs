@@ -33,6 +33,7 @@ use crate::jws::Acme;
 use crate::jws::Answer;
 use crate::jws::UNAUTHORIZED;
 use crate::jws::answer;
+use crate::jws::answer_get;
 use crate::steps::Steps;
 
 const REJECTED_IDENTIFIER: &str = "urn:ietf:params:acme:error:rejectedIdentifier";
@@ -291,7 +292,7 @@ async fn requested_validity(acme: Acme, ca: Arc<DevCa>, http01: Http01) {
 /// GET `renewalInfo/<certID>`.
 pub(crate) async fn renewal_info(acme: &Acme, cert_id: &str) -> Answer {
     let url = format!("{}/{cert_id}", acme.url("renewalInfo"));
-    answer(acme.http().get(&url).send().await.expect("GET renewalInfo")).await
+    answer_get(acme.http().get(&url).send().await.expect("GET renewalInfo")).await
 }
 
 /// The suggested window of a 200 renewalInfo answer, as Unix seconds.

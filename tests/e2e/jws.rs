@@ -208,6 +208,26 @@ impl Answer {
 /// Reads `response` in full and checks it carries a fresh nonce (RFC 8555 §6.5).
 pub(crate) async fn answer(response: Response) -> Answer {
     replay_nonce(&response);
+    read(response).await
+}
+
+/// Reads the answer to a plain GET of the directory or renewal information in
+/// full: a success carries no nonce (a nonce costs the WFE a call to the nonce
+/// service, and RFC 8555 asks for one on POST answers), an error does.
+pub(crate) async fn answer_get(response: Response) -> Answer {
+    if response.status().is_success() {
+        assert!(
+            response.headers().get("replay-nonce").is_none(),
+            "a Replay-Nonce on GET {}",
+            response.url()
+        );
+    } else {
+        replay_nonce(&response);
+    }
+    read(response).await
+}
+
+async fn read(response: Response) -> Answer {
     let status = response.status();
     let headers = response.headers().clone();
     let text = response.text().await.expect("read the response body");

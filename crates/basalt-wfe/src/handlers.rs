@@ -16,6 +16,7 @@ use axum::extract::Request;
 use axum::extract::State;
 use axum::http::HeaderName;
 use axum::http::HeaderValue;
+use axum::http::Method;
 use axum::http::StatusCode;
 use axum::http::header;
 use axum::http::request::Parts;
@@ -88,6 +89,9 @@ const MAX_BODY_BYTES: usize = 64 * 1024;
 /// How many orders one page of an account's orders list asks the SA for.
 const ORDERS_PAGE_SIZE: u32 = 100;
 
+/// newNonce's path: every answer from it carries a nonce, GET and HEAD included.
+const NEW_NONCE_PATH: &str = "/acme/new-nonce";
+
 /// The `Retry-After` sent with a resource that is still being worked on (RFC 8555
 /// §7.4, §7.5.1), so clients poll politely.
 const POLL_INTERVAL_SECONDS: &str = "1";
@@ -95,12 +99,13 @@ const POLL_INTERVAL_SECONDS: &str = "1";
 type Result<T, E = ApiError> = std::result::Result<T, E>;
 
 /// The ACME HTTP API: every resource of RFC 8555 §7.1 that Basalt implements, with
-/// `Replay-Nonce` and `Link: rel="index"` on every response.
+/// `Link: rel="index"` on every response and `Replay-Nonce` on all but successful
+/// GETs of the directory and renewal information ([`common_headers`]).
 pub fn router(wfe: Arc<Wfe>) -> Router {
     Router::new()
         .route("/directory", get(directory).post(directory_post))
         .route(
-            "/acme/new-nonce",
+            NEW_NONCE_PATH,
             get(new_nonce_get).head(new_nonce_head).post(new_nonce_post),
         )
         .route("/acme/new-account", post(new_account))
@@ -126,18 +131,28 @@ pub fn router(wfe: Arc<Wfe>) -> Router {
         .with_state(wfe)
 }
 
-/// Adds a fresh nonce (RFC 8555 §6.5) and the directory link (§7.1) to every response.
+/// Adds a fresh nonce (RFC 8555 §6.5) and the directory link (§7.1) to every
+/// response but a successful GET of the directory or renewal information: those
+/// are fetched far more often than anything is posted, a nonce costs a call to the
+/// nonce service, and RFC 8555 asks for one on POST answers (and on newNonce's).
+/// Boulder gives no GET answer a nonce; Basalt deliberately keeps it on error
+/// answers to a GET, so that a client that went astray can go on with a POST at
+/// once.
 async fn common_headers(State(wfe): State<Arc<Wfe>>, request: Request, next: Next) -> Response {
+    let plain_get = request.method() == Method::GET && request.uri().path() != NEW_NONCE_PATH;
     let mut response = next.run(request).await;
+    let wants_nonce = !(plain_get && response.status().is_success());
     let headers = response.headers_mut();
-    match wfe.nonces.new_nonce().await {
-        Ok(nonce) => match HeaderValue::from_str(&nonce) {
-            Ok(value) => {
-                headers.insert(REPLAY_NONCE, value);
-            }
-            Err(err) => error!(error = %err, "nonce is not a valid header value"),
-        },
-        Err(err) => error!(error = %err, "cannot issue a nonce"),
+    if wants_nonce {
+        match wfe.nonces.new_nonce().await {
+            Ok(nonce) => match HeaderValue::from_str(&nonce) {
+                Ok(value) => {
+                    headers.insert(REPLAY_NONCE, value);
+                }
+                Err(err) => error!(error = %err, "nonce is not a valid header value"),
+            },
+            Err(err) => error!(error = %err, "cannot issue a nonce"),
+        }
     }
     let index = format!("<{}>;rel=\"index\"", wfe.url("/directory"));
     if let Ok(value) = HeaderValue::from_str(&index) {

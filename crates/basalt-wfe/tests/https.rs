@@ -114,7 +114,7 @@ async fn serves_tls12_and_tls13_with_alpn() {
         "{response}"
     );
     assert!(
-        response.to_ascii_lowercase().contains("replay-nonce: "),
+        response.to_ascii_lowercase().contains("link: <"),
         "{response}"
     );
 

@@ -41,6 +41,11 @@ fn assert_common_headers(reply: &support::Reply) {
         reply.header("replay-nonce").is_some_and(|n| n.len() == 22),
         "no nonce"
     );
+    assert_index_link(reply);
+}
+
+/// The `Link: rel="index"` every answer carries (RFC 8555 §7.1).
+fn assert_index_link(reply: &support::Reply) {
     let links: Vec<&str> = reply
         .headers
         .get_all("link")
@@ -58,7 +63,13 @@ async fn directory_lists_the_resources() {
     let app = TestApp::new();
     let reply = app.get("/directory").await;
     assert_eq!(reply.status, StatusCode::OK);
-    assert_common_headers(&reply);
+    // A plain GET of the directory costs no nonce; an error answer to a GET, and
+    // every POST answer, carry one.
+    assert_index_link(&reply);
+    assert_eq!(reply.header("replay-nonce"), None);
+    let refused = app.get("/acme/new-order").await;
+    assert_eq!(refused.status, StatusCode::METHOD_NOT_ALLOWED);
+    assert_common_headers(&refused);
     assert_eq!(
         reply.json(),
         json!({
@@ -1806,7 +1817,9 @@ async fn renewal_info_suggests_a_window() {
     assert_eq!(cert_id, "aYhba4dGQEHhs3uEe6CuLN4ByNQ.AIdlQyE");
     let reply = app.get(&format!("/acme/renewal-info/{cert_id}")).await;
     assert_eq!(reply.status, StatusCode::OK, "{:?}", reply.json());
-    assert_common_headers(&reply);
+    // A GET: no nonce, as for the directory.
+    assert_index_link(&reply);
+    assert_eq!(reply.header("replay-nonce"), None);
     assert_eq!(reply.header("retry-after"), Some("21600"));
     assert_eq!(reply.header("content-type"), Some("application/json"));
     // 90 days: from day 60 (2/3) to day 67.5 (3/4) after notBefore.
