@@ -145,8 +145,9 @@ fn summary_from_row(row: &AnyRow) -> Result<CertificateSummary, Error> {
     let serial: String = get(row, "serial")?;
     let der: Vec<u8> = get(row, "der")?;
     Ok(CertificateSummary {
-        // Unreadable only for a precertificate the CA never sent (tests store
-        // placeholders): shown without names rather than failing the search.
+        // The CA sends only certificates it has linted, so the DER parses; a row
+        // whose DER does not (written by hand, or by a test) is listed without
+        // names rather than failing the whole search.
         names: certificate_names(&der).unwrap_or_default(),
         serial: parse_wire(&serial, "precertificates.serial")?,
         account_id: AccountId(get(row, "account_id")?),
