@@ -492,6 +492,10 @@ async fn accept_loop(
                 continue;
             }
         };
+        // Without it each answer's trailers wait on the peer's delayed ACK (40 ms).
+        if let Err(err) = tcp.set_nodelay(true) {
+            tracing::warn!(client_addr = %remote, error = %err, "cannot set TCP_NODELAY");
+        }
         let acceptor = acceptor.clone();
         let tx = tx.clone();
         tokio::spawn(async move {

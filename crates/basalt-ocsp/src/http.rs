@@ -11,6 +11,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use axum::Router;
+use axum::serve::ListenerExt;
 use axum::body::Bytes;
 use axum::extract::DefaultBodyLimit;
 use axum::extract::State;
@@ -161,6 +162,12 @@ pub async fn serve_on(
         .map_err(|err| Error::internal(format!("cannot listen on {listen}: {err}")))?;
     info!(%listen, "ocsp http listener starting");
     let (stopping_tx, stopping_rx) = tokio::sync::oneshot::channel::<()>();
+    // `TCP_NODELAY`: answers go out at once instead of waiting on a delayed ACK.
+    let listener = listener.tap_io(|tcp| {
+        if let Err(err) = tcp.set_nodelay(true) {
+            tracing::warn!(error = %err, "cannot set TCP_NODELAY");
+        }
+    });
     let serving = axum::serve(listener, router).with_graceful_shutdown(async move {
         shutdown.await;
         let _ = stopping_tx.send(());

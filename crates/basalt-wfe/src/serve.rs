@@ -10,6 +10,7 @@ use std::time::Duration;
 use axum::Router;
 use axum_server::Handle;
 use axum_server::Server;
+use axum_server::accept::NoDelayAcceptor;
 use axum_server::tls_rustls::RustlsAcceptor;
 use axum_server::tls_rustls::RustlsConfig;
 use basalt_core::Error;
@@ -68,7 +69,7 @@ pub async fn serve_https(
     let config = RustlsConfig::from_config(Arc::new(tls_config(cert_pem, key_pem)?));
     info!(%listen, "acme https listener starting");
     run(
-        axum_server::bind_rustls(listen, config),
+        axum_server::bind(listen).acceptor(acceptor(config)),
         router,
         drain_timeout,
         shutdown,
@@ -90,14 +91,21 @@ pub async fn serve_https_on(
     let listen = listener
         .local_addr()
         .map_err(|err| Error::internal(format!("listener has no address: {err}")))?;
-    let server = axum_server::tls_rustls::from_tcp_rustls(listener, config)
-        .map_err(|err| Error::internal(format!("cannot use listener {listen}: {err}")))?;
+    let server = axum_server::from_tcp(listener)
+        .map_err(|err| Error::internal(format!("cannot use listener {listen}: {err}")))?
+        .acceptor(acceptor(config));
     info!(%listen, "acme https listener starting");
     run(server, router, drain_timeout, shutdown).await
 }
 
+/// TLS over TCP with `TCP_NODELAY`: small answers go out at once instead of waiting
+/// on the client's delayed ACK.
+fn acceptor(config: RustlsConfig) -> RustlsAcceptor<NoDelayAcceptor> {
+    RustlsAcceptor::new(config).acceptor(NoDelayAcceptor::new())
+}
+
 async fn run(
-    server: Server<SocketAddr, RustlsAcceptor>,
+    server: Server<SocketAddr, RustlsAcceptor<NoDelayAcceptor>>,
     router: Router,
     drain_timeout: Duration,
     shutdown: impl Future<Output = ()>,

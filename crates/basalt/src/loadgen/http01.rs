@@ -10,6 +10,7 @@ use std::sync::MutexGuard;
 
 use anyhow::Context;
 use axum::Router;
+use axum::serve::ListenerExt;
 use axum::extract::Path;
 use axum::extract::State;
 use axum::http::StatusCode;
@@ -53,6 +54,9 @@ impl Responder {
             .route("/.well-known/acme-challenge/{token}", get(answer))
             .with_state(Arc::clone(&tokens));
         tokio::spawn(async move {
+            let listener = listener.tap_io(|tcp| {
+                let _ = tcp.set_nodelay(true);
+            });
             if let Err(err) = axum::serve(listener, router).await {
                 eprintln!("basalt loadgen: the http-01 responder stopped: {err}");
             }
