@@ -20,6 +20,13 @@
 #   WRK_DURATION=10s WRK_CONNECTIONS=16
 #   WORK=/var/tmp/basalt-acme-bench   data dirs, reports, logs (reused across runs)
 #   BASALT=path               the basalt binary (default: the release build)
+#   ALONE_RATE=500 ALONE_DURATION=20s   an open-loop run (--rate) of Basalt on SQLite
+#                             alone, after its closed-loop runs; ALONE_RATE=0 skips it
+#   PROFILE=1 PROFILE_DURATION=10s   `perf record` of every process while Basalt on
+#                             SQLite runs at concurrency 16 (not a measured run);
+#                             skipped when perf is missing or PROFILE=0
+#   OUT=BENCHMARKS.md         the file whose ACME section (between its markers) is
+#                             replaced with the report; OUT= (empty) leaves it alone
 #   PORT_BASE=25100 HTTP01_PORT=25002 DNS_PORT=25053 LISTEN_PORT=25000 PEBBLE_PORT=25400
 set -euo pipefail
 
@@ -40,6 +47,11 @@ HTTP01_PORT="${HTTP01_PORT:-25002}"
 DNS_PORT="${DNS_PORT:-25053}"
 LISTEN_PORT="${LISTEN_PORT:-25000}"
 PEBBLE_PORT="${PEBBLE_PORT:-25400}"
+ALONE_RATE="${ALONE_RATE:-500}"
+ALONE_DURATION="${ALONE_DURATION:-20s}"
+PROFILE="${PROFILE:-1}"
+PROFILE_DURATION="${PROFILE_DURATION:-10s}"
+OUT="${OUT-$repo/BENCHMARKS.md}"
 target="${CARGO_TARGET_DIR:-/var/tmp/basalt-target}"
 BASALT="${BASALT:-$target/release/basalt}"
 
@@ -55,6 +67,11 @@ done
 for c in $CONCURRENCY; do
     [[ "$c" =~ ^[1-9][0-9]*$ ]] || die "CONCURRENCY must list positive numbers, not $c"
 done
+
+if [[ "$PROFILE" == 1 ]] && ! command -v perf >/dev/null; then
+    echo "run.sh: perf is missing: no profile (apt-get install -y linux-perf)" >&2
+    PROFILE=0
+fi
 
 mkdir -p "$WORK"
 results="$WORK/results.md"
@@ -103,34 +120,45 @@ server_pids() {
     fi
 }
 
-# CPU-seconds (user + system) used so far by the pids on stdin.
-cpu_seconds() {
+# CPU-seconds (user + system) used so far by each of the pids on stdin, as a JSON
+# object keyed by what the process is: a Basalt service by its config's name
+# (`va-remote-1`), `dev` for the launcher, else the command's name (`pebble`,
+# `postgres`).
+cpu_by_process() {
     python3 -c '
-import os, sys
+import json, os, sys
 hz = os.sysconf("SC_CLK_TCK")
-total = 0
+totals = {}
 for pid in sys.stdin.read().split():
     try:
         fields = open(f"/proc/{pid}/stat").read().rsplit(")", 1)[1].split()
-        total += int(fields[11]) + int(fields[12])
+        args = open(f"/proc/{pid}/cmdline").read().split("\0")
     except OSError:
-        pass
-print(f"{total / hz:.3f}")'
+        continue
+    name = os.path.basename(args[0]) if args and args[0] else "?"
+    if "--config" in args:
+        name = os.path.basename(args[args.index("--config") + 1]).removesuffix(".toml")
+    elif name == "basalt" and len(args) > 1:
+        name = args[1]
+    totals[name] = totals.get(name, 0) + (int(fields[11]) + int(fields[12])) / hz
+print(json.dumps(totals))'
 }
 
-# The summed RSS (MiB) of the pids on stdin.
+# The summed RSS (MiB) of the pids on stdin; with `pss`, the summed PSS (each
+# shared page counted once, split between the processes that map it).
 rss_mib() {
     python3 -c '
 import sys
+field = "Pss:" if sys.argv[1:] == ["pss"] else "Rss:"
 total = 0
 for pid in sys.stdin.read().split():
     try:
-        for line in open(f"/proc/{pid}/status"):
-            if line.startswith("VmRSS:"):
+        for line in open(f"/proc/{pid}/smaps_rollup"):
+            if line.startswith(field):
                 total += int(line.split()[1])
     except OSError:
         pass
-print(f"{total / 1024:.1f}")'
+print(f"{total / 1024:.1f}")' "$@"
 }
 
 # Samples the summed RSS of the server every half second into $1 until killed.
@@ -144,37 +172,106 @@ sample_rss() {
     done
 }
 
-# One measured loadgen run: warmup orders first (not measured), then
-# `--concurrency $c` for DURATION, with the server's CPU and peak RSS around it.
+# One measured loadgen run: warmup orders first (not measured), then the run for
+# DURATION, with the server's CPU (per process) and peak RSS around it. $6 is the
+# mode: `c16` is `--concurrency 16`; `r500` is `--rate 500` for ALONE_DURATION.
 measure() {
-    local server=$1 directory=$2 bundle=$3 root=$4 with_postgres=$5 c=$6 bound=$7
-    local json="$WORK/$server-c$c.json" rss_file="$WORK/$server-c$c.rss"
+    local server=$1 directory=$2 bundle=$3 root=$4 with_postgres=$5 mode=$6 bound=$7
+    local json="$WORK/$server-$mode.json" rss_file="$WORK/$server-$mode.rss"
     local loadgen=("$BASALT" loadgen --directory "$directory" --ca-bundle "$bundle"
         --http01-listen "127.0.0.1:$HTTP01_PORT" --accounts 8 --allow-errors)
-    echo "run.sh: $server, concurrency $c" >&2
-    timeout "$bound" "${loadgen[@]}" --concurrency "$c" --orders "$WARMUP_ORDERS" \
-        >"$WORK/$server-c$c.warmup.log" 2>&1 || true
+    local run_args warmup_args
+    case "$mode" in
+        c*)
+            run_args=(--concurrency "${mode#c}" --duration "$DURATION")
+            warmup_args=(--concurrency "${mode#c}" --orders "$WARMUP_ORDERS")
+            ;;
+        r*)
+            run_args=(--rate "${mode#r}" --duration "$ALONE_DURATION" --max-in-flight 512)
+            warmup_args=(--concurrency 16 --orders "$WARMUP_ORDERS")
+            ;;
+    esac
+    echo "run.sh: $server, $mode" >&2
+    timeout "$bound" "${loadgen[@]}" "${warmup_args[@]}" >"$WORK/$server-$mode.warmup.log" 2>&1 || true
     local before after status=0
-    before=$(server_pids "$root" "$with_postgres" | cpu_seconds)
+    before=$(server_pids "$root" "$with_postgres" | cpu_by_process)
     sample_rss "$rss_file" "$root" "$with_postgres" 2>/dev/null &
     local sampler=$!
-    timeout "$bound" "${loadgen[@]}" --concurrency "$c" --duration "$DURATION" \
-        --json "$json" >"$WORK/$server-c$c.log" 2>&1 || status=$?
+    timeout "$bound" "${loadgen[@]}" "${run_args[@]}" --json "$json" >"$WORK/$server-$mode.log" 2>&1 ||
+        status=$?
     kill "$sampler" 2>/dev/null || true
     wait "$sampler" 2>/dev/null || true
-    after=$(server_pids "$root" "$with_postgres" | cpu_seconds)
-    python3 - "$server" "$c" "$json" "$before" "$after" "$(cat "$rss_file" 2>/dev/null || echo 0)" \
+    after=$(server_pids "$root" "$with_postgres" | cpu_by_process)
+    python3 - "$server" "$mode" "$json" "$before" "$after" "$(cat "$rss_file" 2>/dev/null || echo 0)" \
         "$status" >>"$rows" <<'EOF'
 import json, sys
-server, c, path, before, after, rss, status = sys.argv[1:]
-row = {"server": server, "concurrency": int(c), "cpu_s": float(after) - float(before),
+server, mode, path, before, after, rss, status = sys.argv[1:]
+before, after = json.loads(before), json.loads(after)
+by_process = {name: after[name] - before.get(name, 0) for name in after}
+row = {"server": server, "cpu_s": sum(by_process.values()), "cpu_by_process": by_process,
        "peak_rss_mib": float(rss), "exit": int(status)}
+if mode.startswith("c"):
+    row["concurrency"] = int(mode[1:])
+else:
+    row["rate"] = float(mode[1:])
 try:
     row["report"] = json.load(open(path))
 except (OSError, ValueError):
     row["report"] = None  # killed by the bound: no report
 print(json.dumps(row))
 EOF
+}
+
+# A profile of every process on the machine (`perf record -a`, no call graphs)
+# while the loadgen runs at concurrency 16 for PROFILE_DURATION; not measured.
+# Writes the samples, each as its process's name and its symbol, for report.py.
+profile() {
+    local server=$1 directory=$2 bundle=$3 root=$4
+    local data="$WORK/$server.perf"
+    echo "run.sh: $server, profile" >&2
+    "$BASALT" loadgen --directory "$directory" --ca-bundle "$bundle" \
+        --http01-listen "127.0.0.1:$HTTP01_PORT" --accounts 8 --allow-errors \
+        --concurrency 16 --duration "$PROFILE_DURATION" --json "$WORK/$server-profile.json" \
+        >"$WORK/$server-profile.log" 2>&1 &
+    local loadgen=$!
+    perf record -a -F 999 -o "$data" -- sleep "${PROFILE_DURATION%s}" >/dev/null 2>&1 || true
+    wait "$loadgen" || true
+    # pid -> name for the server's processes, then every sample as "name<TAB>dso<TAB>symbol".
+    tree "$root" | python3 -c '
+import os, sys
+for pid in sys.stdin.read().split():
+    try:
+        args = open(f"/proc/{pid}/cmdline").read().split("\0")
+    except OSError:
+        continue
+    name = args[1] if len(args) > 1 else "?"
+    if "--config" in args:
+        name = os.path.basename(args[args.index("--config") + 1]).removesuffix(".toml")
+    print(pid, name)' >"$WORK/$server.pids"
+    perf script -i "$data" -F pid,sym,dso 2>/dev/null | python3 -c '
+import collections, json, re, sys
+names = dict(line.split() for line in open(sys.argv[1]))
+samples = collections.Counter()
+total = 0
+for line in sys.stdin:
+    m = re.match(r"\s*(\d+)\s+(.*?)\s*\(([^()]*)\)\s*$", line)
+    if not m:
+        continue
+    pid, symbol, dso = m.groups()
+    total += 1
+    name = names.get(pid)
+    if name is None:
+        name = "loadgen and the rest" if pid != "0" else "idle"
+    samples[(name, dso.rsplit("/", 1)[-1], symbol or "?")] += 1
+try:
+    report = json.load(open(sys.argv[3]))
+    orders, seconds = report["orders"]["ok"], report["elapsed_s"]
+except (OSError, ValueError, KeyError):
+    orders, seconds = 0, 0
+print(json.dumps({"profile": [[n, d, s, c] for (n, d, s), c in samples.most_common(200)],
+                  "samples": total, "server": sys.argv[2], "orders": orders,
+                  "seconds": round(seconds, 1)}))' "$WORK/$server.pids" "$server" \
+        "$WORK/$server-profile.json" >>"$rows"
 }
 
 # directory or newNonce requests/s under wrk (GET: RFC 8555 §7.2 allows it for
@@ -236,9 +333,9 @@ EOF
     local directory="https://127.0.0.1:$PEBBLE_PORT/dir"
     wait_for "$directory" pebble
     sleep 1
-    echo "{\"server\": \"pebble\", \"idle_rss_mib\": $(tree "$pid" | rss_mib)}" >>"$rows"
+    echo "{\"server\": \"pebble\", \"idle_rss_mib\": $(tree "$pid" | rss_mib), \"idle_pss_mib\": $(tree "$pid" | rss_mib pss)}" >>"$rows"
     for c in $CONCURRENCY; do
-        measure pebble "$directory" "$dir/ca.pem" "$pid" 0 "$c" "$PEBBLE_TIMEOUT"
+        measure pebble "$directory" "$dir/ca.pem" "$pid" 0 "c$c" "$PEBBLE_TIMEOUT"
     done
     wrk_row pebble "$directory" directory GET
     wrk_row pebble "$(nonce_url "$directory")" newNonce GET
@@ -272,10 +369,16 @@ run_basalt() {
     done
     local directory="https://127.0.0.1:$LISTEN_PORT/directory"
     sleep 2
-    echo "{\"server\": \"$server\", \"idle_rss_mib\": $(tree "$pid" | rss_mib)}" >>"$rows"
+    echo "{\"server\": \"$server\", \"idle_rss_mib\": $(tree "$pid" | rss_mib), \"idle_pss_mib\": $(tree "$pid" | rss_mib pss)}" >>"$rows"
     for c in $CONCURRENCY; do
-        measure "$server" "$directory" "$dir/pki/api-ca.pem" "$pid" "$with_postgres" "$c" 600
+        measure "$server" "$directory" "$dir/pki/api-ca.pem" "$pid" "$with_postgres" "c$c" 600
     done
+    if [[ "$server" == basalt-sqlite && "$ALONE_RATE" != 0 ]]; then
+        measure "$server" "$directory" "$dir/pki/api-ca.pem" "$pid" 0 "r$ALONE_RATE" 600
+    fi
+    if [[ "$server" == basalt-sqlite && "$PROFILE" == 1 ]]; then
+        profile "$server" "$directory" "$dir/pki/api-ca.pem" "$pid"
+    fi
     wrk_row "$server" "$directory" directory GET
     wrk_row "$server" "$(nonce_url "$directory")" newNonce GET
     cleanup_one "$pid"
@@ -300,6 +403,39 @@ for server in $SERVERS; do
     esac
 done
 
-python3 "$here/report.py" "$rows" "$(nproc)" "$DURATION" "$WARMUP_ORDERS" >"$results"
+# What the run was made on and with, for the report's header.
+python3 - "$BASALT" >>"$rows" <<EOF
+import json, os, platform, subprocess, sys
+def out(*args):
+    try:
+        return subprocess.run(args, capture_output=True, text=True, check=True).stdout.strip()
+    except (OSError, subprocess.CalledProcessError):
+        return None
+cpu = next((line.split(":", 1)[1].strip() for line in open("/proc/cpuinfo")
+            if line.startswith("model name")), None)
+mem = next((int(line.split()[1]) for line in open("/proc/meminfo")
+            if line.startswith("MemTotal:")), 0)
+print(json.dumps({"meta": {
+    "cpu": cpu, "cpus": os.cpu_count(), "memory_gib": round(mem / 1024 / 1024, 1),
+    "kernel": platform.release(), "date": out("date", "-u", "+%Y-%m-%d %H:%M UTC"),
+    "basalt": out(sys.argv[1], "--version"),
+    "commit": out("git", "-C", "$repo", "rev-parse", "--short", "HEAD"),
+    "rustc": out("rustc", "--version"),
+    "pebble": out("dpkg-query", "-W", "-f", "\${Version}", "pebble"),
+    "postgres": out("psql", "--version"),
+    "settings": {"CONCURRENCY": "$CONCURRENCY", "DURATION": "$DURATION",
+                 "WARMUP_ORDERS": "$WARMUP_ORDERS", "SERVERS": "$SERVERS",
+                 "PEBBLE_TIMEOUT": "$PEBBLE_TIMEOUT", "ALONE_RATE": "$ALONE_RATE",
+                 "ALONE_DURATION": "$ALONE_DURATION", "PROFILE": "$PROFILE",
+                 "PROFILE_DURATION": "$PROFILE_DURATION", "WRK_DURATION": "$WRK_DURATION",
+                 "WRK_CONNECTIONS": "$WRK_CONNECTIONS"},
+}}))
+EOF
+
+python3 "$here/report.py" "$rows" "$here/notes.md" >"$results"
+if [[ -n "$OUT" ]]; then
+    python3 "$here/report.py" --splice "$OUT" "$results"
+    echo "run.sh: wrote the ACME section of $OUT" >&2
+fi
 cat "$results"
 echo "run.sh: $results" >&2

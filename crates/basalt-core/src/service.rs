@@ -635,6 +635,14 @@ pub trait RevocationSigner: Send + Sync + 'static {
 pub trait Nonces: Send + Sync + 'static {
     /// A fresh nonce.
     async fn new_nonce(&self) -> Result<String, Error>;
+    /// `count` fresh nonces (at least one), for a caller that hands them out later.
+    async fn new_nonces(&self, count: usize) -> Result<Vec<String>, Error> {
+        let mut nonces = Vec::with_capacity(count.max(1));
+        for _ in 0..count.max(1) {
+            nonces.push(self.new_nonce().await?);
+        }
+        Ok(nonces)
+    }
     /// Whether `nonce` was issued and not used before; it is used up either way.
     async fn redeem(&self, nonce: &str) -> Result<bool, Error>;
 }

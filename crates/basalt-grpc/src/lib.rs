@@ -19,7 +19,7 @@ mod va;
 
 pub use ca::{CaClient, CaService, ca_servers};
 pub use client::GrpcChannel;
-pub use nonce::{NonceClient, NonceService, nonce_server};
+pub use nonce::{MAX_NONCE_BATCH, NonceClient, NonceService, nonce_server};
 pub use ra::{RaClient, RaService, ra_server};
 pub use sa::{SaClient, SaService, sa_servers};
 pub use server::{AllowList, GrpcServer, Guarded, PeerIdentity};

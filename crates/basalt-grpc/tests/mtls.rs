@@ -414,3 +414,113 @@ async fn calls_are_counted_and_timed_on_both_sides_with_their_status() {
         ) >= before.6 + 3.0
     );
 }
+
+/// A nonce store that counts the batches asked of it; with `single` it answers
+/// every batch with one nonce, as a nonce service from before batches did.
+#[derive(Default)]
+struct CountingNonces {
+    single: bool,
+    issued: std::sync::atomic::AtomicUsize,
+    batches: std::sync::atomic::AtomicUsize,
+    live: std::sync::Mutex<std::collections::HashSet<String>>,
+}
+
+#[async_trait]
+impl basalt_core::Nonces for CountingNonces {
+    async fn new_nonce(&self) -> Result<String, Error> {
+        let n = self
+            .issued
+            .fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+        let nonce = format!("nonce-{n}");
+        self.live.lock().unwrap().insert(nonce.clone());
+        Ok(nonce)
+    }
+
+    async fn new_nonces(&self, count: usize) -> Result<Vec<String>, Error> {
+        self.batches
+            .fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+        let count = if self.single { 1 } else { count };
+        let mut nonces = Vec::new();
+        for _ in 0..count {
+            nonces.push(self.new_nonce().await?);
+        }
+        Ok(nonces)
+    }
+
+    async fn redeem(&self, nonce: &str) -> Result<bool, Error> {
+        Ok(self.live.lock().unwrap().remove(nonce))
+    }
+}
+
+async fn start_nonces(pki: &TestPki, store: Arc<CountingNonces>) -> RunningCa {
+    let mut allowed = BTreeMap::new();
+    allowed.insert(service_names::NONCE.to_owned(), vec!["wfe".to_owned()]);
+    let grpc = GrpcServerConfig {
+        listen: "127.0.0.1:0".parse().unwrap(),
+        allowed_clients: allowed,
+        drain_timeout: basalt_config::default_drain_timeout(),
+    };
+    // The test PKI's server certificate is named "ca": the nonce service runs under it.
+    let server = GrpcServer::bind(&grpc, &pki.tls("ca"))
+        .await
+        .unwrap()
+        .add_service(basalt_grpc::nonce_server(store));
+    let address = server.local_addr().unwrap().to_string();
+    let (stop, stopped) = oneshot::channel::<()>();
+    tokio::spawn(server.serve(async move {
+        let _ = stopped.await;
+    }));
+    RunningCa {
+        address,
+        stop: Some(stop),
+    }
+}
+
+#[tokio::test]
+async fn nonces_are_fetched_in_batches_and_each_redeems_once() {
+    use basalt_core::Nonces;
+    install_provider();
+    let pki = TestPki::new(&["ca", "wfe"]);
+    let store = Arc::new(CountingNonces::default());
+    let server = start_nonces(&pki, store.clone()).await;
+    let client = basalt_grpc::NonceClient::new(channel(&pki, "wfe", &server));
+
+    let mut handed_out = std::collections::HashSet::new();
+    for _ in 0..40 {
+        assert!(handed_out.insert(client.new_nonce().await.unwrap()));
+    }
+    // 40 nonces in two calls of 32, not 40 calls.
+    assert_eq!(store.batches.load(std::sync::atomic::Ordering::SeqCst), 2);
+    for nonce in &handed_out {
+        assert!(
+            client.redeem(nonce).await.unwrap(),
+            "{nonce} was not redeemable"
+        );
+        assert!(
+            !client.redeem(nonce).await.unwrap(),
+            "{nonce} redeemed twice"
+        );
+    }
+
+    // The service caps a batch.
+    let many = client.new_nonces(1000).await.unwrap();
+    assert_eq!(many.len(), basalt_grpc::MAX_NONCE_BATCH as usize);
+}
+
+#[tokio::test]
+async fn a_service_answering_one_nonce_per_call_still_serves() {
+    use basalt_core::Nonces;
+    install_provider();
+    let pki = TestPki::new(&["ca", "wfe"]);
+    let store = Arc::new(CountingNonces {
+        single: true,
+        ..CountingNonces::default()
+    });
+    let server = start_nonces(&pki, store.clone()).await;
+    let client = basalt_grpc::NonceClient::new(channel(&pki, "wfe", &server));
+    let first = client.new_nonce().await.unwrap();
+    let second = client.new_nonce().await.unwrap();
+    assert_ne!(first, second);
+    assert_eq!(store.batches.load(std::sync::atomic::Ordering::SeqCst), 2);
+    assert!(client.redeem(&first).await.unwrap());
+}

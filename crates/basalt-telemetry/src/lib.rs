@@ -54,9 +54,9 @@ use tracing::Metadata;
 use tracing::Subscriber;
 use tracing::field::Field;
 use tracing::field::Visit;
+use tracing::subscriber::Interest;
 use tracing_subscriber::EnvFilter;
 use tracing_subscriber::Layer;
-use tracing_subscriber::filter::filter_fn;
 use tracing_subscriber::fmt::MakeWriter;
 use tracing_subscriber::layer::Context;
 use tracing_subscriber::layer::SubscriberExt;
@@ -200,6 +200,29 @@ where
 }
 
 /// Whether an event is an audit event.
+/// A per-layer filter decided by a callsite's metadata alone, so each callsite is
+/// asked once and then cached as always or never.
+///
+/// `filter_fn` cannot promise that, so with it every span and event of every
+/// crate (h2's and hyper's trace-level ones included) is filtered again each time
+/// it is hit, on every request.
+#[derive(Clone, Copy)]
+pub(crate) struct StaticFilter(pub(crate) fn(&Metadata<'_>) -> bool);
+
+impl<S> tracing_subscriber::layer::Filter<S> for StaticFilter {
+    fn enabled(&self, metadata: &Metadata<'_>, _: &Context<'_, S>) -> bool {
+        (self.0)(metadata)
+    }
+
+    fn callsite_enabled(&self, metadata: &'static Metadata<'static>) -> Interest {
+        if (self.0)(metadata) {
+            Interest::always()
+        } else {
+            Interest::never()
+        }
+    }
+}
+
 fn is_audit(metadata: &Metadata<'_>) -> bool {
     // Exactly the target: a `Targets` filter would also take "audit_x" or "audit::x".
     metadata.target() == AUDIT_TARGET
@@ -244,7 +267,7 @@ impl AuditLayer {
     where
         S: Subscriber + for<'a> LookupSpan<'a>,
     {
-        self.with_filter(filter_fn(is_audit))
+        self.with_filter(StaticFilter(is_audit))
     }
 
     /// The JSON line of `event`, without the newline.

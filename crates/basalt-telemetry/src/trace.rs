@@ -28,7 +28,6 @@ use tracing::Span;
 use tracing_opentelemetry::OpenTelemetrySpanExt;
 use tracing_subscriber::Layer;
 use tracing_subscriber::Registry;
-use tracing_subscriber::filter::filter_fn;
 
 /// The exporter's provider, kept to flush the spans still queued at shutdown.
 pub(crate) struct Traces {
@@ -82,7 +81,7 @@ pub(crate) fn layer(
         .build();
     let layer = tracing_opentelemetry::layer()
         .with_tracer(provider.tracer("basalt"))
-        .with_filter(filter_fn(is_traced))
+        .with_filter(crate::StaticFilter(is_traced))
         .boxed();
     Ok(Some((layer, Traces { provider })))
 }
@@ -233,7 +232,7 @@ mod tests {
             .build();
         let layer = tracing_opentelemetry::layer()
             .with_tracer(provider.tracer("test"))
-            .with_filter(filter_fn(is_traced));
+            .with_filter(crate::StaticFilter(is_traced));
         let subscriber = tracing_subscriber::registry().with(layer);
         let mut incoming = HeaderMap::new();
         inject_context(&remote_context(), &mut incoming);

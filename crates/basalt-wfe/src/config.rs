@@ -37,6 +37,11 @@ pub struct WfeConfig {
     /// own nonces in process, which only works for a single WFE.
     #[serde(default)]
     pub nonce: Option<GrpcClientConfig>,
+    /// How long an account read from the SA answers later requests signed by it
+    /// (default `"5s"`; `"0s"` reads it for every request). A change made through
+    /// another WFE or `basalt admin` takes up to this long to be seen here.
+    #[serde(default = "default_account_cache_ttl")]
+    pub account_cache_ttl: basalt_config::ConfigDuration,
     /// What the directory's `meta` advertises.
     #[serde(default)]
     pub directory: DirectoryConfig,
@@ -49,6 +54,10 @@ pub struct WfeConfig {
     /// certificate has its issuer's name and key identifier. Read at start-up.
     #[serde(default)]
     pub alternate_chains: Vec<PathBuf>,
+}
+
+fn default_account_cache_ttl() -> basalt_config::ConfigDuration {
+    basalt_config::ConfigDuration(std::time::Duration::from_secs(5))
 }
 
 /// The public HTTPS listener's certificate.

@@ -676,6 +676,7 @@ async fn account(
         Some(status) if status == account.status.as_str() => {}
         Some("deactivated") => {
             let deactivated = wfe.ra.deactivate_account(account.id).await?;
+            wfe.accounts.forget(account.id);
             info!(account_id = %account.id, "account deactivated");
             return respond(StatusCode::OK, wfe.account_json(&deactivated)?, location);
         }
@@ -691,6 +692,7 @@ async fn account(
     {
         validate_contacts(&contacts)?;
         let updated = wfe.ra.update_account_contacts(account.id, contacts).await?;
+        wfe.accounts.forget(account.id);
         info!(account_id = %account.id, contacts = updated.contacts.len(), "account contacts updated");
         return respond(StatusCode::OK, wfe.account_json(&updated)?, location);
     }
@@ -828,6 +830,7 @@ async fn key_change(State(wfe): State<Arc<Wfe>>, jws: Jws) -> Result<Response> {
         }
         Err(err) => return Err(err.into()),
     };
+    wfe.accounts.forget(account.id);
     info!(account_id = %account.id, "account key rolled over");
     respond(
         StatusCode::OK,

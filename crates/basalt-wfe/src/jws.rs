@@ -664,6 +664,9 @@ impl Wfe {
     /// The valid account a `kid` names.
     async fn account_for_kid(&self, kid: &str) -> Result<Account, Rejection> {
         let id = self.account_id_of_kid(kid)?;
+        if let Some(account) = self.accounts.get(id) {
+            return Ok(account);
+        }
         let account = match self.sa.account(id).await {
             Ok(account) => account,
             Err(err) if err.is(ErrorKind::NotFound) => {
@@ -683,6 +686,7 @@ impl Wfe {
                 status: Some(StatusCode::UNAUTHORIZED),
             });
         }
+        self.accounts.put(&account);
         Ok(account)
     }
 }

@@ -27,6 +27,7 @@
 //! Account keys may be RSA (2048–4096 bits), P-256, P-384 or Ed25519.
 #![warn(missing_docs)]
 
+mod accounts;
 mod ari;
 mod chains;
 mod config;
@@ -48,6 +49,7 @@ use basalt_core::RegistrationAuthority;
 use basalt_core::StorageReadOnly;
 use basalt_core::SystemClock;
 
+use crate::accounts::AccountCache;
 pub use crate::chains::IssuerChain;
 pub use crate::config::DirectoryConfig;
 pub use crate::config::EabConfig;
@@ -80,6 +82,8 @@ pub struct WfeSettings {
     /// Alternate issuer chains (RFC 8555 §7.4.2), offered for every certificate
     /// whose issuer they certify.
     pub alternate_chains: Vec<IssuerChain>,
+    /// How long an account read from the SA answers later requests (zero: none).
+    pub account_cache_ttl: std::time::Duration,
 }
 
 impl WfeSettings {
@@ -99,6 +103,7 @@ impl WfeSettings {
             eab_required: config.eab.required,
             caa_identities: config.directory.caa_identities.clone(),
             alternate_chains,
+            account_cache_ttl: config.account_cache_ttl.0,
         })
     }
 }
@@ -110,6 +115,7 @@ pub struct Wfe {
     ra: Arc<dyn RegistrationAuthority>,
     sa: Arc<dyn StorageReadOnly>,
     nonces: Arc<dyn Nonces>,
+    accounts: AccountCache,
     clock: Arc<dyn Clock>,
 }
 
@@ -137,6 +143,7 @@ impl Wfe {
         let trimmed = settings.base_url.trim_end_matches('/').len();
         settings.base_url.truncate(trimmed);
         Self {
+            accounts: AccountCache::new(settings.account_cache_ttl),
             settings,
             ra,
             sa,

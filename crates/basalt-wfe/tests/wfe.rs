@@ -1050,6 +1050,37 @@ async fn account_update_and_deactivation() {
 }
 
 #[tokio::test]
+async fn cached_accounts_follow_changes_made_through_the_wfe() {
+    let app = TestApp::with_settings(|settings| {
+        settings.account_cache_ttl = std::time::Duration::from_secs(60);
+    });
+    let mut key = TestKey::es256();
+    app.register(&mut key).await;
+    let kid = key.kid.clone().unwrap();
+    let path = path_of(&kid).to_owned();
+    let id = AccountId(id_of(&kid));
+    assert_eq!(app.post(&key, &path, "").await.status, StatusCode::OK);
+
+    // A change behind the WFE's back is not seen while the entry lives...
+    app.fake.lock().accounts.get_mut(&id).unwrap().contacts = vec!["mailto:x@example.com".into()];
+    assert_eq!(app.post(&key, &path, "").await.json()["contact"], json!([]));
+    // ...one made through it is, at once.
+    let reply = app
+        .post(&key, &path, r#"{"contact":["mailto:new@example.com"]}"#)
+        .await;
+    assert_eq!(reply.json()["contact"], json!(["mailto:new@example.com"]));
+    assert_eq!(
+        app.post(&key, &path, "").await.json()["contact"],
+        json!(["mailto:new@example.com"])
+    );
+    let reply = app.post(&key, &path, r#"{"status":"deactivated"}"#).await;
+    assert_eq!(reply.status, StatusCode::OK);
+    app.post(&key, &path, "")
+        .await
+        .assert_problem("unauthorized", 401);
+}
+
+#[tokio::test]
 async fn orders_list_pages_with_next_links() {
     let app = TestApp::new();
     let mut key = TestKey::es256();

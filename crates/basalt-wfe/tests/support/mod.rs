@@ -750,6 +750,8 @@ impl TestApp {
             eab_required: false,
             caa_identities: Vec::new(),
             alternate_chains: Vec::new(),
+            // Tests change accounts behind the WFE's back and expect it to see that.
+            account_cache_ttl: std::time::Duration::ZERO,
         };
         change(&mut settings);
         settings

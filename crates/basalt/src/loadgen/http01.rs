@@ -10,7 +10,6 @@ use std::sync::MutexGuard;
 
 use anyhow::Context;
 use axum::Router;
-use axum::serve::ListenerExt;
 use axum::extract::Path;
 use axum::extract::State;
 use axum::http::StatusCode;
@@ -18,6 +17,7 @@ use axum::http::header;
 use axum::response::IntoResponse;
 use axum::response::Response;
 use axum::routing::get;
+use axum::serve::ListenerExt;
 use tokio::net::TcpListener;
 
 type Tokens = Arc<Mutex<HashMap<String, String>>>;
