@@ -133,9 +133,9 @@ for pid in sys.stdin.read().split():
     try:
         fields = open(f"/proc/{pid}/stat").read().rsplit(")", 1)[1].split()
         args = open(f"/proc/{pid}/cmdline").read().split("\0")
+        name = open(f"/proc/{pid}/comm").read().strip()
     except OSError:
         continue
-    name = os.path.basename(args[0]) if args and args[0] else "?"
     if "--config" in args:
         name = os.path.basename(args[args.index("--config") + 1]).removesuffix(".toml")
     elif name == "basalt" and len(args) > 1:
@@ -161,15 +161,26 @@ for pid in sys.stdin.read().split():
 print(f"{total / 1024:.1f}")' "$@"
 }
 
-# Samples the summed RSS of the server every half second into $1 until killed.
+# Samples the summed RSS of the pids on stdin every half second into $1 until
+# killed: one process for the whole run, so the sampling costs the machine little.
 sample_rss() {
-    local out=$1 root=$2 with_postgres=$3 peak=0 now
-    while true; do
-        now=$(server_pids "$root" "$with_postgres" | rss_mib)
-        peak=$(python3 -c "print(max($peak, $now))")
-        echo "$peak" >"$out"
-        sleep 0.5
-    done
+    python3 -c '
+import sys, time
+out, pids = sys.argv[1], sys.stdin.read().split()
+peak = 0
+while True:
+    total = 0
+    for pid in pids:
+        try:
+            for line in open(f"/proc/{pid}/smaps_rollup"):
+                if line.startswith("Rss:"):
+                    total += int(line.split()[1])
+        except OSError:
+            pass
+    peak = max(peak, total / 1024)
+    with open(out, "w") as f:
+        f.write(f"{peak:.1f}\n")
+    time.sleep(0.5)' "$1"
 }
 
 # One measured loadgen run: warmup orders first (not measured), then the run for
@@ -195,7 +206,7 @@ measure() {
     timeout "$bound" "${loadgen[@]}" "${warmup_args[@]}" >"$WORK/$server-$mode.warmup.log" 2>&1 || true
     local before after status=0
     before=$(server_pids "$root" "$with_postgres" | cpu_by_process)
-    sample_rss "$rss_file" "$root" "$with_postgres" 2>/dev/null &
+    server_pids "$root" "$with_postgres" | sample_rss "$rss_file" 2>/dev/null &
     local sampler=$!
     timeout "$bound" "${loadgen[@]}" "${run_args[@]}" --json "$json" >"$WORK/$server-$mode.log" 2>&1 ||
         status=$?
@@ -248,13 +259,13 @@ for pid in sys.stdin.read().split():
     if "--config" in args:
         name = os.path.basename(args[args.index("--config") + 1]).removesuffix(".toml")
     print(pid, name)' >"$WORK/$server.pids"
-    perf script -i "$data" -F pid,sym,dso 2>/dev/null | python3 -c '
+    perf script -i "$data" -F pid,ip,sym,dso 2>/dev/null | python3 -c '
 import collections, json, re, sys
 names = dict(line.split() for line in open(sys.argv[1]))
 samples = collections.Counter()
 total = 0
 for line in sys.stdin:
-    m = re.match(r"\s*(\d+)\s+(.*?)\s*\(([^()]*)\)\s*$", line)
+    m = re.match(r"\s*(\d+)\s+[0-9a-f]+\s+(.*?)\s*\(([^()]*)\)\s*$", line)
     if not m:
         continue
     pid, symbol, dso = m.groups()
