@@ -104,13 +104,29 @@ def targets(say, runs, alone, idle):
         verdict = "—" if met is None else ("met" if met else "**not met**")
         rows.append([target, measured, verdict])
 
+    # Pebble's best closed-loop run that lost no order: the fair yardstick when its
+    # c16 run stalled (Debian's Pebble deadlocks with many orders in flight).
+    clean = [summary(run) for (s, _), run in runs.items() if s == "pebble"]
+    clean = [r for r in clean if r and r["failed"] == 0]
+    best = max(clean, key=lambda r: r["rps"], default=None)
+    stalled = pebble16 is None or pebble16["failed"] > 0
     for server, factor in [("basalt-sqlite", 3), ("basalt-postgres", 2)]:
         b = summary(runs.get((server, 16)))
-        if b and pebble16:
-            r = b["rps"] / pebble16["rps"] if pebble16["rps"] else None
-            add(f"c16 orders/s, {server} ≥ {factor}× Pebble",
-                f"{number(b['rps'])} vs {number(pebble16['rps'])} = {number(r, 2)}×",
-                r is not None and r >= factor)
+        if not b:
+            continue
+        if pebble16 and pebble16["rps"]:
+            r = b["rps"] / pebble16["rps"]
+            measured = f"{number(b['rps'])} vs {number(pebble16['rps'])} = {number(r, 2)}×"
+        else:
+            r, measured = None, f"{number(b['rps'])} vs no Pebble report"
+        if stalled and best:
+            fair = b["rps"] / best["rps"]
+            failed = pebble16["failed"] if pebble16 else "all"
+            measured += (f" (Pebble stalled, {failed} orders failed; against its best clean "
+                         f"run, {number(best['rps'])}/s: {number(fair, 2)}×)")
+            r = fair
+        add(f"c16 orders/s, {server} ≥ {factor}× Pebble", measured,
+            r is not None and r >= factor)
     for server in ["basalt-sqlite", "basalt-postgres"]:
         b = summary(runs.get((server, 1)))
         if b and pebble1:
@@ -155,10 +171,8 @@ def profile_section(say, profiles):
 
         by_process = {}
         by_kind = {}
-        for name, dso, _symbol, count in samples:
+        for name, kind, count in row.get("by_process", []):
             by_process[name] = by_process.get(name, 0) + count
-            kind = "kernel" if dso.startswith("[kernel") else (
-                "libc" if dso.startswith("libc") else "basalt" if dso == "basalt" else "other")
             by_kind.setdefault(name, {}).setdefault(kind, 0)
             by_kind[name][kind] += count
         rows = []
@@ -167,7 +181,8 @@ def profile_section(say, profiles):
             split = ", ".join(f"{k} {100 * v / count:.0f}%"
                               for k, v in sorted(kinds.items(), key=lambda kv: -kv[1]))
             rows.append([name, f"{100 * count / total:.1f}%", split, per_cert(count)])
-        table(say, ["process", "share of samples", "where", "ms/cert"], rows)
+        table(say, ["process", "share of samples", "where (libc: libc and libm)", "ms/cert"],
+              rows)
         rows = []
         for name, dso, symbol, count in samples[:20]:
             rows.append([f"{100 * count / total:.1f}%", name, f"`{symbol[:90]}`", dso,

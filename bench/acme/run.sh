@@ -161,12 +161,13 @@ for pid in sys.stdin.read().split():
 print(f"{total / 1024:.1f}")' "$@"
 }
 
-# Samples the summed RSS of the pids on stdin every half second into $1 until
-# killed: one process for the whole run, so the sampling costs the machine little.
+# Samples the summed RSS of the pids listed in $2 every half second into $1 until
+# killed: one process for the whole run (exec'd, so that `$!` is its pid and
+# killing it stops it), so the sampling costs the machine little.
 sample_rss() {
-    python3 -c '
+    exec python3 -c '
 import sys, time
-out, pids = sys.argv[1], sys.stdin.read().split()
+out, pids = sys.argv[1], open(sys.argv[2]).read().split()
 peak = 0
 while True:
     total = 0
@@ -180,7 +181,7 @@ while True:
     peak = max(peak, total / 1024)
     with open(out, "w") as f:
         f.write(f"{peak:.1f}\n")
-    time.sleep(0.5)' "$1"
+    time.sleep(0.5)' "$@"
 }
 
 # One measured loadgen run: warmup orders first (not measured), then the run for
@@ -206,7 +207,8 @@ measure() {
     timeout "$bound" "${loadgen[@]}" "${warmup_args[@]}" >"$WORK/$server-$mode.warmup.log" 2>&1 || true
     local before after status=0
     before=$(server_pids "$root" "$with_postgres" | cpu_by_process)
-    server_pids "$root" "$with_postgres" | sample_rss "$rss_file" 2>/dev/null &
+    server_pids "$root" "$with_postgres" >"$WORK/$server-$mode.pids"
+    sample_rss "$rss_file" "$WORK/$server-$mode.pids" 2>/dev/null &
     local sampler=$!
     timeout "$bound" "${loadgen[@]}" "${run_args[@]}" --json "$json" >"$WORK/$server-$mode.log" 2>&1 ||
         status=$?
@@ -263,6 +265,7 @@ for pid in sys.stdin.read().split():
 import collections, json, re, sys
 names = dict(line.split() for line in open(sys.argv[1]))
 samples = collections.Counter()
+by_process = collections.Counter()
 total = 0
 for line in sys.stdin:
     m = re.match(r"\s*(\d+)\s+[0-9a-f]+\s+(.*?)\s*\(([^()]*)\)\s*$", line)
@@ -273,13 +276,18 @@ for line in sys.stdin:
     name = names.get(pid)
     if name is None:
         name = "loadgen and the rest" if pid != "0" else "idle"
-    samples[(name, dso.rsplit("/", 1)[-1], symbol or "?")] += 1
+    dso = dso.rsplit("/", 1)[-1]
+    kind = ("kernel" if dso.startswith("[kernel") else "libc" if dso.startswith("lib")
+            else "basalt" if dso == "basalt" else "other")
+    samples[(name, dso, symbol or "?")] += 1
+    by_process[(name, kind)] += 1
 try:
     report = json.load(open(sys.argv[3]))
     orders, seconds = report["orders"]["ok"], report["elapsed_s"]
 except (OSError, ValueError, KeyError):
     orders, seconds = 0, 0
-print(json.dumps({"profile": [[n, d, s, c] for (n, d, s), c in samples.most_common(200)],
+print(json.dumps({"profile": [[n, d, s, c] for (n, d, s), c in samples.most_common(40)],
+                  "by_process": [[n, k, c] for (n, k), c in by_process.most_common()],
                   "samples": total, "server": sys.argv[2], "orders": orders,
                   "seconds": round(seconds, 1)}))' "$WORK/$server.pids" "$server" \
         "$WORK/$server-profile.json" >>"$rows"

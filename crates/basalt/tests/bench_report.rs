@@ -39,7 +39,7 @@ fn rows() -> String {
         r#"{"server": "pebble", "idle_rss_mib": 12.5, "idle_pss_mib": 12.0}"#.to_owned(),
         r#"{"server": "basalt-sqlite", "idle_rss_mib": 140.0, "idle_pss_mib": 30.0}"#.to_owned(),
         r#"{"server": "pebble", "wrk": "directory", "rps": 30000.0, "p99_ms": 9.2}"#.to_owned(),
-        r#"{"profile": [["sa", "[kernel.kallsyms]", "finish_task_switch", 300], ["wfe", "basalt", "ecp_nistz256_mul", 100]], "samples": 1000, "server": "basalt-sqlite", "orders": 50, "seconds": 10.0}"#.to_owned(),
+        r#"{"profile": [["sa", "[kernel.kallsyms]", "finish_task_switch", 300], ["wfe", "basalt", "ecp_nistz256_mul", 100]], "by_process": [["sa", "kernel", 300], ["sa", "libc", 100], ["wfe", "basalt", 100]], "samples": 1000, "server": "basalt-sqlite", "orders": 50, "seconds": 10.0}"#.to_owned(),
         r#"{"meta": {"cpu": "Test CPU", "cpus": 2, "memory_gib": 24, "kernel": "6.1", "date": "2026-11-30 00:00 UTC", "basalt": "basalt 0.1.0", "commit": "abc1234", "rustc": "rustc 1.95.0", "pebble": "2.4.0", "postgres": null, "settings": {"CONCURRENCY": "1 16", "DURATION": "10s", "WARMUP_ORDERS": "20", "SERVERS": "pebble basalt-sqlite", "PEBBLE_TIMEOUT": "120", "ALONE_RATE": "500", "ALONE_DURATION": "10s", "PROFILE": "1", "PROFILE_DURATION": "10s", "WRK_DURATION": "10s", "WRK_CONNECTIONS": "16"}}}"#.to_owned(),
     ]
     .join("\n")
@@ -111,9 +111,33 @@ fn the_report_judges_each_target_from_the_run() {
         report.contains("`finish_task_switch` | [kernel.kallsyms] | 6.01 |"),
         "{report}"
     );
+    // Shares by process count every sample of it, not only the top symbols.
+    assert!(
+        report.contains("| sa | 40.0% | kernel 75%, libc 25% | 8.01 |"),
+        "{report}"
+    );
     assert!(report.contains("#### What the profile says"));
     // The command that reproduces the run carries its settings.
     assert!(report.contains("CONCURRENCY=\"1 16\""), "{report}");
+}
+
+#[test]
+fn a_stalled_pebble_is_not_the_yardstick() {
+    let dir = scratch("stalled");
+    let rows_path = dir.join("rows.jsonl");
+    // Pebble's c16 run loses orders and crawls at 3/s; its c1 run, 10/s, is clean.
+    let stalled =
+        run("pebble", 16, 3.0, 150.0, 6.0, 30).replace(r#""failed": 0"#, r#""failed": 16"#);
+    let text = rows().replace(&run("pebble", 16, 100.0, 150.0, 6.0, 1000), &stalled);
+    std::fs::write(&rows_path, text).unwrap();
+    let report = python(&[&rows_path, &bench("notes.md")]);
+    let throughput = target_row(&report, "c16 orders/s, basalt-sqlite");
+    assert!(
+        throughput.contains("Pebble stalled, 16 orders failed")
+            && throughput.contains("10.0/s: 35.00×")
+            && throughput.ends_with("| met |"),
+        "{throughput}"
+    );
 }
 
 #[test]
