@@ -149,13 +149,17 @@ const ACCOUNT_BY_ID: &str = "SELECT id, key_jwk, key_thumbprint, contacts, statu
 const ACCOUNT_BY_KEY: &str = "SELECT id, key_jwk, key_thumbprint, contacts, status, created_at
      FROM accounts WHERE key_thumbprint = $1";
 
-const ORDER_BY_ID: &str = "SELECT id, account_id, identifiers, expires, error,
-     began_processing, certificate_serial, created_at, profile, not_before, not_after, replaces
-     FROM orders WHERE id = $1";
-
-const ORDER_AUTHZS: &str = "SELECT oa.authz_id, a.identifier_type, a.identifier_value, a.status,
-     a.expires, a.wildcard FROM order_authzs oa LEFT JOIN authzs a ON a.id = oa.authz_id
-     WHERE oa.order_id = $1
+/// An order and its authorizations in one statement (so one round trip and a
+/// consistent read without a transaction): a row per authorization, in the
+/// order's order, each repeating the order's columns; a single row with null
+/// authorization columns if it has none.
+const ORDER_WITH_AUTHZS: &str = "SELECT o.account_id, o.identifiers, o.expires, o.error,
+     o.began_processing, o.certificate_serial, o.created_at, o.profile, o.not_before,
+     o.not_after, o.replaces, oa.authz_id, a.identifier_type, a.identifier_value, a.status,
+     a.expires AS authz_expires, a.wildcard
+     FROM orders o LEFT JOIN order_authzs oa ON oa.order_id = o.id
+     LEFT JOIN authzs a ON a.id = oa.authz_id
+     WHERE o.id = $1
      ORDER BY oa.position";
 
 const ORDERS_PAGE_FIRST: &str = "SELECT id, created_at FROM orders
@@ -179,8 +183,16 @@ const RECENT_ORDERS: &str = "SELECT id, identifiers, expires, error, began_proce
 const REPLACEMENT_ORDERS: &str = "SELECT id FROM orders WHERE replaces = $1
      ORDER BY created_at DESC, id DESC";
 
-const AUTHZ_BY_ID: &str = "SELECT id, account_id, identifier_type, identifier_value, status,
-     expires, wildcard FROM authzs WHERE id = $1";
+/// An authorization and its challenges in one statement (so one round trip and a
+/// consistent read without a transaction): a row per challenge, in their order,
+/// each repeating the authorization's columns; a single row with null challenge
+/// columns if it has none.
+const AUTHZ_WITH_CHALLENGES: &str = "SELECT a.account_id, a.identifier_type,
+     a.identifier_value, a.status AS authz_status, a.expires, a.wildcard,
+     c.kind, c.token, c.status, c.validated, c.error, c.validation_records
+     FROM authzs a LEFT JOIN challenges c ON c.authz_id = a.id
+     WHERE a.id = $1
+     ORDER BY c.position";
 
 /// An account's authorizations for one name that are valid until a time, or pending
 /// and unexpired.
@@ -192,10 +204,6 @@ const AUTHZS_FOR_REUSE: &str = "SELECT id FROM authzs
 /// What an authorization offered for reuse is checked against.
 const AUTHZ_FOR_LINKING: &str = "SELECT account_id, identifier_type, identifier_value, status,
      expires, wildcard FROM authzs WHERE id = $1";
-
-const AUTHZ_CHALLENGES: &str = "SELECT kind, token, status, validated, error, validation_records
-     FROM challenges WHERE authz_id = $1
-     ORDER BY position";
 
 const CERTIFICATE_BY_SERIAL: &str = "SELECT c.account_id, c.der, c.issued_at, c.expires_at,
      s.status, s.revoked_at, s.revoked_reason
@@ -724,18 +732,24 @@ impl StorageReadOnly for SqlStorage {
 
     async fn order(&self, id: OrderId) -> Result<Order, Error> {
         let now = self.clock.now();
-        let mut tx = self.begin_read().await?;
-        let order = load_order(&mut tx, id, now).await?;
-        commit(tx).await?;
-        Ok(order)
+        // One statement: consistent without a transaction.
+        let mut conn = self
+            .pool
+            .acquire()
+            .await
+            .map_err(db_error("reading an order"))?;
+        load_order(&mut conn, id, now).await
     }
 
     async fn authz(&self, id: AuthzId) -> Result<Authz, Error> {
         let now = self.clock.now();
-        let mut tx = self.begin_read().await?;
-        let authz = load_authz(&mut tx, id, now).await?;
-        commit(tx).await?;
-        Ok(authz)
+        // One statement: consistent without a transaction.
+        let mut conn = self
+            .pool
+            .acquire()
+            .await
+            .map_err(db_error("reading an authorization"))?;
+        load_authz(&mut conn, id, now).await
     }
 
     /// The newest order replacing `serial` that is not invalid at the clock's now; `None`
@@ -2385,29 +2399,30 @@ async fn load_order(
     id: OrderId,
     now: OffsetDateTime,
 ) -> Result<Order, Error> {
-    let row = sqlx::query(sql(conn, ORDER_BY_ID))
-        .bind(id.0)
-        .fetch_optional(&mut *conn)
-        .await
-        .map_err(db_error("reading an order"))?
-        .ok_or_else(|| Error::not_found(format!("order {id} not found")))?;
-    let authz_rows = sqlx::query(sql(conn, ORDER_AUTHZS))
+    let rows = sqlx::query(sql(conn, ORDER_WITH_AUTHZS))
         .bind(id.0)
         .fetch_all(&mut *conn)
         .await
-        .map_err(db_error("reading an order's authorizations"))?;
+        .map_err(db_error("reading an order"))?;
+    let Some(row) = rows.first() else {
+        return Err(Error::not_found(format!("order {id} not found")));
+    };
 
-    let mut authz_ids = Vec::with_capacity(authz_rows.len());
-    let mut authzs = Vec::with_capacity(authz_rows.len());
-    for authz_row in &authz_rows {
-        let authz_id = AuthzId(get(authz_row, "authz_id")?);
+    let mut authz_ids = Vec::with_capacity(rows.len());
+    let mut authzs = Vec::with_capacity(rows.len());
+    for authz_row in &rows {
+        // The LEFT JOIN's row for an order without authorizations.
+        let Some(authz_id) = get::<Option<i64>>(authz_row, "authz_id")? else {
+            continue;
+        };
+        let authz_id = AuthzId(authz_id);
         let Some(stored) = get::<Option<String>>(authz_row, "status")? else {
             return Err(Error::internal(format!(
                 "order {id} names authorization {authz_id}, which does not exist"
             )));
         };
         let stored: AuthzStatus = parse_wire(&stored, "authzs.status")?;
-        let expires = from_unix(get(authz_row, "expires")?)?;
+        let expires = from_unix(get(authz_row, "authz_expires")?)?;
         let identifier = identifier_from_row(authz_row)?;
         authz_ids.push(authz_id);
         let wildcard = get::<Option<i64>>(authz_row, "wildcard")?.unwrap_or(0) != 0;
@@ -2418,13 +2433,13 @@ async fn load_order(
     }
 
     let identifiers: Vec<Identifier> =
-        from_json(&get::<String>(&row, "identifiers")?, "identifiers")?;
-    let expires = from_unix(get(&row, "expires")?)?;
-    let error: Option<Error> = get::<Option<String>>(&row, "error")?
+        from_json(&get::<String>(row, "identifiers")?, "identifiers")?;
+    let expires = from_unix(get(row, "expires")?)?;
+    let error: Option<Error> = get::<Option<String>>(row, "error")?
         .map(|text| from_json(&text, "orders.error"))
         .transpose()?;
-    let began_processing = get::<i64>(&row, "began_processing")? != 0;
-    let certificate_serial: Option<Serial> = get::<Option<String>>(&row, "certificate_serial")?
+    let began_processing = get::<i64>(row, "began_processing")? != 0;
+    let certificate_serial: Option<Serial> = get::<Option<String>>(row, "certificate_serial")?
         .map(|text| parse_wire(&text, "certificate_serial"))
         .transpose()?;
     let status = status::order_status(
@@ -2440,22 +2455,22 @@ async fn load_order(
     );
     Ok(Order {
         id,
-        account_id: AccountId(get(&row, "account_id")?),
+        account_id: AccountId(get(row, "account_id")?),
         identifiers,
         status,
         expires,
         authz_ids,
         error,
         certificate_serial,
-        created_at: from_unix(get(&row, "created_at")?)?,
-        profile: get(&row, "profile")?,
-        not_before: get::<Option<i64>>(&row, "not_before")?
+        created_at: from_unix(get(row, "created_at")?)?,
+        profile: get(row, "profile")?,
+        not_before: get::<Option<i64>>(row, "not_before")?
             .map(from_unix)
             .transpose()?,
-        not_after: get::<Option<i64>>(&row, "not_after")?
+        not_after: get::<Option<i64>>(row, "not_after")?
             .map(from_unix)
             .transpose()?,
-        replaces: get::<Option<String>>(&row, "replaces")?
+        replaces: get::<Option<String>>(row, "replaces")?
             .map(|text| parse_wire(&text, "orders.replaces"))
             .transpose()?,
     })
@@ -2489,31 +2504,31 @@ async fn load_authz(
     id: AuthzId,
     now: OffsetDateTime,
 ) -> Result<Authz, Error> {
-    let row = sqlx::query(sql(conn, AUTHZ_BY_ID))
-        .bind(id.0)
-        .fetch_optional(&mut *conn)
-        .await
-        .map_err(db_error("reading an authorization"))?
-        .ok_or_else(|| Error::not_found(format!("authorization {id} not found")))?;
-    let challenge_rows = sqlx::query(sql(conn, AUTHZ_CHALLENGES))
+    let rows = sqlx::query(sql(conn, AUTHZ_WITH_CHALLENGES))
         .bind(id.0)
         .fetch_all(&mut *conn)
         .await
-        .map_err(db_error("reading an authorization's challenges"))?;
-
-    let challenges = challenge_rows
-        .iter()
-        .map(challenge_from_row)
-        .collect::<Result<Vec<_>, Error>>()?;
-    let stored: AuthzStatus = parse_wire(&get::<String>(&row, "status")?, "authzs.status")?;
-    let expires = from_unix(get(&row, "expires")?)?;
+        .map_err(db_error("reading an authorization"))?;
+    let Some(row) = rows.first() else {
+        return Err(Error::not_found(format!("authorization {id} not found")));
+    };
+    let mut challenges = Vec::with_capacity(rows.len());
+    for challenge_row in &rows {
+        // The LEFT JOIN's row for an authorization without challenges.
+        if get::<Option<String>>(challenge_row, "kind")?.is_none() {
+            continue;
+        }
+        challenges.push(challenge_from_row(challenge_row)?);
+    }
+    let stored: AuthzStatus = parse_wire(&get::<String>(row, "authz_status")?, "authzs.status")?;
+    let expires = from_unix(get(row, "expires")?)?;
     Ok(Authz {
         id,
-        account_id: AccountId(get(&row, "account_id")?),
-        identifier: identifier_from_row(&row)?,
+        account_id: AccountId(get(row, "account_id")?),
+        identifier: identifier_from_row(row)?,
         status: status::authz_status(stored, expires, now),
         expires,
-        wildcard: get::<i64>(&row, "wildcard")? != 0,
+        wildcard: get::<i64>(row, "wildcard")? != 0,
         challenges,
     })
 }

@@ -257,8 +257,11 @@ fn hot_queries() -> Vec<(&'static str, &'static str, Vec<Param>)> {
     vec![
         ("account by id", ACCOUNT_BY_ID, vec![Int(1)]),
         ("account by key", ACCOUNT_BY_KEY, vec![Text("thumb")]),
-        ("order by id", ORDER_BY_ID, vec![Int(1)]),
-        ("an order's authorizations", ORDER_AUTHZS, vec![Int(1)]),
+        (
+            "order and its authorizations by id",
+            ORDER_WITH_AUTHZS,
+            vec![Int(1)],
+        ),
         (
             "an account's orders",
             ORDERS_PAGE_FIRST,
@@ -279,7 +282,11 @@ fn hot_queries() -> Vec<(&'static str, &'static str, Vec<Param>)> {
             REPLACEMENT_ORDERS,
             vec![Text("0a")],
         ),
-        ("authorization by id", AUTHZ_BY_ID, vec![Int(1)]),
+        (
+            "authorization and its challenges by id",
+            AUTHZ_WITH_CHALLENGES,
+            vec![Int(1)],
+        ),
         (
             "an account's authorizations for a name",
             AUTHZS_FOR_REUSE,
@@ -294,11 +301,6 @@ fn hot_queries() -> Vec<(&'static str, &'static str, Vec<Param>)> {
             ],
         ),
         ("an authorization to reuse", AUTHZ_FOR_LINKING, vec![Int(1)]),
-        (
-            "an authorization's challenges",
-            AUTHZ_CHALLENGES,
-            vec![Int(1)],
-        ),
         (
             "certificate by serial",
             CERTIFICATE_BY_SERIAL,
