@@ -118,6 +118,11 @@ async fn start_ca(pki: &TestPki) -> RunningCa {
         .unwrap()
         .add_service(issuer)
         .add_service(signer);
+    serve(server)
+}
+
+/// Serves `server` until the returned handle is dropped.
+fn serve(server: GrpcServer) -> RunningCa {
     let address = server.local_addr().unwrap().to_string();
     let (stop, stopped) = oneshot::channel::<()>();
     tokio::spawn(server.serve(async move {
@@ -465,15 +470,7 @@ async fn start_nonces(pki: &TestPki, store: Arc<CountingNonces>) -> RunningCa {
         .await
         .unwrap()
         .add_service(basalt_grpc::nonce_server(store));
-    let address = server.local_addr().unwrap().to_string();
-    let (stop, stopped) = oneshot::channel::<()>();
-    tokio::spawn(server.serve(async move {
-        let _ = stopped.await;
-    }));
-    RunningCa {
-        address,
-        stop: Some(stop),
-    }
+    serve(server)
 }
 
 #[tokio::test]

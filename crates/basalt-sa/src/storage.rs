@@ -71,6 +71,7 @@ use sqlx::Row;
 use sqlx::Transaction;
 use sqlx::any::AnyPoolOptions;
 use sqlx::any::AnyRow;
+use sqlx::pool::PoolConnection;
 use time::OffsetDateTime;
 use tracing::info;
 use tracing::warn;
@@ -460,6 +461,11 @@ impl SqlStorage {
         for_engine(self.engine, text)
     }
 
+    /// A connection from the pool, for reads of one statement.
+    async fn acquire(&self, operation: &'static str) -> Result<PoolConnection<Any>, Error> {
+        self.pool.acquire().await.map_err(db_error(operation))
+    }
+
     async fn begin_write(&self) -> Result<Tx, Error> {
         // The turn first, then a connection: waiting writers hold no connection.
         let turn = match self.engine {
@@ -712,12 +718,7 @@ impl CertificateStore for SqlStorage {
 #[async_trait]
 impl StorageReadOnly for SqlStorage {
     async fn account(&self, id: AccountId) -> Result<Account, Error> {
-        let mut conn = self
-            .pool
-            .acquire()
-            .await
-            .map_err(db_error("reading an account"))?;
-        load_account(&mut conn, id).await
+        load_account(&mut *self.acquire("reading an account").await?, id).await
     }
 
     async fn account_by_key(&self, key_thumbprint: &str) -> Result<Account, Error> {
@@ -733,23 +734,18 @@ impl StorageReadOnly for SqlStorage {
     async fn order(&self, id: OrderId) -> Result<Order, Error> {
         let now = self.clock.now();
         // One statement: consistent without a transaction.
-        let mut conn = self
-            .pool
-            .acquire()
-            .await
-            .map_err(db_error("reading an order"))?;
-        load_order(&mut conn, id, now).await
+        load_order(&mut *self.acquire("reading an order").await?, id, now).await
     }
 
     async fn authz(&self, id: AuthzId) -> Result<Authz, Error> {
         let now = self.clock.now();
         // One statement: consistent without a transaction.
-        let mut conn = self
-            .pool
-            .acquire()
-            .await
-            .map_err(db_error("reading an authorization"))?;
-        load_authz(&mut conn, id, now).await
+        load_authz(
+            &mut *self.acquire("reading an authorization").await?,
+            id,
+            now,
+        )
+        .await
     }
 
     /// The newest order replacing `serial` that is not invalid at the clock's now; `None`

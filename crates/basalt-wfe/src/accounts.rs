@@ -5,8 +5,11 @@
 //! WFE (deactivation, contacts, key rollover) drop its entry at once; a change
 //! made elsewhere (another WFE replica, `basalt admin`) is seen here within the
 //! TTL, so a rolled-over key or a deactivated account may still authenticate a
-//! request on another replica for that long. Boulder's WFE caches accounts the
-//! same way.
+//! request on another replica for that long. What such a request can do is
+//! bounded: the RA reads the account itself before it creates an order,
+//! validates a challenge or finalizes, and refuses one that is not valid, so a
+//! stale entry lets through reads (POST-as-GET) and nothing that issues. Boulder's
+//! WFE caches accounts the same way.
 
 use std::collections::HashMap;
 use std::sync::Mutex;
