@@ -466,12 +466,19 @@ impl SqlStorage {
         self.pool.acquire().await.map_err(db_error(operation))
     }
 
-    async fn begin_write(&self) -> Result<Tx, Error> {
-        // The turn first, then a connection: waiting writers hold no connection.
-        let turn = match self.engine {
+    /// On SQLite, this process's turn to write (see `writer`), held by every
+    /// write: a transaction's, and a single statement's on the pool. `None` on
+    /// the other engines, which take concurrent writers.
+    async fn write_turn(&self) -> Option<tokio::sync::OwnedMutexGuard<()>> {
+        match self.engine {
             Engine::Sqlite => Some(self.writer.clone().lock_owned().await),
             Engine::Postgres | Engine::MySql => None,
-        };
+        }
+    }
+
+    async fn begin_write(&self) -> Result<Tx, Error> {
+        // The turn first, then a connection: waiting writers hold no connection.
+        let turn = self.write_turn().await;
         let inner = self
             .pool
             .begin_with(self.engine.begin_write())
@@ -1484,6 +1491,7 @@ impl SqlStorage {
                 MIN_EAB_KEY_BYTES * 8
             )));
         }
+        let _turn = self.write_turn().await;
         let inserted = sqlx::query(self.sql(
             "INSERT INTO eab_keys (key_id, hmac_key, comment, created_at, revoked, account_id)
              VALUES ($1, $2, $3, $4, $5, $6)",
@@ -1512,6 +1520,7 @@ impl SqlStorage {
     /// Revokes a key; revoking a revoked key again is not an error. An account the key
     /// already bound keeps working.
     async fn attempt_revoke_eab_key(&self, key_id: &str) -> Result<(), Error> {
+        let _turn = self.write_turn().await;
         let updated = sqlx::query(self.sql("UPDATE eab_keys SET revoked = 1 WHERE key_id = $1"))
             .bind(key_id)
             .execute(&self.pool)
@@ -1530,6 +1539,7 @@ impl SqlStorage {
     /// statement outside a transaction, so a concurrent insert of the same key makes
     /// one of the two a unique violation, which is success too.
     async fn attempt_block_key(&self, key: &BlockedKey) -> Result<(), Error> {
+        let _turn = self.write_turn().await;
         let inserted = sqlx::query(self.sql(
             "INSERT INTO blocked_keys (spki_sha256, added_at, source, comment)
              VALUES ($1, $2, $3, $4)",
@@ -2011,6 +2021,7 @@ impl SqlStorage {
         created_at: OffsetDateTime,
         expires_at: OffsetDateTime,
     ) -> Result<(), Error> {
+        let _turn = self.write_turn().await;
         let inserted = sqlx::query(self.sql("INSERT INTO serials (serial, account_id, created_at, expires_at) VALUES ($1, $2, $3, $4)"),
         )
         .bind(serial.to_string())
