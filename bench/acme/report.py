@@ -43,9 +43,9 @@ def load(path):
             elif "profile" in row:
                 profiles[server] = row
             elif "rate" in row:
-                alone[server] = row
+                alone[server] = (row["rate"], summary(row))
             else:
-                runs[(server, row["concurrency"])] = row
+                runs[(server, row["concurrency"])] = summary(row)
     return runs, alone, idle, wrk, profiles, meta
 
 
@@ -94,10 +94,26 @@ def table(say, header, rows):
     say("")
 
 
+def by_concurrency(runs, concurrencies, servers, basalts, cells_of, ratio_of):
+    """A row per concurrency: `cells_of` each server's summary, then `ratio_of`
+    each Basalt's summary and Pebble's."""
+    rows = []
+    for c in concurrencies:
+        cells = [str(c)]
+        for s in servers:
+            cells += cells_of(runs.get((s, c)))
+        pebble = runs.get(("pebble", c))
+        for s in basalts:
+            cells.append(ratio_of(runs.get((s, c)), pebble))
+        rows.append(cells)
+    return rows
+
+
 def targets(say, runs, alone, idle):
-    """The issue's targets, each with what this run measured."""
-    pebble16 = summary(runs.get(("pebble", 16)))
-    pebble1 = summary(runs.get(("pebble", 1)))
+    """The issue's targets, each with what this run measured (`runs` and `alone`
+    hold summaries)."""
+    pebble16 = runs.get(("pebble", 16))
+    pebble1 = runs.get(("pebble", 1))
     rows = []
 
     def add(target, measured, met):
@@ -106,12 +122,11 @@ def targets(say, runs, alone, idle):
 
     # Pebble's best closed-loop run that lost no order: the fair yardstick when its
     # c16 run stalled (Debian's Pebble deadlocks with many orders in flight).
-    clean = [summary(run) for (s, _), run in runs.items() if s == "pebble"]
-    clean = [r for r in clean if r and r["failed"] == 0]
+    clean = [r for (s, _), r in runs.items() if s == "pebble" and r and r["failed"] == 0]
     best = max(clean, key=lambda r: r["rps"], default=None)
     stalled = pebble16 is None or pebble16["failed"] > 0
     for server, factor in [("basalt-sqlite", 3), ("basalt-postgres", 2)]:
-        b = summary(runs.get((server, 16)))
+        b = runs.get((server, 16))
         if not b:
             continue
         if pebble16 and pebble16["rps"]:
@@ -128,20 +143,19 @@ def targets(say, runs, alone, idle):
         add(f"c16 orders/s, {server} ≥ {factor}× Pebble", measured,
             r is not None and r >= factor)
     for server in ["basalt-sqlite", "basalt-postgres"]:
-        b = summary(runs.get((server, 1)))
+        b = runs.get((server, 1))
         if b and pebble1:
             add(f"c1 median latency, {server} ≤ ½ Pebble's",
                 f"{number(b['p50'])} ms vs {number(pebble1['p50'])} ms",
                 b["p50"] <= pebble1["p50"] / 2)
     for server in ["basalt-sqlite", "basalt-postgres"]:
-        b = summary(runs.get((server, 16)))
+        b = runs.get((server, 16))
         if b and pebble16 and b["cpu_per_cert"] and pebble16["cpu_per_cert"]:
             add(f"c16 CPU-s per certificate, {server} ≤ ½ Pebble's",
                 f"{number(b['cpu_per_cert'], 4)} vs {number(pebble16['cpu_per_cert'], 4)}",
                 b["cpu_per_cert"] <= pebble16["cpu_per_cert"] / 2)
-    a = summary(alone.get("basalt-sqlite"))
+    rate, a = alone.get("basalt-sqlite", (None, None))
     if a:
-        rate = alone["basalt-sqlite"]["rate"]
         errors = a["failed"] + (a["dropped"] or 0)
         add(f"Basalt alone (SQLite), --rate {rate:g}: ≥ 500 certificates/s, no errors, p99 < 250 ms",
             f"{number(a['achieved'])}/s, {errors} failed or dropped, p99 {number(a['p99'])} ms",
@@ -257,23 +271,15 @@ def main():
     for s in servers:
         header += [f"{s} orders/s", "p50 ms", "p90 ms", "p99 ms", "ok/failed"]
     header += [f"{s} ÷ pebble" for s in basalts]
-    rows = []
-    for c in concurrencies:
-        cells = [str(c)]
-        sums = {s: summary(runs.get((s, c))) for s in servers}
-        for s in servers:
-            r = sums[s]
-            if r is None:
-                cells += ["no report (killed at the bound)", "—", "—", "—", "—"]
-            else:
-                cells += [number(r["rps"]), number(r["p50"]), number(r["p90"]),
-                          number(r["p99"]), f"{r['ok']}/{r['failed']}"]
-        pebble = sums.get("pebble")
-        for s in basalts:
-            b = sums[s]
-            cells.append(ratio(b and b["rps"], pebble and pebble["rps"]))
-        rows.append(cells)
-    table(say, header, rows)
+    def throughput(r):
+        if r is None:
+            return ["no report (killed at the bound)", "—", "—", "—", "—"]
+        return [number(r["rps"]), number(r["p50"]), number(r["p90"]), number(r["p99"]),
+                f"{r['ok']}/{r['failed']}"]
+
+    table(say, header, by_concurrency(
+        runs, concurrencies, servers, basalts, throughput,
+        lambda b, pebble: ratio(b and b["rps"], pebble and pebble["rps"])))
 
     say("### Cost per certificate and memory")
     say("")
@@ -281,18 +287,11 @@ def main():
     for s in servers:
         header += [f"{s} CPU-s/cert", "peak RSS MiB"]
     header += [f"pebble ÷ {s} CPU-s/cert" for s in basalts]
-    rows = []
-    for c in concurrencies:
-        cells = [str(c)]
-        sums = {s: summary(runs.get((s, c))) for s in servers}
-        for s in servers:
-            r = sums[s]
-            cells += [number(r and r["cpu_per_cert"], 4), number(r and r["rss"])]
-        pebble = sums.get("pebble")
-        for s in basalts:
-            b = sums[s]
-            cells.append(ratio(b and b["cpu_per_cert"], pebble and pebble["cpu_per_cert"], False))
-        rows.append(cells)
+    rows = by_concurrency(
+        runs, concurrencies, servers, basalts,
+        lambda r: [number(r and r["cpu_per_cert"], 4), number(r and r["rss"])],
+        lambda b, pebble: ratio(b and b["cpu_per_cert"], pebble and pebble["cpu_per_cert"],
+                                False))
     idle_cells = ["idle RSS (PSS)"]
     for s in servers:
         i = idle.get(s, {})
@@ -307,26 +306,17 @@ def main():
 
     say("CPU milliseconds per certificate by process at concurrency 16:")
     say("")
+    at16 = {s: (runs.get((s, 16)) or {}).get("cpu_by_process", {}) for s in basalts}
     names = []
     for s in basalts:
-        r = summary(runs.get((s, 16)))
-        for name in (r or {}).get("cpu_by_process", {}):
-            if name not in names:
-                names.append(name)
-    rows = []
-    for name in sorted(names, key=lambda n: -max(
-            (summary(runs.get((s, 16))) or {}).get("cpu_by_process", {}).get(n, 0)
-            for s in basalts)):
-        cells = [name]
-        for s in basalts:
-            r = summary(runs.get((s, 16)))
-            cells.append(number(r and 1000 * r["cpu_by_process"].get(name, 0), 2))
-        rows.append(cells)
+        names += [name for name in at16[s] if name not in names]
+    names.sort(key=lambda n: -max(at16[s].get(n, 0) for s in basalts))
+    rows = [[name] + [number(1000 * at16[s].get(name, 0) if runs.get((s, 16)) else None, 2)
+                      for s in basalts] for name in names]
     table(say, ["process"] + basalts, rows)
 
-    a = summary(alone.get("basalt-sqlite"))
+    rate, a = alone.get("basalt-sqlite", (None, None))
     if a:
-        rate = alone["basalt-sqlite"]["rate"]
         say(f"### Basalt alone: open loop at {rate:g} orders/s (SQLite)")
         say("")
         say(f"`basalt loadgen --rate {rate:g} --duration {settings.get('ALONE_DURATION')} "
@@ -349,7 +339,7 @@ def main():
         for step in STEPS:
             cells = [step]
             for s in servers:
-                r = summary(runs.get((s, c)))
+                r = runs.get((s, c))
                 stat = r and r["steps"].get(step)
                 cells.append(number(stat and stat["count"] and stat["p50_ms"]))
             rows.append(cells)
@@ -363,10 +353,9 @@ def main():
     say("### Errors (all runs)")
     say("")
     any_error = False
-    every = sorted(runs.items()) + [((s, "rate"), r) for s, r in alone.items()]
-    for (server, c), run in every:
-        r = summary(run)
-        label = f"concurrency {c}" if c != "rate" else f"--rate {run['rate']:g}"
+    every = [(server, f"concurrency {c}", r) for (server, c), r in sorted(runs.items())]
+    every += [(server, f"--rate {rate:g}", r) for server, (rate, r) in alone.items()]
+    for server, label, r in every:
         if r is None:
             any_error = True
             say(f"- {server}, {label}: no report, the run was killed at its bound")
@@ -386,7 +375,7 @@ def main():
     for s in servers:
         parts = []
         for c in concurrencies:
-            r = summary(runs.get((s, c)))
+            r = runs.get((s, c))
             parts.append(f"c{c} {number(r and r['loadgen_cpu'])}%")
         say(f"- {s}: " + ", ".join(parts))
     say("")

@@ -120,26 +120,34 @@ server_pids() {
     fi
 }
 
-# CPU-seconds (user + system) used so far by each of the pids on stdin, as a JSON
-# object keyed by what the process is: a Basalt service by its config's name
+# Python: what process `pid` is: a Basalt service by its config's name
 # (`va-remote-1`), `dev` for the launcher, else the command's name (`pebble`,
-# `postgres`).
+# `postgres`). Raises OSError once the process is gone.
+name_of_pid='
+import os
+def name_of(pid):
+    args = open(f"/proc/{pid}/cmdline").read().split("\0")
+    name = open(f"/proc/{pid}/comm").read().strip()
+    if "--config" in args:
+        return os.path.basename(args[args.index("--config") + 1]).removesuffix(".toml")
+    if name == "basalt" and len(args) > 1:
+        return args[1]
+    return name
+'
+
+# CPU-seconds (user + system) used so far by each of the pids on stdin, as a JSON
+# object keyed by what the process is (name_of_pid).
 cpu_by_process() {
-    python3 -c '
-import json, os, sys
+    python3 -c "$name_of_pid"'
+import json, sys
 hz = os.sysconf("SC_CLK_TCK")
 totals = {}
 for pid in sys.stdin.read().split():
     try:
         fields = open(f"/proc/{pid}/stat").read().rsplit(")", 1)[1].split()
-        args = open(f"/proc/{pid}/cmdline").read().split("\0")
-        name = open(f"/proc/{pid}/comm").read().strip()
+        name = name_of(pid)
     except OSError:
         continue
-    if "--config" in args:
-        name = os.path.basename(args[args.index("--config") + 1]).removesuffix(".toml")
-    elif name == "basalt" and len(args) > 1:
-        name = args[1]
     totals[name] = totals.get(name, 0) + (int(fields[11]) + int(fields[12])) / hz
 print(json.dumps(totals))'
 }
@@ -250,17 +258,13 @@ profile() {
     perf record -a -F 999 -o "$data" -- sleep "${PROFILE_DURATION%s}" >/dev/null 2>&1 || true
     wait "$loadgen" || true
     # pid -> name for the server's processes, then every sample as "name<TAB>dso<TAB>symbol".
-    tree "$root" | python3 -c '
-import os, sys
+    tree "$root" | python3 -c "$name_of_pid"'
+import sys
 for pid in sys.stdin.read().split():
     try:
-        args = open(f"/proc/{pid}/cmdline").read().split("\0")
+        print(pid, name_of(pid))
     except OSError:
-        continue
-    name = args[1] if len(args) > 1 else "?"
-    if "--config" in args:
-        name = os.path.basename(args[args.index("--config") + 1]).removesuffix(".toml")
-    print(pid, name)' >"$WORK/$server.pids"
+        pass' >"$WORK/$server.pids"
     perf script -i "$data" -F pid,ip,sym,dso 2>/dev/null | python3 -c '
 import collections, json, re, sys
 names = dict(line.split() for line in open(sys.argv[1]))
